@@ -1,0 +1,35 @@
+# Quick start: `make run` and `make test`. Both create .venv when it is missing
+# or older than pyproject.toml, so a fresh clone needs only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python examples/embedded.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check vibe_actors phoenix gateway tests benchmarks examples
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	taskset -c 0 $(BIN)/python -m benchmarks.core
+
+bench-quick: $(STAMP)
+	taskset -c 0 $(BIN)/python -m benchmarks.core --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage

@@ -1,0 +1,130 @@
+"""Gateway load: POST /v1/agents/registry/Ping against a bare ASGI hello-world POST.
+
+Both servers run in turn under the same uvicorn settings, pinned to core 0;
+wrk (Debian's package) runs pinned to core 1, on 127.0.0.1 only, for a fixed
+time per point. The result is the ratio gateway / bare at each connection
+count, measured in the same run::
+
+    .venv/bin/python -m benchmarks.gateway [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+CONNECTIONS = (1, 16, 64, 256)
+LUA = """
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start within {timeout}s")
+
+
+def _seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str, float]:
+    threads = min(connections, 2)
+    command = [
+        "taskset", "-c", "1", "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+        "--latency", "-s", script, url,
+    ]  # fmt: skip
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": _seconds(latency["50"]) * 1e3,
+        "p99_ms": _seconds(latency["99"]) * 1e3,
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def measure(variant: str, duration: int, script: str) -> dict[int, dict[str, float]]:
+    port = free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "benchmarks._gateway_server",
+         "--variant", variant, "--port", str(port)],
+    )  # fmt: skip
+    try:
+        wait_listening(port)
+        path = "/v1/agents/registry/Ping" if variant == "gateway" else "/"
+        run_wrk(f"http://127.0.0.1:{port}{path}", 16, 1, script)  # warm-up
+        return {
+            c: run_wrk(f"http://127.0.0.1:{port}{path}", c, duration, script) for c in CONNECTIONS
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 s per point: proves it runs")
+    parser.add_argument("--json", help="write the raw figures here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian's package)")
+    duration = 1 if args.quick else 5
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(LUA)
+    try:
+        bare = measure("bare", duration, lua.name)
+        gateway = measure("gateway", duration, lua.name)
+    finally:
+        os.unlink(lua.name)
+    print(f"{'conns':>5} {'bare rps':>10} {'gateway rps':>12} {'ratio':>6} "
+          f"{'bare p50/p99 ms':>16} {'gw p50/p99 ms':>16}")  # fmt: skip
+    ratios = {}
+    for c in CONNECTIONS:
+        b, g = bare[c], gateway[c]
+        ratios[c] = g["rps"] / b["rps"]
+        print(f"{c:>5} {b['rps']:>10,.0f} {g['rps']:>12,.0f} {ratios[c]:>6.2f} "
+              f"{b['p50_ms']:>7.2f}/{b['p99_ms']:<8.2f} {g['p50_ms']:>7.2f}/{g['p99_ms']:<8.2f}")  # fmt: skip
+    bad = sum(r["non_2xx"] for r in gateway.values())
+    if bad:
+        print(f"WARNING: {bad:.0f} non-2xx responses from the gateway")
+    if args.json:
+        result: dict[str, Any] = {
+            "bare": bare,
+            "gateway": gateway,
+            "ratio": ratios,
+            "quick": args.quick,
+        }
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""gateway: the HTTP front of a vibe_actors system.
+
+``create_app(system)`` is a plain ASGI callable (mountable in any ASGI app);
+``python -m gateway`` boots the system from wiring.yaml and serves it with
+uvicorn (uvloop, httptools).
+"""
+
+from gateway._app import AppSettings, Gateway, create_app
+from gateway._server import GatewayServer, uvicorn_config
+from gateway._settings import GatewaySettings, SettingsError, parse_settings
+
+__all__ = [
+    "AppSettings",
+    "Gateway",
+    "GatewayServer",
+    "GatewaySettings",
+    "SettingsError",
+    "create_app",
+    "parse_settings",
+    "uvicorn_config",
+]

@@ -1,0 +1,416 @@
+"""The ASGI application: HTTP requests become asks to agents.
+
+``create_app(system)`` returns a plain ASGI callable with no global state; it
+can be served by uvicorn (see :mod:`gateway._server`) or mounted inside
+another ASGI app. It never starts or stops the system: whoever created the
+system owns it.
+
+Routing is a split of the path, not a framework router (Starlette's routing
+cost about 30% of raw ASGI throughput here). The actor hop never blocks the
+event loop: replies come back through ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import secrets
+import time
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import generate_latest
+
+from gateway._catalog import Catalog
+from gateway._http import (
+    BodyTooLarge,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+)
+from gateway._metrics import HttpMetrics
+from gateway._problems import FieldError, Problem, make_problem, problem_for_reply
+from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Ref, UnknownAgent
+
+__all__ = ["AppSettings", "Gateway", "create_app"]
+
+_log = structlog.get_logger("gateway")
+_encode = msgspec.json.Encoder().encode
+_PROBLEM = b"application/problem+json"
+_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+_RETRY_AFTER = (b"retry-after", b"1")
+
+
+class AppSettings(msgspec.Struct, frozen=True):
+    """What the ASGI app needs (a subset of the process's GatewaySettings)."""
+
+    max_body_bytes: int = 1_048_576
+    default_timeout_ms: int = 5_000
+    max_timeout_ms: int = 60_000
+    chaos: bool = False
+    tokens: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"AppSettings(chaos={self.chaos}, tokens={len(self.tokens)} principals)"
+
+
+class _Headers:
+    """The request headers the gateway reads, gathered in one pass."""
+
+    __slots__ = ("authorization", "content_length", "content_type", "request_id", "timeout")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization = self.content_length = self.content_type = None
+        self.timeout = raw_id = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                self.content_type = value
+            elif key == b"content-length":
+                self.content_length = value
+            elif key == b"x-request-id":
+                raw_id = value
+            elif key == b"x-timeout-ms":
+                self.timeout = value
+            elif key == b"authorization":
+                self.authorization = value
+        self.request_id = _request_id(raw_id)
+
+
+class _Reject(Exception):
+    """Ends a request early with a problem (raised and caught inside the app only)."""
+
+    def __init__(self, problem: Problem, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+        self.headers = headers
+
+
+class Gateway:
+    """The ASGI callable. See the module docstring."""
+
+    def __init__(self, system: ActorSystem, settings: AppSettings | None = None) -> None:
+        self.system = system
+        self.settings = settings or AppSettings()
+        self.catalog = Catalog(system)
+        self.metrics = HttpMetrics()
+        self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = _Headers(scope)
+        request_id = headers.request_id
+        method, path = scope["method"], scope["path"]
+        route, status = _ASK_ROUTE, 500
+        try:
+            if method == "POST" and path.startswith("/v1/agents/") and path.count("/") == 4:
+                # The hot path, first: POST /v1/agents/{name}/{type}.
+                self._authenticate(headers, request_id)
+                name, _, tag = path[11:].partition("/")
+                status = await self._ask(name, tag, headers, receive, send)
+            else:
+                route = _route_of(path)
+                status = await self._dispatch(scope, headers, receive, send)
+        except _Reject as reject:
+            status = reject.problem.status
+            await self._problem(send, reject.problem, reject.headers)
+        except ClientDisconnected:
+            status = 499
+        except Exception:  # noqa: BLE001 - a genuine bug: logged in full, answered without details
+            _log.exception("request_failed", request_id=request_id, path=scope["path"])
+            status = 500
+            problem = make_problem(
+                500, "internal", "internal error; see the server log", request_id
+            )
+            await self._problem(send, problem, ())
+        self.metrics.observe(route, method, status, time.perf_counter() - started)
+
+    async def _problem(
+        self, send: Send, problem: Problem, headers: tuple[tuple[bytes, bytes], ...]
+    ) -> None:
+        extra = ((b"x-request-id", problem.request_id.encode()), *headers)
+        await respond(send, problem.status, _encode(problem), _PROBLEM, extra)
+
+    async def _dispatch(self, scope: Scope, headers: _Headers, receive: Receive, send: Send) -> int:
+        request_id = headers.request_id
+        parts = scope["path"].strip("/").split("/")
+        method = scope["method"]
+        ok = ((b"x-request-id", request_id.encode()),)
+        if parts[0] in ("healthz", "readyz", "metrics") and len(parts) == 1:
+            _allow(method, "GET", request_id)
+            status, body, kind = self._probe(parts[0])
+            await respond(send, status, body, kind, ok)
+            return status
+        if parts[0] != "v1" or len(parts) < 2:
+            raise _Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
+        self._authenticate(headers, request_id)
+        return await self._v1(parts[1:], scope, headers, receive, send)
+
+    async def _v1(
+        self, parts: list[str], scope: Scope, headers: _Headers, receive: Receive, send: Send
+    ) -> int:
+        method, head, request_id = scope["method"], parts[0], headers.request_id
+        ok = ((b"x-request-id", request_id.encode()),)
+        if head == "agents" and len(parts) == 3:
+            _allow(method, "POST", request_id)
+            return await self._ask(parts[1], parts[2], headers, receive, send)
+        if head == "agents" and len(parts) in (1, 2):
+            _allow(method, "GET", request_id)
+            if len(parts) == 1:
+                body = _encode(self.catalog.agents())
+            else:
+                body = _encode(self._agent(parts[1], request_id))
+            await respond(send, 200, body, extra=ok)
+            return 200
+        if head in ("tree", "openapi.json") and len(parts) == 1:
+            _allow(method, "GET", request_id)
+            body = _encode(self.system.tree() if head == "tree" else self.catalog.openapi())
+            await respond(send, 200, body, extra=ok)
+            return 200
+        if (
+            head == "chaos"
+            and self.settings.chaos
+            and len(parts) == 3
+            and parts[2] in ("crash", "hang")
+        ):
+            _allow(method, "POST", request_id)
+            self._chaos(parts[1], parts[2], scope, request_id)
+            await respond(send, 202, b'{"status":"accepted"}', extra=ok)
+            return 202
+        raise _Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
+
+    # -- asks ------------------------------------------------------------------
+
+    async def _ask(
+        self, name: str, tag: str, headers: _Headers, receive: Receive, send: Send
+    ) -> int:
+        request_id = headers.request_id
+        message_type, decoder, ref = self._message_type(name, tag, request_id)
+        _require_json(headers.content_type, request_id)
+        timeout = self._timeout(headers.timeout, request_id)
+        body = await self._body(headers.content_length, receive, request_id)
+        message = self._decode(message_type, decoder, body, request_id)
+        status = self.system.status(name)
+        if status is not AgentStatus.RUNNING:
+            raise _Reject(
+                make_problem(
+                    503, "agent-unavailable", f"agent {name!r} is {status.value}", request_id
+                ),
+                (_RETRY_AFTER,),
+            )
+        reply = await ref.ask_async(
+            message, timeout=timeout, request_id=request_id, raise_errors=False
+        )
+        if isinstance(reply, ErrorReply):
+            problem = problem_for_reply(reply, request_id)
+            retry = (_RETRY_AFTER,) if problem.status in (429, 503) else ()
+            raise _Reject(problem, retry)
+        ok = ((b"x-request-id", request_id.encode()),)
+        if reply is None:
+            await respond(send, 204, b"", extra=ok)
+            return 204
+        await respond(send, 200, _encode(reply), extra=ok)
+        return 200
+
+    def _message_type(self, name: str, tag: str, request_id: str) -> tuple[type, Any, Ref]:
+        found = self.catalog.lookup(name, tag)
+        if found is not None:
+            return found
+        try:
+            types = self.catalog.types(name)
+        except UnknownAgent:
+            raise _Reject(
+                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
+            ) from None
+        message_type = types.get(tag)
+        if message_type is None:
+            known = ", ".join(sorted(types))
+            detail = f"agent {name!r} has no message type {tag!r} (it accepts: {known})"
+            raise _Reject(make_problem(404, "unknown-message-type", detail, request_id))
+        return message_type, self.catalog.decoder(message_type), self.system.ref(name)
+
+    def _timeout(self, raw: bytes | None, request_id: str) -> float:
+        if raw is None:
+            return self.settings.default_timeout_ms / 1000
+        if not raw.isdigit() or int(raw) == 0:
+            detail = "X-Timeout-Ms must be a positive integer (milliseconds)"
+            raise _Reject(make_problem(400, "bad-timeout", detail, request_id))
+        return min(int(raw), self.settings.max_timeout_ms) / 1000
+
+    async def _body(self, declared: bytes | None, receive: Receive, request_id: str) -> bytes:
+        limit = self.settings.max_body_bytes
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            return await read_body(receive, limit)
+        except BodyTooLarge:
+            detail = f"the body is over {limit} bytes"
+            raise _Reject(make_problem(413, "body-too-large", detail, request_id)) from None
+
+    def _decode(self, message_type: type, decoder: Any, body: bytes, request_id: str) -> Any:
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            message, _, path = text.rpartition(" - at `")
+            error = FieldError(path=path.rstrip("`") or "$", message=message or text)
+            detail = f"the body is not a valid {message_type.__name__}: {text}"
+            raise _Reject(make_problem(422, "invalid-body", detail, request_id, [error])) from None
+        except msgspec.DecodeError as exc:
+            raise _Reject(
+                make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id)
+            ) from None
+
+    # -- the rest ----------------------------------------------------------------
+
+    def _authenticate(self, headers: _Headers, request_id: str) -> str | None:
+        if not self._tokens:
+            return None
+        raw = headers.authorization or b""
+        scheme, _, presented = raw.partition(b" ")
+        principal = None
+        for candidate, token in self._tokens:  # no early exit: constant time in the token list
+            if hmac.compare_digest(presented, token) and scheme.lower() == b"bearer":
+                principal = candidate
+        if principal is None:
+            problem = make_problem(
+                401, "unauthorized", "a valid bearer token is required", request_id
+            )
+            raise _Reject(problem, ((b"www-authenticate", b'Bearer realm="vibe"'),))
+        return principal
+
+    def _probe(self, name: str) -> tuple[int, bytes, bytes]:
+        if name == "healthz":
+            return 200, b'{"status":"ok"}', b"application/json"
+        if name == "metrics":
+            text = generate_latest(self.system.registry) + generate_latest(self.metrics.registry)
+            return 200, text, _METRICS_TYPE
+        failing = self._not_ready()
+        if failing:
+            return 503, _encode({"status": "not_ready", "failing": failing}), b"application/json"
+        return 200, b'{"status":"ready"}', b"application/json"
+
+    def _not_ready(self) -> list[str]:
+        if not self.system.running:
+            return ["system"]
+        return [
+            node.name
+            for node in self.system.walk()
+            if node.restart == "permanent" and node.status != "running"
+        ]
+
+    def _agent(self, name: str, request_id: str) -> dict[str, Any]:
+        node = next(
+            (n for n in self.system.walk() if n.name == name and n.kind != "supervisor"), None
+        )
+        if node is None:
+            raise _Reject(
+                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
+            )
+        info = msgspec.structs.asdict(self.catalog.info(node))
+        info["schemas"] = self.catalog.schemas(name)
+        return info
+
+    def _chaos(self, name: str, kind: str, scope: Scope, request_id: str) -> None:
+        seconds = 0.0
+        if kind == "hang":
+            query = dict(
+                p.partition("=")[::2]
+                for p in scope.get("query_string", b"").decode().split("&")
+                if p
+            )
+            try:
+                seconds = float(query.get("seconds", "1"))
+            except ValueError:
+                raise _Reject(
+                    make_problem(400, "bad-seconds", "seconds must be a number", request_id)
+                ) from None
+        try:
+            self.system.inject_fault(name, kind, seconds)
+        except UnknownAgent:
+            raise _Reject(
+                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
+            ) from None
+        _log.warning(
+            "chaos_injected", agent=name, fault=kind, seconds=seconds, request_id=request_id
+        )
+
+
+def create_app(system: ActorSystem, settings: AppSettings | None = None) -> Gateway:
+    """The gateway ASGI app for a (started) ``system``."""
+    return Gateway(system, settings)
+
+
+def _allow(method: str, allowed: str, request_id: str) -> None:
+    if method != allowed and not (allowed == "GET" and method == "HEAD"):
+        problem = make_problem(405, "method-not-allowed", f"use {allowed}", request_id)
+        raise _Reject(problem, ((b"allow", allowed.encode()),))
+
+
+def _require_json(raw: bytes | None, request_id: str) -> None:
+    if raw == b"application/json":
+        return
+    content_type = (raw or b"").split(b";")[0].strip().lower()
+    if content_type != b"application/json":
+        detail = "the body must be application/json"
+        raise _Reject(make_problem(415, "unsupported-media-type", detail, request_id))
+
+
+_ASK_ROUTE = "/v1/agents/{name}/{type}"
+_TEMPLATES = {
+    ("agents", 1): "/v1/agents",
+    ("agents", 2): "/v1/agents/{name}",
+    ("agents", 3): "/v1/agents/{name}/{type}",
+    ("tree", 1): "/v1/tree",
+    ("openapi.json", 1): "/v1/openapi.json",
+    ("topics", 3): "/v1/topics/{topic}/events",
+}
+
+
+def _route_of(path: str) -> str:
+    """The route template for metrics labels (bounded cardinality)."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 1 and parts[0] in ("healthz", "readyz", "metrics"):
+        return "/" + parts[0]
+    if parts[0] != "v1" or len(parts) < 2:
+        return "unmatched"
+    if parts[1] == "chaos" and len(parts) == 4 and parts[3] in ("crash", "hang"):
+        return f"/v1/chaos/{{name}}/{parts[3]}"
+    return _TEMPLATES.get((parts[1], len(parts) - 1), "unmatched")
+
+
+# Generated request ids: a random per-process prefix and a counter. Unique and
+# unguessable enough for correlation, and ~10x cheaper than uuid4 (no syscall).
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def _request_id(raw: bytes | None) -> str:
+    if raw and _printable(raw):
+        return raw.decode("ascii")
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+def _printable(raw: bytes) -> bool:
+    return len(raw) <= 128 and all(33 <= c < 127 for c in raw)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # The system's lifetime belongs to whoever created it; just acknowledge.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,68 @@
+"""HTTP metrics, counted on the event loop thread and exposed at scrape time.
+
+``vibe_http_requests_total{route,method,status}`` and
+``vibe_http_request_duration_seconds{route}``; ``route`` is the route
+template (``/v1/agents/{name}/{type}``), never the raw path, so label
+cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["HttpMetrics"]
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _RouteTimes:
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+        self.total = 0.0
+
+
+class HttpMetrics(Collector):
+    """Counters for one gateway app; written only from its event loop thread."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._times: dict[str, _RouteTimes] = {}
+        self.registry.register(self)
+        ProcessCollector(registry=self.registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one finished request."""
+        key = (route, method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        times = self._times.get(route)
+        if times is None:
+            times = self._times[route] = _RouteTimes()
+        times.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        times.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "vibe_http_requests", "HTTP requests by route template, method and status.",
+            labels=["route", "method", "status"],
+        )  # fmt: skip
+        for (route, method, status), count in list(self._requests.items()):
+            requests.add_metric([route, method, str(status)], count)
+        durations = HistogramMetricFamily(
+            "vibe_http_request_duration_seconds", "HTTP request latency.", labels=["route"]
+        )
+        for route, times in list(self._times.items()):
+            running, cumulative = 0, []
+            for bound, count in zip((*_BUCKETS, float("inf")), times.buckets, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            durations.add_metric([route], cumulative, times.total)
+        yield requests
+        yield durations

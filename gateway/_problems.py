@@ -1,0 +1,83 @@
+"""application/problem+json (RFC 9457) responses.
+
+Every error the gateway returns is a :class:`Problem`; a traceback never is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["STATUS_TITLES", "FieldError", "Problem", "make_problem", "problem_for_reply"]
+
+STATUS_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One validation failure: the JSON path of the field and what was wrong."""
+
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A problem details object; ``type`` names the kind of problem (a relative URI)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    errors: list[FieldError] | None = None
+    #: The agent's typed error reply, when the problem is one.
+    reply: Any = None
+
+
+def make_problem(
+    status: int,
+    slug: str,
+    detail: str,
+    request_id: str,
+    errors: list[FieldError] | None = None,
+    reply: Any = None,
+) -> Problem:
+    """A :class:`Problem` of ``status`` whose ``type`` is ``/problems/<slug>``."""
+    return Problem(
+        type=f"/problems/{slug}",
+        title=STATUS_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        request_id=request_id,
+        errors=errors,
+        reply=reply,
+    )
+
+
+def problem_for_reply(reply: Any, request_id: str) -> Problem:
+    """Map an agent's :class:`ErrorReply` to a problem, using its ``http_status``."""
+    status = int(getattr(reply, "http_status", 500))
+    name = type(reply).__name__
+    slug = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+    detail = getattr(reply, "detail", "") or _describe(reply)
+    return make_problem(status, slug, detail, request_id, reply=reply)
+
+
+def _describe(reply: Any) -> str:
+    fields = getattr(reply, "__struct_fields__", ())
+    parts = [f"{f}={getattr(reply, f)}" for f in fields if f != "detail"]
+    return f"{type(reply).__name__}: {', '.join(parts)}" if parts else type(reply).__name__

@@ -1,0 +1,105 @@
+"""Serving the gateway with uvicorn (uvloop, httptools), with a clean drain.
+
+uvicorn 0.29+ re-raises a captured SIGTERM after its graceful shutdown, so a
+plain ``Server.serve()`` exits with -15. The gateway's contract is exit 0
+after a clean drain, so :class:`GatewayServer` installs its own handlers:
+SIGTERM/SIGINT stop accepting and drain (a second SIGINT forces), SIGHUP
+calls the reload hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+import structlog
+import uvicorn
+
+from vibe_actors import ActorSystem, SystemFailed
+
+__all__ = ["GatewayServer", "uvicorn_config", "watch_system"]
+
+_log = structlog.get_logger("gateway.server")
+
+
+def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Config:
+    """The one uvicorn configuration (used by the gateway and by its benchmark baseline)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        limit_concurrency=limits.get("max_concurrency"),
+        timeout_keep_alive=limits.get("keep_alive_timeout", 5),
+        timeout_graceful_shutdown=limits.get("drain_timeout"),
+        backlog=limits.get("backlog", 2048),
+    )
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server with the gateway's signal handling (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, on_reload: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_reload = on_reload
+        self.started_event = threading.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # embedded in a thread (tests, another app): the owner stops it
+            return
+        loop = asyncio.get_running_loop()
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        for sig in handled:
+            loop.add_signal_handler(sig, self._signal, sig)
+        try:
+            yield
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    def _signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:
+            if self._on_reload is not None:
+                asyncio.get_running_loop().run_in_executor(None, self._reload)
+            return
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        _log.info("shutdown_requested", signal=signal.Signals(sig).name)
+
+    def _reload(self) -> None:
+        assert self._on_reload is not None
+        try:
+            self._on_reload()
+        except Exception:  # noqa: BLE001 - a failed reload changes nothing and is reported
+            _log.exception("reload_failed")
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+
+def watch_system(system: ActorSystem, server: GatewayServer) -> threading.Thread:
+    """Stop serving if the system fails on its own (the root gave up)."""
+
+    def wait() -> None:
+        try:
+            system.wait()
+        except SystemFailed as exc:
+            _log.critical("system_failed_stopping_server", reason=exc.reason)
+            server.should_exit = True
+
+    thread = threading.Thread(target=wait, name="gateway:watch-system", daemon=True)
+    thread.start()
+    return thread

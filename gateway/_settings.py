@@ -1,0 +1,151 @@
+"""Gateway settings: one validated struct, from command-line flags and VIBE_* variables.
+
+Precedence: a flag given on the command line, else its environment variable,
+else the default. Every problem is reported at once, one line each, naming the
+flag and its variable; a token never appears in any message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import msgspec
+
+__all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
+
+
+class SettingsError(ValueError):
+    """Invalid gateway configuration; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the gateway process needs to know."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    wiring: str = "wiring.yaml"
+    data_dir: str = "./var"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    chaos: bool = False
+    #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
+    tokens: dict[str, str] = {}
+    max_body_bytes: int = 1_048_576
+    default_timeout_ms: int = 5_000
+    max_timeout_ms: int = 60_000
+    max_concurrency: int = 1_000
+    drain_timeout: float = 30.0
+    keep_alive_timeout: int = 5
+
+    def __repr__(self) -> str:
+        # Tokens are secrets: never in a repr, a log line or an error message.
+        shown = {f: getattr(self, f) for f in self.__struct_fields__ if f != "tokens"}
+        shown["tokens"] = {principal: "***" for principal in self.tokens}
+        return f"GatewaySettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1..65535, got {self.port}")
+        for name in ("max_body_bytes", "default_timeout_ms", "max_timeout_ms", "max_concurrency"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
+
+
+#: flag -> (environment variable, help). Flags map to fields by name.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "host": ("VIBE_HOST", "interface to listen on"),
+    "port": ("VIBE_PORT", "TCP port to listen on"),
+    "wiring": ("VIBE_WIRING", "the wiring.yaml that describes the supervision tree"),
+    "data_dir": ("VIBE_DATA_DIR", "directory for the agents' durable data (SQLite files)"),
+    "log_level": ("VIBE_LOG_LEVEL", "debug, info, warning or error"),
+    "log_format": ("VIBE_LOG_FORMAT", "json (one object per line) or console (for people)"),
+    "chaos": ("VIBE_CHAOS", "enable POST /v1/chaos/{name}/crash|hang (never in production)"),
+    "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
+    "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
+    "max_timeout_ms": ("VIBE_MAX_TIMEOUT_MS", "largest X-Timeout-Ms honoured"),
+    "max_concurrency": ("VIBE_MAX_CONCURRENCY", "connections+requests at once (503 beyond)"),
+    "drain_timeout": ("VIBE_DRAIN_TIMEOUT", "seconds to finish in-flight requests on SIGTERM"),
+    "keep_alive_timeout": (
+        "VIBE_KEEP_ALIVE_TIMEOUT",
+        "seconds an idle keep-alive connection lives",
+    ),
+}
+
+
+_FIELD_TYPES = {field.name: field.type for field in msgspec.structs.fields(GatewaySettings)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway",
+        description="Start the actor system from wiring.yaml and serve it over HTTP.",
+        epilog="Every flag can also be set by its VIBE_* variable. Bearer tokens come only from "
+        "VIBE_TOKENS ('principal:token,...') or VIBE_TOKENS_FILE (one 'principal:token' a line).",
+    )
+    for field, (env, text) in _OPTIONS.items():
+        flag = "--" + field.replace("_", "-")
+        if field == "chaos":
+            parser.add_argument(flag, action="store_true", default=None, help=f"{text} [{env}]")
+        else:
+            parser.add_argument(flag, dest=field, default=None, help=f"{text} [{env}]")
+    return parser
+
+
+def _tokens(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    raw = environ.get("VIBE_TOKENS", "")
+    source = "VIBE_TOKENS"
+    if not raw and environ.get("VIBE_TOKENS_FILE"):
+        source = f"VIBE_TOKENS_FILE ({environ['VIBE_TOKENS_FILE']})"
+        try:
+            with open(environ["VIBE_TOKENS_FILE"], encoding="utf-8") as handle:
+                raw = ",".join(line.strip() for line in handle if line.strip())
+        except OSError as exc:
+            problems.append(f"{source}: cannot read: {exc.strerror}")
+            return {}
+    tokens: dict[str, str] = {}
+    for number, pair in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
+        principal, sep, token = pair.partition(":")
+        if not sep or not principal or not token:
+            problems.append(f"{source}: entry {number} is not 'principal:token'")  # no secret
+        else:
+            tokens[principal] = token
+    return tokens
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> GatewaySettings:
+    """Build the settings; raises :class:`SettingsError` listing every problem."""
+    environ = os.environ if environ is None else environ
+    args = vars(_parser().parse_args(argv))
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for field, (env, _) in _OPTIONS.items():
+        value = args.get(field)
+        if value is None and env in environ:
+            value = environ[env]
+            if field == "chaos":
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+        if value is None:
+            continue
+        try:
+            values[field] = msgspec.convert(value, _FIELD_TYPES[field], strict=False)
+        except msgspec.ValidationError as exc:
+            flag = "--" + field.replace("_", "-")
+            problems.append(f"{flag} / {env}: {exc} (got {value!r})".replace(" - at `$`", ""))
+    values["tokens"] = _tokens(environ, problems)
+    if problems:
+        raise SettingsError(problems)
+    try:
+        return GatewaySettings(**values)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise SettingsError([str(exc)]) from exc

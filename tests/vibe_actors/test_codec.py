@@ -1,0 +1,116 @@
+"""The codec: every message round-trips through msgpack and JSON (hypothesis)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vibe_actors import (
+    AgentCrashed,
+    CodecError,
+    DeadlineExceeded,
+    MailboxFull,
+    Message,
+    Ping,
+    Pong,
+    Terminated,
+    Unavailable,
+    UnknownMessage,
+    decode_json,
+    decode_msgpack,
+    encode_json,
+    encode_msgpack,
+)
+from vibe_actors._codec import roundtrip
+
+from tests.vibe_actors.agents import Add, Echo, Echoed
+
+RUNTIME_MESSAGES = [
+    Ping, Pong, Terminated, AgentCrashed, MailboxFull, DeadlineExceeded, Unavailable,
+    UnknownMessage, Add, Echo, Echoed,
+]  # fmt: skip
+Union = (
+    Ping
+    | Pong
+    | Terminated
+    | AgentCrashed
+    | MailboxFull
+    | DeadlineExceeded
+    | Unavailable
+    | UnknownMessage
+    | Add
+    | Echo
+    | Echoed
+)
+
+text = st.text(max_size=50)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # msgpack's range
+messages = st.one_of(
+    st.builds(Ping),
+    st.builds(Pong, agent=text, incarnation=ints),
+    st.builds(Terminated, agent=text, reason=text),
+    st.builds(AgentCrashed, agent=text, error=text, detail=text),
+    st.builds(
+        MailboxFull, agent=text, capacity=st.integers(min_value=0, max_value=2**63 - 1), detail=text
+    ),
+    st.builds(DeadlineExceeded, agent=text, timeout=finite),
+    st.builds(Unavailable, agent=text, reason=text),
+    st.builds(UnknownMessage, agent=text, message_type=text),
+    st.builds(Add, n=ints, key=text),
+    st.builds(Echo, text=text),
+    st.builds(Echoed, text=text, by=text, incarnation=st.integers(min_value=0, max_value=2**32)),
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(messages)
+def test_round_trip_through_msgpack_and_json_as_a_tagged_union(message):
+    assert decode_msgpack(encode_msgpack(message), Union) == message
+    assert decode_json(encode_json(message), Union) == message
+    assert roundtrip(message) == message
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise_anything_but_codec_error(data):
+    for decode in (decode_msgpack, decode_json):
+        try:
+            decode(data, Union)
+        except CodecError as exc:
+            assert exc.message
+            assert exc.path.startswith("$")
+
+
+def test_json_tag_is_the_class_name():
+    assert encode_json(Add(n=1)) == b'{"type":"Add","n":1,"key":""}'
+
+
+def test_decode_error_names_the_field():
+    with pytest.raises(CodecError) as info:
+        decode_json(b'{"type":"Add","n":"one"}', Union)
+    assert info.value.path == "$.n"
+    assert "Expected `int`, got `str`" in info.value.message
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(CodecError, match="unknown field `extra`"):
+        decode_json(b'{"type":"Ping","extra":1}', Union)
+
+
+def test_messages_are_frozen():
+    with pytest.raises(AttributeError):
+        Add(n=1).n = 2  # type: ignore[misc]
+
+
+def test_unencodable_message_fails_at_send_under_serialize_messages(make_system):
+    from tests.conftest import worker
+
+    class Bad(Message):
+        payload: object
+
+    system = make_system([worker("w")])
+    with pytest.raises((TypeError, msgspec.EncodeError)):
+        system.tell("w", Bad(payload=object()))

@@ -1,0 +1,372 @@
+"""Agent: the base class of every actor, over ``pykka.ThreadingActor``.
+
+Pykka supplies the thread and the actor's identity; the receive loop is ours,
+because Pykka's differs from OTP's where it matters: a failing ask keeps a
+Pykka actor alive while a failing tell kills it, ``on_start`` raising calls no
+hook, and its teardown drains the inbox. Here every handler exception is a
+crash that goes to the supervisor, a start failure reaches the supervisor
+through the start handshake, and the mailbox outlives the incarnation so that
+a restarted agent finds the messages that were queued for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left as _bisect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pykka
+import structlog
+
+from vibe_actors._envelope import Control, Envelope
+from vibe_actors._errors import InjectedCrash
+from vibe_actors._handlers import collect_handlers, handler, return_types
+from vibe_actors._messages import (
+    AgentCrashed,
+    ErrorReply,
+    Message,
+    Ping,
+    Pong,
+)
+from vibe_actors._signals import InjectedFault
+from vibe_actors._stats import DURATION_BUCKETS, Outcome
+
+if TYPE_CHECKING:
+    from vibe_actors._cell import Cell
+    from vibe_actors._future import ReplyFuture
+    from vibe_actors._ref import Ref
+    from vibe_actors._system import ActorSystem
+    from vibe_actors._timers import TimerHandle
+
+__all__ = ["Agent", "Deferred"]
+
+_perf = time.perf_counter
+_monotonic = time.monotonic
+
+
+class Deferred:
+    """A reply the handler will give later (see :meth:`Agent.defer`).
+
+    :meth:`resolve` may be called from any thread, once; later calls do nothing.
+    """
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: ReplyFuture | None) -> None:
+        self._future = future
+
+    def resolve(self, reply: Any) -> None:
+        """Send ``reply`` to the asker (nothing happens for a tell)."""
+        if self._future is not None:
+            self._future.resolve(reply)
+
+
+_DEFERRED = object()
+
+
+class Agent(pykka.ThreadingActor):
+    """Base class of every agent.
+
+    Define one method per message type with :func:`handler`; the type comes
+    from the annotation. A handler's return value is the reply to an ask
+    (ignored for a tell). Every agent answers :class:`Ping` with :class:`Pong`.
+
+    Failure contract:
+
+    * A handler that raises crashes this incarnation, for tell and ask alike:
+      the asker of that message gets :class:`AgentCrashed` at once, the message
+      is not retried, :meth:`on_failure` runs, and the supervisor decides.
+      Messages still queued stay in the mailbox for the next incarnation.
+    * The runtime constructs agents itself: do not call ``start()``. An
+      ``__init__`` override takes no arguments and must call
+      ``super().__init__()``; read settings from :attr:`config`.
+    """
+
+    use_daemon_thread: ClassVar[bool] = True
+    #: The msgspec Struct that validates this agent's ``config`` (Phoenix uses it).
+    Config: ClassVar[type | None] = None
+    _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handlers = collect_handlers(cls)
+
+    # -- construction (by the runtime only) -------------------------------
+
+    _cell: Cell
+    incarnation: int
+
+    @classmethod
+    def _incarnate(cls, cell: Cell, incarnation: int) -> Agent:
+        agent = cls.__new__(cls)
+        agent._cell = cell
+        agent.incarnation = incarnation
+        agent.__init__()  # type: ignore[misc]
+        return agent
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Set to make the loop return after the current message (stop or retire).
+        self._halt = False
+        #: Replaced (abandoned or hung): handle nothing more, skip on_stop.
+        self._retired = False
+        self._normal_stop = False
+        self._current: Envelope | None = None
+        self._timers: dict[Any, TimerHandle] = {}
+        self._watching: set[str] = set()
+        self.started = threading.Event()
+        self.start_error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        self.log = structlog.get_logger("vibe_actors.agent").bind(
+            agent=self._cell.name, incarnation=self.incarnation
+        )
+
+    def _create_actor_inbox(self) -> Any:  # type: ignore[override]
+        # The mailbox belongs to the cell and outlives this incarnation.
+        return self._cell.mailbox
+
+    def _start_actor_loop(self) -> None:
+        self.thread = threading.Thread(
+            target=self._actor_loop,
+            name=f"vibe:{self._cell.name}#{self.incarnation}",
+            daemon=True,
+        )
+        self.thread.start()
+
+    # -- what a handler may use ------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """This agent's name (the same across restarts)."""
+        return self._cell.name
+
+    @property
+    def config(self) -> Any:
+        """The ``config`` of this agent's child spec (``None`` when it has none)."""
+        return self._cell.config
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system this agent runs in."""
+        return self._cell.system
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The envelope being handled (request id, sender, deadline), else ``None``."""
+        return self._current
+
+    @property
+    def mailbox_size(self) -> int:
+        """Messages waiting behind the current one."""
+        return self._cell.mailbox.qsize()
+
+    def ref(self, name: str) -> Ref:
+        """A ref to another agent; sends through it carry this agent as sender."""
+        return self._cell.system.ref(name, sender=self._cell.name)
+
+    def defer(self) -> Deferred:
+        """Reply later: the current ask stays open until the returned handle resolves.
+
+        Used for batching (group commit): collect the handles, then resolve
+        them when the batch is durable. Outside a handler it raises RuntimeError.
+        """
+        env = self._current
+        if env is None:
+            raise RuntimeError("defer() is only valid inside a handler")
+        future, env.reply = env.reply, None  # the loop will not reply for this message
+        return Deferred(future)
+
+    def stop(self) -> None:  # type: ignore[override]
+        """Stop this agent normally after the current message.
+
+        A transient or temporary agent that stops this way is not restarted; a
+        permanent one is (OTP semantics).
+        """
+        self._normal_stop = True
+        self._halt = True
+        self._cell.mailbox.put_system(Control(self.incarnation))
+
+    def watch(self, name: str) -> None:
+        """Receive :class:`Terminated` when ``name`` stops for good (at once if it has)."""
+        self._watching.add(name)
+        self._cell.system._watch(self._cell.name, name)
+
+    def unwatch(self, name: str) -> None:
+        """Stop watching ``name``; a Terminated already queued may still arrive."""
+        self._watching.discard(name)
+        self._cell.system._unwatch(self._cell.name, name)
+
+    def start_timer(self, key: Any, message: Any, delay: float, *, repeat: bool = False) -> None:
+        """Send ``message`` to self after ``delay`` s (every ``delay`` s if ``repeat``).
+
+        Replaces a timer with the same key. Every timer is cancelled when this
+        incarnation stops or crashes, so a restarted agent starts with none.
+        """
+        self.cancel_timer(key)
+        timers = self._cell.system._timers
+        deliver = self._cell.deliver_timer
+        if repeat:
+            handle = timers.call_every(delay, deliver, self.incarnation, message)
+        else:
+            handle = timers.call_later(delay, deliver, self.incarnation, message)
+        self._timers[key] = handle
+
+    def cancel_timer(self, key: Any) -> bool:
+        """Cancel the timer ``key``; returns whether one was active."""
+        handle = self._timers.pop(key, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        return True
+
+    # -- lifecycle hooks ---------------------------------------------------
+
+    def on_start(self) -> None:
+        """Runs in the agent's thread before the first message.
+
+        If it raises, the incarnation never serves: the supervisor that started
+        it gets the exception as the start failure (initial start: the whole
+        start fails with :class:`StartFailed`; restart: it counts as another
+        failure toward the restart intensity). :meth:`on_stop` is not called.
+        """
+
+    def on_stop(self) -> None:
+        """Runs in the agent's thread after its last message on a graceful stop.
+
+        Called on shutdown and when a supervisor restarts this agent because
+        of a sibling. Not called after a crash (see :meth:`on_failure`). If it
+        raises, the error is logged and the stop completes.
+        """
+
+    def on_failure(self, error: BaseException) -> None:
+        """Runs in the agent's thread right after a handler raised ``error``.
+
+        For releasing resources before the supervisor acts. If it raises, that
+        error is logged and the crash proceeds with the original error.
+        """
+
+    @handler
+    def _ping(self, msg: Ping) -> Pong:
+        return Pong(agent=self._cell.name, incarnation=self.incarnation)
+
+    @handler
+    def _injected_fault(self, fault: InjectedFault) -> None:
+        if fault.kind == "crash":
+            raise InjectedCrash(f"injected crash in {self._cell.name}")
+        threading.Event().wait(fault.seconds)  # a hang: the thread is busy, the mailbox waits
+
+    @classmethod
+    def reply_types(cls, message_type: type) -> tuple[type, ...]:
+        """The reply types the handler of ``message_type`` declares (its return annotation)."""
+        fn = cls._handlers.get(message_type)
+        return () if fn is None else return_types(fn)
+
+    @classmethod
+    def message_types(cls) -> tuple[type[Message], ...]:
+        """The public message types this agent handles (its protocol)."""
+        return tuple(t for t in cls._handlers if issubclass(t, Message))
+
+    # -- the receive loop ----------------------------------------------------
+
+    def _actor_loop(self) -> None:
+        cell = self._cell
+        try:
+            self.on_start()
+        except Exception as exc:  # noqa: BLE001 - a start failure goes to the supervisor
+            self.start_error = exc
+            self._finish()
+            self.started.set()
+            return
+        if not self._retired:
+            cell.mark_running()  # before serving, so no reply can precede "running"
+        self.started.set()
+        crash = self._serve(cell)
+        if crash is not None:
+            self._run_hook("on_failure", self.on_failure, crash)
+            self._finish()
+            cell.incarnation_crashed(self, crash)
+        else:
+            if not self._retired:
+                self._run_hook("on_stop", self.on_stop)
+            self._finish()
+            cell.incarnation_stopped(self)
+
+    def _serve(self, cell: Cell) -> BaseException | None:
+        # The hot path: everything is a local, statistics are updated inline
+        # (see AgentStats.record), and one flag load per message decides
+        # whether to stop.
+        get = cell.mailbox.get
+        handlers = self._handlers
+        stats = cell.stats
+        ok, ok_get = stats.ok, stats.ok.get
+        error_reply, buckets, sums = stats.error_reply, stats.buckets, stats.duration_sum
+        bounds = DURATION_BUCKETS
+        name = cell.name
+        while True:
+            env = get()
+            if env.__class__ is Control:
+                if self._halt:
+                    return None
+                continue
+            if self._retired:
+                # Replaced while waiting: hand the message to the current incarnation.
+                cell.mailbox.put_system(env)
+                return None
+            msg = env.message
+            cls = msg.__class__
+            deadline = env.deadline
+            if deadline is not None and _monotonic() > deadline:
+                stats.count(cls, Outcome.EXPIRED)
+                cell.expired(env)
+                continue
+            fn = handlers.get(cls)
+            if fn is None:
+                stats.count(cls, Outcome.UNHANDLED)
+                cell.unhandled(env)
+                continue
+            self._current = env
+            started = _perf()
+            try:
+                result = fn(self, msg)
+            except Exception as exc:  # noqa: BLE001 - a crash: reported, then supervised
+                stats.record(cls, Outcome.CRASHED, _perf() - started)
+                self._current = None
+                if env.reply is not None:
+                    env.reply.resolve(AgentCrashed(agent=name, error=_short(exc)))
+                cell.log_crash(self, env, exc)
+                return exc
+            elapsed = _perf() - started
+            buckets[_bisect(bounds, elapsed)] += 1
+            sums[0] += elapsed
+            if isinstance(result, ErrorReply):
+                error_reply[cls] = error_reply.get(cls, 0) + 1
+            else:
+                ok[cls] = ok_get(cls, 0) + 1
+            self._current = None
+            reply = env.reply  # None for a tell, or after defer()
+            if reply is not None:
+                reply.resolve(result)
+            if self._halt:
+                return None
+
+    def _finish(self) -> None:
+        self._cancel_timers()
+        self.actor_stopped.set()
+
+    def _cancel_timers(self) -> None:
+        for handle in list(self._timers.values()):
+            handle.cancel()
+        self._timers.clear()
+
+    def _run_hook(self, hook: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a hook's error is logged; the stop or crash completes
+            self.log.exception("hook_failed", hook=hook)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -1,0 +1,44 @@
+"""Envelopes: a message plus the metadata the runtime needs to deliver it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from vibe_actors._future import ReplyFuture
+
+__all__ = ["Control", "Envelope"]
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """One message in a mailbox.
+
+    ``deadline`` is a ``time.monotonic()`` instant or ``None`` (tells); an ask
+    whose deadline passed before its handler starts is not executed.
+    ``attempt`` counts redeliveries (0 for the first). A C-level struct, not
+    tracked by the garbage collector (it never takes part in a cycle): building
+    one is on every send's path.
+    """
+
+    message: Any
+    reply: ReplyFuture | None = None
+    request_id: str | None = None
+    sender: str | None = None
+    deadline: float | None = None
+    attempt: int = 0
+
+
+class Control:
+    """A wake-up put into a mailbox to make one incarnation's loop check its stop flag.
+
+    It carries the incarnation number so that a later incarnation reading the
+    same mailbox ignores it. It bypasses the mailbox bound and is never a
+    dead letter.
+    """
+
+    __slots__ = ("incarnation",)
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation

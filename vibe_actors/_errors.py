@@ -1,0 +1,139 @@
+"""Exceptions: one class per failure mode, each documented where it is raised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AgentCrashedError",
+    "AgentHung",
+    "AskError",
+    "DeadlineExceededError",
+    "InjectedCrash",
+    "MailboxFullError",
+    "RestartIntensityExceeded",
+    "StartFailed",
+    "SystemFailed",
+    "SystemNotRunning",
+    "UnavailableError",
+    "UnknownAgent",
+    "UnknownMessageError",
+    "VibeError",
+]
+
+
+class VibeError(Exception):
+    """Base of every exception raised by vibe_actors."""
+
+
+class AskError(VibeError):
+    """An ask was answered with an :class:`~vibe_actors.ErrorReply`.
+
+    Raised by :meth:`Ref.ask`, :meth:`Ref.ask_async` and
+    :meth:`ReplyFuture.result`. ``reply`` holds the error reply itself (a
+    message, so it can be re-sent, logged or mapped to an HTTP status).
+    Agent-defined error replies raise this base class; the runtime's own
+    replies raise the subclasses below.
+    """
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__(f"{type(reply).__name__}: {_describe(reply)}")
+        self.reply = reply
+
+
+def _describe(reply: Any) -> str:
+    fields = getattr(reply, "__struct_fields__", ())
+    return ", ".join(f"{f}={getattr(reply, f)!r}" for f in fields if getattr(reply, f) != "")
+
+
+class AgentCrashedError(AskError):
+    """The handler raised while handling this ask (reply :class:`AgentCrashed`)."""
+
+
+class MailboxFullError(AskError):
+    """The target's bounded mailbox refused or dropped the ask (reply :class:`MailboxFull`)."""
+
+
+class DeadlineExceededError(AskError):
+    """No reply within the ask's timeout (reply :class:`DeadlineExceeded`)."""
+
+
+class UnavailableError(AskError):
+    """The target is unknown or stopped (reply :class:`Unavailable`)."""
+
+
+class UnknownMessageError(AskError):
+    """The target has no handler for the message type (reply :class:`UnknownMessage`)."""
+
+
+class AgentHung(VibeError):
+    """The failure an agent is given when the watchdog declares it hung.
+
+    ``stack`` is the stuck thread's stack at the time (``sys._current_frames``);
+    the supervisor then handles it like a crash: a fresh incarnation takes over
+    the same name and mailbox, and the stuck thread is abandoned.
+    """
+
+    def __init__(self, agent: str, reason: str, stack: str | None) -> None:
+        super().__init__(f"{agent} hung: {reason}")
+        self.agent = agent
+        self.reason = reason
+        self.stack = stack
+
+
+class InjectedCrash(VibeError):
+    """Raised inside an agent's handler by fault injection (``ActorSystem.inject_fault``)."""
+
+
+class StartFailed(VibeError):
+    """An agent's ``on_start`` raised or did not confirm within its start timeout.
+
+    Raised by :meth:`ActorSystem.start` when the initial tree cannot start; the
+    original exception is chained as ``__cause__``. ``path`` names the agent,
+    from the root down (``root/storage/ledger``).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path} failed to start: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class RestartIntensityExceeded(VibeError):
+    """A supervisor saw more than ``intensity`` restarts within ``period``.
+
+    The supervisor stops its children and fails with this error, which its own
+    supervisor handles like any child failure (escalation).
+    """
+
+    def __init__(self, supervisor: str, intensity: int, period: float, last: str) -> None:
+        super().__init__(
+            f"supervisor {supervisor!r} gave up: more than {intensity} restarts "
+            f"within {period:g}s (last failure: {last})"
+        )
+        self.supervisor = supervisor
+        self.last = last
+
+
+class SystemFailed(VibeError):
+    """The root supervisor gave up: the whole system has stopped.
+
+    Raised by :meth:`ActorSystem.wait` (and :meth:`ActorSystem.start` if the root
+    fails while starting); ``reason`` is the root's failure.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"actor system failed: {reason}")
+        self.reason = reason
+
+
+class SystemNotRunning(VibeError):
+    """The operation needs a started system (call :meth:`ActorSystem.start`)."""
+
+
+class UnknownAgent(VibeError, LookupError):
+    """No agent of that name exists in the system (raised by lookups, not by sends)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no agent named {name!r}")
+        self.name = name

@@ -1,0 +1,121 @@
+"""Runtime events: what supervision did, as messages anyone can subscribe to.
+
+The audit agent records them; tests and operators may subscribe too. Each
+event is a :class:`Message`, so it can be sent, stored or serialized as is.
+Subscribers run in the emitting thread and must be quick (forward with a
+``tell``); a failing subscriber is logged and kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+from msgspec import structs
+
+from vibe_actors._messages import Message
+
+__all__ = [
+    "AgentAbandoned",
+    "AgentCrashedEvent",
+    "AgentRestarted",
+    "DeadLettered",
+    "EventStream",
+    "RuntimeEvent",
+    "SupervisorGaveUp",
+    "TreeReloaded",
+]
+
+_log = structlog.get_logger("vibe_actors.events")
+
+
+class RuntimeEvent(Message, kw_only=True):
+    """Base of every runtime event; ``at`` is wall-clock seconds (time.time())."""
+
+    at: float = 0.0
+
+
+class AgentCrashedEvent(RuntimeEvent):
+    """A handler raised (or ``on_start`` failed); the supervisor decides next."""
+
+    agent: str
+    incarnation: int
+    error: str
+    message_type: str | None = None
+
+
+class AgentRestarted(RuntimeEvent):
+    """A supervisor started a new incarnation of ``agent``."""
+
+    agent: str
+    incarnation: int
+    supervisor: str
+
+
+class SupervisorGaveUp(RuntimeEvent):
+    """Restart intensity exceeded: ``supervisor`` stopped its children and failed upward."""
+
+    supervisor: str
+    reason: str
+
+
+class AgentAbandoned(RuntimeEvent):
+    """An incarnation did not stop within its shutdown timeout and was abandoned."""
+
+    agent: str
+    reason: str
+
+
+class DeadLettered(RuntimeEvent):
+    """A message could not be delivered or handled."""
+
+    agent: str
+    reason: str
+    message_type: str
+
+
+class TreeReloaded(RuntimeEvent):
+    """A live reload was applied."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
+class EventStream:
+    """Publish/subscribe for :class:`RuntimeEvent` within one system."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[RuntimeEvent], None]] = []
+
+    def subscribe(self, callback: Callable[[RuntimeEvent], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns the unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: RuntimeEvent) -> None:
+        """Deliver ``event`` (stamped with the time if ``at`` is 0) to every subscriber."""
+        if not event.at:
+            event = _stamped(event)
+        with self._lock:
+            subscribers = tuple(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - logged; other subscribers still run
+                _log.exception("event_subscriber_failed", event_type=type(event).__name__)
+
+
+def _stamped(event: RuntimeEvent) -> RuntimeEvent:
+    return structs.replace(event, at=time.time())

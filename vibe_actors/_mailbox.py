@@ -1,0 +1,136 @@
+"""Mailboxes: a ``queue.SimpleQueue`` with an optional bound and overflow policy.
+
+The consumer side is always ``SimpleQueue.get`` (C code, no Python lock),
+which is why the runtime outruns Pykka's ``queue.Queue`` inbox. Producers of a
+bounded mailbox take a small lock so the bound is exact. Control envelopes
+(stop wake-ups) and system messages use :meth:`Mailbox.put_system`, which
+ignores the bound: a full mailbox never blocks a stop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from vibe_actors._deadletters import DeadLetterReason
+from vibe_actors._envelope import Control, Envelope
+from vibe_actors._messages import MailboxFull
+from vibe_actors._spec import MailboxSpec, Overflow
+
+__all__ = ["Mailbox"]
+
+#: Called with (envelope, reason) for every message the mailbox refuses or evicts.
+Refuse = Callable[[Envelope, DeadLetterReason], None]
+
+
+class Mailbox:
+    """One agent's queue of envelopes, shared by all its incarnations.
+
+    ``put`` never raises for a full mailbox: what the policy refuses or evicts
+    goes to ``on_refused`` (the owner turns it into a dead letter), and a
+    refused or evicted ask is answered with :class:`MailboxFull` at once.
+    """
+
+    def __init__(self, owner: str, spec: MailboxSpec, on_refused: Refuse) -> None:
+        self.owner = owner
+        self.spec = spec
+        self.capacity = spec.capacity
+        self._queue: queue.SimpleQueue[Envelope | Control] = queue.SimpleQueue()
+        self._on_refused = on_refused
+        self._put_lock = threading.Lock()
+        self._space = threading.Condition(self._put_lock)
+        self._blocked = 0
+        self.qsize = self._queue.qsize
+        self.put_system = self._queue.put
+        self.get_nowait = self._queue.get_nowait
+        self.get: Callable[[], Envelope | Control]
+        self.put: Callable[[Envelope], None]
+        if spec.capacity == 0:
+            self.put = self._queue.put
+            self.get = self._queue.get
+        elif spec.overflow is Overflow.BLOCK:
+            self.put = self._put_blocking
+            self.get = self._get_notifying
+        else:
+            self.put = self._put_bounded
+            self.get = self._queue.get
+
+    def _refuse(self, envelope: Envelope, reason: DeadLetterReason) -> None:
+        if envelope.reply is not None:
+            envelope.reply.resolve(
+                MailboxFull(agent=self.owner, capacity=self.capacity, detail=reason.value)
+            )
+        self._on_refused(envelope, reason)
+
+    def _put_bounded(self, envelope: Envelope) -> None:
+        evicted: list[Envelope] = []
+        with self._put_lock:
+            q = self._queue
+            if q.qsize() < self.capacity:
+                q.put(envelope)
+                return
+            overflow = self.spec.overflow
+            if overflow is Overflow.DROP_OLDEST:
+                self._evict_oldest(evicted)
+                q.put(envelope)
+        if overflow is Overflow.DROP_OLDEST:
+            for old in evicted:
+                self._refuse(old, DeadLetterReason.DROPPED_OLDEST)
+        elif overflow is Overflow.DROP_NEWEST:
+            self._refuse(envelope, DeadLetterReason.DROPPED_NEWEST)
+        else:
+            self._refuse(envelope, DeadLetterReason.MAILBOX_FULL)
+
+    def _evict_oldest(self, evicted: list[Envelope]) -> None:
+        # Runs under _put_lock. The consumer may empty the queue meanwhile, and
+        # control envelopes are never evicted: they go back to the tail.
+        q = self._queue
+        controls: list[Control] = []
+        while not evicted:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Control):
+                controls.append(item)
+            else:
+                evicted.append(item)
+        for control in controls:
+            q.put(control)
+
+    def _put_blocking(self, envelope: Envelope) -> None:
+        deadline = time.monotonic() + self.spec.block_timeout
+        with self._space:
+            while self._queue.qsize() >= self.capacity:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._blocked += 1
+                try:
+                    self._space.wait(remaining)
+                finally:
+                    self._blocked -= 1
+            else:
+                self._queue.put(envelope)
+                return
+        self._refuse(envelope, DeadLetterReason.MAILBOX_FULL)
+
+    def _get_notifying(self) -> Envelope | Control:
+        item = self._queue.get()
+        if self._blocked:
+            with self._space:
+                self._space.notify()
+        return item
+
+    def drain(self) -> list[Envelope]:
+        """Take every queued envelope out (control envelopes are discarded)."""
+        items: list[Envelope] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if not isinstance(item, Control):
+                items.append(item)

@@ -1,0 +1,115 @@
+"""Message base classes and the runtime's own messages.
+
+Every message is a frozen :class:`msgspec.Struct` tagged with its class name,
+so any agent's protocol is a tagged union that encodes to msgpack or JSON and
+decodes back without ambiguity. Replies are messages too; a failure comes
+back as an :class:`ErrorReply` subclass, never as a bare exception raised in
+another thread.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+__all__ = [
+    "AgentCrashed",
+    "DeadlineExceeded",
+    "ErrorReply",
+    "MailboxFull",
+    "Message",
+    "Ping",
+    "Pong",
+    "Terminated",
+    "UnknownMessage",
+    "Unavailable",
+]
+
+
+class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every message: frozen, keyword-only, tagged by class name.
+
+    Subclass it to define a message::
+
+        class Put(Message):
+            key: str
+            value: bytes
+    """
+
+
+class ErrorReply(Message, kw_only=True):
+    """Base of every typed error reply.
+
+    An agent may return an :class:`ErrorReply` from a handler to report a
+    domain failure (a version conflict, a missing key); the runtime uses its own
+    subclasses for delivery failures. :meth:`vibe_actors.Ref.ask` raises
+    :class:`vibe_actors.AskError` (or the subclass named by ``error_class``)
+    carrying the reply; :meth:`vibe_actors.ReplyFuture.wait` returns it as data.
+    """
+
+    detail: str = ""
+    #: HTTP status a gateway should map this reply to (problem+json).
+    http_status: ClassVar[int] = 500
+
+
+class Ping(Message):
+    """Liveness probe; every agent answers it with :class:`Pong`."""
+
+
+class Pong(Message):
+    """Reply to :class:`Ping`: the agent's name and its incarnation number."""
+
+    agent: str
+    incarnation: int
+
+
+class Terminated(Message):
+    """Death-watch notification: ``agent`` has stopped for good.
+
+    Delivered to every watcher once, also when the target was already dead
+    when ``watch`` was called (``reason`` is then what it died of).
+    """
+
+    agent: str
+    reason: str
+
+
+class AgentCrashed(ErrorReply):
+    """The handler of this ask raised; the agent is being restarted (or stopped)."""
+
+    agent: str
+    error: str
+    http_status: ClassVar[int] = 503
+
+
+class MailboxFull(ErrorReply):
+    """The agent's bounded mailbox refused the message (overflow policy)."""
+
+    agent: str
+    capacity: int
+    http_status: ClassVar[int] = 429
+
+
+class DeadlineExceeded(ErrorReply):
+    """No reply before the ask's deadline; if the handler had not started, it never will."""
+
+    agent: str
+    timeout: float
+    http_status: ClassVar[int] = 504
+
+
+class Unavailable(ErrorReply):
+    """The agent is unknown, stopped, or was stopped before handling the message."""
+
+    agent: str
+    reason: str
+    http_status: ClassVar[int] = 503
+
+
+class UnknownMessage(ErrorReply):
+    """The agent has no handler for this message type."""
+
+    agent: str
+    message_type: str
+    http_status: ClassVar[int] = 404

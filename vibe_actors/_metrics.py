@@ -1,0 +1,98 @@
+"""Prometheus exposition of the runtime's own counters, computed at scrape time.
+
+Stable metric names (documented in README.md):
+
+=====================================================  =========  ==========================
+name                                                   type       labels
+=====================================================  =========  ==========================
+``vibe_messages_total``                                counter    agent, type, outcome
+``vibe_message_duration_seconds``                      histogram  agent
+``vibe_mailbox_depth``                                 gauge      agent
+``vibe_restarts_total``                                counter    agent
+``vibe_dead_letters_total``                            counter    reason
+``vibe_agents``                                        gauge      state
+``vibe_escalations_total``                             counter    supervisor
+``vibe_abandoned_total``                               counter    agent
+=====================================================  =========  ==========================
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from vibe_actors._signals import AgentStatus
+from vibe_actors._stats import DURATION_BUCKETS
+
+if TYPE_CHECKING:
+    from vibe_actors._system import ActorSystem
+
+__all__ = ["SystemCollector"]
+
+
+class SystemCollector(Collector):
+    """Reads one system's cells, dead letters and supervisor counters on each scrape."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    def collect(self) -> Iterator[Metric]:
+        system = self._system
+        cells = system._all_cells()
+        messages = CounterMetricFamily(
+            "vibe_messages", "Messages handled, by agent, message type and outcome.",
+            labels=["agent", "type", "outcome"],
+        )  # fmt: skip
+        durations = HistogramMetricFamily(
+            "vibe_message_duration_seconds", "Handler run time per message.", labels=["agent"]
+        )
+        depth = GaugeMetricFamily("vibe_mailbox_depth", "Queued messages.", labels=["agent"])
+        restarts = CounterMetricFamily("vibe_restarts", "Agent restarts.", labels=["agent"])
+        states: collections.Counter[str] = collections.Counter()
+        for cell in cells:
+            stats = cell.stats
+            for message_type, outcome, count in stats.items():
+                messages.add_metric([cell.name, message_type.__name__, outcome], count)
+            buckets = list(stats.buckets)
+            cumulative, running = [], 0
+            for bound, count in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
+                running += count
+                cumulative.append((_bound(bound), running))
+            durations.add_metric([cell.name], cumulative, stats.duration_sum[0])
+            depth.add_metric([cell.name], cell.mailbox.qsize())
+            restarts.add_metric([cell.name], stats.restarts)
+            states[cell.status.value] += 1
+        agents = GaugeMetricFamily("vibe_agents", "Agents by state.", labels=["state"])
+        for state in AgentStatus:
+            agents.add_metric([state.value], states.get(state.value, 0))
+        dead = CounterMetricFamily(
+            "vibe_dead_letters", "Undeliverable messages, by reason.", labels=["reason"]
+        )
+        for reason, count in system.dead_letters.counts().items():
+            dead.add_metric([reason], count)
+        escalations = CounterMetricFamily(
+            "vibe_escalations", "Supervisors that gave up (restart intensity exceeded).",
+            labels=["supervisor"],
+        )  # fmt: skip
+        for name, count in system._escalations.items():
+            escalations.add_metric([name], count)
+        abandoned = CounterMetricFamily(
+            "vibe_abandoned", "Incarnations abandoned after their shutdown timeout.",
+            labels=["agent"],
+        )  # fmt: skip
+        for name, count in system._abandoned.items():
+            abandoned.add_metric([name], count)
+        yield from (messages, durations, depth, restarts, agents, dead, escalations, abandoned)
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)

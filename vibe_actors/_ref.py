@@ -1,0 +1,141 @@
+"""Ref: how anything sends to an agent, by name, valid across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from vibe_actors._asyncio import LoopBridge
+from vibe_actors._codec import roundtrip
+from vibe_actors._envelope import Envelope
+from vibe_actors._future import ReplyFuture, raise_for_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vibe_actors._system import ActorSystem
+
+__all__ = ["Ref"]
+
+_log = structlog.get_logger("vibe_actors.ref")
+_monotonic = time.monotonic
+
+
+class Ref:
+    """A handle on the agent (or pool) called ``name``.
+
+    A ref resolves the name at every send, so it stays valid across restarts
+    and live reloads. Sends never raise for delivery problems: a tell that
+    cannot be delivered becomes a dead letter, and an ask gets an error reply
+    (:class:`Unavailable`, :class:`MailboxFull`, ...).
+    """
+
+    __slots__ = ("_system", "name", "sender")
+
+    def __init__(self, system: ActorSystem, name: str, sender: str | None = None) -> None:
+        self._system = system
+        self.name = name
+        self.sender = sender
+
+    def __repr__(self) -> str:
+        return f"<Ref {self.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ref) and other._system is self._system and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def tell(self, message: Any, *, request_id: str | None = None) -> None:
+        """Send ``message`` without waiting for a reply."""
+        system = self._system
+        if system._serialize:
+            message = roundtrip(message)
+        envelope = Envelope(message, None, request_id, self.sender)
+        target = system._routes.get(self.name)
+        if target is None:
+            system._undeliverable(self.name, envelope)
+        else:
+            target.deliver(envelope)
+
+    def ask_future(
+        self,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        callback: Callable[[Any], None] | None = None,
+    ) -> ReplyFuture:
+        """Send ``message`` and return the :class:`ReplyFuture` of its reply.
+
+        ``timeout`` (default: the system's ``ask_timeout``) is also the
+        message's deadline: past it the handler is not started. ``callback``
+        receives the reply in the resolving thread.
+        """
+        system = self._system
+        if system._serialize:
+            message = roundtrip(message)
+        if timeout is None:
+            timeout = system.config.ask_timeout
+        future = ReplyFuture(self.name, timeout, callback)
+        envelope = Envelope(message, future, request_id, self.sender, _monotonic() + timeout)
+        target = system._routes.get(self.name)
+        if target is None:
+            system._undeliverable(self.name, envelope)
+        else:
+            target.deliver(envelope)
+        return future
+
+    def ask(
+        self, message: Any, *, timeout: float | None = None, request_id: str | None = None
+    ) -> Any:
+        """Send ``message`` and block for the reply.
+
+        Raises the :class:`AskError` subclass matching an error reply:
+        :class:`DeadlineExceededError` after ``timeout``, :class:`AgentCrashedError`
+        if the handler raised, :class:`UnavailableError`, :class:`MailboxFullError`,
+        :class:`UnknownMessageError`; plain :class:`AskError` for an agent's own
+        error replies.
+        """
+        reply = self.ask_future(message, timeout=timeout, request_id=request_id).wait()
+        if self._system._serialize:
+            reply = roundtrip(reply)
+        return raise_for_error(reply)
+
+    async def ask_async(
+        self,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        raise_errors: bool = True,
+    ) -> Any:
+        """Like :meth:`ask`, for asyncio code: awaiting never blocks the event loop.
+
+        The agent's thread hands the reply to the loop through the loop's
+        :class:`~vibe_actors._asyncio.LoopBridge` (``call_soon_threadsafe``,
+        batched); the deadline is enforced on the loop. Cancelling the awaiting
+        task abandons the reply (it is discarded on arrival). With
+        ``raise_errors=False`` an error reply is returned as data instead.
+        """
+        system = self._system
+        if system._serialize:
+            message = roundtrip(message)
+        bridge = LoopBridge.of(asyncio.get_running_loop())
+        slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
+        envelope = Envelope(message, slot, request_id, self.sender, slot.deadline)
+        target = system._routes.get(self.name)
+        if target is None:
+            system._undeliverable(self.name, envelope)
+        else:
+            target.deliver(envelope)
+        try:
+            reply = await slot.waiter
+        finally:
+            bridge.close(slot)
+        if system._serialize:
+            reply = roundtrip(reply)
+        return raise_for_error(reply) if raise_errors else reply

@@ -1,0 +1,98 @@
+"""Routers: a pool of identical workers behind one name, routed in the sender's thread.
+
+No router actor sits in between (Akka's pool routers add a hop): the ref
+picks a worker cell and puts the envelope straight into its mailbox.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import zlib
+from typing import TYPE_CHECKING
+
+from vibe_actors._spec import PoolSpec, Routing
+
+if TYPE_CHECKING:
+    from vibe_actors._cell import Cell
+    from vibe_actors._envelope import Envelope
+
+__all__ = ["Router"]
+
+_VIRTUAL_NODES = 64
+
+
+def _hash(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+class Router:
+    """Delivers to one of the pool's worker cells.
+
+    * round_robin: in turn;
+    * least_loaded: the shortest mailbox (ties broken round-robin);
+    * consistent_hash: by the message field ``hash_key`` on a ring of virtual
+      nodes, so the same key always reaches the same worker while the pool's
+      size is unchanged; a message without that field goes round-robin.
+    """
+
+    def __init__(self, name: str, pool: PoolSpec, pool_cell: Cell) -> None:
+        self.name = name
+        self.pool = pool
+        self._pool_cell = pool_cell
+        self._counter = itertools.count()
+        self._workers: list[Cell] = []
+        self._ring: list[int] = []
+        self._ring_cells: list[Cell] = []
+        strategy = {
+            Routing.ROUND_ROBIN: self._round_robin,
+            Routing.LEAST_LOADED: self._least_loaded,
+            Routing.CONSISTENT_HASH: self._consistent_hash,
+        }[pool.routing]
+        self._pick = strategy
+
+    @property
+    def workers(self) -> list[Cell]:
+        """The worker cells, in pool order."""
+        if len(self._workers) != len(self._pool_cell.children):
+            self._workers = list(self._pool_cell.children.values())
+            points = sorted(
+                (_hash(f"{cell.name}#{i}"), n)
+                for n, cell in enumerate(self._workers)
+                for i in range(_VIRTUAL_NODES)
+            )
+            self._ring = [point for point, _ in points]
+            self._ring_cells = [self._workers[n] for _, n in points]
+        return self._workers
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Route ``envelope`` to a worker (dead-lettered by the pool if none exists)."""
+        workers = self.workers
+        if not workers:
+            self._pool_cell.deliver(envelope)
+            return
+        self._pick(workers, envelope).deliver(envelope)
+
+    def qsize(self) -> int:
+        """Messages queued across all workers."""
+        return sum(cell.mailbox.qsize() for cell in self.workers)
+
+    def _round_robin(self, workers: list[Cell], envelope: Envelope) -> Cell:
+        return workers[next(self._counter) % len(workers)]
+
+    def _least_loaded(self, workers: list[Cell], envelope: Envelope) -> Cell:
+        start = next(self._counter) % len(workers)
+        best = workers[start]
+        best_depth = best.mailbox.qsize()
+        for cell in itertools.chain(workers[start + 1 :], workers[:start]):
+            depth = cell.mailbox.qsize()
+            if depth < best_depth:
+                best, best_depth = cell, depth
+        return best
+
+    def _consistent_hash(self, workers: list[Cell], envelope: Envelope) -> Cell:
+        key = getattr(envelope.message, self.pool.hash_key or "", None)
+        if key is None:
+            return self._round_robin(workers, envelope)
+        index = bisect.bisect(self._ring, _hash(str(key))) % len(self._ring)
+        return self._ring_cells[index]

@@ -1,0 +1,184 @@
+"""Child specs: the supervision tree as plain data.
+
+A tree is a :class:`SupervisorSpec` whose ``children`` are :class:`WorkerSpec`
+and nested :class:`SupervisorSpec` values, started left to right and stopped
+right to left. Defaults follow Erlang/OTP (intensity 1 in 5 s, permanent
+children, 5 s shutdown for workers, infinity-like for supervisors) unless
+noted. Specs are frozen msgspec Structs: compare them with ``==`` to diff two
+trees (live reload does exactly that).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "BRUTAL_KILL",
+    "BackoffSpec",
+    "MailboxSpec",
+    "Overflow",
+    "PoolSpec",
+    "RestartType",
+    "Routing",
+    "Strategy",
+    "SupervisorSpec",
+    "WorkerSpec",
+]
+
+
+class Strategy(enum.StrEnum):
+    """Which siblings restart when one child fails."""
+
+    ONE_FOR_ONE = "one_for_one"  #: only the failed child
+    ONE_FOR_ALL = "one_for_all"  #: every child: all stopped (reverse), all started (in order)
+    REST_FOR_ONE = "rest_for_one"  #: the failed child and those started after it
+
+
+class RestartType(enum.StrEnum):
+    """When a child that stopped is restarted."""
+
+    PERMANENT = "permanent"  #: always
+    TRANSIENT = "transient"  #: only after a failure, not after a normal stop
+    TEMPORARY = "temporary"  #: never; it is removed from the tree
+
+
+class Overflow(enum.StrEnum):
+    """What a full bounded mailbox does with a new message."""
+
+    REJECT = "reject"  #: refuse it: an ask gets MailboxFull at once, a tell is a dead letter
+    DROP_OLDEST = "drop_oldest"  #: accept it and drop the oldest queued message
+    DROP_NEWEST = "drop_newest"  #: drop the new message (a dead letter)
+    BLOCK = "block"  #: the sender waits up to ``block_timeout``, then as ``reject``
+
+
+class Routing(enum.StrEnum):
+    """How a pool picks the worker for a message."""
+
+    ROUND_ROBIN = "round_robin"
+    LEAST_LOADED = "least_loaded"  #: the shortest mailbox
+    CONSISTENT_HASH = "consistent_hash"  #: by the message field named ``hash_key``
+
+
+#: ``shutdown`` value meaning: do not wait for the child to finish its message.
+BRUTAL_KILL = "brutal_kill"
+
+
+class MailboxSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Mailbox bound. ``capacity`` 0 means unbounded."""
+
+    capacity: int = 0
+    overflow: Overflow = Overflow.REJECT
+    block_timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.capacity < 0:
+            raise ValueError(f"mailbox capacity must be >= 0, got {self.capacity}")
+        if self.block_timeout < 0:
+            raise ValueError(f"mailbox block_timeout must be >= 0, got {self.block_timeout}")
+
+
+class BackoffSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Restart backoff (Akka's formula).
+
+    The n-th consecutive restart of a child (n = 0 for the first) waits
+    ``0`` when n == 0, else ``min(max, min * 2 ** (n - 1)) * (1 + random_factor * r)``
+    with r uniform in [0, 1). The count resets once the child has run
+    ``reset_after`` seconds without failing.
+    """
+
+    min: float = 0.01
+    max: float = 5.0
+    random_factor: float = 0.2
+    reset_after: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.min < 0 or self.max < self.min:
+            raise ValueError(f"backoff needs 0 <= min <= max, got min={self.min} max={self.max}")
+        if self.random_factor < 0:
+            raise ValueError(f"backoff random_factor must be >= 0, got {self.random_factor}")
+        if self.reset_after < 0:
+            raise ValueError(f"backoff reset_after must be >= 0, got {self.reset_after}")
+
+
+class PoolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """N identical workers behind one name, routed in the sender's thread."""
+
+    size: int
+    routing: Routing = Routing.ROUND_ROBIN
+    hash_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"pool size must be >= 1, got {self.size}")
+        if self.routing is Routing.CONSISTENT_HASH and not self.hash_key:
+            raise ValueError("consistent_hash routing needs hash_key (a message field name)")
+
+
+class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker child: one agent (or a pool of them) under a name.
+
+    ``agent`` is the Agent subclass; ``config`` is passed to it as
+    ``self.config`` (validated against the class's ``Config`` by Phoenix).
+    ``shutdown`` is seconds to wait for a graceful stop, or ``"brutal_kill"``.
+    """
+
+    name: str
+    agent: Any
+    config: Any = None
+    restart: RestartType = RestartType.PERMANENT
+    shutdown: float | str = 5.0
+    mailbox: MailboxSpec = MailboxSpec()
+    pool: PoolSpec | None = None
+    depends_on: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_shutdown(self.shutdown)
+
+
+class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A supervisor child: a strategy over an ordered list of children.
+
+    More than ``intensity`` restarts within ``period`` seconds (a sliding
+    window shared by all its children) make the supervisor give up: it stops
+    its children in reverse order and fails to its own parent.
+    """
+
+    name: str
+    children: tuple[WorkerSpec | SupervisorSpec, ...] = ()
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: int = 1
+    period: float = 5.0
+    backoff: BackoffSpec = BackoffSpec()
+    restart: RestartType = RestartType.PERMANENT
+    shutdown: float | str = 30.0
+    depends_on: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_shutdown(self.shutdown)
+        if self.intensity < 0:
+            raise ValueError(f"intensity must be >= 0, got {self.intensity}")
+        if self.period <= 0:
+            raise ValueError(f"period must be > 0, got {self.period}")
+        seen: set[str] = set()
+        for child in self.children:
+            if child.name in seen:
+                raise ValueError(f"duplicate child name {child.name!r} under {self.name!r}")
+            seen.add(child.name)
+
+
+def _check_name(name: str) -> None:
+    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"invalid name {name!r}: use letters, digits, '-', '_' and '.'")
+
+
+def _check_shutdown(shutdown: float | str) -> None:
+    if isinstance(shutdown, str):
+        if shutdown != BRUTAL_KILL:
+            raise ValueError(f"shutdown must be seconds or 'brutal_kill', got {shutdown!r}")
+    elif shutdown < 0:
+        raise ValueError(f"shutdown must be >= 0 seconds, got {shutdown}")

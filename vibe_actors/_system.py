@@ -1,0 +1,548 @@
+"""ActorSystem: the embedding API.
+
+Start it from a plain script (``with ActorSystem(spec) as system: ...``), an
+asyncio app (``await system.ref("x").ask_async(msg)``), or another web app.
+Whatever starts a system is responsible for stopping it: :meth:`shutdown`
+stops the tree last-started first, each agent within its shutdown timeout.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry
+
+from vibe_actors._agent import Agent
+from vibe_actors._cell import Cell
+from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
+from vibe_actors._envelope import Envelope
+from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
+from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
+from vibe_actors._future import ReplyFuture, raise_for_error
+from vibe_actors._messages import Terminated, Unavailable
+from vibe_actors._metrics import SystemCollector
+from vibe_actors._ref import Ref
+from vibe_actors._reload import ApplyReport, ApplySpec
+from vibe_actors._router import Router
+from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
+from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
+from vibe_actors._supervisor import Supervisor
+from vibe_actors._timers import TimerService
+
+__all__ = ["ActorSystem", "SystemConfig", "TreeNode"]
+
+_log = structlog.get_logger("vibe_actors.system")
+
+
+class SystemConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """System-wide settings."""
+
+    #: Default ask timeout (and deadline), seconds. An ask always has one.
+    ask_timeout: float = 5.0
+    #: How long an agent may take to confirm its start (``on_start``), seconds.
+    start_timeout: float = 10.0
+    #: Round-trip every sent message and reply through msgpack (Akka's
+    #: ``serialize-messages``): proves messages can cross a process boundary.
+    serialize_messages: bool = False
+    #: Dead letters kept for inspection, and logged per second at most.
+    dead_letters_kept: int = 1000
+    dead_letter_log_rate: float = 10.0
+    #: Where agents that keep data put their files (``VIBE_DATA_DIR`` at the edge).
+    data_dir: str = "./var"
+
+    def __post_init__(self) -> None:
+        if self.ask_timeout <= 0 or self.start_timeout <= 0:
+            raise ValueError("ask_timeout and start_timeout must be > 0")
+
+
+class TreeNode(msgspec.Struct, frozen=True):
+    """One node of :meth:`ActorSystem.tree`: a snapshot, not a live view."""
+
+    name: str
+    kind: str  #: "supervisor", "pool" or "worker"
+    agent: str  #: the Agent class, ``module:Class``
+    status: str
+    restarts: int
+    incarnation: int
+    mailbox_depth: int
+    last_failure: str | None
+    restart: str
+    strategy: str | None = None
+    children: tuple[TreeNode, ...] = ()
+
+
+class ActorSystem:
+    """A supervision tree of agents, started from a :class:`SupervisorSpec`.
+
+    ``root`` may also be a sequence of child specs, wrapped in a one_for_one
+    root supervisor named ``root``. ``clock`` (monotonic seconds) drives
+    timers, backoff and restart intensity; tests may inject their own.
+    ``registry`` receives the runtime's metrics (a fresh one by default).
+    """
+
+    def __init__(
+        self,
+        root: SupervisorSpec
+        | list[WorkerSpec | SupervisorSpec]
+        | tuple[WorkerSpec | SupervisorSpec, ...],
+        config: SystemConfig | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(root, SupervisorSpec):
+            root = SupervisorSpec(name="root", children=tuple(root))
+        _validate_tree(root)
+        self.root_spec = root
+        self.config = config or SystemConfig()
+        self._serialize = self.config.serialize_messages  # read on every send
+        self.clock = clock
+        self.dead_letters = DeadLetters(
+            self.config.dead_letters_kept, self.config.dead_letter_log_rate
+        )
+        #: Runtime events (restarts, crashes, give-ups, dead letters, reloads).
+        self.events = EventStream()
+        self.dead_letters.subscribe(self._dead_letter_event)
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.failure: str | None = None
+        self._cells: dict[str, Cell] = {}
+        self._routes: dict[str, Any] = {}
+        self._root: Cell | None = None
+        self._timers: TimerService
+        self._lock = threading.RLock()
+        self._state = "new"
+        self._done = threading.Event()
+        self._escalations: dict[str, int] = {}
+        self._abandoned: dict[str, int] = {}
+        self._system_watchers: dict[str, list[Callable[[Terminated], None]]] = {}
+        self.registry.register(SystemCollector(self))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> ActorSystem:
+        """Start the tree; returns self. Blocks until every agent confirmed its start.
+
+        Raises :class:`StartFailed` (naming the agent, cause chained) if any
+        agent fails to start; everything already started is stopped first.
+        """
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"system already {self._state}")
+            self._state = "starting"
+        self._timers = TimerService(self.clock)
+        self._root = self._make_cell(self.root_spec, None)
+        try:
+            self._root.start(self.config.start_timeout)
+        except StartFailed:
+            self._root.terminate("start failed")
+            self._timers.stop()
+            self._state = "stopped"
+            self._done.set()
+            raise
+        self._state = "running"
+        _log.info("system_started", agents=len(self._cells))
+        return self
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop every agent, last-started first, and the timer thread.
+
+        ``timeout`` bounds the root's own shutdown (default: the root spec's).
+        Returns False if some incarnation had to be abandoned. Idempotent.
+        Called from inside an agent, it runs in a new thread and returns at once.
+        """
+        with self._lock:
+            if self._state in ("new", "stopping", "stopped", "failed"):
+                return self._state in ("new", "stopped")
+            self._state = "stopping"
+        if self._is_agent_thread():
+            threading.Thread(target=self._shutdown, args=(timeout,), daemon=True).start()
+            return True
+        return self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float | None) -> bool:
+        assert self._root is not None
+        abandoned_before = sum(self._abandoned.values())
+        clean = self._root.stop(timeout)
+        self._root.terminate("shutdown")
+        clean = clean and sum(self._abandoned.values()) == abandoned_before
+        self._timers.stop()
+        self._state = "stopped"
+        _log.info("system_stopped", clean=clean)
+        self._done.set()
+        return clean
+
+    def __enter__(self) -> ActorSystem:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the system stops; returns False on timeout.
+
+        Raises :class:`SystemFailed` if it stopped because the root gave up.
+        """
+        if not self._done.wait(timeout):
+            return False
+        if self.failure is not None:
+            raise SystemFailed(self.failure)
+        return True
+
+    @property
+    def running(self) -> bool:
+        """Whether the system is started and not stopping."""
+        return self._state == "running"
+
+    def _root_exited(self, signal: ChildExited) -> None:
+        # In the root supervisor's thread, after it stopped its children.
+        reason = (
+            "normal" if signal.error is None else f"{type(signal.error).__name__}: {signal.error}"
+        )
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                return
+            self._state = "failed"
+            self.failure = reason
+        _log.critical("system_failed", reason=reason)
+        threading.Thread(target=self._finish_failed, daemon=True, name="vibe:failed").start()
+
+    def _finish_failed(self) -> None:
+        assert self._root is not None
+        self._root.terminate(f"system failed: {self.failure}")
+        self._timers.stop()
+        self._done.set()
+
+    # -- sending -------------------------------------------------------------
+
+    def ref(self, name: str, sender: str | None = None) -> Ref:
+        """A ref to ``name`` (it need not exist yet: sends to unknown names are dead letters)."""
+        return Ref(self, name, sender)
+
+    def tell(self, name: str, message: Any, *, request_id: str | None = None) -> None:
+        """``self.ref(name).tell(message)``."""
+        Ref(self, name).tell(message, request_id=request_id)
+
+    def ask(
+        self,
+        name: str,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """``self.ref(name).ask(message)``: the reply, or an :class:`AskError`."""
+        return Ref(self, name).ask(message, timeout=timeout, request_id=request_id)
+
+    async def ask_async(
+        self,
+        name: str,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """``await self.ref(name).ask_async(message)``."""
+        return await Ref(self, name).ask_async(message, timeout=timeout, request_id=request_id)
+
+    def _dead_letter_event(self, letter: DeadLetter) -> None:
+        self.events.publish(
+            DeadLettered(agent=letter.recipient, reason=letter.reason.value,
+                         message_type=letter.message_type, at=letter.at)
+        )  # fmt: skip
+
+    def _undeliverable(self, name: str, envelope: Envelope) -> None:
+        if envelope.reply is not None:
+            envelope.reply.resolve(Unavailable(agent=name, reason="unknown agent"))
+        self.dead_letters.publish(name, envelope, DeadLetterReason.UNKNOWN_AGENT)
+
+    def _send_system(self, name: str, message: Any) -> None:
+        cell = self._cells.get(name)
+        if cell is not None and cell.status is not AgentStatus.STOPPED:
+            cell.mailbox.put_system(Envelope(message))
+        for callback in self._system_watchers.get(name, ()):
+            callback(message)
+
+    # -- death-watch -----------------------------------------------------------
+
+    def _watch(self, watcher: str, target: str) -> None:
+        cell = self._cells.get(target)
+        if cell is None or cell.status is AgentStatus.STOPPED:
+            reason = "unknown agent" if cell is None else (cell.last_failure or "stopped")
+            self._send_system(watcher, Terminated(agent=target, reason=reason))
+        else:
+            cell.watchers.add(watcher)
+
+    def _unwatch(self, watcher: str, target: str) -> None:
+        cell = self._cells.get(target)
+        if cell is not None:
+            cell.watchers.discard(watcher)
+
+    # -- cells -----------------------------------------------------------------
+
+    def _make_cell(self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None) -> Cell:
+        with self._lock:
+            if (
+                spec.name in self._cells
+                and self._cells[spec.name].status is not AgentStatus.STOPPED
+            ):
+                raise ValueError(f"an agent named {spec.name!r} already exists")
+            if isinstance(spec, SupervisorSpec):
+                cell = Cell(self, spec, Supervisor, spec, parent)
+            elif spec.pool is not None:
+                cell = Cell(self, _pool_supervisor(spec, parent), Supervisor, None, parent)
+                cell.config = cell.spec
+                self._routes[spec.name] = Router(spec.name, spec.pool, cell)
+            else:
+                cell = Cell(self, spec, spec.agent, spec.config, parent)
+            self._cells[spec.name] = cell
+            if spec.name not in self._routes:
+                self._routes[spec.name] = cell
+            if parent is not None:
+                parent.children[spec.name] = cell
+            return cell
+
+    def apply(self, new_root: SupervisorSpec, timeout: float = 300.0) -> ApplyReport:
+        """Live reload: change the running tree to ``new_root``, touching only what changed.
+
+        Unchanged agents keep running with their state and mailboxes; removed
+        ones stop (last-started first), changed ones restart with their new
+        spec, added ones start in order. The new tree is validated first: an
+        invalid one raises (ValueError/TypeError) and changes nothing.
+        Raises :class:`SystemNotRunning` unless the system is running, and
+        ValueError if the root's name differs.
+        """
+        if self._state != "running" or self._root is None:
+            raise SystemNotRunning("apply() needs a running system")
+        if new_root.name != self.root_spec.name:
+            raise ValueError(
+                f"the root is {self.root_spec.name!r}; cannot rename it to {new_root.name!r}"
+            )
+        _validate_tree(new_root)
+        future = ReplyFuture(new_root.name, timeout)
+        self._root.mailbox.put_system(Envelope(ApplySpec(new_root), future))
+        report = raise_for_error(future.wait())
+        self.root_spec = new_root
+        self.events.publish(
+            TreeReloaded(added=report.added, removed=report.removed,
+                         changed=report.changed, failed=report.failed)
+        )  # fmt: skip
+        _log.info("system_reloaded", added=len(report.added), removed=len(report.removed),
+                  changed=len(report.changed), failed=list(report.failed))  # fmt: skip
+        return report
+
+    def _descendants(self, cell: Cell) -> list[str]:
+        names: list[str] = []
+        for child in cell.children.values():
+            names.append(child.name)
+            names.extend(self._descendants(child))
+        return names
+
+    def _forget(self, cell: Cell) -> None:
+        with self._lock:
+            for child in cell.children.values():
+                self._forget(child)
+            if self._cells.get(cell.name) is cell:
+                del self._cells[cell.name]
+                self._routes.pop(cell.name, None)
+
+    def _all_cells(self) -> list[Cell]:
+        with self._lock:
+            return list(self._cells.values())
+
+    def cell(self, name: str) -> Cell:
+        """The cell behind ``name`` (runtime internals, for introspection and tests).
+
+        Raises :class:`UnknownAgent`.
+        """
+        cell = self._cells.get(name)
+        if cell is None:
+            raise UnknownAgent(name)
+        return cell
+
+    def inject_fault(self, name: str, kind: str, seconds: float = 0.0) -> None:
+        """Make ``name``'s next handler crash (``"crash"``) or block ``seconds`` (``"hang"``).
+
+        The fault runs inside the agent's own thread, ahead of any bound (it is
+        a system message), after the messages already queued. For a pool, one
+        worker is picked as a message would be. Raises :class:`UnknownAgent`,
+        and ValueError for another kind.
+        """
+        fault = Envelope(InjectedFault(kind, seconds))
+        route = self._routes.get(name)
+        if route is None:
+            raise UnknownAgent(name)
+        target = route._pick(route.workers, fault) if isinstance(route, Router) else route
+        target.mailbox.put_system(fault)
+
+    def replace_hung(self, name: str, reason: str) -> AgentHung | None:
+        """Declare ``name`` hung: abandon its stuck incarnation, let its supervisor replace it.
+
+        For the watchdog. Returns the failure reported to the supervisor (with
+        the stuck thread's stack), or None if ``name`` had no running
+        incarnation. Raises :class:`UnknownAgent`.
+        """
+        return self.cell(name).replace_hung(reason)
+
+    def status(self, name: str) -> AgentStatus:
+        """The status of agent ``name``; a pool is RUNNING while any worker runs.
+
+        Raises :class:`UnknownAgent`.
+        """
+        cell = self.cell(name)
+        if isinstance(self._routes.get(name), Router):
+            statuses = {child.status for child in list(cell.children.values())}
+            if AgentStatus.RUNNING in statuses:
+                return AgentStatus.RUNNING
+        return cell.status
+
+    def agent_class(self, name: str) -> type[Agent]:
+        """The Agent class behind ``name`` (a pool's worker class). Raises :class:`UnknownAgent`."""
+        cell = self.cell(name)
+        if isinstance(self._routes.get(name), Router):
+            spec = next(s for s in _all_specs(self.root_spec) if s.name == name)
+            assert isinstance(spec, WorkerSpec)
+            return spec.agent
+        return cell.agent_class
+
+    def message_types(self, name: str) -> tuple[type, ...]:
+        """The message types the agent (or pool) ``name`` handles: its protocol.
+
+        Raises :class:`UnknownAgent`.
+        """
+        return self.agent_class(name).message_types()
+
+    def names(self) -> list[str]:
+        """Every agent name in the tree (supervisors and pool workers included)."""
+        return [cell.name for cell in self._all_cells()]
+
+    def _count_escalation(self, supervisor: str) -> None:
+        with self._lock:
+            self._escalations[supervisor] = self._escalations.get(supervisor, 0) + 1
+
+    def _count_abandoned(self, agent: str) -> None:
+        with self._lock:
+            self._abandoned[agent] = self._abandoned.get(agent, 0) + 1
+
+    @staticmethod
+    def _thread_stack(thread: threading.Thread | None) -> str | None:
+        if thread is None or thread.ident is None:
+            return None
+        frame = sys._current_frames().get(thread.ident)
+        return "".join(traceback.format_stack(frame)) if frame is not None else None
+
+    @staticmethod
+    def _is_agent_thread() -> bool:
+        return threading.current_thread().name.startswith("vibe:")
+
+    def threads(self) -> list[threading.Thread]:
+        """Live actor threads of this system (for leak checks after shutdown)."""
+        mine = {cell.agent.thread for cell in self._all_cells() if cell.agent is not None}
+        return [t for t in threading.enumerate() if t in mine and t.is_alive()]
+
+    # -- introspection ---------------------------------------------------------
+
+    def tree(self) -> TreeNode:
+        """A snapshot of the supervision tree. Raises :class:`SystemNotRunning` before start."""
+        if self._root is None:
+            raise SystemNotRunning("the system has not been started")
+        return _snapshot(self._root)
+
+    def walk(self) -> Iterator[TreeNode]:
+        """Every node of :meth:`tree`, depth first."""
+        stack = [self.tree()]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+
+def _all_specs(root: SupervisorSpec) -> Iterator[WorkerSpec | SupervisorSpec]:
+    yield root
+    for child in root.children:
+        if isinstance(child, SupervisorSpec):
+            yield from _all_specs(child)
+        else:
+            yield child
+
+
+def _validate_tree(root: SupervisorSpec) -> None:
+    """Fail fast on what would only fail later: names are one namespace, agents are Agents."""
+    seen: dict[str, str] = {}
+
+    def claim(name: str, where: str) -> None:
+        if name in seen:
+            raise ValueError(f"duplicate agent name {name!r} (at {where} and {seen[name]})")
+        seen[name] = where
+
+    def visit(spec: WorkerSpec | SupervisorSpec, path: str) -> None:
+        here = f"{path}/{spec.name}" if path else spec.name
+        claim(spec.name, here)
+        if isinstance(spec, SupervisorSpec):
+            for child in spec.children:
+                visit(child, here)
+            return
+        if not (isinstance(spec.agent, type) and issubclass(spec.agent, Agent)):
+            raise TypeError(f"{here}: agent must be an Agent subclass, got {spec.agent!r}")
+        if spec.pool is not None:
+            for index in range(1, spec.pool.size + 1):
+                claim(f"{spec.name}.{index}", f"{here} (pool worker)")
+
+    visit(root, "")
+
+
+def _pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
+    assert spec.pool is not None
+    workers = tuple(
+        WorkerSpec(
+            name=f"{spec.name}.{index}",
+            agent=spec.agent,
+            config=spec.config,
+            restart=spec.restart,
+            shutdown=spec.shutdown,
+            mailbox=spec.mailbox,
+        )
+        for index in range(1, spec.pool.size + 1)
+    )
+    parent_spec = (
+        parent.spec if parent is not None and isinstance(parent.spec, SupervisorSpec) else None
+    )
+    return SupervisorSpec(
+        name=spec.name,
+        children=workers,
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=max(1, spec.pool.size),
+        period=parent_spec.period if parent_spec else 5.0,
+        backoff=parent_spec.backoff if parent_spec else BackoffSpec(),
+        restart=spec.restart,
+        depends_on=spec.depends_on,
+    )
+
+
+def _snapshot(cell: Cell) -> TreeNode:
+    spec = cell.spec
+    is_supervisor = isinstance(spec, SupervisorSpec)
+    if cell.name in cell.system._routes and isinstance(cell.system._routes[cell.name], Router):
+        kind = "pool"
+    else:
+        kind = "supervisor" if is_supervisor else "worker"
+    agent_class = cell.agent_class
+    return TreeNode(
+        name=cell.name,
+        kind=kind,
+        agent=f"{agent_class.__module__}:{agent_class.__qualname__}",
+        status=cell.status.value,
+        restarts=cell.restarts,
+        incarnation=cell.incarnation,
+        mailbox_depth=cell.mailbox.qsize(),
+        last_failure=cell.last_failure,
+        restart=spec.restart.value,
+        strategy=spec.strategy.value if isinstance(spec, SupervisorSpec) else None,
+        children=tuple(_snapshot(child) for child in list(cell.children.values())),
+    )
