@@ -198,7 +198,10 @@ class Gateway:
         message_type, decoder, ref = self._message_type(name, tag, request_id)
         _require_json(headers.content_type, request_id)
         timeout = self._timeout(headers.timeout, request_id)
-        body = await self._body(headers.content_length, receive, request_id)
+        first = await receive()  # almost always the whole body, in one message
+        body = first.get("body", b"")
+        if first.get("more_body") or len(body) > self.settings.max_body_bytes:
+            body = body + await self._body(headers.content_length, receive, request_id, len(body))
         message = self._decode(message_type, decoder, body, request_id)
         status = self.system.status(name)
         if status is not AgentStatus.RUNNING:
@@ -215,11 +218,22 @@ class Gateway:
             problem = problem_for_reply(reply, request_id)
             retry = (_RETRY_AFTER,) if problem.status in (429, 503) else ()
             raise _Reject(problem, retry)
-        ok = ((b"x-request-id", request_id.encode()),)
         if reply is None:
-            await respond(send, 204, b"", extra=ok)
+            await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
             return 204
-        await respond(send, 200, _encode(reply), extra=ok)
+        body = _encode(reply)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
         return 200
 
     def _message_type(self, name: str, tag: str, request_id: str) -> tuple[type, Any, Ref]:
@@ -247,12 +261,17 @@ class Gateway:
             raise _Reject(make_problem(400, "bad-timeout", detail, request_id))
         return min(int(raw), self.settings.max_timeout_ms) / 1000
 
-    async def _body(self, declared: bytes | None, receive: Receive, request_id: str) -> bytes:
+    async def _body(
+        self, declared: bytes | None, receive: Receive, request_id: str, received: int = 0
+    ) -> bytes:
+        """The rest of the body (``received`` bytes already in hand), within the limit."""
         limit = self.settings.max_body_bytes
         try:
-            if declared is not None and declared.isdigit() and int(declared) > limit:
+            if received > limit or (
+                declared is not None and declared.isdigit() and int(declared) > limit
+            ):
                 raise BodyTooLarge
-            return await read_body(receive, limit)
+            return await read_body(receive, limit - received)
         except BodyTooLarge:
             detail = f"the body is over {limit} bytes"
             raise _Reject(make_problem(413, "body-too-large", detail, request_id)) from None

@@ -28,6 +28,7 @@ __all__ = ["SWEEP_INTERVAL", "LoopBridge", "LoopReply"]
 
 SWEEP_INTERVAL = 0.02
 _log = structlog.get_logger("vibe_actors.asyncio")
+_last: LoopBridge | None = None
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
     weakref.WeakKeyDictionary()
 )
@@ -64,9 +65,14 @@ class LoopBridge:
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> LoopBridge:
         """The bridge of ``loop`` (created on first use, from the loop's thread)."""
+        global _last  # one process usually has one loop: skip the weak dict then
+        last = _last
+        if last is not None and last.loop is loop:
+            return last
         bridge = _bridges.get(loop)
         if bridge is None:
             bridge = _bridges[loop] = cls(loop)
+        _last = bridge
         return bridge
 
     def open(self, agent: str, timeout: float) -> LoopReply:

@@ -142,3 +142,20 @@ class Worker(Agent):
     @handler
     def stop_self(self, msg: StopSelf) -> None:
         self.stop()
+
+
+class Nap(Message):
+    """Sleeps ``ms`` in the handler; touches ``marker`` (a file path) first, if given."""
+
+    ms: int
+    marker: str = ""
+
+
+class Napper(Worker):
+    @handler
+    def nap(self, msg: Nap) -> Total:
+        if msg.marker:
+            with open(msg.marker, "w", encoding="utf-8") as handle:
+                handle.write("napping")
+        threading.Event().wait(msg.ms / 1000)
+        return Total(total=msg.ms)

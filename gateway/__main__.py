@@ -1,0 +1,7 @@
+"""``python -m gateway``: see gateway._main."""
+
+import sys
+
+from gateway._main import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""``python -m gateway``: boot the system from wiring.yaml, serve it, drain, exit.
+
+Exit codes: 0 after a clean drain and stop; 1 if the wiring is invalid, the
+system fails to start, or the root supervisor gives up while serving; 2 for
+invalid settings. Problems are printed one per line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+
+import phoenix
+from gateway._app import AppSettings, create_app
+from gateway._logging import configure_logging
+from gateway._server import GatewayServer, uvicorn_config, watch_system
+from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from vibe_actors import ActorSystem, StartFailed
+
+__all__ = ["main"]
+
+_log = structlog.get_logger("gateway")
+
+
+def _fail(lines: Sequence[str], code: int) -> int:
+    for line in lines:
+        print(f"gateway: {line}", file=sys.stderr)
+    return code
+
+
+def boot(settings: GatewaySettings) -> ActorSystem:
+    """Load and validate the wiring, then start the system (data_dir from the settings).
+
+    Raises :class:`phoenix.WiringError` and :class:`vibe_actors.StartFailed`.
+    """
+    root, system_config = phoenix.build(phoenix.load(settings.wiring))
+    system_config = msgspec.structs.replace(system_config, data_dir=settings.data_dir)
+    return ActorSystem(root, system_config).start()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the gateway process; returns the exit code."""
+    try:
+        settings = parse_settings(argv)
+    except SettingsError as exc:
+        return _fail(exc.problems, 2)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        system = boot(settings)
+    except phoenix.WiringError as exc:
+        return _fail(str(exc).splitlines(), 1)
+    except StartFailed as exc:
+        return _fail([str(exc)], 1)
+    return serve(system, settings)
+
+
+def serve(system: ActorSystem, settings: GatewaySettings) -> int:
+    """Serve a started ``system`` until SIGTERM/SIGINT, then drain and stop it.
+
+    Returns 0 after a clean drain and stop, 1 if the system failed meanwhile.
+    The system is stopped here whatever happens: this function owns it now.
+    """
+    app = create_app(
+        system,
+        AppSettings(
+            max_body_bytes=settings.max_body_bytes,
+            default_timeout_ms=settings.default_timeout_ms,
+            max_timeout_ms=settings.max_timeout_ms,
+            chaos=settings.chaos,
+            tokens=settings.tokens,
+        ),
+    )
+
+    def reload() -> None:
+        report = phoenix.reload(system, settings.wiring)
+        app.catalog.clear()
+        _log.info("wiring_reloaded", added=report.added, removed=report.removed,
+                  changed=report.changed, failed=report.failed)  # fmt: skip
+
+    config = uvicorn_config(
+        app,
+        settings.host,
+        settings.port,
+        max_concurrency=settings.max_concurrency,
+        keep_alive_timeout=settings.keep_alive_timeout,
+        drain_timeout=settings.drain_timeout,
+    )
+    server = GatewayServer(config, on_reload=reload)
+    watch_system(system, server)
+    _log.info(
+        "gateway_starting", host=settings.host, port=settings.port, agents=len(system.names())
+    )
+    try:
+        server.run()
+    finally:  # whatever started the system stops it, also if serving failed
+        clean = system.shutdown(timeout=settings.drain_timeout)
+    if system.failure is not None:
+        return _fail([f"the actor system failed: {system.failure}"], 1)
+    _log.info("gateway_stopped", clean=clean)
+    return 0
