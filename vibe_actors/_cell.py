@@ -148,6 +148,8 @@ class Cell:
             AgentCrashedEvent(agent=self.name, incarnation=self.incarnation, error=reason)
         )
         _log.error("agent_start_failed", agent=self.name, path=self.path, reason=reason)
+        if isinstance(cause, StartFailed):
+            raise cause  # a nested supervisor's child: keep the innermost path and cause
         raise StartFailed(self.path, reason) from cause
 
     def stop(self, timeout: float | None = None) -> bool:

@@ -31,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from vibe_actors._signals import AgentStatus
+from vibe_actors._spec import SupervisorSpec
 from vibe_actors._stats import DURATION_BUCKETS
 
 if TYPE_CHECKING:
@@ -83,13 +84,20 @@ class SystemCollector(Collector):
             "vibe_escalations", "Supervisors that gave up (restart intensity exceeded).",
             labels=["supervisor"],
         )  # fmt: skip
-        for name, count in system._escalations.items():
+        escalated = dict(system._escalations)
+        for cell in cells:  # every supervisor has a series from the start, zero included
+            if isinstance(cell.spec, SupervisorSpec):
+                escalated.setdefault(cell.name, 0)
+        for name, count in escalated.items():
             escalations.add_metric([name], count)
         abandoned = CounterMetricFamily(
             "vibe_abandoned", "Incarnations abandoned after their shutdown timeout.",
             labels=["agent"],
         )  # fmt: skip
-        for name, count in system._abandoned.items():
+        dropped = dict(system._abandoned)
+        for cell in cells:
+            dropped.setdefault(cell.name, 0)
+        for name, count in dropped.items():
             abandoned.add_metric([name], count)
         yield from (messages, durations, depth, restarts, agents, dead, escalations, abandoned)
 

@@ -166,7 +166,8 @@ def test_initial_start_failure_names_the_agent_and_stops_the_rest(make_system, j
     system = make_system(tree(Strategy.ONE_FOR_ONE, journal), start=False)
     with pytest.raises(StartFailed, match="sup/c failed to start: RuntimeError: c refuses") as info:
         system.start()
-    assert isinstance(info.value.__cause__, StartFailed) or info.value.__cause__ is not None
+    assert isinstance(info.value.__cause__, RuntimeError)  # the innermost cause, unwrapped
+    assert info.value.path == "sup/c"
     assert journal.of("stop") == ["b", "a"]
 
 
