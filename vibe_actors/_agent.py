@@ -144,7 +144,9 @@ class Agent(pykka.ThreadingActor):
 
     @property
     def config(self) -> Any:
-        """The ``config`` of this agent's child spec (``None`` when it has none)."""
+        """This agent's settings: an instance of its ``Config`` struct (defaults when the
+        spec gave none, a mapping converted), or the spec's ``config`` as is when the
+        class declares no ``Config``."""
         return self._cell.config
 
     @property

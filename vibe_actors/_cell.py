@@ -17,6 +17,7 @@ from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._envelope import Control, Envelope
 from vibe_actors._errors import AgentHung, StartFailed
 from vibe_actors._events import AgentAbandoned, AgentCrashedEvent
+from vibe_actors._handlers import coerce_config
 from vibe_actors._mailbox import Mailbox
 from vibe_actors._messages import (
     AgentCrashed,
@@ -53,7 +54,7 @@ class Cell:
         self.spec = spec
         self.name = spec.name
         self.agent_class = agent_class
-        self.config = config
+        self.config = coerce_config(agent_class, config)
         self.parent = parent
         self.path = f"{parent.path}/{spec.name}" if parent is not None else spec.name
         mailbox_spec = spec.mailbox if isinstance(spec, WorkerSpec) else MailboxSpec()
@@ -127,7 +128,7 @@ class Cell:
         """
         self.spec = spec
         self.agent_class = spec.agent
-        self.config = spec.config
+        self.config = coerce_config(spec.agent, spec.config)
         if spec.mailbox != self.mailbox.spec:
             old = self.mailbox
             self.mailbox = Mailbox(spec.name, spec.mailbox, self._refused)

@@ -50,6 +50,14 @@ class DeadLetter(msgspec.Struct, frozen=True):
     at: float  #: wall-clock time (time.time())
 
 
+def _redacted(message: Any) -> Any:
+    """``message`` with its ``sensitive_fields`` masked (secrets never kept or logged)."""
+    fields = getattr(message, "sensitive_fields", None)
+    if not fields:
+        return message
+    return msgspec.structs.replace(message, **{name: "***" for name in fields})
+
+
 class DeadLetters:
     """The system's dead-letter stream.
 
@@ -68,7 +76,7 @@ class DeadLetters:
 
     def publish(self, recipient: str, envelope: Envelope, reason: DeadLetterReason) -> None:
         """Record ``envelope`` as undeliverable to ``recipient`` for ``reason``."""
-        message = envelope.message
+        message = _redacted(envelope.message)
         letter = DeadLetter(
             recipient=recipient,
             reason=reason,

@@ -7,7 +7,9 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["collect_handlers", "handler", "return_types"]
+import msgspec
+
+__all__ = ["coerce_config", "collect_handlers", "handler", "return_types"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +64,20 @@ def return_types(fn: Callable[..., Any]) -> tuple[type, ...]:
     else:
         members = (annotation,)
     return tuple(m for m in members if isinstance(m, type) and m is not type(None))
+
+
+def coerce_config(agent_class: type, config: Any) -> Any:
+    """``config`` as an instance of ``agent_class.Config`` (None -> defaults; a mapping converted).
+
+    Agents without a ``Config`` get ``config`` unchanged. Raises
+    ``msgspec.ValidationError`` naming the bad field.
+    """
+    schema = getattr(agent_class, "Config", None)
+    if schema is None or isinstance(config, schema):
+        return config
+    if config is None:
+        return schema()
+    return msgspec.convert(config, schema)
 
 
 def collect_handlers(cls: type) -> dict[type, Callable[..., Any]]:

@@ -35,7 +35,12 @@ class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True, forbid_unknow
         class Put(Message):
             key: str
             value: bytes
+
+    Name fields that hold secrets in ``sensitive_fields``: the runtime masks
+    them wherever it keeps or shows a message (dead letters).
     """
+
+    sensitive_fields: ClassVar[frozenset[str]] = frozenset()
 
 
 class ErrorReply(Message, kw_only=True):

@@ -26,6 +26,7 @@ from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
+from vibe_actors._handlers import coerce_config
 from vibe_actors._messages import Terminated, Unavailable
 from vibe_actors._metrics import SystemCollector
 from vibe_actors._ref import Ref
@@ -490,6 +491,10 @@ def _validate_tree(root: SupervisorSpec) -> None:
             return
         if not (isinstance(spec.agent, type) and issubclass(spec.agent, Agent)):
             raise TypeError(f"{here}: agent must be an Agent subclass, got {spec.agent!r}")
+        try:
+            coerce_config(spec.agent, spec.config)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{here}: config for {spec.agent.__name__}: {exc}") from exc
         if spec.pool is not None:
             for index in range(1, spec.pool.size + 1):
                 claim(f"{spec.name}.{index}", f"{here} (pool worker)")

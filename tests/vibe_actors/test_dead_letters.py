@@ -75,3 +75,19 @@ def test_subscribers_see_every_letter_and_a_failing_one_is_kept():
     assert seen == ["Add", "Add", "Add"]
     assert letters.total() == 4
     assert [letter.message for letter in letters.recent()] == [Add(n=2), Ping()]
+
+
+def test_sensitive_fields_are_masked_in_dead_letters(make_system):
+    from typing import ClassVar
+
+    from vibe_actors import Message
+
+    class Login(Message):
+        user: str
+        password: str
+        sensitive_fields: ClassVar[frozenset[str]] = frozenset({"password"})
+
+    system = make_system([worker("w")], serialize_messages=False)
+    system.tell("ghost", Login(user="ann", password="hunter2"))
+    (letter,) = system.dead_letters.recent()
+    assert letter.message == Login(user="ann", password="***")

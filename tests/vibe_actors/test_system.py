@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import msgspec
 import pytest
 from prometheus_client import generate_latest
 
@@ -23,7 +24,7 @@ from vibe_actors import (
 )
 
 from tests.conftest import wait_until, worker
-from tests.vibe_actors.agents import Add, Block, Boom, Nope
+from tests.vibe_actors.agents import Add, Block, Boom, Nope, Total
 
 
 def test_context_manager_starts_and_stops_everything():
@@ -186,3 +187,32 @@ def test_injected_crash_and_hang_run_in_the_agents_thread(make_system, journal):
         system.inject_fault("ghost", "crash")
     with pytest.raises(ValueError, match="fault kind"):
         system.inject_fault("w", "explode")
+
+
+class Settings(msgspec.Struct, frozen=True):
+    size: int = 3
+
+
+class Configured(Agent):
+    Config = Settings
+
+    @handler
+    def size(self, msg: Ping) -> Total:
+        return Total(total=self.config.size)
+
+
+def test_config_is_coerced_to_the_agents_config_struct(make_system):
+    system = make_system(
+        [
+            WorkerSpec(name="default", agent=Configured),
+            WorkerSpec(name="mapping", agent=Configured, config={"size": 7}),
+            WorkerSpec(name="struct", agent=Configured, config=Settings(size=9)),
+        ],
+        serialize_messages=False,
+    )
+    assert [system.ask(n, Ping()).total for n in ("default", "mapping", "struct")] == [3, 7, 9]
+
+
+def test_invalid_config_fails_at_construction_naming_the_agent():
+    with pytest.raises(ValueError, match=r"root/bad: config for Configured: Expected `int`"):
+        ActorSystem([WorkerSpec(name="bad", agent=Configured, config={"size": "big"})])

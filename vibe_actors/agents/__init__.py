@@ -1,0 +1,1 @@
+"""System agents (policy, quota, schema, webhooks, ...)."""

@@ -1,0 +1,362 @@
+"""Schema: the message catalogue of the running system, as data.
+
+* ``Catalogue{}`` -> ``CatalogueReply``: for every agent that receives
+  messages (workers, pools and pool workers; not supervisors), the JSON
+  Schema of each message type by tag. The shape is the gateway's
+  (``gateway/_catalog.py``: tag -> the type's schema component); when a type
+  refers to other structs, their components ride along in ``$defs`` so each
+  schema stands alone.
+* ``OpenAPI{}`` -> ``OpenAPIDocument``: an OpenAPI 3.1 document with a
+  ``POST /v1/agents/{name}/{Type}`` operation per agent and message type, its
+  request body, the 200 reply schemas (from the handler's return annotation)
+  and the gateway's problem+json error responses, plus the status of every
+  error reply the handler declares.
+* ``Diagram{}`` -> ``MermaidDiagram``: a Mermaid ``graph TD`` of the
+  supervision tree, with each supervisor's strategy and each child's restart
+  type.
+
+Everything is built on demand from the live system and cached until the tree
+changes: a ``TreeReloaded`` event drops the cache, and so does any change of
+the tree's shape seen at the next request (a temporary child removed, a pool
+worker replaced). The cache is per incarnation; a restart rebuilds on demand
+and loses nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import msgspec
+
+from vibe_actors import (
+    ActorSystem,
+    Agent,
+    ErrorReply,
+    Message,
+    RuntimeEvent,
+    TreeNode,
+    TreeReloaded,
+    UnknownAgent,
+    handler,
+)
+
+__all__ = [
+    "Catalogue",
+    "CatalogueReply",
+    "Diagram",
+    "MermaidDiagram",
+    "OpenAPI",
+    "OpenAPIDocument",
+    "Problem",
+    "Schema",
+    "SchemaConfig",
+    "catalogue",
+    "mermaid",
+    "openapi",
+]
+
+
+class SchemaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings of :class:`Schema`."""
+
+    title: str = "vibe-actors"
+    version: str = "1"
+
+
+class Catalogue(Message):
+    """Ask for every agent's message schemas."""
+
+
+class CatalogueReply(Message):
+    """Agent name -> message tag -> JSON Schema."""
+
+    agents: dict[str, dict[str, Any]]
+
+
+class OpenAPI(Message):
+    """Ask for the OpenAPI 3.1 document of the HTTP gateway's agent API."""
+
+
+class OpenAPIDocument(Message):
+    document: dict[str, Any]
+
+
+class Diagram(Message):
+    """Ask for a Mermaid diagram of the supervision tree."""
+
+
+class MermaidDiagram(Message):
+    text: str
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """application/problem+json (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+
+
+#: The gateway's error responses (``gateway/_catalog.py``).
+ERROR_RESPONSES: dict[int, str] = {
+    400: "Malformed JSON or header",
+    401: "Missing or wrong bearer token",
+    404: "Unknown agent or message type",
+    413: "Body over the limit",
+    415: "Not application/json",
+    422: "Body does not match the message type",
+    429: "Mailbox full or quota exceeded",
+    503: "Agent restarting or stopped",
+    504: "Deadline exceeded",
+}
+
+
+# -- building blocks ----------------------------------------------------------------
+
+
+def receivers(system: ActorSystem) -> list[TreeNode]:
+    """Every node that receives messages (workers and pools), in tree order."""
+    return [node for node in system.walk() if node.kind != "supervisor"]
+
+
+def message_types(system: ActorSystem, name: str) -> dict[str, type]:
+    """Public message types of agent ``name`` by tag ({} if it is gone)."""
+    try:
+        found = system.message_types(name)
+    except UnknownAgent:
+        return {}
+    return {t.__name__: t for t in found if issubclass(t, Message)}
+
+
+def reply_types(system: ActorSystem, name: str, message_type: type) -> list[type]:
+    """The reply types ``name``'s handler of ``message_type`` declares."""
+    try:
+        agent_class = system.agent_class(name)
+    except UnknownAgent:
+        return []
+    return [t for t in agent_class.reply_types(message_type) if issubclass(t, Message)]
+
+
+_REF = re.compile(r"^#/\$defs/(.+)$")
+
+
+def _refs(schema: Any) -> Iterable[str]:
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "$ref" and isinstance(value, str) and (match := _REF.match(value)):
+                yield match.group(1)
+            else:
+                yield from _refs(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _refs(item)
+
+
+def _standalone(name: str, components: dict[str, Any]) -> dict[str, Any]:
+    """Component ``name``, with the components it reaches in ``$defs``."""
+    reached: dict[str, Any] = {}
+    todo = list(_refs(components[name]))
+    while todo:
+        ref = todo.pop()
+        if ref in reached or ref == name:
+            continue
+        reached[ref] = components[ref]
+        todo.extend(_refs(components[ref]))
+    schema = dict(components[name])
+    if reached:
+        schema["$defs"] = dict(sorted(reached.items()))
+    return schema
+
+
+def _component_names(refs: Iterable[dict[str, Any]], prefix: str) -> list[str]:
+    return [ref["$ref"].removeprefix(prefix) for ref in refs]
+
+
+def agent_schemas(types: dict[str, type]) -> dict[str, Any]:
+    """Tag -> standalone JSON Schema for one agent's message types."""
+    if not types:
+        return {}
+    refs, components = msgspec.json.schema_components(list(types.values()))
+    names = _component_names(refs, "#/$defs/")
+    return {tag: _standalone(name, components) for tag, name in zip(types, names, strict=True)}
+
+
+def catalogue(system: ActorSystem) -> dict[str, dict[str, Any]]:
+    """Agent name -> tag -> JSON Schema, for every receiving node."""
+    return {
+        node.name: agent_schemas(message_types(system, node.name)) for node in receivers(system)
+    }
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+_COMPONENTS = "#/components/schemas/"
+
+
+def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``POST /v1/agents/{name}/{Type}`` for every agent."""
+    operations: list[tuple[str, str, type, list[type]]] = []
+    every: list[type] = [Problem]
+    for node in receivers(system):
+        for tag, message_type in message_types(system, node.name).items():
+            replies = reply_types(system, node.name, message_type)
+            operations.append((node.name, tag, message_type, replies))
+            every.extend([message_type, *replies])
+    unique = list(dict.fromkeys(every))
+    refs, components = msgspec.json.schema_components(unique, ref_template=_COMPONENTS + "{name}")
+    ref_of = dict(zip(unique, refs, strict=True))
+    paths = {
+        f"/v1/agents/{agent}/{tag}": {"post": _operation(agent, tag, ref_of, message_type, replies)}
+        for agent, tag, message_type, replies in operations
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def _operation(
+    agent: str, tag: str, ref_of: dict[type, Any], message_type: type, replies: list[type]
+) -> dict[str, Any]:
+    ok = [r for r in replies if not issubclass(r, ErrorReply)]
+    ok_schema: dict[str, Any] = {"oneOf": [ref_of[r] for r in ok]} if ok else {}
+    problem = {"application/problem+json": {"schema": ref_of[Problem]}}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "The agent's reply",
+            "content": {"application/json": {"schema": ok_schema}},
+        },
+        **{
+            str(s): {"description": text, "content": problem} for s, text in ERROR_RESPONSES.items()
+        },
+    }
+    for error in (r for r in replies if issubclass(r, ErrorReply)):
+        entry = responses.setdefault(
+            str(error.http_status), {"description": error.__name__, "content": problem}
+        )
+        entry.setdefault("x-error-replies", []).append(error.__name__)
+    return {
+        "operationId": f"{agent}.{tag}",
+        "summary": f"Ask {agent} with {tag}",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ref_of[message_type]}},
+        },
+        "responses": dict(sorted(responses.items())),
+    }
+
+
+# -- Mermaid ---------------------------------------------------------------------------------
+
+_SHAPES: dict[str, tuple[str, str]] = {
+    "supervisor": ("[", "]"),
+    "pool": ("[[", "]]"),
+    "worker": ("(", ")"),
+}
+
+
+def _label(text: str) -> str:
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
+
+
+def mermaid(root: TreeNode) -> str:
+    """A ``graph TD`` of the tree: supervisors show strategy and restart, workers restart."""
+    lines = ["graph TD"]
+    ids: dict[int, str] = {}
+
+    def visit(node: TreeNode, parent: str | None) -> None:
+        node_id = ids.setdefault(id(node), f"n{len(ids)}")
+        details = [node.kind, *([node.strategy] if node.strategy else []), node.restart]
+        opening, closing = _SHAPES.get(node.kind, ("(", ")"))
+        label = f"{_label(node.name)}<br/>{_label(', '.join(details))}"
+        lines.append(f'    {node_id}{opening}"{label}"{closing}')
+        if parent is not None:
+            lines.append(f"    {parent} --> {node_id}")
+        for child in node.children:
+            visit(child, node_id)
+
+    visit(root, None)
+    return "\n".join(lines) + "\n"
+
+
+# -- the agent ----------------------------------------------------------------------------
+
+
+def _settings(config: Any) -> SchemaConfig:
+    if config is None:
+        return SchemaConfig()
+    if isinstance(config, SchemaConfig):
+        return config
+    return msgspec.convert(config, SchemaConfig)
+
+
+def _shape(system: ActorSystem) -> tuple[tuple[str, ...], ...]:
+    """What the cached documents depend on: names, kinds, classes, strategies, restarts."""
+    return tuple(
+        (node.name, node.kind, node.agent, node.strategy or "", node.restart)
+        for node in system.walk()
+    )
+
+
+class Schema(Agent):
+    """The message catalogue: ``Catalogue``, ``OpenAPI`` and ``Diagram`` (see the module)."""
+
+    Config: ClassVar = SchemaConfig
+
+    def on_start(self) -> None:
+        self._settings = _settings(self.config)
+        self._cache: dict[str, bytes] = {}
+        self._cached_shape: tuple[tuple[str, ...], ...] = ()
+        self._stale = False
+        self._unsubscribe: Callable[[], None] | None = self.system.events.subscribe(self._on_event)
+
+    def on_stop(self) -> None:
+        self._release()
+
+    def on_failure(self, error: BaseException) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        # Runs in the publisher's thread: only flag; the next request rebuilds.
+        if isinstance(event, TreeReloaded):
+            self._stale = True
+
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        shape = _shape(self.system)
+        if self._stale or shape != self._cached_shape:
+            self._stale = False
+            self._cache.clear()
+            self._cached_shape = shape
+            self.log.debug("schema_cache_cleared", agents=len(shape))
+        if key not in self._cache:
+            self._cache[key] = msgspec.msgpack.encode(build())
+        return msgspec.msgpack.decode(self._cache[key])  # a fresh copy: callers may mutate it
+
+    @handler
+    def catalogue(self, msg: Catalogue) -> CatalogueReply:
+        return CatalogueReply(agents=self._cached("catalogue", lambda: catalogue(self.system)))
+
+    @handler
+    def openapi(self, msg: OpenAPI) -> OpenAPIDocument:
+        settings = self._settings
+        document = self._cached(
+            "openapi", lambda: openapi(self.system, settings.title, settings.version)
+        )
+        return OpenAPIDocument(document=document)
+
+    @handler
+    def diagram(self, msg: Diagram) -> MermaidDiagram:
+        return MermaidDiagram(text=self._cached("diagram", lambda: mermaid(self.system.tree())))

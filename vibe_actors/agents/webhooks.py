@@ -1,0 +1,744 @@
+"""Webhooks: deliver topic events to URLs, signed, retried, guarded.
+
+Protocol:
+
+* ``Subscribe{topic, url, secret}`` -> ``Subscribed{id}``; ``InvalidWebhook``
+  (422: not http(s), no host, credentials in the URL, empty topic or
+  secret); ``WebhookRefused`` (403: the SSRF guard refuses the host's
+  addresses, or it does not resolve: the reply says why); ``WebhooksBusy``
+  (503); ``WebhooksNotSaved`` (503). The host is resolved and checked on a
+  delivery thread, so the reply comes later (the handler defers it); if the
+  ask's deadline passes first, the subscription is still made once the check
+  passes.
+* ``Unsubscribe{id}`` -> ``Unsubscribed{id}`` or ``UnknownSubscription`` (404).
+  Retries already scheduled for it are cancelled; a request in flight ends.
+* ``Deliver{topic, data, seq}`` -> ``Queued{deliveries, dropped}``: one delivery
+  per subscription of ``topic``. This is the pubsub integration point: the
+  pubsub agent's ``Event{topic, data, seq}`` carries the same fields, and once
+  it exists the agent will subscribe itself to each topic at ``config.pubsub``
+  and handle ``Event`` like ``Deliver``. Until then publishers send ``Deliver``.
+* ``Deliveries{id, limit}`` -> ``DeliveriesReply``: the last ``limit``
+  attempts (all subscriptions, or subscription ``id``) and each
+  subscription's circuit state.
+
+Each delivery is an HTTP POST of ``{"id", "topic", "seq", "data"}`` as JSON,
+with ``X-Vibe-Signature: sha256=<hex HMAC-SHA256 of the body keyed by the
+secret>``, ``X-Vibe-Delivery`` (the id, the same on every retry, for
+de-duplication) and ``X-Vibe-Attempt``. 2xx is delivered. A network error, a
+timeout, 408, 425, 429 or 5xx is retried after ``backoff_initial *
+backoff_multiplier ** (attempt - 1)`` seconds (at most ``backoff_max``), up
+to ``max_attempts`` attempts; other statuses (redirects included: they are
+not followed) fail at once. Each URL has a circuit breaker: after
+``breaker_threshold`` consecutive retryable failures it opens, and an attempt
+while it is open is not sent (it counts as a failed attempt, outcome
+``circuit_open``); after ``breaker_cooldown`` seconds one trial goes through
+(half-open): success closes it, failure opens it again. Before every request
+the SSRF guard (:mod:`vibe_actors.agents._http_client`) resolves the host
+and the request goes to the checked address.
+
+Threads: HTTP never runs in the agent's thread. ``workers`` daemon threads
+(named ``webhooks:<agent>#<incarnation>:<n>``) owned by the incarnation do the resolving
+and posting and report back with ``tell``; they are stopped in ``on_stop``
+and ``on_failure`` (a request in flight finishes within its timeout and its
+result is discarded). At most ``max_pending`` deliveries are unfinished at a
+time; more are dropped (recorded, counted in ``Queued.dropped``).
+
+Across a restart: subscriptions survive (with ``persist``, the default, they
+are written atomically to ``<data_dir>/webhooks/<name>.json`` with mode
+0600, secrets included, before the reply; otherwise they are lost).
+Delivery history, circuit states, scheduled retries and deliveries in flight
+are per incarnation and lost (delivery is at most once past a crash). A
+subscribe whose check was pending gets ``Unavailable``.
+
+Secrets are never logged or returned: only ids, topics and URL origins
+(``scheme://host:port``) appear in logs, replies and errors.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import httpx
+import msgspec
+import structlog
+
+from vibe_actors import (
+    Agent,
+    Deferred,
+    ErrorReply,
+    Message,
+    Ref,
+    Unavailable,
+    encode_json,
+    handler,
+)
+from vibe_actors.agents._http_client import (
+    SIGNATURE_HEADER,
+    PinnedClient,
+    Refused,
+    ResolutionFailed,
+    parse_allow,
+    sign,
+    url_problem,
+)
+
+__all__ = [
+    "Breaker",
+    "Deliver",
+    "Deliveries",
+    "DeliveriesReply",
+    "DeliveryRecord",
+    "InvalidWebhook",
+    "Queued",
+    "Subscribe",
+    "Subscribed",
+    "UnknownSubscription",
+    "Unsubscribe",
+    "Unsubscribed",
+    "WebhookRefused",
+    "Webhooks",
+    "WebhooksBusy",
+    "WebhooksConfig",
+    "WebhooksNotSaved",
+]
+
+_log = structlog.get_logger("vibe_actors.agents.webhooks")
+
+Outcome = Literal[
+    "delivered", "http_error", "network_error", "refused", "circuit_open", "dropped",
+    "cancelled", "error",
+]  # fmt: skip
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings of :class:`Webhooks` (times in seconds)."""
+
+    #: The pubsub agent to subscribe through. Reserved: until the pubsub agent
+    #: exists, publishers send ``Deliver`` here directly (see ``Deliver``).
+    pubsub: str = "pubsub"
+    #: Addresses or CIDR networks the SSRF guard lets through anyway.
+    allow: list[str] = []
+    workers: int = 4
+    timeout: float = 10.0
+    connect_timeout: float = 3.0
+    max_attempts: int = 5
+    backoff_initial: float = 1.0
+    backoff_multiplier: float = 2.0
+    backoff_max: float = 300.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+    max_pending: int = 10_000
+    history: int = 1_000
+    persist: bool = True
+    user_agent: str = "vibe-actors-webhooks/1"
+
+    def __post_init__(self) -> None:
+        parse_allow(self.allow)
+        if min(self.workers, self.max_attempts, self.breaker_threshold, self.history) < 1:
+            raise ValueError("workers, max_attempts, breaker_threshold and history must be >= 1")
+        if min(self.timeout, self.connect_timeout) <= 0 or self.max_pending < 1:
+            raise ValueError("timeouts must be > 0 and max_pending >= 1")
+        if self.backoff_initial < 0 or self.backoff_multiplier < 1 or self.breaker_cooldown < 0:
+            raise ValueError("backoff_initial, breaker_cooldown >= 0 and backoff_multiplier >= 1")
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+class Subscribe(Message):
+    """POST every event of ``topic`` to ``url``, signed with ``secret``."""
+
+    topic: str
+    url: str
+    secret: str
+    sensitive_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+
+    def __repr__(self) -> str:
+        return f"Subscribe(topic={self.topic!r}, url={_origin(self.url)!r}, secret=<redacted>)"
+
+    def __rich_repr__(self) -> Iterator[tuple[str, str]]:
+        yield "topic", self.topic
+        yield "url", _origin(self.url)
+
+
+class Subscribed(Message):
+    id: str
+
+
+class Unsubscribe(Message):
+    id: str
+
+
+class Unsubscribed(Message):
+    id: str
+
+
+class Deliver(Message):
+    """An event of ``topic`` to deliver to its subscriptions (pubsub's ``Event`` shape)."""
+
+    topic: str
+    data: Any = None
+    seq: int | None = None
+
+
+class Queued(Message):
+    """Delivery ids started for the event; ``dropped``: refused because ``max_pending``."""
+
+    deliveries: list[str]
+    dropped: int = 0
+
+
+class Deliveries(Message):
+    """The last ``limit`` attempts, of subscription ``id`` or of all."""
+
+    id: str | None = None
+    limit: int = 50
+
+
+class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt: ``final`` if no retry follows; ``retry_in`` seconds otherwise."""
+
+    delivery: str
+    subscription: str
+    topic: str
+    seq: int | None
+    origin: str
+    attempt: int
+    outcome: Outcome
+    final: bool
+    status: int | None = None
+    error: str | None = None
+    retry_in: float | None = None
+    at: float = 0.0
+
+
+class DeliveriesReply(Message):
+    deliveries: list[DeliveryRecord]
+    #: subscription id -> closed | open | half_open (of its URL's breaker).
+    circuits: dict[str, str]
+
+
+class InvalidWebhook(ErrorReply):
+    http_status: ClassVar[int] = 422
+
+
+class WebhookRefused(ErrorReply):
+    """The SSRF guard refuses the URL's host (``detail`` says which address and why)."""
+
+    http_status: ClassVar[int] = 403
+
+
+class UnknownSubscription(ErrorReply):
+    id: str
+    http_status: ClassVar[int] = 404
+
+
+class WebhooksBusy(ErrorReply):
+    http_status: ClassVar[int] = 503
+
+
+class WebhooksNotSaved(ErrorReply):
+    http_status: ClassVar[int] = 503
+
+
+# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
+
+
+class _Checked(msgspec.Struct, frozen=True):
+    incarnation: int
+    token: str
+    refusal: str | None
+
+
+class _Attempted(msgspec.Struct, frozen=True):
+    incarnation: int
+    delivery: str
+    attempt: int
+    outcome: str
+    status: int | None
+    error: str | None
+
+
+class _Retry(msgspec.Struct, frozen=True):
+    delivery: str
+
+
+# -- the circuit breaker --------------------------------------------------------------
+
+
+class Breaker:
+    """closed -> open after ``threshold`` consecutive failures -> half-open after ``cooldown``.
+
+    Half-open lets one trial through: its success closes the circuit, its
+    failure opens it again. Used from one thread (the agent's).
+    """
+
+    def __init__(self, threshold: int, cooldown: float) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial = False
+
+    def state(self, now: float) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.trial or now - self.opened_at >= self.cooldown else "open"
+
+    def allow(self, now: float) -> bool:
+        """Whether an attempt may go now (taking the half-open trial if it is due)."""
+        if self.opened_at is None:
+            return True
+        if self.trial or now - self.opened_at < self.cooldown:
+            return False
+        self.trial = True
+        return True
+
+    def reopens_in(self, now: float) -> float:
+        return 0.0 if self.opened_at is None else max(0.0, self.opened_at + self.cooldown - now)
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial = 0, None, False
+
+    def failure(self, now: float) -> None:
+        self.failures += 1
+        if self.trial or self.failures >= self.threshold:
+            self.opened_at, self.trial = now, False
+
+    def release(self) -> None:
+        """An attempt ended without saying anything about the endpoint."""
+        self.trial = False
+
+
+# -- delivery threads -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    token: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Post:
+    delivery: str
+    attempt: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def _post(client: PinnedClient, job: _Post) -> tuple[str, int | None, str | None]:
+    try:
+        status = client.post(job.url, job.body, job.headers)
+    except Refused as exc:
+        return "refused", None, str(exc)
+    except ResolutionFailed as exc:
+        return "network_error", None, str(exc)
+    except httpx.HTTPError as exc:
+        return "network_error", None, f"{type(exc).__name__}: {exc}"
+    if 200 <= status < 300:
+        return "delivered", status, None
+    return "http_error", status, f"HTTP {status}"
+
+
+def _check(client: PinnedClient, url: str) -> str | None:
+    try:
+        client.check(url)
+    except (Refused, ResolutionFailed) as exc:
+        return str(exc)
+    return None
+
+
+class _Workers:
+    """Daemon threads running checks and posts for one incarnation, reporting with ``tell``."""
+
+    def __init__(
+        self,
+        name: str,
+        count: int,
+        make_client: Callable[[], PinnedClient],
+        me: Ref,
+        incarnation: int,
+    ) -> None:
+        self._jobs: queue.SimpleQueue[_Check | _Post | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._make_client = make_client
+        self._me = me
+        self._incarnation = incarnation
+        self.threads = [
+            threading.Thread(
+                target=self._loop, name=f"webhooks:{name}#{incarnation}:{n}", daemon=True
+            )
+            for n in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: _Check | _Post) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Ask every thread to end after its current job; queued jobs are not run."""
+        self._stopping.set()
+        for _ in self.threads:
+            self._jobs.put(None)
+
+    def _loop(self) -> None:
+        client = self._make_client()
+        try:
+            while (job := self._jobs.get()) is not None and not self._stopping.is_set():
+                result = self._run(client, job)
+                if self._stopping.is_set():
+                    _log.info("webhook_result_discarded", agent=self._me.name, reason="stopping")
+                    return
+                self._me.tell(result)
+        finally:
+            client.close()
+
+    def _run(self, client: PinnedClient, job: _Check | _Post) -> _Checked | _Attempted:
+        if isinstance(job, _Check):
+            return _Checked(self._incarnation, job.token, _check(client, job.url))
+        try:
+            outcome, status, error = _post(client, job)
+        except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome, and logged
+            _log.exception("webhook_attempt_bug", agent=self._me.name, delivery=job.delivery)
+            outcome, status, error = "error", None, type(exc).__name__
+        return _Attempted(self._incarnation, job.delivery, job.attempt, outcome, status, error)
+
+
+# -- subscriptions and their file ----------------------------------------------------------
+
+
+class _Subscription(msgspec.Struct, frozen=True):
+    id: str
+    topic: str
+    url: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"_Subscription(id={self.id!r}, topic={self.topic!r}, secret=<redacted>)"
+
+
+class _Stored(msgspec.Struct, frozen=True):
+    subscriptions: list[_Subscription]
+
+
+def _load(path: Path | None) -> dict[str, _Subscription]:
+    if path is None or not path.exists():
+        return {}
+    stored = msgspec.json.decode(path.read_bytes(), type=_Stored)
+    return {sub.id: sub for sub in stored.subscriptions}
+
+
+def _save(path: Path, subscriptions: list[_Subscription]) -> None:
+    """Atomically replace ``path`` (mode 0600: it holds secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(msgspec.json.encode(_Stored(subscriptions)))
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]``: what may be shown of a URL (paths can hold tokens)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "<invalid URL>"
+    host = parsed.netloc.decode("ascii", "replace").rpartition("@")[2]
+    return f"{parsed.scheme}://{host}"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An unfinished delivery (agent thread only)."""
+
+    delivery: str
+    subscription: str
+    topic: str
+    seq: int | None
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int = 0
+
+
+def _settings(config: Any) -> WebhooksConfig:
+    if config is None:
+        return WebhooksConfig()
+    if isinstance(config, WebhooksConfig):
+        return config
+    return msgspec.convert(config, WebhooksConfig)
+
+
+# -- the agent ----------------------------------------------------------------------------
+
+
+class Webhooks(Agent):
+    """Outbound webhook delivery (see the module docstring for the whole contract)."""
+
+    Config: ClassVar = WebhooksConfig
+    #: How host names are resolved (``socket.getaddrinfo``); tests substitute their own.
+    resolver: ClassVar[Callable[..., Any]] = staticmethod(socket.getaddrinfo)
+
+    def on_start(self) -> None:
+        settings = self._settings = _settings(self.config)
+        self._allow = parse_allow(settings.allow)
+        self._path = (
+            Path(self.system.config.data_dir) / "webhooks" / f"{self.name}.json"
+            if settings.persist
+            else None
+        )
+        self._subs = _load(self._path)
+        self._pending: dict[str, _Pending] = {}
+        self._checks: dict[str, tuple[Deferred, Subscribe]] = {}
+        self._breakers: dict[str, Breaker] = {}
+        self._history: deque[DeliveryRecord] = deque(maxlen=settings.history)
+        self._workers = _Workers(
+            self.name, settings.workers, self._make_client, self.ref(self.name), self.incarnation
+        )
+        self.log.info("webhooks_started", subscriptions=len(self._subs))
+
+    def _make_client(self) -> PinnedClient:
+        s = self._settings
+        return PinnedClient(
+            allow=self._allow,
+            timeout=s.timeout,
+            connect_timeout=s.connect_timeout,
+            user_agent=s.user_agent,
+            resolver=self.resolver,
+        )
+
+    def on_stop(self) -> None:
+        self._release("stopped")
+
+    def on_failure(self, error: BaseException) -> None:
+        self._release("crashed")
+
+    def _release(self, why: str) -> None:
+        self._workers.stop()
+        for deferred, _ in self._checks.values():
+            deferred.resolve(
+                Unavailable(agent=self.name, reason=f"webhooks {why} during the check")
+            )
+        self._checks.clear()
+        if self._pending:
+            self.log.warning("webhook_deliveries_abandoned", count=len(self._pending), reason=why)
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    @handler
+    def subscribe(
+        self, msg: Subscribe
+    ) -> Subscribed | InvalidWebhook | WebhookRefused | WebhooksBusy | WebhooksNotSaved | None:
+        problem = url_problem(msg.url) or _empty(topic=msg.topic, secret=msg.secret)
+        if problem is not None:
+            return InvalidWebhook(detail=problem)
+        if len(self._checks) + len(self._pending) >= self._settings.max_pending:
+            return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
+        token = uuid.uuid4().hex
+        self._checks[token] = (self.defer(), msg)
+        self._workers.submit(_Check(token, msg.url))
+        return None  # the reply follows the check (see _checked)
+
+    @handler
+    def _checked(self, msg: _Checked) -> None:
+        entry = self._checks.pop(msg.token, None)
+        if msg.incarnation != self.incarnation or entry is None:
+            return
+        deferred, request = entry
+        if msg.refusal is not None:
+            self.log.info("webhook_refused", topic=request.topic, origin=_origin(request.url),
+                          reason=msg.refusal)  # fmt: skip
+            deferred.resolve(WebhookRefused(detail=msg.refusal))
+            return
+        sub = _Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
+        self._subs[sub.id] = sub
+        if not self._persist():
+            del self._subs[sub.id]
+            deferred.resolve(WebhooksNotSaved(detail="cannot write the subscriptions file"))
+            return
+        self.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
+                      origin=_origin(sub.url))  # fmt: skip
+        deferred.resolve(Subscribed(id=sub.id))
+
+    @handler
+    def unsubscribe(
+        self, msg: Unsubscribe
+    ) -> Unsubscribed | UnknownSubscription | WebhooksNotSaved:
+        sub = self._subs.pop(msg.id, None)
+        if sub is None:
+            return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
+        if not self._persist():
+            self._subs[sub.id] = sub
+            return WebhooksNotSaved(detail="cannot write the subscriptions file")
+        self.log.info("webhook_unsubscribed", subscription=sub.id, topic=sub.topic)
+        return Unsubscribed(id=sub.id)
+
+    def _persist(self) -> bool:
+        if self._path is None:
+            return True
+        try:
+            _save(self._path, list(self._subs.values()))
+        except OSError as exc:
+            self.log.error("webhooks_not_saved", path=str(self._path), error=exc.strerror)
+            return False
+        return True
+
+    # -- deliveries ----------------------------------------------------------------------
+
+    @handler
+    def deliver(self, msg: Deliver) -> Queued:
+        started, dropped = [], 0
+        for sub in [s for s in self._subs.values() if s.topic == msg.topic]:
+            pending = self._new_delivery(sub, msg)
+            if len(self._pending) + len(self._checks) >= self._settings.max_pending:
+                self._record(pending, "dropped", final=True, error="max_pending reached")
+                dropped += 1
+                continue
+            self._pending[pending.delivery] = pending
+            started.append(pending.delivery)
+            self._dispatch(pending)
+        return Queued(deliveries=started, dropped=dropped)
+
+    def _new_delivery(self, sub: _Subscription, msg: Deliver) -> _Pending:
+        delivery = uuid.uuid4().hex
+        body = encode_json({"id": delivery, "topic": msg.topic, "seq": msg.seq, "data": msg.data})
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(sub.secret, body),
+            "X-Vibe-Delivery": delivery,
+        }
+        return _Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers)
+
+    def _breaker(self, url: str) -> Breaker:
+        breaker = self._breakers.get(url)
+        if breaker is None:
+            s = self._settings
+            breaker = self._breakers[url] = Breaker(s.breaker_threshold, s.breaker_cooldown)
+        return breaker
+
+    def _dispatch(self, pending: _Pending) -> None:
+        pending.attempt += 1
+        breaker = self._breaker(pending.url)
+        now = self.system.clock()
+        if not breaker.allow(now):
+            self._failed(
+                pending, "circuit_open", None, "circuit open", True, breaker.reopens_in(now)
+            )
+            return
+        headers = {**pending.headers, "X-Vibe-Attempt": str(pending.attempt)}
+        self._workers.submit(
+            _Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
+        )
+
+    @handler
+    def _attempted(self, msg: _Attempted) -> None:
+        pending = self._pending.get(msg.delivery)
+        if msg.incarnation != self.incarnation or pending is None:
+            return
+        retryable = _retryable(msg.outcome, msg.status)
+        breaker = self._breaker(pending.url)
+        if msg.outcome in ("delivered", "http_error") and not retryable:
+            breaker.success()  # the endpoint answered
+        elif retryable:
+            breaker.failure(self.system.clock())
+        else:
+            breaker.release()
+        if msg.outcome == "delivered":
+            self._record(pending, "delivered", final=True, status=msg.status)
+            del self._pending[pending.delivery]
+            return
+        self._failed(pending, msg.outcome, msg.status, msg.error, retryable, 0.0)
+
+    def _failed(
+        self,
+        pending: _Pending,
+        outcome: str,
+        status: int | None,
+        error: str | None,
+        retryable: bool,
+        at_least: float,
+    ) -> None:
+        s = self._settings
+        if retryable and pending.attempt < s.max_attempts and pending.subscription in self._subs:
+            delay = min(
+                s.backoff_max, s.backoff_initial * s.backoff_multiplier ** (pending.attempt - 1)
+            )
+            delay = max(delay, at_least)
+            self._record(pending, outcome, final=False, status=status, error=error, retry_in=delay)
+            self.start_timer(("retry", pending.delivery), _Retry(pending.delivery), delay)
+            return
+        self._record(pending, outcome, final=True, status=status, error=error)
+        del self._pending[pending.delivery]
+        self.log.warning("webhook_failed", delivery=pending.delivery, topic=pending.topic,
+                         origin=_origin(pending.url), attempts=pending.attempt, outcome=outcome,
+                         status=status)  # fmt: skip
+
+    @handler
+    def _retry(self, msg: _Retry) -> None:
+        pending = self._pending.get(msg.delivery)
+        if pending is None:
+            return
+        if pending.subscription not in self._subs:
+            self._record(pending, "cancelled", final=True, error="unsubscribed")
+            del self._pending[pending.delivery]
+            return
+        self._dispatch(pending)
+
+    def _record(self, pending: _Pending, outcome: str, *, final: bool, **fields: Any) -> None:
+        self._history.append(
+            DeliveryRecord(
+                delivery=pending.delivery,
+                subscription=pending.subscription,
+                topic=pending.topic,
+                seq=pending.seq,
+                origin=_origin(pending.url),
+                attempt=pending.attempt,
+                outcome=outcome,
+                final=final,
+                at=time.time(),
+                **fields,
+            )
+        )
+
+    @handler
+    def deliveries(self, msg: Deliveries) -> DeliveriesReply:
+        records = [r for r in self._history if msg.id is None or r.subscription == msg.id]
+        limit = max(0, msg.limit)
+        now = self.system.clock()
+        circuits = {
+            sub.id: self._breakers[sub.url].state(now) if sub.url in self._breakers else "closed"
+            for sub in self._subs.values()
+        }
+        return DeliveriesReply(deliveries=records[-limit:] if limit else [], circuits=circuits)
+
+
+def _empty(**fields: str) -> str | None:
+    for name, value in fields.items():
+        if not value:
+            return f"the {name} must not be empty"
+    return None
+
+
+def _retryable(outcome: str, status: int | None) -> bool:
+    if outcome in ("network_error", "circuit_open"):
+        return True
+    if outcome == "http_error" and status is not None:
+        return status in _RETRYABLE_STATUS or status >= 500
+    return False
