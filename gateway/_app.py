@@ -23,6 +23,7 @@ import structlog
 from prometheus_client import generate_latest
 
 from gateway._catalog import Catalog
+from gateway._guards import Guards
 from gateway._http import (
     BodyTooLarge,
     ClientDisconnected,
@@ -98,6 +99,8 @@ class Gateway:
         self.catalog = Catalog(system)
         self.metrics = HttpMetrics()
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
+        guards = Guards(system)
+        self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -115,9 +118,9 @@ class Gateway:
         try:
             if method == "POST" and path.startswith("/v1/agents/") and path.count("/") == 4:
                 # The hot path, first: POST /v1/agents/{name}/{type}.
-                self._authenticate(headers, request_id)
+                principal = self._authenticate(headers, request_id)
                 name, _, tag = path[11:].partition("/")
-                status = await self._ask(name, tag, headers, receive, send)
+                status = await self._ask(name, tag, headers, receive, send, principal)
             else:
                 route = _route_of(path)
                 status = await self._dispatch(scope, headers, receive, send)
@@ -153,17 +156,23 @@ class Gateway:
             return status
         if parts[0] != "v1" or len(parts) < 2:
             raise _Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
-        self._authenticate(headers, request_id)
-        return await self._v1(parts[1:], scope, headers, receive, send)
+        principal = self._authenticate(headers, request_id)
+        return await self._v1(parts[1:], scope, headers, receive, send, principal)
 
     async def _v1(
-        self, parts: list[str], scope: Scope, headers: _Headers, receive: Receive, send: Send
+        self,
+        parts: list[str],
+        scope: Scope,
+        headers: _Headers,
+        receive: Receive,
+        send: Send,
+        principal: str | None,
     ) -> int:
         method, head, request_id = scope["method"], parts[0], headers.request_id
         ok = ((b"x-request-id", request_id.encode()),)
         if head == "agents" and len(parts) == 3:
             _allow(method, "POST", request_id)
-            return await self._ask(parts[1], parts[2], headers, receive, send)
+            return await self._ask(parts[1], parts[2], headers, receive, send, principal)
         if head == "agents" and len(parts) in (1, 2):
             _allow(method, "GET", request_id)
             if len(parts) == 1:
@@ -192,10 +201,26 @@ class Gateway:
     # -- asks ------------------------------------------------------------------
 
     async def _ask(
-        self, name: str, tag: str, headers: _Headers, receive: Receive, send: Send
+        self,
+        name: str,
+        tag: str,
+        headers: _Headers,
+        receive: Receive,
+        send: Send,
+        principal: str | None,
     ) -> int:
         request_id = headers.request_id
         message_type, decoder, ref = self._message_type(name, tag, request_id)
+        if self.guards is not None:
+            verdict = self.guards.check(principal, name, tag, authenticated=bool(self._tokens))
+            if verdict is not None:
+                retry = (
+                    ()
+                    if verdict.retry_after is None
+                    else ((b"retry-after", str(verdict.retry_after).encode()),)
+                )
+                problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
+                raise _Reject(problem, retry)
         _require_json(headers.content_type, request_id)
         timeout = self._timeout(headers.timeout, request_id)
         first = await receive()  # almost always the whole body, in one message

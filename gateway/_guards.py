@@ -1,0 +1,115 @@
+"""Authorization and rate limits on the request path, without an actor hop.
+
+The gateway holds a :class:`PolicySnapshot` (refreshed when the policy agent
+publishes ``PolicyChanged``) and its own :class:`QuotaBuckets` built from the
+quota agent's limits, so a request costs a dict lookup or two, not an ask.
+Either guard is off when its agent is not in the wiring.
+
+Fails closed: with authentication on and a policy agent present, a request
+that arrives before the first snapshot could be fetched is answered 503.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import structlog
+
+from vibe_actors import ActorSystem, AgentStatus, RuntimeEvent, UnknownAgent
+from vibe_actors.agents.policy import PolicyChanged, PolicyDenied, PolicySnapshot, Snapshot
+from vibe_actors.agents.quota import Denied, QuotaBuckets, QuotaConfig
+
+__all__ = ["Guards", "Verdict"]
+
+_log = structlog.get_logger("gateway.guards")
+
+
+class Verdict:
+    """Why a request may not go on: an HTTP status, a problem slug and detail, Retry-After."""
+
+    __slots__ = ("detail", "retry_after", "slug", "status")
+
+    def __init__(self, status: int, slug: str, detail: str, retry_after: int | None = None) -> None:
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class Guards:
+    """Policy and quota checks for one gateway app."""
+
+    def __init__(
+        self, system: ActorSystem, policy_agent: str = "policy", quota_agent: str = "quota"
+    ) -> None:
+        self._system = system
+        self.policy_agent = policy_agent if _exists(system, policy_agent) else None
+        self.policy: PolicySnapshot | None = None
+        self._refreshing = threading.Lock()
+        self.quota = _buckets(system, quota_agent)
+        if self.policy_agent is not None:
+            system.events.subscribe(self._on_event)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Fetch the policy snapshot again (asynchronously; the old one serves meanwhile)."""
+        if self.policy_agent is None or not self._refreshing.acquire(blocking=False):
+            return
+        self._system.ref(self.policy_agent).ask_future(Snapshot(), callback=self._refreshed)
+
+    def _refreshed(self, reply: object) -> None:
+        try:
+            if hasattr(reply, "rules"):
+                self.policy = PolicySnapshot.from_reply(reply)  # type: ignore[arg-type]
+                _log.info(
+                    "policy_snapshot", version=self.policy.version, enabled=self.policy.enabled
+                )
+            else:
+                _log.error("policy_snapshot_failed", reply=type(reply).__name__)
+        finally:
+            self._refreshing.release()
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        if isinstance(event, PolicyChanged):
+            self.refresh()
+
+    def check(
+        self, principal: str | None, agent: str, message: str, authenticated: bool
+    ) -> Verdict | None:
+        """None when the request may go on; else the reason to refuse it."""
+        if authenticated and self.policy_agent is not None:
+            snapshot = self.policy
+            if snapshot is None:
+                self.refresh()
+                return Verdict(503, "policy-unavailable", "the policy is not loaded yet", 1)
+            decision = snapshot.decide(principal, agent, message)
+            if not decision.allowed:
+                self._system.events.publish(
+                    PolicyDenied(policy=self.policy_agent, principal=principal, agent=agent,
+                                 message=message, rule=decision.rule, reason=decision.reason)
+                )  # fmt: skip
+                return Verdict(403, "forbidden", decision.reason)
+        if self.quota is not None:
+            granted = self.quota.acquire(principal, agent)
+            if isinstance(granted, Denied):
+                return Verdict(
+                    429, "quota-exceeded", granted.detail, math.ceil(granted.retry_after)
+                )
+        return None
+
+
+def _exists(system: ActorSystem, name: str) -> bool:
+    try:
+        return system.status(name) is not AgentStatus.STOPPED
+    except UnknownAgent:
+        return False
+
+
+def _buckets(system: ActorSystem, name: str) -> QuotaBuckets | None:
+    if not _exists(system, name):
+        return None
+    config = system.cell(name).config
+    if not isinstance(config, QuotaConfig) or not config.limits:
+        return None
+    return QuotaBuckets(config.limits)

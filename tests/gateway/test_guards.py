@@ -1,0 +1,52 @@
+"""Policy (403) and quota (429) on the request path, with the real agents."""
+
+from __future__ import annotations
+
+from vibe_actors import SupervisorSpec, WorkerSpec
+from vibe_actors.agents.policy import Policy, PolicyConfig, Reload, Rule
+from vibe_actors.agents.quota import Limit, Quota, QuotaConfig
+
+from tests.conftest import wait_until, worker
+
+ALICE = {"authorization": "Bearer alice-token"}
+BOB = {"authorization": "Bearer bob-token"}
+
+
+def tree(policy=None, quota=None):
+    children = [worker("w")]
+    if policy is not None:
+        children.append(WorkerSpec(name="policy", agent=Policy, config=policy))
+    if quota is not None:
+        children.append(WorkerSpec(name="quota", agent=Quota, config=quota))
+    return SupervisorSpec(name="root", children=tuple(children))
+
+
+def test_policy_allows_and_denies_per_principal_and_message(gateway, tmp_path):
+    policy = PolicyConfig(enabled=True, rules=[Rule(principal="alice", agent="w", message="Add")])
+    system, client = gateway(
+        tree(policy=policy),
+        system_config={"data_dir": str(tmp_path)},
+        tokens={"alice": "alice-token", "bob": "bob-token"},
+    )
+    wait_until(lambda: client.app.guards.policy is not None, what="the policy snapshot")
+    assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=ALICE).status_code == 200
+    denied = client.post("/v1/agents/w/Echo", json={"text": "x"}, headers=ALICE)
+    assert denied.status_code == 403
+    assert denied.json()["type"] == "/problems/forbidden"
+    assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=BOB).status_code == 403
+    # A runtime policy change reaches the gateway's snapshot without a restart.
+    rules = [Rule(principal="bob", agent="*", message="*")]
+    system.ask("policy", Reload(rules=rules, roles={}))
+    wait_until(lambda: client.app.guards.policy.version == 2, what="the new snapshot")
+    assert client.post("/v1/agents/w/Echo", json={"text": "x"}, headers=BOB).status_code == 200
+    assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=ALICE).status_code == 403
+
+
+def test_quota_exceeded_is_429_with_retry_after(gateway):
+    quota = QuotaConfig(limits=[Limit(agent="w", rate=0.01, burst=2)])
+    _, client = gateway(tree(quota=quota))
+    codes = [client.post("/v1/agents/w/Ping", json={}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = client.post("/v1/agents/w/Ping", json={})
+    assert refused.headers["retry-after"].isdigit() and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["type"] == "/problems/quota-exceeded"
