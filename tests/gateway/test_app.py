@@ -180,3 +180,27 @@ def test_readyz_names_the_failing_agent(gateway, journal):
     assert response.status_code == 503
     assert response.json() == {"status": "not_ready", "failing": ["w"]}
     assert json.loads(client.post("/v1/agents/w/Ping", json={}).text)["status"] == 503
+
+
+def test_requests_during_a_restart_get_a_fast_503_with_retry_after(gateway):
+    from vibe_actors import AgentStatus, BackoffSpec
+
+    slow_second_restart = SupervisorSpec(
+        name="root",
+        intensity=5,
+        backoff=BackoffSpec(min=30.0, max=30.0, random_factor=0.0),
+        children=(worker("w"), worker("other")),
+    )
+    system, client = gateway(slow_second_restart, chaos=True)
+    client.post("/v1/agents/w/Add", json={"n": 3})
+    assert client.post("/v1/chaos/w/crash").status_code == 202  # first restart: immediate
+    wait_until(lambda: system.cell("w").restarts == 1, what="the first restart")
+    assert client.post("/v1/chaos/w/crash").status_code == 202  # second: backs off 30 s
+    wait_until(lambda: system.status("w") is AgentStatus.RESTARTING, what="w restarting")
+    response = client.post("/v1/agents/w/Ping", json={}, headers={"x-timeout-ms": "20000"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.elapsed.total_seconds() < 1.0  # fast, not a wait for the deadline
+    assert client.post("/v1/agents/other/Ping", json={}).status_code == 200  # others serve
+    assert client.get("/readyz").json() == {"status": "not_ready", "failing": ["w"]}
+    assert client.get("/v1/agents/w").json()["status"] == "restarting"
