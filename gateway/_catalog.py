@@ -1,7 +1,9 @@
-"""What the gateway knows about agents: their message types, schemas and the OpenAPI document.
+"""What the gateway knows about agents: their message types and decoders.
 
 Built from the running system (``ActorSystem.message_types``) and cached per
-agent name; the cache is dropped on a live reload.
+agent name; the cache is dropped on a live reload. JSON Schemas and the
+OpenAPI document come from the schema agent's functions
+(:mod:`vibe_actors.agents.schema`), so both speak the same catalogue.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import ActorSystem, ErrorReply, Message, Ref, TreeNode, UnknownAgent
+from vibe_actors import ActorSystem, Message, Ref, TreeNode, UnknownAgent
+from vibe_actors.agents import schema
 
 __all__ = ["AgentInfo", "Catalog", "agent_status"]
 
@@ -98,82 +101,9 @@ class Catalog:
         )
 
     def schemas(self, name: str) -> dict[str, Any]:
-        """JSON Schema of each message type of ``name``, by tag."""
-        types = self.types(name)
-        _, components = msgspec.json.schema_components(list(types.values()))
-        return {tag: components.get(tag, {}) for tag in types}
+        """JSON Schema of each message type of ``name``, by tag (each one standalone)."""
+        return schema.agent_schemas(self.types(name))
 
-    def openapi(self, title: str = "vibe-actors gateway") -> dict[str, Any]:
-        """An OpenAPI 3.1 document: one POST operation per agent and message type."""
-        paths: dict[str, Any] = {}
-        every: list[type] = [Problem]
-        for info in self.agents():
-            types = self.types(info.name)
-            for tag, message_type in types.items():
-                replies = _reply_types(self._system, info.name, message_type)
-                every.extend([message_type, *replies])
-                paths[f"/v1/agents/{info.name}/{tag}"] = {
-                    "post": _operation(info.name, tag, replies)
-                }
-        _, components = msgspec.json.schema_components(
-            every, ref_template="#/components/schemas/{name}"
-        )
-        return {
-            "openapi": "3.1.0",
-            "info": {"title": title, "version": "1"},
-            "paths": paths,
-            "components": {"schemas": components},
-        }
-
-
-class Problem(msgspec.Struct, frozen=True):
-    """application/problem+json (RFC 9457)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    request_id: str
-
-
-def _reply_types(system: ActorSystem, name: str, message_type: type) -> list[type]:
-    return [t for t in system.agent_class(name).reply_types(message_type) if issubclass(t, Message)]
-
-
-def _operation(agent: str, tag: str, replies: list[type]) -> dict[str, Any]:
-    ok = [r for r in replies if not issubclass(r, ErrorReply)]
-    ok_schema: dict[str, Any] = (
-        {"oneOf": [{"$ref": f"#/components/schemas/{r.__name__}"} for r in ok]} if ok else {}
-    )
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {
-        "operationId": f"{agent}.{tag}",
-        "summary": f"Ask {agent} with {tag}",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{tag}"}}},
-        },
-        "responses": {
-            "200": {
-                "description": "The agent's reply",
-                "content": {"application/json": {"schema": ok_schema}},
-            },
-            **{
-                str(status): {"description": text, "content": problem}
-                for status, text in _ERROR_RESPONSES.items()
-            },
-        },
-    }
-
-
-_ERROR_RESPONSES = {
-    400: "Malformed JSON or header",
-    401: "Missing or wrong bearer token",
-    404: "Unknown agent or message type",
-    413: "Body over the limit",
-    415: "Not application/json",
-    422: "Body does not match the message type",
-    429: "Mailbox full or quota exceeded",
-    503: "Agent restarting or stopped",
-    504: "Deadline exceeded",
-}
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document: one POST operation per agent and message type."""
+        return schema.openapi(self._system, title="vibe-actors gateway")
