@@ -1,0 +1,7 @@
+"""``python -m phoenix``: see phoenix._cli."""
+
+import sys
+
+from phoenix._cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""From a validated wiring to the runtime's specs, and the running system.
+
+Start order honours ``depends_on`` within the left-to-right order: siblings
+are reordered by a stable topological sort (a child moves after the siblings
+it depends on; otherwise order is kept). A dependency on an agent elsewhere in
+the tree must start earlier in the depth-first start order, else
+:func:`build` reports it. Stop order is the reverse (the runtime does that).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from phoenix._errors import WiringError, WiringProblem
+from phoenix._load import Wiring, load
+from phoenix._schema import SupervisorNode, WorkerNode
+from vibe_actors import ActorSystem, ApplyReport, SupervisorSpec, SystemConfig, WorkerSpec
+
+__all__ = ["boot", "build", "reload"]
+
+
+def build(wiring: Wiring) -> tuple[SupervisorSpec, SystemConfig]:
+    """The runtime's root spec and system settings for ``wiring``.
+
+    Raises :class:`WiringError` if a cross-subtree dependency cannot be met by
+    the start order.
+    """
+    problems: list[WiringProblem] = []
+    root = _supervisor(wiring.root, wiring, problems)
+    started: list[str] = []
+    _check_order(root, started, problems, wiring)
+    if problems:
+        raise WiringError(problems)
+    return root, wiring.system
+
+
+def _shutdown(value: int | str) -> float | str:
+    return value if isinstance(value, str) else value / 1000
+
+
+def _supervisor(
+    node: SupervisorNode, wiring: Wiring, problems: list[WiringProblem]
+) -> SupervisorSpec:
+    children = [
+        _supervisor(c, wiring, problems) if isinstance(c, SupervisorNode) else _worker(c, wiring)
+        for c in node.children  # type: ignore[union-attr]
+    ]
+    return SupervisorSpec(
+        name=node.name,
+        children=tuple(_ordered(children)),
+        strategy=node.strategy,
+        intensity=node.intensity,
+        period=node.period,
+        backoff=node.backoff,
+        restart=node.restart,
+        shutdown=_shutdown(node.shutdown),
+        depends_on=tuple(node.depends_on),
+    )
+
+
+def _worker(node: WorkerNode, wiring: Wiring) -> WorkerSpec:
+    return WorkerSpec(
+        name=node.name,
+        agent=wiring.agents[node.name],
+        config=wiring.configs.get(node.name),
+        restart=node.restart,
+        shutdown=_shutdown(node.shutdown),
+        mailbox=node.mailbox,
+        pool=node.pool,
+        depends_on=tuple(node.depends_on),
+    )
+
+
+def _ordered(children: list[WorkerSpec | SupervisorSpec]) -> list[WorkerSpec | SupervisorSpec]:
+    """Stable topological order of siblings (cycles were rejected when loading)."""
+    names = {c.name for c in children}
+    placed: list[WorkerSpec | SupervisorSpec] = []
+    done: set[str] = set()
+    pending = list(children)
+    while pending:
+        for child in pending:
+            if all(d in done or d not in names for d in child.depends_on):
+                placed.append(child)
+                done.add(child.name)
+                pending.remove(child)
+                break
+    return placed
+
+
+def _check_order(
+    spec: SupervisorSpec, started: list[str], problems: list[WiringProblem], wiring: Wiring
+) -> None:
+    started.append(spec.name)
+    for child in spec.children:
+        for target in child.depends_on:
+            if target not in started and target not in {c.name for c in spec.children}:
+                problems.append(
+                    WiringProblem(wiring.file, 1, 1, f"$..{child.name}.depends_on",
+                                  f"'{child.name}' depends on '{target}', which starts later "
+                                  "(in another subtree); move it earlier in the file")
+                )  # fmt: skip
+        if isinstance(child, SupervisorSpec):
+            _check_order(child, started, problems, wiring)
+        else:
+            started.append(child.name)
+            if child.pool is not None:
+                started.extend(f"{child.name}.{i}" for i in range(1, child.pool.size + 1))
+
+
+def boot(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, **overrides: object
+) -> ActorSystem:
+    """Load, validate, build and start the system described by ``path``.
+
+    ``overrides`` replace SystemConfig fields (``data_dir=...``). Raises
+    :class:`WiringError` or :class:`vibe_actors.StartFailed`.
+    """
+    import msgspec
+
+    root, system_config = build(load(path, environ))
+    if overrides:
+        system_config = msgspec.structs.replace(system_config, **overrides)
+    return ActorSystem(root, system_config).start()
+
+
+def reload(
+    system: ActorSystem, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> ApplyReport:
+    """Live reload: apply the difference between the running tree and ``path``.
+
+    An invalid file raises :class:`WiringError` and changes nothing. System
+    settings (the ``system:`` block) are not changed by a reload.
+    """
+    root, _ = build(load(path, environ))
+    return system.apply(root)

@@ -1,0 +1,216 @@
+"""Load a wiring file: parse, decode, then the semantic checks OTP's ``valid*`` make.
+
+Everything that is wrong is reported together, as a :class:`WiringError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from phoenix._decode import INVALID, decode_node, decode_struct
+from phoenix._errors import WiringError, WiringProblem
+from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
+from phoenix._yaml import Document, parse
+from vibe_actors import Agent, SystemConfig
+
+__all__ = ["Wiring", "load", "load_text"]
+
+
+class Wiring(msgspec.Struct, frozen=True):
+    """A validated wiring file, ready for :func:`phoenix.build`."""
+
+    file: str
+    system: SystemConfig
+    root: SupervisorNode
+    #: Worker name -> its Agent class and its decoded config.
+    agents: dict[str, type]
+    configs: dict[str, Any]
+    #: Paths whose values came from the environment (never shown).
+    secrets: frozenset[str]
+
+
+def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Wiring:
+    """Read and validate ``path``; raises :class:`WiringError` listing every problem.
+
+    A file that cannot be read is one problem at ``1:1``.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise WiringError([_problem(name, f"cannot read the file: {reason}")]) from exc
+    return load_text(text, name, environ)
+
+
+def load_text(
+    text: str, file: str = "wiring.yaml", environ: Mapping[str, str] | None = None
+) -> Wiring:
+    """Like :func:`load`, from a string (``file`` names it in messages)."""
+    doc = parse(text, file, environ)
+    if doc.problems:
+        raise WiringError(doc.problems)
+    top = decode_struct(doc.value, WiringFile, "$", doc, skip=("root",))
+    raw_root = doc.value.get("root") if isinstance(doc.value, dict) else None
+    root = decode_node(raw_root, "$.root", doc)
+    if isinstance(root, WorkerNode):
+        doc.problem("$.root", "the root must be a supervisor (give it 'children')")
+    # The semantic checks read the raw tree, so they run even where decoding failed:
+    # every problem of the file is reported in one run.
+    nodes = list(_raw_nodes(raw_root, "$.root"))
+    _check_names(nodes, doc)
+    _check_dependencies(nodes, doc)
+    agents, configs = _resolve_agents(nodes, doc)
+    if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
+        raise WiringError(doc.problems)
+    return Wiring(file, top.system, root, agents, configs, frozenset(doc.secrets))
+
+
+class _Raw(msgspec.Struct, frozen=True):
+    """What the semantic checks need of one node, read from the raw YAML."""
+
+    name: str
+    path: str
+    depends_on: list[str]
+    agent: str | None
+    pool_size: int
+    config: Any
+
+
+def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
+    if not isinstance(value, dict):
+        return
+    name = value.get("name")
+    if isinstance(name, str):
+        depends = value.get("depends_on", [])
+        pool = value.get("pool")
+        size = pool.get("size") if isinstance(pool, dict) else 0
+        agent = value.get("agent")
+        yield _Raw(
+            name=name,
+            path=path,
+            depends_on=[d for d in depends if isinstance(d, str)]
+            if isinstance(depends, list)
+            else [],
+            agent=agent if isinstance(agent, str) else None,
+            pool_size=size if isinstance(size, int) and 0 < size <= 10_000 else 0,
+            config=value.get("config"),
+        )
+    children = value.get("children", [])
+    if isinstance(children, list):
+        for index, child in enumerate(children):
+            yield from _raw_nodes(child, f"{path}.children[{index}]")
+
+
+def _problem(file: str, message: str) -> WiringProblem:
+    return WiringProblem(file, 1, 1, "$", message)
+
+
+def _check_names(nodes: list[_Raw], doc: Document) -> None:
+    seen: dict[str, str] = {}
+    for node in nodes:
+        names = [node.name, *(f"{node.name}.{i}" for i in range(1, node.pool_size + 1))]
+        for name in names:
+            if name in seen:
+                doc.problem(f"{node.path}.name", f"duplicate name '{name}' (first at {seen[name]})")
+            else:
+                seen[name] = node.path
+
+
+def _check_dependencies(nodes: list[_Raw], doc: Document) -> None:
+    known = {node.name: node for node in nodes}
+    for node in nodes:
+        for index, target in enumerate(node.depends_on):
+            where = f"{node.path}.depends_on[{index}]"
+            if target not in known:
+                doc.problem(where, f"unknown agent '{target}' in depends_on")
+            elif target == node.name:
+                doc.problem(where, f"'{node.name}' cannot depend on itself")
+    graph = {n.name: [t for t in n.depends_on if t in known and t != n.name] for n in nodes}
+    cycle = _find_cycle(graph)
+    if cycle:
+        doc.problem(known[cycle[0]].path + ".depends_on", "dependency cycle: " + " -> ".join(cycle))
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for target in graph.get(name, ()):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in graph:
+        if name not in state and (found := visit(name)):
+            return found
+    return None
+
+
+def _resolve_agents(nodes: list[_Raw], doc: Document) -> tuple[dict[str, type], dict[str, Any]]:
+    agents: dict[str, type] = {}
+    configs: dict[str, Any] = {}
+    for node in nodes:
+        if node.agent is None:
+            continue
+        agent_class = _import(node.agent, f"{node.path}.agent", doc)
+        if agent_class is None:
+            continue
+        agents[node.name] = agent_class
+        schema = getattr(agent_class, "Config", None)
+        if schema is None:
+            if node.config is not None:
+                doc.problem(
+                    f"{node.path}.config", f"{node.agent} takes no config (it declares no Config)"
+                )
+            configs[node.name] = None
+            continue
+        config = decode_struct(
+            {} if node.config is None else node.config, schema, f"{node.path}.config", doc
+        )
+        if config is not INVALID:
+            configs[node.name] = config
+    return agents, configs
+
+
+def _import(target: str, path: str, doc: Document) -> type | None:
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        doc.problem(path, f"expected 'package.module:Class', got {target!r}")
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        doc.problem(
+            path,
+            f"module '{module_name}' not found"
+            + ("" if missing == module_name else f" (no module '{missing}')"),
+        )
+        return None
+    except Exception as exc:  # noqa: BLE001 - an import that raises becomes a wiring problem
+        doc.problem(path, f"importing '{module_name}' failed: {type(exc).__name__}: {exc}")
+        return None
+    value: Any = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            doc.problem(path, f"module '{module_name}' has no attribute '{attribute}'")
+            return None
+        value = getattr(value, part)
+    if not (isinstance(value, type) and issubclass(value, Agent)):
+        doc.problem(path, f"'{target}' is not a vibe_actors.Agent subclass")
+        return None
+    return value
