@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python examples/embedded.py
+	$(BIN)/python -m gateway
 
 lint: $(STAMP)
 	$(BIN)/ruff check vibe_actors phoenix gateway tests benchmarks examples

@@ -99,20 +99,25 @@ def decode_value(value: Any, tp: Any, path: str, doc: Document) -> Any:
     """One field: a nested struct recursively, anything else with msgspec.convert."""
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return decode_struct(value, tp, path, doc)
-    args = typing.get_args(tp)
-    struct_member = next(
-        (a for a in args if isinstance(a, type) and issubclass(a, msgspec.Struct)), None
-    )
-    if struct_member is not None and value is not None:  # Optional[Struct]
-        return decode_struct(value, struct_member, path, doc)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and value is not None:
+        members = typing.get_args(tp)
+        struct = next(
+            (m for m in members if isinstance(m, type) and issubclass(m, msgspec.Struct)), None
+        )
+        if struct is not None:  # Optional[Struct]: decoded field by field too
+            return decode_struct(value, struct, path, doc)
     try:
         return msgspec.convert(value, tp)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        inner = text.rpartition(" - at `")[2].rstrip("`")
-        where = path + inner[1:] if inner.startswith("$") and inner != "$" else path
-        expected = _describe_type(tp) if where == path else text.rpartition(" - at ")[0]
-        doc.problem(where, f"expected {expected}, got {doc.shown(where, value)}")
+        message, _, inner = text.rpartition(" - at `")
+        inner = inner.rstrip("`")
+        if not message or inner == "$" or not inner.startswith("$"):
+            doc.problem(path, f"expected {_describe_type(tp)}, got {doc.shown(path, value)}")
+        else:  # deeper inside a list or mapping: msgspec's own words, at the exact path
+            where = path + inner[1:]
+            hidden = doc.shown(where, None) == "'***'"
+            doc.problem(where, "invalid value" if hidden else message[0].lower() + message[1:])
         return INVALID
 
 

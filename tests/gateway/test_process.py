@@ -78,3 +78,50 @@ def test_sigint_also_drains_and_exits_zero(gateway_process):
     assert httpx.post(f"{url}/v1/agents/w/Ping", json={}).status_code == 200
     process.send_signal(signal.SIGINT)
     assert process.wait(15) == 0
+
+
+def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+
+
+def test_bad_settings_exit_2_with_one_line_per_problem():
+    import os
+
+    env = {**os.environ, "VIBE_PORT": "eighty", "VIBE_TOKENS": "alice-without-colon"}
+    result = run_gateway("--log-format", "xml", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "gateway: --port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')",
+        "gateway: --log-format / VIBE_LOG_FORMAT: Invalid enum value 'xml' (got 'xml')",
+        "gateway: VIBE_TOKENS: entry 1 is not 'principal:token'",
+    ]
+    assert "alice-without-colon" not in result.stderr
+
+
+def test_an_invalid_wiring_exits_1_naming_file_and_line(tmp_path):
+    bad = ROOT / "tests/phoenix/wirings/bad_enum.yaml"
+    result = run_gateway("--wiring", str(bad), "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"gateway: {bad}:7:16: $.root.children[0].restart: expected" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_shipped_wiring_serves(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(url) or process.poll() is not None, 20, "the gateway")
+        assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
+        names = {a["name"] for a in httpx.get(f"{url}/v1/agents").json()}
+        assert {"policy", "quota", "schema", "webhooks"} <= names
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0

@@ -12,6 +12,13 @@ WIRINGS = Path(__file__).parent / "wirings"
 
 CASES = [
     (
+        "bad_nested_config.yaml",
+        [
+            "bad_nested_config.yaml:9:21: $.root.children[0].config.rules[0].effect: "
+            "invalid enum value 'maybe'"
+        ],
+    ),
+    (
         "bad_config.yaml",
         ["bad_config.yaml:8:16: $.root.children[0].config.start: expected int, got 'many'"],
     ),
