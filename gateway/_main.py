@@ -75,8 +75,14 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     )
 
     def reload() -> None:
-        report = phoenix.reload(system, settings.wiring)
+        try:
+            report = phoenix.reload(system, settings.wiring)
+        except (phoenix.WiringError, ValueError, TypeError) as exc:
+            app.metrics.reloaded("failed")
+            _log.error("reload_failed", problems=str(exc).splitlines())
+            return
         app.catalog.clear()
+        app.metrics.reloaded("ok" if not report.failed else "partial")
         _log.info("wiring_reloaded", added=report.added, removed=report.removed,
                   changed=report.changed, failed=report.failed)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """HTTP metrics, counted on the event loop thread and exposed at scrape time.
 
-``vibe_http_requests_total{route,method,status}`` and
-``vibe_http_request_duration_seconds{route}``; ``route`` is the route
+``vibe_http_requests_total{route,method,status}``,
+``vibe_http_request_duration_seconds{route}`` and ``vibe_reloads_total{outcome}``;
+``route`` is the route
 template (``/v1/agents/{name}/{type}``), never the raw path, so label
 cardinality stays bounded.
 """
@@ -35,8 +36,13 @@ class HttpMetrics(Collector):
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests: dict[tuple[str, str, int], int] = {}
         self._times: dict[str, _RouteTimes] = {}
+        self._reloads: dict[str, int] = {"ok": 0, "partial": 0, "failed": 0}
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
+
+    def reloaded(self, outcome: str) -> None:
+        """Count one SIGHUP reload: ok, partial (some agent failed to start) or failed."""
+        self._reloads[outcome] = self._reloads.get(outcome, 0) + 1
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -64,5 +70,11 @@ class HttpMetrics(Collector):
                 running += count
                 cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
             durations.add_metric([route], cumulative, times.total)
+        reloads = CounterMetricFamily(
+            "vibe_reloads", "Live reloads of the wiring (SIGHUP), by outcome.", labels=["outcome"]
+        )
+        for outcome, count in list(self._reloads.items()):
+            reloads.add_metric([outcome], count)
         yield requests
         yield durations
+        yield reloads

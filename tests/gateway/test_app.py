@@ -165,7 +165,7 @@ def test_chaos_crash_gives_503_then_200_and_shows_the_restart(gateway):
     system, client = gateway(tree(), chaos=True)
     client.post("/v1/agents/w/Add", json={"n": 7})
     assert client.post("/v1/chaos/w/crash").status_code == 202
-    wait_until(lambda: system.cell("w").restarts == 1, what="the restart")
+    wait_until(lambda: system.cell("w").restarts == 1 and system.status("w").value == "running")
     assert client.post("/v1/agents/w/Ping", json={}).status_code == 200
     agent = next(a for a in client.get("/v1/agents").json() if a["name"] == "w")
     assert agent["restarts"] == 1

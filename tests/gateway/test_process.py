@@ -125,3 +125,45 @@ def test_the_shipped_wiring_serves(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
+
+
+def test_sighup_reloads_the_wiring_restarting_only_what_changed(tmp_path):
+    wiring = tmp_path / "wiring.yaml"
+    agent = "tests.vibe_actors.agents:Worker"
+    tree = "version: 1\nroot:\n  name: root\n  children:\n"
+    wiring.write_text(tree + f"    - name: keep\n      agent: {agent}\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--port", str(port), "--wiring", str(wiring),
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(url) or process.poll() is not None, 20, "the gateway")
+        assert httpx.post(f"{url}/v1/agents/keep/Add", json={"n": 41}).status_code == 200
+        wiring.write_text(
+            tree
+            + f"    - name: keep\n      agent: {agent}\n    - name: added\n      agent: {agent}\n"
+        )
+        process.send_signal(signal.SIGHUP)
+
+        def added() -> bool:
+            return httpx.post(f"{url}/v1/agents/added/Ping", json={}).status_code == 200
+
+        wait_until(added, 10, "the reload to add an agent")
+        kept = httpx.post(f"{url}/v1/agents/keep/Add", json={"n": 1}).json()
+        assert kept == {"type": "Total", "total": 42}  # unchanged agent kept its state
+        wiring.write_text("version: 1\nroot: [\n")  # broken: the reload is refused
+        process.send_signal(signal.SIGHUP)
+
+        def failed_reload_counted() -> bool:
+            return 'vibe_reloads_total{outcome="failed"} 1.0' in httpx.get(f"{url}/metrics").text
+
+        wait_until(failed_reload_counted, 10, "the failed reload")
+        assert 'vibe_reloads_total{outcome="ok"} 1.0' in httpx.get(f"{url}/metrics").text
+        assert httpx.post(f"{url}/v1/agents/added/Ping", json={}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    assert "reload_failed" in process.stderr.read().decode()
