@@ -3,23 +3,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench bench-quick clean
 
-$(STAMP): pyproject.toml
+# `make run` installs the runtime only; `make test` adds the test and deploy-check tools.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m gateway
 
 lint: $(STAMP)
 	$(BIN)/ruff check vibe_actors phoenix gateway tests benchmarks examples
+	$(BIN)/ruff format --check vibe_actors phoenix gateway tests benchmarks examples
 	$(BIN)/lint-imports
+	$(BIN)/yamllint wiring.yaml deploy
 
 test: lint
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
