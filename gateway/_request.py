@@ -1,0 +1,82 @@
+"""Reading a request: its headers (in one pass), its id, its route template."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+
+from gateway._http import Receive, Scope, Send
+
+__all__ = ["ASK_ROUTE", "Headers", "lifespan", "request_id", "route_of"]
+
+
+class Headers:
+    """The request headers the gateway reads, gathered in one pass."""
+
+    __slots__ = ("authorization", "content_length", "content_type", "request_id", "timeout")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization = self.content_length = self.content_type = None
+        self.timeout = raw_id = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                self.content_type = value
+            elif key == b"content-length":
+                self.content_length = value
+            elif key == b"x-request-id":
+                raw_id = value
+            elif key == b"x-timeout-ms":
+                self.timeout = value
+            elif key == b"authorization":
+                self.authorization = value
+        self.request_id = request_id(raw_id)
+
+
+ASK_ROUTE = "/v1/agents/{name}/{type}"
+_TEMPLATES = {
+    ("agents", 1): "/v1/agents",
+    ("agents", 2): "/v1/agents/{name}",
+    ("agents", 3): "/v1/agents/{name}/{type}",
+    ("tree", 1): "/v1/tree",
+    ("openapi.json", 1): "/v1/openapi.json",
+    ("topics", 3): "/v1/topics/{topic}/events",
+}
+
+
+def route_of(path: str) -> str:
+    """The route template for metrics labels (bounded cardinality)."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 1 and parts[0] in ("healthz", "readyz", "metrics"):
+        return "/" + parts[0]
+    if parts[0] != "v1" or len(parts) < 2:
+        return "unmatched"
+    if parts[1] == "chaos" and len(parts) == 4 and parts[3] in ("crash", "hang"):
+        return f"/v1/chaos/{{name}}/{parts[3]}"
+    return _TEMPLATES.get((parts[1], len(parts) - 1), "unmatched")
+
+
+# Generated request ids: a random per-process prefix and a counter. Unique and
+# unguessable enough for correlation, and ~10x cheaper than uuid4 (no syscall).
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def request_id(raw: bytes | None) -> str:
+    if raw and _printable(raw):
+        return raw.decode("ascii")
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+def _printable(raw: bytes) -> bool:
+    return len(raw) <= 128 and all(33 <= c < 127 for c in raw)
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    # The system's lifetime belongs to whoever created it; just acknowledge.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
