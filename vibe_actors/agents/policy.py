@@ -322,14 +322,6 @@ def _initial(config: PolicyConfig, path: Path | None) -> PolicySnapshot:
     return PolicySnapshot(saved.rules, saved.roles, enabled=saved.enabled, version=saved.version)
 
 
-def _settings(config: Any) -> PolicyConfig:
-    if config is None:
-        return PolicyConfig()
-    if isinstance(config, PolicyConfig):
-        return config
-    return msgspec.convert(config, PolicyConfig)
-
-
 # -- the agent --------------------------------------------------------------------
 
 
@@ -344,7 +336,7 @@ class Policy(Agent):
     Config: ClassVar = PolicyConfig
 
     def on_start(self) -> None:
-        self._settings = _settings(self.config)
+        self._settings = self.config
         self._path = (
             Path(self.system.config.data_dir) / "policy" / f"{self.name}.json"
             if self._settings.persist

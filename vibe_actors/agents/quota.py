@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
@@ -253,14 +253,6 @@ class QuotaBuckets:
         self._sweep_at = max(self._max_buckets, 2 * len(self._buckets))
 
 
-def _settings(config: Any) -> QuotaConfig:
-    if config is None:
-        return QuotaConfig()
-    if isinstance(config, QuotaConfig):
-        return config
-    return msgspec.convert(config, QuotaConfig)
-
-
 class Quota(Agent):
     """Rate limits as a service: ``Acquire`` -> ``Granted``, ``Denied`` or ``CostExceedsBurst``.
 
@@ -271,7 +263,7 @@ class Quota(Agent):
     Config: ClassVar = QuotaConfig
 
     def on_start(self) -> None:
-        settings = _settings(self.config)
+        settings = self.config
         self.buckets = QuotaBuckets(
             settings.limits, clock=self.system.clock, max_buckets=settings.max_buckets
         )

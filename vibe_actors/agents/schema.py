@@ -290,14 +290,6 @@ def mermaid(root: TreeNode) -> str:
 # -- the agent ----------------------------------------------------------------------------
 
 
-def _settings(config: Any) -> SchemaConfig:
-    if config is None:
-        return SchemaConfig()
-    if isinstance(config, SchemaConfig):
-        return config
-    return msgspec.convert(config, SchemaConfig)
-
-
 def _shape(system: ActorSystem) -> tuple[tuple[str, ...], ...]:
     """What the cached documents depend on: names, kinds, classes, strategies, restarts."""
     return tuple(
@@ -312,7 +304,7 @@ class Schema(Agent):
     Config: ClassVar = SchemaConfig
 
     def on_start(self) -> None:
-        self._settings = _settings(self.config)
+        self._settings = self.config
         self._cache: dict[str, bytes] = {}
         self._cached_shape: tuple[tuple[str, ...], ...] = ()
         self._stale = False

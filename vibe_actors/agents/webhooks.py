@@ -478,14 +478,6 @@ class _Pending:
     attempt: int = 0
 
 
-def _settings(config: Any) -> WebhooksConfig:
-    if config is None:
-        return WebhooksConfig()
-    if isinstance(config, WebhooksConfig):
-        return config
-    return msgspec.convert(config, WebhooksConfig)
-
-
 # -- the agent ----------------------------------------------------------------------------
 
 
@@ -497,7 +489,7 @@ class Webhooks(Agent):
     resolver: ClassVar[Callable[..., Any]] = staticmethod(socket.getaddrinfo)
 
     def on_start(self) -> None:
-        settings = self._settings = _settings(self.config)
+        settings = self._settings = self.config
         self._allow = parse_allow(settings.allow)
         self._path = (
             Path(self.system.config.data_dir) / "webhooks" / f"{self.name}.json"
