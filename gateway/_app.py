@@ -76,6 +76,7 @@ class Gateway:
         self.catalog = Catalog(system)
         self.metrics = HttpMetrics()
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
+        self._default_timeout = self.settings.default_timeout_ms / 1000
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
 
@@ -198,13 +199,21 @@ class Gateway:
                 )
                 problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
                 raise _Reject(problem, retry)
-        _require_json(headers.content_type, request_id)
-        timeout = self._timeout(headers.timeout, request_id)
+        if headers.content_type != b"application/json":  # the common case costs one compare
+            _require_json(headers.content_type, request_id)
+        timeout = (
+            self._default_timeout
+            if headers.timeout is None
+            else self._timeout(headers.timeout, request_id)
+        )
         first = await receive()  # almost always the whole body, in one message
         body = first.get("body", b"")
         if first.get("more_body") or len(body) > self.settings.max_body_bytes:
             body = body + await self._body(headers.content_length, receive, request_id, len(body))
-        message = self._decode(message_type, decoder, body, request_id)
+        try:
+            message = decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise self._invalid_body(message_type, exc, request_id) from None
         status = self.system.status(name)
         if status is not AgentStatus.RUNNING:
             raise _Reject(
@@ -278,19 +287,17 @@ class Gateway:
             detail = f"the body is over {limit} bytes"
             raise _Reject(make_problem(413, "body-too-large", detail, request_id)) from None
 
-    def _decode(self, message_type: type, decoder: Any, body: bytes, request_id: str) -> Any:
-        try:
-            return decoder.decode(body)
-        except msgspec.ValidationError as exc:
+    def _invalid_body(
+        self, message_type: type, exc: msgspec.DecodeError, request_id: str
+    ) -> _Reject:
+        """422 naming the field for a body of the wrong shape; 400 for malformed JSON."""
+        if isinstance(exc, msgspec.ValidationError):
             text = str(exc)
             message, _, path = text.rpartition(" - at `")
             error = FieldError(path=path.rstrip("`") or "$", message=message or text)
             detail = f"the body is not a valid {message_type.__name__}: {text}"
-            raise _Reject(make_problem(422, "invalid-body", detail, request_id, [error])) from None
-        except msgspec.DecodeError as exc:
-            raise _Reject(
-                make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id)
-            ) from None
+            return _Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
+        return _Reject(make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id))
 
     # -- the rest ----------------------------------------------------------------
 
