@@ -334,7 +334,7 @@ class Gateway:
         return [
             node.name
             for node in self.system.walk()
-            if node.restart == "permanent" and node.status != "running"
+            if node.restart == "permanent" and (node.status != "running" or node.degraded)
         ]
 
     def _agent(self, name: str, request_id: str) -> dict[str, Any]:

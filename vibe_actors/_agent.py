@@ -29,6 +29,7 @@ from vibe_actors._messages import (
     Message,
     Ping,
     Pong,
+    Unavailable,
 )
 from vibe_actors._signals import InjectedFault
 from vibe_actors._stats import DURATION_BUCKETS, Outcome
@@ -116,6 +117,8 @@ class Agent(pykka.ThreadingActor):
         self._current: Envelope | None = None
         self._timers: dict[Any, TimerHandle] = {}
         self._watching: set[str] = set()
+        # Per incarnation, so degrade() can swap handlers in place (the loop holds this dict).
+        self._handlers = dict(type(self)._handlers)
         self.started = threading.Event()
         self.start_error: BaseException | None = None
         self.thread: threading.Thread | None = None
@@ -179,6 +182,27 @@ class Agent(pykka.ThreadingActor):
             raise RuntimeError("defer() is only valid inside a handler")
         future, env.reply = env.reply, None  # the loop will not reply for this message
         return Deferred(future)
+
+    def degrade(self, reason: str) -> None:
+        """Keep running but refuse work: every message except :class:`Ping` gets
+        :class:`Unavailable` with ``reason`` until this incarnation ends.
+
+        For an agent whose resource is unusable (a corrupt database file):
+        the rest of the system starts and serves, while readiness and
+        ``tree()`` name this agent and the reason. A restart (a new
+        incarnation) tries again. Takes effect from the next message; safe in
+        ``on_start`` and in a handler.
+        """
+        name = self._cell.name
+
+        def unavailable(agent: Agent, msg: Any) -> Unavailable:
+            return Unavailable(agent=name, reason=reason)
+
+        for message_type in list(self._handlers):
+            if message_type is not Ping and issubclass(message_type, Message):
+                self._handlers[message_type] = unavailable
+        self._cell.degraded = reason
+        self.log.error("agent_degraded", reason=reason)
 
     def stop(self) -> None:  # type: ignore[override]
         """Stop this agent normally after the current message.

@@ -66,6 +66,8 @@ class Cell:
         self.restarts = 0
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None
+        #: Why the current incarnation refuses work (Agent.degrade), else None.
+        self.degraded: str | None = None
         self.children: dict[str, Cell] = {}
         self.watchers: set[str] = set()
         self.deliver = self.mailbox.put
@@ -108,6 +110,7 @@ class Cell:
         """
         self.incarnation += 1
         self.status = AgentStatus.STARTING
+        self.degraded = None
         try:
             agent = self.agent_class._incarnate(self, self.incarnation)
         except Exception as exc:  # noqa: BLE001 - converted to StartFailed, cause chained

@@ -71,10 +71,13 @@ class SystemCollector(Collector):
             durations.add_metric([cell.name], cumulative, stats.duration_sum[0])
             depth.add_metric([cell.name], cell.mailbox.qsize())
             restarts.add_metric([cell.name], stats.restarts)
-            states[cell.status.value] += 1
-        agents = GaugeMetricFamily("vibe_agents", "Agents by state.", labels=["state"])
-        for state in AgentStatus:
-            agents.add_metric([state.value], states.get(state.value, 0))
+            states["degraded" if cell.degraded else cell.status.value] += 1
+        agents = GaugeMetricFamily(
+            "vibe_agents", "Agents by state (degraded: running but refusing work).",
+            labels=["state"],
+        )  # fmt: skip
+        for state in (*(s.value for s in AgentStatus), "degraded"):
+            agents.add_metric([state], states.get(state, 0))
         dead = CounterMetricFamily(
             "vibe_dead_letters", "Undeliverable messages, by reason.", labels=["reason"]
         )

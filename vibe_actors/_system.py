@@ -77,6 +77,8 @@ class TreeNode(msgspec.Struct, frozen=True):
     restart: str
     strategy: str | None = None
     children: tuple[TreeNode, ...] = ()
+    #: Why the agent refuses work while running (``Agent.degrade``), else None.
+    degraded: str | None = None
 
 
 class ActorSystem:
@@ -550,4 +552,5 @@ def _snapshot(cell: Cell) -> TreeNode:
         restart=spec.restart.value,
         strategy=spec.strategy.value if isinstance(spec, SupervisorSpec) else None,
         children=tuple(_snapshot(child) for child in list(cell.children.values())),
+        degraded=cell.degraded,
     )

@@ -19,7 +19,7 @@ from vibe_actors import (
     handler,
 )
 
-from tests.conftest import worker
+from tests.conftest import wait_until, worker
 from tests.vibe_actors.agents import (
     Add,
     Block,
@@ -183,3 +183,45 @@ def test_union_annotation_handles_each_member(make_system):
     assert set(Either.message_types()) >= {Add, Echo, Ping}
     system = make_system([WorkerSpec(name="e", agent=Either)])
     assert system.ask("e", Echo(text="x")) == system.ask("e", Add(n=1)) == Total(total=1)
+
+
+class Sulky(Agent):
+    """Degrades in on_start when its config says so, or later on Degrade."""
+
+    def on_start(self) -> None:
+        if self.config == "degrade":
+            self.degrade("its disk is gone")
+
+    @handler
+    def echo(self, msg: Echo) -> Echoed:
+        return Echoed(text=msg.text, by=self.name, incarnation=self.incarnation)
+
+    @handler
+    def nope(self, msg: Nope) -> None:
+        self.degrade("asked to")
+
+
+def test_a_degraded_agent_answers_unavailable_but_ping_and_shows_why(make_system):
+    system = make_system([WorkerSpec(name="s", agent=Sulky, config="degrade"), worker("w")])
+    with pytest.raises(UnavailableError) as raised:
+        system.ask("s", Echo(text="hi"))
+    assert (raised.value.reply.agent, raised.value.reply.reason) == ("s", "its disk is gone")
+    assert system.ask("s", Ping()) == Pong(agent="s", incarnation=1)
+    nodes = {node.name: node for node in system.walk()}
+    assert (nodes["s"].status, nodes["s"].degraded) == ("running", "its disk is gone")
+    assert nodes["w"].degraded is None
+    assert system.ask("w", Echo(text="hi")).by == "w"  # the rest of the system serves
+    value = system.registry.get_sample_value("vibe_agents", {"state": "degraded"})
+    assert value == 1
+
+
+def test_degrade_in_a_handler_applies_from_the_next_message_and_a_restart_clears_it(make_system):
+    system = make_system([WorkerSpec(name="s", agent=Sulky)])
+    assert system.ask("s", Echo(text="a")).text == "a"
+    system.tell("s", Nope())
+    with pytest.raises(UnavailableError):
+        system.ask("s", Echo(text="b"))
+    system.inject_fault("s", "crash")
+    wait_until(lambda: system.cell("s").incarnation == 2 and system.status("s") == "running")
+    assert system.ask("s", Echo(text="c")).incarnation == 2
+    assert system.tree().children[0].degraded is None
