@@ -35,6 +35,7 @@ from gateway._metrics import HttpMetrics
 from gateway._problems import FieldError, Problem, make_problem, problem_for_reply
 from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
 from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Ref, UnknownAgent
+from vibe_actors.agents.watchdog import unresponsive
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
 
@@ -331,10 +332,12 @@ class Gateway:
     def _not_ready(self) -> list[str]:
         if not self.system.running:
             return ["system"]
+        stuck = unresponsive(self.system)
         return [
             node.name
             for node in self.system.walk()
-            if node.restart == "permanent" and (node.status != "running" or node.degraded)
+            if node.restart == "permanent"
+            and (node.status != "running" or node.degraded or node.name in stuck)
         ]
 
     def _agent(self, name: str, request_id: str) -> dict[str, Any]:

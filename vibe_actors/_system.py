@@ -433,6 +433,14 @@ class ActorSystem:
         with self._lock:
             self._abandoned[agent] = self._abandoned.get(agent, 0) + 1
 
+    def thread_stack(self, name: str) -> str | None:
+        """The current stack of agent ``name``'s thread (None if it has no live incarnation).
+
+        For diagnosing a stuck agent. Raises :class:`UnknownAgent`.
+        """
+        agent = self.cell(name).agent
+        return self._thread_stack(agent.thread if agent is not None else None)
+
     @staticmethod
     def _thread_stack(thread: threading.Thread | None) -> str | None:
         if thread is None or thread.ident is None:
