@@ -34,6 +34,7 @@ from gateway._http import (
 from gateway._metrics import HttpMetrics
 from gateway._problems import FieldError, Problem, make_problem, problem_for_reply
 from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
+from gateway._views import Views
 from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Ref, UnknownAgent
 from vibe_actors.agents.watchdog import unresponsive
 
@@ -54,6 +55,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     max_timeout_ms: int = 60_000
     chaos: bool = False
     tokens: dict[str, str] = {}
+    #: The introspect agent behind /v1/agents and /v1/tree (described in-process if absent).
+    introspect: str = "introspect"
 
     def __repr__(self) -> str:
         return f"AppSettings(chaos={self.chaos}, tokens={len(self.tokens)} principals)"
@@ -75,6 +78,7 @@ class Gateway:
         self.system = system
         self.settings = settings or AppSettings()
         self.catalog = Catalog(system)
+        self.views = Views(system, self.settings.introspect)
         self.metrics = HttpMetrics()
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
         self._default_timeout = self.settings.default_timeout_ms / 1000
@@ -154,15 +158,20 @@ class Gateway:
             return await self._ask(parts[1], parts[2], headers, receive, send, principal)
         if head == "agents" and len(parts) in (1, 2):
             _allow(method, "GET", request_id)
+            timeout = self._request_timeout(headers)
             if len(parts) == 1:
-                body = _encode(self.catalog.agents())
+                body = _encode(_viewed(await self.views.agents(request_id, timeout), request_id))
             else:
-                body = _encode(self._agent(parts[1], request_id))
+                body = _encode(await self._agent(parts[1], request_id, timeout))
             await respond(send, 200, body, extra=ok)
             return 200
         if head in ("tree", "openapi.json") and len(parts) == 1:
             _allow(method, "GET", request_id)
-            body = _encode(self.system.tree() if head == "tree" else self.catalog.openapi())
+            if head == "tree":
+                tree = await self.views.tree(request_id, self._request_timeout(headers))
+                body = _encode(_viewed(tree, request_id))
+            else:
+                body = _encode(self.catalog.openapi())
             await respond(send, 200, body, extra=ok)
             return 200
         if (
@@ -202,11 +211,7 @@ class Gateway:
                 raise _Reject(problem, retry)
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
-        timeout = (
-            self._default_timeout
-            if headers.timeout is None
-            else self._timeout(headers.timeout, request_id)
-        )
+        timeout = self._request_timeout(headers)
         first = await receive()  # almost always the whole body, in one message
         body = first.get("body", b"")
         if first.get("more_body") or len(body) > self.settings.max_body_bytes:
@@ -247,6 +252,12 @@ class Gateway:
         )
         await send({"type": "http.response.body", "body": body})
         return 200
+
+    def _request_timeout(self, headers: Headers) -> float:
+        """The deadline of this request's ask: X-Timeout-Ms, else the default."""
+        if headers.timeout is None:
+            return self._default_timeout
+        return self._timeout(headers.timeout, headers.request_id)
 
     def _message_type(self, name: str, tag: str, request_id: str) -> tuple[type, Any, Ref]:
         found = self.catalog.lookup(name, tag)
@@ -340,15 +351,9 @@ class Gateway:
             and (node.status != "running" or node.degraded or node.name in stuck)
         ]
 
-    def _agent(self, name: str, request_id: str) -> dict[str, Any]:
-        node = next(
-            (n for n in self.system.walk() if n.name == name and n.kind != "supervisor"), None
-        )
-        if node is None:
-            raise _Reject(
-                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
-            )
-        info = msgspec.structs.asdict(self.catalog.info(node))
+    async def _agent(self, name: str, request_id: str, timeout: float) -> dict[str, Any]:
+        view = _viewed(await self.views.agent(name, request_id, timeout), request_id)
+        info = msgspec.structs.asdict(view)
         info["schemas"] = self.catalog.schemas(name)
         return info
 
@@ -380,6 +385,14 @@ class Gateway:
 def create_app(system: ActorSystem, settings: AppSettings | None = None) -> Gateway:
     """The gateway ASGI app for a (started) ``system``."""
     return Gateway(system, settings)
+
+
+def _viewed(view: Any, request_id: str) -> Any:
+    """A view, or the introspect agent's error reply turned into a problem."""
+    if isinstance(view, ErrorReply):
+        problem = problem_for_reply(view, request_id)
+        raise _Reject(problem, (_RETRY_AFTER,) if problem.status in (429, 503) else ())
+    return view
 
 
 def _allow(method: str, allowed: str, request_id: str) -> None:

@@ -12,28 +12,10 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import ActorSystem, Message, Ref, TreeNode, UnknownAgent
+from vibe_actors import ActorSystem, Message, Ref, UnknownAgent
 from vibe_actors.agents import schema
 
-__all__ = ["AgentInfo", "Catalog", "agent_status"]
-
-
-class AgentInfo(msgspec.Struct, frozen=True):
-    """One entry of ``GET /v1/agents``."""
-
-    name: str
-    kind: str
-    status: str
-    restarts: int
-    mailbox_size: int
-    messages: list[str]
-
-
-def agent_status(node: TreeNode) -> str:
-    """running | restarting | stopped, as the HTTP API reports it."""
-    if node.status == "running":
-        return "running"
-    return "stopped" if node.status == "stopped" else "restarting"
+__all__ = ["Catalog"]
 
 
 class Catalog:
@@ -76,29 +58,6 @@ class Catalog:
         if decoder is None:
             decoder = self._decoders[message_type] = msgspec.json.Decoder(message_type)
         return decoder
-
-    def agents(self) -> list[AgentInfo]:
-        """Every node that receives messages (workers and pools), in tree order."""
-        infos = []
-        for node in self._system.walk():
-            if node.kind == "supervisor":
-                continue
-            infos.append(self.info(node))
-        return infos
-
-    def info(self, node: TreeNode) -> AgentInfo:
-        try:
-            messages = sorted(self.types(node.name))
-        except UnknownAgent:
-            messages = []
-        return AgentInfo(
-            name=node.name,
-            kind=node.kind,
-            status=agent_status(node),
-            restarts=node.restarts,
-            mailbox_size=node.mailbox_depth,
-            messages=messages,
-        )
 
     def schemas(self, name: str) -> dict[str, Any]:
         """JSON Schema of each message type of ``name``, by tag (each one standalone)."""

@@ -7,7 +7,8 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from vibe_actors import SupervisorSpec
+from vibe_actors import SupervisorSpec, WorkerSpec
+from vibe_actors.agents.introspect import Introspect, IntrospectConfig
 
 from tests.conftest import wait_until, worker
 from tests.vibe_actors.agents import Block
@@ -46,12 +47,46 @@ def test_agents_listing_and_detail(gateway):
             "restarts": 0,
             "mailbox_size": 0,
             "messages": sorted(agents[0]["messages"]),
+            "agent": "tests.vibe_actors.agents:Worker",
+            "incarnation": 1,
+            "handled": 0,
+            "rate": 0.0,
+            "last_failure": None,
+            "last_failure_at": None,
+            "degraded": None,
         }
     ]
     assert {"Add", "Ping", "Echo"} <= set(agents[0]["messages"])
     detail = client.get("/v1/agents/w").json()
     assert detail["schemas"]["Add"]["properties"]["n"] == {"type": "integer"}
+    missing = client.get("/v1/agents/nobody")
+    assert missing.status_code == 404 and missing.json()["detail"] == "no agent named 'nobody'"
+
+
+def test_views_come_from_the_introspect_agent_when_it_is_wired(gateway):
+    spec = SupervisorSpec(
+        name="root",
+        children=(
+            worker("w"),
+            WorkerSpec(name="introspect", agent=Introspect,
+                       config=IntrospectConfig(sample_interval=0.05)),
+        ),
+    )  # fmt: skip
+    system, client = gateway(spec)
+    for n in range(50):
+        client.post("/v1/agents/w/Add", json={"n": n})
+
+    def rate() -> float:
+        return next(a for a in client.get("/v1/agents").json() if a["name"] == "w")["rate"]
+
+    wait_until(lambda: rate() > 0, what="a rate, which only the introspect agent measures")
+    assert client.get("/v1/agents/w").json()["handled"] >= 50
     assert client.get("/v1/agents/nobody").status_code == 404
+    assert [c["name"] for c in client.get("/v1/tree").json()["children"]] == ["w", "introspect"]
+    system.inject_fault("introspect", "hang", 1.0)  # busy: the views time out, nothing hangs
+    response = client.get("/v1/agents", headers={"x-timeout-ms": "100"})
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_tree_and_openapi(gateway):
