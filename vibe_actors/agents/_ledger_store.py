@@ -1,0 +1,253 @@
+"""The ledger's store and chain: SQLite rows, canonical encoding, hashing, checks.
+
+Pure helpers (no actor here), so the chain rules are tested on their own:
+
+* a record is ``(stream, seq, ts, data)``; ``data`` is kept as its canonical
+  msgpack (maps with sorted keys), so the exact bytes that were hashed are
+  the bytes on disk;
+* ``hash = sha256(previous hash bytes + canonical msgpack of the record map
+  {data, seq, stream, ts} with sorted keys)``, hex; the first record of a
+  stream chains to 32 zero bytes;
+* ``streams`` holds each stream's count and head hash, written in the same
+  transaction as the rows, so heads load in O(streams) at start.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Iterator
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+
+from vibe_actors.agents._sqlite import StoreError, open_database, transaction
+
+__all__ = [
+    "GENESIS",
+    "MAX_STREAM_LENGTH",
+    "STREAM_PATTERN",
+    "ChainCheck",
+    "Head",
+    "LedgerStore",
+    "Row",
+    "check_data",
+    "check_stream",
+    "encode_data",
+    "record_hash",
+    "verify_rows",
+]
+
+#: What the first record of a stream chains to.
+GENESIS = bytes(32)
+MAX_STREAM_LENGTH = 128
+STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+_STREAM_RE = re.compile(STREAM_PATTERN)
+#: Nesting deeper than this is refused (a bound on work, and no RecursionError).
+_MAX_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    data BLOB NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    head TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class Head(NamedTuple):
+    """A stream's last sequence number (= its record count) and hash."""
+
+    seq: int
+    hash: str
+
+
+class Row(NamedTuple):
+    """One stored record; ``data`` is canonical msgpack."""
+
+    stream: str
+    seq: int
+    ts: float
+    data: bytes
+    hash: str
+
+
+class ChainCheck(NamedTuple):
+    """What :func:`verify_rows` found: ``broken_at`` is the first bad seq, else None."""
+
+    ok: bool
+    count: int
+    head: str | None
+    broken_at: int | None
+
+
+# -- the canonical form -------------------------------------------------------------
+
+
+class _Canonical(msgspec.Struct):
+    """The hashed record map; fields in sorted order, so it encodes like ``order="sorted"``."""
+
+    data: msgspec.Raw
+    seq: int
+    stream: str
+    ts: float
+
+
+_data_encoder = msgspec.msgpack.Encoder(order="sorted")
+_record_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_data(data: Any) -> bytes:
+    """The canonical msgpack of a JSON-like value (check it with :func:`check_data` first)."""
+    return _data_encoder.encode(data)
+
+
+def record_hash(previous: str | None, stream: str, seq: int, ts: float, data: bytes) -> str:
+    """The hex sha256 chaining a record (``data`` canonical msgpack) to ``previous``."""
+    record = _record_encoder.encode(_Canonical(msgspec.Raw(data), seq, stream, ts))
+    digest = sha256(GENESIS if previous is None else bytes.fromhex(previous))
+    digest.update(record)
+    return digest.hexdigest()
+
+
+def check_stream(stream: Any) -> str | None:
+    """Why ``stream`` is not a valid stream name, or None."""
+    if not isinstance(stream, str) or not stream:
+        return "must be a non-empty string"
+    if len(stream) > MAX_STREAM_LENGTH:
+        return f"must be at most {MAX_STREAM_LENGTH} characters"
+    if not _STREAM_RE.match(stream):
+        return "may hold letters, digits and . _ : / - only, starting with a letter or digit"
+    return None
+
+
+def check_data(value: Any, path: str = "data", depth: int = 0) -> tuple[str, str] | None:
+    """``(field path, why)`` for the first part of ``value`` that is not JSON-like, or None.
+
+    JSON-like: None, bool, int (64-bit), finite float, str, list/tuple of
+    JSON-like, dict with str keys and JSON-like values. Anything else would
+    not survive msgpack and JSON alike (bytes, NaN, int keys, sets...).
+    """
+    if depth > _MAX_DEPTH:
+        return path, f"nests deeper than {_MAX_DEPTH} levels"
+    if value is None or isinstance(value, (bool, str)):
+        return None
+    if isinstance(value, int):
+        return None if _INT_MIN <= value <= _INT_MAX else (path, "integer out of 64-bit range")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number")
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = check_data(item, f"{path}[{index}]", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, f"object keys must be strings, got {type(key).__name__}"
+            problem = check_data(item, f"{path}.{key}", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return path, f"{type(value).__name__} is not a JSON value"
+
+
+def verify_rows(rows: Iterator[Row], expected: Head | None) -> ChainCheck:
+    """Recompute a stream's chain from its rows (in seq order).
+
+    Broken when a seq is missing or out of order, when a stored hash is not
+    the recomputed one, or when the chain ends before ``expected`` (the head
+    the ledger acknowledged: records were deleted from the end).
+    """
+    previous: str | None = None
+    count = 0
+    for row in rows:
+        if row.seq != count + 1:
+            return ChainCheck(False, count, previous, count + 1)
+        if record_hash(previous, row.stream, row.seq, row.ts, row.data) != row.hash:
+            return ChainCheck(False, count, previous, row.seq)
+        previous, count = row.hash, row.seq
+    if expected is not None and (count, previous) != (expected.seq, expected.hash):
+        broken_at = count + 1 if count < expected.seq else expected.seq
+        return ChainCheck(False, count, previous, broken_at)
+    return ChainCheck(True, count, previous, None)
+
+
+# -- the store ------------------------------------------------------------------------
+
+
+class LedgerStore:
+    """The ledger's SQLite file. Use from one thread (the agent's)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = open_database(path, SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def heads(self) -> dict[str, Head]:
+        """Every stream's head, as last committed. Raises StoreError."""
+        try:
+            rows = self._db.execute("SELECT stream, count, head FROM streams").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.path, f"cannot read the stream heads ({exc})") from exc
+        return {stream: Head(count, head) for stream, count, head in rows}
+
+    def commit(self, rows: list[Row], heads: dict[str, Head]) -> None:
+        """Insert ``rows`` and move ``heads`` in one durable transaction.
+
+        Returns only after the commit; raises :class:`StoreError` (nothing of
+        the batch is kept) if any part fails.
+        """
+        db = self._db
+        try:
+            with transaction(db, self.path):
+                db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany(
+                    "INSERT INTO streams VALUES (?, ?, ?) ON CONFLICT (stream) "
+                    "DO UPDATE SET count = excluded.count, head = excluded.head",
+                    [(stream, head.seq, head.hash) for stream, head in heads.items()],
+                )
+        except sqlite3.Error as exc:  # the body failed (full disk, I/O): rolled back
+            raise StoreError(self.path, f"write failed: {exc}") from exc
+
+    def read(self, stream: str, after: int, limit: int) -> list[Row]:
+        """Up to ``limit`` records of ``stream`` with seq > ``after``, in order."""
+        cursor = self._db.execute(
+            "SELECT stream, seq, ts, data, hash FROM records WHERE stream = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (stream, after, limit),
+        )
+        return [Row(*row) for row in cursor]
+
+    def tail(self, stream: str, limit: int) -> list[Row]:
+        """The last ``limit`` records of ``stream``, in order."""
+        cursor = self._db.execute(
+            "SELECT stream, seq, ts, data, hash FROM records WHERE stream = ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (stream, limit),
+        )
+        return [Row(*row) for row in reversed(cursor.fetchall())]
+
+    def chain(self, stream: str) -> Iterator[Row]:
+        """Every record of ``stream`` in seq order (streamed, not loaded at once)."""
+        cursor = self._db.execute(
+            "SELECT stream, seq, ts, data, hash FROM records WHERE stream = ? ORDER BY seq",
+            (stream,),
+        )
+        for row in cursor:
+            yield Row(*row)
