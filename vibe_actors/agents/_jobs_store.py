@@ -1,0 +1,197 @@
+"""The jobs agent's SQLite table: one row per job, every state change a committed transaction.
+
+Used from the coordinator's thread only (the connection is per thread). Each
+method that changes state commits before it returns, so the caller may act
+on (or acknowledge) the change afterwards: that ordering is the agent's
+durability guarantee. A failed commit raises
+:class:`~vibe_actors.agents._sqlite.StoreError` and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+
+from vibe_actors.agents._sqlite import open_database, transaction
+
+__all__ = ["FINISHED", "STATES", "JobRow", "JobStore", "NewJob"]
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    args BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL,
+    timeout REAL NOT NULL,
+    result BLOB,
+    error TEXT,
+    submitted_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+"""
+
+_COLUMNS = (
+    "id, kind, args, state, attempts, retries, timeout, result, error, submitted_at, finished_at"
+)
+
+
+class NewJob(NamedTuple):
+    """A job to insert (``args`` already JSON-encoded)."""
+
+    id: str
+    kind: str
+    args: bytes
+    retries: int
+    timeout: float
+
+
+class JobRow(NamedTuple):
+    """One job as stored; ``args`` and ``result`` decoded from JSON."""
+
+    id: str
+    kind: str
+    args: dict[str, Any]
+    state: str
+    attempts: int
+    retries: int
+    timeout: float
+    result: Any
+    error: str | None
+    submitted_at: float
+    finished_at: float | None
+
+
+def _row(values: tuple[Any, ...]) -> JobRow:
+    (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin) = values
+    return JobRow(
+        job_id,
+        kind,
+        msgspec.json.decode(args),
+        state,
+        attempts,
+        retries,
+        timeout,
+        None if result is None else msgspec.json.decode(result),
+        error,
+        sub,
+        fin,
+    )
+
+
+class JobStore:
+    """The jobs table of one coordinator (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection = open_database(path, _SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRow | None:
+        found = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if found is None else _row(found)
+
+    def ids(self, state: str) -> list[str]:
+        """Ids of the jobs in ``state``, oldest submission first."""
+        rows = self._db.execute("SELECT id FROM jobs WHERE state = ? ORDER BY seq", (state,))
+        return [job_id for (job_id,) in rows]
+
+    def listing(self, state: str | None, limit: int) -> list[JobRow]:
+        """The ``limit`` most recently submitted jobs (in ``state`` if given), newest first."""
+        if state is None:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?",
+                (state, limit),
+            )
+        return [_row(values) for values in rows]
+
+    # -- writes: each one committed before it returns -------------------------------------
+
+    def insert(self, jobs: Iterable[NewJob]) -> float:
+        """Insert ``jobs`` as queued in one transaction; returns their submission time."""
+        now = time.time()
+        with transaction(self._db, self.path):
+            self._db.executemany(
+                "INSERT INTO jobs (id, kind, args, state, retries, timeout, submitted_at)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                [(j.id, j.kind, j.args, j.retries, j.timeout, now) for j in jobs],
+            )
+        return now
+
+    def start_attempt(self, job_id: str) -> int:
+        """queued -> running with one more attempt; returns the attempt number (1-based)."""
+        with transaction(self._db, self.path):
+            self._db.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1"
+                " WHERE id = ? AND state = 'queued'",
+                (job_id,),
+            )
+            (attempts,) = self._db.execute(
+                "SELECT attempts FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return int(attempts)
+
+    def requeue(self, job_id: str, error: str | None) -> None:
+        """running -> queued (a retry follows); ``error`` is the failed attempt's."""
+        with transaction(self._db, self.path):
+            self._db.execute(
+                "UPDATE jobs SET state = 'queued', error = ? WHERE id = ? AND state = 'running'",
+                (error, job_id),
+            )
+
+    def finish(self, job_id: str, state: str, result: bytes | None, error: str | None) -> float:
+        """Any unfinished state -> ``state`` (succeeded, failed or cancelled)."""
+        now = time.time()
+        with transaction(self._db, self.path):
+            self._db.execute(
+                "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?"
+                " WHERE id = ? AND state IN ('queued', 'running')",
+                (state, result, error, now, job_id),
+            )
+        return now
+
+    def recover(self) -> tuple[int, int]:
+        """After an incarnation died: its running jobs go back to queued, their attempt
+        counted; one that has no attempt left fails. Returns (requeued, failed)."""
+        with transaction(self._db, self.path):
+            failed = self._db.execute(
+                "UPDATE jobs SET state = 'failed', finished_at = ?,"
+                " error = 'interrupted: the coordinator stopped during the last attempt'"
+                " WHERE state = 'running' AND attempts > retries",
+                (time.time(),),
+            ).rowcount
+            requeued = self._db.execute(
+                "UPDATE jobs SET state = 'queued',"
+                " error = 'interrupted: the coordinator stopped during the attempt'"
+                " WHERE state = 'running'"
+            ).rowcount
+        return requeued, failed
+
+    def prune(self, keep: int) -> int:
+        """Delete finished jobs beyond the ``keep`` most recently finished; returns how many."""
+        with transaction(self._db, self.path):
+            return self._db.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL"
+                " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
+                (keep,),
+            ).rowcount
