@@ -71,6 +71,7 @@ __all__ = [
     "Records",
     "StreamInfo",
     "StreamList",
+    "StreamName",
     "Streams",
     "Tail",
     "Verified",
