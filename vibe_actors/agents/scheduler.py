@@ -1,0 +1,524 @@
+"""Scheduler: send a message to an agent later, once or repeatedly.
+
+Protocol:
+
+* ``Schedule{name, target, message, at=None, every=None, durable=True}`` ->
+  ``Scheduled{name, next_at, durable}``. ``message`` is the tagged JSON
+  object of a message ``target`` accepts (``{"type": "Append", ...}``); it
+  is checked against the target's protocol now: an unknown target ->
+  ``UnknownTarget`` (404), a message it does not accept ->
+  ``InvalidScheduledMessage`` (422). Timing: ``at`` only fires once at
+  ``at`` (unix seconds); ``every`` only fires every ``every`` seconds, the
+  first time ``every`` seconds from now; both fire first at ``at`` and then
+  every ``every`` seconds; neither, an ``every`` below ``min_interval`` or a
+  non-finite time -> ``InvalidSchedule`` (422). An ``at`` in the past fires
+  at once. Scheduling an existing name replaces that schedule (its fired
+  count starts again). Beyond ``max_schedules`` a new name gets
+  ``TooManySchedules`` (429).
+* ``Cancel{name}`` -> ``Cancelled{name}`` or ``NotFound`` (404).
+* ``List{}`` -> ``Schedules{items}``, soonest first.
+
+Kinds: ``durable=True`` is a *reminder*: kept in ``<data_dir>/<name>.db``
+and reloaded after a restart of the agent or of the process.
+``durable=False`` is a *timer*: in memory only, **lost** when the agent
+restarts or the process ends.
+
+Delivery: when due, the message is told to the target with the scheduler
+as sender; the scheduler does not wait for or retry anything. A target that
+is restarting, stopped or unknown at that moment turns the message into a
+dead letter (the runtime's rule); the schedule still counts as fired. An
+``at``-only schedule is removed once it fired (a reminder's row is deleted
+in the same step). An interval keeps a fixed rate (due times ``t``,
+``t+every``, ...) but never bursts to catch up: if a due time has already
+passed when the previous one fires, the next is ``every`` from now.
+
+Missed while down: on start, every reminder whose time passed while the
+agent was not running fires **once**, immediately (not once per missed
+interval), then resumes its interval from now. A reminder's firing is
+recorded in the database after the message was told; if the process dies in
+between, that reminder fires again at the next start (at least once). Put
+the scheduler after the agents it targets in the tree (or make it
+``depends_on`` them) so that reminders due at start find their targets.
+
+All schedules are held in one heap with a single runtime timer set for the
+earliest due time, so thousands of schedules cost one timer. A database
+that cannot be opened degrades the agent (``Unavailable`` with the reason);
+a failing write crashes the incarnation (the asker gets ``AgentCrashed``,
+the supervisor restarts it, reminders are reloaded).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, NamedTuple, Union
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
+from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._scheduler_store import ReminderRow, SchedulerStore
+from vibe_actors.agents._sqlite import StoreError, database_path
+
+__all__ = [
+    "Cancel",
+    "Cancelled",
+    "InvalidSchedule",
+    "InvalidScheduledMessage",
+    "List",
+    "NotFound",
+    "Schedule",
+    "ScheduleInfo",
+    "Scheduled",
+    "Scheduler",
+    "SchedulerConfig",
+    "Schedules",
+    "TooManySchedules",
+    "UnknownTarget",
+]
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+#: A due time may run this late behind the wall clock and still count as due now
+#: (the runtime's timers and ``time.time()`` are different clocks).
+_SLACK = 0.001
+
+
+class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings of :class:`Scheduler`."""
+
+    #: Schedules (timers and reminders together) held at most.
+    max_schedules: Annotated[int, msgspec.Meta(gt=0)] = 10_000
+    #: Shortest ``every`` accepted, seconds.
+    min_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.01
+
+    def __post_init__(self) -> None:
+        if self.max_schedules <= 0:
+            raise ValueError(f"max_schedules must be > 0, got {self.max_schedules}")
+        if not (math.isfinite(self.min_interval) and self.min_interval > 0):
+            raise ValueError(f"min_interval must be a finite number > 0, got {self.min_interval}")
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+class Schedule(Message):
+    """Tell ``message`` to ``target`` at ``at`` and/or every ``every`` seconds."""
+
+    name: Name
+    target: Name
+    message: dict[str, Any]
+    at: float | None = None
+    every: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    durable: bool = True
+
+
+class Scheduled(Message):
+    name: str
+    #: Wall-clock seconds of the first delivery.
+    next_at: float
+    durable: bool
+
+
+class Cancel(Message):
+    name: Name
+
+
+class Cancelled(Message):
+    name: str
+
+
+class List(Message):
+    """Every schedule, soonest first."""
+
+
+class ScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    target: str
+    message_type: str
+    next_at: float
+    every: float | None
+    durable: bool
+    #: Deliveries so far (a reminder's count survives restarts).
+    fired: int
+
+
+class Schedules(Message):
+    items: list[ScheduleInfo]
+
+
+class NotFound(ErrorReply):
+    """No schedule has this name."""
+
+    name: str
+    http_status: ClassVar[int] = 404
+
+
+class UnknownTarget(ErrorReply):
+    """No agent is called ``target``."""
+
+    target: str
+    http_status: ClassVar[int] = 404
+
+
+class InvalidScheduledMessage(ErrorReply):
+    """``target`` does not accept the message; ``detail`` is the decode error."""
+
+    target: str
+    http_status: ClassVar[int] = 422
+
+
+class InvalidSchedule(ErrorReply):
+    """A field of the request breaks its constraint; ``field`` names it."""
+
+    field: str
+    http_status: ClassVar[int] = 422
+
+
+class TooManySchedules(ErrorReply):
+    limit: int
+    http_status: ClassVar[int] = 429
+
+
+# -- internal -----------------------------------------------------------------------
+
+
+class _Fire(msgspec.Struct, frozen=True):
+    """Fire what is due (a plain Struct: outside the public protocol)."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    name: str
+    target: str
+    message: dict[str, Any]
+    at: float | None
+    every: float | None
+    durable: bool
+    next_at: float
+    fired: int = 0
+    token: int = 0
+    #: The decoded message; None until known (a reloaded reminder decodes at first fire).
+    decoded: Any = None
+
+    def info(self) -> ScheduleInfo:
+        return ScheduleInfo(
+            name=self.name,
+            target=self.target,
+            message_type=str(self.message.get("type", "")),
+            next_at=self.next_at,
+            every=self.every,
+            durable=self.durable,
+            fired=self.fired,
+        )
+
+
+class _Metrics(NamedTuple):
+    fired: Counter
+    schedules: Gauge
+
+
+def _build_metrics(registry: CollectorRegistry) -> _Metrics:
+    return _Metrics(
+        fired=Counter(
+            "vibe_scheduler_fired_total",
+            "Schedules that came due; outcome delivered (told) or undeliverable.",
+            ["agent", "kind", "outcome"],
+            registry=registry,
+        ),
+        schedules=Gauge(
+            "vibe_scheduler_schedules",
+            "Schedules held, by kind (timer: in memory, reminder: persisted).",
+            ["agent", "kind"],
+            registry=registry,
+        ),
+    )
+
+
+def _kind(durable: bool) -> str:
+    return "reminder" if durable else "timer"
+
+
+def decode_for(system: Any, target: str, message: dict[str, Any]) -> Message:
+    """``message`` as one of ``target``'s message types.
+
+    Raises :class:`UnknownAgent` or ``msgspec.ValidationError``.
+    """
+    types = tuple(system.message_types(target))
+    return msgspec.convert(message, Union[types])  # noqa: UP007 - a runtime union of classes
+
+
+def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
+    """The first field breaking its constraint (a message built in process skipped decoding)."""
+    try:
+        msgspec.convert(msgspec.structs.asdict(msg), type(msg))
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        path = text.rpartition(" - at `$.")[2].rstrip("`")
+        return InvalidSchedule(field=path.split(".")[0].split("[")[0] or "$", detail=text)
+    return None
+
+
+# -- the agent ------------------------------------------------------------------------
+
+
+class Scheduler(Agent):
+    """Timers and reminders; see the module docstring for the guarantees.
+
+    Protocol: ``Schedule`` -> ``Scheduled | UnknownTarget |
+    InvalidScheduledMessage | InvalidSchedule | TooManySchedules``; ``Cancel`` ->
+    ``Cancelled | NotFound``; ``List`` -> ``Schedules``.
+    """
+
+    Config: ClassVar = SchedulerConfig
+
+    def on_start(self) -> None:
+        self._store: SchedulerStore | None = None
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._tokens = itertools.count(1)
+        self._armed_for: float | None = None
+        self._held = dict.fromkeys(_KINDS, 0)
+        metrics = system_metrics(self.system, "scheduler", _build_metrics)
+        self._fired = metrics.fired
+        self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
+        path = database_path(self.system.config.data_dir, self.name)
+        try:
+            self._store = SchedulerStore(path)
+            rows = self._store.load()
+        except StoreError as exc:
+            self._close()
+            self._count()
+            self.log.error("store_unavailable", path=str(path), error=str(exc))
+            self.degrade(str(exc))
+            return
+        now = time.time()
+        missed = 0
+        for row in rows:
+            missed += row.next_at <= now
+            # Missed while down: due now, once (see the module docstring).
+            self._add(_entry_from_row(row, next_at=max(row.next_at, now)))
+        self._count()
+        self.log.info("scheduler_loaded", path=str(path), reminders=len(rows), missed=missed)
+        # Runtime timers started in on_start could fire before this agent
+        # runs (and be dropped), so the first firing is a plain self-message.
+        self.ref(self.name).tell(_Fire())
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, error: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def _db(self) -> SchedulerStore:
+        assert self._store is not None  # a degraded agent never reaches a handler
+        return self._store
+
+    # -- handlers -----------------------------------------------------------------
+
+    @handler
+    def schedule(
+        self, msg: Schedule
+    ) -> Scheduled | UnknownTarget | InvalidScheduledMessage | InvalidSchedule | TooManySchedules:
+        refused = _invalid_field(msg) or self._check_timing(msg)
+        if refused is not None:
+            return refused
+        try:
+            decoded = decode_for(self.system, msg.target, msg.message)
+        except UnknownAgent:
+            return UnknownTarget(target=msg.target, detail=f"no agent named {msg.target!r}")
+        except msgspec.ValidationError as exc:
+            return InvalidScheduledMessage(
+                target=msg.target, detail=f"{msg.target} does not accept this message: {exc}"
+            )
+        previous = self._entries.get(msg.name)
+        limit = self.config.max_schedules
+        if previous is None and len(self._entries) >= limit:
+            return TooManySchedules(limit=limit, detail=f"{limit} schedules are held already")
+        now = time.time()
+        entry = _Entry(
+            name=msg.name,
+            target=msg.target,
+            message=msgspec.to_builtins(decoded),  # canonical: tag and defaults filled in
+            at=msg.at,
+            every=msg.every,
+            durable=msg.durable,
+            next_at=msg.at if msg.at is not None else now + (msg.every or 0.0),
+            decoded=decoded,
+        )
+        if entry.durable:
+            self._db.save(_row_from_entry(entry))
+        elif previous is not None and previous.durable:
+            self._db.delete(msg.name)
+        self._add(entry)
+        self._count()
+        self._arm()
+        self.log.info(
+            "schedule_set", name=msg.name, target=msg.target, kind=_kind(msg.durable),
+            next_at=entry.next_at, every=msg.every, replaced=previous is not None,
+        )  # fmt: skip
+        return Scheduled(name=msg.name, next_at=entry.next_at, durable=msg.durable)
+
+    @handler
+    def cancel(self, msg: Cancel) -> Cancelled | NotFound | InvalidSchedule:
+        refused = _invalid_field(msg)
+        if refused is not None:
+            return refused
+        entry = self._entries.get(msg.name)
+        if entry is None:
+            return NotFound(name=msg.name, detail=f"no schedule named {msg.name!r}")
+        if entry.durable:
+            self._db.delete(msg.name)
+        self._remove(entry)  # its heap item goes stale and is skipped
+        self._arm()
+        self.log.info("schedule_cancelled", name=msg.name, kind=_kind(entry.durable))
+        return Cancelled(name=msg.name)
+
+    @handler
+    def list_schedules(self, msg: List) -> Schedules:
+        items = sorted(self._entries.values(), key=lambda e: (e.next_at, e.name))
+        return Schedules(items=[e.info() for e in items])
+
+    @handler
+    def _fire(self, msg: _Fire) -> None:
+        self._armed_for = None
+        now = time.time()
+        due = self._pop_due(now + _SLACK)
+        if due:
+            self._deliver(due, now)
+        self._arm()
+
+    # -- mechanics --------------------------------------------------------------------
+
+    def _check_timing(self, msg: Schedule) -> InvalidSchedule | None:
+        if msg.at is None and msg.every is None:
+            return InvalidSchedule(field="at", detail="give at, every, or both")
+        if msg.at is not None and not math.isfinite(msg.at):
+            return InvalidSchedule(field="at", detail=f"at must be a finite time, got {msg.at}")
+        every = msg.every
+        if every is not None and not (math.isfinite(every) and every >= self.config.min_interval):
+            return InvalidSchedule(
+                field="every",
+                detail=f"every must be a finite number >= {self.config.min_interval}, got {every}",
+            )
+        return None
+
+    def _add(self, entry: _Entry) -> None:
+        previous = self._entries.get(entry.name)
+        if previous is not None:
+            self._held[_kind(previous.durable)] -= 1
+        self._held[_kind(entry.durable)] += 1
+        entry.token = next(self._tokens)
+        self._entries[entry.name] = entry
+        heapq.heappush(self._heap, (entry.next_at, entry.token, entry.name))
+        if len(self._heap) > 2 * len(self._entries) + 1024:
+            # Replaced and cancelled schedules leave stale items: rebuild now and then.
+            self._heap = [(e.next_at, e.token, e.name) for e in self._entries.values()]
+            heapq.heapify(self._heap)
+
+    def _remove(self, entry: _Entry) -> None:
+        del self._entries[entry.name]
+        self._held[_kind(entry.durable)] -= 1
+        self._count()
+
+    def _live_head(self) -> float | None:
+        heap = self._heap
+        while heap:
+            next_at, token, name = heap[0]
+            entry = self._entries.get(name)
+            if entry is not None and entry.token == token:
+                return next_at
+            heapq.heappop(heap)
+        return None
+
+    def _pop_due(self, horizon: float) -> list[_Entry]:
+        due = []
+        while (head := self._live_head()) is not None and head <= horizon:
+            name = heapq.heappop(self._heap)[2]
+            due.append(self._entries[name])
+        return due
+
+    def _arm(self) -> None:
+        """Point the one runtime timer at the earliest due time (if it moved)."""
+        head = self._live_head()
+        if head == self._armed_for:
+            return
+        self._armed_for = head
+        if head is None:
+            self.cancel_timer("due")
+        else:
+            self.start_timer("due", _Fire(), max(0.0, head - time.time()))
+
+    def _deliver(self, due: list[_Entry], now: float) -> None:
+        advanced: list[tuple[str, float, int]] = []
+        finished: list[str] = []
+        for entry in due:
+            outcome = self._tell(entry)
+            self._fired.labels(agent=self.name, kind=_kind(entry.durable), outcome=outcome).inc()
+            entry.fired += 1
+            if entry.every is None:
+                self._remove(entry)
+                if entry.durable:
+                    finished.append(entry.name)
+                continue
+            following = entry.next_at + entry.every
+            entry.next_at = following if following > now else now + entry.every
+            self._add(entry)
+            if entry.durable:
+                advanced.append((entry.name, entry.next_at, entry.fired))
+        if advanced or finished:
+            self._db.record_fires(advanced, finished)
+
+    def _tell(self, entry: _Entry) -> str:
+        if entry.decoded is None:
+            try:
+                entry.decoded = decode_for(self.system, entry.target, entry.message)
+            except (UnknownAgent, msgspec.ValidationError) as exc:
+                self.log.error(
+                    "schedule_undeliverable", name=entry.name, target=entry.target,
+                    error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+                return "undeliverable"
+        self.ref(entry.target).tell(entry.decoded)
+        return "delivered"
+
+    def _count(self) -> None:
+        for kind, gauge in self._gauges.items():
+            gauge.set(self._held[kind])
+
+
+_KINDS = ("timer", "reminder")
+
+
+def _entry_from_row(row: ReminderRow, next_at: float) -> _Entry:
+    return _Entry(
+        name=row.name,
+        target=row.target,
+        message=row.message,
+        at=row.at,
+        every=row.every,
+        durable=True,
+        next_at=next_at,
+        fired=row.fired,
+    )
+
+
+def _row_from_entry(entry: _Entry) -> ReminderRow:
+    return ReminderRow(
+        name=entry.name,
+        target=entry.target,
+        message=entry.message,
+        at=entry.at,
+        every=entry.every,
+        next_at=entry.next_at,
+        fired=entry.fired,
+    )
