@@ -49,11 +49,8 @@ the supervisor restarts it, reminders are reloaded).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import time
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, NamedTuple, Union
 
 import msgspec
@@ -61,7 +58,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._scheduler_store import ReminderRow, SchedulerStore
+from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents._sqlite import StoreError, database_path
 
 __all__ = [
@@ -190,32 +187,6 @@ class _Fire(msgspec.Struct, frozen=True):
     """Fire what is due (a plain Struct: outside the public protocol)."""
 
 
-@dataclass(slots=True)
-class _Entry:
-    name: str
-    target: str
-    message: dict[str, Any]
-    at: float | None
-    every: float | None
-    durable: bool
-    next_at: float
-    fired: int = 0
-    token: int = 0
-    #: The decoded message; None until known (a reloaded reminder decodes at first fire).
-    decoded: Any = None
-
-    def info(self) -> ScheduleInfo:
-        return ScheduleInfo(
-            name=self.name,
-            target=self.target,
-            message_type=str(self.message.get("type", "")),
-            next_at=self.next_at,
-            every=self.every,
-            durable=self.durable,
-            fired=self.fired,
-        )
-
-
 class _Metrics(NamedTuple):
     fired: Counter
     schedules: Gauge
@@ -238,8 +209,19 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
     )
 
 
-def _kind(durable: bool) -> str:
-    return "reminder" if durable else "timer"
+_KINDS = ("timer", "reminder")
+
+
+def _info(entry: Entry) -> ScheduleInfo:
+    return ScheduleInfo(
+        name=entry.name,
+        target=entry.target,
+        message_type=str(entry.message.get("type", "")),
+        next_at=entry.next_at,
+        every=entry.every,
+        durable=entry.durable,
+        fired=entry.fired,
+    )
 
 
 def decode_for(system: Any, target: str, message: dict[str, Any]) -> Message:
@@ -277,11 +259,8 @@ class Scheduler(Agent):
 
     def on_start(self) -> None:
         self._store: SchedulerStore | None = None
-        self._entries: dict[str, _Entry] = {}
-        self._heap: list[tuple[float, int, str]] = []
-        self._tokens = itertools.count(1)
+        self._book = ScheduleBook()
         self._armed_for: float | None = None
-        self._held = dict.fromkeys(_KINDS, 0)
         metrics = system_metrics(self.system, "scheduler", _build_metrics)
         self._fired = metrics.fired
         self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
@@ -300,7 +279,7 @@ class Scheduler(Agent):
         for row in rows:
             missed += row.next_at <= now
             # Missed while down: due now, once (see the module docstring).
-            self._add(_entry_from_row(row, next_at=max(row.next_at, now)))
+            self._book.put(Entry.from_row(row, next_at=max(row.next_at, now)))
         self._count()
         self.log.info("scheduler_loaded", path=str(path), reminders=len(rows), missed=missed)
         # Runtime timers started in on_start could fire before this agent
@@ -340,12 +319,12 @@ class Scheduler(Agent):
             return InvalidScheduledMessage(
                 target=msg.target, detail=f"{msg.target} does not accept this message: {exc}"
             )
-        previous = self._entries.get(msg.name)
+        previous = self._book.get(msg.name)
         limit = self.config.max_schedules
-        if previous is None and len(self._entries) >= limit:
+        if previous is None and len(self._book) >= limit:
             return TooManySchedules(limit=limit, detail=f"{limit} schedules are held already")
         now = time.time()
-        entry = _Entry(
+        entry = Entry(
             name=msg.name,
             target=msg.target,
             message=msgspec.to_builtins(decoded),  # canonical: tag and defaults filled in
@@ -356,14 +335,14 @@ class Scheduler(Agent):
             decoded=decoded,
         )
         if entry.durable:
-            self._db.save(_row_from_entry(entry))
+            self._db.save(entry.row())
         elif previous is not None and previous.durable:
             self._db.delete(msg.name)
-        self._add(entry)
+        self._book.put(entry)
         self._count()
         self._arm()
         self.log.info(
-            "schedule_set", name=msg.name, target=msg.target, kind=_kind(msg.durable),
+            "schedule_set", name=msg.name, target=msg.target, kind=entry.kind,
             next_at=entry.next_at, every=msg.every, replaced=previous is not None,
         )  # fmt: skip
         return Scheduled(name=msg.name, next_at=entry.next_at, durable=msg.durable)
@@ -373,26 +352,27 @@ class Scheduler(Agent):
         refused = _invalid_field(msg)
         if refused is not None:
             return refused
-        entry = self._entries.get(msg.name)
+        entry = self._book.get(msg.name)
         if entry is None:
             return NotFound(name=msg.name, detail=f"no schedule named {msg.name!r}")
         if entry.durable:
             self._db.delete(msg.name)
-        self._remove(entry)  # its heap item goes stale and is skipped
+        self._book.remove(entry)  # its heap item goes stale and is skipped
+        self._count()
         self._arm()
-        self.log.info("schedule_cancelled", name=msg.name, kind=_kind(entry.durable))
+        self.log.info("schedule_cancelled", name=msg.name, kind=entry.kind)
         return Cancelled(name=msg.name)
 
     @handler
     def list_schedules(self, msg: List) -> Schedules:
-        items = sorted(self._entries.values(), key=lambda e: (e.next_at, e.name))
-        return Schedules(items=[e.info() for e in items])
+        items = sorted(self._book, key=lambda e: (e.next_at, e.name))
+        return Schedules(items=[_info(e) for e in items])
 
     @handler
     def _fire(self, msg: _Fire) -> None:
         self._armed_for = None
         now = time.time()
-        due = self._pop_due(now + _SLACK)
+        due = self._book.pop_due(now + _SLACK)
         if due:
             self._deliver(due, now)
         self._arm()
@@ -412,44 +392,9 @@ class Scheduler(Agent):
             )
         return None
 
-    def _add(self, entry: _Entry) -> None:
-        previous = self._entries.get(entry.name)
-        if previous is not None:
-            self._held[_kind(previous.durable)] -= 1
-        self._held[_kind(entry.durable)] += 1
-        entry.token = next(self._tokens)
-        self._entries[entry.name] = entry
-        heapq.heappush(self._heap, (entry.next_at, entry.token, entry.name))
-        if len(self._heap) > 2 * len(self._entries) + 1024:
-            # Replaced and cancelled schedules leave stale items: rebuild now and then.
-            self._heap = [(e.next_at, e.token, e.name) for e in self._entries.values()]
-            heapq.heapify(self._heap)
-
-    def _remove(self, entry: _Entry) -> None:
-        del self._entries[entry.name]
-        self._held[_kind(entry.durable)] -= 1
-        self._count()
-
-    def _live_head(self) -> float | None:
-        heap = self._heap
-        while heap:
-            next_at, token, name = heap[0]
-            entry = self._entries.get(name)
-            if entry is not None and entry.token == token:
-                return next_at
-            heapq.heappop(heap)
-        return None
-
-    def _pop_due(self, horizon: float) -> list[_Entry]:
-        due = []
-        while (head := self._live_head()) is not None and head <= horizon:
-            name = heapq.heappop(self._heap)[2]
-            due.append(self._entries[name])
-        return due
-
     def _arm(self) -> None:
         """Point the one runtime timer at the earliest due time (if it moved)."""
-        head = self._live_head()
+        head = self._book.head()
         if head == self._armed_for:
             return
         self._armed_for = head
@@ -458,27 +403,31 @@ class Scheduler(Agent):
         else:
             self.start_timer("due", _Fire(), max(0.0, head - time.time()))
 
-    def _deliver(self, due: list[_Entry], now: float) -> None:
+    def _deliver(self, due: list[Entry], now: float) -> None:
         advanced: list[tuple[str, float, int]] = []
         finished: list[str] = []
+        removed = False
         for entry in due:
             outcome = self._tell(entry)
-            self._fired.labels(agent=self.name, kind=_kind(entry.durable), outcome=outcome).inc()
+            self._fired.labels(agent=self.name, kind=entry.kind, outcome=outcome).inc()
             entry.fired += 1
             if entry.every is None:
-                self._remove(entry)
+                self._book.remove(entry)
+                removed = True
                 if entry.durable:
                     finished.append(entry.name)
                 continue
             following = entry.next_at + entry.every
             entry.next_at = following if following > now else now + entry.every
-            self._add(entry)
+            self._book.put(entry)
             if entry.durable:
                 advanced.append((entry.name, entry.next_at, entry.fired))
         if advanced or finished:
             self._db.record_fires(advanced, finished)
+        if removed:
+            self._count()
 
-    def _tell(self, entry: _Entry) -> str:
+    def _tell(self, entry: Entry) -> str:
         if entry.decoded is None:
             try:
                 entry.decoded = decode_for(self.system, entry.target, entry.message)
@@ -493,32 +442,4 @@ class Scheduler(Agent):
 
     def _count(self) -> None:
         for kind, gauge in self._gauges.items():
-            gauge.set(self._held[kind])
-
-
-_KINDS = ("timer", "reminder")
-
-
-def _entry_from_row(row: ReminderRow, next_at: float) -> _Entry:
-    return _Entry(
-        name=row.name,
-        target=row.target,
-        message=row.message,
-        at=row.at,
-        every=row.every,
-        durable=True,
-        next_at=next_at,
-        fired=row.fired,
-    )
-
-
-def _row_from_entry(entry: _Entry) -> ReminderRow:
-    return ReminderRow(
-        name=entry.name,
-        target=entry.target,
-        message=entry.message,
-        at=entry.at,
-        every=entry.every,
-        next_at=entry.next_at,
-        fired=entry.fired,
-    )
+            gauge.set(self._book.held[kind])

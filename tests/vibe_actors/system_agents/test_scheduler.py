@@ -134,6 +134,7 @@ def test_an_at_schedule_fires_once_with_the_scheduler_as_sender(make_system, tmp
     drained(system)
     assert inbox.items == [(Note(text="hi", n=7), "scheduler")]
     assert call(system, List()).items == []  # removed after firing
+    assert _rows(tmp_path) == []  # from the database too
     assert sample(system, "vibe_scheduler_fired_total", kind="reminder", outcome="delivered") == 1
     assert sample(system, "vibe_scheduler_schedules", kind="reminder") == 0
 
@@ -349,6 +350,29 @@ def test_missed_reminders_fire_once_at_start(make_system, tmp_path, inbox):
     assert started + 3600 <= hourly.next_at <= time.time() + 3600  # resumes from now
     assert _rows(tmp_path) == ["hourly"]
     assert _next_at(tmp_path, "hourly") == hourly.next_at  # the firing was recorded
+
+
+def test_a_reloaded_reminder_the_target_no_longer_accepts_is_dropped(make_system, tmp_path, inbox):
+    first = make_system(specs(inbox), data_dir=str(tmp_path))
+    far = time.time() + 3600
+    call(first, Schedule(name="stale", target="recorder", message=note("s"), at=far))
+    call(first, Schedule(name="fine", target="recorder", message=note("f"), at=far))
+    first.shutdown()
+    db = sqlite3.connect(database_path(tmp_path, "scheduler"))
+    with db:  # as if the target's protocol changed while the process was down
+        db.execute("UPDATE reminders SET message = '{\"type\": \"Gone\"}' WHERE name = 'stale'")
+        db.execute("UPDATE reminders SET next_at = 1.0")
+    db.close()
+    second_inbox = Inbox()
+    second = make_system(specs(second_inbox), data_dir=str(tmp_path))
+    second_inbox.wait_for("f")
+    drained(second)
+    assert second_inbox.texts() == ["f"]
+    assert call(second, List()).items == [] and _rows(tmp_path) == []
+    undeliverable = sample(
+        second, "vibe_scheduler_fired_total", kind="reminder", outcome="undeliverable"
+    )
+    assert undeliverable == 1
 
 
 # -- corruption -----------------------------------------------------------------------------
