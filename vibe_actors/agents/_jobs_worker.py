@@ -19,7 +19,7 @@ import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -28,7 +28,7 @@ from vibe_actors import Agent, handler
 if TYPE_CHECKING:
     from vibe_actors import ActorSystem
 
-__all__ = ["JobContext", "JobWorker", "Run", "RunResult", "load_callable"]
+__all__ = ["JobContext", "JobWorker", "JobWorkerConfig", "Run", "RunResult", "load_callable"]
 
 
 def load_callable(target: str) -> Callable[..., Any]:
@@ -95,8 +95,15 @@ def _json_like(value: Any) -> Any:
     return msgspec.json.decode(encoded)
 
 
+class JobWorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A worker has no settings: the kinds come with each ``Run`` from the coordinator's
+    config (this struct exists so that a misplaced ``kinds`` is refused, not ignored)."""
+
+
 class JobWorker(Agent):
     """Runs job attempts; pool it (``PoolSpec(size=N)``) to run N at once."""
+
+    Config: ClassVar = JobWorkerConfig
 
     def on_start(self) -> None:
         self._callables: dict[str, Callable[..., Any]] = {}

@@ -27,8 +27,12 @@ Protocol:
 * ``List{state, limit}`` -> ``JobList``: the latest jobs, newest first.
 
 Execution: at most ``max_concurrency`` jobs run at once, each on a worker
-known to be idle (the coordinator probes a worker with ``Ping`` before it
-trusts it: a Ping is answered only after the job ahead of it). An attempt
+known to be idle. The coordinator addresses the pool's members
+(``<workers>.1`` ... ``<workers>.N``, or ``workers`` itself if it is a single
+agent) one by one rather than through the pool's router, which cannot tell
+a busy worker from an idle one; it follows the pool's membership (live
+reload) every few seconds, and it trusts a worker only once that worker has
+answered a ``Ping`` (a Ping is answered after the job ahead of it). An attempt
 fails when the job raises, returns something that is not JSON-like, exceeds
 its ``timeout``, or its worker crashes or is unavailable; a failed attempt
 is retried after ``min(backoff_max, backoff_initial * 2 ** (attempt - 1))``
@@ -42,17 +46,28 @@ attempt was running when the coordinator (or the process) died goes back to
 ``queued`` when the coordinator starts again, that attempt counted (with no
 attempt left it ends ``failed``), and every queued job is dispatched; so a
 job may run twice if the process dies after the job ran but before its
-result was committed. Across a restart everything but timers is rebuilt from
-the file: a job waiting out a retry backoff is dispatched at once, and
-results of attempts started by an earlier incarnation are ignored. The
+result was committed, or, after a crash of the coordinator alone, while
+the interrupted attempt still runs on its worker (its result is ignored).
+Across a restart everything but timers is rebuilt from the file: a job
+waiting out a retry backoff is dispatched at once, and results of attempts
+started by an earlier incarnation are ignored. A commit that fails while
+serving crashes the coordinator, so that its supervisor restarts it and the
+new incarnation starts again from the file (a failed Submit commit is
+answered ``JobsNotSaved`` instead). The
 ``keep_finished`` most recently finished jobs are kept; older ones are
 deleted. A file that cannot be opened (corrupt) degrades the agent: it
 answers ``Unavailable`` and the rest of the system runs.
+
+Metrics: ``vibe_jobs_total{kind,outcome}`` (succeeded, failed, retried,
+cancelled), ``vibe_jobs_queued`` and ``vibe_jobs_running`` (gauges: run one
+jobs agent per system), ``vibe_job_duration_seconds{kind}`` (attempts that
+returned, as timed by the worker).
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -74,7 +89,14 @@ from vibe_actors import (
     handler,
 )
 from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob
-from vibe_actors.agents._jobs_worker import JobContext, JobWorker, Run, RunResult, load_callable
+from vibe_actors.agents._jobs_worker import (
+    JobContext,
+    JobWorker,
+    JobWorkerConfig,
+    Run,
+    RunResult,
+    load_callable,
+)
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._sqlite import StoreError, database_path
 
@@ -88,6 +110,7 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "JobWorker",
+    "JobWorkerConfig",
     "Jobs",
     "JobsConfig",
     "JobsNotSaved",
@@ -329,11 +352,17 @@ class Jobs(Agent):
         self._store: JobStore | None = None
         try:
             store = JobStore(path)
-            requeued, failed = store.recover()
-            store.prune(settings.keep_finished)
         except StoreError as exc:
             self.log.error("store_unavailable", path=exc.path, error=exc.reason)
             self.degrade(str(exc))
+            return
+        try:
+            requeued, failed = store.recover()
+            store.prune(settings.keep_finished)
+        except (StoreError, sqlite3.Error) as exc:
+            store.close()
+            self.log.error("store_unavailable", path=str(path), error=f"recovery failed: {exc}")
+            self.degrade(f"{path}: recovery failed: {exc}")
             return
         self._store = store
         queued = store.ids("queued")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vibe_actors import (
@@ -20,13 +22,14 @@ from vibe_actors import (
     WorkerSpec,
     handler,
 )
-from vibe_actors.agents._jobs_store import JobStore, NewJob
+from vibe_actors.agents._jobs_store import FINISHED, JobStore, NewJob
 from vibe_actors.agents._jobs_worker import Run, RunResult
 from vibe_actors.agents._sqlite import database_path
 from vibe_actors.agents.jobs import (
     Accepted,
     AlreadyFinished,
     Cancel,
+    InvalidJob,
     JobList,
     JobNotFound,
     Jobs,
@@ -406,3 +409,103 @@ def test_builtin_verify_ledger_verifies_every_stream(make_system, tmp_path):
     }
     absent = wait_job(system, submit(system, "verify_ledger", args={"ledger": "nope"}), "failed")
     assert absent.error.startswith("UnavailableError")
+
+
+def test_a_worker_refuses_settings_that_belong_to_the_coordinator():
+    from vibe_actors.agents.jobs import JobWorkerConfig
+
+    with pytest.raises(msgspec.ValidationError, match="kinds"):
+        msgspec.convert({"kinds": {"echo": "x:y"}}, JobWorkerConfig)
+
+
+def test_pipelined_submits_are_committed_in_groups_and_all_run(make_system, tmp_path):
+    system = make_system(specs(pool=4), data_dir=str(tmp_path))
+    futures = [
+        system.ref("jobs").ask_future(Submit(kind="echo", args={"n": n})) for n in range(200)
+    ]
+    ids = [future.result().job_id for future in futures]
+    assert len(set(ids)) == 200
+    assert [wait_job(system, i).result for i in ids] == [{"n": n} for n in range(200)]
+
+
+def test_a_single_worker_agent_can_serve_as_the_pool(make_system, tmp_path):
+    system = make_system(
+        [
+            WorkerSpec(name="solo", agent=JobWorker),
+            WorkerSpec(name="jobs", agent=Jobs, config=JobsConfig(kinds=KINDS, workers="solo")),
+        ],
+        data_dir=str(tmp_path),
+    )
+    ids = [submit(system, "echo", args={"n": n}) for n in range(3)]
+    assert [wait_job(system, i).result for i in ids] == [{"n": n} for n in range(3)]
+
+
+def test_args_that_are_not_json_are_refused(make_system, tmp_path):
+    system = make_system(specs(), data_dir=str(tmp_path), serialize_messages=False)
+    with pytest.raises(AskError) as raised:
+        system.ref("jobs").ask(Submit(kind="echo", args={"x": object()}))
+    assert isinstance(raised.value.reply, InvalidJob) and raised.value.reply.http_status == 422
+
+
+# -- the store's state machine against a model ------------------------------------------------
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.integers(0, 2)),
+        st.tuples(st.just("start"), st.integers(0, 7)),
+        st.tuples(st.just("requeue"), st.integers(0, 7)),
+        st.tuples(st.just("finish"), st.integers(0, 7), st.sampled_from(sorted(FINISHED))),
+        st.tuples(st.just("recover")),
+    ),
+    max_size=25,
+)
+
+
+def _apply(model: dict[str, list], op: tuple) -> None:
+    """The intended transitions: a finished job never changes again."""
+    name, *rest = op
+    if name == "insert":
+        model[str(len(model))] = ["queued", 0, rest[0]]
+        return
+    if name == "recover":
+        for job in model.values():
+            if job[0] == "running":
+                job[0] = "failed" if job[1] > job[2] else "queued"
+        return
+    job = model.get(str(rest[0]))
+    if job is None:
+        return
+    if name == "start" and job[0] == "queued":
+        job[0], job[1] = "running", job[1] + 1
+    elif name == "requeue" and job[0] == "running":
+        job[0] = "queued"
+    elif name == "finish" and job[0] not in FINISHED:
+        job[0] = rest[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=_OPS)
+def test_store_transitions_follow_the_model(ops):
+    model: dict[str, list] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        store = JobStore(Path(directory) / "jobs.db")
+        try:
+            for op in ops:
+                name, *rest = op
+                target = str(rest[0]) if rest else ""
+                if name == "insert":
+                    store.insert([NewJob(str(len(model)), "k", b"{}", rest[0], 1.0)])
+                elif name == "start" and store.get(target) is not None:  # no-op unless queued
+                    store.start_attempt(target)
+                elif name == "requeue":
+                    store.requeue(target, "e")
+                elif name == "finish":
+                    store.finish(target, rest[1], None, None)
+                elif name == "recover":
+                    store.recover()
+                _apply(model, op)
+                stored = {row.id: [row.state, row.attempts, row.retries] for row in
+                          store.listing(None, 100)}  # fmt: skip
+                assert stored == model
+        finally:
+            store.close()
