@@ -39,6 +39,9 @@ __all__ = ["Cell"]
 _log = structlog.get_logger("vibe_actors.cell")
 
 
+_TIMER_STATES = (AgentStatus.RUNNING, AgentStatus.STARTING)
+
+
 class Cell:
     """The stable identity of one agent; see the module docstring."""
 
@@ -83,8 +86,12 @@ class Cell:
         self.system.dead_letters.publish(self.name, envelope, DeadLetterReason.STOPPED)
 
     def deliver_timer(self, incarnation: int, message: Any) -> None:
-        """Timer callback: deliver ``message`` if its incarnation is still the current one."""
-        if incarnation == self.incarnation and self.status is AgentStatus.RUNNING:
+        """Timer callback: deliver ``message`` if its incarnation is still the current one.
+
+        A timer started in ``on_start`` may fire before the handshake completes
+        (status STARTING): the message is queued and handled once serving begins.
+        """
+        if incarnation == self.incarnation and self.status in _TIMER_STATES:
             self.deliver(Envelope(message, sender=self.name))
 
     def expired(self, env: Envelope) -> None:

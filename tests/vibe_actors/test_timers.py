@@ -77,3 +77,21 @@ def test_timer_service_runs_in_order_and_survives_a_failing_callback():
     assert done.wait(5)
     service.stop()
     assert order == ["first", "second"]
+
+
+class SlowStarter(Agent):
+    """Starts a one-shot timer in on_start, then takes longer than its delay to finish."""
+
+    def on_start(self) -> None:
+        self.start_timer("once", Tick(n=self.incarnation), 0.001)
+        threading.Event().wait(0.05)  # the timer fires while the agent is still starting
+
+    @handler
+    def tick(self, msg: Tick) -> None:
+        self.config.set()
+
+
+def test_a_timer_that_fires_during_on_start_is_handled_once_serving(make_system):
+    fired = threading.Event()
+    make_system([WorkerSpec(name="s", agent=SlowStarter, config=fired)], serialize_messages=False)
+    assert fired.wait(5)
