@@ -346,6 +346,7 @@ class Jobs(Agent):
         self._flights: dict[str, _Flight] = {}
         self._known: set[str] = set()  #: worker names
         self._idle: dict[str, None] = {}  #: workers known to be idle (an ordered set)
+        self._probing: set[str] = set()  #: workers with a Ping outstanding
         self._finished = 0
         self._me = self.ref(self.name)
         path = database_path(self.system.config.data_dir, self.name)
@@ -592,8 +593,9 @@ class Jobs(Agent):
     @handler
     def _probe(self, msg: _Probe) -> None:
         """Ask ``worker`` for a Pong: it answers once the job ahead of the Ping is over."""
-        if self._store is None or msg.worker not in self._known:
+        if self._store is None or msg.worker not in self._known or msg.worker in self._probing:
             return
+        self._probing.add(msg.worker)  # one at a time: a stale Pong must not free a busy worker
         me, incarnation, worker = self._me, self.incarnation, msg.worker
 
         def answered(reply: Any) -> None:
@@ -605,9 +607,12 @@ class Jobs(Agent):
     def _freed(self, msg: _Freed) -> None:
         if msg.incarnation != self.incarnation or self._store is None:
             return
+        self._probing.discard(msg.worker)
         if msg.worker not in self._known:
             return
         if msg.available:
+            if any(f.worker == msg.worker for f in self._flights.values()):
+                return  # it has a job again (it was busy while the probe was out)
             self._idle[msg.worker] = None
             self._pump()
         else:  # stopped or not started yet: ask again later
