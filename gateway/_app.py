@@ -18,7 +18,6 @@ from typing import Any
 
 import msgspec
 import structlog
-from prometheus_client import generate_latest
 
 from gateway._catalog import Catalog
 from gateway._guards import Guards
@@ -32,19 +31,25 @@ from gateway._http import (
     respond,
 )
 from gateway._metrics import HttpMetrics
-from gateway._problems import FieldError, Problem, make_problem, problem_for_reply
+from gateway._ops import inject_chaos, probe
+from gateway._problems import (
+    RETRY_AFTER,
+    FieldError,
+    Problem,
+    Reject,
+    make_problem,
+    problem_for_reply,
+)
 from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
+from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
 from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Ref, UnknownAgent
-from vibe_actors.agents.watchdog import unresponsive
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
 
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
-_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
-_RETRY_AFTER = (b"retry-after", b"1")
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -57,18 +62,14 @@ class AppSettings(msgspec.Struct, frozen=True):
     tokens: dict[str, str] = {}
     #: The introspect agent behind /v1/agents and /v1/tree (described in-process if absent).
     introspect: str = "introspect"
+    #: The pubsub agent behind /v1/topics/{topic}/events, and the SSE limits.
+    pubsub: str = "pubsub"
+    max_streams: int = 1000
+    stream_buffer: int = 256
+    keepalive_seconds: float = 15.0
 
     def __repr__(self) -> str:
         return f"AppSettings(chaos={self.chaos}, tokens={len(self.tokens)} principals)"
-
-
-class _Reject(Exception):
-    """Ends a request early with a problem (raised and caught inside the app only)."""
-
-    def __init__(self, problem: Problem, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-        super().__init__(problem.detail)
-        self.problem = problem
-        self.headers = headers
 
 
 class Gateway:
@@ -79,11 +80,26 @@ class Gateway:
         self.settings = settings or AppSettings()
         self.catalog = Catalog(system)
         self.views = Views(system, self.settings.introspect)
-        self.metrics = HttpMetrics()
+        self.streams = TopicStreams(
+            system,
+            pubsub_agent=self.settings.pubsub,
+            buffer=self.settings.stream_buffer,
+            keepalive=self.settings.keepalive_seconds,
+            max_streams=self.settings.max_streams,
+        )
+        self.metrics = HttpMetrics(self._stream_figures)
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
         self._default_timeout = self.settings.default_timeout_ms / 1000
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
+
+    def close_streams(self) -> None:
+        """End every open event stream (call on the event loop when the drain begins)."""
+        self.streams.close_all()
+
+    def _stream_figures(self) -> tuple[int, int, int]:
+        streams = self.streams
+        return streams.open_streams, streams.events_sent, streams.dropped
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -107,7 +123,7 @@ class Gateway:
             else:
                 route = route_of(path)
                 status = await self._dispatch(scope, headers, receive, send)
-        except _Reject as reject:
+        except Reject as reject:
             status = reject.problem.status
             await self._problem(send, reject.problem, reject.headers)
         except ClientDisconnected:
@@ -134,11 +150,11 @@ class Gateway:
         ok = ((b"x-request-id", request_id.encode()),)
         if parts[0] in ("healthz", "readyz", "metrics") and len(parts) == 1:
             _allow(method, "GET", request_id)
-            status, body, kind = self._probe(parts[0])
+            status, body, kind = probe(parts[0], self.system, self.metrics.registry)
             await respond(send, status, body, kind, ok)
             return status
         if parts[0] != "v1" or len(parts) < 2:
-            raise _Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
+            raise Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
         principal = self._authenticate(headers, request_id)
         return await self._v1(parts[1:], scope, headers, receive, send, principal)
 
@@ -174,6 +190,9 @@ class Gateway:
                 body = _encode(self.catalog.openapi())
             await respond(send, 200, body, extra=ok)
             return 200
+        if head == "topics" and len(parts) == 3 and parts[2] == "events":
+            _allow(method, "GET", request_id)
+            return await self._events(parts[1], headers, send, receive, principal)
         if (
             head == "chaos"
             and self.settings.chaos
@@ -181,10 +200,10 @@ class Gateway:
             and parts[2] in ("crash", "hang")
         ):
             _allow(method, "POST", request_id)
-            self._chaos(parts[1], parts[2], scope, request_id)
+            inject_chaos(self.system, parts[1], parts[2], scope, request_id)
             await respond(send, 202, b'{"status":"accepted"}', extra=ok)
             return 202
-        raise _Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
+        raise Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
 
     # -- asks ------------------------------------------------------------------
 
@@ -208,7 +227,7 @@ class Gateway:
                     else ((b"retry-after", str(verdict.retry_after).encode()),)
                 )
                 problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
-                raise _Reject(problem, retry)
+                raise Reject(problem, retry)
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
         timeout = self._request_timeout(headers)
@@ -222,19 +241,19 @@ class Gateway:
             raise self._invalid_body(message_type, exc, request_id) from None
         status = self.system.status(name)
         if status is not AgentStatus.RUNNING:
-            raise _Reject(
+            raise Reject(
                 make_problem(
                     503, "agent-unavailable", f"agent {name!r} is {status.value}", request_id
                 ),
-                (_RETRY_AFTER,),
+                (RETRY_AFTER,),
             )
         reply = await ref.ask_async(
             message, timeout=timeout, request_id=request_id, raise_errors=False
         )
         if isinstance(reply, ErrorReply):
             problem = problem_for_reply(reply, request_id)
-            retry = (_RETRY_AFTER,) if problem.status in (429, 503) else ()
-            raise _Reject(problem, retry)
+            retry = (RETRY_AFTER,) if problem.status in (429, 503) else ()
+            raise Reject(problem, retry)
         if reply is None:
             await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
             return 204
@@ -253,6 +272,23 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
         return 200
 
+    async def _events(
+        self, topic: str, headers: Headers, send: Send, receive: Receive, principal: str | None
+    ) -> int:
+        request_id = headers.request_id
+        if self.guards is not None:
+            verdict = self.guards.check(
+                principal, self.settings.pubsub, "Subscribe", authenticated=bool(self._tokens)
+            )
+            if verdict is not None:
+                raise Reject(make_problem(verdict.status, verdict.slug, verdict.detail, request_id))
+        try:
+            await self.streams.stream(topic, send, receive, request_id)
+        except StreamRefused as exc:
+            problem = make_problem(exc.status, exc.slug, exc.detail, request_id)
+            raise Reject(problem, (RETRY_AFTER,) if exc.status == 503 else ()) from None
+        return 200
+
     def _request_timeout(self, headers: Headers) -> float:
         """The deadline of this request's ask: X-Timeout-Ms, else the default."""
         if headers.timeout is None:
@@ -266,14 +302,14 @@ class Gateway:
         try:
             types = self.catalog.types(name)
         except UnknownAgent:
-            raise _Reject(
+            raise Reject(
                 make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
             ) from None
         message_type = types.get(tag)
         if message_type is None:
             known = ", ".join(sorted(types))
             detail = f"agent {name!r} has no message type {tag!r} (it accepts: {known})"
-            raise _Reject(make_problem(404, "unknown-message-type", detail, request_id))
+            raise Reject(make_problem(404, "unknown-message-type", detail, request_id))
         return message_type, self.catalog.decoder(message_type), self.system.ref(name)
 
     def _timeout(self, raw: bytes | None, request_id: str) -> float:
@@ -281,7 +317,7 @@ class Gateway:
             return self.settings.default_timeout_ms / 1000
         if not raw.isdigit() or int(raw) == 0:
             detail = "X-Timeout-Ms must be a positive integer (milliseconds)"
-            raise _Reject(make_problem(400, "bad-timeout", detail, request_id))
+            raise Reject(make_problem(400, "bad-timeout", detail, request_id))
         return min(int(raw), self.settings.max_timeout_ms) / 1000
 
     async def _body(
@@ -297,19 +333,19 @@ class Gateway:
             return await read_body(receive, limit - received)
         except BodyTooLarge:
             detail = f"the body is over {limit} bytes"
-            raise _Reject(make_problem(413, "body-too-large", detail, request_id)) from None
+            raise Reject(make_problem(413, "body-too-large", detail, request_id)) from None
 
     def _invalid_body(
         self, message_type: type, exc: msgspec.DecodeError, request_id: str
-    ) -> _Reject:
+    ) -> Reject:
         """422 naming the field for a body of the wrong shape; 400 for malformed JSON."""
         if isinstance(exc, msgspec.ValidationError):
             text = str(exc)
             message, _, path = text.rpartition(" - at `")
             error = FieldError(path=path.rstrip("`") or "$", message=message or text)
             detail = f"the body is not a valid {message_type.__name__}: {text}"
-            return _Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
-        return _Reject(make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id))
+            return Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
+        return Reject(make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id))
 
     # -- the rest ----------------------------------------------------------------
 
@@ -326,60 +362,14 @@ class Gateway:
             problem = make_problem(
                 401, "unauthorized", "a valid bearer token is required", request_id
             )
-            raise _Reject(problem, ((b"www-authenticate", b'Bearer realm="vibe"'),))
+            raise Reject(problem, ((b"www-authenticate", b'Bearer realm="vibe"'),))
         return principal
-
-    def _probe(self, name: str) -> tuple[int, bytes, bytes]:
-        if name == "healthz":
-            return 200, b'{"status":"ok"}', b"application/json"
-        if name == "metrics":
-            text = generate_latest(self.system.registry) + generate_latest(self.metrics.registry)
-            return 200, text, _METRICS_TYPE
-        failing = self._not_ready()
-        if failing:
-            return 503, _encode({"status": "not_ready", "failing": failing}), b"application/json"
-        return 200, b'{"status":"ready"}', b"application/json"
-
-    def _not_ready(self) -> list[str]:
-        if not self.system.running:
-            return ["system"]
-        stuck = unresponsive(self.system)
-        return [
-            node.name
-            for node in self.system.walk()
-            if node.restart == "permanent"
-            and (node.status != "running" or node.degraded or node.name in stuck)
-        ]
 
     async def _agent(self, name: str, request_id: str, timeout: float) -> dict[str, Any]:
         view = _viewed(await self.views.agent(name, request_id, timeout), request_id)
         info = msgspec.structs.asdict(view)
         info["schemas"] = self.catalog.schemas(name)
         return info
-
-    def _chaos(self, name: str, kind: str, scope: Scope, request_id: str) -> None:
-        seconds = 0.0
-        if kind == "hang":
-            query = dict(
-                p.partition("=")[::2]
-                for p in scope.get("query_string", b"").decode().split("&")
-                if p
-            )
-            try:
-                seconds = float(query.get("seconds", "1"))
-            except ValueError:
-                raise _Reject(
-                    make_problem(400, "bad-seconds", "seconds must be a number", request_id)
-                ) from None
-        try:
-            self.system.inject_fault(name, kind, seconds)
-        except UnknownAgent:
-            raise _Reject(
-                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
-            ) from None
-        _log.warning(
-            "chaos_injected", agent=name, fault=kind, seconds=seconds, request_id=request_id
-        )
 
 
 def create_app(system: ActorSystem, settings: AppSettings | None = None) -> Gateway:
@@ -391,14 +381,14 @@ def _viewed(view: Any, request_id: str) -> Any:
     """A view, or the introspect agent's error reply turned into a problem."""
     if isinstance(view, ErrorReply):
         problem = problem_for_reply(view, request_id)
-        raise _Reject(problem, (_RETRY_AFTER,) if problem.status in (429, 503) else ())
+        raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
     return view
 
 
 def _allow(method: str, allowed: str, request_id: str) -> None:
     if method != allowed and not (allowed == "GET" and method == "HEAD"):
         problem = make_problem(405, "method-not-allowed", f"use {allowed}", request_id)
-        raise _Reject(problem, ((b"allow", allowed.encode()),))
+        raise Reject(problem, ((b"allow", allowed.encode()),))
 
 
 def _require_json(raw: bytes | None, request_id: str) -> None:
@@ -407,4 +397,4 @@ def _require_json(raw: bytes | None, request_id: str) -> None:
     content_type = (raw or b"").split(b";")[0].strip().lower()
     if content_type != b"application/json":
         detail = "the body must be application/json"
-        raise _Reject(make_problem(415, "unsupported-media-type", detail, request_id))
+        raise Reject(make_problem(415, "unsupported-media-type", detail, request_id))

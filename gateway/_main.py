@@ -94,7 +94,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         keep_alive_timeout=settings.keep_alive_timeout,
         drain_timeout=settings.drain_timeout,
     )
-    server = GatewayServer(config, on_reload=reload)
+    server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)
     watch_system(system, server)
     _log.info(
         "gateway_starting", host=settings.host, port=settings.port, agents=len(system.names())

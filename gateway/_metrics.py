@@ -1,7 +1,9 @@
 """HTTP metrics, counted on the event loop thread and exposed at scrape time.
 
 ``vibe_http_requests_total{route,method,status}``,
-``vibe_http_request_duration_seconds{route}`` and ``vibe_reloads_total{outcome}``;
+``vibe_http_request_duration_seconds{route}``, ``vibe_reloads_total{outcome}``,
+and for Server-Sent Events ``vibe_sse_streams`` (open now),
+``vibe_sse_events_total`` and ``vibe_sse_dropped_total`` (a client too slow);
 ``route`` is the route
 template (``/v1/agents/{name}/{type}``), never the raw path, so label
 cardinality stays bounded.
@@ -10,10 +12,15 @@ cardinality stays bounded.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 __all__ = ["HttpMetrics"]
@@ -32,7 +39,9 @@ class _RouteTimes:
 class HttpMetrics(Collector):
     """Counters for one gateway app; written only from its event loop thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, streams: Callable[[], tuple[int, int, int]] | None = None) -> None:
+        #: () -> (open streams, events sent, events dropped), read at scrape time.
+        self._streams = streams
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests: dict[tuple[str, str, int], int] = {}
         self._times: dict[str, _RouteTimes] = {}
@@ -78,3 +87,13 @@ class HttpMetrics(Collector):
         yield requests
         yield durations
         yield reloads
+        if self._streams is not None:
+            open_now, sent, dropped = self._streams()
+            yield GaugeMetricFamily("vibe_sse_streams", "Open event streams.", value=open_now)
+            yield CounterMetricFamily(
+                "vibe_sse_events", "Events sent on event streams.", value=sent
+            )
+            yield CounterMetricFamily(
+                "vibe_sse_dropped", "Events dropped for event-stream clients too slow to keep up.",
+                value=dropped,
+            )  # fmt: skip

@@ -9,7 +9,18 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["STATUS_TITLES", "FieldError", "Problem", "make_problem", "problem_for_reply"]
+__all__ = [
+    "RETRY_AFTER",
+    "STATUS_TITLES",
+    "FieldError",
+    "Problem",
+    "Reject",
+    "make_problem",
+    "problem_for_reply",
+]
+
+#: The header sent with every 429 and 503: come back in a second.
+RETRY_AFTER = (b"retry-after", b"1")
 
 STATUS_TITLES = {
     400: "Bad Request",
@@ -81,3 +92,12 @@ def _describe(reply: Any) -> str:
     fields = getattr(reply, "__struct_fields__", ())
     parts = [f"{f}={getattr(reply, f)}" for f in fields if f != "detail"]
     return f"{type(reply).__name__}: {', '.join(parts)}" if parts else type(reply).__name__
+
+
+class Reject(Exception):
+    """Ends a request early with a problem (raised and caught inside the app only)."""
+
+    def __init__(self, problem: Problem, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+        self.headers = headers

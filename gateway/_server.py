@@ -49,9 +49,15 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
 class GatewayServer(uvicorn.Server):
     """uvicorn's server with the gateway's signal handling (see the module docstring)."""
 
-    def __init__(self, config: uvicorn.Config, on_reload: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_reload: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self._on_reload = on_reload
+        self._on_shutdown = on_shutdown
         self.started_event = threading.Event()
 
     @contextlib.contextmanager
@@ -85,6 +91,13 @@ class GatewayServer(uvicorn.Server):
             self._on_reload()
         except Exception:  # noqa: BLE001 - a failed reload changes nothing and is reported
             _log.exception("reload_failed")
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # Before uvicorn waits for connections: long-lived responses (event
+        # streams) must end, or they would hold the drain up to its timeout.
+        if self._on_shutdown is not None:
+            self._on_shutdown()
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)

@@ -1,0 +1,79 @@
+"""The operational routes: probes, metrics, and chaos (fault injection).
+
+``/healthz`` never waits on agents; ``/readyz`` is 503 naming every permanent
+agent that is not serving: not running, degraded (running but refusing work),
+or missing heartbeats without progress (the watchdog's view, before it acts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway._problems import Reject, make_problem
+from vibe_actors import ActorSystem, UnknownAgent
+from vibe_actors.agents.watchdog import unresponsive
+
+__all__ = ["inject_chaos", "not_ready", "probe"]
+
+_log = structlog.get_logger("gateway")
+
+_JSON = b"application/json"
+_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+def probe(
+    name: str, system: ActorSystem, http_registry: CollectorRegistry
+) -> tuple[int, bytes, bytes]:
+    """(status, body, content type) of ``/healthz``, ``/readyz`` or ``/metrics``."""
+    if name == "healthz":
+        return 200, b'{"status":"ok"}', _JSON
+    if name == "metrics":
+        return 200, generate_latest(system.registry) + generate_latest(http_registry), _METRICS_TYPE
+    failing = not_ready(system)
+    if failing:
+        return 503, msgspec.json.encode({"status": "not_ready", "failing": failing}), _JSON
+    return 200, b'{"status":"ready"}', _JSON
+
+
+def not_ready(system: ActorSystem) -> list[str]:
+    """The permanent agents that keep the system from being ready (``["system"]`` if stopped)."""
+    if not system.running:
+        return ["system"]
+    stuck = unresponsive(system)
+    return [
+        node.name
+        for node in system.walk()
+        if node.restart == "permanent"
+        and (node.status != "running" or node.degraded or node.name in stuck)
+    ]
+
+
+def inject_chaos(system: ActorSystem, name: str, kind: str, scope: Any, request_id: str) -> None:
+    """Crash or hang agent ``name`` (``?seconds=N`` for a hang, default 1).
+
+    Raises :class:`Reject`: 400 for a bad ``seconds``, 404 for an unknown agent.
+    """
+    seconds = 0.0
+    if kind == "hang":
+        query = dict(
+            part.partition("=")[::2]
+            for part in scope.get("query_string", b"").decode().split("&")
+            if part
+        )
+        try:
+            seconds = float(query.get("seconds", "1"))
+        except ValueError:
+            raise Reject(
+                make_problem(400, "bad-seconds", "seconds must be a number", request_id)
+            ) from None
+    try:
+        system.inject_fault(name, kind, seconds)
+    except UnknownAgent:
+        raise Reject(
+            make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
+        ) from None
+    _log.warning("chaos_injected", agent=name, fault=kind, seconds=seconds, request_id=request_id)
