@@ -110,7 +110,13 @@ def test_an_invalid_wiring_exits_1_naming_file_and_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_shipped_wiring_serves(tmp_path):
+SYSTEM_AGENTS = {
+    "policy", "quota", "ledger", "state", "audit", "registry", "pubsub", "webhooks",
+    "scheduler", "jobs", "introspect", "schema", "watchdog",
+}  # fmt: skip
+
+
+def test_the_shipped_wiring_serves_all_13_system_agents(tmp_path):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path)],
@@ -121,7 +127,10 @@ def test_the_shipped_wiring_serves(tmp_path):
         wait_until(lambda: healthy(url) or process.poll() is not None, 20, "the gateway")
         assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
         names = {a["name"] for a in httpx.get(f"{url}/v1/agents").json()}
-        assert {"policy", "quota", "schema", "webhooks"} <= names
+        assert SYSTEM_AGENTS <= names
+        for name in SYSTEM_AGENTS:  # every one of them answers through HTTP
+            pong = httpx.post(f"{url}/v1/agents/{name}/Ping", json={})
+            assert pong.json() == {"type": "Pong", "agent": name, "incarnation": 1}
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
