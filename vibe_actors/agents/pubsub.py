@@ -498,6 +498,8 @@ class PubSub(Agent):
 
     @handler
     def topics(self, msg: Topics) -> TopicList:
+        if self._pending:  # the system may have finished starting since the last check
+            self._settle()
         return TopicList(
             topics=[
                 TopicInfo(
@@ -514,6 +516,8 @@ class PubSub(Agent):
 
     @handler
     def publish(self, msg: Publish) -> Published | InvalidTopic | PubSubNotSaved:
+        if self._pending:  # the system may have finished starting since the last check
+            self._settle()
         if not msg.topic:
             return InvalidTopic(detail="the topic must not be empty")
         state = self._topic(msg.topic)

@@ -26,7 +26,8 @@ tolerantly: the registry may start before the agents it lists, so an entry
 whose agent does not exist yet stays *pending* (invisible to ``Lookup`` and
 ``Find``) and is re-checked every ``recheck_interval`` seconds until the
 system has finished starting; if its agent still does not exist then, the
-entry is skipped with the warning ``registry_entry_skipped``. A dynamic
+entry is skipped with the warning ``registry_entry_skipped`` (a subscriber
+likewise). A dynamic
 registration of the same name overrides a static one; unregistering a
 static entry lasts until the registry restarts.
 
@@ -34,8 +35,10 @@ Across its own restart (and a process restart, with the same ``data_dir``):
 with ``persist`` (the default) dynamic registrations and subscriptions are
 kept in SQLite (``<data_dir>/<name>.db``), written before the reply. A new
 incarnation reloads them and watches them again; those whose agent died in
-the meantime are removed (pending first if the system is still starting,
-as above). With ``persist=False`` a restart rebuilds the registry from the
+the meantime are removed, and their subscribers told (while the system is
+still starting, an agent that does not exist yet is pending, as above).
+The first start of an incarnation tells no subscriber of the entries it
+reloads (they were there before). With ``persist=False`` a restart rebuilds the registry from the
 configuration alone. A database that cannot be opened degrades the agent
 (``Unavailable``) instead of failing the system's start.
 
@@ -317,8 +320,9 @@ class Registry(Agent):
 
     def _settle(self, *, initial: bool = False) -> None:
         """Admit pending items whose agent exists (a dead one is admitted too: the watch
-        delivers ``Terminated`` at once, which removes it and tells the subscribers); drop
-        absent ones once the system runs; re-check later while any remain.
+        delivers ``Terminated`` at once, which removes it and tells the subscribers); once
+        the system runs, drop absent static entries and subscribers; re-check later while
+        any remain.
 
         The first settle of an incarnation tells no one: what it admits was registered
         before (a restart), so the subscribers' view has not changed.
@@ -336,13 +340,14 @@ class Registry(Agent):
                     "DELETE FROM subscriptions WHERE capability=? AND subscriber=?", cap, sub
                 )
         for name, entry in list(self._pending_entries.items()):
-            if presence(self.system, name) != "absent":
+            if presence(self.system, name) != "absent" or (final and not entry.static):
+                # A dynamic entry of an agent gone for good is admitted too: the watch
+                # removes it at once, deletes its row and tells the subscribers.
                 del self._pending_entries[name]
                 self._put(name, entry, notify=not initial)
             elif final:
                 del self._pending_entries[name]
-                self.log.warning("registry_entry_skipped", name=name, static=entry.static)
-                self._write("DELETE FROM registrations WHERE name=?", name)
+                self.log.warning("registry_entry_skipped", name=name)
         self._metrics.entries.labels(self.name).set(len(self._entries))
         if self._pending_count():
             self.start_timer("recheck", _Recheck(), self.config.recheck_interval)
@@ -350,6 +355,12 @@ class Registry(Agent):
     @handler
     def _recheck(self, msg: _Recheck) -> None:
         self._settle()
+
+    def _catch_up(self) -> None:
+        """Settle before answering a query, so that right after the system's start the
+        answer already holds the agents that started after the registry."""
+        if self._pending_count():
+            self._settle()
 
     def _write(self, sql: str, *args: object) -> None:
         """A cleanup write: failure is logged (the next start cleans up again), not replied."""
@@ -457,6 +468,7 @@ class Registry(Agent):
 
     @handler
     def lookup(self, msg: Lookup) -> Registration | NotFound:
+        self._catch_up()
         entry = self._entries.get(msg.name)
         if entry is None:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
@@ -466,6 +478,7 @@ class Registry(Agent):
 
     @handler
     def find(self, msg: Find) -> Found:
+        self._catch_up()
         return Found(capability=msg.capability, names=self._names(msg.capability))
 
     # -- subscriptions ----------------------------------------------------------------
@@ -477,6 +490,7 @@ class Registry(Agent):
         problem = _empty(capability=msg.capability, subscriber=msg.subscriber)
         if problem is not None:
             return InvalidRegistration(detail=problem)
+        self._catch_up()
         if presence(self.system, msg.subscriber) != "alive":
             return NoSuchAgent(
                 agent=msg.subscriber, detail=f"no running agent named {msg.subscriber!r}"
