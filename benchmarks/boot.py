@@ -11,6 +11,7 @@ Also prints the slowest imports (``python -X importtime``) of the packages.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wiring", default="wiring.yaml")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args()
     runs = 2 if args.quick else 10
     pin = ["taskset", "-c", "0"]
@@ -63,8 +65,21 @@ def main() -> None:
     print(f"start to all agents ready ({args.wiring}): median {w * 1000:.0f} ms "
           f"(min {min(boot) * 1000:.0f}, max {max(boot) * 1000:.0f}); {w / b:.1f}x the bare start")  # fmt: skip
     print("slowest imports (cumulative us):")
-    for micros, name in import_times(8):
+    slowest = import_times(8)
+    for micros, name in slowest:
         print(f"  {micros:>8} {name}")
+    if args.json:
+        result = {
+            "wiring": args.wiring,
+            "bare_start_ms": [s * 1e3 for s in bare],
+            "boot_ms": [s * 1e3 for s in boot],
+            "bare_median_ms": b * 1e3,
+            "boot_median_ms": w * 1e3,
+            "boot_vs_bare": w / b,
+            "slowest_imports_us": [[name, micros] for micros, name in slowest],
+        }
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"quick": args.quick, "results": result}, out, indent=2)
 
 
 if __name__ == "__main__":
