@@ -144,3 +144,29 @@ def test_cli_check_tree_schema(tmp_path):
     schema = json.loads(run("schema").stdout)
     assert schema["$defs"]["WorkerNode"]["required"] == ["name", "agent"]
     assert run("frobnicate").returncode == 2
+
+
+SYSTEM_AGENTS = [
+    "policy", "quota", "ledger", "state", "audit", "registry", "pubsub", "webhooks",
+    "scheduler", "jobs", "introspect", "schema", "watchdog",
+]  # fmt: skip
+
+
+def test_the_shipped_wiring_boots_all_13_agents_and_leaves_no_thread(tmp_path):
+    import threading
+
+    from tests.conftest import wait_until
+
+    before = set(threading.enumerate())
+    system = phoenix.boot(ROOT / "wiring.yaml", data_dir=str(tmp_path))
+    try:
+        for name in SYSTEM_AGENTS:
+            assert system.ask(name, Ping()).agent == name
+        statuses = {node.name: node.status for node in system.walk()}
+        assert all(status == "running" for status in statuses.values()), statuses
+        assert not [node.name for node in system.walk() if node.degraded]
+    finally:
+        assert system.shutdown(timeout=15)
+    assert not system.threads()
+    # Every thread the system started (actors, timers, delivery workers) is gone.
+    wait_until(lambda: not set(threading.enumerate()) - before, 5, "the system's threads to end")
