@@ -13,10 +13,14 @@ Protocol:
 * ``Unsubscribe{id}`` -> ``Unsubscribed{id}`` or ``UnknownSubscription`` (404).
   Retries already scheduled for it are cancelled; a request in flight ends.
 * ``Deliver{topic, data, seq}`` -> ``Queued{deliveries, dropped}``: one delivery
-  per subscription of ``topic``. This is the pubsub integration point: the
-  pubsub agent's ``Event{topic, data, seq}`` carries the same fields, and once
-  it exists the agent will subscribe itself to each topic at ``config.pubsub``
-  and handle ``Event`` like ``Deliver``. Until then publishers send ``Deliver``.
+  per subscription of ``topic``.
+* pubsub's ``Event{topic, data, seq, published_at}`` is handled like ``Deliver``:
+  at start, and whenever a subscription adds a topic, the agent subscribes
+  itself to that topic at the pubsub agent ``config.pubsub`` (so publishers
+  just ``Publish`` there). If that agent is absent the subscribe fails with a
+  warning (``webhooks_pubsub_unavailable``) and ``Deliver`` keeps working; the
+  next start (or new topic) tries again. When a topic's last subscription
+  goes, the agent unsubscribes from it.
 * ``Deliveries{id, limit}`` -> ``DeliveriesReply``: the last ``limit``
   attempts (all subscriptions, or subscription ``id``) and each
   subscription's circuit state.
@@ -82,6 +86,7 @@ from vibe_actors import (
     encode_json,
     handler,
 )
+from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import (
     SIGNATURE_HEADER,
     PinnedClient,
@@ -124,8 +129,7 @@ _RETRYABLE_STATUS = frozenset({408, 425, 429})
 class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Settings of :class:`Webhooks` (times in seconds)."""
 
-    #: The pubsub agent to subscribe through. Reserved: until the pubsub agent
-    #: exists, publishers send ``Deliver`` here directly (see ``Deliver``).
+    #: The pubsub agent whose topics this agent subscribes to (see ``Event``).
     pubsub: str = "pubsub"
     #: Addresses or CIDR networks the SSRF guard lets through anyway.
     allow: list[str] = []
@@ -504,7 +508,22 @@ class Webhooks(Agent):
         self._workers = _Workers(
             self.name, settings.workers, self._make_client, self.ref(self.name), self.incarnation
         )
+        for topic in sorted({sub.topic for sub in self._subs.values()}):
+            self._follow(topic)
         self.log.info("webhooks_started", subscriptions=len(self._subs))
+
+    def _follow(self, topic: str, *, unfollow: bool = False) -> None:
+        """(Un)subscribe this agent to ``topic`` at the pubsub agent, without waiting."""
+        request = pubsub.Unsubscribe if unfollow else pubsub.Subscribe
+        log, where = self.log, self._settings.pubsub
+
+        def answered(reply: Any) -> None:
+            # In pubsub's thread (or this one): only logs, never touches the agent's state.
+            if isinstance(reply, ErrorReply) and not isinstance(reply, pubsub.NotSubscribed):
+                log.warning("webhooks_pubsub_unavailable", pubsub=where, topic=topic,
+                            error=type(reply).__name__, detail=reply.detail)  # fmt: skip
+
+        self.ref(where).ask_future(request(topic=topic, subscriber=self.name), callback=answered)
 
     def _make_client(self) -> PinnedClient:
         s = self._settings
@@ -560,11 +579,14 @@ class Webhooks(Agent):
             deferred.resolve(WebhookRefused(detail=msg.refusal))
             return
         sub = _Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
+        new_topic = all(s.topic != sub.topic for s in self._subs.values())
         self._subs[sub.id] = sub
         if not self._persist():
             del self._subs[sub.id]
             deferred.resolve(WebhooksNotSaved(detail="cannot write the subscriptions file"))
             return
+        if new_topic:
+            self._follow(sub.topic)
         self.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
                       origin=_origin(sub.url))  # fmt: skip
         deferred.resolve(Subscribed(id=sub.id))
@@ -580,6 +602,8 @@ class Webhooks(Agent):
             self._subs[sub.id] = sub
             return WebhooksNotSaved(detail="cannot write the subscriptions file")
         self.log.info("webhook_unsubscribed", subscription=sub.id, topic=sub.topic)
+        if all(s.topic != sub.topic for s in self._subs.values()):
+            self._follow(sub.topic, unfollow=True)
         return Unsubscribed(id=sub.id)
 
     def _persist(self) -> bool:
@@ -607,6 +631,11 @@ class Webhooks(Agent):
             started.append(pending.delivery)
             self._dispatch(pending)
         return Queued(deliveries=started, dropped=dropped)
+
+    @handler
+    def event(self, msg: pubsub.Event) -> Queued:
+        """An event of a topic this agent follows at pubsub: delivered like ``Deliver``."""
+        return self.deliver(Deliver(topic=msg.topic, data=msg.data, seq=msg.seq))
 
     def _new_delivery(self, sub: _Subscription, msg: Deliver) -> _Pending:
         delivery = uuid.uuid4().hex

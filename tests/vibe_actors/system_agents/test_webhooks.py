@@ -32,6 +32,8 @@ from vibe_actors.agents._http_client import (
     sign,
     url_problem,
 )
+from vibe_actors.agents.pubsub import Publish as PubSubPublish
+from vibe_actors.agents.pubsub import PubSub, PubSubConfig, Topics
 from vibe_actors.agents.webhooks import (
     Breaker,
     Deliver,
@@ -520,3 +522,54 @@ def test_a_subscription_that_cannot_be_saved_is_refused(make_system, tmp_path, h
     reply = system.ref("hooks").ask_future(Subscribe(topic="t", url=hook.url, secret=SECRET))
     assert isinstance(reply.wait(), WebhooksNotSaved)
     assert system.ask("hooks", Deliver(topic="t")) == Queued(deliveries=[])
+
+
+# -- through pubsub ---------------------------------------------------------------------------
+
+
+def test_an_event_published_on_pubsub_is_delivered(make_system, tmp_path, hook):
+    pubsub_spec = WorkerSpec(name="pubsub", agent=PubSub, config=PubSubConfig())
+    hooks_spec = WorkerSpec(
+        name="hooks", agent=Webhooks, config=WebhooksConfig(allow=LOCAL, backoff_initial=0.05)
+    )
+    system = make_system([pubsub_spec, hooks_spec], data_dir=str(tmp_path))
+
+    def followers(topic: str) -> int:
+        topics = system.ask("pubsub", Topics()).topics
+        return sum(t.subscribers for t in topics if t.topic == topic)
+
+    sub = system.ask("hooks", Subscribe(topic="orders", url=hook.url, secret=SECRET)).id
+    wait_until(lambda: followers("orders") == 1, 5.0, "webhooks following 'orders'")
+    published = system.ask("pubsub", PubSubPublish(topic="orders", data={"n": 1}))
+    assert (published.subscribers, published.seq) == (1, 1)
+    ((headers, body),) = hook.received(1)
+    payload = json.loads(body)
+    assert (payload["topic"], payload["seq"], payload["data"]) == ("orders", 1, {"n": 1})
+    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Vibe-Signature"] == f"sha256={expected}"
+    assert final_records(system).deliveries[0].outcome == "delivered"
+    # A restart keeps it subscribed (it subscribes again at start); the last unsubscribe ends it.
+    system.inject_fault("hooks", "crash")
+    wait_until(lambda: system.cell("hooks").incarnation == 2, 5.0, "hooks restarted")
+    system.ask("hooks", Ping())
+    assert followers("orders") == 1
+    system.ask("hooks", Unsubscribe(id=sub))
+    wait_until(lambda: followers("orders") == 0, 5.0, "webhooks no longer following")
+
+
+def test_without_pubsub_a_warning_and_deliver_still_works(make_system, tmp_path, hook):
+    with capture_logs() as logs:
+        system = hooks(tmp_path, make_system, allow=LOCAL)
+        system.ask("hooks", Subscribe(topic="orders", url=hook.url, secret=SECRET))
+        wait_until(
+            lambda: any(e["event"] == "webhooks_pubsub_unavailable" for e in logs), 5.0, "warning"
+        )
+    (warning,) = [e for e in logs if e["event"] == "webhooks_pubsub_unavailable"]
+    assert (warning["log_level"], warning["pubsub"], warning["topic"]) == (
+        "warning",
+        "pubsub",
+        "orders",
+    )
+    assert warning["error"] == "Unavailable"
+    assert len(system.ask("hooks", Deliver(topic="orders", data=1)).deliveries) == 1
+    hook.received(1)
