@@ -89,10 +89,14 @@ class Agent(pykka.ThreadingActor):
     #: The msgspec Struct that validates this agent's ``config`` (Phoenix uses it).
     Config: ClassVar[type | None] = None
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
+    #: ``on_unhandled`` when a subclass overrides it, else None (see there).
+    _unhandled_hook: ClassVar[Callable[..., Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = collect_handlers(cls)
+        fallback = cls.on_unhandled
+        cls._unhandled_hook = None if fallback is Agent.on_unhandled else fallback
 
     # -- construction (by the runtime only) -------------------------------
 
@@ -119,6 +123,7 @@ class Agent(pykka.ThreadingActor):
         self._watching: set[str] = set()
         # Per incarnation, so degrade() can swap handlers in place (the loop holds this dict).
         self._handlers = dict(type(self)._handlers)
+        self._fallback: Callable[..., Any] | None = type(self)._unhandled_hook
         self.started = threading.Event()
         self.start_error: BaseException | None = None
         self.thread: threading.Thread | None = None
@@ -201,6 +206,8 @@ class Agent(pykka.ThreadingActor):
         for message_type in list(self._handlers):
             if message_type is not Ping and issubclass(message_type, Message):
                 self._handlers[message_type] = unavailable
+        if self._fallback is not None:
+            self._fallback = unavailable
         self._cell.degraded = reason
         self.log.error("agent_degraded", reason=reason)
 
@@ -273,12 +280,26 @@ class Agent(pykka.ThreadingActor):
         error is logged and the crash proceeds with the original error.
         """
 
+    def on_unhandled(self, message: Any) -> Any:
+        """The fallback handler: override it to handle messages no ``@handler`` takes.
+
+        Not overridden (the default), such a message is refused: an asker gets
+        :class:`UnknownMessage` and it becomes a dead letter (``unhandled``).
+        Overridden, it runs like a handler for any message type without one
+        (runtime signals included): its return value is the reply to an ask,
+        and raising crashes the agent. :meth:`degrade` replaces it too.
+        Proxies, recorders and test probes use it.
+        """
+
     @handler
     def _ping(self, msg: Ping) -> Pong:
         return Pong(agent=self._cell.name, incarnation=self.incarnation)
 
     @handler
     def _injected_fault(self, fault: InjectedFault) -> None:
+        if fault.action is not None:  # the test kit's faults (vibe_actors.testing)
+            fault.action(self)
+            return
         if fault.kind == "crash":
             raise InjectedCrash(f"injected crash in {self._cell.name}")
         threading.Event().wait(fault.seconds)  # a hang: the thread is busy, the mailbox waits
@@ -347,7 +368,7 @@ class Agent(pykka.ThreadingActor):
                 stats.count(cls, Outcome.EXPIRED)
                 cell.expired(env)
                 continue
-            fn = handlers.get(cls)
+            fn = handlers.get(cls) or self._fallback
             if fn is None:
                 stats.count(cls, Outcome.UNHANDLED)
                 cell.unhandled(env)

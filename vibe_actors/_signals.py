@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["AgentStatus", "ChildExited", "InjectedFault", "RestartDue"]
 
@@ -30,15 +32,22 @@ class ChildExited:
 
 
 class InjectedFault:
-    """Fault injection (chaos, tests): crash, or hang for ``seconds``, in the agent's thread."""
+    """Fault injection (chaos, tests): crash, or hang for ``seconds``, in the agent's thread.
 
-    __slots__ = ("kind", "seconds")
+    ``action`` (the test kit's faults): a callable run with the agent, in its
+    thread, instead; raising from it crashes the agent like a handler.
+    """
 
-    def __init__(self, kind: str, seconds: float = 0.0) -> None:
+    __slots__ = ("action", "kind", "seconds")
+
+    def __init__(
+        self, kind: str, seconds: float = 0.0, action: Callable[[Any], None] | None = None
+    ) -> None:
         if kind not in ("crash", "hang"):
             raise ValueError(f"fault kind must be 'crash' or 'hang', got {kind!r}")
         self.kind = kind
         self.seconds = seconds
+        self.action = action
 
 
 class RestartDue:

@@ -377,12 +377,16 @@ class ActorSystem:
         worker is picked as a message would be. Raises :class:`UnknownAgent`,
         and ValueError for another kind.
         """
-        fault = Envelope(InjectedFault(kind, seconds))
+        self._inject(name, InjectedFault(kind, seconds))
+
+    def _inject(self, name: str, fault: InjectedFault) -> None:
+        """Put ``fault`` in ``name``'s mailbox as a system message (see :meth:`inject_fault`)."""
         route = self._routes.get(name)
         if route is None:
             raise UnknownAgent(name)
-        target = route._pick(route.workers, fault) if isinstance(route, Router) else route
-        target.mailbox.put_system(fault)
+        envelope = Envelope(fault)
+        target = route._pick(route.workers, envelope) if isinstance(route, Router) else route
+        target.mailbox.put_system(envelope)
 
     def replace_hung(self, name: str, reason: str) -> AgentHung | None:
         """Declare ``name`` hung: abandon its stuck incarnation, let its supervisor replace it.

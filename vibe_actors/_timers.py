@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,17 +48,26 @@ class TimerService:
     """Runs callbacks at ``clock()`` instants on one daemon thread.
 
     ``clock`` is injected (``time.monotonic`` by default) so tests can drive
-    time; after moving a manual clock, call :meth:`wake` to re-check due timers.
+    time; after moving a manual clock, call :meth:`wake` to re-check due timers,
+    or :meth:`settle` to also wait until they ran. A clock with an
+    ``attach_timers(service)`` method is handed every service that reads it
+    (``vibe_actors.testing.ManualClock`` settles them on ``advance``).
     """
 
     def __init__(self, clock: Callable[[], float], name: str = "vibe-timers") -> None:
         self._clock = clock
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the timer thread waits on this one
+        self._changed = threading.Condition(lock)  # settle()/wait_pending() wait on this one
+        self._busy = False  # a callback is running
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        attach = getattr(clock, "attach_timers", None)
+        if attach is not None:
+            attach(self)
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once, ``delay`` seconds from now."""
@@ -79,6 +89,7 @@ class TimerService:
             heapq.heappush(self._heap, (handle.when, next(self._seq), handle))
             if self._heap[0][2] is handle:
                 self._cond.notify()
+            self._changed.notify_all()
         return handle
 
     def wake(self) -> None:
@@ -86,12 +97,45 @@ class TimerService:
         with self._cond:
             self._cond.notify()
 
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wake the thread and wait until no timer is due at ``clock()`` and none is running.
+
+        For manual clocks: after moving time, every callback due by then has
+        run when this returns True (False: still busy after ``timeout`` real
+        seconds). Returns True at once once stopped.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify()
+            while not self._stopped and (self._busy or self._due()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    def wait_pending(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` timers are pending; False after ``timeout`` s."""
+        with self._cond:
+            return self._changed.wait_for(lambda: self.pending() >= count, timeout)
+
+    def next_when(self) -> float | None:
+        """The ``clock()`` instant of the earliest pending timer, or None."""
+        with self._cond:
+            return min((h.when for _, _, h in self._heap if not h.cancelled), default=None)
+
+    def _due(self) -> bool:
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return bool(self._heap) and self._heap[0][0] <= self._clock()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread; pending timers never run."""
         with self._cond:
             self._stopped = True
             self._heap.clear()
             self._cond.notify()
+            self._changed.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -102,10 +146,12 @@ class TimerService:
 
     def _next_due(self) -> TimerHandle | None:
         with self._cond:
+            self._busy = False
             while not self._stopped:
                 while self._heap and self._heap[0][2].cancelled:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._changed.notify_all()  # idle: settle() may return
                     self._cond.wait()
                     continue
                 delay = self._heap[0][0] - self._clock()
@@ -114,7 +160,9 @@ class TimerService:
                     if handle.interval is not None:
                         handle.when += handle.interval
                         heapq.heappush(self._heap, (handle.when, next(self._seq), handle))
+                    self._busy = True
                     return handle
+                self._changed.notify_all()
                 self._cond.wait(delay)
             return None
 
