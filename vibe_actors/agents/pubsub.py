@@ -19,7 +19,7 @@ Delivery: an agent subscriber gets each ``Event`` as an ask
 ignored. A slow subscriber never slows the publisher: each subscriber may
 have at most ``buffer`` events outstanding (sent, handler not finished);
 beyond that a new event is dropped for that subscriber only, published as a
-dead letter (reason ``dropped_newest``) and counted in
+dead letter (reason ``buffer_full``) and counted in
 ``vibe_pubsub_dropped_total``. An event not started by its subscriber
 within ``deliver_timeout`` seconds expires (dead letter ``expired``).
 Delivery is at most once and in publish order per subscriber.
@@ -545,7 +545,7 @@ class PubSub(Agent):
         if outstanding >= self.config.buffer:
             self._metrics.dropped.labels(self.name).inc()
             self.system.dead_letters.publish(
-                subscriber, Envelope(event, sender=self.name), DeadLetterReason.DROPPED_NEWEST
+                subscriber, Envelope(event, sender=self.name), DeadLetterReason.BUFFER_FULL
             )
             return False
         self._outstanding[subscriber] = outstanding + 1

@@ -215,7 +215,7 @@ def test_a_blocked_subscriber_never_slows_the_publisher(make_system, tmp_path, g
     assert [r.subscribers for r in replies] == [2] * buffer + [1] * (count - buffer)
     assert [e.data for e in fast_inbox.wait("fast", count)] == list(range(count))
     assert metric(system, "vibe_pubsub_dropped_total") == count - buffer
-    assert {d.reason for d in drops} == {DeadLetterReason.DROPPED_NEWEST}
+    assert {d.reason for d in drops} == {DeadLetterReason.BUFFER_FULL}
     assert [d.message.seq for d in drops] == list(range(buffer + 1, count + 1))
     # Released, the slow one gets exactly what it had outstanding, then has room again.
     gate.set()
