@@ -114,10 +114,13 @@ class TimerService:
                 self._changed.wait(remaining)
         return True
 
-    def wait_pending(self, count: int, timeout: float) -> bool:
-        """Wait until at least ``count`` timers are pending; False after ``timeout`` s."""
+    def wait_pending(self, count: int, timeout: float, before: float | None = None) -> bool:
+        """Wait until at least ``count`` timers are pending (due before ``before``, if given).
+
+        Returns False after ``timeout`` real seconds.
+        """
         with self._cond:
-            return self._changed.wait_for(lambda: self.pending() >= count, timeout)
+            return self._changed.wait_for(lambda: self.pending(before) >= count, timeout)
 
     def next_when(self) -> float | None:
         """The ``clock()`` instant of the earliest pending timer, or None."""
@@ -139,10 +142,14 @@ class TimerService:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
-    def pending(self) -> int:
-        """Timers scheduled and not cancelled."""
+    def pending(self, before: float | None = None) -> int:
+        """Timers scheduled and not cancelled (and due before ``before``, if given)."""
         with self._cond:
-            return sum(1 for _, _, handle in self._heap if not handle.cancelled)
+            return sum(
+                1
+                for when, _, handle in self._heap
+                if not handle.cancelled and (before is None or when < before)
+            )
 
     def _next_due(self) -> TimerHandle | None:
         with self._cond:

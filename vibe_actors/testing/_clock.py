@@ -86,30 +86,40 @@ class ManualClock:
         self.advance(moved, timeout=timeout)
         return moved
 
-    def pending(self) -> int:
-        """Timers scheduled and not cancelled, over every attached system."""
-        return sum(s.pending() for s in self._live())
+    def pending(self, *, within: float | None = None) -> int:
+        """Timers scheduled and not cancelled, over every attached system.
 
-    def wait_for_timers(self, count: int = 1, *, timeout: float = 1.0) -> None:
+        With ``within``: only those due less than ``within`` seconds from now.
+        """
+        before = None if within is None else self.now + within
+        return sum(s.pending(before) for s in self._live())
+
+    def wait_for_timers(
+        self, count: int = 1, *, within: float | None = None, timeout: float = 1.0
+    ) -> None:
         """Block (in real time) until at least ``count`` timers are pending.
 
         For the moment between an event and the timer it schedules: after a
         crash, the supervisor schedules the backed-off restart in its own
         thread; advancing before that would not count toward its delay.
+        ``within`` counts only timers due less than that many seconds from
+        now (to tell a 1 s restart from a 10 s periodic timer).
         Raises AssertionError after ``timeout`` real seconds.
         """
         deadline = time.monotonic() + timeout
         pause = threading.Event()
-        while self.pending() < count:
+        while self.pending(within=within) < count:
             services = self._live()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(
-                    f"timed out after {timeout}s waiting for {count} pending timer(s); "
-                    f"{self.pending()} pending at t={self.now:g}"
+                    f"timed out after {timeout}s waiting for {count} pending timer(s)"
+                    f"{'' if within is None else f' due within {within:g}s'}; "
+                    f"{self.pending(within=within)} pending at t={self.now:g}"
                 )
             if len(services) == 1:
-                services[0].wait_pending(count, remaining)
+                before = None if within is None else self.now + within
+                services[0].wait_pending(count, remaining, before)
             else:
                 pause.wait(0.001)  # several services: no single condition to wait on
 

@@ -168,3 +168,14 @@ def test_backoff_delays_the_restart_by_exactly_its_delay(journal):
         assert pending.result().incarnation == 3
     finally:
         system.shutdown()
+
+
+def test_pending_and_wait_for_timers_within(service_and_clock):
+    service, clock = service_and_clock
+    service.call_later(10.0, lambda: None)
+    assert clock.pending() == 1 and clock.pending(within=2.0) == 0
+    with pytest.raises(AssertionError, match="due within 2s"):
+        clock.wait_for_timers(1, within=2.0, timeout=0.01)
+    service.call_later(1.0, lambda: None)
+    clock.wait_for_timers(1, within=2.0)
+    assert repr(clock) == "ManualClock(now=1000, pending=2)"
