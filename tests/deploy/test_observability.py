@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import worker
+import phoenix
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 METRIC = re.compile(r"\b((?:vibe|process)_[a-z_]+)\b")
 SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
@@ -31,9 +32,10 @@ def exported_samples(text: str) -> set[str]:
     }
 
 
-def test_rules_and_dashboard_reference_only_exported_metrics(gateway):
-    system, client = gateway([worker("w")])
-    client.post("/v1/agents/w/Add", json={"n": 1})  # give every family a sample
+def test_rules_and_dashboard_reference_only_exported_metrics(gateway, tmp_path):
+    root, _ = phoenix.build(phoenix.load(ROOT / "wiring.yaml"))  # the shipped system
+    system, client = gateway(root, {"data_dir": str(tmp_path)})
+    client.post("/v1/agents/ledger/Ping", json={})  # give every family a sample
     exported = exported_samples(client.get("/metrics").text)
     referenced = referenced_metrics()
     assert len(referenced) >= 10
