@@ -25,9 +25,9 @@ within ``deliver_timeout`` seconds expires (dead letter ``expired``).
 Delivery is at most once and in publish order per subscriber.
 
 In-process listeners (:func:`listen`) are callbacks for code that is not an
-agent (the gateway's Server-Sent Events). They are held per system in this
-module, referenced by the agent by id, called in the pubsub agent's thread,
-never buffered (the callback must hand the event off at once), and not
+agent (the gateway's Server-Sent Events). They are held per system (in
+:mod:`vibe_actors.agents._pubsub_listeners`), referenced by the agent by
+id, called in the pubsub agent's thread, never buffered (the callback must hand the event off at once), and not
 persisted: they belong to the process, and survive a restart of the agent.
 
 Death: subscribers are watched; one that stops for good loses its
@@ -52,37 +52,25 @@ Metrics: ``vibe_pubsub_published_total``, ``vibe_pubsub_delivered_total``
 
 from __future__ import annotations
 
-import itertools
-import sqlite3
-import threading
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgspec
-import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from vibe_actors import (
-    ActorSystem,
-    Agent,
-    AgentCrashed,
-    DeadLetterReason,
-    DeadlineExceeded,
-    ErrorReply,
-    MailboxFull,
-    Message,
-    Terminated,
-    Unavailable,
-    UnknownMessage,
-    handler,
-)
-from vibe_actors._envelope import Envelope
+from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path, open_database, transaction
+from vibe_actors.agents._pubsub_delivery import Delivered, Fanout, build_metrics
+from vibe_actors.agents._pubsub_listeners import (
+    Listen,
+    Listener,
+    Unlisten,
+    callback,
+    callbacks,
+    listen,
+)
+from vibe_actors.agents._pubsub_store import PubSubStore, Topic
+from vibe_actors.agents._sqlite import StoreError, database_path
 from vibe_actors.agents.registry import NoSuchAgent, presence
 
 __all__ = [
@@ -105,11 +93,6 @@ __all__ = [
     "Unsubscribed",
     "listen",
 ]
-
-_log = structlog.get_logger("vibe_actors.agents.pubsub")
-
-#: Replies that mean the subscriber's handler did not run to the end.
-_UNDELIVERED = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
 
 
 class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -207,154 +190,11 @@ class PubSubNotSaved(ErrorReply):
 # -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
 
 
-class _Delivered(msgspec.Struct, frozen=True):
-    incarnation: int
-    subscriber: str
-    ok: bool
-
-
-class _Listen(msgspec.Struct, frozen=True):
-    listener: str
-
-
-class _Unlisten(msgspec.Struct, frozen=True):
-    listener: str
-
-
 class _Recheck(msgspec.Struct, frozen=True):
     pass
 
 
-# -- in-process listeners ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Callback:
-    pubsub: str
-    topic: str
-    callback: Callable[[Event], None]
-
-
-_listeners_lock = threading.Lock()
-_listeners: weakref.WeakKeyDictionary[ActorSystem, dict[str, _Callback]] = (
-    weakref.WeakKeyDictionary()
-)
-_ids = itertools.count(1)
-
-
-def _callbacks(system: ActorSystem) -> dict[str, _Callback]:
-    with _listeners_lock:
-        return _listeners.setdefault(system, {})
-
-
-def _callback(system: ActorSystem, listener: str) -> _Callback | None:
-    with _listeners_lock:
-        return _listeners.get(system, {}).get(listener)
-
-
-@dataclass(eq=False)
-class Listener:
-    """A registered callback (see :func:`listen`); :meth:`close` removes it."""
-
-    system: ActorSystem
-    pubsub: str
-    topic: str
-    id: str
-    _closed: bool = field(default=False, repr=False)
-
-    def close(self) -> None:
-        """Stop the callbacks (none starts after this returns); idempotent, any thread."""
-        with _listeners_lock:
-            if self._closed:
-                return
-            self._closed = True
-            _listeners.get(self.system, {}).pop(self.id, None)
-        self.system.ref(self.pubsub).tell(_Unlisten(self.id))
-
-    def __enter__(self) -> Listener:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def listen(
-    system: ActorSystem,
-    topic: str,
-    callback: Callable[[Event], None],
-    *,
-    pubsub: str = "pubsub",
-    timeout: float | None = None,
-) -> Listener:
-    """Call ``callback(event)`` for every event published on ``topic`` from now on.
-
-    Returns once the pubsub agent ``pubsub`` has taken the listener: an event
-    published after ``listen`` returns reaches it. ``callback`` runs in the
-    pubsub agent's thread and must not block (hand the event off, e.g.
-    ``loop.call_soon_threadsafe``; keep your own bound and drop count); an
-    exception from it is logged (``pubsub_listener_failed``) and the listener
-    kept. Listeners are not persisted; they survive a restart of the agent.
-
-    Raises :class:`vibe_actors.AskError` (``UnavailableError`` if there is no
-    agent ``pubsub``, ``DeadlineExceededError`` past ``timeout``); nothing is
-    left registered then.
-    """
-    if not topic:
-        raise ValueError("the topic must not be empty")
-    handle = Listener(system, pubsub, topic, f"listener:{next(_ids)}")
-    with _listeners_lock:
-        _listeners.setdefault(system, {})[handle.id] = _Callback(pubsub, topic, callback)
-    try:
-        system.ref(pubsub).ask(_Listen(handle.id), timeout=timeout)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
-
-
 # -- the agent -------------------------------------------------------------------------
-
-
-class _Metrics(NamedTuple):
-    published: Counter
-    delivered: Counter
-    dropped: Counter
-    subscribers: Gauge
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    labels = ["agent"]
-    return _Metrics(
-        Counter("vibe_pubsub_published", "Events published", labels, registry=registry),
-        Counter(
-            "vibe_pubsub_delivered",
-            "Events whose subscriber handled them",
-            labels,
-            registry=registry,
-        ),  # fmt: skip
-        Counter(
-            "vibe_pubsub_dropped",
-            "Events dropped for a subscriber with a full buffer",
-            labels,
-            registry=registry,
-        ),  # fmt: skip
-        Gauge("vibe_pubsub_subscribers", "Subscriptions and listeners", labels, registry=registry),
-    )
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS subscriptions (
-    topic TEXT NOT NULL, subscriber TEXT NOT NULL, PRIMARY KEY (topic, subscriber));
-CREATE TABLE IF NOT EXISTS sequences (topic TEXT PRIMARY KEY, reserved INTEGER NOT NULL);
-"""
-
-
-@dataclass(slots=True)
-class _Topic:
-    seq: int = 0
-    reserved: int = 0  #: numbers up to this one are reserved in the database
-    subscribers: set[str] = field(default_factory=set)
-    listeners: set[str] = field(default_factory=set)
 
 
 class PubSub(Agent):
@@ -363,25 +203,22 @@ class PubSub(Agent):
     Config: ClassVar = PubSubConfig
 
     def on_start(self) -> None:
-        self._metrics = system_metrics(self.system, "pubsub", _build_metrics)
-        self._topics: dict[str, _Topic] = {}
-        self._outstanding: dict[str, int] = {}
+        metrics = self._metrics = system_metrics(self.system, "pubsub", build_metrics)
+        self._topics: dict[str, Topic] = {}
+        self._fanout = Fanout(self, metrics, self.config.buffer, self.config.deliver_timeout)
         self._pending: set[tuple[str, str]] = set()
-        self._db: sqlite3.Connection | None = None
-        self._path: Path | None = None
-        self._me = self.ref(self.name)
+        self._store: PubSubStore | None = None
         if self.config.persist:
-            self._path = database_path(self.system.config.data_dir, self.name)
             try:
-                self._db = open_database(self._path, _SCHEMA)
+                self._store = PubSubStore(database_path(self.system.config.data_dir, self.name))
             except StoreError as exc:
                 self.log.error("store_unavailable", path=exc.path, error=exc.reason)
                 self.degrade(str(exc))
                 return
-            for topic, reserved in self._db.execute("SELECT topic, reserved FROM sequences"):
-                self._topics[topic] = _Topic(seq=reserved, reserved=reserved)
-            self._pending.update(self._db.execute("SELECT topic, subscriber FROM subscriptions"))
-        for listener, entry in list(_callbacks(self.system).items()):
+            for topic, reserved in self._store.sequences():
+                self._topics[topic] = Topic(seq=reserved, reserved=reserved)
+            self._pending.update(self._store.subscriptions())
+        for listener, entry in list(callbacks(self.system).items()):
             if entry.pubsub == self.name:  # listeners outlive an incarnation of the agent
                 self._topic(entry.topic).listeners.add(listener)
         self._settle()
@@ -394,14 +231,14 @@ class PubSub(Agent):
         self._close()
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-    def _topic(self, topic: str) -> _Topic:
+    def _topic(self, topic: str) -> Topic:
         state = self._topics.get(topic)
         if state is None:
-            state = self._topics[topic] = _Topic()
+            state = self._topics[topic] = Topic()
         return state
 
     def _gauge(self) -> None:
@@ -420,8 +257,7 @@ class PubSub(Agent):
             elif final:
                 self._pending.discard((topic, subscriber))
                 self.log.warning("pubsub_subscriber_skipped", topic=topic, subscriber=subscriber)
-                self._write("DELETE FROM subscriptions WHERE topic=? AND subscriber=?",
-                            topic, subscriber)  # fmt: skip
+                self._write(PubSubStore.unsubscribe, topic, subscriber)
         self._gauge()
         if self._pending:
             self.start_timer("recheck", _Recheck(), self.config.recheck_interval)
@@ -430,12 +266,12 @@ class PubSub(Agent):
     def _recheck(self, msg: _Recheck) -> None:
         self._settle()
 
-    def _write(self, sql: str, *args: object) -> StoreError | None:
-        if self._db is None or self._path is None:
+    def _write(self, change: Callable[..., None], *args: Any) -> StoreError | None:
+        """``change(store, *args)``; the error (logged) if it was not saved."""
+        if self._store is None:
             return None
         try:
-            with transaction(self._db, self._path) as db:
-                db.execute(sql, args)
+            change(self._store, *args)
         except StoreError as exc:
             self.log.error("pubsub_not_saved", path=exc.path, error=exc.reason)
             return exc
@@ -453,8 +289,8 @@ class PubSub(Agent):
             )
         state = self._topic(msg.topic)
         if msg.subscriber not in state.subscribers:
-            sql = "INSERT OR IGNORE INTO subscriptions VALUES (?, ?)"
-            if (failed := self._write(sql, msg.topic, msg.subscriber)) is not None:
+            failed = self._write(PubSubStore.subscribe, msg.topic, msg.subscriber)
+            if failed is not None:
                 return PubSubNotSaved(detail=f"cannot save the subscription: {failed.reason}")
             state.subscribers.add(msg.subscriber)
             self.watch(msg.subscriber)
@@ -471,8 +307,7 @@ class PubSub(Agent):
                 subscriber=msg.subscriber,
                 detail=f"{msg.subscriber!r} is not subscribed to {msg.topic!r}",
             )
-        sql = "DELETE FROM subscriptions WHERE topic=? AND subscriber=?"
-        if (failed := self._write(sql, msg.topic, msg.subscriber)) is not None:
+        if (failed := self._write(PubSubStore.unsubscribe, msg.topic, msg.subscriber)) is not None:
             return PubSubNotSaved(detail=f"cannot save the change: {failed.reason}")
         state.subscribers.discard(msg.subscriber)
         if not any(msg.subscriber in t.subscribers for t in self._topics.values()):
@@ -482,8 +317,8 @@ class PubSub(Agent):
         return Unsubscribed(topic=msg.topic, subscriber=msg.subscriber)
 
     @handler
-    def _listen(self, msg: _Listen) -> bool:
-        entry = _callback(self.system, msg.listener)
+    def _listen(self, msg: Listen) -> bool:
+        entry = callback(self.system, msg.listener)
         if entry is None:
             return False  # closed before it arrived
         self._topic(entry.topic).listeners.add(msg.listener)
@@ -491,7 +326,7 @@ class PubSub(Agent):
         return True
 
     @handler
-    def _unlisten(self, msg: _Unlisten) -> None:
+    def _unlisten(self, msg: Unlisten) -> None:
         for state in self._topics.values():
             state.listeners.discard(msg.listener)
         self._gauge()
@@ -521,68 +356,27 @@ class PubSub(Agent):
         if not msg.topic:
             return InvalidTopic(detail="the topic must not be empty")
         state = self._topic(msg.topic)
-        if state.seq >= state.reserved and self._db is not None:
+        if state.seq >= state.reserved and self._store is not None:
             reserved = state.seq + self.config.seq_block
-            sql = "INSERT OR REPLACE INTO sequences VALUES (?, ?)"
-            if (failed := self._write(sql, msg.topic, reserved)) is not None:
+            if (failed := self._write(PubSubStore.reserve, msg.topic, reserved)) is not None:
                 return PubSubNotSaved(detail=f"cannot reserve sequence numbers: {failed.reason}")
             state.reserved = reserved
         state.seq += 1
         event = Event(topic=msg.topic, data=msg.data, seq=state.seq, published_at=time.time())
         handed, dropped = 0, 0
         for subscriber in sorted(state.subscribers):
-            if self._send(subscriber, event):
+            if self._fanout.send(subscriber, event):
                 handed += 1
             else:
                 dropped += 1
         for listener in sorted(state.listeners):
-            handed += self._call(listener, event)
+            handed += self._fanout.call(listener, event)
         self._metrics.published.labels(self.name).inc()
         return Published(topic=msg.topic, subscribers=handed, seq=state.seq, dropped=dropped)
 
-    def _send(self, subscriber: str, event: Event) -> bool:
-        outstanding = self._outstanding.get(subscriber, 0)
-        if outstanding >= self.config.buffer:
-            self._metrics.dropped.labels(self.name).inc()
-            self.system.dead_letters.publish(
-                subscriber, Envelope(event, sender=self.name), DeadLetterReason.BUFFER_FULL
-            )
-            return False
-        self._outstanding[subscriber] = outstanding + 1
-        me, incarnation = self._me, self.incarnation
-
-        def finished(reply: Any) -> None:
-            # In the subscriber's thread (or wherever the reply resolves): only a tell.
-            me.tell(_Delivered(incarnation, subscriber, not isinstance(reply, _UNDELIVERED)))
-
-        self.ref(subscriber).ask_future(
-            event, timeout=self.config.deliver_timeout, callback=finished
-        )
-        return True
-
-    def _call(self, listener: str, event: Event) -> int:
-        entry = _callback(self.system, listener)
-        if entry is None:
-            return 0  # closed; its _Unlisten is on the way
-        try:
-            entry.callback(event)
-        except Exception:  # a listener's bug must not fail the publish: logged, kept
-            self.log.exception("pubsub_listener_failed", listener=listener, topic=event.topic)
-            return 0
-        self._metrics.delivered.labels(self.name).inc()
-        return 1
-
     @handler
-    def _delivered(self, msg: _Delivered) -> None:
-        if msg.incarnation != self.incarnation:
-            return  # counted by an earlier incarnation's buffers, which are gone
-        left = self._outstanding.get(msg.subscriber, 0) - 1
-        if left > 0:
-            self._outstanding[msg.subscriber] = left
-        else:
-            self._outstanding.pop(msg.subscriber, None)
-        if msg.ok:
-            self._metrics.delivered.labels(self.name).inc()
+    def _delivered(self, msg: Delivered) -> None:
+        self._fanout.finished(msg)
 
     # -- death-watch ------------------------------------------------------------------
 
@@ -595,7 +389,7 @@ class PubSub(Agent):
         topics = [t for t, state in self._topics.items() if name in state.subscribers]
         for topic in topics:
             self._topics[topic].subscribers.discard(name)
-        self._write("DELETE FROM subscriptions WHERE subscriber=?", name)
+        self._write(PubSubStore.forget, name)
         self._gauge()
         if topics:
             self.log.info("pubsub_subscriber_gone", subscriber=name, topics=topics,

@@ -1,0 +1,78 @@
+"""The pubsub agent's topics: their in-memory state and its SQLite file.
+
+The file holds subscriptions and sequence reservations (listeners are never
+persisted).
+
+Used from the agent's thread only (the connection is per thread). Every
+change is its own committed transaction, done before the agent replies; a
+failed commit raises :class:`~vibe_actors.agents._sqlite.StoreError` and
+nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vibe_actors.agents._sqlite import open_database, transaction
+
+__all__ = ["PubSubStore", "Topic"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    topic TEXT NOT NULL, subscriber TEXT NOT NULL, PRIMARY KEY (topic, subscriber));
+CREATE TABLE IF NOT EXISTS sequences (topic TEXT PRIMARY KEY, reserved INTEGER NOT NULL);
+"""
+
+
+@dataclass(slots=True)
+class Topic:
+    """One topic's state in the agent (its thread only)."""
+
+    seq: int = 0
+    reserved: int = 0  #: numbers up to this one are reserved in the database
+    subscribers: set[str] = field(default_factory=set)
+    listeners: set[str] = field(default_factory=set)
+
+
+class PubSubStore:
+    """Opens (or creates) ``path``; raises ``StoreError`` if it cannot."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = open_database(path, _SCHEMA)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        assert self._db is not None, "the store is closed"
+        return self._db
+
+    def sequences(self) -> list[tuple[str, int]]:
+        """(topic, reserved): the numbers up to ``reserved`` may have been used."""
+        return list(self._conn().execute("SELECT topic, reserved FROM sequences"))
+
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """(topic, subscriber) pairs."""
+        return list(self._conn().execute("SELECT topic, subscriber FROM subscriptions"))
+
+    def _write(self, sql: str, *args: object) -> None:
+        with transaction(self._conn(), self.path) as db:
+            db.execute(sql, args)
+
+    def subscribe(self, topic: str, subscriber: str) -> None:
+        self._write("INSERT OR IGNORE INTO subscriptions VALUES (?, ?)", topic, subscriber)
+
+    def unsubscribe(self, topic: str, subscriber: str) -> None:
+        self._write("DELETE FROM subscriptions WHERE topic=? AND subscriber=?", topic, subscriber)
+
+    def forget(self, subscriber: str) -> None:
+        """Remove every subscription of ``subscriber``."""
+        self._write("DELETE FROM subscriptions WHERE subscriber=?", subscriber)
+
+    def reserve(self, topic: str, reserved: int) -> None:
+        self._write("INSERT OR REPLACE INTO sequences VALUES (?, ?)", topic, reserved)
