@@ -27,8 +27,9 @@ Delivery is at most once and in publish order per subscriber.
 In-process listeners (:func:`listen`) are callbacks for code that is not an
 agent (the gateway's Server-Sent Events). They are held per system (in
 :mod:`vibe_actors.agents._pubsub_listeners`), referenced by the agent by
-id, called in the pubsub agent's thread, never buffered (the callback must hand the event off at once), and not
-persisted: they belong to the process, and survive a restart of the agent.
+id, called in the pubsub agent's thread, never buffered (the callback must
+hand the event off at once), and not persisted: they belong to the process,
+and survive a restart of the agent.
 
 Death: subscribers are watched; one that stops for good loses its
 subscriptions. A restart of a subscriber keeps them.

@@ -47,11 +47,9 @@ Metric: ``vibe_registry_entries{agent}`` (visible registrations).
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
-from pathlib import Path
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 from prometheus_client import CollectorRegistry, Gauge
@@ -67,7 +65,9 @@ from vibe_actors import (
     handler,
 )
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path, open_database, transaction
+from vibe_actors.agents._registry_index import Directory, Record
+from vibe_actors.agents._registry_store import RegistryStore
+from vibe_actors.agents._sqlite import StoreError, database_path
 
 __all__ = [
     "Entry",
@@ -214,9 +214,6 @@ class _Recheck(msgspec.Struct, frozen=True):
     """Timer: look again for the agents of pending entries (internal, not forgeable)."""
 
 
-# -- helpers ------------------------------------------------------------------------
-
-
 def presence(system: ActorSystem, name: str) -> str:
     """``"alive"`` (running or being restarted), ``"dead"`` (stopped for good) or ``"absent"``."""
     try:
@@ -226,10 +223,11 @@ def presence(system: ActorSystem, name: str) -> str:
     return "dead" if status is AgentStatus.STOPPED else "alive"
 
 
-class _Entry(NamedTuple):
-    capabilities: tuple[str, ...]
-    registered_at: float
-    static: bool
+def _empty(**fields: str) -> str | None:
+    for field, value in fields.items():
+        if not value:
+            return f"the {field} must not be empty"
+    return None
 
 
 class _Metrics(NamedTuple):
@@ -242,21 +240,6 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
     )
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registrations (
-    name TEXT PRIMARY KEY, capabilities TEXT NOT NULL, registered_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    capability TEXT NOT NULL, subscriber TEXT NOT NULL, PRIMARY KEY (capability, subscriber));
-"""
-
-
-def _empty(**fields: str) -> str | None:
-    for field, value in fields.items():
-        if not value:
-            return f"the {field} must not be empty"
-    return None
-
-
 # -- the agent -------------------------------------------------------------------------
 
 
@@ -267,25 +250,19 @@ class Registry(Agent):
 
     def on_start(self) -> None:
         self._metrics = system_metrics(self.system, "registry", _build_metrics)
-        self._entries: dict[str, _Entry] = {}
-        self._by_cap: dict[str, set[str]] = {}
-        self._subs: dict[str, set[str]] = {}
-        #: Names absent at start, with what waits for them (entry and/or subscriptions).
-        self._pending_entries: dict[str, _Entry] = {}
-        self._pending_subs: set[tuple[str, str]] = set()
-        self._db: sqlite3.Connection | None = None
-        self._path: Path | None = None
+        self._dir = Directory()
+        self._store: RegistryStore | None = None
         if self.config.persist:
-            self._path = database_path(self.system.config.data_dir, self.name)
             try:
-                self._db = open_database(self._path, _SCHEMA)
+                self._store = RegistryStore(database_path(self.system.config.data_dir, self.name))
             except StoreError as exc:
                 self.log.error("store_unavailable", path=exc.path, error=exc.reason)
                 self.degrade(str(exc))
                 return
         self._load()
         self._settle(initial=True)
-        self.log.info("registry_started", entries=len(self._entries), pending=self._pending_count())
+        pending = self._dir.pending_count()
+        self.log.info("registry_started", entries=len(self._dir.entries), pending=pending)
 
     def on_stop(self) -> None:
         self._close()
@@ -294,29 +271,20 @@ class Registry(Agent):
         self._close()
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def _load(self) -> None:
         """Queue every known item as pending; :meth:`_settle` admits or drops it."""
-        dynamic: dict[str, _Entry] = {}
-        subs: list[tuple[str, str]] = []
-        if self._db is not None:
-            for name, caps, at in self._db.execute("SELECT * FROM registrations"):
-                dynamic[name] = _Entry(tuple(json.loads(caps)), at, static=False)
-            subs = list(self._db.execute("SELECT capability, subscriber FROM subscriptions"))
+        dynamic = self._store.registrations() if self._store is not None else {}
+        subs = self._store.subscriptions() if self._store is not None else []
         now = time.time()
         for entry in self.config.entries:
             caps = tuple(sorted(set(entry.capabilities)))
-            self._pending_entries[entry.name] = _Entry(caps, now, static=True)
-        self._pending_entries.update(dynamic)  # a dynamic registration overrides a static one
-        self._pending_subs.update(subs)
-
-    # -- pending items (agents that did not exist yet) ------------------------------------
-
-    def _pending_count(self) -> int:
-        return len(self._pending_entries) + len(self._pending_subs)
+            self._dir.pending_entries[entry.name] = Record(caps, now, static=True)
+        self._dir.pending_entries.update(dynamic)  # a dynamic registration overrides a static one
+        self._dir.pending_subs.update(subs)
 
     def _settle(self, *, initial: bool = False) -> None:
         """Admit pending items whose agent exists (a dead one is admitted too: the watch
@@ -327,29 +295,19 @@ class Registry(Agent):
         The first settle of an incarnation tells no one: what it admits was registered
         before (a restart), so the subscribers' view has not changed.
         """
-        final = self.system.running
-        for cap, sub in sorted(self._pending_subs):
-            if presence(self.system, sub) != "absent":
-                self._pending_subs.discard((cap, sub))
-                self._subs.setdefault(cap, set()).add(sub)
-                self.watch(sub)
-            elif final:
-                self._pending_subs.discard((cap, sub))
-                self.log.warning("registry_entry_skipped", subscriber=sub, capability=cap)
-                self._write(
-                    "DELETE FROM subscriptions WHERE capability=? AND subscriber=?", cap, sub
-                )
-        for name, entry in list(self._pending_entries.items()):
-            if presence(self.system, name) != "absent" or (final and not entry.static):
-                # A dynamic entry of an agent gone for good is admitted too: the watch
-                # removes it at once, deletes its row and tells the subscribers.
-                del self._pending_entries[name]
-                self._put(name, entry, notify=not initial)
-            elif final:
-                del self._pending_entries[name]
-                self.log.warning("registry_entry_skipped", name=name)
-        self._metrics.entries.labels(self.name).set(len(self._entries))
-        if self._pending_count():
+        settled = self._dir.settle(lambda name: presence(self.system, name), self.system.running)
+        for cap, sub in settled.subscribed:
+            self._dir.subscribe(cap, sub)
+            self.watch(sub)
+        for cap, sub in settled.skipped:
+            self.log.warning("registry_entry_skipped", subscriber=sub, capability=cap)
+            self._cleanup(RegistryStore.unsubscribe, cap, sub)
+        for name, record in settled.admitted:
+            self._put(name, record, notify=not initial)
+        for name in settled.dropped:
+            self.log.warning("registry_entry_skipped", name=name)
+        self._metrics.entries.labels(self.name).set(len(self._dir.entries))
+        if self._dir.pending_count():
             self.start_timer("recheck", _Recheck(), self.config.recheck_interval)
 
     @handler
@@ -359,74 +317,53 @@ class Registry(Agent):
     def _catch_up(self) -> None:
         """Settle before answering a query, so that right after the system's start the
         answer already holds the agents that started after the registry."""
-        if self._pending_count():
+        if self._dir.pending_count():
             self._settle()
 
-    def _write(self, sql: str, *args: object) -> None:
-        """A cleanup write: failure is logged (the next start cleans up again), not replied."""
-        if self._db is None or self._path is None:
-            return
+    def _write(self, change: Callable[..., None], *args: Any, event: str) -> StoreError | None:
+        """``change(store, *args)``; the error (logged as ``event``) if it was not saved."""
+        if self._store is None:
+            return None
         try:
-            with transaction(self._db, self._path) as db:
-                db.execute(sql, args)
+            change(self._store, *args)
         except StoreError as exc:
-            self.log.error("registry_cleanup_not_saved", path=exc.path, error=exc.reason)
+            self.log.error(event, path=exc.path, error=exc.reason)
+            return exc
+        return None
+
+    def _cleanup(self, change: Callable[..., None], *args: Any) -> None:
+        """A cleanup write: failure is logged (the next start cleans up again), not replied."""
+        self._write(change, *args, event="registry_cleanup_not_saved")
+
+    def _save(self, change: Callable[..., None], *args: Any) -> RegistryNotSaved | None:
+        """A write the reply acknowledges: done (committed) before the state changes."""
+        if (exc := self._write(change, *args, event="registry_not_saved")) is None:
+            return None
+        return RegistryNotSaved(detail=f"cannot write the registry database: {exc.reason}")
 
     # -- state changes (each notifies the subscribers of the capabilities it touched) ---
 
-    def _put(self, name: str, entry: _Entry, *, notify: bool = True) -> None:
-        old = self._entries.get(name)
-        touched = set(entry.capabilities) | set(old.capabilities if old else ())
-        before = {cap: self._names(cap) for cap in touched}
-        if old is not None:
-            for cap in old.capabilities:
-                self._by_cap[cap].discard(name)
-        self._entries[name] = entry
-        for cap in entry.capabilities:
-            self._by_cap.setdefault(cap, set()).add(name)
+    def _put(self, name: str, record: Record, *, notify: bool = True) -> None:
+        before = self._dir.put(name, record)
         self.watch(name)
         self._changed(before if notify else {})
 
     def _remove(self, name: str) -> None:
-        entry = self._entries.pop(name, None)
-        if entry is None:
+        before = self._dir.remove(name)
+        if before is None:
             return
-        before = {cap: self._names(cap) for cap in entry.capabilities}
-        for cap in entry.capabilities:
-            names = self._by_cap[cap]
-            names.discard(name)
-            if not names:
-                del self._by_cap[cap]
         self._unwatch_if_unused(name)
         self._changed(before)
 
     def _changed(self, before: dict[str, list[str]]) -> None:
-        self._metrics.entries.labels(self.name).set(len(self._entries))
-        for cap, names in before.items():
-            now = self._names(cap)
-            if now == names:
-                continue
-            for subscriber in sorted(self._subs.get(cap, ())):
-                self.ref(subscriber).tell(RegistryChanged(capability=cap, names=now))
-
-    def _names(self, capability: str) -> list[str]:
-        return sorted(self._by_cap.get(capability, ()))
+        self._metrics.entries.labels(self.name).set(len(self._dir.entries))
+        for cap, names, subscribers in self._dir.changes(before):
+            for subscriber in subscribers:
+                self.ref(subscriber).tell(RegistryChanged(capability=cap, names=names))
 
     def _unwatch_if_unused(self, name: str) -> None:
-        if name not in self._entries and not any(name in s for s in self._subs.values()):
+        if not self._dir.in_use(name):
             self.unwatch(name)
-
-    def _save(self, sql: str, *args: object) -> RegistryNotSaved | None:
-        """A write the reply acknowledges: done (committed) before the state changes."""
-        if self._db is None or self._path is None:
-            return None
-        try:
-            with transaction(self._db, self._path) as db:
-                db.execute(sql, args)
-        except StoreError as exc:
-            self.log.error("registry_not_saved", path=exc.path, error=exc.reason)
-            return RegistryNotSaved(detail=f"cannot write the registry database: {exc.reason}")
-        return None
 
     # -- registrations ----------------------------------------------------------------
 
@@ -441,26 +378,19 @@ class Registry(Agent):
             return InvalidRegistration(detail=problem)
         if presence(self.system, msg.name) != "alive":
             return NoSuchAgent(agent=msg.name, detail=f"no running agent named {msg.name!r}")
-        entry = _Entry(tuple(sorted(set(msg.capabilities))), time.time(), static=False)
-        failed = self._save(
-            "INSERT OR REPLACE INTO registrations VALUES (?, ?, ?)",
-            msg.name,
-            json.dumps(entry.capabilities),
-            entry.registered_at,
-        )
-        if failed is not None:
+        record = Record(tuple(sorted(set(msg.capabilities))), time.time(), static=False)
+        if (failed := self._save(RegistryStore.register, msg.name, record)) is not None:
             return failed
-        self._pending_entries.pop(msg.name, None)
-        self._put(msg.name, entry)
-        self.log.info("registry_registered", name=msg.name, capabilities=entry.capabilities)
-        return Registered(name=msg.name, capabilities=list(entry.capabilities))
+        self._dir.pending_entries.pop(msg.name, None)
+        self._put(msg.name, record)
+        self.log.info("registry_registered", name=msg.name, capabilities=record.capabilities)
+        return Registered(name=msg.name, capabilities=list(record.capabilities))
 
     @handler
     def unregister(self, msg: Unregister) -> Unregistered | NotFound | RegistryNotSaved:
-        if msg.name not in self._entries:
+        if msg.name not in self._dir.entries:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
-        failed = self._save("DELETE FROM registrations WHERE name=?", msg.name)
-        if failed is not None:
+        if (failed := self._save(RegistryStore.unregister, msg.name)) is not None:
             return failed
         self._remove(msg.name)
         self.log.info("registry_unregistered", name=msg.name)
@@ -469,17 +399,19 @@ class Registry(Agent):
     @handler
     def lookup(self, msg: Lookup) -> Registration | NotFound:
         self._catch_up()
-        entry = self._entries.get(msg.name)
-        if entry is None:
+        record = self._dir.entries.get(msg.name)
+        if record is None:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
         return Registration(
-            name=msg.name, capabilities=list(entry.capabilities), registered_at=entry.registered_at
+            name=msg.name,
+            capabilities=list(record.capabilities),
+            registered_at=record.registered_at,
         )
 
     @handler
     def find(self, msg: Find) -> Found:
         self._catch_up()
-        return Found(capability=msg.capability, names=self._names(msg.capability))
+        return Found(capability=msg.capability, names=self._dir.names(msg.capability))
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -495,45 +427,31 @@ class Registry(Agent):
             return NoSuchAgent(
                 agent=msg.subscriber, detail=f"no running agent named {msg.subscriber!r}"
             )
-        if msg.subscriber not in self._subs.get(msg.capability, ()):
-            failed = self._save(
-                "INSERT OR IGNORE INTO subscriptions VALUES (?, ?)", msg.capability, msg.subscriber
-            )
+        if not self._dir.subscribed(msg.capability, msg.subscriber):
+            failed = self._save(RegistryStore.subscribe, msg.capability, msg.subscriber)
             if failed is not None:
                 return failed
-            self._subs.setdefault(msg.capability, set()).add(msg.subscriber)
+            self._dir.subscribe(msg.capability, msg.subscriber)
             self.watch(msg.subscriber)
             self.log.info(
                 "registry_subscribed", capability=msg.capability, subscriber=msg.subscriber
             )
-        return Subscribed(capability=msg.capability, names=self._names(msg.capability))
+        return Subscribed(capability=msg.capability, names=self._dir.names(msg.capability))
 
     @handler
     def unsubscribe(self, msg: Unsubscribe) -> Unsubscribed | NotSubscribed | RegistryNotSaved:
-        subs = self._subs.get(msg.capability, set())
-        if msg.subscriber not in subs:
+        if not self._dir.subscribed(msg.capability, msg.subscriber):
             return NotSubscribed(
                 capability=msg.capability,
                 subscriber=msg.subscriber,
                 detail=f"{msg.subscriber!r} is not subscribed to {msg.capability!r}",
             )
-        failed = self._save(
-            "DELETE FROM subscriptions WHERE capability=? AND subscriber=?",
-            msg.capability,
-            msg.subscriber,
-        )
+        failed = self._save(RegistryStore.unsubscribe, msg.capability, msg.subscriber)
         if failed is not None:
             return failed
-        self._drop_subscription(msg.capability, msg.subscriber)
+        self._dir.unsubscribe(msg.capability, msg.subscriber)
         self._unwatch_if_unused(msg.subscriber)
         return Unsubscribed(capability=msg.capability, subscriber=msg.subscriber)
-
-    def _drop_subscription(self, capability: str, subscriber: str) -> None:
-        subs = self._subs.get(capability)
-        if subs is not None:
-            subs.discard(subscriber)
-            if not subs:
-                del self._subs[capability]
 
     # -- death-watch ------------------------------------------------------------------
 
@@ -543,10 +461,10 @@ class Registry(Agent):
         if presence(self.system, name) == "alive":
             self.watch(name)  # a new agent under the same name (live reload): keep watching
             return
-        for cap in [c for c, subs in self._subs.items() if name in subs]:
-            self._drop_subscription(cap, name)
-        self._write("DELETE FROM subscriptions WHERE subscriber=?", name)
-        if name in self._entries:
-            self._write("DELETE FROM registrations WHERE name=?", name)
+        for cap in self._dir.capabilities_watched_by(name):
+            self._dir.unsubscribe(cap, name)
+        self._cleanup(RegistryStore.forget, name)
+        if name in self._dir.entries:
+            self._cleanup(RegistryStore.unregister, name)
             self._remove(name)
         self.log.info("registry_agent_gone", name=name, reason=msg.reason)
