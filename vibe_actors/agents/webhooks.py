@@ -60,28 +60,21 @@ Secrets are never logged or returned: only ids, topics and URL origins
 
 from __future__ import annotations
 
-import os
-import queue
 import socket
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import httpx
 import msgspec
-import structlog
 
 from vibe_actors import (
     Agent,
     Deferred,
     ErrorReply,
     Message,
-    Ref,
     Unavailable,
     encode_json,
     handler,
@@ -90,12 +83,22 @@ from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import (
     SIGNATURE_HEADER,
     PinnedClient,
-    Refused,
-    ResolutionFailed,
     parse_allow,
     sign,
     url_problem,
 )
+from vibe_actors.agents._webhooks_delivery import (
+    Attempted,
+    Breaker,
+    Check,
+    Checked,
+    Pending,
+    Post,
+    Workers,
+    is_retryable,
+    origin,
+)
+from vibe_actors.agents._webhooks_store import Subscription, load, save
 
 __all__ = [
     "Breaker",
@@ -117,13 +120,10 @@ __all__ = [
     "WebhooksNotSaved",
 ]
 
-_log = structlog.get_logger("vibe_actors.agents.webhooks")
-
 Outcome = Literal[
     "delivered", "http_error", "network_error", "refused", "circuit_open", "dropped",
     "cancelled", "error",
 ]  # fmt: skip
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
 class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,11 +169,11 @@ class Subscribe(Message):
     sensitive_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
 
     def __repr__(self) -> str:
-        return f"Subscribe(topic={self.topic!r}, url={_origin(self.url)!r}, secret=<redacted>)"
+        return f"Subscribe(topic={self.topic!r}, url={origin(self.url)!r}, secret=<redacted>)"
 
     def __rich_repr__(self) -> Iterator[tuple[str, str]]:
         yield "topic", self.topic
-        yield "url", _origin(self.url)
+        yield "url", origin(self.url)
 
 
 class Subscribed(Message):
@@ -257,229 +257,11 @@ class WebhooksNotSaved(ErrorReply):
 
 
 # -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
-
-
-class _Checked(msgspec.Struct, frozen=True):
-    incarnation: int
-    token: str
-    refusal: str | None
-
-
-class _Attempted(msgspec.Struct, frozen=True):
-    incarnation: int
-    delivery: str
-    attempt: int
-    outcome: str
-    status: int | None
-    error: str | None
+# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
 
 
 class _Retry(msgspec.Struct, frozen=True):
     delivery: str
-
-
-# -- the circuit breaker --------------------------------------------------------------
-
-
-class Breaker:
-    """closed -> open after ``threshold`` consecutive failures -> half-open after ``cooldown``.
-
-    Half-open lets one trial through: its success closes the circuit, its
-    failure opens it again. Used from one thread (the agent's).
-    """
-
-    def __init__(self, threshold: int, cooldown: float) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self.failures = 0
-        self.opened_at: float | None = None
-        self.trial = False
-
-    def state(self, now: float) -> str:
-        if self.opened_at is None:
-            return "closed"
-        return "half_open" if self.trial or now - self.opened_at >= self.cooldown else "open"
-
-    def allow(self, now: float) -> bool:
-        """Whether an attempt may go now (taking the half-open trial if it is due)."""
-        if self.opened_at is None:
-            return True
-        if self.trial or now - self.opened_at < self.cooldown:
-            return False
-        self.trial = True
-        return True
-
-    def reopens_in(self, now: float) -> float:
-        return 0.0 if self.opened_at is None else max(0.0, self.opened_at + self.cooldown - now)
-
-    def success(self) -> None:
-        self.failures, self.opened_at, self.trial = 0, None, False
-
-    def failure(self, now: float) -> None:
-        self.failures += 1
-        if self.trial or self.failures >= self.threshold:
-            self.opened_at, self.trial = now, False
-
-    def release(self) -> None:
-        """An attempt ended without saying anything about the endpoint."""
-        self.trial = False
-
-
-# -- delivery threads -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Check:
-    token: str
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Post:
-    delivery: str
-    attempt: int
-    url: str
-    body: bytes
-    headers: dict[str, str]
-
-
-def _post(client: PinnedClient, job: _Post) -> tuple[str, int | None, str | None]:
-    try:
-        status = client.post(job.url, job.body, job.headers)
-    except Refused as exc:
-        return "refused", None, str(exc)
-    except ResolutionFailed as exc:
-        return "network_error", None, str(exc)
-    except httpx.HTTPError as exc:
-        return "network_error", None, f"{type(exc).__name__}: {exc}"
-    if 200 <= status < 300:
-        return "delivered", status, None
-    return "http_error", status, f"HTTP {status}"
-
-
-def _check(client: PinnedClient, url: str) -> str | None:
-    try:
-        client.check(url)
-    except (Refused, ResolutionFailed) as exc:
-        return str(exc)
-    return None
-
-
-class _Workers:
-    """Daemon threads running checks and posts for one incarnation, reporting with ``tell``."""
-
-    def __init__(
-        self,
-        name: str,
-        count: int,
-        make_client: Callable[[], PinnedClient],
-        me: Ref,
-        incarnation: int,
-    ) -> None:
-        self._jobs: queue.SimpleQueue[_Check | _Post | None] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-        self._make_client = make_client
-        self._me = me
-        self._incarnation = incarnation
-        self.threads = [
-            threading.Thread(
-                target=self._loop, name=f"webhooks:{name}#{incarnation}:{n}", daemon=True
-            )
-            for n in range(count)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def submit(self, job: _Check | _Post) -> None:
-        self._jobs.put(job)
-
-    def stop(self) -> None:
-        """Ask every thread to end after its current job; queued jobs are not run."""
-        self._stopping.set()
-        for _ in self.threads:
-            self._jobs.put(None)
-
-    def _loop(self) -> None:
-        client = self._make_client()
-        try:
-            while (job := self._jobs.get()) is not None and not self._stopping.is_set():
-                result = self._run(client, job)
-                if self._stopping.is_set():
-                    _log.info("webhook_result_discarded", agent=self._me.name, reason="stopping")
-                    return
-                self._me.tell(result)
-        finally:
-            client.close()
-
-    def _run(self, client: PinnedClient, job: _Check | _Post) -> _Checked | _Attempted:
-        if isinstance(job, _Check):
-            return _Checked(self._incarnation, job.token, _check(client, job.url))
-        try:
-            outcome, status, error = _post(client, job)
-        except Exception as exc:  # noqa: BLE001 - reported as the attempt's outcome, and logged
-            _log.exception("webhook_attempt_bug", agent=self._me.name, delivery=job.delivery)
-            outcome, status, error = "error", None, type(exc).__name__
-        return _Attempted(self._incarnation, job.delivery, job.attempt, outcome, status, error)
-
-
-# -- subscriptions and their file ----------------------------------------------------------
-
-
-class _Subscription(msgspec.Struct, frozen=True):
-    id: str
-    topic: str
-    url: str
-    secret: str
-
-    def __repr__(self) -> str:
-        return f"_Subscription(id={self.id!r}, topic={self.topic!r}, secret=<redacted>)"
-
-
-class _Stored(msgspec.Struct, frozen=True):
-    subscriptions: list[_Subscription]
-
-
-def _load(path: Path | None) -> dict[str, _Subscription]:
-    if path is None or not path.exists():
-        return {}
-    stored = msgspec.json.decode(path.read_bytes(), type=_Stored)
-    return {sub.id: sub for sub in stored.subscriptions}
-
-
-def _save(path: Path, subscriptions: list[_Subscription]) -> None:
-    """Atomically replace ``path`` (mode 0600: it holds secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(msgspec.json.encode(_Stored(subscriptions)))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-
-
-def _origin(url: str) -> str:
-    """``scheme://host[:port]``: what may be shown of a URL (paths can hold tokens)."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return "<invalid URL>"
-    host = parsed.netloc.decode("ascii", "replace").rpartition("@")[2]
-    return f"{parsed.scheme}://{host}"
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An unfinished delivery (agent thread only)."""
-
-    delivery: str
-    subscription: str
-    topic: str
-    seq: int | None
-    url: str
-    body: bytes
-    headers: dict[str, str]
-    attempt: int = 0
 
 
 # -- the agent ----------------------------------------------------------------------------
@@ -500,12 +282,12 @@ class Webhooks(Agent):
             if settings.persist
             else None
         )
-        self._subs = _load(self._path)
-        self._pending: dict[str, _Pending] = {}
+        self._subs = load(self._path)
+        self._pending: dict[str, Pending] = {}
         self._checks: dict[str, tuple[Deferred, Subscribe]] = {}
         self._breakers: dict[str, Breaker] = {}
         self._history: deque[DeliveryRecord] = deque(maxlen=settings.history)
-        self._workers = _Workers(
+        self._workers = Workers(
             self.name, settings.workers, self._make_client, self.ref(self.name), self.incarnation
         )
         for topic in sorted({sub.topic for sub in self._subs.values()}):
@@ -564,21 +346,21 @@ class Webhooks(Agent):
             return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
         token = uuid.uuid4().hex
         self._checks[token] = (self.defer(), msg)
-        self._workers.submit(_Check(token, msg.url))
+        self._workers.submit(Check(token, msg.url))
         return None  # the reply follows the check (see _checked)
 
     @handler
-    def _checked(self, msg: _Checked) -> None:
+    def _checked(self, msg: Checked) -> None:
         entry = self._checks.pop(msg.token, None)
         if msg.incarnation != self.incarnation or entry is None:
             return
         deferred, request = entry
         if msg.refusal is not None:
-            self.log.info("webhook_refused", topic=request.topic, origin=_origin(request.url),
+            self.log.info("webhook_refused", topic=request.topic, origin=origin(request.url),
                           reason=msg.refusal)  # fmt: skip
             deferred.resolve(WebhookRefused(detail=msg.refusal))
             return
-        sub = _Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
+        sub = Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
         new_topic = all(s.topic != sub.topic for s in self._subs.values())
         self._subs[sub.id] = sub
         if not self._persist():
@@ -588,7 +370,7 @@ class Webhooks(Agent):
         if new_topic:
             self._follow(sub.topic)
         self.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
-                      origin=_origin(sub.url))  # fmt: skip
+                      origin=origin(sub.url))  # fmt: skip
         deferred.resolve(Subscribed(id=sub.id))
 
     @handler
@@ -610,7 +392,7 @@ class Webhooks(Agent):
         if self._path is None:
             return True
         try:
-            _save(self._path, list(self._subs.values()))
+            save(self._path, list(self._subs.values()))
         except OSError as exc:
             self.log.error("webhooks_not_saved", path=str(self._path), error=exc.strerror)
             return False
@@ -637,7 +419,7 @@ class Webhooks(Agent):
         """An event of a topic this agent follows at pubsub: delivered like ``Deliver``."""
         return self.deliver(Deliver(topic=msg.topic, data=msg.data, seq=msg.seq))
 
-    def _new_delivery(self, sub: _Subscription, msg: Deliver) -> _Pending:
+    def _new_delivery(self, sub: Subscription, msg: Deliver) -> Pending:
         delivery = uuid.uuid4().hex
         body = encode_json({"id": delivery, "topic": msg.topic, "seq": msg.seq, "data": msg.data})
         headers = {
@@ -645,7 +427,7 @@ class Webhooks(Agent):
             SIGNATURE_HEADER: sign(sub.secret, body),
             "X-Vibe-Delivery": delivery,
         }
-        return _Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers)
+        return Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers)
 
     def _breaker(self, url: str) -> Breaker:
         breaker = self._breakers.get(url)
@@ -654,7 +436,7 @@ class Webhooks(Agent):
             breaker = self._breakers[url] = Breaker(s.breaker_threshold, s.breaker_cooldown)
         return breaker
 
-    def _dispatch(self, pending: _Pending) -> None:
+    def _dispatch(self, pending: Pending) -> None:
         pending.attempt += 1
         breaker = self._breaker(pending.url)
         now = self.system.clock()
@@ -665,15 +447,15 @@ class Webhooks(Agent):
             return
         headers = {**pending.headers, "X-Vibe-Attempt": str(pending.attempt)}
         self._workers.submit(
-            _Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
+            Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
         )
 
     @handler
-    def _attempted(self, msg: _Attempted) -> None:
+    def _attempted(self, msg: Attempted) -> None:
         pending = self._pending.get(msg.delivery)
         if msg.incarnation != self.incarnation or pending is None:
             return
-        retryable = _retryable(msg.outcome, msg.status)
+        retryable = is_retryable(msg.outcome, msg.status)
         breaker = self._breaker(pending.url)
         if msg.outcome in ("delivered", "http_error") and not retryable:
             breaker.success()  # the endpoint answered
@@ -689,7 +471,7 @@ class Webhooks(Agent):
 
     def _failed(
         self,
-        pending: _Pending,
+        pending: Pending,
         outcome: str,
         status: int | None,
         error: str | None,
@@ -708,7 +490,7 @@ class Webhooks(Agent):
         self._record(pending, outcome, final=True, status=status, error=error)
         del self._pending[pending.delivery]
         self.log.warning("webhook_failed", delivery=pending.delivery, topic=pending.topic,
-                         origin=_origin(pending.url), attempts=pending.attempt, outcome=outcome,
+                         origin=origin(pending.url), attempts=pending.attempt, outcome=outcome,
                          status=status)  # fmt: skip
 
     @handler
@@ -722,14 +504,14 @@ class Webhooks(Agent):
             return
         self._dispatch(pending)
 
-    def _record(self, pending: _Pending, outcome: str, *, final: bool, **fields: Any) -> None:
+    def _record(self, pending: Pending, outcome: str, *, final: bool, **fields: Any) -> None:
         self._history.append(
             DeliveryRecord(
                 delivery=pending.delivery,
                 subscription=pending.subscription,
                 topic=pending.topic,
                 seq=pending.seq,
-                origin=_origin(pending.url),
+                origin=origin(pending.url),
                 attempt=pending.attempt,
                 outcome=outcome,
                 final=final,
@@ -755,11 +537,3 @@ def _empty(**fields: str) -> str | None:
         if not value:
             return f"the {name} must not be empty"
     return None
-
-
-def _retryable(outcome: str, status: int | None) -> bool:
-    if outcome in ("network_error", "circuit_open"):
-        return True
-    if outcome == "http_error" and status is not None:
-        return status in _RETRYABLE_STATUS or status >= 500
-    return False
