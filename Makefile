@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check vibe_actors phoenix gateway tests benchmarks examples
 	$(BIN)/ruff format --check vibe_actors phoenix gateway tests benchmarks examples
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/yamllint wiring.yaml deploy
 
 test: lint

@@ -31,7 +31,8 @@ class ClientDisconnected(Exception):
 
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of header ``name`` (lower-case bytes), or None."""
-    for key, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import cast
 
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._load import Wiring, load
@@ -44,7 +45,7 @@ def _supervisor(
 ) -> SupervisorSpec:
     children = [
         _supervisor(c, wiring, problems) if isinstance(c, SupervisorNode) else _worker(c, wiring)
-        for c in node.children  # type: ignore[union-attr]
+        for c in _child_nodes(node)
     ]
     return SupervisorSpec(
         name=node.name,
@@ -57,6 +58,12 @@ def _supervisor(
         shutdown=_shutdown(node.shutdown),
         depends_on=tuple(node.depends_on),
     )
+
+
+def _child_nodes(node: SupervisorNode) -> list[WorkerNode | SupervisorNode]:
+    # The schema types ``children`` as dicts (msgspec cannot decode an untagged union of
+    # structs); decode_node has replaced each one with its WorkerNode or SupervisorNode.
+    return cast("list[WorkerNode | SupervisorNode]", node.children)
 
 
 def _worker(node: WorkerNode, wiring: Wiring) -> WorkerSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -96,7 +96,8 @@ def _convert(node: yaml.Node, path: str, doc: Document, environ: Mapping[str, st
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, f"{path}[{i}]", doc, environ) for i, item in enumerate(node.value)]
-    return _scalar(node, path, doc, environ)
+    # compose() builds mapping, sequence and scalar nodes only.
+    return _scalar(cast(yaml.ScalarNode, node), path, doc, environ)
 
 
 def _scalar(node: yaml.ScalarNode, path: str, doc: Document, environ: Mapping[str, str]) -> Any:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import threading
 import time
+import types
+import typing
 from bisect import bisect_left as _bisect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
 
 import pykka
 import structlog
 
-from vibe_actors._envelope import Control, Envelope
+from vibe_actors._envelope import Control, Envelope, ReplySlot
 from vibe_actors._errors import InjectedCrash
 from vibe_actors._handlers import collect_handlers, handler, return_types
 from vibe_actors._messages import (
@@ -35,11 +37,23 @@ from vibe_actors._signals import InjectedFault
 from vibe_actors._stats import DURATION_BUCKETS, Outcome
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
     from vibe_actors._cell import Cell
-    from vibe_actors._future import ReplyFuture
     from vibe_actors._ref import Ref
     from vibe_actors._system import ActorSystem
     from vibe_actors._timers import TimerHandle
+
+    # The messages an agent accepts (``class Store(Agent[Put | Get])``). Defaults to Any
+    # (PEP 696), so a plain ``class Store(Agent)`` is ``Agent[Any]`` and accepts anything.
+    M = TypeVar("M", default=Any)
+    #: Another agent's messages (Agent.ref's ``agent=``).
+    N = TypeVar("N")
+else:
+    from typing import TypeVar
+
+    # TypeVar(default=...) is Python 3.13; only type checkers need the default.
+    M = TypeVar("M")
 
 __all__ = ["Agent", "Deferred"]
 
@@ -55,7 +69,7 @@ class Deferred:
 
     __slots__ = ("_future",)
 
-    def __init__(self, future: ReplyFuture | None) -> None:
+    def __init__(self, future: ReplySlot | None) -> None:
         self._future = future
 
     def resolve(self, reply: Any) -> None:
@@ -67,12 +81,38 @@ class Deferred:
 _DEFERRED = object()
 
 
-class Agent(pykka.ThreadingActor):
+if TYPE_CHECKING:
+
+    class _ThreadingActor:
+        """What Agent takes from ``pykka.ThreadingActor``, as type checkers see it.
+
+        Pykka's hooks and entry points (``on_failure(exc_type, exc, tb)``, ``on_receive``,
+        ``start``, ``actor_ref``) belong to Pykka's receive loop, which Agent replaces;
+        declaring them here would make every agent's ``on_failure(error)`` an incompatible
+        override in the user's own code. At runtime the base is Pykka's class.
+        """
+
+        use_daemon_thread: ClassVar[bool]
+        actor_stopped: threading.Event
+
+        def __init__(self) -> None: ...
+
+else:
+    _ThreadingActor = pykka.ThreadingActor
+
+
+class Agent(_ThreadingActor, Generic[M]):
     """Base class of every agent.
 
     Define one method per message type with :func:`handler`; the type comes
     from the annotation. A handler's return value is the reply to an ask
     (ignored for a tell). Every agent answers :class:`Ping` with :class:`Pong`.
+
+    Typed refs: declare the messages others may send as the type parameter,
+    ``class Store(Agent[Put | Get])``; then ``system.ref("store", agent=Store)``
+    is a ``Ref[Put | Get]`` and sending it anything else is a type error. Each
+    declared message class must have a handler (checked when the class is
+    created); handled but undeclared types (timer ticks to self) stay private.
 
     Failure contract:
 
@@ -97,6 +137,8 @@ class Agent(pykka.ThreadingActor):
         cls._handlers = collect_handlers(cls)
         fallback = cls.on_unhandled
         cls._unhandled_hook = None if fallback is Agent.on_unhandled else fallback
+        if cls._unhandled_hook is None:
+            _check_declared(cls)
 
     # -- construction (by the runtime only) -------------------------------
 
@@ -122,7 +164,7 @@ class Agent(pykka.ThreadingActor):
         self._timers: dict[Any, TimerHandle] = {}
         self._watching: set[str] = set()
         # Per incarnation, so degrade() can swap handlers in place (the loop holds this dict).
-        self._handlers = dict(type(self)._handlers)
+        self._table: dict[type, Callable[..., Any]] = dict(type(self)._handlers)
         self._fallback: Callable[..., Any] | None = type(self)._unhandled_hook
         self.started = threading.Event()
         self.start_error: BaseException | None = None
@@ -131,7 +173,7 @@ class Agent(pykka.ThreadingActor):
             agent=self._cell.name, incarnation=self.incarnation
         )
 
-    def _create_actor_inbox(self) -> Any:  # type: ignore[override]
+    def _create_actor_inbox(self) -> Any:
         # The mailbox belongs to the cell and outlives this incarnation.
         return self._cell.mailbox
 
@@ -172,8 +214,19 @@ class Agent(pykka.ThreadingActor):
         """Messages waiting behind the current one."""
         return self._cell.mailbox.qsize()
 
-    def ref(self, name: str) -> Ref:
-        """A ref to another agent; sends through it carry this agent as sender."""
+    @overload
+    def ref(self, name: str) -> Ref[Any]: ...
+
+    @overload
+    def ref(self, name: str, *, agent: type[Agent[N]]) -> Ref[N]: ...
+
+    def ref(self, name: str, *, agent: type[Agent[Any]] | None = None) -> Ref[Any]:
+        """A ref to another agent; sends through it carry this agent as sender.
+
+        ``agent`` (the class running under ``name``) only types the ref: with
+        ``class Store(Agent[Put | Get])``, ``self.ref("store", agent=Store)`` is a
+        ``Ref[Put | Get]``. It is not checked at runtime (the name may not exist yet).
+        """
         return self._cell.system.ref(name, sender=self._cell.name)
 
     def defer(self) -> Deferred:
@@ -203,15 +256,15 @@ class Agent(pykka.ThreadingActor):
         def unavailable(agent: Agent, msg: Any) -> Unavailable:
             return Unavailable(agent=name, reason=reason)
 
-        for message_type in list(self._handlers):
+        for message_type in list(self._table):
             if message_type is not Ping and issubclass(message_type, Message):
-                self._handlers[message_type] = unavailable
+                self._table[message_type] = unavailable
         if self._fallback is not None:
             self._fallback = unavailable
         self._cell.degraded = reason
         self.log.error("agent_degraded", reason=reason)
 
-    def stop(self) -> None:  # type: ignore[override]
+    def stop(self) -> None:
         """Stop this agent normally after the current message.
 
         A transient or temporary agent that stops this way is not restarted; a
@@ -345,7 +398,7 @@ class Agent(pykka.ThreadingActor):
         # (see AgentStats.record), and one flag load per message decides
         # whether to stop.
         get = cell.mailbox.get
-        handlers = self._handlers
+        handlers = self._table
         stats = cell.stats
         ok, ok_get = stats.ok, stats.ok.get
         error_reply, buckets, sums = stats.error_reply, stats.buckets, stats.duration_sum
@@ -353,7 +406,7 @@ class Agent(pykka.ThreadingActor):
         name = cell.name
         while True:
             env = get()
-            if env.__class__ is Control:
+            if isinstance(env, Control):
                 if self._halt:
                     return None
                 continue
@@ -412,6 +465,29 @@ class Agent(pykka.ThreadingActor):
             fn(*args)
         except Exception:  # a hook's error is logged; the stop or crash completes
             self.log.exception("hook_failed", hook=hook)
+
+
+def _check_declared(cls: type[Agent[Any]]) -> None:
+    """Refuse ``class X(Agent[A | B])`` unless X has a handler for A and for B."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Agent)):
+            continue
+        for declared in typing.get_args(base):
+            if isinstance(declared, types.UnionType) or typing.get_origin(declared) is typing.Union:
+                members = typing.get_args(declared)
+            else:
+                members = (declared,)
+            missing = [
+                m.__name__
+                for m in members
+                if isinstance(m, type) and m is not Message and m not in cls._handlers
+            ]
+            if missing:
+                raise TypeError(
+                    f"{cls.__qualname__} declares {', '.join(missing)} in "
+                    f"{origin.__name__}[...] but has no handler for it"
+                )
 
 
 def _short(exc: BaseException) -> str:

@@ -59,7 +59,7 @@ class Cell:
         self.agent_class = agent_class
         self.config = coerce_config(agent_class, config)
         self.parent = parent
-        self.path = f"{parent.path}/{spec.name}" if parent is not None else spec.name
+        self.path: str = f"{parent.path}/{spec.name}" if parent is not None else spec.name
         mailbox_spec = spec.mailbox if isinstance(spec, WorkerSpec) else MailboxSpec()
         self.mailbox = Mailbox(spec.name, mailbox_spec, self._refused)
         self.stats = AgentStats()

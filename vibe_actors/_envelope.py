@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
-if TYPE_CHECKING:
-    from vibe_actors._future import ReplyFuture
+__all__ = ["Control", "Envelope", "ReplySlot"]
 
-__all__ = ["Control", "Envelope"]
+
+class ReplySlot(Protocol):
+    """Where an ask's reply goes: a :class:`~vibe_actors.ReplyFuture` (threads) or a
+    :class:`~vibe_actors._asyncio.LoopReply` (coroutines)."""
+
+    timeout: float
+
+    def resolve(self, reply: Any) -> bool:
+        """Deliver ``reply``; the first reply wins."""
+        ...
 
 
 class Envelope(msgspec.Struct, gc=False):
@@ -23,7 +31,7 @@ class Envelope(msgspec.Struct, gc=False):
     """
 
     message: Any
-    reply: ReplyFuture | None = None
+    reply: ReplySlot | None = None
     request_id: str | None = None
     sender: str | None = None
     deadline: float | None = None

@@ -9,7 +9,7 @@ another thread.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, dataclass_transform
 
 import msgspec
 
@@ -27,6 +27,12 @@ __all__ = [
 ]
 
 
+# msgspec's own dataclass_transform makes a type checker see every subclass that does not
+# repeat ``frozen=True`` as a mutable class deriving from a frozen one (msgspec#657), although
+# msgspec inherits ``frozen`` at runtime. Declaring the transform again here, frozen by default,
+# tells mypy and pyright what the runtime does: user messages need no ``frozen=True`` and
+# assigning to a field is a type error. (At runtime this decorator only sets an attribute.)
+@dataclass_transform(frozen_default=True, field_specifiers=(msgspec.field,))
 class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every message: frozen, keyword-only, tagged by class name.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import structlog
 
@@ -12,11 +12,23 @@ from vibe_actors._asyncio import LoopBridge
 from vibe_actors._codec import roundtrip
 from vibe_actors._envelope import Envelope
 from vibe_actors._future import ReplyFuture, raise_for_error
+from vibe_actors._messages import Ping
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from typing_extensions import TypeVar
+
     from vibe_actors._system import ActorSystem
+
+    # The message type a ref accepts. Contravariant: a Ref[Message] may stand where a
+    # Ref[Put] is expected. Defaults to Any (PEP 696), so a bare ``Ref`` is ``Ref[Any]``.
+    M_contra = TypeVar("M_contra", contravariant=True, default=Any)
+else:
+    from typing import TypeVar
+
+    # TypeVar(default=...) is Python 3.13; only type checkers need the default.
+    M_contra = TypeVar("M_contra", contravariant=True)
 
 __all__ = ["Ref"]
 
@@ -24,13 +36,19 @@ _log = structlog.get_logger("vibe_actors.ref")
 _monotonic = time.monotonic
 
 
-class Ref:
+class Ref(Generic[M_contra]):
     """A handle on the agent (or pool) called ``name``.
 
     A ref resolves the name at every send, so it stays valid across restarts
     and live reloads. Sends never raise for delivery problems: a tell that
     cannot be delivered becomes a dead letter, and an ask gets an error reply
     (:class:`Unavailable`, :class:`MailboxFull`, ...).
+
+    ``Ref[M]`` accepts messages of type ``M`` (and :class:`Ping`, which every
+    agent answers); a type checker rejects any other. ``system.ref(name)`` is a
+    ``Ref[Any]``; ``system.ref(name, agent=Store)`` is a ``Ref[Put | Get]`` when
+    ``Store`` is declared as ``class Store(Agent[Put | Get])``. The type is for the
+    checker only: at runtime a ref sends whatever it is given, as before.
     """
 
     __slots__ = ("_system", "name", "sender")
@@ -49,7 +67,7 @@ class Ref:
     def __hash__(self) -> int:
         return hash(self.name)
 
-    def tell(self, message: Any, *, request_id: str | None = None) -> None:
+    def tell(self, message: M_contra | Ping, *, request_id: str | None = None) -> None:
         """Send ``message`` without waiting for a reply."""
         system = self._system
         if system._serialize:
@@ -63,7 +81,7 @@ class Ref:
 
     def ask_future(
         self,
-        message: Any,
+        message: M_contra | Ping,
         *,
         timeout: float | None = None,
         request_id: str | None = None,
@@ -90,7 +108,11 @@ class Ref:
         return future
 
     def ask(
-        self, message: Any, *, timeout: float | None = None, request_id: str | None = None
+        self,
+        message: M_contra | Ping,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
     ) -> Any:
         """Send ``message`` and block for the reply.
 
@@ -107,7 +129,7 @@ class Ref:
 
     async def ask_async(
         self,
-        message: Any,
+        message: M_contra | Ping,
         *,
         timeout: float | None = None,
         request_id: str | None = None,

@@ -36,11 +36,10 @@ from vibe_actors._policy import (
 )
 from vibe_actors._reload import ApplyReport, ApplySpec, diff_children
 from vibe_actors._signals import AgentStatus, ChildExited, RestartDue
-from vibe_actors._spec import WorkerSpec
+from vibe_actors._spec import SupervisorSpec, WorkerSpec
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
-    from vibe_actors._spec import SupervisorSpec
 
 #: How long a supervisor waits for a nested supervisor to apply its part of a reload.
 _NESTED_APPLY_TIMEOUT = 300.0
@@ -51,7 +50,7 @@ __all__ = ["Supervisor"]
 class Supervisor(Agent):
     """Runs the children of a :class:`SupervisorSpec` (its ``config``)."""
 
-    config: SupervisorSpec  # type: ignore[assignment]
+    config: SupervisorSpec
 
     def on_start(self) -> None:
         """Start every child in order; if one fails, stop those started and raise.
@@ -193,7 +192,9 @@ class Supervisor(Agent):
             self._replace_child(children[name], new_specs[name])
         report = ApplyReport(removed=diff.removed, changed=diff.changed, added=diff.added)
         for name in diff.nested:
-            report = report.merge(self._apply_nested(children[name], new_specs[name]))
+            nested = new_specs[name]
+            assert isinstance(nested, SupervisorSpec)  # diff_children nests supervisors only
+            report = report.merge(self._apply_nested(children[name], nested))
         cell.spec = cell.config = new
         report = report.merge(ApplyReport(unchanged=diff.unchanged))
         fresh = set(diff.added) | set(diff.changed)
@@ -218,8 +219,12 @@ class Supervisor(Agent):
         """Stop ``child`` and give it its new spec; a pool change means a new cell."""
         old = next(s for s in self.config.children if s.name == child.name)
         child.stop()
-        plain = isinstance(spec, WorkerSpec) and spec.pool is None
-        if plain and isinstance(old, WorkerSpec) and old.pool is None:
+        if (
+            isinstance(spec, WorkerSpec)
+            and spec.pool is None
+            and isinstance(old, WorkerSpec)
+            and old.pool is None
+        ):
             child.reconfigure(spec)
             child.status = AgentStatus.RESTARTING
         else:

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import msgspec
 import structlog
@@ -36,6 +36,9 @@ from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
 from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
 from vibe_actors._supervisor import Supervisor
 from vibe_actors._timers import TimerService
+
+if TYPE_CHECKING:
+    from vibe_actors._agent import M
 
 __all__ = ["ActorSystem", "SystemConfig", "TreeNode"]
 
@@ -224,8 +227,22 @@ class ActorSystem:
 
     # -- sending -------------------------------------------------------------
 
-    def ref(self, name: str, sender: str | None = None) -> Ref:
-        """A ref to ``name`` (it need not exist yet: sends to unknown names are dead letters)."""
+    @overload
+    def ref(self, name: str, sender: str | None = None) -> Ref[Any]: ...
+
+    @overload
+    def ref(self, name: str, sender: str | None = None, *, agent: type[Agent[M]]) -> Ref[M]: ...
+
+    def ref(
+        self, name: str, sender: str | None = None, *, agent: type[Agent[Any]] | None = None
+    ) -> Ref[Any]:
+        """A ref to ``name`` (it need not exist yet: sends to unknown names are dead letters).
+
+        ``agent`` (the class running under ``name``) only types the ref: with
+        ``class Store(Agent[Put | Get])``, ``system.ref("store", agent=Store)`` is a
+        ``Ref[Put | Get]``, and a type checker rejects sending it anything else.
+        It is not checked at runtime (the name may not exist yet).
+        """
         return Ref(self, name, sender)
 
     def tell(self, name: str, message: Any, *, request_id: str | None = None) -> None:
@@ -330,7 +347,7 @@ class ActorSystem:
         _validate_tree(new_root)
         future = ReplyFuture(new_root.name, timeout)
         self._root.mailbox.put_system(Envelope(ApplySpec(new_root), future))
-        report = raise_for_error(future.wait())
+        report: ApplyReport = raise_for_error(future.wait())
         self.root_spec = new_root
         self.events.publish(
             TreeReloaded(added=report.added, removed=report.removed,
@@ -415,7 +432,8 @@ class ActorSystem:
         if isinstance(self._routes.get(name), Router):
             spec = next(s for s in _all_specs(self.root_spec) if s.name == name)
             assert isinstance(spec, WorkerSpec)
-            return spec.agent
+            agent: type[Agent] = spec.agent
+            return agent
         return cell.agent_class
 
     def message_types(self, name: str) -> tuple[type, ...]:

@@ -74,7 +74,7 @@ def fail_next(
     def arm(agent: Agent) -> None:
         # Only this incarnation's own table is touched: the crash ends it, and the
         # next incarnation starts from the class's handlers again.
-        table = agent._handlers
+        table = agent._table
         if on is not None and on in table:
             table[on] = failing
             return
