@@ -37,12 +37,12 @@ Protocol: ``Append`` -> ``Appended``; ``Read`` / ``Tail`` -> ``Records``;
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from vibe_actors import Agent, Deferred, ErrorReply, Message, handler
+from vibe_actors.agents._ledger_metrics import build_metrics
 from vibe_actors.agents._ledger_store import (
     MAX_STREAM_LENGTH,
     STREAM_PATTERN,
@@ -197,39 +197,6 @@ class _Flush(msgspec.Struct, frozen=True):
     """Commit what is pending (private: sent by the ledger to itself)."""
 
 
-# -- metrics ----------------------------------------------------------------------------
-
-
-class _Metrics(NamedTuple):
-    appends: Counter
-    failures: Counter
-    batch_size: Histogram
-    commit_seconds: Histogram
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        appends=Counter("vibe_ledger_appends", "Appends durably committed.", registry=registry),
-        failures=Counter(
-            "vibe_ledger_commit_failures",
-            "Commits that failed (their appends were answered 503).",
-            registry=registry,
-        ),
-        batch_size=Histogram(
-            "vibe_ledger_commit_batch_size",
-            "Appends per committed transaction.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-            registry=registry,
-        ),
-        commit_seconds=Histogram(
-            "vibe_ledger_commit_seconds",
-            "Time to write and commit one batch.",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-            registry=registry,
-        ),
-    )
-
-
 # -- the agent ---------------------------------------------------------------------------
 
 
@@ -239,7 +206,7 @@ class Ledger(Agent):
     Config: ClassVar = LedgerConfig
 
     def on_start(self) -> None:
-        self._metrics = system_metrics(self.system, "ledger", _build_metrics)
+        self._metrics = system_metrics(self.system, "ledger", build_metrics)
         self._path = database_path(self.system.config.data_dir, self.name)
         self._store: LedgerStore | None = None
         #: Committed heads, and the heads including the pending batch.

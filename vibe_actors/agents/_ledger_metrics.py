@@ -1,0 +1,42 @@
+"""The ledger's Prometheus metrics (one set per system, shared by its incarnations)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["Metrics", "build_metrics"]
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+class Metrics(NamedTuple):
+    appends: Counter
+    failures: Counter
+    batch_size: Histogram
+    commit_seconds: Histogram
+
+
+def build_metrics(registry: CollectorRegistry) -> Metrics:
+    return Metrics(
+        appends=Counter("vibe_ledger_appends", "Appends durably committed.", registry=registry),
+        failures=Counter(
+            "vibe_ledger_commit_failures",
+            "Commits that failed (their appends were answered 503).",
+            registry=registry,
+        ),
+        batch_size=Histogram(
+            "vibe_ledger_commit_batch_size",
+            "Appends per committed transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=registry,
+        ),
+        commit_seconds=Histogram(
+            "vibe_ledger_commit_seconds",
+            "Time to write and commit one batch.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        ),
+    )
