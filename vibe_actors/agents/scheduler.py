@@ -51,13 +51,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, ClassVar, NamedTuple, Union
+from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents._sqlite import StoreError, database_path
 
@@ -187,28 +187,6 @@ class _Fire(msgspec.Struct, frozen=True):
     """Fire what is due (a plain Struct: outside the public protocol)."""
 
 
-class _Metrics(NamedTuple):
-    fired: Counter
-    schedules: Gauge
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        fired=Counter(
-            "vibe_scheduler_fired_total",
-            "Schedules that came due; outcome delivered (told) or undeliverable.",
-            ["agent", "kind", "outcome"],
-            registry=registry,
-        ),
-        schedules=Gauge(
-            "vibe_scheduler_schedules",
-            "Schedules held, by kind (timer: in memory, reminder: persisted).",
-            ["agent", "kind"],
-            registry=registry,
-        ),
-    )
-
-
 _KINDS = ("timer", "reminder")
 
 
@@ -261,7 +239,7 @@ class Scheduler(Agent):
         self._store: SchedulerStore | None = None
         self._book = ScheduleBook()
         self._armed_for: float | None = None
-        metrics = system_metrics(self.system, "scheduler", _build_metrics)
+        metrics = system_metrics(self.system, "scheduler", build_metrics)
         self._fired = metrics.fired
         self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
         path = database_path(self.system.config.data_dir, self.name)
