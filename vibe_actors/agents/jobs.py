@@ -70,11 +70,9 @@ import math
 import sqlite3
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from vibe_actors import (
     Agent,
@@ -84,10 +82,21 @@ from vibe_actors import (
     Message,
     Ping,
     Pong,
-    ReplyFuture,
     Unavailable,
     handler,
 )
+from vibe_actors.agents._jobs_messages import (
+    Done,
+    Flight,
+    Flush,
+    Freed,
+    Probe,
+    Refresh,
+    Retry,
+    Timeout,
+)
+from vibe_actors.agents._jobs_messages import describe as _describe
+from vibe_actors.agents._jobs_metrics import build_metrics
 from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob
 from vibe_actors.agents._jobs_worker import (
     JobContext,
@@ -244,74 +253,6 @@ class JobsNotSaved(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-# -- internal messages: plain Structs, outside the public protocol ------------------------
-
-
-class _Flush(msgspec.Struct, frozen=True):
-    incarnation: int
-
-
-class _Done(msgspec.Struct, frozen=True):
-    """An attempt ended. ``free``: the worker answered, so it is idle now."""
-
-    incarnation: int
-    job_id: str
-    attempt: int
-    ok: bool
-    result: Any
-    error: str | None
-    seconds: float | None
-    free: bool
-
-
-class _Timeout(msgspec.Struct, frozen=True):
-    job_id: str
-    attempt: int
-
-
-class _Retry(msgspec.Struct, frozen=True):
-    job_id: str
-
-
-class _Probe(msgspec.Struct, frozen=True):
-    worker: str
-
-
-class _Freed(msgspec.Struct, frozen=True):
-    incarnation: int
-    worker: str
-    available: bool
-
-
-class _Refresh(msgspec.Struct, frozen=True):
-    pass
-
-
-@dataclass(slots=True)
-class _Flight:
-    """An attempt in progress (coordinator thread only)."""
-
-    job_id: str
-    kind: str
-    worker: str
-    attempt: int
-    retries: int
-    future: ReplyFuture
-    cancelled: bool = False
-
-
-def _describe(reply: Any) -> str:
-    if isinstance(reply, DeadlineExceeded):
-        return f"timed out after {reply.timeout:g}s"
-    if isinstance(reply, ErrorReply):
-        fields = [f for f in reply.__struct_fields__ if f not in ("detail", "agent")]
-        extra = ", ".join(f"{f}={getattr(reply, f)}" for f in fields)
-        return (
-            f"{type(reply).__name__} from {getattr(reply, 'agent', '?')}: {extra or reply.detail}"
-        )
-    return f"unexpected reply {type(reply).__name__}"
-
-
 def _status(row: JobRow) -> JobStatus:
     return JobStatus(
         job_id=row.id,
@@ -338,12 +279,12 @@ class Jobs(Agent):
                 load_callable(target)
             except ValueError as exc:
                 raise ValueError(f"{self.name}: kind {kind!r}: {exc}") from exc
-        self._metrics = system_metrics(self.system, "jobs", _build_metrics)
+        self._metrics = system_metrics(self.system, "jobs", build_metrics)
         self._batch: list[tuple[Deferred, NewJob]] = []
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()  #: ready to dispatch (in _ready) and not cancelled
         self._backoff: set[str] = set()  #: waiting for a retry timer
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, Flight] = {}
         self._known: set[str] = set()  #: worker names
         self._idle: dict[str, None] = {}  #: workers known to be idle (an ordered set)
         self._probing: set[str] = set()  #: workers with a Ping outstanding
@@ -371,8 +312,8 @@ class Jobs(Agent):
         self._queued.update(queued)
         self.log.info("jobs_started", queued=len(queued), requeued=requeued, failed=failed)
         self._gauges()
-        self._refresh(_Refresh())
-        self.start_timer("refresh", _Refresh(), _REFRESH_EVERY, repeat=True)
+        self._refresh(Refresh())
+        self.start_timer("refresh", Refresh(), _REFRESH_EVERY, repeat=True)
 
     def on_stop(self) -> None:
         self._release("stopped")
@@ -402,10 +343,10 @@ class Jobs(Agent):
         retries = settings.default_retries if msg.retries is None else msg.retries
         timeout = settings.default_timeout if msg.timeout is None else msg.timeout
         job = NewJob(uuid.uuid4().hex, msg.kind, args, retries, timeout)
-        # Group commit: Submits queued behind this one join the batch, _Flush commits it.
+        # Group commit: Submits queued behind this one join the batch, Flush commits it.
         self._batch.append((self.defer(), job))
         if len(self._batch) == 1:
-            self._me.tell(_Flush(self.incarnation))
+            self._me.tell(Flush(self.incarnation))
         return None
 
     @handler
@@ -449,7 +390,7 @@ class Jobs(Agent):
     # -- committing submissions ----------------------------------------------------------
 
     @handler
-    def _flush(self, msg: _Flush) -> None:
+    def _flush(self, msg: Flush) -> None:
         if msg.incarnation != self.incarnation or self._store is None or not self._batch:
             return
         batch, self._batch = self._batch, []
@@ -495,22 +436,22 @@ class Jobs(Agent):
 
         def done(reply: Any) -> None:  # in the resolving thread: only a tell
             if isinstance(reply, RunResult):
-                me.tell(_Done(incarnation, job_id, attempt, reply.ok, reply.result, reply.error,
+                me.tell(Done(incarnation, job_id, attempt, reply.ok, reply.result, reply.error,
                               reply.seconds, free=True))  # fmt: skip
             else:
-                me.tell(_Done(incarnation, job_id, attempt, False, None, _describe(reply), None,
+                me.tell(Done(incarnation, job_id, attempt, False, None, _describe(reply), None,
                               free=False))  # fmt: skip
 
         run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt)
         future = self.ref(worker).ask_future(run, timeout=row.timeout, callback=done)
-        self._flights[job_id] = _Flight(job_id, row.kind, worker, attempt, row.retries, future)
+        self._flights[job_id] = Flight(job_id, row.kind, worker, attempt, row.retries, future)
         # The ask's deadline only holds while the Run is queued: this timer covers a job
-        # that runs too long (resolving the future here sends the same _Done).
-        self.start_timer(("timeout", job_id), _Timeout(job_id, attempt), row.timeout)
+        # that runs too long (resolving the future here sends the same Done).
+        self.start_timer(("timeout", job_id), Timeout(job_id, attempt), row.timeout)
         self.log.debug("job_started", job_id=job_id, kind=row.kind, attempt=attempt, worker=worker)
 
     @handler
-    def _timeout(self, msg: _Timeout) -> None:
+    def _timeout(self, msg: Timeout) -> None:
         flight = self._flights.get(msg.job_id)
         if flight is not None and flight.attempt == msg.attempt:
             flight.future.resolve(
@@ -518,7 +459,7 @@ class Jobs(Agent):
             )
 
     @handler
-    def _done(self, msg: _Done) -> None:
+    def _done(self, msg: Done) -> None:
         if msg.incarnation != self.incarnation or self._store is None:
             return  # an attempt of an earlier incarnation: the job was requeued at start
         flight = self._flights.get(msg.job_id)
@@ -537,7 +478,7 @@ class Jobs(Agent):
             self._attempt_failed(flight, msg.error or "failed")
         self._pump()
 
-    def _succeed(self, flight: _Flight, result: Any) -> None:
+    def _succeed(self, flight: Flight, result: Any) -> None:
         assert self._store is not None
         self._store.finish(flight.job_id, "succeeded", msgspec.json.encode(result), None)
         self._metrics.total.labels(kind=flight.kind, outcome="succeeded").inc()
@@ -545,7 +486,7 @@ class Jobs(Agent):
                       attempt=flight.attempt)  # fmt: skip
         self._finished_one()
 
-    def _attempt_failed(self, flight: _Flight, error: str) -> None:
+    def _attempt_failed(self, flight: Flight, error: str) -> None:
         assert self._store is not None
         if flight.attempt > flight.retries:
             self._fail(flight.job_id, flight.kind, error, flight.attempt)
@@ -554,7 +495,7 @@ class Jobs(Agent):
         delay = backoff_delay(flight.attempt, settings.backoff_initial, settings.backoff_max)
         self._store.requeue(flight.job_id, error)
         self._backoff.add(flight.job_id)
-        self.start_timer(("retry", flight.job_id), _Retry(flight.job_id), delay)
+        self.start_timer(("retry", flight.job_id), Retry(flight.job_id), delay)
         self._metrics.total.labels(kind=flight.kind, outcome="retried").inc()
         self.log.warning("job_retry", job_id=flight.job_id, kind=flight.kind,
                          attempt=flight.attempt, error=error, retry_in=delay)  # fmt: skip
@@ -573,7 +514,7 @@ class Jobs(Agent):
             self.log.debug("jobs_pruned", count=pruned)
 
     @handler
-    def _retry(self, msg: _Retry) -> None:
+    def _retry(self, msg: Retry) -> None:
         if msg.job_id in self._backoff and self._store is not None:
             self._backoff.discard(msg.job_id)
             self._ready.append(msg.job_id)
@@ -588,10 +529,10 @@ class Jobs(Agent):
         if free:
             self._idle[worker] = None
         else:
-            self._probe(_Probe(worker))
+            self._probe(Probe(worker))
 
     @handler
-    def _probe(self, msg: _Probe) -> None:
+    def _probe(self, msg: Probe) -> None:
         """Ask ``worker`` for a Pong: it answers once the job ahead of the Ping is over."""
         if self._store is None or msg.worker not in self._known or msg.worker in self._probing:
             return
@@ -599,12 +540,12 @@ class Jobs(Agent):
         me, incarnation, worker = self._me, self.incarnation, msg.worker
 
         def answered(reply: Any) -> None:
-            me.tell(_Freed(incarnation, worker, isinstance(reply, Pong)))
+            me.tell(Freed(incarnation, worker, isinstance(reply, Pong)))
 
         self.ref(worker).ask_future(Ping(), timeout=_PROBE_TIMEOUT, callback=answered)
 
     @handler
-    def _freed(self, msg: _Freed) -> None:
+    def _freed(self, msg: Freed) -> None:
         if msg.incarnation != self.incarnation or self._store is None:
             return
         self._probing.discard(msg.worker)
@@ -616,10 +557,10 @@ class Jobs(Agent):
             self._idle[msg.worker] = None
             self._pump()
         else:  # stopped or not started yet: ask again later
-            self.start_timer(("probe", msg.worker), _Probe(msg.worker), _REPROBE_AFTER)
+            self.start_timer(("probe", msg.worker), Probe(msg.worker), _REPROBE_AFTER)
 
     @handler
-    def _refresh(self, msg: _Refresh) -> None:
+    def _refresh(self, msg: Refresh) -> None:
         """Follow the pool's membership (live reload may resize it)."""
         if self._store is None:
             return
@@ -635,7 +576,7 @@ class Jobs(Agent):
             self.cancel_timer(("probe", gone))
         for new in members - self._known:
             self._known.add(new)
-            self._probe(_Probe(new))
+            self._probe(Probe(new))
         self._known = members
 
     # -- metrics ----------------------------------------------------------------------
@@ -643,31 +584,3 @@ class Jobs(Agent):
     def _gauges(self) -> None:
         self._metrics.queued.set(len(self._queued) + len(self._backoff))
         self._metrics.running.set(sum(1 for f in self._flights.values() if not f.cancelled))
-
-
-@dataclass(frozen=True)
-class _Metrics:
-    total: Counter
-    queued: Gauge
-    running: Gauge
-    duration: Histogram
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        total=Counter(
-            "vibe_jobs_total",
-            "Jobs by kind and outcome (succeeded, failed, retried, cancelled)",
-            ["kind", "outcome"],
-            registry=registry,
-        ),  # fmt: skip
-        queued=Gauge("vibe_jobs_queued", "Jobs waiting to run", registry=registry),
-        running=Gauge("vibe_jobs_running", "Jobs running now", registry=registry),
-        duration=Histogram(
-            "vibe_job_duration_seconds",
-            "Duration of job attempts that returned (success or error)",
-            ["kind"],
-            buckets=(0.005, 0.05, 0.25, 1, 5, 15, 60, 300, 1800, 3600),
-            registry=registry,
-        ),
-    )
