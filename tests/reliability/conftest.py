@@ -262,23 +262,42 @@ class Load:
             return False
 
 
-def writer(url: str, load: Load, stop: threading.Event, index: int, kinds: tuple[str, ...]) -> None:
-    """One client: cycles through ``kinds`` (append, put, submit) until ``stop``."""
+def writer(
+    url: str,
+    load: Load,
+    stop: threading.Event,
+    index: int,
+    kinds: tuple[str, ...],
+    interval: float | None = None,
+) -> None:
+    """One client: cycles through ``kinds`` (append, put, submit) until ``stop``.
+
+    Closed loop by default (the next request when the previous one is
+    answered); with ``interval`` an open loop: request n is due at
+    ``start + n * interval`` whatever the answers took (no burst to catch up
+    more than one request at a time).
+    """
+    started = time.monotonic()
     with httpx.Client(base_url=url, timeout=30, headers=ASK_HEADERS) as client:
         n = 0
         while not stop.is_set():
+            if interval is not None:
+                delay = started + n * interval - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    break
             kind = kinds[n % len(kinds)]
             n += 1
             path, body = _write_request(kind, index, n)
-            started = time.monotonic()
+            sent = time.monotonic()
             try:
                 response = client.post(path, json=body)
             except httpx.TransportError as exc:
                 load.record(kind, None, type(exc).__name__)
+                stop.wait(0.05)  # the server is gone or going: do not spin
                 continue
             if load.record(kind, response, None):
                 _acknowledge(load, kind, index, n, response.json())
-            load.latencies.append(time.monotonic() - started)
+            load.latencies.append(time.monotonic() - sent)
 
 
 def _write_request(kind: str, index: int, n: int) -> tuple[str, dict[str, Any]]:
@@ -308,11 +327,15 @@ def run_writers(
     load: Load,
     stop: threading.Event | None = None,
     first: int = 0,
+    interval: float | None = None,
 ) -> tuple[threading.Event, list[threading.Thread]]:
-    """Start ``clients`` writer threads (numbered from ``first``); set the event and join them."""
+    """Start ``clients`` writer threads (numbered from ``first``); set the event and join them.
+
+    ``interval``: each client sends one request per ``interval`` s (open loop).
+    """
     stop = stop or threading.Event()
     threads = [
-        threading.Thread(target=writer, args=(url, load, stop, i, kinds), daemon=True)
+        threading.Thread(target=writer, args=(url, load, stop, i, kinds, interval), daemon=True)
         for i in range(first, first + clients)
     ]
     for thread in threads:
