@@ -43,5 +43,17 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
+# Reliability (docs/reliability.md): chaos, crash storms, hung agents, SIGKILL, SIGTERM under
+# load, bad input, security and soak against real gateway processes. `make test` runs the
+# fast variants; these run the full ones too (reliability_full, VIBE_RELIABILITY_FULL=1).
+SOAK_SECONDS ?= 300
+.PHONY: reliability soak
+
+reliability: $(STAMP)
+	VIBE_RELIABILITY_FULL=1 VIBE_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -rA tests/reliability $(PYTEST_ARGS)
+
+soak: $(STAMP)
+	VIBE_RELIABILITY_FULL=1 VIBE_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -s -k full tests/reliability/test_soak.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
