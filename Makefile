@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-test
+DOCS_STAMP := $(VENV)/.installed-docs
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test lint bench bench-quick docs clean
 
 # `make run` installs the runtime only; `make test` adds the test and deploy-check tools.
 $(RUN_STAMP): pyproject.toml
@@ -54,6 +55,15 @@ reliability: $(STAMP)
 
 soak: $(STAMP)
 	VIBE_RELIABILITY_FULL=1 VIBE_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -s -k full tests/reliability/test_soak.py $(PYTEST_ARGS)
+
+# The docs extra (mkdocs, Material, mkdocstrings) goes into the same venv. --strict: a broken
+# link, a missing snippet or an unresolved reference fails the build. The site is build/site.
+$(DOCS_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
