@@ -131,14 +131,19 @@ class Agent(_ThreadingActor, Generic[M]):
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
     #: ``on_unhandled`` when a subclass overrides it, else None (see there).
     _unhandled_hook: ClassVar[Callable[..., Any] | None] = None
+    #: The message classes of the type parameter (see declared_messages).
+    _declared: ClassVar[tuple[type, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = collect_handlers(cls)
         fallback = cls.on_unhandled
         cls._unhandled_hook = None if fallback is Agent.on_unhandled else fallback
-        if cls._unhandled_hook is None:
-            _check_declared(cls)
+        declared = _declaration(cls)
+        if declared is not None:
+            cls._declared = declared
+            if cls._unhandled_hook is None:
+                _check_declared(cls, declared)
 
     # -- construction (by the runtime only) -------------------------------
 
@@ -364,6 +369,12 @@ class Agent(_ThreadingActor, Generic[M]):
         return () if fn is None else return_types(fn)
 
     @classmethod
+    def declared_messages(cls) -> tuple[type, ...]:
+        """The message classes others may send, as declared by ``class X(Agent[A | B])``
+        (inherited by subclasses); ``()`` when the class declares none (``Agent[Any]``)."""
+        return cls._declared
+
+    @classmethod
     def message_types(cls) -> tuple[type[Message], ...]:
         """The public message types this agent handles (its protocol)."""
         return tuple(t for t in cls._handlers if issubclass(t, Message))
@@ -467,27 +478,31 @@ class Agent(_ThreadingActor, Generic[M]):
             self.log.exception("hook_failed", hook=hook)
 
 
-def _check_declared(cls: type[Agent[Any]]) -> None:
-    """Refuse ``class X(Agent[A | B])`` unless X has a handler for A and for B."""
+def _declaration(cls: type[Agent[Any]]) -> tuple[type, ...] | None:
+    """The classes in ``class X(Agent[A | B])`` (X's own bases only), else None."""
     for base in cls.__dict__.get("__orig_bases__", ()):
         origin = typing.get_origin(base)
         if not (isinstance(origin, type) and issubclass(origin, Agent)):
             continue
+        members: list[type] = []
         for declared in typing.get_args(base):
             if isinstance(declared, types.UnionType) or typing.get_origin(declared) is typing.Union:
-                members = typing.get_args(declared)
+                candidates = typing.get_args(declared)
             else:
-                members = (declared,)
-            missing = [
-                m.__name__
-                for m in members
-                if isinstance(m, type) and m is not Message and m not in cls._handlers
-            ]
-            if missing:
-                raise TypeError(
-                    f"{cls.__qualname__} declares {', '.join(missing)} in "
-                    f"{origin.__name__}[...] but has no handler for it"
-                )
+                candidates = (declared,)
+            members.extend(m for m in candidates if isinstance(m, type) and m is not Message)
+        return tuple(members)
+    return None
+
+
+def _check_declared(cls: type[Agent[Any]], declared: tuple[type, ...]) -> None:
+    """Refuse ``class X(Agent[A | B])`` unless X has a handler for A and for B."""
+    missing = [m.__name__ for m in declared if m not in cls._handlers]
+    if missing:
+        raise TypeError(
+            f"{cls.__qualname__} declares {', '.join(missing)} in Agent[...] "
+            "but has no handler for it"
+        )
 
 
 def _short(exc: BaseException) -> str:

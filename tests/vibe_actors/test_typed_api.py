@@ -150,7 +150,7 @@ def test_mypy_rejects_a_message_the_agent_does_not_accept(tmp_path: Path) -> Non
 
 
 def test_a_declared_message_needs_a_handler() -> None:
-    with pytest.raises(TypeError, match=r"Half declares Get in Agent\[...\] but has no handler"):
+    with pytest.raises(TypeError, match=r"Half declares Get in Agent\[\.\.\.\] but has no handler"):
 
         class Half(Agent[Put | Get]):
             @handler
@@ -164,6 +164,19 @@ def test_a_fallback_accepts_whatever_is_declared() -> None:
             return None
 
     assert Put not in Proxy.message_types()
+    assert Proxy.declared_messages() == (Put, Get)
+
+
+def test_the_declaration_is_inherited_and_undeclared_is_empty() -> None:
+    class Sub(Store):
+        pass
+
+    class Plain(Agent):
+        pass
+
+    assert Store.declared_messages() == (Put, Get)
+    assert Sub.declared_messages() == (Put, Get)
+    assert Plain.declared_messages() == ()
 
 
 def test_a_typed_ref_sends_like_any_ref(make_system) -> None:
