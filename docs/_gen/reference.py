@@ -51,19 +51,20 @@ def first_paragraph(text: str | None) -> str:
     return plain((text or "").strip().split("\n\n", 1)[0])
 
 
-def type_of(schema: dict[str, Any]) -> str:
-    """A short type name for a JSON Schema fragment."""
+def type_of(schema: dict[str, Any], link: bool = False) -> str:
+    """A short type name for a JSON Schema fragment (``link``: named types link to their heading)."""
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[1]
+        name: str = schema["$ref"].rsplit("/", 1)[1]
+        return f"[{name}](#{name.lower()})" if link else name
     if "anyOf" in schema:
-        return " \\| ".join(type_of(s) for s in schema["anyOf"])
+        return " \\| ".join(type_of(s, link) for s in schema["anyOf"])
     if "enum" in schema:
         return " \\| ".join(json.dumps(v) for v in schema["enum"])
     kind = schema.get("type", "any")
     if kind == "array":
-        return f"list[{type_of(schema.get('items', {}))}]"
+        return f"list[{type_of(schema.get('items', {}), link)}]"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
-        return f"dict[str, {type_of(schema['additionalProperties'])}]"
+        return f"dict[str, {type_of(schema['additionalProperties'], link)}]"
     return {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}.get(
         kind, str(kind)
     )
@@ -77,7 +78,7 @@ def _default(prop: dict[str, Any], required: bool) -> str:
     return f"`{json.dumps(prop['default'])}`"
 
 
-def fields_table(component: dict[str, Any]) -> list[str]:
+def fields_table(component: dict[str, Any], link: bool = False) -> list[str]:
     """A key | type | default table of one object schema."""
     props = {k: v for k, v in component.get("properties", {}).items() if k != "type"}
     if not props:
@@ -85,7 +86,8 @@ def fields_table(component: dict[str, Any]) -> list[str]:
     required = set(component.get("required", ()))
     rows = ["| key | type | default |", "| --- | --- | --- |"]
     for key, prop in props.items():
-        rows.append(f"| `{key}` | {type_of(prop)} | {_default(prop, key in required)} |")
+        kind = type_of(prop, link)
+        rows.append(f"| `{key}` | {kind} | {_default(prop, key in required)} |")
     return rows
 
 
@@ -115,7 +117,7 @@ def wiring_page() -> str:
         if component.get("description"):
             lines += [plain(component["description"]), ""]
         if "properties" in component:
-            lines += fields_table(component)
+            lines += fields_table(component, link=True)
         elif "enum" in component:
             lines.append("One of: " + ", ".join(f"`{v}`" for v in component["enum"]) + ".")
         else:
@@ -274,7 +276,8 @@ def agent_page(module: str, nodes: list[WorkerNode]) -> str:
 
 _METRIC = re.compile(
     r"\b(Counter|Gauge|Histogram|Summary|CounterMetricFamily|GaugeMetricFamily|"
-    r"HistogramMetricFamily)\(\s*\"(vibe_\w+)\",\s*\"([^\"]*)\"(?:,\s*(?:labels=)?\[([^\]]*)\])?"
+    r"HistogramMetricFamily)\(\s*\"(vibe_\w+)\",\s*\"([^\"]*)\""
+    r"(?:,\s*(?:labels=|labelnames=)?(?:\[([^\]]*)\]|\b(\w+)\b(?!\s*=)))?"
 )
 _EVENT = re.compile(r"\.(debug|info|warning|error|exception|critical)\(\s*\"([a-z][a-z0-9_]+)\"")
 _KINDS = {"Counter": "counter", "Gauge": "gauge", "Histogram": "histogram", "Summary": "summary"}
@@ -291,11 +294,15 @@ def metrics_rows(repo: Path) -> list[str]:
     """Every vibe_* metric defined in the source: name, type, labels, help, where."""
     rows = ["| metric | type | labels | meaning | defined in |", "| --- | --- | --- | --- | --- |"]
     for module, text in _sources(repo):
-        for kind, name, doc, labels in _METRIC.findall(text):
+        for kind, name, doc, labels, variable in _METRIC.findall(text):
             kind = _KINDS[kind.removesuffix("MetricFamily")]
             if kind == "counter" and not name.endswith("_total"):
                 name += "_total"  # prometheus_client exposes counters with the suffix
             label_names = ", ".join(x.strip().strip("\"'") for x in labels.split(",") if x.strip())
+            if variable:  # the label names are in a list variable of the same module
+                found = re.search(rf"^\s*{variable}\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+                labels = found.group(1) if found else ""
+                label_names = ", ".join(x.strip().strip("\"'") for x in labels.split(",") if x)
             rows.append(f"| `{name}` | {kind} | {label_names} | {plain(doc)} | `{module}` |")
     return rows
 
