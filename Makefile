@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick docs clean
+.PHONY: run test lint audit bench bench-quick docs clean
 
 # `make run` installs the runtime only; `make test` adds the test and deploy-check tools.
 $(RUN_STAMP): pyproject.toml
@@ -29,7 +29,31 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check vibe_actors phoenix gateway tests benchmarks examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r vibe_actors phoenix gateway
 	$(BIN)/yamllint wiring.yaml deploy
+
+# Known vulnerabilities in the installed dependencies (pip-audit, PyPI's advisory database).
+# A vulnerability fails; a database that cannot be reached, or that knows none of the installed
+# packages (an offline mirror), is said plainly and does not fail: CI may run without network.
+AUDIT_LOG := $(VENV)/pip-audit.log
+AUDIT_OFFLINE := ConnectionError|ProxyError|ConnectTimeout|ReadTimeout|NameResolutionError|Max retries exceeded|Temporary failure in name resolution|Network is unreachable
+audit: $(STAMP)
+	@$(BIN)/pip-audit --skip-editable --progress-spinner off > $(AUDIT_LOG) 2>&1; status=$$?; \
+	total=$$($(BIN)/python -m pip list --exclude-editable --format=freeze 2>/dev/null | wc -l); \
+	skipped=$$(grep -c 'could not be audited' $(AUDIT_LOG)); \
+	if grep -qE '$(AUDIT_OFFLINE)' $(AUDIT_LOG); then \
+		echo "audit: NOT RUN - pip-audit cannot reach its vulnerability database:"; \
+		grep -oE '($(AUDIT_OFFLINE)).{0,160}' $(AUDIT_LOG) | tail -1; \
+		echo "audit: nothing was audited; not a failure (full log: $(AUDIT_LOG))"; \
+	elif [ $$status -eq 0 ] && [ $$skipped -ge $$total ]; then \
+		echo "audit: NOT RUN - the vulnerability database knows none of the $$total installed"; \
+		echo "audit: packages (a mirror or an offline index?); nothing was audited; not a failure"; \
+		echo "audit: (full log: $(AUDIT_LOG))"; \
+	else \
+		cat $(AUDIT_LOG); \
+		[ $$skipped -eq 0 ] || echo "audit: $$skipped of $$total packages could not be audited"; \
+		exit $$status; \
+	fi
 
 test: lint
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)

@@ -130,7 +130,9 @@ class Supervisor(Agent):
         for name in plan.remove:
             self._retire_child(children[name], reason, remove=True)
         state = self._backoff.get(child.name, BackoffState(0, None))
-        delay, self._backoff[child.name] = next_backoff(spec.backoff, state, now, random.random())
+        # Jitter spreads restarts in time; it guards nothing secret.
+        jitter = random.random()  # nosec B311
+        delay, self._backoff[child.name] = next_backoff(spec.backoff, state, now, jitter)
         for name in plan.start:
             children[name].status = AgentStatus.RESTARTING
         self.log.info(

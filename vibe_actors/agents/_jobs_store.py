@@ -104,7 +104,9 @@ class JobStore:
     # -- reads -----------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRow | None:
-        found = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        # _COLUMNS is a constant; every value is a bound parameter.
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"  # nosec B608
+        found = self._db.execute(sql, (job_id,)).fetchone()
         return None if found is None else _row(found)
 
     def ids(self, state: str) -> list[str]:
@@ -114,15 +116,13 @@ class JobStore:
 
     def listing(self, state: str | None, limit: int) -> list[JobRow]:
         """The ``limit`` most recently submitted jobs (in ``state`` if given), newest first."""
+        # _COLUMNS is a constant; every value is a bound parameter.
         if state is None:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)
-            )
+            sql = f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?"  # nosec B608
+            rows = self._db.execute(sql, (limit,))
         else:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?",
-                (state, limit),
-            )
+            sql = f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?"  # nosec B608
+            rows = self._db.execute(sql, (state, limit))
         return [_row(values) for values in rows]
 
     # -- writes: each one committed before it returns -------------------------------------

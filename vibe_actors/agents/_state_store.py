@@ -156,7 +156,8 @@ class StateStore:
         """Live keys starting with ``prefix`` in key order, at most ``limit``; and whether
         more exist."""
         upper = prefix_bound(prefix)
-        sql = f"SELECT key FROM entries WHERE key >= ? AND {_LIVE}"
+        # _LIVE is a constant; every value is a bound parameter.
+        sql = f"SELECT key FROM entries WHERE key >= ? AND {_LIVE}"  # nosec B608
         params: tuple[object, ...] = (prefix, now)
         if upper is not None:
             sql += " AND key < ?"
