@@ -153,7 +153,11 @@ def test_a_declared_oversized_body_is_refused_on_its_headers(gw: Gateway) -> Non
 
 
 def test_a_chunked_oversized_body_is_counted_while_reading(gw: Gateway) -> None:
-    """No Content-Length: the 413 comes once the count passes 1 MiB, not at the end."""
+    """No Content-Length: the 413 comes once the count passes 1 MiB, not at the end.
+
+    ``sent`` counts what the kernel accepted (socket buffers on loopback hold several MiB),
+    so the claim is that the answer came long before the 64 MiB body was all sent.
+    """
     chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
     sent = 0
     with connect(gw) as sock:
@@ -163,7 +167,7 @@ def test_a_chunked_oversized_body_is_counted_while_reading(gw: Gateway) -> None:
         )
         sock.setblocking(False)
         deadline = time.monotonic() + 20
-        while sent < 16 * 2**20 and time.monotonic() < deadline:
+        while sent < 64 * 2**20 and time.monotonic() < deadline:
             readable, writable, _ = select.select([sock], [sock], [], 1)
             if readable:
                 break
@@ -171,8 +175,9 @@ def test_a_chunked_oversized_body_is_counted_while_reading(gw: Gateway) -> None:
                 sent += sock.send(chunk)
         sock.setblocking(True)
         status, raw = read_reply(sock, time.monotonic() + 10)
+    print(f"chunked body: 413 after {sent / 2**20:.1f} MiB sent (limit 1 MiB)")
     assert status == 413, raw[:300]
-    assert sent < 4 * 2**20, f"the server read {sent} bytes before refusing"
+    assert sent < 32 * 2**20, f"{sent} bytes were sent before the refusal"
 
 
 # -- malformed JSON -----------------------------------------------------------------
@@ -414,6 +419,9 @@ def test_probes_answer_while_slowloris_connections_trickle_headers(gw: Gateway) 
     finally:
         for sock in sockets:
             sock.close()
+    answered = [x for x in latencies if x is not None]
+    print(f"slowloris: {len(sockets)} connections, {len(latencies)} probes, {len(answered)} 200s, "
+          f"slowest {max(answered, default=0) * 1000:.0f} ms")  # fmt: skip
     assert latencies and None not in latencies, latencies
     assert max(latencies) < 2.0, f"slowest probe {max(latencies):.2f}s"  # type: ignore[type-var]
 
@@ -477,6 +485,8 @@ def test_thousands_of_idle_connections_neither_crash_nor_hang_the_server(gw: Gat
         assert time.monotonic() - started < 10
         assert response.status_code in (200, 503)
         assert gw.process.poll() is None
+        print(f"{count} idle connections: /healthz answered {response.status_code} "
+              f"in {time.monotonic() - started:.3f} s")  # fmt: skip
     # Once they go, the server serves again at once.
     assert answers_probes(gw)
     assert httpx.post(f"{gw.url}/v1/agents/state/Ping", json={}).status_code == 200

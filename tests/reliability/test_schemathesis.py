@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as sc
 from schemathesis.generation.modes import GenerationMode
 
-from tests.reliability.conftest import FULL, ROOT, Gateway, variant
+from tests.reliability.conftest import FULL, ROOT, Gateway
 
 #: The deadline of one ask, sent with every request (the documented 504 beyond it).
 ASK_TIMEOUT_MS = 3_000
@@ -94,7 +94,15 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-@pytest.mark.parametrize("examples", variant(8, 200))
+@pytest.mark.parametrize(
+    "examples",
+    [
+        pytest.param(8, id="fast", marks=pytest.mark.timeout(180)),
+        pytest.param(
+            200, id="full", marks=[pytest.mark.reliability_full, pytest.mark.timeout(1800)]
+        ),
+    ],
+)
 def test_every_operation_answers_as_documented(gateway: Gateway, examples: int) -> None:
     api = schemathesis.openapi.from_url(f"{gateway.url}/v1/openapi.json", timeout=30)
     operations = [result.ok() for result in api.get_all_operations()]
