@@ -289,10 +289,13 @@ def test_a_wiring_secret_is_never_shown(secure: SecureGateway) -> None:
 
 def test_tokens_and_secrets_never_reach_the_logs(secure: SecureGateway) -> None:
     """Runs last in this module: every request above went through this process."""
-    for token in [*TOKENS.values(), *WRONG]:  # once more, each in a request that is logged
-        httpx.post(f"{secure.url}/v1/chaos/nobody/crash", headers=bearer(token))
-        httpx.post(f"{secure.url}/v1/agents/state/Put", content=b"[" * 5000, headers=bearer(token))
+    deep = b'{"key": "k", "value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for token in [*TOKENS.values(), *WRONG]:  # a right token gets as far as a logged event
+        headers = {**bearer(token), "content-type": "application/json"}
+        httpx.post(f"{secure.url}/v1/chaos/schema/crash", headers=headers)  # chaos_injected
+        httpx.post(f"{secure.url}/v1/agents/state/Put", content=deep, headers=headers)  # a 500
     logs = secure.logs()
+    assert '"event": "chaos_injected"' in logs  # (and request_failed while the 500 lasts)
     assert '"event": "gateway_starting"' in logs  # the capture works, it is JSON, at debug
     assert '"level": "debug"' in logs or '"level": "info"' in logs
     leaked = [s for s in [*TOKENS.values(), *WRONG, HOOK_SECRET, WIRING_SECRET] if s in logs]
