@@ -24,6 +24,9 @@ import pytest
 
 from tests.reliability.conftest import ROOT, Gateway
 
+#: The first test of the module also waits for its gateway to boot (busy CI machines).
+pytestmark = pytest.mark.timeout(120)
+
 KEEP_ALIVE = 2  # seconds; the gateway's --keep-alive-timeout for this module
 PROBLEM = "application/problem+json"
 JSON = {"content-type": "application/json"}

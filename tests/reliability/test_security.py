@@ -29,6 +29,9 @@ from tests.gateway.test_process import free_port
 from tests.reliability.conftest import ROOT, Gateway
 from tests.vibe_actors.agents import Worker
 
+#: The first test of the module also waits for its gateway to boot (busy CI machines).
+pytestmark = pytest.mark.timeout(120)
+
 TOKENS = {"alice": "tok-alice-7f3c9a1e5b", "bob": "tok-bob-0d4e8b2c6a"}
 WRONG = ["tok-alice-7f3c9a1e5c", "tok-mallory-123456789", "tok-alice-7f3c9a1e5b-and-more"]
 WIRING_SECRET = "wiring-secret-4b1d9e7a"
