@@ -13,15 +13,17 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
 from vibe_actors.agents._sqlite import open_database, transaction
 
-__all__ = ["FINISHED", "STATES", "JobRow", "JobStore", "NewJob"]
+__all__ = ["FINISHED", "STATES", "JobRow", "JobState", "JobStore", "NewJob"]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+#: A job's state; the table's CHECK constraint holds ``state`` to these values.
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 _SCHEMA = """
@@ -64,7 +66,7 @@ class JobRow(NamedTuple):
     id: str
     kind: str
     args: dict[str, Any]
-    state: str
+    state: JobState
     attempts: int
     retries: int
     timeout: float

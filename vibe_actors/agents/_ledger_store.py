@@ -88,7 +88,9 @@ class ChainCheck(NamedTuple):
     """What :func:`verify_rows` found: ``broken_at`` is the first bad seq, else None."""
 
     ok: bool
-    count: int
+    # Shadows tuple.count, which a NamedTuple field may do at runtime; mypy cannot tell a
+    # field from the method it hides. The name is kept: replies and callers use it.
+    count: int  # type: ignore[assignment]
     head: str | None
     broken_at: int | None
 

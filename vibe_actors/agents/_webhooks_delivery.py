@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 import msgspec
@@ -28,6 +29,7 @@ __all__ = [
     "Breaker",
     "Check",
     "Checked",
+    "Outcome",
     "Pending",
     "Post",
     "Workers",
@@ -67,11 +69,18 @@ class Checked(msgspec.Struct, frozen=True):
     refusal: str | None
 
 
+#: What became of one delivery attempt (DeliveryRecord.outcome).
+Outcome = Literal[
+    "delivered", "http_error", "network_error", "refused", "circuit_open", "dropped",
+    "cancelled", "error",
+]  # fmt: skip
+
+
 class Attempted(msgspec.Struct, frozen=True):
     incarnation: int
     delivery: str
     attempt: int
-    outcome: str
+    outcome: Outcome
     status: int | None
     error: str | None
 
@@ -141,7 +150,7 @@ class Post:
     headers: dict[str, str]
 
 
-def _post(client: PinnedClient, job: Post) -> tuple[str, int | None, str | None]:
+def _post(client: PinnedClient, job: Post) -> tuple[Outcome, int | None, str | None]:
     try:
         status = client.post(job.url, job.body, job.headers)
     except Refused as exc:

@@ -70,7 +70,7 @@ import math
 import sqlite3
 import uuid
 from collections import deque
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -97,7 +97,7 @@ from vibe_actors.agents._jobs_messages import (
 )
 from vibe_actors.agents._jobs_messages import describe as _describe
 from vibe_actors.agents._jobs_metrics import build_metrics
-from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob
+from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobState, JobStore, NewJob
 from vibe_actors.agents._jobs_worker import (
     JobContext,
     JobWorker,
@@ -129,8 +129,6 @@ __all__ = [
     "UnknownKind",
     "backoff_delay",
 ]
-
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 #: A probe waits behind the job in the worker's mailbox; it may take as long as the job.
 _PROBE_TIMEOUT = 86_400.0
@@ -257,7 +255,7 @@ def _status(row: JobRow) -> JobStatus:
     return JobStatus(
         job_id=row.id,
         kind=row.kind,
-        state=row.state,  # type: ignore[arg-type]
+        state=row.state,
         attempts=row.attempts,
         result=row.result,
         error=row.error,
@@ -266,7 +264,7 @@ def _status(row: JobRow) -> JobStatus:
     )
 
 
-class Jobs(Agent):
+class Jobs(Agent[Submit | Status | List | Cancel]):
     """The coordinator (see the module docstring for the whole contract)."""
 
     Config: ClassVar = JobsConfig

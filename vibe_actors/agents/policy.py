@@ -234,6 +234,7 @@ class PolicySnapshot:
     enabled: bool
     rules: tuple[Rule, ...]
     roles: Mapping[str, tuple[str, ...]]
+    _held: dict[str, frozenset[str]]
 
     def __init__(
         self,
@@ -325,7 +326,7 @@ def _initial(config: PolicyConfig, path: Path | None) -> PolicySnapshot:
 # -- the agent --------------------------------------------------------------------
 
 
-class Policy(Agent):
+class Policy(Agent[Check | Snapshot | Reload]):
     """Authorization decisions and the policy's source of truth.
 
     Protocol: ``Check`` -> ``Decision`` (a denial also publishes

@@ -208,7 +208,8 @@ def decode_for(system: Any, target: str, message: dict[str, Any]) -> Message:
     Raises :class:`UnknownAgent` or ``msgspec.ValidationError``.
     """
     types = tuple(system.message_types(target))
-    return msgspec.convert(message, Union[types])  # noqa: UP007 - a runtime union of classes
+    decoded: Message = msgspec.convert(message, Union[types])  # noqa: UP007 - a runtime union
+    return decoded
 
 
 def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
@@ -225,7 +226,7 @@ def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
 # -- the agent ------------------------------------------------------------------------
 
 
-class Scheduler(Agent):
+class Scheduler(Agent[Schedule | Cancel | List]):
     """Timers and reminders; see the module docstring for the guarantees.
 
     Protocol: ``Schedule`` -> ``Scheduled | UnknownTarget |

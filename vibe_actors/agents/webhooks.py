@@ -64,9 +64,9 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -92,6 +92,7 @@ from vibe_actors.agents._webhooks_delivery import (
     Breaker,
     Check,
     Checked,
+    Outcome,
     Pending,
     Post,
     Workers,
@@ -119,11 +120,6 @@ __all__ = [
     "WebhooksConfig",
     "WebhooksNotSaved",
 ]
-
-Outcome = Literal[
-    "delivered", "http_error", "network_error", "refused", "circuit_open", "dropped",
-    "cancelled", "error",
-]  # fmt: skip
 
 
 class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -171,9 +167,8 @@ class Subscribe(Message):
     def __repr__(self) -> str:
         return f"Subscribe(topic={self.topic!r}, url={origin(self.url)!r}, secret=<redacted>)"
 
-    def __rich_repr__(self) -> Iterator[tuple[str, str]]:
-        yield "topic", self.topic
-        yield "url", origin(self.url)
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("topic", self.topic), ("url", origin(self.url))]
 
 
 class Subscribed(Message):
@@ -267,7 +262,7 @@ class _Retry(msgspec.Struct, frozen=True):
 # -- the agent ----------------------------------------------------------------------------
 
 
-class Webhooks(Agent):
+class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveries]):
     """Outbound webhook delivery (see the module docstring for the whole contract)."""
 
     Config: ClassVar = WebhooksConfig
@@ -472,7 +467,7 @@ class Webhooks(Agent):
     def _failed(
         self,
         pending: Pending,
-        outcome: str,
+        outcome: Outcome,
         status: int | None,
         error: str | None,
         retryable: bool,
@@ -504,7 +499,7 @@ class Webhooks(Agent):
             return
         self._dispatch(pending)
 
-    def _record(self, pending: Pending, outcome: str, *, final: bool, **fields: Any) -> None:
+    def _record(self, pending: Pending, outcome: Outcome, *, final: bool, **fields: Any) -> None:
         self._history.append(
             DeliveryRecord(
                 delivery=pending.delivery,
