@@ -7,6 +7,8 @@ error in the user's editor. The runtime checks the declaration against the handl
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import textwrap
 from pathlib import Path
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
-from vibe_actors import Agent, Message, Ping, Pong, WorkerSpec, handler
+import vibe_actors.agents
+from vibe_actors import Agent, Message, Ping, Pong, Terminated, WorkerSpec, handler
 
 
 class Put(Message):
@@ -188,3 +191,25 @@ def test_a_typed_ref_sends_like_any_ref(make_system) -> None:
     assert store.ask(Get(key="b")) is None
     assert isinstance(store.ask(Ping()), Pong)
     assert {Put, Get} <= set(Store.message_types())
+
+
+def _system_agents() -> list[type[Agent]]:
+    found = []
+    for info in pkgutil.iter_modules(vibe_actors.agents.__path__):
+        module = importlib.import_module(f"vibe_actors.agents.{info.name}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Agent)
+                and obj.__module__ == module.__name__
+            ):
+                found.append(obj)
+    return found
+
+
+def test_every_system_agent_declares_exactly_its_public_protocol() -> None:
+    agents = {cls.__name__: cls for cls in _system_agents() if cls.message_types() != (Ping,)}
+    assert len(agents) == 13, sorted(agents)
+    for cls in agents.values():
+        public = set(cls.message_types()) - {Ping, Terminated}
+        assert set(cls.declared_messages()) == public, cls.__name__

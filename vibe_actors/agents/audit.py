@@ -66,6 +66,7 @@ from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents.ledger import (
     MAX_LIMIT,
     Append,
+    Ledger,
     Record,
     Records,
     StreamName,
@@ -223,14 +224,14 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
 # -- the agent ------------------------------------------------------------------------------------
 
 
-class Audit(Agent):
+class Audit(Agent[Recent | VerifyNow]):
     """The audit trail; see the module docstring."""
 
     Config: ClassVar = AuditConfig
 
     def on_start(self) -> None:
         self._metrics = system_metrics(self.system, "audit", _build_metrics)
-        self._ledger = self.ref(self.config.ledger)
+        self._ledger = self.ref(self.config.ledger, agent=Ledger)  # a Ref[Append | Read | ...]
         self._self = self.ref(self.name)
         self._ignored = frozenset({self.name, self.config.ledger})
         self._lock = threading.Lock()

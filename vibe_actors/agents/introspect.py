@@ -229,7 +229,7 @@ class _Sample(msgspec.Struct, frozen=True):
 # -- the agent ------------------------------------------------------------------------
 
 
-class Introspect(Agent):
+class Introspect(Agent[Agents | Describe | Tree]):
     """The system's view of itself, with message rates.
 
     Protocol: ``Agents`` -> ``AgentList``; ``Describe{name}`` ->

@@ -200,7 +200,7 @@ class _Flush(msgspec.Struct, frozen=True):
 # -- the agent ---------------------------------------------------------------------------
 
 
-class Ledger(Agent):
+class Ledger(Agent[Append | Read | Tail | Verify | Streams]):
     """Append-only hash-chained streams; see the module docstring."""
 
     Config: ClassVar = LedgerConfig

@@ -198,7 +198,7 @@ class _Recheck(msgspec.Struct, frozen=True):
 # -- the agent -------------------------------------------------------------------------
 
 
-class PubSub(Agent):
+class PubSub(Agent[Subscribe | Unsubscribe | Topics | Publish]):
     """Topic fan-out with bounded per-subscriber buffers (see the module docstring)."""
 
     Config: ClassVar = PubSubConfig

@@ -253,7 +253,7 @@ class QuotaBuckets:
         self._sweep_at = max(self._max_buckets, 2 * len(self._buckets))
 
 
-class Quota(Agent):
+class Quota(Agent[Acquire]):
     """Rate limits as a service: ``Acquire`` -> ``Granted``, ``Denied`` or ``CostExceedsBurst``.
 
     Uses the system's clock. State (bucket levels) is per incarnation: a

@@ -243,7 +243,7 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
 # -- the agent -------------------------------------------------------------------------
 
 
-class Registry(Agent):
+class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubscribe]):
     """Capability registry with death-watch (see the module docstring for the contract)."""
 
     Config: ClassVar = RegistryConfig

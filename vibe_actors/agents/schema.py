@@ -298,7 +298,7 @@ def _shape(system: ActorSystem) -> tuple[tuple[str, ...], ...]:
     )
 
 
-class Schema(Agent):
+class Schema(Agent[Catalogue | OpenAPI | Diagram]):
     """The message catalogue: ``Catalogue``, ``OpenAPI`` and ``Diagram`` (see the module)."""
 
     Config: ClassVar = SchemaConfig

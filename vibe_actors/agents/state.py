@@ -239,7 +239,7 @@ def invalid_field(msg: msgspec.Struct) -> InvalidRequest | None:
 # -- the agent ----------------------------------------------------------------------
 
 
-class State(Agent):
+class State(Agent[Put | Get | Delete | Keys]):
     """Versioned key-value store on SQLite; see the module docstring for guarantees.
 
     Protocol: ``Put`` -> ``Stored | Conflict | InvalidRequest``; ``Get`` ->

@@ -210,7 +210,7 @@ class _Watched:
         self.hung = 0
 
 
-class Watchdog(Agent):
+class Watchdog(Agent[Report]):
     """Heartbeats every worker agent and replaces the hung ones.
 
     Protocol: ``Report`` -> ``WatchdogReport``. Rounds run on a timer.
