@@ -209,15 +209,16 @@ def test_rescheduling_a_name_replaces_it(make_system, tmp_path, inbox):
 
 def test_thousands_of_schedules_share_one_timer(make_system, tmp_path, inbox):
     system = make_system(specs(inbox), data_dir=str(tmp_path))
-    due = time.time() + 0.3
-    for n in range(2000):
-        call(
-            system,
-            Schedule(
-                name=f"s{n}", target="recorder", message=note("many", n), at=due, durable=False
-            ),
-        )
+
+    def schedule_all(at: float) -> None:
+        for n in range(2000):
+            message = note("many", n)
+            call(system, Schedule(name=f"s{n}", target="recorder", message=message, at=at,
+                                  durable=False))  # fmt: skip
+
+    schedule_all(time.time() + 3600)
     assert system._timers.pending() == 1  # one runtime timer, not one per schedule
+    schedule_all(time.time())  # replaces each one: now due, each fires once
     inbox.wait_for("many", 2000)
     assert sorted(n.n for n, _ in inbox.items) == list(range(2000))
 
