@@ -55,8 +55,11 @@ audit: $(STAMP)
 		exit $$status; \
 	fi
 
+# coverage starts before pytest: the installed pytest plugin (phoenix.pytest_plugin)
+# imports the packages while pytest loads plugins, before pytest-cov would start.
 test: lint
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --fail-under=90
 
 # The bench extra (matplotlib, xoscar) goes into the same venv, never into the runtime's deps.
 bench: $(STAMP)
