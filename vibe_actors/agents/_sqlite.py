@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vibe_actors import VibeError
+from vibe_actors import Agent, VibeError
 
-__all__ = ["StoreError", "database_path", "open_database", "transaction"]
+__all__ = ["StoreError", "database_path", "degrade_for", "open_database", "transaction"]
 
 
 class StoreError(VibeError):
@@ -100,3 +100,14 @@ def transaction(connection: sqlite3.Connection, path: Path) -> Iterator[sqlite3.
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise StoreError(path, f"commit failed: {exc}") from exc
+
+
+def degrade_for(agent: Agent, error: StoreError) -> None:
+    """Log that ``agent``'s store is unusable and degrade it (see :meth:`Agent.degrade`).
+
+    What every durable agent does when its file cannot be opened at start:
+    the agent answers ``Unavailable`` naming the file, the rest of the system
+    runs, and the next incarnation tries the file again.
+    """
+    agent.log.error("store_unavailable", path=error.path, error=error.reason)
+    agent.degrade(str(error))

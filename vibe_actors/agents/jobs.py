@@ -107,7 +107,7 @@ from vibe_actors.agents._jobs_worker import (
     load_callable,
 )
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
 __all__ = [
     "Accepted",
@@ -293,8 +293,7 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         try:
             store = JobStore(path)
         except StoreError as exc:
-            self.log.error("store_unavailable", path=exc.path, error=exc.reason)
-            self.degrade(str(exc))
+            degrade_for(self, exc)
             return
         try:
             requeued, failed = store.recover()

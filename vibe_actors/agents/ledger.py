@@ -56,7 +56,7 @@ from vibe_actors.agents._ledger_store import (
     verify_rows,
 )
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
 __all__ = [
     "MAX_LIMIT",
@@ -221,8 +221,7 @@ class Ledger(Agent[Append | Read | Tail | Verify | Streams]):
             if self._store is not None:
                 self._store.close()
                 self._store = None
-            self.log.error("store_unavailable", path=exc.path, error=exc.reason)
-            self.degrade(str(exc))
+            degrade_for(self, exc)
             return
         self.log.info("ledger_started", path=str(self._path), streams=len(self._heads))
 

@@ -71,7 +71,7 @@ from vibe_actors.agents._pubsub_listeners import (
     listen,
 )
 from vibe_actors.agents._pubsub_store import PubSubStore, Topic
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 from vibe_actors.agents.registry import NoSuchAgent, presence
 
 __all__ = [
@@ -213,8 +213,7 @@ class PubSub(Agent[Subscribe | Unsubscribe | Topics | Publish]):
             try:
                 self._store = PubSubStore(database_path(self.system.config.data_dir, self.name))
             except StoreError as exc:
-                self.log.error("store_unavailable", path=exc.path, error=exc.reason)
-                self.degrade(str(exc))
+                degrade_for(self, exc)
                 return
             for topic, reserved in self._store.sequences():
                 self._topics[topic] = Topic(seq=reserved, reserved=reserved)

@@ -67,7 +67,7 @@ from vibe_actors import (
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._registry_index import Directory, Record
 from vibe_actors.agents._registry_store import RegistryStore
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
 __all__ = [
     "Entry",
@@ -256,8 +256,7 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
             try:
                 self._store = RegistryStore(database_path(self.system.config.data_dir, self.name))
             except StoreError as exc:
-                self.log.error("store_unavailable", path=exc.path, error=exc.reason)
-                self.degrade(str(exc))
+                degrade_for(self, exc)
                 return
         self._load()
         self._settle(initial=True)

@@ -59,7 +59,7 @@ from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
 __all__ = [
     "Cancel",
@@ -250,8 +250,7 @@ class Scheduler(Agent[Schedule | Cancel | List]):
         except StoreError as exc:
             self._close()
             self._count()
-            self.log.error("store_unavailable", path=str(path), error=str(exc))
-            self.degrade(str(exc))
+            degrade_for(self, exc)
             return
         now = time.time()
         missed = 0

@@ -51,7 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path
+from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 from vibe_actors.agents._state_store import Mismatch, StateStore
 
 __all__ = [
@@ -264,8 +264,7 @@ class State(Agent[Put | Get | Delete | Keys]):
             self._rows = self._store.count()
         except StoreError as exc:
             self._close()
-            self.log.error("store_unavailable", path=str(path), error=str(exc))
-            self.degrade(str(exc))
+            degrade_for(self, exc)
             return
         self._keys_gauge.set(self._rows)
         self.start_timer("sweep", _Sweep(), self.config.sweep_interval, repeat=True)
