@@ -34,9 +34,9 @@ from gateway._metrics import HttpMetrics
 from gateway._ops import inject_chaos, probe
 from gateway._problems import (
     RETRY_AFTER,
-    FieldError,
     Problem,
     Reject,
+    field_error,
     make_problem,
     problem_for_reply,
 )
@@ -231,14 +231,21 @@ class Gateway:
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
         timeout = self._request_timeout(headers)
+        if headers.content_length is not None:
+            # Before the first receive(): a client declaring too much may send nothing more.
+            self._check_declared(headers.content_length, request_id)
         first = await receive()  # almost always the whole body, in one message
         body = first.get("body", b"")
         if first.get("more_body") or len(body) > self.settings.max_body_bytes:
-            body = body + await self._body(headers.content_length, receive, request_id, len(body))
+            body = body + await self._body(receive, request_id, len(body))
         try:
             message = decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise self._invalid_body(message_type, exc, request_id) from None
+        except (UnicodeDecodeError, RecursionError) as exc:
+            # msgspec's other refusals of bad input: invalid UTF-8 inside a string,
+            # nesting past the recursion limit (~1000 levels, free-form `Any` fields).
+            raise _malformed(exc, request_id) from None
         status = self.system.status(name)
         if status is not AgentStatus.RUNNING:
             raise Reject(
@@ -320,20 +327,27 @@ class Gateway:
             raise Reject(make_problem(400, "bad-timeout", detail, request_id))
         return min(int(raw), self.settings.max_timeout_ms) / 1000
 
-    async def _body(
-        self, declared: bytes | None, receive: Receive, request_id: str, received: int = 0
-    ) -> bytes:
+    def _check_declared(self, declared: bytes, request_id: str) -> None:
+        """413 at once when Content-Length alone is over the limit."""
+        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            raise self._too_large(request_id)
+
+    async def _body(self, receive: Receive, request_id: str, received: int = 0) -> bytes:
         """The rest of the body (``received`` bytes already in hand), within the limit."""
         limit = self.settings.max_body_bytes
         try:
-            if received > limit or (
-                declared is not None and declared.isdigit() and int(declared) > limit
-            ):
+            if received > limit:
                 raise BodyTooLarge
             return await read_body(receive, limit - received)
         except BodyTooLarge:
-            detail = f"the body is over {limit} bytes"
-            raise Reject(make_problem(413, "body-too-large", detail, request_id)) from None
+            raise self._too_large(request_id) from None
+
+    def _too_large(self, request_id: str) -> Reject:
+        # No "connection: close": closing with body bytes unread makes the kernel send
+        # a reset that can destroy the 413 before the client reads it. uvicorn discards
+        # the rest of the body; the header timeout (gateway._protocol) bounds that.
+        detail = f"the body is over {self.settings.max_body_bytes} bytes"
+        return Reject(make_problem(413, "body-too-large", detail, request_id))
 
     def _invalid_body(
         self, message_type: type, exc: msgspec.DecodeError, request_id: str
@@ -341,8 +355,7 @@ class Gateway:
         """422 naming the field for a body of the wrong shape; 400 for malformed JSON."""
         if isinstance(exc, msgspec.ValidationError):
             text = str(exc)
-            message, _, path = text.rpartition(" - at `")
-            error = FieldError(path=path.rstrip("`") or "$", message=message or text)
+            error = field_error(text)
             detail = f"the body is not a valid {message_type.__name__}: {text}"
             return Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
         return Reject(make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id))
@@ -383,6 +396,14 @@ def _viewed(view: Any, request_id: str) -> Any:
         problem = problem_for_reply(view, request_id)
         raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
     return view
+
+
+def _malformed(exc: UnicodeDecodeError | RecursionError, request_id: str) -> Reject:
+    if isinstance(exc, UnicodeDecodeError):
+        detail = f"malformed JSON: invalid UTF-8 in a string ({exc.reason})"
+    else:
+        detail = "malformed JSON: nested deeper than the decoder's limit (about 1000 levels)"
+    return Reject(make_problem(400, "malformed-json", detail, request_id))
 
 
 def _allow(method: str, allowed: str, request_id: str) -> None:

@@ -92,6 +92,8 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         settings.port,
         max_concurrency=settings.max_concurrency,
         keep_alive_timeout=settings.keep_alive_timeout,
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
         drain_timeout=settings.drain_timeout,
     )
     server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)

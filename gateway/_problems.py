@@ -15,6 +15,7 @@ __all__ = [
     "FieldError",
     "Problem",
     "Reject",
+    "field_error",
     "make_problem",
     "problem_for_reply",
 ]
@@ -28,11 +29,13 @@ STATUS_TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
     504: "Gateway Timeout",
@@ -77,6 +80,19 @@ def make_problem(
         errors=errors,
         reply=reply,
     )
+
+
+def field_error(text: str) -> FieldError:
+    """The path and message of msgspec's validation error ``text``.
+
+    msgspec ends an error about a field with `` - at `$.path` ``; an error about
+    the whole document (wrong top-level type, a missing or unknown field) has
+    no such suffix and its path is ``$``.
+    """
+    message, sep, path = text.rpartition(" - at `")
+    if sep and path.startswith("$") and path.endswith("`"):
+        return FieldError(path=path[:-1], message=message)
+    return FieldError(path="$", message=text)
 
 
 def problem_for_reply(reply: Any, request_id: str) -> Problem:

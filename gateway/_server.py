@@ -1,5 +1,8 @@
 """Serving the gateway with uvicorn (uvloop, httptools), with a clean drain.
 
+The HTTP protocol is :class:`gateway._protocol.GatewayHttpProtocol`: uvicorn's
+httptools protocol with a header-read timeout and a header size limit.
+
 uvicorn 0.29+ re-raises a captured SIGTERM after its graceful shutdown, so a
 plain ``Server.serve()`` exits with -15. The gateway's contract is exit 0
 after a clean drain, so :class:`GatewayServer` installs its own handlers:
@@ -19,6 +22,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from gateway._protocol import header_limited
 from vibe_actors import ActorSystem, SystemFailed
 
 __all__ = ["GatewayServer", "uvicorn_config", "watch_system"]
@@ -27,13 +31,21 @@ _log = structlog.get_logger("gateway.server")
 
 
 def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Config:
-    """The one uvicorn configuration (used by the gateway and by its benchmark baseline)."""
+    """The one uvicorn configuration (used by the gateway and by its benchmark baseline).
+
+    HTTP/1.1 is uvicorn's httptools protocol with the gateway's header timeout
+    and header size limit (:mod:`gateway._protocol`): without them, silent or
+    slow connections stay open forever and count against ``max_concurrency``.
+    """
+    protocol = header_limited(
+        limits.get("header_timeout", 10.0), limits.get("max_header_bytes", 65_536)
+    )
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol,
         lifespan="off",
         access_log=False,
         log_config=None,

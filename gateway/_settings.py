@@ -43,6 +43,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_concurrency: int = 1_000
     drain_timeout: float = 30.0
     keep_alive_timeout: int = 5
+    header_timeout: float = 10.0
+    max_header_bytes: int = 65_536
 
     def __repr__(self) -> str:
         # Tokens are secrets: never in a repr, a log line or an error message.
@@ -53,7 +55,15 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1..65535, got {self.port}")
-        for name in ("max_body_bytes", "default_timeout_ms", "max_timeout_ms", "max_concurrency"):
+        positive = (
+            "max_body_bytes",
+            "default_timeout_ms",
+            "max_timeout_ms",
+            "max_concurrency",
+            "header_timeout",
+            "max_header_bytes",
+        )
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.default_timeout_ms > self.max_timeout_ms:
@@ -77,6 +87,15 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "keep_alive_timeout": (
         "VIBE_KEEP_ALIVE_TIMEOUT",
         "seconds an idle keep-alive connection lives",
+    ),
+    "header_timeout": (
+        "VIBE_HEADER_TIMEOUT",
+        "seconds from a connection's opening (or its previous response) to complete request "
+        "headers; the connection is closed beyond",
+    ),
+    "max_header_bytes": (
+        "VIBE_MAX_HEADER_BYTES",
+        "largest request line and headers accepted (431 and close beyond)",
     ),
 }
 

@@ -59,12 +59,26 @@ def _to_codec_error(exc: msgspec.DecodeError) -> CodecError:
     return CodecError(text)  # e.g. "... at `key` in `$`": keep msgspec's own wording
 
 
+def _undecodable(exc: UnicodeDecodeError | RecursionError) -> str:
+    """What is wrong with input msgspec refused outside ``DecodeError``.
+
+    msgspec raises ``UnicodeDecodeError`` for invalid UTF-8 inside a string
+    and ``RecursionError`` for nesting deeper than the interpreter's
+    recursion limit (about 1000 levels); both mean the input is bad.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid UTF-8 in a string ({exc.reason})"
+    return "nesting too deep (over the decoder's recursion limit of about 1000 levels)"
+
+
 def decode_msgpack(data: bytes, target: Any) -> Any:
     """Decode msgpack ``data`` as ``target``; raises :class:`CodecError`."""
     try:
         return _msgpack_decoder(target).decode(data)
     except msgspec.DecodeError as exc:
         raise _to_codec_error(exc) from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise CodecError(_undecodable(exc)) from exc
 
 
 def decode_json(data: bytes, target: Any) -> Any:
@@ -73,6 +87,8 @@ def decode_json(data: bytes, target: Any) -> Any:
         return _json_decoder(target).decode(data)
     except msgspec.DecodeError as exc:
         raise _to_codec_error(exc) from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise CodecError(_undecodable(exc)) from exc
 
 
 def roundtrip(message: Any) -> Any:

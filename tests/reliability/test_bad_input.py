@@ -5,8 +5,8 @@ the whole module. Every test asserts the answer is an ``application/problem+json
 4xx (or that the connection is closed), within a deadline, and that
 ``/healthz`` still answers afterwards (``answers_probes``).
 
-Where the gateway falls short today the test is a strict xfail that names the
-file and line to fix (see the report in docs/reliability.md, item 6).
+The gaps this module found (docs/reliability.md, item 6) are fixed; their tests
+now pass as plain tests.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.reliability.conftest import ROOT, Gateway
 pytestmark = pytest.mark.timeout(120)
 
 KEEP_ALIVE = 2  # seconds; the gateway's --keep-alive-timeout for this module
+HEADER_TIMEOUT = 2  # seconds; its --header-timeout (default 10 s)
 PROBLEM = "application/problem+json"
 JSON = {"content-type": "application/json"}
 
@@ -36,7 +37,7 @@ JSON = {"content-type": "application/json"}
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("bad-input")
     (tmp / "data").mkdir()
-    args = ("--keep-alive-timeout", str(KEEP_ALIVE))
+    args = ("--keep-alive-timeout", str(KEEP_ALIVE), "--header-timeout", str(HEADER_TIMEOUT))
     served = Gateway(tmp / "gateway.log", tmp / "data", ROOT / "wiring.yaml", False, args)
     try:
         served.wait_ready()
@@ -140,11 +141,6 @@ def test_a_declared_oversized_body_is_refused_after_its_first_bytes(gw: Gateway)
     assert b"application/problem+json" in raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_app.py _ask awaits the first body chunk before comparing Content-Length "
-    "with the limit: headers declaring 50 MB and no body get no answer (the client waits)",
-)
 def test_a_declared_oversized_body_is_refused_on_its_headers(gw: Gateway) -> None:
     with connect(gw) as sock:
         sock.sendall(
@@ -153,6 +149,7 @@ def test_a_declared_oversized_body_is_refused_on_its_headers(gw: Gateway) -> Non
         )
         status, raw = read_reply(sock, time.monotonic() + 5)
     assert status == 413, raw[:300]
+    assert b"application/problem+json" in raw
 
 
 def test_a_chunked_oversized_body_is_counted_while_reading(gw: Gateway) -> None:
@@ -233,12 +230,6 @@ def test_a_field_error_names_its_json_path(gw: Gateway, body: bytes, path: str) 
     assert response.json()["errors"][0]["path"] == path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_app.py _invalid_body: an error about the whole document has no ' - at `' "
-    "suffix; rpartition then puts the message (its last backtick stripped) in errors[0].path "
-    "instead of '$'",
-)
 @pytest.mark.parametrize("shape", ["array", "missing-field", "unknown-field"])
 def test_a_document_level_error_has_path_dollar(gw: Gateway, shape: str) -> None:
     response = httpx.post(f"{gw.url}/v1/agents/state/Put", content=SHAPES[shape], headers=JSON)
@@ -252,11 +243,6 @@ def test_nesting_within_the_limit_is_stored(gw: Gateway) -> None:
     assert response.status_code == 200, response.text[:300]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_app.py _ask: `except msgspec.DecodeError` misses the RecursionError "
-    "msgspec raises for deep nesting inside an `Any` field -> 500 instead of 4xx",
-)
 @pytest.mark.parametrize("depth", [2_000, 100_000])
 def test_deeply_nested_json_in_a_free_form_field_is_a_clear_4xx(gw: Gateway, depth: int) -> None:
     body = b'{"key": "deep", "value": ' + b"[" * depth + b"]" * depth + b"}"
@@ -265,11 +251,6 @@ def test_deeply_nested_json_in_a_free_form_field_is_a_clear_4xx(gw: Gateway, dep
     assert response.headers["content-type"] == PROBLEM
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_app.py _ask: `except msgspec.DecodeError` misses the UnicodeDecodeError "
-    "msgspec raises for invalid UTF-8 inside a JSON string -> 500 instead of 400",
-)
 @pytest.mark.parametrize(
     "text", [b"\xff", b"\xed\xa0\x80", b"\xc3"], ids=["ff", "surrogate", "truncated"]
 )
@@ -362,21 +343,20 @@ MANY_HEADERS = b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
 @pytest.mark.parametrize("headers", [HUGE_HEADER, MANY_HEADERS], ids=["4MB-value", "50k-headers"])
 def test_huge_headers_do_not_hang_the_server(gw: Gateway, headers: bytes) -> None:
     with connect(gw) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused mid-send
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
         status, raw = read_reply(sock, time.monotonic() + 20)
     assert status is None or 200 <= status < 500, raw[:300]  # answered or closed, in time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_server.py uvicorn_config: httptools has no header size limit "
-    "(h11_max_incomplete_event_size applies to h11 only): a 4 MB header is read and answered",
-)
 def test_huge_headers_are_refused(gw: Gateway) -> None:
     with connect(gw) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + HUGE_HEADER + b"\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused mid-send
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + HUGE_HEADER + b"\r\n")
         status, raw = read_reply(sock, time.monotonic() + 20)
-    assert status is None or status in (400, 413, 431), raw[:300]
+    # A 431 once the 64 KiB limit passes; a reset may beat it while the client still sends.
+    assert status is None or status == 431, raw[:300]
+    assert status is None or b"/problems/headers-too-large" in raw
 
 
 # -- slow and idle connections --------------------------------------------------------
@@ -429,22 +409,12 @@ def test_probes_answer_while_slowloris_connections_trickle_headers(gw: Gateway) 
     assert max(latencies) < 2.0, f"slowest probe {max(latencies):.2f}s"  # type: ignore[type-var]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_server.py: uvicorn's httptools protocol arms no timeout until a first "
-    "response, so a slowloris connection trickling header bytes is never closed",
-)
 def test_a_slowloris_connection_is_closed_by_a_timeout(gw: Gateway) -> None:
     with connect(gw) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         assert closed_by_server(sock, 4 * KEEP_ALIVE + 2, trickle=b"X") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_server.py: uvicorn's httptools protocol arms the keep-alive timeout only "
-    "after a response: a connection that never sends a byte stays open forever",
-)
 def test_a_silent_connection_is_closed_by_a_timeout(gw: Gateway) -> None:
     with connect(gw) as sock:
         assert closed_by_server(sock, 2 * KEEP_ALIVE + 3) is not None
@@ -483,7 +453,8 @@ def test_thousands_of_idle_connections_neither_crash_nor_hang_the_server(gw: Gat
         pytest.skip(f"descriptor limit too low ({count}) for more idle sockets than its limit")
     with idle_connections(gw, count):
         started = time.monotonic()
-        # An answer in time, whatever it is (today a plain 503: see the xfail below).
+        # An answer in time, whatever it is (a plain 503 while they count against
+        # --max-concurrency, until the header timeout closes them: see the next test).
         response = httpx.get(f"{gw.url}/healthz", timeout=10)
         assert time.monotonic() - started < 10
         assert response.status_code in (200, 503)
@@ -495,22 +466,34 @@ def test_thousands_of_idle_connections_neither_crash_nor_hang_the_server(gw: Gat
     assert httpx.post(f"{gw.url}/v1/agents/state/Ping", json={}).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_server.py: limit_concurrency (--max-concurrency, 1000) counts idle "
-    "connections that no timeout ever closes: 1000 silent sockets make every request, "
-    "/healthz included, a text/plain 503",
-)
-def test_probes_answer_200_with_thousands_of_idle_connections_open(gw: Gateway) -> None:
+def test_probes_answer_200_again_once_the_header_timeout_closes_idle_connections(
+    gw: Gateway,
+) -> None:
+    """Idle sockets count against --max-concurrency (uvicorn's limiter) until closed.
+
+    The header timeout closes them: the client still holds them open, yet probes
+    answer 200 again within the timeout (plus slack for the opening and a busy machine).
+    """
     count = idle_connection_count()
     if count < 1100:
         pytest.skip(f"descriptor limit too low ({count})")
-    with idle_connections(gw, count):
-        assert httpx.get(f"{gw.url}/healthz", timeout=10).status_code == 200
+    with idle_connections(gw, count) as sockets:
+        opened = time.monotonic()
+        status = None
+        while time.monotonic() - opened < HEADER_TIMEOUT + 10:
+            status = httpx.get(f"{gw.url}/healthz", timeout=10).status_code
+            if status == 200:
+                break
+            time.sleep(0.2)
+        waited = time.monotonic() - opened
+        assert status == 200, f"/healthz still {status} after {waited:.1f} s"
+        closed = sum(closed_by_server(sock, 0.01) is not None for sock in sockets[:50])
+        print(f"{count} idle connections: /healthz 200 after {waited:.2f} s, "
+              f"{closed}/50 sampled sockets closed by the server")  # fmt: skip
+        assert closed == 50
 
 
 def test_the_server_log_shows_no_traceback_for_handled_input(gw: Gateway) -> None:
-    """Only the strict xfails above (500s) may have logged request_failed."""
+    """Every input above is handled: no request_failed (a 500) was logged."""
     failed = [line for line in gw.logs().splitlines() if '"request_failed"' in line]
-    causes = {("RecursionError" in f) or ("UnicodeDecodeError" in f) for f in failed}
-    assert causes <= {True}, failed[:3]
+    assert not failed, failed[:3]

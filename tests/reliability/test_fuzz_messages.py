@@ -10,9 +10,9 @@ Valid instances come from the types' own msgspec metadata
 (``msgspec.inspect``): lengths, bounds, patterns and literals are honoured, so
 every generated instance is one a peer could really send.
 
-Two msgspec behaviours escape the codec today (strict xfails below,
-``KNOWN_ESCAPES`` until they are fixed): invalid UTF-8 inside a string raises
-``UnicodeDecodeError`` and deep nesting raises ``RecursionError``.
+Two msgspec behaviours once escaped the codec (tests at the end): invalid
+UTF-8 inside a string raises ``UnicodeDecodeError`` and deep nesting raises
+``RecursionError``; the codec turns both into :class:`CodecError`.
 """
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=not FULL,  # CI: the same examples every run
 )
-#: What msgspec raises today besides DecodeError (see the strict xfails at the end).
-KNOWN_ESCAPES = (UnicodeDecodeError, RecursionError)
 INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -222,8 +220,6 @@ def decodes_or_codec_error(decode: Any, data: bytes, message_type: type) -> None
     except CodecError as exc:
         assert exc.message and exc.path.startswith("$"), (exc.message, exc.path)
         return
-    except KNOWN_ESCAPES:
-        return  # reproduced by the strict xfails below
     assert isinstance(decoded, message_type)
 
 
@@ -282,15 +278,9 @@ def test_an_unencodable_payload_is_an_encode_error_not_a_crash() -> None:
         encode_msgpack(Put(key="k", value=2**70))
 
 
-# -- what escapes today -------------------------------------------------------------------
+# -- what once escaped the codec -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="vibe_actors/_codec.py decode_json/decode_msgpack catch only msgspec.DecodeError; "
-    "msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string",
-)
 @pytest.mark.parametrize(
     ("decode", "data"),
     [
@@ -304,12 +294,6 @@ def test_invalid_utf8_in_a_string_is_a_codec_error(decode: Any, data: bytes) -> 
         decode(data, Pong)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="vibe_actors/_codec.py decode_json/decode_msgpack catch only msgspec.DecodeError; "
-    "msgspec raises RecursionError for nesting deeper than the recursion limit",
-)
 @pytest.mark.parametrize(
     ("decode", "data"),
     [(decode_json, b"[" * 100_000), (decode_msgpack, b"\x91" * 100_000)],

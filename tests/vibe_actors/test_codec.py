@@ -114,3 +114,33 @@ def test_unencodable_message_fails_at_send_under_serialize_messages(make_system)
     system = make_system([worker("w")])
     with pytest.raises((TypeError, msgspec.EncodeError)):
         system.tell("w", Bad(payload=object()))
+
+
+@pytest.mark.parametrize(
+    ("decode", "data"),
+    [
+        (decode_json, b'{"type":"Echo","text":"\xff"}'),
+        (decode_json, b'{"type":"Echo","text":"\xed\xa0\x80"}'),  # an encoded surrogate
+        (decode_msgpack, b"\x82\xa4type\xa4Echo\xa4text\xa1\xff"),
+    ],
+    ids=["json-ff", "json-surrogate", "msgpack-ff"],
+)
+def test_invalid_utf8_in_a_string_is_a_codec_error(decode, data):
+    with pytest.raises(CodecError, match="invalid UTF-8 in a string") as info:
+        decode(data, Echo)
+    assert info.value.path == "$"
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+@pytest.mark.parametrize(
+    ("decode", "data"),
+    [(decode_json, b"[" * 100_000), (decode_msgpack, b"\x91" * 100_000)],
+    ids=["json", "msgpack"],
+)
+def test_nesting_past_the_recursion_limit_is_a_codec_error(decode, data):
+    from typing import Any
+
+    with pytest.raises(CodecError, match="nesting too deep") as info:
+        decode(data, Any)
+    assert info.value.path == "$"
+    assert decode(b"[" * 500 + b"]" * 500 if decode is decode_json else b"\x90", Any) is not None

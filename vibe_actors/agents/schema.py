@@ -10,7 +10,8 @@
   ``POST /v1/agents/{name}/{Type}`` operation per agent and message type, its
   request body, the 200 reply schemas (from the handler's return annotation)
   and the gateway's problem+json error responses, plus the status of every
-  error reply the handler declares.
+  error reply the handler declares, and a 204 when its return annotation
+  admits None (the gateway answers a None reply with 204 No Content).
 * ``Diagram{}`` -> ``MermaidDiagram``: a Mermaid ``graph TD`` of the
   supervision tree, with each supervisor's strategy and each child's restart
   type.
@@ -25,6 +26,8 @@ and loses nothing.
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -55,6 +58,7 @@ __all__ = [
     "catalogue",
     "mermaid",
     "openapi",
+    "replies_none",
 ]
 
 
@@ -141,6 +145,29 @@ def reply_types(system: ActorSystem, name: str, message_type: type) -> list[type
     return [t for t in agent_class.reply_types(message_type) if issubclass(t, Message)]
 
 
+def replies_none(system: ActorSystem, name: str, message_type: type) -> bool:
+    """Whether ``name``'s handler of ``message_type`` may return None (the gateway's 204).
+
+    :func:`reply_types` drops None from the return annotation, so it is read here.
+    """
+    try:
+        agent_class = system.agent_class(name)
+    except UnknownAgent:
+        return False
+    # _handlers is the runtime's dispatch table (same package): message type -> function.
+    fn = agent_class._handlers.get(message_type)
+    if fn is None:
+        return False
+    try:
+        annotation = typing.get_type_hints(fn).get("return", _MISSING)
+    except (NameError, TypeError):
+        return False  # the runtime resolved it at class creation; a broken hint is no promise
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return type(None) in typing.get_args(annotation)
+    return annotation is type(None)
+
+
+_MISSING = object()
 _REF = re.compile(r"^#/\$defs/(.+)$")
 
 
@@ -199,19 +226,22 @@ _COMPONENTS = "#/components/schemas/"
 
 def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1") -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``POST /v1/agents/{name}/{Type}`` for every agent."""
-    operations: list[tuple[str, str, type, list[type]]] = []
+    operations: list[tuple[str, str, type, list[type], bool]] = []
     every: list[type] = [Problem]
     for node in receivers(system):
         for tag, message_type in message_types(system, node.name).items():
             replies = reply_types(system, node.name, message_type)
-            operations.append((node.name, tag, message_type, replies))
+            empty = replies_none(system, node.name, message_type)
+            operations.append((node.name, tag, message_type, replies, empty))
             every.extend([message_type, *replies])
     unique = list(dict.fromkeys(every))
     refs, components = msgspec.json.schema_components(unique, ref_template=_COMPONENTS + "{name}")
     ref_of = dict(zip(unique, refs, strict=True))
     paths = {
-        f"/v1/agents/{agent}/{tag}": {"post": _operation(agent, tag, ref_of, message_type, replies)}
-        for agent, tag, message_type, replies in operations
+        f"/v1/agents/{agent}/{tag}": {
+            "post": _operation(agent, tag, ref_of, message_type, replies, empty)
+        }
+        for agent, tag, message_type, replies, empty in operations
     }
     return {
         "openapi": "3.1.0",
@@ -222,7 +252,12 @@ def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1")
 
 
 def _operation(
-    agent: str, tag: str, ref_of: dict[type, Any], message_type: type, replies: list[type]
+    agent: str,
+    tag: str,
+    ref_of: dict[type, Any],
+    message_type: type,
+    replies: list[type],
+    empty: bool = False,
 ) -> dict[str, Any]:
     ok = [r for r in replies if not issubclass(r, ErrorReply)]
     ok_schema: dict[str, Any] = {"oneOf": [ref_of[r] for r in ok]} if ok else {}
@@ -236,6 +271,8 @@ def _operation(
             str(s): {"description": text, "content": problem} for s, text in ERROR_RESPONSES.items()
         },
     }
+    if empty:  # the handler may return None: the gateway answers 204 with no body
+        responses["204"] = {"description": "The agent's reply is None (no content)"}
     for error in (r for r in replies if issubclass(r, ErrorReply)):
         entry = responses.setdefault(
             str(error.http_status), {"description": error.__name__, "content": problem}

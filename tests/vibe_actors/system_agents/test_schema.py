@@ -28,6 +28,8 @@ from vibe_actors.agents.schema import (
     OpenAPI,
     Schema,
     SchemaConfig,
+    openapi,
+    replies_none,
 )
 
 from tests.conftest import worker
@@ -180,3 +182,46 @@ def test_restart_rebuilds_and_does_not_leak_event_subscriptions(make_system):
     assert system.ask("schema", Ping()).incarnation == 2
     assert len(system.events._subscribers) == subscribers
     assert system.ask("schema", Catalogue()) == expected
+
+
+class Erase(Message):
+    """May reply nothing."""
+
+
+class Erased(Message):
+    count: int
+
+
+class Forget(Message):
+    """Never replies anything."""
+
+
+class Eraser(Agent):
+    @handler
+    def erase(self, msg: Erase) -> Erased | None:
+        return None
+
+    @handler
+    def forget(self, msg: Forget) -> None:
+        return None
+
+
+def test_a_handler_that_may_return_none_documents_a_204(make_system):
+    system = make_system(
+        [WorkerSpec(name="eraser", agent=Eraser), WorkerSpec(name="board", agent=Board)]
+    )
+    paths = openapi(system)["paths"]
+    erase = paths["/v1/agents/eraser/Erase"]["post"]["responses"]
+    assert erase["204"] == {"description": "The agent's reply is None (no content)"}
+    assert erase["200"]["content"]["application/json"]["schema"] == {
+        "oneOf": [{"$ref": "#/components/schemas/Erased"}]
+    }
+    assert "204" in paths["/v1/agents/eraser/Forget"]["post"]["responses"]
+    assert "204" not in paths["/v1/agents/board/Place"]["post"]["responses"]
+    assert replies_none(system, "eraser", Erase) and replies_none(system, "eraser", Forget)
+    assert not replies_none(system, "board", Place)
+    assert not replies_none(system, "nobody", Place)
+    assert (
+        Catalog(system).openapi()["paths"]["/v1/agents/eraser/Erase"]["post"]
+        == paths["/v1/agents/eraser/Erase"]["post"]
+    )  # the gateway serves the same document
