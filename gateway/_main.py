@@ -93,6 +93,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         max_concurrency=settings.max_concurrency,
         keep_alive_timeout=settings.keep_alive_timeout,
         header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
         max_header_bytes=settings.max_header_bytes,
         drain_timeout=settings.drain_timeout,
     )

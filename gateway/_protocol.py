@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with a header-read timeout and a header size limit.
+"""uvicorn's httptools protocol with header and body read timeouts and a header size limit.
 
 uvicorn's httptools protocol arms no timeout until a connection's first
 response, and its keep-alive timeout stops at the first byte of the next
@@ -12,14 +12,20 @@ counted against ``limit_concurrency``: enough of them made every request a
   it passes the connection is closed (after a 408 problem if part of a request
   arrived). It is off while a request with complete headers is being served;
   uvicorn's own keep-alive timeout still closes idle connections sooner.
+* a body-read timeout: a request whose body has not fully arrived within
+  ``body_timeout`` seconds of its headers is cut off (the connection is
+  closed; the app sees the client disconnect). It costs nothing for a body
+  that arrives with its headers, the usual case: the timer is armed only when
+  a read ends with a body still incomplete.
 * a header size limit: the request line and headers of one request may not
   exceed ``max_header_bytes``; past it the answer is a 431 problem and the
   connection is closed. Only the bytes that fit are ever handed to the parser,
   so a 4 MB header costs at most the limit in memory.
 
 Both are per connection and need no state across connections or restarts.
-Configure with :func:`header_limited` (the gateway's ``--header-timeout`` and
-``--max-header-bytes``); the class goes to uvicorn's ``Config(http=...)``.
+Configure with :func:`header_limited` (the gateway's ``--header-timeout``,
+``--body-timeout`` and ``--max-header-bytes``); the class goes to uvicorn's
+``Config(http=...)``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     """See the module docstring. Use :func:`header_limited` to set the limits."""
 
     header_timeout: ClassVar[float] = 10.0
+    body_timeout: ClassVar[float] = 30.0
     max_header_bytes: ClassVar[int] = 65_536
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -53,6 +60,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         #: complete headers: the bytes received meanwhile are header bytes.
         self._reading_headers = True
         self._header_bytes = 0
+        #: True between a request's complete headers and its complete body.
+        self._in_body = False
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- connection ----------------------------------------------------------------
 
@@ -64,9 +74,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._parse(data)
+        if self._in_body and self._body_timer is None and not self.transport.is_closing():
+            # This read ended inside a body: from now on the rest has body_timeout to come.
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _parse(self, data: bytes) -> None:
         if not self._reading_headers:
             super().data_received(data)
             return
@@ -84,7 +101,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self._reading_headers:
             self._refuse_headers_too_large()
             return
-        self.data_received(data[room:])
+        self._parse(data[room:])
         # (Bytes of a pipelined request that follow a complete one inside the same chunk are
         # not counted: the count restarts at the message's end. That lets at most one read
         # buffer past the limit, never an unbounded amount.)
@@ -93,10 +110,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._in_body = True
         self._cancel_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._in_body = False
+        self._cancel_body_timer()
         super().on_message_complete()
         self._reading_headers = True  # what follows is the next request's header section
         self._header_bytes = 0
@@ -118,6 +138,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or not self._in_body:
+            return
+        _log.info("request_body_timeout", client=_client(self.client), timeout=self.body_timeout)
+        self.transport.close()  # the app's receive() sees http.disconnect
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
@@ -156,20 +188,23 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def header_limited(header_timeout: float, max_header_bytes: int) -> type[GatewayHttpProtocol]:
+def header_limited(
+    header_timeout: float, max_header_bytes: int, body_timeout: float = 30.0
+) -> type[GatewayHttpProtocol]:
     """A :class:`GatewayHttpProtocol` class with these limits, for ``uvicorn.Config(http=...)``.
 
     uvicorn builds one protocol per connection from the class it is given, so
     the limits travel as class attributes of a subclass.
     """
-    if header_timeout <= 0 or max_header_bytes <= 0:
-        raise ValueError("header_timeout and max_header_bytes must be > 0")
+    if header_timeout <= 0 or max_header_bytes <= 0 or body_timeout <= 0:
+        raise ValueError("header_timeout, body_timeout and max_header_bytes must be > 0")
 
     class Configured(GatewayHttpProtocol):
         pass
 
     Configured.header_timeout = header_timeout
     Configured.max_header_bytes = max_header_bytes
+    Configured.body_timeout = body_timeout
     Configured.__name__ = Configured.__qualname__ = "GatewayHttpProtocol"
     return Configured
 

@@ -38,7 +38,9 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
     slow connections stay open forever and count against ``max_concurrency``.
     """
     protocol = header_limited(
-        limits.get("header_timeout", 10.0), limits.get("max_header_bytes", 65_536)
+        limits.get("header_timeout", 10.0),
+        limits.get("max_header_bytes", 65_536),
+        limits.get("body_timeout", 30.0),
     )
     return uvicorn.Config(
         app,

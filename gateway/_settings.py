@@ -44,6 +44,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drain_timeout: float = 30.0
     keep_alive_timeout: int = 5
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_header_bytes: int = 65_536
 
     def __repr__(self) -> str:
@@ -61,6 +62,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "max_timeout_ms",
             "max_concurrency",
             "header_timeout",
+            "body_timeout",
             "max_header_bytes",
         )
         for name in positive:
@@ -92,6 +94,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "VIBE_HEADER_TIMEOUT",
         "seconds from a connection's opening (or its previous response) to complete request "
         "headers; the connection is closed beyond",
+    ),
+    "body_timeout": (
+        "VIBE_BODY_TIMEOUT",
+        "seconds a request body may take to arrive after its headers; the connection is "
+        "closed beyond",
     ),
     "max_header_bytes": (
         "VIBE_MAX_HEADER_BYTES",

@@ -22,6 +22,7 @@ from tests.conftest import worker
 from tests.vibe_actors.agents import Napper
 
 TIMEOUT = 0.5
+BODY_TIMEOUT = 1.0
 LIMIT = 4096
 GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -34,7 +35,7 @@ def port(make_system) -> Iterator[int]:
     app = create_app(system, AppSettings())
     config = uvicorn_config(
         app, "127.0.0.1", 0, drain_timeout=5, header_timeout=TIMEOUT, max_header_bytes=LIMIT,
-        keep_alive_timeout=30,  # longer than the header timeout: that one must close first
+        body_timeout=BODY_TIMEOUT, keep_alive_timeout=30,  # longer than the header timeout: that one must close first
     )  # fmt: skip
     server = GatewayServer(config)
     thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
@@ -124,6 +125,31 @@ def test_complete_headers_stop_the_timeout_and_keep_alive_rearms_it(port: int) -
     assert data == b"" and closed is not None and closed < TIMEOUT + 2, closed
 
 
+def post_head(length: int) -> bytes:
+    return (
+        b"POST /v1/agents/w/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % length
+    )
+
+
+def test_a_body_that_stops_arriving_is_cut_off_after_the_body_timeout(port: int) -> None:
+    with connect(port) as sock:
+        sock.sendall(post_head(100) + b'{"text": "half')  # the rest never comes
+        data, closed = read_until_closed(sock, 10)
+    assert data == b"" and closed is not None, (data, closed)
+    assert BODY_TIMEOUT * 0.8 < closed < BODY_TIMEOUT + 3, closed
+
+
+def test_a_body_arriving_in_pieces_within_the_timeout_is_served(port: int) -> None:
+    body = b'{"text": "in pieces"}'
+    with connect(port) as sock:
+        sock.sendall(post_head(len(body)) + body[:5])
+        time.sleep(BODY_TIMEOUT / 4)
+        sock.sendall(body[5:])
+        response = one_response(sock)
+    assert response.startswith(b"HTTP/1.1 200 ") and b"in pieces" in response
+
+
 def test_a_slow_ask_is_not_cut_by_the_header_timeout(port: int) -> None:
     body = b'{"ms": %d}' % (TIMEOUT * 3000)  # three header timeouts in the handler
     with connect(port) as sock:
@@ -181,7 +207,8 @@ def test_pipelined_requests_are_all_served(port: int) -> None:
 
 
 def test_header_limited_makes_a_configured_subclass() -> None:
-    configured = header_limited(2.5, 1024)
+    configured = header_limited(2.5, 1024, 7.0)
+    assert configured.body_timeout == 7.0
     assert issubclass(configured, GatewayHttpProtocol)
     assert (configured.header_timeout, configured.max_header_bytes) == (2.5, 1024)
     assert GatewayHttpProtocol.header_timeout == 10.0  # the base keeps its defaults
