@@ -5,11 +5,14 @@ ledger stream ``stream`` (default ``audit`` in agent ``ledger``):
 
 * supervision: :class:`AgentCrashedEvent`, :class:`AgentRestarted`,
   :class:`SupervisorGaveUp` (an escalation), :class:`AgentAbandoned`;
-* :class:`TreeReloaded`, and the policy agent's :class:`PolicyDenied` and
-  :class:`PolicyChanged`;
-* dead letters, aggregated: counts per recipient and reason, one record per
-  ``dead_letter_flush`` seconds that saw any (a storm of undeliverable
-  messages costs a counter increment each, not a record each);
+* :class:`TreeReloaded` and the policy agent's :class:`PolicyChanged`;
+* policy denials (:class:`PolicyDenied`, from the policy agent or a gateway's
+  snapshot), aggregated: counts per principal, agent, message type and
+  deciding rule, one ``PolicyDenials`` record per ``dead_letter_flush``
+  seconds that saw any, with the first denial's reason per key (a flood of
+  refused requests costs a counter increment each, not a ledger record each);
+* dead letters, aggregated the same way: counts per recipient and reason, one
+  ``DeadLetters`` record per ``dead_letter_flush`` seconds that saw any;
 * ``AuditStarted`` each time an incarnation of this agent starts, so a gap in
   the trail (the agent was restarting) shows in it.
 
@@ -31,8 +34,8 @@ Across a restart nothing is lost that was recorded: the trail lives in the
 ledger. Events published after an incarnation ended and before the next one
 subscribed are missed (the ``AuditStarted`` record marks the gap); the event
 of this agent's own crash is queued before it stops and recorded by the next
-incarnation. Dead-letter counts not yet flushed when the agent crashes are
-lost (a graceful stop flushes them). Give the audit spec
+incarnation. Dead-letter and denial counts not yet flushed when the agent
+crashes are lost (a graceful stop flushes them). Give the audit spec
 ``depends_on=("ledger",)`` so it starts after, and stops before, its ledger.
 
 Protocol: ``Recent{limit}`` -> ``AuditRecords`` (the newest records, oldest
@@ -117,7 +120,7 @@ class AuditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     stream: StreamName = "audit"
     #: Seconds between chain verifications.
     verify_interval: Annotated[float, msgspec.Meta(gt=0)] = 300.0
-    #: Seconds between dead-letter summaries.
+    #: Seconds between dead-letter and policy-denial summaries.
     dead_letter_flush: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     #: How long an append may wait for the ledger (e.g. while it restarts).
     append_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
@@ -236,6 +239,8 @@ class Audit(Agent[Recent | VerifyNow]):
         self._ignored = frozenset({self.name, self.config.ledger})
         self._lock = threading.Lock()
         self._dead: dict[tuple[str, str], int] = {}
+        #: (principal, agent, message, rule) -> [count, first reason]
+        self._denied: dict[tuple[str | None, str, str, int | None], list[Any]] = {}
         self._dead_since = time.time()
         self._verifying: dict[int, Deferred] = {}
         self._tokens = 0
@@ -266,7 +271,15 @@ class Audit(Agent[Recent | VerifyNow]):
     # -- in the publisher's thread: forward and return -------------------------------------
 
     def _on_event(self, event: RuntimeEvent) -> None:
-        if isinstance(event, AUDITED_EVENTS):
+        if isinstance(event, PolicyDenied):
+            key = (event.principal, event.agent, event.message, event.rule)
+            with self._lock:
+                seen = self._denied.get(key)
+                if seen is None:
+                    self._denied[key] = [1, event.reason]
+                else:
+                    seen[0] += 1
+        elif isinstance(event, AUDITED_EVENTS):
             self._self.tell(_Observed(event=event))
 
     def _on_dead_letter(self, letter: DeadLetter) -> None:
@@ -287,14 +300,22 @@ class Audit(Agent[Recent | VerifyNow]):
         now = time.time()
         with self._lock:
             counts, self._dead = self._dead, {}
+            denied, self._denied = self._denied, {}
         since, self._dead_since = self._dead_since, now
-        if not counts:
-            return
-        self._append({
-            "type": "DeadLetters", "since": since, "until": now,
-            "counts": [{"agent": agent, "reason": reason, "count": n}
-                       for (agent, reason), n in sorted(counts.items())],
-        })  # fmt: skip
+        if counts:
+            self._append({
+                "type": "DeadLetters", "since": since, "until": now,
+                "counts": [{"agent": agent, "reason": reason, "count": n}
+                           for (agent, reason), n in sorted(counts.items())],
+            })  # fmt: skip
+        if denied:
+            self._append({
+                "type": "PolicyDenials", "since": since, "until": now,
+                "counts": [{"principal": principal, "agent": agent, "message": message,
+                            "rule": rule, "count": n, "reason": reason}
+                           for (principal, agent, message, rule), (n, reason)
+                           in sorted(denied.items(), key=lambda kv: repr(kv[0]))],
+            })  # fmt: skip
 
     def _append(self, data: dict[str, Any]) -> None:
         self._ledger.ask_future(

@@ -83,13 +83,26 @@ def test_a_crash_and_its_restart_are_in_the_trail(make_system, tmp_path):
     assert [d["cause"] for d in records if d["type"] == "PolicyChanged"] == ["start", "start"]
 
 
-def test_policy_denials_are_recorded(make_system, tmp_path):
-    system = make_system(tree(), data_dir=str(tmp_path))
-    decision = system.ref("policy").ask(Check(agent="kv", message="Put", principal="mallory"))
-    assert not decision.allowed
-    records = wait_for_record(system, lambda d: d["type"] == "PolicyDenied", "the denial")
-    denial = next(d for d in records if d["type"] == "PolicyDenied")
-    assert (denial["principal"], denial["agent"], denial["message"]) == ("mallory", "kv", "Put")
+def test_policy_denials_are_aggregated_per_principal_agent_message_and_rule(make_system, tmp_path):
+    system = make_system(tree(dead_letter_flush=0.05), data_dir=str(tmp_path))
+    for _ in range(3):
+        decision = system.ref("policy").ask(Check(agent="kv", message="Put", principal="mallory"))
+        assert not decision.allowed
+    system.ref("policy").ask(Check(agent="kv", message="Get", principal="eve"))
+    counts: dict[tuple, int] = {}
+
+    def all_four_counted() -> bool:
+        counts.clear()
+        for summary in (d for d in recent(system) if d["type"] == "PolicyDenials"):
+            for c in summary["counts"]:
+                key = (c["principal"], c["agent"], c["message"], c["rule"])
+                counts[key] = counts.get(key, 0) + c["count"]
+                assert c["reason"].startswith(repr(c["principal"]))
+        return sum(counts.values()) == 4
+
+    wait_until(all_four_counted, timeout=10.0, what="all four denials counted")
+    assert counts == {("mallory", "kv", "Put", None): 3, ("eve", "kv", "Get", None): 1}
+    assert not any(d["type"] == "PolicyDenied" for d in recent(system))  # none one by one
 
 
 def test_dead_letters_are_aggregated_and_the_trails_own_are_not_counted(make_system, tmp_path):
