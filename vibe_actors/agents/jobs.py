@@ -69,43 +69,19 @@ from __future__ import annotations
 import math
 import sqlite3
 import uuid
-from collections import deque
 from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import (
-    Agent,
-    DeadlineExceeded,
-    Deferred,
-    ErrorReply,
-    Message,
-    Ping,
-    Pong,
-    Unavailable,
-    handler,
-)
-from vibe_actors.agents._jobs_messages import (
-    Done,
-    Flight,
-    Flush,
-    Freed,
-    Probe,
-    Refresh,
-    Retry,
-    Timeout,
-)
-from vibe_actors.agents._jobs_messages import describe as _describe
+from vibe_actors import Agent, Deferred, ErrorReply, Message, Unavailable, handler
+from vibe_actors.agents._jobs_engine import Engine, backoff_delay
+from vibe_actors.agents._jobs_messages import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
+
+# Re-exported: callers (the tests) import ``_describe`` from this module.
+from vibe_actors.agents._jobs_messages import describe as _describe  # noqa: F401
 from vibe_actors.agents._jobs_metrics import build_metrics
 from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobState, JobStore, NewJob
-from vibe_actors.agents._jobs_worker import (
-    JobContext,
-    JobWorker,
-    JobWorkerConfig,
-    Run,
-    RunResult,
-    load_callable,
-)
+from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig, load_callable
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
@@ -129,12 +105,6 @@ __all__ = [
     "UnknownKind",
     "backoff_delay",
 ]
-
-#: A probe waits behind the job in the worker's mailbox; it may take as long as the job.
-_PROBE_TIMEOUT = 86_400.0
-_REPROBE_AFTER = 1.0
-_REFRESH_EVERY = 5.0
-_PRUNE_EVERY = 256
 
 
 class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -162,11 +132,6 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError(f"default_timeout must be > 0, got {self.default_timeout}")
         if not 0 <= self.backoff_initial <= self.backoff_max:
             raise ValueError("backoff needs 0 <= backoff_initial <= backoff_max")
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
-    return min(maximum, initial * 2.0 ** min(attempt - 1, 1000))  # 2.0 ** 1024 overflows
 
 
 # -- messages ---------------------------------------------------------------------
@@ -265,7 +230,12 @@ def _status(row: JobRow) -> JobStatus:
 
 
 class Jobs(Agent[Submit | Status | List | Cancel]):
-    """The coordinator (see the module docstring for the whole contract)."""
+    """The coordinator (see the module docstring for the whole contract).
+
+    It answers the public protocol and commits submissions in batches; the
+    queue, the attempts and the workers are its :class:`Engine`'s (None while
+    degraded or once released).
+    """
 
     Config: ClassVar = JobsConfig
 
@@ -277,19 +247,11 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
                 load_callable(target)
             except ValueError as exc:
                 raise ValueError(f"{self.name}: kind {kind!r}: {exc}") from exc
-        self._metrics = system_metrics(self.system, "jobs", build_metrics)
+        metrics = system_metrics(self.system, "jobs", build_metrics)
         self._batch: list[tuple[Deferred, NewJob]] = []
-        self._ready: deque[str] = deque()
-        self._queued: set[str] = set()  #: ready to dispatch (in _ready) and not cancelled
-        self._backoff: set[str] = set()  #: waiting for a retry timer
-        self._flights: dict[str, Flight] = {}
-        self._known: set[str] = set()  #: worker names
-        self._idle: dict[str, None] = {}  #: workers known to be idle (an ordered set)
-        self._probing: set[str] = set()  #: workers with a Ping outstanding
-        self._finished = 0
         self._me = self.ref(self.name)
+        self._engine: Engine | None = None
         path = database_path(self.system.config.data_dir, self.name)
-        self._store: JobStore | None = None
         try:
             store = JobStore(path)
         except StoreError as exc:
@@ -303,14 +265,8 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
             self.log.error("store_unavailable", path=str(path), error=f"recovery failed: {exc}")
             self.degrade(f"{path}: recovery failed: {exc}")
             return
-        self._store = store
-        queued = store.ids("queued")
-        self._ready.extend(queued)
-        self._queued.update(queued)
-        self.log.info("jobs_started", queued=len(queued), requeued=requeued, failed=failed)
-        self._gauges()
-        self._refresh(Refresh())
-        self.start_timer("refresh", Refresh(), _REFRESH_EVERY, repeat=True)
+        self._engine = Engine(self, store, metrics, settings)
+        self._engine.start(requeued, failed)
 
     def on_stop(self) -> None:
         self._release("stopped")
@@ -322,9 +278,9 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         for deferred, _ in getattr(self, "_batch", []):
             deferred.resolve(Unavailable(agent=self.name, reason=f"jobs {why} before the commit"))
         self._batch = []
-        store, self._store = getattr(self, "_store", None), None
-        if store is not None:
-            store.close()
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None:
+            engine.store.close()
 
     # -- the public protocol ---------------------------------------------------------
 
@@ -348,236 +304,74 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
 
     @handler
     def status(self, msg: Status) -> JobStatus | JobNotFound:
-        row = self._store.get(msg.job_id) if self._store is not None else None
+        row = self._engine.store.get(msg.job_id) if self._engine is not None else None
         if row is None:
             return JobNotFound(job_id=msg.job_id, detail=f"no job {msg.job_id!r}")
         return _status(row)
 
     @handler
     def list_jobs(self, msg: List) -> JobList:
-        assert self._store is not None  # degraded agents never get here
-        return JobList(jobs=[_status(row) for row in self._store.listing(msg.state, msg.limit)])
+        assert self._engine is not None  # degraded agents never get here
+        rows = self._engine.store.listing(msg.state, msg.limit)
+        return JobList(jobs=[_status(row) for row in rows])
 
     @handler
     def cancel(self, msg: Cancel) -> JobStatus | JobNotFound | AlreadyFinished:
-        store = self._store
-        row = store.get(msg.job_id) if store is not None else None
-        if store is None or row is None:
+        engine = self._engine
+        row = engine.store.get(msg.job_id) if engine is not None else None
+        if engine is None or row is None:
             return JobNotFound(job_id=msg.job_id, detail=f"no job {msg.job_id!r}")
         if row.state in FINISHED:
             return AlreadyFinished(
                 job_id=row.id, state=row.state, detail=f"job {row.id} is already {row.state}"
             )
-        store.finish(row.id, "cancelled", None, row.error)
-        self._queued.discard(row.id)
-        if row.id in self._backoff:
-            self._backoff.discard(row.id)
-            self.cancel_timer(("retry", row.id))
-        flight = self._flights.get(row.id)
-        if flight is not None:
-            flight.cancelled = True  # its worker stays busy until the attempt ends
-        self._metrics.total.labels(kind=row.kind, outcome="cancelled").inc()
-        self.log.info("job_cancelled", job_id=row.id, kind=row.kind, was=row.state)
-        self._gauges()
-        self._finished_one()
-        updated = store.get(row.id)
-        assert updated is not None
-        return _status(updated)
+        return _status(engine.cancel(row))
 
-    # -- committing submissions ----------------------------------------------------------
+    # -- internal messages: committing submissions, then the engine's ------------------
 
     @handler
     def _flush(self, msg: Flush) -> None:
-        if msg.incarnation != self.incarnation or self._store is None or not self._batch:
+        engine = self._engine
+        if msg.incarnation != self.incarnation or engine is None or not self._batch:
             return
         batch, self._batch = self._batch, []
         try:
-            self._store.insert(job for _, job in batch)
+            engine.store.insert(job for _, job in batch)
         except StoreError as exc:
             self.log.error("jobs_not_saved", path=exc.path, error=exc.reason, count=len(batch))
             for deferred, _ in batch:
                 deferred.resolve(JobsNotSaved(detail=f"the job was not saved: {exc.reason}"))
             return
         for deferred, job in batch:
-            self._ready.append(job.id)
-            self._queued.add(job.id)
             deferred.resolve(Accepted(job_id=job.id))
-        self.log.debug("jobs_submitted", count=len(batch))
-        self._pump()
-
-    # -- dispatching ----------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Start queued jobs while a slot and an idle worker are free."""
-        store, limit = self._store, self._settings.max_concurrency
-        assert store is not None
-        while self._ready and self._idle and len(self._flights) < limit:
-            job_id = self._ready.popleft()
-            if job_id not in self._queued:
-                continue  # cancelled while queued
-            self._queued.discard(job_id)
-            row = store.get(job_id)
-            if row is None or row.state != "queued":
-                continue
-            target = self._settings.kinds.get(row.kind)
-            if target is None:  # the configuration changed since it was submitted
-                self._fail(row.id, row.kind, f"unknown kind {row.kind!r}", None)
-                continue
-            worker = next(iter(self._idle))
-            del self._idle[worker]
-            self._dispatch(row, target, worker, store.start_attempt(job_id))
-        self._gauges()
-
-    def _dispatch(self, row: JobRow, target: str, worker: str, attempt: int) -> None:
-        me, incarnation, job_id = self._me, self.incarnation, row.id
-
-        def done(reply: Any) -> None:  # in the resolving thread: only a tell
-            if isinstance(reply, RunResult):
-                me.tell(Done(incarnation, job_id, attempt, reply.ok, reply.result, reply.error,
-                              reply.seconds, free=True))  # fmt: skip
-            else:
-                me.tell(Done(incarnation, job_id, attempt, False, None, _describe(reply), None,
-                              free=False))  # fmt: skip
-
-        run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt)
-        future = self.ref(worker).ask_future(run, timeout=row.timeout, callback=done)
-        self._flights[job_id] = Flight(job_id, row.kind, worker, attempt, row.retries, future)
-        # The ask's deadline only holds while the Run is queued: this timer covers a job
-        # that runs too long (resolving the future here sends the same Done).
-        self.start_timer(("timeout", job_id), Timeout(job_id, attempt), row.timeout)
-        self.log.debug("job_started", job_id=job_id, kind=row.kind, attempt=attempt, worker=worker)
+        engine.submitted(job.id for _, job in batch)
 
     @handler
     def _timeout(self, msg: Timeout) -> None:
-        flight = self._flights.get(msg.job_id)
-        if flight is not None and flight.attempt == msg.attempt:
-            flight.future.resolve(
-                DeadlineExceeded(agent=flight.worker, timeout=flight.future.timeout)
-            )
+        if self._engine is not None:
+            self._engine.timeout(msg)
 
     @handler
     def _done(self, msg: Done) -> None:
-        if msg.incarnation != self.incarnation or self._store is None:
-            return  # an attempt of an earlier incarnation: the job was requeued at start
-        flight = self._flights.get(msg.job_id)
-        if flight is None or flight.attempt != msg.attempt:
-            return
-        del self._flights[msg.job_id]
-        self.cancel_timer(("timeout", msg.job_id))
-        self._worker_done(flight.worker, msg.free)
-        if msg.seconds is not None:
-            self._metrics.duration.labels(kind=flight.kind).observe(msg.seconds)
-        if flight.cancelled:
-            self.log.info("job_result_ignored", job_id=msg.job_id, reason="cancelled", ok=msg.ok)
-        elif msg.ok:
-            self._succeed(flight, msg.result)
-        else:
-            self._attempt_failed(flight, msg.error or "failed")
-        self._pump()
-
-    def _succeed(self, flight: Flight, result: Any) -> None:
-        assert self._store is not None
-        self._store.finish(flight.job_id, "succeeded", msgspec.json.encode(result), None)
-        self._metrics.total.labels(kind=flight.kind, outcome="succeeded").inc()
-        self.log.info("job_succeeded", job_id=flight.job_id, kind=flight.kind,
-                      attempt=flight.attempt)  # fmt: skip
-        self._finished_one()
-
-    def _attempt_failed(self, flight: Flight, error: str) -> None:
-        assert self._store is not None
-        if flight.attempt > flight.retries:
-            self._fail(flight.job_id, flight.kind, error, flight.attempt)
-            return
-        settings = self._settings
-        delay = backoff_delay(flight.attempt, settings.backoff_initial, settings.backoff_max)
-        self._store.requeue(flight.job_id, error)
-        self._backoff.add(flight.job_id)
-        self.start_timer(("retry", flight.job_id), Retry(flight.job_id), delay)
-        self._metrics.total.labels(kind=flight.kind, outcome="retried").inc()
-        self.log.warning("job_retry", job_id=flight.job_id, kind=flight.kind,
-                         attempt=flight.attempt, error=error, retry_in=delay)  # fmt: skip
-
-    def _fail(self, job_id: str, kind: str, error: str, attempt: int | None) -> None:
-        assert self._store is not None
-        self._store.finish(job_id, "failed", None, error)
-        self._metrics.total.labels(kind=kind, outcome="failed").inc()
-        self.log.warning("job_failed", job_id=job_id, kind=kind, attempts=attempt, error=error)
-        self._finished_one()
-
-    def _finished_one(self) -> None:
-        self._finished += 1
-        if self._finished % _PRUNE_EVERY == 0 and self._store is not None:
-            pruned = self._store.prune(self._settings.keep_finished)
-            self.log.debug("jobs_pruned", count=pruned)
+        if msg.incarnation == self.incarnation and self._engine is not None:
+            self._engine.done(msg)  # else: the job was requeued at this incarnation's start
 
     @handler
     def _retry(self, msg: Retry) -> None:
-        if msg.job_id in self._backoff and self._store is not None:
-            self._backoff.discard(msg.job_id)
-            self._ready.append(msg.job_id)
-            self._queued.add(msg.job_id)
-            self._pump()
-
-    # -- workers ------------------------------------------------------------------------
-
-    def _worker_done(self, worker: str, free: bool) -> None:
-        if worker not in self._known:
-            return
-        if free:
-            self._idle[worker] = None
-        else:
-            self._probe(Probe(worker))
+        if self._engine is not None:
+            self._engine.retry(msg.job_id)
 
     @handler
     def _probe(self, msg: Probe) -> None:
-        """Ask ``worker`` for a Pong: it answers once the job ahead of the Ping is over."""
-        if self._store is None or msg.worker not in self._known or msg.worker in self._probing:
-            return
-        self._probing.add(msg.worker)  # one at a time: a stale Pong must not free a busy worker
-        me, incarnation, worker = self._me, self.incarnation, msg.worker
-
-        def answered(reply: Any) -> None:
-            me.tell(Freed(incarnation, worker, isinstance(reply, Pong)))
-
-        self.ref(worker).ask_future(Ping(), timeout=_PROBE_TIMEOUT, callback=answered)
+        if self._engine is not None:
+            self._engine.probe(msg.worker)
 
     @handler
     def _freed(self, msg: Freed) -> None:
-        if msg.incarnation != self.incarnation or self._store is None:
-            return
-        self._probing.discard(msg.worker)
-        if msg.worker not in self._known:
-            return
-        if msg.available:
-            if any(f.worker == msg.worker for f in self._flights.values()):
-                return  # it has a job again (it was busy while the probe was out)
-            self._idle[msg.worker] = None
-            self._pump()
-        else:  # stopped or not started yet: ask again later
-            self.start_timer(("probe", msg.worker), Probe(msg.worker), _REPROBE_AFTER)
+        if msg.incarnation == self.incarnation and self._engine is not None:
+            self._engine.freed(msg)
 
     @handler
     def _refresh(self, msg: Refresh) -> None:
-        """Follow the pool's membership (live reload may resize it)."""
-        if self._store is None:
-            return
-        names = set(self.system.names())
-        pool = self._settings.workers
-        members = {n for n in names if n.startswith(pool + ".") and n[len(pool) + 1 :].isdigit()}
-        if not members and pool in names:
-            members = {pool}  # a single worker agent
-        if not members and not self._known:
-            self.log.warning("job_workers_missing", workers=pool)
-        for gone in self._known - members:
-            self._idle.pop(gone, None)
-            self.cancel_timer(("probe", gone))
-        for new in members - self._known:
-            self._known.add(new)
-            self._probe(Probe(new))
-        self._known = members
-
-    # -- metrics ----------------------------------------------------------------------
-
-    def _gauges(self) -> None:
-        self._metrics.queued.set(len(self._queued) + len(self._backoff))
-        self._metrics.running.set(sum(1 for f in self._flights.values() if not f.cancelled))
+        if self._engine is not None:
+            self._engine.refresh()
