@@ -233,8 +233,8 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
     """The coordinator (see the module docstring for the whole contract).
 
     It answers the public protocol and commits submissions in batches; the
-    queue, the attempts and the workers are its :class:`Engine`'s (None while
-    degraded or once released).
+    queue, the attempts and the workers belong to its engine
+    (``_jobs_engine.Engine``: None while degraded or once released).
     """
 
     Config: ClassVar = JobsConfig
