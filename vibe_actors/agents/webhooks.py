@@ -61,45 +61,25 @@ Secrets are never logged or returned: only ids, topics and URL origins
 from __future__ import annotations
 
 import socket
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import (
-    Agent,
-    Deferred,
-    ErrorReply,
-    Message,
-    Unavailable,
-    encode_json,
-    handler,
-)
+from vibe_actors import Agent, ErrorReply, Message, Unavailable, handler
 from vibe_actors.agents import pubsub
-from vibe_actors.agents._http_client import (
-    SIGNATURE_HEADER,
-    PinnedClient,
-    parse_allow,
-    sign,
-    url_problem,
-)
+from vibe_actors.agents._http_client import PinnedClient, parse_allow, url_problem
 from vibe_actors.agents._webhooks_delivery import (
     Attempted,
     Breaker,
     Check,
     Checked,
     Outcome,
-    Pending,
-    Post,
-    Workers,
-    is_retryable,
     origin,
 )
-from vibe_actors.agents._webhooks_store import Subscription, load, save
+from vibe_actors.agents._webhooks_engine import Engine, _Retry
 
 __all__ = [
     "Breaker",
@@ -251,19 +231,16 @@ class WebhooksNotSaved(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
-# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
-
-
-class _Retry(msgspec.Struct, frozen=True):
-    delivery: str
-
-
 # -- the agent ----------------------------------------------------------------------------
 
 
 class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveries]):
-    """Outbound webhook delivery (see the module docstring for the whole contract)."""
+    """Outbound webhook delivery (see the module docstring for the whole contract).
+
+    It answers the public protocol; the subscriptions, deliveries, breakers
+    and history belong to its engine (``_webhooks_engine.Engine``, one per
+    incarnation).
+    """
 
     Config: ClassVar = WebhooksConfig
     #: How host names are resolved (``socket.getaddrinfo``); tests substitute their own.
@@ -272,35 +249,13 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     def on_start(self) -> None:
         settings = self._settings = self.config
         self._allow = parse_allow(settings.allow)
-        self._path = (
+        path = (
             Path(self.system.config.data_dir) / "webhooks" / f"{self.name}.json"
             if settings.persist
             else None
         )
-        self._subs = load(self._path)
-        self._pending: dict[str, Pending] = {}
-        self._checks: dict[str, tuple[Deferred, Subscribe]] = {}
-        self._breakers: dict[str, Breaker] = {}
-        self._history: deque[DeliveryRecord] = deque(maxlen=settings.history)
-        self._workers = Workers(
-            self.name, settings.workers, self._make_client, self.ref(self.name), self.incarnation
-        )
-        for topic in sorted({sub.topic for sub in self._subs.values()}):
-            self._follow(topic)
-        self.log.info("webhooks_started", subscriptions=len(self._subs))
-
-    def _follow(self, topic: str, *, unfollow: bool = False) -> None:
-        """(Un)subscribe this agent to ``topic`` at the pubsub agent, without waiting."""
-        request = pubsub.Unsubscribe if unfollow else pubsub.Subscribe
-        log, where = self.log, self._settings.pubsub
-
-        def answered(reply: Any) -> None:
-            # In pubsub's thread (or this one): only logs, never touches the agent's state.
-            if isinstance(reply, ErrorReply) and not isinstance(reply, pubsub.NotSubscribed):
-                log.warning("webhooks_pubsub_unavailable", pubsub=where, topic=topic,
-                            error=type(reply).__name__, detail=reply.detail)  # fmt: skip
-
-        self.ref(where).ask_future(request(topic=topic, subscriber=self.name), callback=answered)
+        self._engine = Engine(self, settings, path, self._make_client, DeliveryRecord)
+        self.log.info("webhooks_started", subscriptions=len(self._engine.subs))
 
     def _make_client(self) -> PinnedClient:
         s = self._settings
@@ -319,14 +274,15 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         self._release("crashed")
 
     def _release(self, why: str) -> None:
-        self._workers.stop()
-        for deferred, _ in self._checks.values():
+        engine = self._engine
+        engine.workers.stop()
+        for deferred, _ in engine.checks.values():
             deferred.resolve(
                 Unavailable(agent=self.name, reason=f"webhooks {why} during the check")
             )
-        self._checks.clear()
-        if self._pending:
-            self.log.warning("webhook_deliveries_abandoned", count=len(self._pending), reason=why)
+        engine.checks.clear()
+        if engine.pending:
+            self.log.warning("webhook_deliveries_abandoned", count=len(engine.pending), reason=why)
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -337,16 +293,17 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         problem = url_problem(msg.url) or _empty(topic=msg.topic, secret=msg.secret)
         if problem is not None:
             return InvalidWebhook(detail=problem)
-        if len(self._checks) + len(self._pending) >= self._settings.max_pending:
+        engine = self._engine
+        if len(engine.checks) + len(engine.pending) >= self._settings.max_pending:
             return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
         token = uuid.uuid4().hex
-        self._checks[token] = (self.defer(), msg)
-        self._workers.submit(Check(token, msg.url))
+        engine.checks[token] = (self.defer(), msg)
+        engine.workers.submit(Check(token, msg.url))
         return None  # the reply follows the check (see _checked)
 
     @handler
     def _checked(self, msg: Checked) -> None:
-        entry = self._checks.pop(msg.token, None)
+        entry = self._engine.checks.pop(msg.token, None)
         if msg.incarnation != self.incarnation or entry is None:
             return
         deferred, request = entry
@@ -355,58 +312,28 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
                           reason=msg.refusal)  # fmt: skip
             deferred.resolve(WebhookRefused(detail=msg.refusal))
             return
-        sub = Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
-        new_topic = all(s.topic != sub.topic for s in self._subs.values())
-        self._subs[sub.id] = sub
-        if not self._persist():
-            del self._subs[sub.id]
+        sub = self._engine.add(request)
+        if sub is None:
             deferred.resolve(WebhooksNotSaved(detail="cannot write the subscriptions file"))
             return
-        if new_topic:
-            self._follow(sub.topic)
-        self.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
-                      origin=origin(sub.url))  # fmt: skip
         deferred.resolve(Subscribed(id=sub.id))
 
     @handler
     def unsubscribe(
         self, msg: Unsubscribe
     ) -> Unsubscribed | UnknownSubscription | WebhooksNotSaved:
-        sub = self._subs.pop(msg.id, None)
+        sub = self._engine.subs.get(msg.id)
         if sub is None:
             return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
-        if not self._persist():
-            self._subs[sub.id] = sub
+        if not self._engine.remove(sub):
             return WebhooksNotSaved(detail="cannot write the subscriptions file")
-        self.log.info("webhook_unsubscribed", subscription=sub.id, topic=sub.topic)
-        if all(s.topic != sub.topic for s in self._subs.values()):
-            self._follow(sub.topic, unfollow=True)
         return Unsubscribed(id=sub.id)
-
-    def _persist(self) -> bool:
-        if self._path is None:
-            return True
-        try:
-            save(self._path, list(self._subs.values()))
-        except OSError as exc:
-            self.log.error("webhooks_not_saved", path=str(self._path), error=exc.strerror)
-            return False
-        return True
 
     # -- deliveries ----------------------------------------------------------------------
 
     @handler
     def deliver(self, msg: Deliver) -> Queued:
-        started, dropped = [], 0
-        for sub in [s for s in self._subs.values() if s.topic == msg.topic]:
-            pending = self._new_delivery(sub, msg)
-            if len(self._pending) + len(self._checks) >= self._settings.max_pending:
-                self._record(pending, "dropped", final=True, error="max_pending reached")
-                dropped += 1
-                continue
-            self._pending[pending.delivery] = pending
-            started.append(pending.delivery)
-            self._dispatch(pending)
+        started, dropped = self._engine.deliver(msg)
         return Queued(deliveries=started, dropped=dropped)
 
     @handler
@@ -414,117 +341,22 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         """An event of a topic this agent follows at pubsub: delivered like ``Deliver``."""
         return self.deliver(Deliver(topic=msg.topic, data=msg.data, seq=msg.seq))
 
-    def _new_delivery(self, sub: Subscription, msg: Deliver) -> Pending:
-        delivery = uuid.uuid4().hex
-        body = encode_json({"id": delivery, "topic": msg.topic, "seq": msg.seq, "data": msg.data})
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(sub.secret, body),
-            "X-Vibe-Delivery": delivery,
-        }
-        return Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers)
-
-    def _breaker(self, url: str) -> Breaker:
-        breaker = self._breakers.get(url)
-        if breaker is None:
-            s = self._settings
-            breaker = self._breakers[url] = Breaker(s.breaker_threshold, s.breaker_cooldown)
-        return breaker
-
-    def _dispatch(self, pending: Pending) -> None:
-        pending.attempt += 1
-        breaker = self._breaker(pending.url)
-        now = self.system.clock()
-        if not breaker.allow(now):
-            self._failed(
-                pending, "circuit_open", None, "circuit open", True, breaker.reopens_in(now)
-            )
-            return
-        headers = {**pending.headers, "X-Vibe-Attempt": str(pending.attempt)}
-        self._workers.submit(
-            Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
-        )
-
     @handler
     def _attempted(self, msg: Attempted) -> None:
-        pending = self._pending.get(msg.delivery)
-        if msg.incarnation != self.incarnation or pending is None:
-            return
-        retryable = is_retryable(msg.outcome, msg.status)
-        breaker = self._breaker(pending.url)
-        if msg.outcome in ("delivered", "http_error") and not retryable:
-            breaker.success()  # the endpoint answered
-        elif retryable:
-            breaker.failure(self.system.clock())
-        else:
-            breaker.release()
-        if msg.outcome == "delivered":
-            self._record(pending, "delivered", final=True, status=msg.status)
-            del self._pending[pending.delivery]
-            return
-        self._failed(pending, msg.outcome, msg.status, msg.error, retryable, 0.0)
-
-    def _failed(
-        self,
-        pending: Pending,
-        outcome: Outcome,
-        status: int | None,
-        error: str | None,
-        retryable: bool,
-        at_least: float,
-    ) -> None:
-        s = self._settings
-        if retryable and pending.attempt < s.max_attempts and pending.subscription in self._subs:
-            delay = min(
-                s.backoff_max, s.backoff_initial * s.backoff_multiplier ** (pending.attempt - 1)
-            )
-            delay = max(delay, at_least)
-            self._record(pending, outcome, final=False, status=status, error=error, retry_in=delay)
-            self.start_timer(("retry", pending.delivery), _Retry(pending.delivery), delay)
-            return
-        self._record(pending, outcome, final=True, status=status, error=error)
-        del self._pending[pending.delivery]
-        self.log.warning("webhook_failed", delivery=pending.delivery, topic=pending.topic,
-                         origin=origin(pending.url), attempts=pending.attempt, outcome=outcome,
-                         status=status)  # fmt: skip
+        self._engine.attempted(msg)
 
     @handler
     def _retry(self, msg: _Retry) -> None:
-        pending = self._pending.get(msg.delivery)
-        if pending is None:
-            return
-        if pending.subscription not in self._subs:
-            self._record(pending, "cancelled", final=True, error="unsubscribed")
-            del self._pending[pending.delivery]
-            return
-        self._dispatch(pending)
-
-    def _record(self, pending: Pending, outcome: Outcome, *, final: bool, **fields: Any) -> None:
-        self._history.append(
-            DeliveryRecord(
-                delivery=pending.delivery,
-                subscription=pending.subscription,
-                topic=pending.topic,
-                seq=pending.seq,
-                origin=origin(pending.url),
-                attempt=pending.attempt,
-                outcome=outcome,
-                final=final,
-                at=time.time(),
-                **fields,
-            )
-        )
+        self._engine.retry(msg.delivery)
 
     @handler
     def deliveries(self, msg: Deliveries) -> DeliveriesReply:
-        records = [r for r in self._history if msg.id is None or r.subscription == msg.id]
+        engine = self._engine
+        records = [r for r in engine.history if msg.id is None or r.subscription == msg.id]
         limit = max(0, msg.limit)
-        now = self.system.clock()
-        circuits = {
-            sub.id: self._breakers[sub.url].state(now) if sub.url in self._breakers else "closed"
-            for sub in self._subs.values()
-        }
-        return DeliveriesReply(deliveries=records[-limit:] if limit else [], circuits=circuits)
+        return DeliveriesReply(
+            deliveries=records[-limit:] if limit else [], circuits=engine.circuits()
+        )
 
 
 def _empty(**fields: str) -> str | None:
