@@ -49,23 +49,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgspec
-from prometheus_client import CollectorRegistry, Gauge
 
-from vibe_actors import (
-    ActorSystem,
-    Agent,
-    AgentStatus,
-    ErrorReply,
-    Message,
-    Terminated,
-    UnknownAgent,
-    handler,
-)
+from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._registry_index import Directory, Record
+from vibe_actors.agents._registry_engine import Engine, _Recheck, build_metrics, presence
+from vibe_actors.agents._registry_index import Record
 from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
@@ -210,19 +201,6 @@ class RegistryNotSaved(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class _Recheck(msgspec.Struct, frozen=True):
-    """Timer: look again for the agents of pending entries (internal, not forgeable)."""
-
-
-def presence(system: ActorSystem, name: str) -> str:
-    """``"alive"`` (running or being restarted), ``"dead"`` (stopped for good) or ``"absent"``."""
-    try:
-        status = system.status(name)
-    except UnknownAgent:
-        return "absent"
-    return "dead" if status is AgentStatus.STOPPED else "alive"
-
-
 def _empty(**fields: str) -> str | None:
     for field, value in fields.items():
         if not value:
@@ -230,139 +208,47 @@ def _empty(**fields: str) -> str | None:
     return None
 
 
-class _Metrics(NamedTuple):
-    entries: Gauge
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        Gauge("vibe_registry_entries", "Visible registrations", ["agent"], registry=registry)
-    )
-
-
 # -- the agent -------------------------------------------------------------------------
 
 
 class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubscribe]):
-    """Capability registry with death-watch (see the module docstring for the contract)."""
+    """Capability registry with death-watch (see the module docstring for the contract).
+
+    It answers the public protocol; the directory, the store, the watches and
+    the notices to subscribers belong to its engine (``_registry_engine.Engine``).
+    """
 
     Config: ClassVar = RegistryConfig
 
     def on_start(self) -> None:
-        self._metrics = system_metrics(self.system, "registry", _build_metrics)
-        self._dir = Directory()
-        self._store: RegistryStore | None = None
+        metrics = system_metrics(self.system, "registry", build_metrics)
+        engine = self._engine = Engine(self, metrics, self.config.recheck_interval, RegistryChanged)
         if self.config.persist:
             try:
-                self._store = RegistryStore(database_path(self.system.config.data_dir, self.name))
+                engine.store = RegistryStore(database_path(self.system.config.data_dir, self.name))
             except StoreError as exc:
                 degrade_for(self, exc)
                 return
-        self._load()
-        self._settle(initial=True)
-        pending = self._dir.pending_count()
-        self.log.info("registry_started", entries=len(self._dir.entries), pending=pending)
+        engine.load(self.config.entries)
+        engine.settle(initial=True)
+        pending = engine.dir.pending_count()
+        self.log.info("registry_started", entries=len(engine.dir.entries), pending=pending)
 
     def on_stop(self) -> None:
-        self._close()
+        self._engine.close()
 
     def on_failure(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    def _load(self) -> None:
-        """Queue every known item as pending; :meth:`_settle` admits or drops it."""
-        dynamic = self._store.registrations() if self._store is not None else {}
-        subs = self._store.subscriptions() if self._store is not None else []
-        now = time.time()
-        for entry in self.config.entries:
-            caps = tuple(sorted(set(entry.capabilities)))
-            self._dir.pending_entries[entry.name] = Record(caps, now, static=True)
-        self._dir.pending_entries.update(dynamic)  # a dynamic registration overrides a static one
-        self._dir.pending_subs.update(subs)
-
-    def _settle(self, *, initial: bool = False) -> None:
-        """Admit pending items whose agent exists (a dead one is admitted too: the watch
-        delivers ``Terminated`` at once, which removes it and tells the subscribers); once
-        the system runs, drop absent static entries and subscribers; re-check later while
-        any remain.
-
-        The first settle of an incarnation tells no one: what it admits was registered
-        before (a restart), so the subscribers' view has not changed.
-        """
-        settled = self._dir.settle(lambda name: presence(self.system, name), self.system.running)
-        for cap, sub in settled.subscribed:
-            self._dir.subscribe(cap, sub)
-            self.watch(sub)
-        for cap, sub in settled.skipped:
-            self.log.warning("registry_entry_skipped", subscriber=sub, capability=cap)
-            self._cleanup(RegistryStore.unsubscribe, cap, sub)
-        for name, record in settled.admitted:
-            self._put(name, record, notify=not initial)
-        for name in settled.dropped:
-            self.log.warning("registry_entry_skipped", name=name)
-        self._metrics.entries.labels(self.name).set(len(self._dir.entries))
-        if self._dir.pending_count():
-            self.start_timer("recheck", _Recheck(), self.config.recheck_interval)
+        self._engine.close()
 
     @handler
     def _recheck(self, msg: _Recheck) -> None:
-        self._settle()
-
-    def _catch_up(self) -> None:
-        """Settle before answering a query, so that right after the system's start the
-        answer already holds the agents that started after the registry."""
-        if self._dir.pending_count():
-            self._settle()
-
-    def _write(self, change: Callable[..., None], *args: Any, event: str) -> StoreError | None:
-        """``change(store, *args)``; the error (logged as ``event``) if it was not saved."""
-        if self._store is None:
-            return None
-        try:
-            change(self._store, *args)
-        except StoreError as exc:
-            self.log.error(event, path=exc.path, error=exc.reason)
-            return exc
-        return None
-
-    def _cleanup(self, change: Callable[..., None], *args: Any) -> None:
-        """A cleanup write: failure is logged (the next start cleans up again), not replied."""
-        self._write(change, *args, event="registry_cleanup_not_saved")
+        self._engine.settle()
 
     def _save(self, change: Callable[..., None], *args: Any) -> RegistryNotSaved | None:
         """A write the reply acknowledges: done (committed) before the state changes."""
-        if (exc := self._write(change, *args, event="registry_not_saved")) is None:
+        if (exc := self._engine.write(change, *args, event="registry_not_saved")) is None:
             return None
         return RegistryNotSaved(detail=f"cannot write the registry database: {exc.reason}")
-
-    # -- state changes (each notifies the subscribers of the capabilities it touched) ---
-
-    def _put(self, name: str, record: Record, *, notify: bool = True) -> None:
-        before = self._dir.put(name, record)
-        self.watch(name)
-        self._changed(before if notify else {})
-
-    def _remove(self, name: str) -> None:
-        before = self._dir.remove(name)
-        if before is None:
-            return
-        self._unwatch_if_unused(name)
-        self._changed(before)
-
-    def _changed(self, before: dict[str, list[str]]) -> None:
-        self._metrics.entries.labels(self.name).set(len(self._dir.entries))
-        for cap, names, subscribers in self._dir.changes(before):
-            for subscriber in subscribers:
-                self.ref(subscriber).tell(RegistryChanged(capability=cap, names=names))
-
-    def _unwatch_if_unused(self, name: str) -> None:
-        if not self._dir.in_use(name):
-            self.unwatch(name)
 
     # -- registrations ----------------------------------------------------------------
 
@@ -380,25 +266,25 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
         record = Record(tuple(sorted(set(msg.capabilities))), time.time(), static=False)
         if (failed := self._save(RegistryStore.register, msg.name, record)) is not None:
             return failed
-        self._dir.pending_entries.pop(msg.name, None)
-        self._put(msg.name, record)
+        self._engine.dir.pending_entries.pop(msg.name, None)
+        self._engine.put(msg.name, record)
         self.log.info("registry_registered", name=msg.name, capabilities=record.capabilities)
         return Registered(name=msg.name, capabilities=list(record.capabilities))
 
     @handler
     def unregister(self, msg: Unregister) -> Unregistered | NotFound | RegistryNotSaved:
-        if msg.name not in self._dir.entries:
+        if msg.name not in self._engine.dir.entries:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
         if (failed := self._save(RegistryStore.unregister, msg.name)) is not None:
             return failed
-        self._remove(msg.name)
+        self._engine.remove(msg.name)
         self.log.info("registry_unregistered", name=msg.name)
         return Unregistered(name=msg.name)
 
     @handler
     def lookup(self, msg: Lookup) -> Registration | NotFound:
-        self._catch_up()
-        record = self._dir.entries.get(msg.name)
+        self._engine.catch_up()
+        record = self._engine.dir.entries.get(msg.name)
         if record is None:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
         return Registration(
@@ -409,8 +295,8 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
 
     @handler
     def find(self, msg: Find) -> Found:
-        self._catch_up()
-        return Found(capability=msg.capability, names=self._dir.names(msg.capability))
+        self._engine.catch_up()
+        return Found(capability=msg.capability, names=self._engine.dir.names(msg.capability))
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -421,25 +307,25 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
         problem = _empty(capability=msg.capability, subscriber=msg.subscriber)
         if problem is not None:
             return InvalidRegistration(detail=problem)
-        self._catch_up()
+        self._engine.catch_up()
         if presence(self.system, msg.subscriber) != "alive":
             return NoSuchAgent(
                 agent=msg.subscriber, detail=f"no running agent named {msg.subscriber!r}"
             )
-        if not self._dir.subscribed(msg.capability, msg.subscriber):
+        if not self._engine.dir.subscribed(msg.capability, msg.subscriber):
             failed = self._save(RegistryStore.subscribe, msg.capability, msg.subscriber)
             if failed is not None:
                 return failed
-            self._dir.subscribe(msg.capability, msg.subscriber)
+            self._engine.dir.subscribe(msg.capability, msg.subscriber)
             self.watch(msg.subscriber)
             self.log.info(
                 "registry_subscribed", capability=msg.capability, subscriber=msg.subscriber
             )
-        return Subscribed(capability=msg.capability, names=self._dir.names(msg.capability))
+        return Subscribed(capability=msg.capability, names=self._engine.dir.names(msg.capability))
 
     @handler
     def unsubscribe(self, msg: Unsubscribe) -> Unsubscribed | NotSubscribed | RegistryNotSaved:
-        if not self._dir.subscribed(msg.capability, msg.subscriber):
+        if not self._engine.dir.subscribed(msg.capability, msg.subscriber):
             return NotSubscribed(
                 capability=msg.capability,
                 subscriber=msg.subscriber,
@@ -448,22 +334,12 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
         failed = self._save(RegistryStore.unsubscribe, msg.capability, msg.subscriber)
         if failed is not None:
             return failed
-        self._dir.unsubscribe(msg.capability, msg.subscriber)
-        self._unwatch_if_unused(msg.subscriber)
+        self._engine.dir.unsubscribe(msg.capability, msg.subscriber)
+        self._engine.unwatch_if_unused(msg.subscriber)
         return Unsubscribed(capability=msg.capability, subscriber=msg.subscriber)
 
     # -- death-watch ------------------------------------------------------------------
 
     @handler
     def _terminated(self, msg: Terminated) -> None:
-        name = msg.agent
-        if presence(self.system, name) == "alive":
-            self.watch(name)  # a new agent under the same name (live reload): keep watching
-            return
-        for cap in self._dir.capabilities_watched_by(name):
-            self._dir.unsubscribe(cap, name)
-        self._cleanup(RegistryStore.forget, name)
-        if name in self._dir.entries:
-            self._cleanup(RegistryStore.unregister, name)
-            self._remove(name)
-        self.log.info("registry_agent_gone", name=name, reason=msg.reason)
+        self._engine.terminated(msg)
