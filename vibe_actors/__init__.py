@@ -63,7 +63,8 @@ from vibe_actors._spec import (
     WorkerSpec,
 )
 from vibe_actors._supervisor import Supervisor
-from vibe_actors._system import ActorSystem, SystemConfig, TreeNode
+from vibe_actors._system import ActorSystem, SystemConfig
+from vibe_actors._tree import TreeNode
 
 __all__ = [
     "BRUTAL_KILL",

@@ -26,21 +26,21 @@ from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._handlers import coerce_config
 from vibe_actors._messages import Terminated, Unavailable
 from vibe_actors._metrics import SystemCollector
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
 from vibe_actors._router import Router
 from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
-from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
+from vibe_actors._spec import SupervisorSpec, WorkerSpec
 from vibe_actors._supervisor import Supervisor
 from vibe_actors._timers import TimerService
+from vibe_actors._tree import TreeNode, all_specs, pool_supervisor, snapshot, validate_tree
 
 if TYPE_CHECKING:
     from vibe_actors._agent import M
 
-__all__ = ["ActorSystem", "SystemConfig", "TreeNode"]
+__all__ = ["ActorSystem", "SystemConfig"]
 
 _log = structlog.get_logger("vibe_actors.system")
 
@@ -66,24 +66,6 @@ class SystemConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("ask_timeout and start_timeout must be > 0")
 
 
-class TreeNode(msgspec.Struct, frozen=True):
-    """One node of :meth:`ActorSystem.tree`: a snapshot, not a live view."""
-
-    name: str
-    kind: str  #: "supervisor", "pool" or "worker"
-    agent: str  #: the Agent class, ``module:Class``
-    status: str
-    restarts: int
-    incarnation: int
-    mailbox_depth: int
-    last_failure: str | None
-    restart: str
-    strategy: str | None = None
-    children: tuple[TreeNode, ...] = ()
-    #: Why the agent refuses work while running (``Agent.degrade``), else None.
-    degraded: str | None = None
-
-
 class ActorSystem:
     """A supervision tree of agents, started from a :class:`SupervisorSpec`.
 
@@ -105,7 +87,7 @@ class ActorSystem:
     ) -> None:
         if not isinstance(root, SupervisorSpec):
             root = SupervisorSpec(name="root", children=tuple(root))
-        _validate_tree(root)
+        validate_tree(root)
         self.root_spec = root
         self.config = config or SystemConfig()
         self._serialize = self.config.serialize_messages  # read on every send
@@ -316,7 +298,7 @@ class ActorSystem:
             if isinstance(spec, SupervisorSpec):
                 cell = Cell(self, spec, Supervisor, spec, parent)
             elif spec.pool is not None:
-                cell = Cell(self, _pool_supervisor(spec, parent), Supervisor, None, parent)
+                cell = Cell(self, pool_supervisor(spec, parent), Supervisor, None, parent)
                 cell.config = cell.spec
                 self._routes[spec.name] = Router(spec.name, spec.pool, cell)
             else:
@@ -344,7 +326,7 @@ class ActorSystem:
             raise ValueError(
                 f"the root is {self.root_spec.name!r}; cannot rename it to {new_root.name!r}"
             )
-        _validate_tree(new_root)
+        validate_tree(new_root)
         future = ReplyFuture(new_root.name, timeout)
         self._root.mailbox.put_system(Envelope(ApplySpec(new_root), future))
         report: ApplyReport = raise_for_error(future.wait())
@@ -430,7 +412,7 @@ class ActorSystem:
         """The Agent class behind ``name`` (a pool's worker class). Raises :class:`UnknownAgent`."""
         cell = self.cell(name)
         if isinstance(self._routes.get(name), Router):
-            spec = next(s for s in _all_specs(self.root_spec) if s.name == name)
+            spec = next(s for s in all_specs(self.root_spec) if s.name == name)
             assert isinstance(spec, WorkerSpec)
             agent: type[Agent] = spec.agent
             return agent
@@ -485,7 +467,7 @@ class ActorSystem:
         """A snapshot of the supervision tree. Raises :class:`SystemNotRunning` before start."""
         if self._root is None:
             raise SystemNotRunning("the system has not been started")
-        return _snapshot(self._root)
+        return snapshot(self._root)
 
     def walk(self) -> Iterator[TreeNode]:
         """Every node of :meth:`tree`, depth first."""
@@ -494,93 +476,3 @@ class ActorSystem:
             node = stack.pop()
             yield node
             stack.extend(reversed(node.children))
-
-
-def _all_specs(root: SupervisorSpec) -> Iterator[WorkerSpec | SupervisorSpec]:
-    yield root
-    for child in root.children:
-        if isinstance(child, SupervisorSpec):
-            yield from _all_specs(child)
-        else:
-            yield child
-
-
-def _validate_tree(root: SupervisorSpec) -> None:
-    """Fail fast on what would only fail later: names are one namespace, agents are Agents."""
-    seen: dict[str, str] = {}
-
-    def claim(name: str, where: str) -> None:
-        if name in seen:
-            raise ValueError(f"duplicate agent name {name!r} (at {where} and {seen[name]})")
-        seen[name] = where
-
-    def visit(spec: WorkerSpec | SupervisorSpec, path: str) -> None:
-        here = f"{path}/{spec.name}" if path else spec.name
-        claim(spec.name, here)
-        if isinstance(spec, SupervisorSpec):
-            for child in spec.children:
-                visit(child, here)
-            return
-        if not (isinstance(spec.agent, type) and issubclass(spec.agent, Agent)):
-            raise TypeError(f"{here}: agent must be an Agent subclass, got {spec.agent!r}")
-        try:
-            coerce_config(spec.agent, spec.config)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"{here}: config for {spec.agent.__name__}: {exc}") from exc
-        if spec.pool is not None:
-            for index in range(1, spec.pool.size + 1):
-                claim(f"{spec.name}.{index}", f"{here} (pool worker)")
-
-    visit(root, "")
-
-
-def _pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
-    assert spec.pool is not None
-    workers = tuple(
-        WorkerSpec(
-            name=f"{spec.name}.{index}",
-            agent=spec.agent,
-            config=spec.config,
-            restart=spec.restart,
-            shutdown=spec.shutdown,
-            mailbox=spec.mailbox,
-        )
-        for index in range(1, spec.pool.size + 1)
-    )
-    parent_spec = (
-        parent.spec if parent is not None and isinstance(parent.spec, SupervisorSpec) else None
-    )
-    return SupervisorSpec(
-        name=spec.name,
-        children=workers,
-        strategy=Strategy.ONE_FOR_ONE,
-        intensity=max(1, spec.pool.size),
-        period=parent_spec.period if parent_spec else 5.0,
-        backoff=parent_spec.backoff if parent_spec else BackoffSpec(),
-        restart=spec.restart,
-        depends_on=spec.depends_on,
-    )
-
-
-def _snapshot(cell: Cell) -> TreeNode:
-    spec = cell.spec
-    is_supervisor = isinstance(spec, SupervisorSpec)
-    if cell.name in cell.system._routes and isinstance(cell.system._routes[cell.name], Router):
-        kind = "pool"
-    else:
-        kind = "supervisor" if is_supervisor else "worker"
-    agent_class = cell.agent_class
-    return TreeNode(
-        name=cell.name,
-        kind=kind,
-        agent=f"{agent_class.__module__}:{agent_class.__qualname__}",
-        status=cell.status.value,
-        restarts=cell.restarts,
-        incarnation=cell.incarnation,
-        mailbox_depth=cell.mailbox.qsize(),
-        last_failure=cell.last_failure,
-        restart=spec.restart.value,
-        strategy=spec.strategy.value if isinstance(spec, SupervisorSpec) else None,
-        children=tuple(_snapshot(child) for child in list(cell.children.values())),
-        degraded=cell.degraded,
-    )
