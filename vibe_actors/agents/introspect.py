@@ -84,6 +84,8 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     last_failure: str | None = None
     last_failure_at: float | None = None
     degraded: str | None = None
+    #: Where it runs: ``local`` (a thread of this process) or ``ray`` (a Ray actor).
+    placement: str = "local"
 
 
 class TreeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +142,14 @@ def _messages(system: ActorSystem, name: str) -> list[str]:
         return []
 
 
+def _placement(system: ActorSystem, name: str) -> str:
+    try:
+        agent_class = system.agent_class(name)
+    except UnknownAgent:
+        return "local"
+    return str(getattr(agent_class, "_placement", "local"))  # a Ray proxy says "ray"
+
+
 def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> list[AgentView]:
     """Every node that receives messages (workers and pools), in tree order."""
     rates = rates or {}
@@ -156,7 +166,7 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
                 handled=int(_counted(node, handled)), rate=float(_counted(node, rates)),
                 last_failure=node.last_failure,
                 last_failure_at=_last_failure_at(system, node.name),
-                degraded=node.degraded,
+                degraded=node.degraded, placement=_placement(system, node.name),
             )
         )  # fmt: skip
     return views

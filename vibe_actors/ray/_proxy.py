@@ -1,0 +1,337 @@
+"""The local side of a placed agent: a proxy Agent supervised like any other (imports Ray).
+
+:func:`placed` makes, per hosted class, a subclass of :class:`RayProxy` that
+declares the hosted class's message types with the same reply annotations, so
+``/v1/agents``, the catalogue and OpenAPI are unchanged. Each proxy incarnation
+gets or creates the named Ray actor ``(namespace, agent name)`` hosting the
+agent (:class:`vibe_actors.ray._host.AgentHost`, ``max_restarts=0``,
+``max_task_retries=0``: Ray's retries would replay calls out of order and lose
+state; supervision stays ours).
+
+Per message: the proxy encodes it to msgpack, submits it (the local mailbox and
+its bound are in front; at most ``max_in_flight`` calls are outstanding) and
+defers the reply; Ray's ObjectRef completes it from Ray's thread. Tell is
+fire-and-forget. ``Ping`` is forwarded, so the watchdog's pings reach the Ray
+actor.
+
+Failure: a lost Ray actor (``ActorDiedError``, ``ActorUnavailableError``), a
+task error or a hosted handler that raised resolves that call's asker with
+:class:`AgentCrashed` and makes the proxy raise :class:`RayActorLost` in its own
+thread: a child failure, handled by its supervisor's strategy, intensity and
+backoff. The crashed incarnation kills its Ray actor (``on_failure``), so the
+next one starts from a fresh actor: state held by a Ray-placed agent is rebuilt
+on restart, exactly as for a local agent. Calls in flight when the actor dies
+get ``AgentCrashed`` (or ``Unavailable`` if they were queued behind a crash);
+none hangs: an ask's deadline bounds its wait as for a local agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import typing
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+import msgspec
+import ray
+import ray.exceptions
+from prometheus_client import CollectorRegistry, Counter
+
+from vibe_actors._agent import Agent, Deferred
+from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
+from vibe_actors._envelope import Envelope
+from vibe_actors._handlers import collect_handlers, handler
+from vibe_actors._messages import (
+    AgentCrashed,
+    DeadlineExceeded,
+    MailboxFull,
+    Ping,
+    Pong,
+    Unavailable,
+    UnknownMessage,
+)
+from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.ray._cluster import connect
+from vibe_actors.ray._host import AgentHost, HostCrashed, HostRefused, message_union
+from vibe_actors.ray._settings import RaySettings
+
+__all__ = ["RayActorLost", "RayProxy", "placed"]
+
+_RUNTIME_REPLIES = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
+#: What every Agent handles itself (Ping, fault injection): not forwarded as such.
+_BASE_HANDLERS = frozenset(collect_handlers(Agent))
+_RemoteHost: Any = None
+_remote_lock = threading.Lock()
+
+
+class RayActorLost(RuntimeError):
+    """The Ray actor behind a proxy died, was unreachable or its handler raised."""
+
+
+class _Lost:
+    """Private self-message: raise RayActorLost in the proxy's thread (not a Message)."""
+
+    __slots__ = ("error", "incarnation")
+
+    def __init__(self, incarnation: int, error: str) -> None:
+        self.incarnation = incarnation
+        self.error = error
+
+
+class _Metrics(typing.NamedTuple):
+    calls: Counter
+
+
+def _metrics(registry: CollectorRegistry) -> _Metrics:
+    return _Metrics(
+        Counter(
+            "vibe_ray_calls",
+            "Calls from proxies to Ray-placed agents, by outcome.",
+            ["agent", "placement", "outcome"],
+            registry=registry,
+        )
+    )
+
+
+def _host_class() -> Any:
+    global _RemoteHost
+    with _remote_lock:
+        if _RemoteHost is None:
+            _RemoteHost = ray.remote(AgentHost)
+        return _RemoteHost
+
+
+class RayProxy(Agent):
+    """Base of the generated proxies; see the module docstring."""
+
+    #: Where the agent runs (introspect's ``placement``).
+    _placement: ClassVar[str] = "ray"
+    #: The Agent subclass whose behaviour runs on Ray, and how it is placed.
+    hosted: ClassVar[type[Agent]]
+    settings: ClassVar[RaySettings]
+    #: Message type -> what its reply decodes as.
+    _replies: ClassVar[dict[type, Any]] = {}
+
+    def on_start(self) -> None:
+        self.log = self.log.bind(placement="ray")
+        self._metrics = system_metrics(self.system, "ray_proxy", _metrics)
+        self._slots = threading.Semaphore(self.settings.max_in_flight)
+        self._lost = False
+        connect(self.settings, self.system.config.data_dir)
+        self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
+        self.log.info("ray_actor_attached", namespace=self.settings.namespace)
+
+    def _attach(self, deadline: float) -> Any:
+        """Get or create the named actor and wait for its ping; a dying one is retried."""
+        while True:
+            actor = self._try_attach(deadline)
+            if actor is not None:
+                return actor
+            if time.monotonic() >= deadline:
+                raise RayActorLost(f"{self.name}: its Ray actor did not start in time")
+            time.sleep(0.05)
+
+    def _try_attach(self, deadline: float) -> Any:
+        # No reference to a dead actor may outlive this call: Ray frees the name of a dead
+        # actor only when its last handle is gone, and get_if_exists would find it again.
+        hosted = self.hosted
+        actor = (
+            _host_class()
+            .options(
+                name=self.name,
+                namespace=self.settings.namespace,
+                get_if_exists=True,
+                max_restarts=0,
+                max_task_retries=0,
+                num_cpus=self.settings.for_agent(self.name).num_cpus,
+            )
+            .remote(
+                f"{hosted.__module__}:{hosted.__qualname__}",
+                self.name,
+                encode_msgpack(self.config),
+                self.incarnation,
+            )
+        )
+        try:
+            ray.get(actor.ping.remote(), timeout=max(0.01, deadline - time.monotonic()))
+        except ray.exceptions.RayActorError as exc:
+            del actor
+            if exc.actor_init_failed:  # the hosted on_start raised: a start failure
+                first = str(exc).strip().splitlines()[-1]
+                raise RayActorLost(f"{self.name}: on_start failed on Ray: {first}") from None
+            self.log.info("ray_actor_retry", error=type(exc).__name__)  # the previous one, dying
+            return None
+        return actor
+
+    def on_stop(self) -> None:
+        # Calls already submitted finish first (Ray runs one caller's calls in order).
+        shutdown = self._cell.spec.shutdown
+        budget = shutdown if isinstance(shutdown, float | int) else 0.0
+        try:
+            ray.get(self._actor.stop.remote(), timeout=max(0.01, float(budget)))
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            self.log.warning("ray_actor_stop_failed", error=str(exc))
+        ray.kill(self._actor, no_restart=True)
+        self._actor = None
+
+    def on_failure(self, error: BaseException) -> None:
+        actor = getattr(self, "_actor", None)
+        if actor is not None:  # the next incarnation must start from a fresh actor
+            ray.kill(actor, no_restart=True)
+            self._actor = None
+            del actor
+
+    # -- forwarding ---------------------------------------------------------------
+
+    @handler
+    def _ping(self, msg: Ping) -> Pong:
+        deferred = self.defer()
+        pong = Pong(agent=self.name, incarnation=self.incarnation)
+        self._submit(self._actor.ping.remote(), deferred, lambda _: pong)
+        return pong  # not sent: the reply was deferred
+
+    @handler
+    def _lost_actor(self, msg: _Lost) -> None:
+        if msg.incarnation == self.incarnation:
+            raise RayActorLost(msg.error)
+
+    def _forward(self, message: Any) -> None:
+        env = self.envelope
+        assert env is not None
+        timeout = float(getattr(env.reply, "timeout", 0.0))
+        deferred = self.defer()
+        if not self._slots.acquire(timeout=_remaining(env)):
+            deferred.resolve(DeadlineExceeded(agent=self.name, timeout=timeout))
+            self._count("deadline")
+            return
+        ref = self._actor.handle.remote(encode_msgpack(message))
+        target = self._replies.get(type(message), Any)
+        self._submit(ref, deferred, functools.partial(self._decode, target), slot=True)
+
+    def _submit(self, ref: Any, deferred: Deferred, convert: Any, *, slot: bool = False) -> None:
+        future: Future[Any] = ref.future()
+        future.add_done_callback(functools.partial(self._completed, deferred, convert, slot))
+
+    def _completed(self, deferred: Deferred, convert: Any, slot: bool, future: Future[Any]) -> None:
+        """In Ray's thread: answer the asker; a failure crashes the proxy."""
+        if slot:
+            self._slots.release()
+        try:
+            reply = convert(future.result())
+        except (ray.exceptions.RayError, CodecError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text = f"{type(exc).__name__}: {first}"[:500]
+            deferred.resolve(AgentCrashed(agent=self.name, error=text))
+            self._fail(text, "lost")
+            return
+        if isinstance(reply, HostCrashed):
+            deferred.resolve(AgentCrashed(agent=self.name, error=reply.error))
+            self._fail(reply.error, "crashed")
+        elif isinstance(reply, HostRefused):
+            deferred.resolve(Unavailable(agent=self.name, reason=f"crashed: {reply.error}"))
+            self._count("refused")
+        else:
+            deferred.resolve(reply)
+            self._count("ok")
+
+    @staticmethod
+    def _decode(target: Any, data: bytes) -> Any:
+        return decode_msgpack(data, target)
+
+    def _fail(self, error: str, outcome: str) -> None:
+        self._count(outcome)
+        if self._lost:
+            return
+        self._lost = True
+        self.log.error("ray_actor_lost", error=error)
+        self._cell.mailbox.put_system(Envelope(_Lost(self.incarnation, error)))
+
+    def _count(self, outcome: str) -> None:
+        self._metrics.calls.labels(self.name, "ray", outcome).inc()
+
+
+def _remaining(env: Envelope) -> float | None:
+    return None if env.deadline is None else max(0.0, env.deadline - time.monotonic())
+
+
+_placed: dict[tuple[type, bytes], type[RayProxy]] = {}
+
+
+def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
+    """The proxy class that runs ``hosted`` on Ray (one class per hosted class and settings).
+
+    It declares the hosted class's message types, reply annotations, ``Config`` and
+    name (``module:Class``), so everything that describes agents shows the same
+    agent; ``placement`` tells them apart. Raises ``TypeError`` if a handler's
+    declared replies cannot be decoded as one msgpack union.
+    """
+    if issubclass(hosted, RayProxy):
+        raise TypeError(f"{hosted.__qualname__} is already placed on Ray")
+    settings = settings or RaySettings()
+    # Cached, so that the same wiring builds equal specs (live reload compares them).
+    key = (hosted, encode_msgpack(settings))
+    with _remote_lock:
+        if key not in _placed:
+            _placed[key] = _make_proxy(hosted, settings)
+        return _placed[key]
+
+
+def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
+    namespace: dict[str, Any] = {
+        "hosted": hosted,
+        "settings": settings,
+        "Config": hosted.Config,
+        "__module__": hosted.__module__,
+        "__qualname__": hosted.__qualname__,
+        "__doc__": hosted.__doc__,
+    }
+    replies: dict[type, Any] = {}
+    for message_type in hosted.message_types():
+        if message_type in _BASE_HANDLERS:  # Ping: the proxy's own, forwarded
+            continue
+        returns = _return_annotation(hosted, message_type)
+        namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
+        replies[message_type] = _reply_target(hosted, message_type)
+    proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
+    proxy._replies = replies
+    proxy._declared = hosted.declared_messages()
+    return proxy
+
+
+def _return_annotation(hosted: type[Agent], message_type: type) -> Any:
+    fn = hosted._handlers[message_type]
+    try:
+        return typing.get_type_hints(fn).get("return", Any)
+    except (NameError, TypeError):
+        return Any
+
+
+def _forwarder(message_type: type, returns: Any) -> Any:
+    def forward(self: RayProxy, msg: Any) -> Any:
+        self._forward(msg)
+
+    forward.__annotations__ = {"msg": message_type, "return": returns}
+    forward.__name__ = forward.__qualname__ = f"_forward_{message_type.__name__}"
+    return handler(forward)
+
+
+def _reply_target(hosted: type[Agent], message_type: type) -> Any:
+    """The declared replies, the runtime's error replies and the host's markers, as one type."""
+    declared = hosted.reply_types(message_type)
+    if not declared and _return_annotation(hosted, message_type) is Any:
+        return Any  # unannotated: plain data (the brief: always annotate)
+    tags = {getattr(t, "__name__", "") for t in declared}
+    extra = tuple(
+        t for t in (*_RUNTIME_REPLIES, HostCrashed, HostRefused) if t.__name__ not in tags
+    )
+    target = message_union((*declared, *extra, type(None)))
+    try:
+        msgspec.msgpack.Decoder(target)
+    except TypeError as exc:
+        raise TypeError(
+            f"{hosted.__qualname__}: the replies declared for {message_type.__name__} "
+            f"cannot cross to Ray as one msgpack union: {exc}"
+        ) from exc
+    return target
