@@ -100,3 +100,19 @@ class UsesTimers(Agent):
 
     def on_start(self) -> None:
         self.start_timer("tick", Read(), 1.0)
+
+
+class PlainA(msgspec.Struct, frozen=True):
+    a: int
+
+
+class PlainB(msgspec.Struct, frozen=True):
+    b: int
+
+
+class Ambiguous(Agent):
+    """Replies with one of two untagged structs: msgpack cannot tell them apart."""
+
+    @handler
+    def read(self, msg: Read) -> PlainA | PlainB:
+        return PlainA(a=1)

@@ -33,9 +33,19 @@ import typing
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+import msgspec
+
 from vibe_actors._agent import Agent
 from vibe_actors._codec import decode_msgpack, encode_msgpack
-from vibe_actors._messages import Message
+from vibe_actors._messages import (
+    AgentCrashed,
+    DeadlineExceeded,
+    MailboxFull,
+    Message,
+    Ping,
+    Unavailable,
+    UnknownMessage,
+)
 
 __all__ = [
     "AgentHost",
@@ -46,7 +56,11 @@ __all__ = [
     "RemoteSystem",
     "import_agent",
     "message_union",
+    "reply_targets",
+    "return_annotation",
 ]
+
+_RUNTIME_REPLIES = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
 
 
 class HostCrashed(Message):
@@ -168,3 +182,45 @@ def _build(cls: type[Agent], context: RemoteContext, incarnation: int) -> Agent:
     agent = cls._incarnate(context, incarnation)  # type: ignore[arg-type]
     agent.log = agent.log.bind(placement="ray")
     return agent
+
+
+def return_annotation(hosted: type[Agent], message_type: type) -> Any:
+    """The return annotation of ``hosted``'s handler of ``message_type`` (Any if none)."""
+    fn = hosted._handlers[message_type]
+    try:
+        return typing.get_type_hints(fn).get("return", Any)
+    except (NameError, TypeError):
+        return Any
+
+
+def reply_targets(hosted: type[Agent]) -> dict[type, Any]:
+    """Per public message type of ``hosted``, what its reply decodes as on the way back.
+
+    Raises ``TypeError`` naming the handler whose declared replies cannot be one
+    msgpack union (checked when a wiring is loaded, without Ray).
+    """
+    return {
+        message_type: _reply_target(hosted, message_type)
+        for message_type in hosted.message_types()
+        if message_type is not Ping
+    }
+
+
+def _reply_target(hosted: type[Agent], message_type: type) -> Any:
+    """The declared replies, the runtime's error replies and the host's markers, as one type."""
+    declared = hosted.reply_types(message_type)
+    if not declared and return_annotation(hosted, message_type) is Any:
+        return Any  # unannotated: plain data (the brief: always annotate)
+    tags = {getattr(t, "__name__", "") for t in declared}
+    extra = tuple(
+        t for t in (*_RUNTIME_REPLIES, HostCrashed, HostRefused) if t.__name__ not in tags
+    )
+    target = message_union((*declared, *extra, type(None)))
+    try:
+        msgspec.msgpack.Decoder(target)
+    except TypeError as exc:
+        raise TypeError(
+            f"{hosted.__qualname__}: the replies declared for {message_type.__name__} "
+            f"cannot cross to Ray as one msgpack union: {exc}"
+        ) from exc
+    return target

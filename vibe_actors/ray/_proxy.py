@@ -34,7 +34,6 @@ import typing
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
-import msgspec
 import ray
 import ray.exceptions
 from prometheus_client import CollectorRegistry, Counter
@@ -43,23 +42,20 @@ from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import collect_handlers, handler
-from vibe_actors._messages import (
-    AgentCrashed,
-    DeadlineExceeded,
-    MailboxFull,
-    Ping,
-    Pong,
-    Unavailable,
-    UnknownMessage,
-)
+from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.ray._cluster import connect
-from vibe_actors.ray._host import AgentHost, HostCrashed, HostRefused, message_union
+from vibe_actors.ray._host import (
+    AgentHost,
+    HostCrashed,
+    HostRefused,
+    reply_targets,
+    return_annotation,
+)
 from vibe_actors.ray._settings import RaySettings
 
 __all__ = ["RayActorLost", "RayProxy", "placed"]
 
-_RUNTIME_REPLIES = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
 #: What every Agent handles itself (Ping, fault injection): not forwarded as such.
 _BASE_HANDLERS = frozenset(collect_handlers(Agent))
 _RemoteHost: Any = None
@@ -287,25 +283,16 @@ def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
         "__qualname__": hosted.__qualname__,
         "__doc__": hosted.__doc__,
     }
-    replies: dict[type, Any] = {}
+    replies = reply_targets(hosted)
     for message_type in hosted.message_types():
         if message_type in _BASE_HANDLERS:  # Ping: the proxy's own, forwarded
             continue
-        returns = _return_annotation(hosted, message_type)
+        returns = return_annotation(hosted, message_type)
         namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
-        replies[message_type] = _reply_target(hosted, message_type)
     proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
     proxy._replies = replies
     proxy._declared = hosted.declared_messages()
     return proxy
-
-
-def _return_annotation(hosted: type[Agent], message_type: type) -> Any:
-    fn = hosted._handlers[message_type]
-    try:
-        return typing.get_type_hints(fn).get("return", Any)
-    except (NameError, TypeError):
-        return Any
 
 
 def _forwarder(message_type: type, returns: Any) -> Any:
@@ -315,23 +302,3 @@ def _forwarder(message_type: type, returns: Any) -> Any:
     forward.__annotations__ = {"msg": message_type, "return": returns}
     forward.__name__ = forward.__qualname__ = f"_forward_{message_type.__name__}"
     return handler(forward)
-
-
-def _reply_target(hosted: type[Agent], message_type: type) -> Any:
-    """The declared replies, the runtime's error replies and the host's markers, as one type."""
-    declared = hosted.reply_types(message_type)
-    if not declared and _return_annotation(hosted, message_type) is Any:
-        return Any  # unannotated: plain data (the brief: always annotate)
-    tags = {getattr(t, "__name__", "") for t in declared}
-    extra = tuple(
-        t for t in (*_RUNTIME_REPLIES, HostCrashed, HostRefused) if t.__name__ not in tags
-    )
-    target = message_union((*declared, *extra, type(None)))
-    try:
-        msgspec.msgpack.Decoder(target)
-    except TypeError as exc:
-        raise TypeError(
-            f"{hosted.__qualname__}: the replies declared for {message_type.__name__} "
-            f"cannot cross to Ray as one msgpack union: {exc}"
-        ) from exc
-    return target
