@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -158,7 +159,9 @@ def test_asks_in_flight_when_the_actor_dies_never_hang(
     dying = ref.ask_future(Exit(), timeout=20)
     behind = [ref.ask_future(Add(amount=1), timeout=20) for _ in range(5)]
     # Well inside the asks' own deadline: an answer comes from the failure, not a timeout.
-    assert slow.wait(10) == Slept(seconds=0.5)
+    # The proxy sends what was queued together as one Ray call, so a reply computed
+    # before the process died may be lost with it: AgentCrashed, never a hang.
+    assert slow.wait(10) in (Slept(seconds=0.5), AgentCrashed(agent=name, error=ANY))
     assert isinstance(dying.wait(10), AgentCrashed)
     for future in behind:
         reply = future.wait(10)

@@ -167,6 +167,10 @@ class AgentHost:
             return encode_msgpack(HostCrashed(error=self._crashed))
         return encode_msgpack(reply)
 
+    def handle_batch(self, batch: list[bytes]) -> list[bytes]:
+        """:meth:`handle` for each message, in order (one Ray call for a proxy's batch)."""
+        return [self.handle(data) for data in batch]
+
     def stop(self) -> None:
         """Graceful stop: ``on_stop`` (its error is logged, the stop completes)."""
         if self._crashed is None:

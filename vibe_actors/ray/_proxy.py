@@ -76,6 +76,15 @@ class _Lost:
         self.error = error
 
 
+class _Flush:
+    """Private self-message: send the batch (queued behind the batched messages)."""
+
+    __slots__ = ("incarnation",)
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+
+
 class _Metrics(typing.NamedTuple):
     calls: Counter
 
@@ -115,6 +124,7 @@ class RayProxy(Agent):
         self._metrics = system_metrics(self.system, "ray_proxy", _metrics)
         self._slots = threading.Semaphore(self.settings.max_in_flight)
         self._lost = False
+        self._batch: list[tuple[bytes, Deferred, Any]] = []
         connect(self.settings, self.system.config.data_dir)
         self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
         self.log.info("ray_actor_attached", namespace=self.settings.namespace)
@@ -163,6 +173,7 @@ class RayProxy(Agent):
 
     def on_stop(self) -> None:
         # Calls already submitted finish first (Ray runs one caller's calls in order).
+        self._send_batch()
         shutdown = self._cell.spec.shutdown
         budget = shutdown if isinstance(shutdown, float | int) else 0.0
         try:
@@ -173,6 +184,7 @@ class RayProxy(Agent):
         self._actor = None
 
     def on_failure(self, error: BaseException) -> None:
+        self._abandon_batch(f"crashed: {_first_line(error)}")
         actor = getattr(self, "_actor", None)
         if actor is not None:  # the next incarnation must start from a fresh actor
             ray.kill(actor, no_restart=True)
@@ -185,7 +197,10 @@ class RayProxy(Agent):
     def _ping(self, msg: Ping) -> Pong:
         deferred = self.defer()
         pong = Pong(agent=self.name, incarnation=self.incarnation)
-        self._submit(self._actor.ping.remote(), deferred, lambda _: pong)
+        self._send_batch()  # the ping follows what was queued before it
+        self._submit(
+            self._actor.ping.remote(), functools.partial(self._answer_ping, deferred, pong)
+        )
         return pong  # not sent: the reply was deferred
 
     @handler
@@ -193,35 +208,79 @@ class RayProxy(Agent):
         if msg.incarnation == self.incarnation:
             raise RayActorLost(msg.error)
 
+    @handler
+    def _flush(self, msg: _Flush) -> None:
+        if msg.incarnation == self.incarnation:
+            self._send_batch()
+
     def _forward(self, message: Any) -> None:
+        """Send ``message`` now if nothing is queued behind it; else batch it: a flush
+        self-message sends the batch after everything already in the mailbox (one Ray
+        call for all of them)."""
         env = self.envelope
         assert env is not None
         timeout = float(getattr(env.reply, "timeout", 0.0))
         deferred = self.defer()
-        if not self._slots.acquire(timeout=_remaining(env)):
-            deferred.resolve(DeadlineExceeded(agent=self.name, timeout=timeout))
-            self._count("deadline")
-            return
-        ref = self._actor.handle.remote(encode_msgpack(message))
+        if not self._slots.acquire(blocking=False):
+            self._send_batch()  # our own unsent batch must not hold the slots we wait for
+            if not self._slots.acquire(timeout=_remaining(env)):
+                deferred.resolve(DeadlineExceeded(agent=self.name, timeout=timeout))
+                self._count("deadline")
+                return
         target = self._replies.get(type(message), Any)
-        self._submit(ref, deferred, functools.partial(self._decode, target), slot=True)
+        if not self._batch:
+            if self.mailbox_size == 0:  # nothing to batch with: send it now (no extra hop)
+                self._batch.append((encode_msgpack(message), deferred, target))
+                self._send_batch()
+                return
+            self._cell.mailbox.put_system(Envelope(_Flush(self.incarnation)))
+        self._batch.append((encode_msgpack(message), deferred, target))
 
-    def _submit(self, ref: Any, deferred: Deferred, convert: Any, *, slot: bool = False) -> None:
-        future: Future[Any] = ref.future()
-        future.add_done_callback(functools.partial(self._completed, deferred, convert, slot))
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            ref = self._actor.handle_batch.remote([data for data, _, _ in batch])
+            self._submit(ref, functools.partial(self._answer_batch, batch))
 
-    def _completed(self, deferred: Deferred, convert: Any, slot: bool, future: Future[Any]) -> None:
-        """In Ray's thread: answer the asker; a failure crashes the proxy."""
-        if slot:
-            self._slots.release()
+    def _submit(self, ref: Any, done: Any) -> None:
+        """Run ``done(result)`` in Ray's thread when ``ref`` completes; a failure crashes us."""
+        ref.future().add_done_callback(functools.partial(self._completed, done))
+
+    def _completed(self, done: Any, future: Future[Any]) -> None:
+        """In Ray's thread. ``done`` gets the result, or the error of a failed call."""
         try:
-            reply = convert(future.result())
-        except (ray.exceptions.RayError, CodecError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            text = f"{type(exc).__name__}: {first}"[:500]
-            deferred.resolve(AgentCrashed(agent=self.name, error=text))
-            self._fail(text, "lost")
+            result = future.result()
+        except ray.exceptions.RayError as exc:  # actor died, unavailable, task error
+            self._fail(_first_line(exc), "lost")
+            done(exc)
             return
+        done(result)
+
+    def _answer_ping(self, deferred: Deferred, pong: Pong, result: Any) -> None:
+        if isinstance(result, BaseException):
+            deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(result)))
+        else:
+            deferred.resolve(pong)
+
+    def _answer_batch(self, batch: list[tuple[bytes, Deferred, Any]], replies: Any) -> None:
+        # The slots are released and every asker answered, whatever happens below.
+        self._slots.release(len(batch))
+        error: BaseException | None = None
+        if isinstance(replies, BaseException):  # the whole call failed
+            error, replies = replies, [None] * len(batch)
+        for (_, deferred, target), data in zip(batch, replies, strict=True):
+            if error is not None:
+                deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
+                continue
+            try:
+                reply = decode_msgpack(data, target)
+            except CodecError as exc:
+                deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
+                self._fail(f"undecodable reply: {exc}", "lost")
+                continue
+            self._answer(deferred, reply)
+
+    def _answer(self, deferred: Deferred, reply: Any) -> None:
         if isinstance(reply, HostCrashed):
             deferred.resolve(AgentCrashed(agent=self.name, error=reply.error))
             self._fail(reply.error, "crashed")
@@ -231,10 +290,6 @@ class RayProxy(Agent):
         else:
             deferred.resolve(reply)
             self._count("ok")
-
-    @staticmethod
-    def _decode(target: Any, data: bytes) -> Any:
-        return decode_msgpack(data, target)
 
     def _fail(self, error: str, outcome: str) -> None:
         self._count(outcome)
@@ -246,6 +301,17 @@ class RayProxy(Agent):
 
     def _count(self, outcome: str) -> None:
         self._metrics.calls.labels(self.name, "ray", outcome).inc()
+
+    def _abandon_batch(self, reason: str) -> None:
+        """Answer the messages batched but never sent (the incarnation is ending)."""
+        batch, self._batch = getattr(self, "_batch", []), []
+        for _, deferred, _ in batch:
+            deferred.resolve(Unavailable(agent=self.name, reason=reason))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
 
 
 def _remaining(env: Envelope) -> float | None:
