@@ -18,7 +18,10 @@ def _problems(name: str) -> list[str]:
     return [str(p).split("ray_wirings/", 1)[1] for p in raised.value.problems]
 
 
-def test_ray_settings_and_placement_are_validated_with_lines() -> None:
+def test_ray_settings_and_placement_are_validated_with_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("phoenix._load.ray_available", lambda: True)
     assert _problems("ray_placement.yaml") == [
         "ray_placement.yaml:7:5: $.ray.resources.nobody: 'nobody' is not a worker with "
         "placement: ray",

@@ -214,3 +214,22 @@ def test_every_ray_socket_listens_on_loopback_only(ray_settings: RaySettings) ->
 
 def _pids(line: str) -> list[str]:
     return [part.split(",")[0] for part in line.split("pid=")[1:]]
+
+
+def test_openapi_is_the_same_for_either_placement(
+    ray_settings: RaySettings, make_system: Any
+) -> None:
+    from vibe_actors.agents.schema import Catalogue, OpenAPI, Schema
+
+    documents = []
+    for placement in PLACEMENTS:
+        system = make_system(
+            [
+                WorkerSpec(name="tally-api", agent=_agent(Tally, placement, ray_settings)),
+                WorkerSpec(name="schema", agent=Schema),
+            ]
+        )
+        schema = system.ref("schema")
+        documents.append((schema.ask(OpenAPI(), timeout=10), schema.ask(Catalogue(), timeout=10)))
+        system.shutdown(timeout=30)
+    assert documents[0] == documents[1]
