@@ -22,7 +22,7 @@ from vibe_actors import (
     Unavailable,
     WorkerSpec,
 )
-from vibe_actors.agents.introspect import describe
+from vibe_actors.agents.introspect import describe, tree
 from vibe_actors.agents.quota import Acquire, Denied, Granted, Limit, Quota, QuotaConfig
 from vibe_actors.ray import RaySettings, placed
 
@@ -117,6 +117,8 @@ def test_placed_agent_describes_itself_as_the_hosted_one(
     assert (remote.placement, local.placement) == ("ray", "local")
     assert remote.agent == local.agent == "tests.ray.agents:Tally"
     assert remote.messages == local.messages
+    placements = {node.name: node.placement for node in tree(system).children}
+    assert placements == {"tally-view-ray": "ray", "tally-view-local": "local"}
 
 
 def test_handler_crash_restarts_under_our_supervisor(
@@ -233,3 +235,29 @@ def test_openapi_is_the_same_for_either_placement(
         documents.append((schema.ask(OpenAPI(), timeout=10), schema.ask(Catalogue(), timeout=10)))
         system.shutdown(timeout=30)
     assert documents[0] == documents[1]
+
+
+def test_mailbox_bound_applies_in_front_of_the_ray_calls(
+    ray_settings: RaySettings, make_system: Any
+) -> None:
+    import msgspec
+
+    from vibe_actors import MailboxFull, MailboxSpec
+
+    settings = msgspec.structs.replace(ray_settings, max_in_flight=1)
+    name = "tally-bound"
+    system = make_system(
+        [WorkerSpec(name=name, agent=placed(Tally, settings), mailbox=MailboxSpec(capacity=1))]
+    )
+    ref = system.ref(name)
+    mailbox = system.cell(name).mailbox
+    first = ref.ask_future(Sleep(seconds=1.0), timeout=20)
+    wait_until(lambda: mailbox.qsize() == 0, timeout=10, what="the first one sent")
+    second = ref.ask_future(Sleep(seconds=0.0), timeout=20)
+    # The proxy holds the second message, waiting for the one in-flight slot.
+    wait_until(lambda: mailbox.qsize() == 0, timeout=10, what="the second one taken")
+    third = ref.ask_future(Read(), timeout=20)  # fills the mailbox (capacity 1)
+    assert isinstance(ref.ask_future(Read(), timeout=20).wait(5), MailboxFull)
+    assert first.wait(10) == Slept(seconds=1.0)
+    assert second.wait(10) == Slept(seconds=0.0)
+    assert isinstance(third.wait(10), Total)

@@ -105,6 +105,8 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
     degraded: str | None
     strategy: str | None = None
     children: list[TreeView] = []
+    #: Where it runs: ``local`` or ``ray`` (supervisors are always local).
+    placement: str = "local"
 
 
 def status_of(node: TreeNode) -> str:
@@ -185,6 +187,7 @@ def tree(system: ActorSystem, rates: Mapping[str, float] | None = None) -> TreeV
             rate=float(_counted(node, rates)), last_failure=node.last_failure,
             degraded=node.degraded, strategy=node.strategy,
             children=[view(child) for child in node.children],
+            placement="local" if node.kind == "supervisor" else _placement(system, node.name),
         )  # fmt: skip
 
     return view(system.tree())
