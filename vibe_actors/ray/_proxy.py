@@ -238,7 +238,10 @@ class RayProxy(Agent):
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
-        if batch:
+        if len(batch) == 1:  # the common case of a lone ask: no list to pickle
+            ref = self._actor.handle.remote(batch[0][0])
+            self._submit(ref, functools.partial(self._answer_one, batch))
+        elif batch:
             ref = self._actor.handle_batch.remote([data for data, _, _ in batch])
             self._submit(ref, functools.partial(self._answer_batch, batch))
 
@@ -261,6 +264,9 @@ class RayProxy(Agent):
             deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(result)))
         else:
             deferred.resolve(pong)
+
+    def _answer_one(self, batch: list[tuple[bytes, Deferred, Any]], reply: Any) -> None:
+        self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
 
     def _answer_batch(self, batch: list[tuple[bytes, Deferred, Any]], replies: Any) -> None:
         # The slots are released and every asker answered, whatever happens below.
