@@ -8,11 +8,14 @@ agent (:class:`vibe_actors.ray._host.AgentHost`, ``max_restarts=0``,
 ``max_task_retries=0``: Ray's retries would replay calls out of order and lose
 state; supervision stays ours).
 
-Per message: the proxy encodes it to msgpack, submits it (the local mailbox and
-its bound are in front; at most ``max_in_flight`` calls are outstanding) and
-defers the reply; Ray's ObjectRef completes it from Ray's thread. Tell is
-fire-and-forget. ``Ping`` is forwarded, so the watchdog's pings reach the Ray
-actor.
+Per message: the proxy encodes it to msgpack and defers the reply. With nothing
+queued behind it, it is sent at once (one Ray call); otherwise it joins a batch
+that a flush self-message, queued behind what is in the mailbox, sends as one
+Ray call (the host answers each message in order). The local mailbox and its
+bound are in front; at most ``max_in_flight`` messages are outstanding (past
+that the proxy waits and its mailbox fills). Ray's ObjectRef completes the
+replies from Ray's thread. Tell is fire-and-forget. ``Ping`` is forwarded, so
+the watchdog's pings reach the Ray actor.
 
 Failure: a lost Ray actor (``ActorDiedError``, ``ActorUnavailableError``), a
 task error or a hosted handler that raised resolves that call's asker with
@@ -21,8 +24,10 @@ thread: a child failure, handled by its supervisor's strategy, intensity and
 backoff. The crashed incarnation kills its Ray actor (``on_failure``), so the
 next one starts from a fresh actor: state held by a Ray-placed agent is rebuilt
 on restart, exactly as for a local agent. Calls in flight when the actor dies
-get ``AgentCrashed`` (or ``Unavailable`` if they were queued behind a crash);
-none hangs: an ask's deadline bounds its wait as for a local agent.
+get ``AgentCrashed`` (or ``Unavailable`` if they were queued behind a crash;
+a process that dies loses the replies of its whole batch, so an ask whose
+handler ran may get ``AgentCrashed``); none hangs: an ask's deadline bounds its
+wait as for a local agent.
 """
 
 from __future__ import annotations
