@@ -44,7 +44,9 @@ def _supervisor(
     node: SupervisorNode, wiring: Wiring, problems: list[WiringProblem]
 ) -> SupervisorSpec:
     children = [
-        _supervisor(c, wiring, problems) if isinstance(c, SupervisorNode) else _worker(c, wiring)
+        _supervisor(c, wiring, problems)
+        if isinstance(c, SupervisorNode)
+        else _worker(c, wiring, problems)
         for c in _child_nodes(node)
     ]
     return SupervisorSpec(
@@ -66,10 +68,13 @@ def _child_nodes(node: SupervisorNode) -> list[WorkerNode | SupervisorNode]:
     return cast("list[WorkerNode | SupervisorNode]", node.children)
 
 
-def _worker(node: WorkerNode, wiring: Wiring) -> WorkerSpec:
+def _worker(node: WorkerNode, wiring: Wiring, problems: list[WiringProblem]) -> WorkerSpec:
+    agent = wiring.agents[node.name]
+    if node.placement == "ray":
+        agent = _placed(node, agent, wiring, problems)
     return WorkerSpec(
         name=node.name,
-        agent=wiring.agents[node.name],
+        agent=agent,
         config=wiring.configs.get(node.name),
         restart=node.restart,
         shutdown=_shutdown(node.shutdown),
@@ -77,6 +82,17 @@ def _worker(node: WorkerNode, wiring: Wiring) -> WorkerSpec:
         pool=node.pool,
         depends_on=tuple(node.depends_on),
     )
+
+
+def _placed(node: WorkerNode, agent: type, wiring: Wiring, problems: list[WiringProblem]) -> type:
+    """The Ray proxy of ``agent`` (Ray itself is imported here, and only here)."""
+    from vibe_actors.ray import placed
+
+    try:
+        return placed(agent, wiring.ray)
+    except (TypeError, RuntimeError) as exc:  # reply types Ray cannot carry; Ray missing
+        problems.append(WiringProblem(wiring.file, 1, 1, f"$..{node.name}.placement", str(exc)))
+        return agent
 
 
 def _ordered(children: list[WorkerSpec | SupervisorSpec]) -> list[WorkerSpec | SupervisorSpec]:

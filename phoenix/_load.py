@@ -17,6 +17,8 @@ from phoenix._errors import WiringError, WiringProblem
 from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
 from phoenix._yaml import Document, parse
 from vibe_actors import Agent, SystemConfig
+from vibe_actors.ray import INSTALL_HINT, RaySettings, ray_available
+from vibe_actors.ray._host import reply_targets
 
 __all__ = ["Wiring", "load", "load_text"]
 
@@ -32,6 +34,8 @@ class Wiring(msgspec.Struct, frozen=True):
     configs: dict[str, Any]
     #: Paths whose values came from the environment (never shown).
     secrets: frozenset[str]
+    #: The ``ray:`` settings (used by ``placement: ray`` workers).
+    ray: RaySettings = RaySettings()
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Wiring:
@@ -67,9 +71,10 @@ def load_text(
     _check_names(nodes, doc)
     _check_dependencies(nodes, doc)
     agents, configs = _resolve_agents(nodes, doc)
+    _check_ray(nodes, agents, doc)
     if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
         raise WiringError(doc.problems)
-    return Wiring(file, top.system, root, agents, configs, frozenset(doc.secrets))
+    return Wiring(file, top.system, root, agents, configs, frozenset(doc.secrets), top.ray)
 
 
 class _Raw(msgspec.Struct, frozen=True):
@@ -81,6 +86,7 @@ class _Raw(msgspec.Struct, frozen=True):
     agent: str | None
     pool_size: int
     config: Any
+    placement: Any = "local"
 
 
 def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
@@ -101,6 +107,7 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
             agent=agent if isinstance(agent, str) else None,
             pool_size=size if isinstance(size, int) and 0 < size <= 10_000 else 0,
             config=value.get("config"),
+            placement=value.get("placement", "local"),
         )
     children = value.get("children", [])
     if isinstance(children, list):
@@ -110,6 +117,32 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
 
 def _problem(file: str, message: str) -> WiringProblem:
     return WiringProblem(file, 1, 1, "$", message)
+
+
+def _check_ray(nodes: list[_Raw], agents: dict[str, type], doc: Document) -> None:
+    """``placement: ray`` needs Ray installed and replies that can cross as one msgpack
+    union; ``ray.resources`` must name such agents."""
+    placed = {node.name for node in nodes if node.placement == "ray"}
+    installed = ray_available()
+    for node in nodes:
+        if node.placement != "ray":
+            continue
+        if not installed:
+            doc.problem(f"{node.path}.placement", INSTALL_HINT)
+        elif node.name in agents:
+            try:
+                reply_targets(agents[node.name])
+            except TypeError as exc:
+                doc.problem(f"{node.path}.placement", str(exc))
+    resources = doc.value.get("ray", {}) if isinstance(doc.value, dict) else {}
+    named = resources.get("resources", {}) if isinstance(resources, dict) else {}
+    for name in named if isinstance(named, dict) else ():
+        if name not in placed:
+            doc.problem(
+                f"$.ray.resources.{name}",
+                f"'{name}' is not a worker with placement: ray",
+                key=True,
+            )
 
 
 def _check_names(nodes: list[_Raw], doc: Document) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from vibe_actors import BackoffSpec, MailboxSpec, PoolSpec, RestartType, Strategy, SystemConfig
+from vibe_actors.ray import RaySettings
 
 __all__ = ["SupervisorNode", "WiringFile", "WorkerNode", "json_schema"]
 
@@ -37,6 +38,9 @@ class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     depends_on: list[str] = []
     #: Settings, validated against the agent class's ``Config`` struct.
     config: dict[str, Any] | None = None
+    #: Where it runs: ``local`` (a thread here) or ``ray`` (a Ray actor; see the ``ray:``
+    #: settings). Messages, supervision and the HTTP API are the same either way.
+    placement: Literal["local", "ray"] = "local"
 
 
 class SupervisorNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +69,9 @@ class WiringFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     version: Literal[1] = 1
     #: System-wide settings (ask_timeout, start_timeout, serialize_messages, ...).
     system: SystemConfig = SystemConfig()
+    #: Where ``placement: ray`` agents run: address (null: a local cluster on 127.0.0.1),
+    #: namespace, num_cpus, resources per agent, max_in_flight, local_cpus, temp_dir.
+    ray: RaySettings = RaySettings()
     #: The root supervisor.
     root: dict[str, Any]
 

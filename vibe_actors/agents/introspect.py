@@ -84,6 +84,8 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     last_failure: str | None = None
     last_failure_at: float | None = None
     degraded: str | None = None
+    #: Where it runs: ``local`` (a thread of this process) or ``ray`` (a Ray actor).
+    placement: str = "local"
 
 
 class TreeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +105,8 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
     degraded: str | None
     strategy: str | None = None
     children: list[TreeView] = []
+    #: Where it runs: ``local`` or ``ray`` (supervisors are always local).
+    placement: str = "local"
 
 
 def status_of(node: TreeNode) -> str:
@@ -140,6 +144,14 @@ def _messages(system: ActorSystem, name: str) -> list[str]:
         return []
 
 
+def _placement(system: ActorSystem, name: str) -> str:
+    try:
+        agent_class = system.agent_class(name)
+    except UnknownAgent:
+        return "local"
+    return str(getattr(agent_class, "_placement", "local"))  # a Ray proxy says "ray"
+
+
 def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> list[AgentView]:
     """Every node that receives messages (workers and pools), in tree order."""
     rates = rates or {}
@@ -156,7 +168,7 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
                 handled=int(_counted(node, handled)), rate=float(_counted(node, rates)),
                 last_failure=node.last_failure,
                 last_failure_at=_last_failure_at(system, node.name),
-                degraded=node.degraded,
+                degraded=node.degraded, placement=_placement(system, node.name),
             )
         )  # fmt: skip
     return views
@@ -175,6 +187,7 @@ def tree(system: ActorSystem, rates: Mapping[str, float] | None = None) -> TreeV
             rate=float(_counted(node, rates)), last_failure=node.last_failure,
             degraded=node.degraded, strategy=node.strategy,
             children=[view(child) for child in node.children],
+            placement="local" if node.kind == "supervisor" else _placement(system, node.name),
         )  # fmt: skip
 
     return view(system.tree())

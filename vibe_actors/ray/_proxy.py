@@ -1,0 +1,381 @@
+"""The local side of a placed agent: a proxy Agent supervised like any other (imports Ray).
+
+:func:`placed` makes, per hosted class, a subclass of :class:`RayProxy` that
+declares the hosted class's message types with the same reply annotations, so
+``/v1/agents``, the catalogue and OpenAPI are unchanged. Each proxy incarnation
+gets or creates the named Ray actor ``(namespace, agent name)`` hosting the
+agent (:class:`vibe_actors.ray._host.AgentHost`, ``max_restarts=0``,
+``max_task_retries=0``: Ray's retries would replay calls out of order and lose
+state; supervision stays ours).
+
+Per message: the proxy encodes it to msgpack and defers the reply. With nothing
+queued behind it, it is sent at once (one Ray call); otherwise it joins a batch
+that a flush self-message, queued behind what is in the mailbox, sends as one
+Ray call (the host answers each message in order). The local mailbox and its
+bound are in front; at most ``max_in_flight`` messages are outstanding (past
+that the proxy waits and its mailbox fills). Ray's ObjectRef completes the
+replies from Ray's thread. Tell is fire-and-forget. ``Ping`` is forwarded, so
+the watchdog's pings reach the Ray actor.
+
+Failure: a lost Ray actor (``ActorDiedError``, ``ActorUnavailableError``), a
+task error or a hosted handler that raised resolves that call's asker with
+:class:`AgentCrashed` and makes the proxy raise :class:`RayActorLost` in its own
+thread: a child failure, handled by its supervisor's strategy, intensity and
+backoff. The crashed incarnation kills its Ray actor (``on_failure``), so the
+next one starts from a fresh actor: state held by a Ray-placed agent is rebuilt
+on restart, exactly as for a local agent. Calls in flight when the actor dies
+get ``AgentCrashed`` (or ``Unavailable`` if they were queued behind a crash;
+a process that dies loses the replies of its whole batch, so an ask whose
+handler ran may get ``AgentCrashed``); none hangs: an ask's deadline bounds its
+wait as for a local agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import typing
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+import ray
+import ray.exceptions
+from prometheus_client import CollectorRegistry, Counter
+
+from vibe_actors._agent import Agent, Deferred
+from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
+from vibe_actors._envelope import Envelope
+from vibe_actors._handlers import collect_handlers, handler
+from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
+from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.ray._cluster import connect
+from vibe_actors.ray._host import (
+    AgentHost,
+    HostCrashed,
+    HostRefused,
+    reply_targets,
+    return_annotation,
+)
+from vibe_actors.ray._settings import RaySettings
+
+__all__ = ["RayActorLost", "RayProxy", "placed"]
+
+#: What every Agent handles itself (Ping, fault injection): not forwarded as such.
+_BASE_HANDLERS = frozenset(collect_handlers(Agent))
+_RemoteHost: Any = None
+_remote_lock = threading.Lock()
+
+
+class RayActorLost(RuntimeError):
+    """The Ray actor behind a proxy died, was unreachable or its handler raised."""
+
+
+class _Lost:
+    """Private self-message: raise RayActorLost in the proxy's thread (not a Message)."""
+
+    __slots__ = ("error", "incarnation")
+
+    def __init__(self, incarnation: int, error: str) -> None:
+        self.incarnation = incarnation
+        self.error = error
+
+
+class _Flush:
+    """Private self-message: send the batch (queued behind the batched messages)."""
+
+    __slots__ = ("incarnation",)
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+
+
+class _Metrics(typing.NamedTuple):
+    calls: Counter
+
+
+def _metrics(registry: CollectorRegistry) -> _Metrics:
+    return _Metrics(
+        Counter(
+            "vibe_ray_calls",
+            "Calls from proxies to Ray-placed agents, by outcome.",
+            ["agent", "placement", "outcome"],
+            registry=registry,
+        )
+    )
+
+
+def _host_class() -> Any:
+    global _RemoteHost
+    with _remote_lock:
+        if _RemoteHost is None:
+            _RemoteHost = ray.remote(AgentHost)
+        return _RemoteHost
+
+
+class RayProxy(Agent):
+    """Base of the generated proxies; see the module docstring."""
+
+    #: Where the agent runs (introspect's ``placement``).
+    _placement: ClassVar[str] = "ray"
+    #: The Agent subclass whose behaviour runs on Ray, and how it is placed.
+    hosted: ClassVar[type[Agent]]
+    settings: ClassVar[RaySettings]
+    #: Message type -> what its reply decodes as.
+    _replies: ClassVar[dict[type, Any]] = {}
+
+    def on_start(self) -> None:
+        self.log = self.log.bind(placement="ray")
+        self._metrics = system_metrics(self.system, "ray_proxy", _metrics)
+        self._slots = threading.Semaphore(self.settings.max_in_flight)
+        self._lost = False
+        self._batch: list[tuple[bytes, Deferred, Any]] = []
+        connect(self.settings, self.system.config.data_dir)
+        self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
+        self.log.info("ray_actor_attached", namespace=self.settings.namespace)
+
+    def _attach(self, deadline: float) -> Any:
+        """Get or create the named actor and wait for its ping; a dying one is retried."""
+        while True:
+            actor = self._try_attach(deadline)
+            if actor is not None:
+                return actor
+            if time.monotonic() >= deadline:
+                raise RayActorLost(f"{self.name}: its Ray actor did not start in time")
+            time.sleep(0.05)
+
+    def _try_attach(self, deadline: float) -> Any:
+        # No reference to a dead actor may outlive this call: Ray frees the name of a dead
+        # actor only when its last handle is gone, and get_if_exists would find it again.
+        hosted = self.hosted
+        actor = (
+            _host_class()
+            .options(
+                name=self.name,
+                namespace=self.settings.namespace,
+                get_if_exists=True,
+                max_restarts=0,
+                max_task_retries=0,
+                num_cpus=self.settings.for_agent(self.name).num_cpus,
+            )
+            .remote(
+                f"{hosted.__module__}:{hosted.__qualname__}",
+                self.name,
+                encode_msgpack(self.config),
+                self.incarnation,
+            )
+        )
+        try:
+            ray.get(actor.ping.remote(), timeout=max(0.01, deadline - time.monotonic()))
+        except ray.exceptions.RayActorError as exc:
+            del actor
+            if exc.actor_init_failed:  # the hosted on_start raised: a start failure
+                first = str(exc).strip().splitlines()[-1]
+                raise RayActorLost(f"{self.name}: on_start failed on Ray: {first}") from None
+            self.log.info("ray_actor_retry", error=type(exc).__name__)  # the previous one, dying
+            return None
+        return actor
+
+    def on_stop(self) -> None:
+        # Calls already submitted finish first (Ray runs one caller's calls in order).
+        self._send_batch()
+        shutdown = self._cell.spec.shutdown
+        budget = shutdown if isinstance(shutdown, float | int) else 0.0
+        try:
+            ray.get(self._actor.stop.remote(), timeout=max(0.01, float(budget)))
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            self.log.warning("ray_actor_stop_failed", error=str(exc))
+        ray.kill(self._actor, no_restart=True)
+        self._actor = None
+
+    def on_failure(self, error: BaseException) -> None:
+        self._abandon_batch(f"crashed: {_first_line(error)}")
+        actor = getattr(self, "_actor", None)
+        if actor is not None:  # the next incarnation must start from a fresh actor
+            ray.kill(actor, no_restart=True)
+            self._actor = None
+            del actor
+
+    # -- forwarding ---------------------------------------------------------------
+
+    @handler
+    def _ping(self, msg: Ping) -> Pong:
+        deferred = self.defer()
+        pong = Pong(agent=self.name, incarnation=self.incarnation)
+        self._send_batch()  # the ping follows what was queued before it
+        self._submit(
+            self._actor.ping.remote(), functools.partial(self._answer_ping, deferred, pong)
+        )
+        return pong  # not sent: the reply was deferred
+
+    @handler
+    def _lost_actor(self, msg: _Lost) -> None:
+        if msg.incarnation == self.incarnation:
+            raise RayActorLost(msg.error)
+
+    @handler
+    def _flush(self, msg: _Flush) -> None:
+        if msg.incarnation == self.incarnation:
+            self._send_batch()
+
+    def _forward(self, message: Any) -> None:
+        """Send ``message`` now if nothing is queued behind it; else batch it: a flush
+        self-message sends the batch after everything already in the mailbox (one Ray
+        call for all of them)."""
+        env = self.envelope
+        assert env is not None
+        timeout = float(getattr(env.reply, "timeout", 0.0))
+        deferred = self.defer()
+        if not self._slots.acquire(blocking=False):
+            self._send_batch()  # our own unsent batch must not hold the slots we wait for
+            if not self._slots.acquire(timeout=_remaining(env)):
+                deferred.resolve(DeadlineExceeded(agent=self.name, timeout=timeout))
+                self._count("deadline")
+                return
+        target = self._replies.get(type(message), Any)
+        if not self._batch:
+            if self.mailbox_size == 0:  # nothing to batch with: send it now (no extra hop)
+                self._batch.append((encode_msgpack(message), deferred, target))
+                self._send_batch()
+                return
+            self._cell.mailbox.put_system(Envelope(_Flush(self.incarnation)))
+        self._batch.append((encode_msgpack(message), deferred, target))
+
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if len(batch) == 1:  # the common case of a lone ask: no list to pickle
+            ref = self._actor.handle.remote(batch[0][0])
+            self._submit(ref, functools.partial(self._answer_one, batch))
+        elif batch:
+            ref = self._actor.handle_batch.remote([data for data, _, _ in batch])
+            self._submit(ref, functools.partial(self._answer_batch, batch))
+
+    def _submit(self, ref: Any, done: Any) -> None:
+        """Run ``done(result)`` in Ray's thread when ``ref`` completes; a failure crashes us."""
+        ref.future().add_done_callback(functools.partial(self._completed, done))
+
+    def _completed(self, done: Any, future: Future[Any]) -> None:
+        """In Ray's thread. ``done`` gets the result, or the error of a failed call."""
+        try:
+            result = future.result()
+        except ray.exceptions.RayError as exc:  # actor died, unavailable, task error
+            self._fail(_first_line(exc), "lost")
+            done(exc)
+            return
+        done(result)
+
+    def _answer_ping(self, deferred: Deferred, pong: Pong, result: Any) -> None:
+        if isinstance(result, BaseException):
+            deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(result)))
+        else:
+            deferred.resolve(pong)
+
+    def _answer_one(self, batch: list[tuple[bytes, Deferred, Any]], reply: Any) -> None:
+        self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
+
+    def _answer_batch(self, batch: list[tuple[bytes, Deferred, Any]], replies: Any) -> None:
+        # The slots are released and every asker answered, whatever happens below.
+        self._slots.release(len(batch))
+        error: BaseException | None = None
+        if isinstance(replies, BaseException):  # the whole call failed
+            error, replies = replies, [None] * len(batch)
+        for (_, deferred, target), data in zip(batch, replies, strict=True):
+            if error is not None:
+                deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
+                continue
+            try:
+                reply = decode_msgpack(data, target)
+            except CodecError as exc:
+                deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
+                self._fail(f"undecodable reply: {exc}", "lost")
+                continue
+            self._answer(deferred, reply)
+
+    def _answer(self, deferred: Deferred, reply: Any) -> None:
+        if isinstance(reply, HostCrashed):
+            deferred.resolve(AgentCrashed(agent=self.name, error=reply.error))
+            self._fail(reply.error, "crashed")
+        elif isinstance(reply, HostRefused):
+            deferred.resolve(Unavailable(agent=self.name, reason=f"crashed: {reply.error}"))
+            self._count("refused")
+        else:
+            deferred.resolve(reply)
+            self._count("ok")
+
+    def _fail(self, error: str, outcome: str) -> None:
+        self._count(outcome)
+        if self._lost:
+            return
+        self._lost = True
+        self.log.error("ray_actor_lost", error=error)
+        self._cell.mailbox.put_system(Envelope(_Lost(self.incarnation, error)))
+
+    def _count(self, outcome: str) -> None:
+        self._metrics.calls.labels(self.name, "ray", outcome).inc()
+
+    def _abandon_batch(self, reason: str) -> None:
+        """Answer the messages batched but never sent (the incarnation is ending)."""
+        batch, self._batch = getattr(self, "_batch", []), []
+        for _, deferred, _ in batch:
+            deferred.resolve(Unavailable(agent=self.name, reason=reason))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
+def _remaining(env: Envelope) -> float | None:
+    return None if env.deadline is None else max(0.0, env.deadline - time.monotonic())
+
+
+_placed: dict[tuple[type, bytes], type[RayProxy]] = {}
+
+
+def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
+    """The proxy class that runs ``hosted`` on Ray (one class per hosted class and settings).
+
+    It declares the hosted class's message types, reply annotations, ``Config`` and
+    name (``module:Class``), so everything that describes agents shows the same
+    agent; ``placement`` tells them apart. Raises ``TypeError`` if a handler's
+    declared replies cannot be decoded as one msgpack union.
+    """
+    if issubclass(hosted, RayProxy):
+        raise TypeError(f"{hosted.__qualname__} is already placed on Ray")
+    settings = settings or RaySettings()
+    # Cached, so that the same wiring builds equal specs (live reload compares them).
+    key = (hosted, encode_msgpack(settings))
+    with _remote_lock:
+        if key not in _placed:
+            _placed[key] = _make_proxy(hosted, settings)
+        return _placed[key]
+
+
+def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
+    namespace: dict[str, Any] = {
+        "hosted": hosted,
+        "settings": settings,
+        "Config": hosted.Config,
+        "__module__": hosted.__module__,
+        "__qualname__": hosted.__qualname__,
+        "__doc__": hosted.__doc__,
+    }
+    replies = reply_targets(hosted)
+    for message_type in hosted.message_types():
+        if message_type in _BASE_HANDLERS:  # Ping: the proxy's own, forwarded
+            continue
+        returns = return_annotation(hosted, message_type)
+        namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
+    proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
+    proxy._replies = replies
+    proxy._declared = hosted.declared_messages()
+    return proxy
+
+
+def _forwarder(message_type: type, returns: Any) -> Any:
+    def forward(self: RayProxy, msg: Any) -> Any:
+        self._forward(msg)
+
+    forward.__annotations__ = {"msg": message_type, "return": returns}
+    forward.__name__ = forward.__qualname__ = f"_forward_{message_type.__name__}"
+    return handler(forward)
