@@ -92,5 +92,19 @@ $(DOCS_STAMP): $(RUN_STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
 
+# Ray placement (docs/scaling.md): the ray extra, and one local cluster on 127.0.0.1
+# for the test session (~0.7 GB). `make test` never needs Ray.
+RAY_STAMP := $(VENV)/.installed-ray
+.PHONY: test-ray bench-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	touch $(RAY_STAMP)
+
+test-ray: $(RAY_STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -m ray tests/ray $(PYTEST_ARGS)
+
+bench-ray: $(RAY_STAMP)
+	$(BIN)/python -m benchmarks.ray_placement --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
