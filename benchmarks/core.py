@@ -11,9 +11,7 @@ benchmark still runs (CI); it asserts no timing.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
-import json
 import os
 import platform
 import queue
@@ -330,18 +328,10 @@ def configure_logging() -> None:
 
 
 def main() -> None:
-    configure_logging()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: prove it runs (CI)")
-    parser.add_argument("--json", help="write raw figures and the machine to this file")
-    args = parser.parse_args()
-    results = run(args.quick)
-    print(report(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(
-                {"machine": machine(), "quick": args.quick, "results": results}, out, indent=2
-            )
+    # benchmarks._common builds on this module: imported here, once both exist.
+    from benchmarks._common import main_for
+
+    main_for(__doc__, run, report)
     print(f"machine: {machine()}")
 
 

@@ -20,7 +20,6 @@ depend on the disk's fsync latency). ``--quick`` only proves that it runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import tempfile
@@ -33,7 +32,8 @@ from typing import Any
 import vibe_actors as va
 from vibe_actors.agents.ledger import Append, Ledger, LedgerConfig
 
-from benchmarks.core import configure_logging, machine
+from benchmarks._common import main_for
+from benchmarks.core import machine
 
 perf = time.perf_counter
 
@@ -196,18 +196,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    configure_logging()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: prove it runs (CI)")
-    parser.add_argument("--json", help="write raw figures and the machine to this file")
-    args = parser.parse_args()
-    results = run(args.quick)
-    print(report(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(
-                {"machine": machine(), "quick": args.quick, "results": results}, out, indent=2
-            )
+    main_for(__doc__, run, report)
     print(f"machine: {machine()}")
 
 

@@ -11,11 +11,10 @@ nothing of it is kept.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors.agents._sqlite import SqliteStore, transaction
 
 __all__ = ["PubSubStore", "Topic"]
 
@@ -36,21 +35,11 @@ class Topic:
     listeners: set[str] = field(default_factory=set)
 
 
-class PubSubStore:
+class PubSubStore(SqliteStore):
     """Opens (or creates) ``path``; raises ``StoreError`` if it cannot."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = open_database(path, _SCHEMA)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _conn(self) -> sqlite3.Connection:
-        assert self._db is not None, "the store is closed"
-        return self._db
+        super().__init__(path, _SCHEMA)
 
     def sequences(self) -> list[tuple[str, int]]:
         """(topic, reserved): the numbers up to ``reserved`` may have been used."""

@@ -9,11 +9,10 @@ Static entries (from the configuration) are never written.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from vibe_actors.agents._registry_index import Record
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors.agents._sqlite import SqliteStore, transaction
 
 __all__ = ["RegistryStore"]
 
@@ -25,21 +24,11 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 """
 
 
-class RegistryStore:
+class RegistryStore(SqliteStore):
     """Opens (or creates) ``path``; raises ``StoreError`` if it cannot."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = open_database(path, _SCHEMA)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _conn(self) -> sqlite3.Connection:
-        assert self._db is not None, "the store is closed"
-        return self._db
+        super().__init__(path, _SCHEMA)
 
     def registrations(self) -> dict[str, Record]:
         return {

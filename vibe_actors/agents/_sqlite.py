@@ -18,7 +18,14 @@ from pathlib import Path
 
 from vibe_actors import Agent, VibeError
 
-__all__ = ["StoreError", "database_path", "degrade_for", "open_database", "transaction"]
+__all__ = [
+    "SqliteStore",
+    "StoreError",
+    "database_path",
+    "degrade_for",
+    "open_database",
+    "transaction",
+]
 
 
 class StoreError(VibeError):
@@ -111,3 +118,26 @@ def degrade_for(agent: Agent, error: StoreError) -> None:
     """
     agent.log.error("store_unavailable", path=error.path, error=error.reason)
     agent.degrade(str(error))
+
+
+class SqliteStore:
+    """Base of an agent's store: one database file, opened at construction, closed once.
+
+    Raises :class:`StoreError` from ``__init__`` if the file cannot be used.
+    Subclasses reach the connection through :meth:`_conn`, which fails loudly
+    (AssertionError) once the store is closed.
+    """
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = open_database(path, schema)
+
+    def close(self) -> None:
+        """Close the file; later calls do nothing."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        assert self._db is not None, "the store is closed"
+        return self._db
