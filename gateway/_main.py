@@ -96,6 +96,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         body_timeout=settings.body_timeout,
         max_header_bytes=settings.max_header_bytes,
         drain_timeout=settings.drain_timeout,
+        on_cut_off=app.metrics.cut_off,
     )
     server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)
     watch_system(system, server)

@@ -2,6 +2,8 @@
 
 ``vibe_http_requests_total{route,method,status}``,
 ``vibe_http_request_duration_seconds{route}``, ``vibe_reloads_total{outcome}``,
+``vibe_http_cut_off_total{reason}`` (requests the HTTP protocol refused before
+the app: ``header_timeout``, ``body_timeout``, ``headers_too_large``),
 and for Server-Sent Events ``vibe_sse_streams`` (open now),
 ``vibe_sse_events_total`` and ``vibe_sse_dropped_total`` (a client too slow);
 ``route`` is the route
@@ -23,7 +25,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["HttpMetrics"]
+__all__ = ["CUT_OFF_REASONS", "HttpMetrics"]
+
+#: Values of ``vibe_http_cut_off_total{reason}`` (gateway._protocol).
+CUT_OFF_REASONS = ("header_timeout", "body_timeout", "headers_too_large")
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -46,12 +51,17 @@ class HttpMetrics(Collector):
         self._requests: dict[tuple[str, str, int], int] = {}
         self._times: dict[str, _RouteTimes] = {}
         self._reloads: dict[str, int] = {"ok": 0, "partial": 0, "failed": 0}
+        self._cut_off: dict[str, int] = dict.fromkeys(CUT_OFF_REASONS, 0)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
 
     def reloaded(self, outcome: str) -> None:
         """Count one SIGHUP reload: ok, partial (some agent failed to start) or failed."""
         self._reloads[outcome] = self._reloads.get(outcome, 0) + 1
+
+    def cut_off(self, reason: str) -> None:
+        """Count a request the HTTP protocol cut off before it reached the app."""
+        self._cut_off[reason] = self._cut_off.get(reason, 0) + 1
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -87,6 +97,13 @@ class HttpMetrics(Collector):
         yield requests
         yield durations
         yield reloads
+        cut_off = CounterMetricFamily(
+            "vibe_http_cut_off", "Requests cut off below the app: slow or oversized headers, "
+            "a body that stopped arriving.", labels=["reason"],
+        )  # fmt: skip
+        for reason, count in list(self._cut_off.items()):
+            cut_off.add_metric([reason], count)
+        yield cut_off
         if self._streams is not None:
             open_now, sent, dropped = self._streams()
             yield GaugeMetricFamily("vibe_sse_streams", "Open event streams.", value=open_now)

@@ -31,6 +31,7 @@ Configure with :func:`header_limited` (the gateway's ``--header-timeout``,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -52,6 +53,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
     max_header_bytes: ClassVar[int] = 65_536
+    #: Told the reason each time a request is cut off here, below the app
+    #: ("header_timeout", "body_timeout", "headers_too_large"): for metrics.
+    on_cut_off: ClassVar[Callable[[str], None] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,6 +153,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or not self._in_body:
             return
         _log.info("request_body_timeout", client=_client(self.client), timeout=self.body_timeout)
+        self._count("body_timeout")
         self.transport.close()  # the app's receive() sees http.disconnect
 
     def _header_timed_out(self) -> None:
@@ -159,6 +164,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             _log.info("request_header_timeout", client=_client(self.client),
                       received=self._header_bytes, timeout=self.header_timeout)  # fmt: skip
             detail = f"the request headers were not complete within {self.header_timeout:g} s"
+            self._count("header_timeout")
             self._refuse(408, "header-timeout", detail)
         else:  # nothing of a request yet (or the rest of a refused body): just close
             self.transport.close()
@@ -167,7 +173,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         _log.warning("request_headers_too_large", client=_client(self.client),
                      limit=self.max_header_bytes)  # fmt: skip
         detail = f"the request line and headers are over {self.max_header_bytes} bytes"
+        self._count("headers_too_large")
         self._refuse(431, "headers-too-large", detail)
+
+    def _count(self, reason: str) -> None:
+        counter = type(self).on_cut_off
+        if counter is not None:
+            counter(reason)
 
     def _refuse(self, status: int, slug: str, detail: str) -> None:
         """Answer a problem and close, unless a response is under way (then just close)."""
@@ -189,7 +201,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
 
 def header_limited(
-    header_timeout: float, max_header_bytes: int, body_timeout: float = 30.0
+    header_timeout: float,
+    max_header_bytes: int,
+    body_timeout: float = 30.0,
+    on_cut_off: Callable[[str], None] | None = None,
 ) -> type[GatewayHttpProtocol]:
     """A :class:`GatewayHttpProtocol` class with these limits, for ``uvicorn.Config(http=...)``.
 
@@ -205,6 +220,7 @@ def header_limited(
     Configured.header_timeout = header_timeout
     Configured.max_header_bytes = max_header_bytes
     Configured.body_timeout = body_timeout
+    Configured.on_cut_off = on_cut_off
     Configured.__name__ = Configured.__qualname__ = "GatewayHttpProtocol"
     return Configured
 

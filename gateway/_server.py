@@ -41,6 +41,7 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
         limits.get("header_timeout", 10.0),
         limits.get("max_header_bytes", 65_536),
         limits.get("body_timeout", 30.0),
+        limits.get("on_cut_off"),
     )
     return uvicorn.Config(
         app,

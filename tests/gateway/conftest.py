@@ -17,7 +17,7 @@ from vibe_actors import ActorSystem
 @contextmanager
 def serving(system: ActorSystem, **settings: Any) -> Iterator[httpx.Client]:
     app = create_app(system, AppSettings(**settings))
-    config = uvicorn_config(app, "127.0.0.1", 0, drain_timeout=5)
+    config = uvicorn_config(app, "127.0.0.1", 0, drain_timeout=5, on_cut_off=app.metrics.cut_off)
     server = GatewayServer(config, on_shutdown=app.close_streams)
     thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
     thread.start()

@@ -25,6 +25,13 @@ TIMEOUT = 0.5
 BODY_TIMEOUT = 1.0
 LIMIT = 4096
 GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+CUT_OFF: list = []  # the running app's HttpMetrics
+
+
+def cut_off(reason: str) -> float:
+    """vibe_http_cut_off_total{reason} of the running app."""
+    value = CUT_OFF[0].registry.get_sample_value("vibe_http_cut_off_total", {"reason": reason})
+    return value or 0.0
 
 
 @pytest.fixture
@@ -35,13 +42,15 @@ def port(make_system) -> Iterator[int]:
     app = create_app(system, AppSettings())
     config = uvicorn_config(
         app, "127.0.0.1", 0, drain_timeout=5, header_timeout=TIMEOUT, max_header_bytes=LIMIT,
-        body_timeout=BODY_TIMEOUT, keep_alive_timeout=30,  # longer than the header timeout: that one must close first
+        body_timeout=BODY_TIMEOUT, keep_alive_timeout=30, on_cut_off=app.metrics.cut_off,  # longer than the header timeout: that one must close first
     )  # fmt: skip
     server = GatewayServer(config)
     thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
     thread.start()
     try:
         assert server.started_event.wait(10), "the gateway did not start"
+        CUT_OFF.clear()
+        CUT_OFF.append(app.metrics)
         yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
@@ -95,6 +104,7 @@ def test_partial_headers_get_a_408_problem_and_a_close(port: int) -> None:
     assert data.startswith(b"HTTP/1.1 408 "), data
     assert b"application/problem+json" in data and b"/problems/header-timeout" in data
     assert b"connection: close" in data
+    assert cut_off("header_timeout") == 1
 
 
 def test_trickled_header_bytes_do_not_extend_the_timeout(port: int) -> None:
@@ -138,6 +148,7 @@ def test_a_body_that_stops_arriving_is_cut_off_after_the_body_timeout(port: int)
         data, closed = read_until_closed(sock, 10)
     assert data == b"" and closed is not None, (data, closed)
     assert BODY_TIMEOUT * 0.8 < closed < BODY_TIMEOUT + 3, closed
+    assert cut_off("body_timeout") == 1 and cut_off("header_timeout") == 0
 
 
 def test_a_body_arriving_in_pieces_within_the_timeout_is_served(port: int) -> None:
@@ -167,6 +178,7 @@ def test_headers_over_the_limit_are_a_431_problem_and_a_close(port: int) -> None
         data, closed = read_until_closed(sock, 5)
     assert data.startswith(b"HTTP/1.1 431 "), data[:200]
     assert b"/problems/headers-too-large" in data and closed is not None
+    assert cut_off("headers_too_large") == 1
 
 
 def test_many_small_headers_over_the_limit_are_a_431(port: int) -> None:
