@@ -17,8 +17,10 @@ that the proxy waits and its mailbox fills). The replies are completed outside
 the proxy's thread (Deferred.resolve is thread-safe; proxy state changes go
 through self-messages): by the proxy's reply lane (:mod:`vibe_actors.ray._lane`,
 a thread blocked in ``ray.get``, for a call submitted while it is idle: the
-lone-ask case) or else by Ray's ObjectRef callback in Ray's thread. Tell is fire-and-forget. ``Ping`` is forwarded, so
-the watchdog's pings reach the Ray actor.
+lone-ask case) or else by Ray's ObjectRef callback in Ray's thread. Tell is
+fire-and-forget. ``Ping`` is forwarded, so the watchdog's pings reach the Ray
+actor. Private Structs the hosted agent handles (not Messages: a coordinator's
+work items) are forwarded too; the gateway never routes them.
 
 Failure: a lost Ray actor (``ActorDiedError``, ``ActorUnavailableError``), a
 task error or a hosted handler that raised resolves that call's asker with
@@ -48,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
-from vibe_actors._handlers import collect_handlers, handler
+from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.ray._cluster import connect
@@ -56,6 +58,7 @@ from vibe_actors.ray._host import (
     AgentHost,
     HostCrashed,
     HostRefused,
+    forwarded_types,
     reply_targets,
     return_annotation,
 )
@@ -64,8 +67,6 @@ from vibe_actors.ray._settings import RaySettings
 
 __all__ = ["RayActorLost", "RayProxy", "placed"]
 
-#: What every Agent handles itself (Ping, fault injection): not forwarded as such.
-_BASE_HANDLERS = frozenset(collect_handlers(Agent))
 _RemoteHost: Any = None
 _remote_lock = threading.Lock()
 
@@ -374,9 +375,7 @@ def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
         "__doc__": hosted.__doc__,
     }
     replies = reply_targets(hosted)
-    for message_type in hosted.message_types():
-        if message_type in _BASE_HANDLERS:  # Ping: the proxy's own, forwarded
-            continue
+    for message_type in forwarded_types(hosted):  # Ping: the proxy's own, forwarded
         returns = return_annotation(hosted, message_type)
         namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
     proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
