@@ -37,18 +37,19 @@ import msgspec
 
 from vibe_actors._agent import Agent
 from vibe_actors._codec import decode_msgpack, encode_msgpack
+from vibe_actors._handlers import collect_handlers
 from vibe_actors._messages import (
     AgentCrashed,
     DeadlineExceeded,
     MailboxFull,
     Message,
-    Ping,
     Unavailable,
     UnknownMessage,
 )
 
 __all__ = [
     "AgentHost",
+    "forwarded_types",
     "HostCrashed",
     "HostRefused",
     "RemoteContext",
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 _RUNTIME_REPLIES = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
+#: What every Agent handles itself (Ping, fault injection): never sent through ``handle``.
+_BASE_TYPES = frozenset(collect_handlers(Agent))
 
 
 class HostCrashed(Message):
@@ -140,7 +143,8 @@ class AgentHost:
         schema = getattr(cls, "Config", None)
         decoded = decode_msgpack(config, schema if schema is not None else Any)
         self._name = name
-        self._union = message_union(cls.message_types()) if cls.message_types() else Any
+        forwarded = forwarded_types(cls)
+        self._union = message_union(forwarded) if forwarded else Any
         self._crashed: str | None = None
         self._agent = _build(cls, RemoteContext(name, decoded), incarnation)
         self._agent.on_start()
@@ -188,6 +192,12 @@ def _build(cls: type[Agent], context: RemoteContext, incarnation: int) -> Agent:
     return agent
 
 
+def forwarded_types(hosted: type[Agent]) -> tuple[type, ...]:
+    """Every message type ``hosted`` handles that the proxy sends on: its public messages
+    and its private Structs (a coordinator's work items), not the base Agent's own."""
+    return tuple(t for t in hosted._handlers if t not in _BASE_TYPES)
+
+
 def return_annotation(hosted: type[Agent], message_type: type) -> Any:
     """The return annotation of ``hosted``'s handler of ``message_type`` (Any if none)."""
     fn = hosted._handlers[message_type]
@@ -198,15 +208,14 @@ def return_annotation(hosted: type[Agent], message_type: type) -> Any:
 
 
 def reply_targets(hosted: type[Agent]) -> dict[type, Any]:
-    """Per public message type of ``hosted``, what its reply decodes as on the way back.
+    """Per forwarded message type of ``hosted``, what its reply decodes as on the way back.
 
     Raises ``TypeError`` naming the handler whose declared replies cannot be one
     msgpack union (checked when a wiring is loaded, without Ray).
     """
     return {
         message_type: _reply_target(hosted, message_type)
-        for message_type in hosted.message_types()
-        if message_type is not Ping
+        for message_type in forwarded_types(hosted)
     }
 
 

@@ -13,9 +13,14 @@ queued behind it, it is sent at once (one Ray call); otherwise it joins a batch
 that a flush self-message, queued behind what is in the mailbox, sends as one
 Ray call (the host answers each message in order). The local mailbox and its
 bound are in front; at most ``max_in_flight`` messages are outstanding (past
-that the proxy waits and its mailbox fills). Ray's ObjectRef completes the
-replies from Ray's thread. Tell is fire-and-forget. ``Ping`` is forwarded, so
-the watchdog's pings reach the Ray actor.
+that the proxy waits and its mailbox fills). The replies are completed outside
+the proxy's thread (Deferred.resolve is thread-safe; proxy state changes go
+through self-messages): by the proxy's reply lane (:mod:`vibe_actors.ray._lane`,
+a thread blocked in ``ray.get``, for a call submitted while it is idle: the
+lone-ask case) or else by Ray's ObjectRef callback in Ray's thread. Tell is
+fire-and-forget. ``Ping`` is forwarded, so the watchdog's pings reach the Ray
+actor. Private Structs the hosted agent handles (not Messages: a coordinator's
+work items) are forwarded too; the gateway never routes them.
 
 Failure: a lost Ray actor (``ActorDiedError``, ``ActorUnavailableError``), a
 task error or a hosted handler that raised resolves that call's asker with
@@ -36,7 +41,6 @@ import functools
 import threading
 import time
 import typing
-from concurrent.futures import Future
 from typing import Any, ClassVar
 
 import ray
@@ -46,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
-from vibe_actors._handlers import collect_handlers, handler
+from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.ray._cluster import connect
@@ -54,15 +58,15 @@ from vibe_actors.ray._host import (
     AgentHost,
     HostCrashed,
     HostRefused,
+    forwarded_types,
     reply_targets,
     return_annotation,
 )
+from vibe_actors.ray._lane import ReplyLane, settle_future
 from vibe_actors.ray._settings import RaySettings
 
 __all__ = ["RayActorLost", "RayProxy", "placed"]
 
-#: What every Agent handles itself (Ping, fault injection): not forwarded as such.
-_BASE_HANDLERS = frozenset(collect_handlers(Agent))
 _RemoteHost: Any = None
 _remote_lock = threading.Lock()
 
@@ -132,6 +136,7 @@ class RayProxy(Agent):
         self._batch: list[tuple[bytes, Deferred, Any]] = []
         connect(self.settings, self.system.config.data_dir)
         self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
+        self._lane: ReplyLane | None = ReplyLane(self.name)
         self.log.info("ray_actor_attached", namespace=self.settings.namespace)
 
     def _attach(self, deadline: float) -> Any:
@@ -187,6 +192,7 @@ class RayProxy(Agent):
             self.log.warning("ray_actor_stop_failed", error=str(exc))
         ray.kill(self._actor, no_restart=True)
         self._actor = None
+        self._close_lane()
 
     def on_failure(self, error: BaseException) -> None:
         self._abandon_batch(f"crashed: {_first_line(error)}")
@@ -195,6 +201,13 @@ class RayProxy(Agent):
             ray.kill(actor, no_restart=True)
             self._actor = None
             del actor
+        self._close_lane()
+
+    def _close_lane(self) -> None:
+        lane: ReplyLane | None = getattr(self, "_lane", None)
+        if lane is not None:
+            lane.close()
+            self._lane = None
 
     # -- forwarding ---------------------------------------------------------------
 
@@ -251,16 +264,17 @@ class RayProxy(Agent):
             self._submit(ref, functools.partial(self._answer_batch, batch))
 
     def _submit(self, ref: Any, done: Any) -> None:
-        """Run ``done(result)`` in Ray's thread when ``ref`` completes; a failure crashes us."""
-        ref.future().add_done_callback(functools.partial(self._completed, done))
+        """Run ``done(result)`` when ``ref`` completes, in the reply lane's thread if it is
+        idle, else in Ray's; a failure crashes us."""
+        settle = functools.partial(self._completed, done)
+        if self._lane is None or not self._lane.offer(ref, settle):
+            ref.future().add_done_callback(functools.partial(settle_future, settle))
 
-    def _completed(self, done: Any, future: Future[Any]) -> None:
-        """In Ray's thread. ``done`` gets the result, or the error of a failed call."""
-        try:
-            result = future.result()
-        except ray.exceptions.RayError as exc:  # actor died, unavailable, task error
-            self._fail(_first_line(exc), "lost")
-            done(exc)
+    def _completed(self, done: Any, result: Any, error: ray.exceptions.RayError | None) -> None:
+        """Outside the proxy's thread. ``done`` gets the result, or the error of a failed call."""
+        if error is not None:  # actor died, unavailable, task error
+            self._fail(_first_line(error), "lost")
+            done(error)
             return
         done(result)
 
@@ -361,9 +375,7 @@ def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
         "__doc__": hosted.__doc__,
     }
     replies = reply_targets(hosted)
-    for message_type in hosted.message_types():
-        if message_type in _BASE_HANDLERS:  # Ping: the proxy's own, forwarded
-            continue
+    for message_type in forwarded_types(hosted):  # Ping: the proxy's own, forwarded
         returns = return_annotation(hosted, message_type)
         namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
     proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))

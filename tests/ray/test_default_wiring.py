@@ -1,0 +1,125 @@
+"""The repository's wiring.yaml with agents moved to Ray: the same protocol as local.
+
+Of the 13 system agents, one runs on Ray as it is: ``quota`` (in-memory
+buckets, only ``self.system.clock``). The jobs worker pool ``job-workers``
+needs nothing a Ray-placed agent lacks, but its work items ``Run``/``RunResult``
+are untagged Structs (private on purpose: not Messages), which cannot be
+decoded as one msgpack union with the runtime's error replies: placing it is
+refused when the wiring is loaded, at its ``placement`` line (tagging the two
+Structs would allow it). The other eleven need what a Ray-placed agent does
+not have (docs/scaling.md): a local SQLite file and ``data_dir`` (ledger, state,
+audit, registry, pubsub, webhooks, scheduler, jobs), ``self.system.events`` or
+``data_dir`` (policy, schema), timers and the local system's cells
+(introspect, watchdog).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import phoenix
+from vibe_actors import AskError, Ping, Pong
+from vibe_actors.agents.introspect import describe
+from vibe_actors.agents.jobs import Accepted, JobStatus, Status, Submit, UnknownKind
+from vibe_actors.agents.quota import Acquire, Denied, Granted
+from vibe_actors.ray import RaySettings
+
+from tests.conftest import wait_until
+from tests.ray.conftest import NAMESPACE
+
+WIRING = Path(__file__).parents[2] / "wiring.yaml"
+MOVED = {"quota": "vibe_actors.agents.quota:Quota"}
+
+
+def _wiring_text(placement: str, moved: dict[str, str] = MOVED) -> str:
+    text = WIRING.read_text(encoding="utf-8")
+    # The default quota has no limits (everything granted): one limit, in both placements.
+    limits = "          config:\n            limits: []\n"
+    assert text.count(limits) == 1
+    text = text.replace(
+        limits, "          config:\n            limits: [{principal: '*', rate: 0.001, burst: 2}]\n"
+    )
+    if placement == "ray":
+        for target in moved.values():
+            line = f"          agent: {target}\n"
+            assert text.count(line) == 1, line
+            text = text.replace(line, f"{line}          placement: ray\n")
+        text = text.replace("version: 1\n", f"version: 1\nray:\n  namespace: {NAMESPACE}\n", 1)
+    return text
+
+
+@pytest.fixture(params=["local", "ray"])
+def wired(request: Any, ray_settings: RaySettings, make_system: Any, tmp_path: Path) -> Any:
+    root, config = phoenix.build(phoenix.load_text(_wiring_text(request.param)))
+    config = msgspec.structs.replace(config, data_dir=str(tmp_path), serialize_messages=True)
+    system = make_system(root, **msgspec.structs.asdict(config))
+    return request.param, system
+
+
+def test_default_wiring_places_the_moved_agent(wired: Any) -> None:
+    placement, system = wired
+    views = {view.name: view.placement for view in describe(system)}
+    moved = {name: views[name] for name in views if name.split(".")[0] in MOVED}
+    assert moved and set(moved.values()) == {placement}
+    assert {p for n, p in views.items() if n.split(".")[0] not in MOVED} == {"local"}
+
+
+def test_quota_protocol_in_the_default_wiring(wired: Any) -> None:
+    _, system = wired
+    ref = system.ref("quota")
+    first = ref.ask(Acquire(agent="kv", principal="ann"), timeout=10)
+    assert isinstance(first, Granted) and first.remaining == pytest.approx(1.0, abs=0.01)
+    assert isinstance(ref.ask(Acquire(agent="kv", principal="ann"), timeout=10), Granted)
+    with pytest.raises(AskError) as raised:
+        ref.ask(Acquire(agent="kv", principal="ann"), timeout=10)
+    assert isinstance(raised.value.reply, Denied) and raised.value.reply.retry_after > 0
+    assert isinstance(ref.ask(Acquire(agent="kv", principal="bob"), timeout=10), Granted)
+    assert ref.ask(Ping(), timeout=10) == Pong(agent="quota", incarnation=1)
+
+
+def _finished(system: Any, job_id: str) -> JobStatus:
+    seen: list[JobStatus] = []
+
+    def done() -> bool:
+        seen.append(system.ref("jobs").ask(Status(job_id=job_id), timeout=10))
+        return seen[-1].state in {"succeeded", "failed", "cancelled"}
+
+    wait_until(done, timeout=30, what=f"job {job_id} finished")
+    return seen[-1]
+
+
+def _run(system: Any, kind: str, args: dict[str, Any]) -> JobStatus:
+    accepted = system.ref("jobs").ask(Submit(kind=kind, args=args, retries=0), timeout=10)
+    assert isinstance(accepted, Accepted)
+    return _finished(system, accepted.job_id)
+
+
+def test_jobs_protocol_next_to_a_placed_quota(wired: Any) -> None:
+    _, system = wired
+    payload = {"a": [1, 2.5, "x", None, True], "b": {"c": {}}}
+    echoed = _run(system, "echo", payload)
+    assert (echoed.state, echoed.result, echoed.attempts) == ("succeeded", payload, 1)
+    slept = _run(system, "sleep", {"seconds": 0.05})
+    assert (slept.state, slept.result) == ("succeeded", {"slept": 0.05})
+    bad = _run(system, "sleep", {"seconds": -1})
+    assert bad.state == "failed" and bad.error is not None and "ValueError" in bad.error
+    with pytest.raises(AskError) as raised:
+        system.ref("jobs").ask(Submit(kind="nope"), timeout=10)
+    assert isinstance(raised.value.reply, UnknownKind)
+    pinged = _run(system, "ping", {"agent": "quota"})  # a local worker asks quota, wherever
+    assert (pinged.state, pinged.result) == ("succeeded", {"agent": "quota", "incarnation": 1})
+
+
+def test_placing_the_job_workers_is_refused_at_their_placement_line() -> None:
+    moved = {"job-workers": "vibe_actors.agents.jobs:JobWorker"}
+    text = _wiring_text("ray", moved)
+    line = text.splitlines().index("          placement: ray") + 1
+    with pytest.raises(phoenix.WiringError) as raised:
+        phoenix.load_text(text)
+    message = str(raised.value)
+    assert f"wiring.yaml:{line}:" in message
+    assert "JobWorker: the replies declared for Run cannot cross to Ray" in message
