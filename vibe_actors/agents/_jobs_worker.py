@@ -65,8 +65,12 @@ class JobContext:
     system: ActorSystem
 
 
-class Run(msgspec.Struct, frozen=True, kw_only=True):
-    """Run attempt ``attempt`` (1-based) of job ``job_id``: ``target(args, context)``."""
+class Run(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Run attempt ``attempt`` (1-based) of job ``job_id``: ``target(args, context)``.
+
+    Tagged (like messages, though private) so that it and its reply cross a
+    process boundary in one msgpack union: a worker pool may be placed on Ray.
+    """
 
     job_id: str
     kind: str
@@ -75,7 +79,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
 
 
-class RunResult(msgspec.Struct, frozen=True, kw_only=True):
+class RunResult(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """How the attempt ended: ``result`` (JSON-like) if ``ok``, else ``error``."""
 
     job_id: str
