@@ -7,11 +7,13 @@ connection, or one trickling header bytes (slowloris), stayed open forever and
 counted against ``limit_concurrency``: enough of them made every request a
 503, probes included. :class:`GatewayHttpProtocol` adds:
 
-* a header-read timeout: from the connection's opening, or from the end of the
-  previous response on keep-alive, until the request headers are complete. When
-  it passes the connection is closed (after a 408 problem if part of a request
-  arrived). It is off while a request with complete headers is being served;
-  uvicorn's own keep-alive timeout still closes idle connections sooner.
+* a header-read timeout: from the connection's opening, from the first read
+  of a request whose headers did not arrive whole, or (when uvicorn's
+  keep-alive timeout is the longer) from the end of the previous response,
+  until the request headers are complete. When it passes the connection is
+  closed (after a 408 problem if part of a request arrived). It is off while a
+  request with complete headers is being served; an idle keep-alive
+  connection is closed by whichever of the two timeouts is shorter.
 * a body-read timeout: a request whose body has not fully arrived within
   ``body_timeout`` seconds of its headers is cut off (the connection is
   closed; the app sees the client disconnect). It costs nothing for a body
@@ -83,9 +85,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._parse(data)
-        if self._in_body and self._body_timer is None and not self.transport.is_closing():
-            # This read ended inside a body: from now on the rest has body_timeout to come.
+        if self.transport.is_closing():
+            return
+        # Timers are armed only when a read ends inside a request: a request that
+        # arrives whole (the usual case) costs none.
+        if self._in_body and self._body_timer is None:
             self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+        elif self._reading_headers and self._header_bytes and self._header_timer is None:
+            self._arm_header_timer()
 
     def _parse(self, data: bytes) -> None:
         if not self._reading_headers:
@@ -127,6 +134,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        # An idle keep-alive connection is closed by uvicorn's keep-alive timer, armed
+        # just now; ours is needed only if that one is the longer (partial headers of
+        # the next request arm ours in data_received).
+        if self.timeout_keep_alive <= self.header_timeout:
+            return
         # Idle unless uvicorn just started a pipelined request whose headers are complete.
         idle = self.cycle is None or self.cycle.response_complete
         if idle and not self.transport.is_closing():
