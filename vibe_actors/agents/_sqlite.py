@@ -15,10 +15,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from vibe_actors import Agent, VibeError
 
 __all__ = [
+    "ClosesStore",
     "SqliteStore",
     "StoreError",
     "database_path",
@@ -141,3 +143,24 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         assert self._db is not None, "the store is closed"
         return self._db
+
+
+class ClosesStore:
+    """Mixin for an agent that keeps its store in ``self._store``: closed when the
+    incarnation ends, by a stop or a crash (put it before ``Agent`` in the bases).
+
+    An agent with more to do on stop overrides ``on_stop`` and calls ``_close``.
+    """
+
+    _store: Any
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, error: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        store, self._store = getattr(self, "_store", None), None
+        if store is not None:
+            store.close()

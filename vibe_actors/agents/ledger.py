@@ -56,7 +56,7 @@ from vibe_actors.agents._ledger_store import (
     verify_rows,
 )
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 
 __all__ = [
     "MAX_LIMIT",
@@ -200,7 +200,7 @@ class _Flush(msgspec.Struct, frozen=True):
 # -- the agent ---------------------------------------------------------------------------
 
 
-class Ledger(Agent[Append | Read | Tail | Verify | Streams]):
+class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
     """Append-only hash-chained streams; see the module docstring."""
 
     Config: ClassVar = LedgerConfig
@@ -218,9 +218,7 @@ class Ledger(Agent[Append | Read | Tail | Verify | Streams]):
             self._store = LedgerStore(self._path)
             self._heads = self._store.heads()
         except StoreError as exc:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            self._close()
             degrade_for(self, exc)
             return
         self.log.info("ledger_started", path=str(self._path), streams=len(self._heads))
@@ -317,11 +315,6 @@ class Ledger(Agent[Append | Read | Tail | Verify | Streams]):
         for _, deferred in pending:
             if deferred is not None:
                 deferred.resolve(error)
-
-    def _close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
     # -- reads (each first commits what is pending: a reader sees every earlier append) ----
 

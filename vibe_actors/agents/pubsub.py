@@ -71,7 +71,7 @@ from vibe_actors.agents._pubsub_listeners import (
     listen,
 )
 from vibe_actors.agents._pubsub_store import PubSubStore, Topic
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 from vibe_actors.agents.registry import NoSuchAgent, presence
 
 __all__ = [
@@ -198,7 +198,7 @@ class _Recheck(msgspec.Struct, frozen=True):
 # -- the agent -------------------------------------------------------------------------
 
 
-class PubSub(Agent[Subscribe | Unsubscribe | Topics | Publish]):
+class PubSub(ClosesStore, Agent[Subscribe | Unsubscribe | Topics | Publish]):
     """Topic fan-out with bounded per-subscriber buffers (see the module docstring)."""
 
     Config: ClassVar = PubSubConfig
@@ -223,17 +223,6 @@ class PubSub(Agent[Subscribe | Unsubscribe | Topics | Publish]):
                 self._topic(entry.topic).listeners.add(listener)
         self._settle()
         self.log.info("pubsub_started", topics=len(self._topics), pending=len(self._pending))
-
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
     def _topic(self, topic: str) -> Topic:
         state = self._topics.get(topic)

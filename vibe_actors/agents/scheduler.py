@@ -59,7 +59,7 @@ from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 
 __all__ = [
     "Cancel",
@@ -226,7 +226,7 @@ def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
 # -- the agent ------------------------------------------------------------------------
 
 
-class Scheduler(Agent[Schedule | Cancel | List]):
+class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
     """Timers and reminders; see the module docstring for the guarantees.
 
     Protocol: ``Schedule`` -> ``Scheduled | UnknownTarget |
@@ -263,17 +263,6 @@ class Scheduler(Agent[Schedule | Cancel | List]):
         # Runtime timers started in on_start could fire before this agent
         # runs (and be dropped), so the first firing is a plain self-message.
         self.ref(self.name).tell(_Fire())
-
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
     @property
     def _db(self) -> SchedulerStore:

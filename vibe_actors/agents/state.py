@@ -51,7 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 from vibe_actors.agents._state_store import Mismatch, StateStore
 
 __all__ = [
@@ -239,7 +239,7 @@ def invalid_field(msg: msgspec.Struct) -> InvalidRequest | None:
 # -- the agent ----------------------------------------------------------------------
 
 
-class State(Agent[Put | Get | Delete | Keys]):
+class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
     """Versioned key-value store on SQLite; see the module docstring for guarantees.
 
     Protocol: ``Put`` -> ``Stored | Conflict | InvalidRequest``; ``Get`` ->
@@ -269,17 +269,6 @@ class State(Agent[Put | Get | Delete | Keys]):
         self._keys_gauge.set(self._rows)
         self.start_timer("sweep", _Sweep(), self.config.sweep_interval, repeat=True)
         self.log.info("state_opened", path=str(path), keys=self._rows)
-
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
     def _count_rows(self, delta: int) -> None:
         if delta:
