@@ -58,5 +58,10 @@ class RawCounter:
         self.value += 1
         return self.value
 
+    def inc_message(self, msg: Inc) -> Count:
+        """The same call carrying our message and reply Structs, pickled by Ray."""
+        self.value += 1
+        return Count(value=self.value)
+
     def burn(self, rounds: int) -> int:
         return burn(rounds)

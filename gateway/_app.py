@@ -50,6 +50,8 @@ __all__ = ["AppSettings", "Gateway", "create_app"]
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
+#: How msgspec 0.23 and later begin a DecodeError for invalid UTF-8 inside a string.
+_INVALID_UTF8 = "Invalid UTF-8"
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -358,7 +360,11 @@ class Gateway:
             error = field_error(text)
             detail = f"the body is not a valid {message_type.__name__}: {text}"
             return Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
-        return Reject(make_problem(400, "malformed-json", f"malformed JSON: {exc}", request_id))
+        if str(exc).startswith(_INVALID_UTF8):  # msgspec >= 0.23; before, a UnicodeDecodeError
+            detail = "malformed JSON: invalid UTF-8 in a string"
+        else:
+            detail = f"malformed JSON: {exc}"
+        return Reject(make_problem(400, "malformed-json", detail, request_id))
 
     # -- the rest ----------------------------------------------------------------
 

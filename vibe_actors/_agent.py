@@ -133,6 +133,10 @@ class Agent(_ThreadingActor, Generic[M]):
     _unhandled_hook: ClassVar[Callable[..., Any] | None] = None
     #: The message classes of the type parameter (see declared_messages).
     _declared: ClassVar[tuple[type, ...]] = ()
+    #: Whether this agent's mailbox is claimable (Mailbox.claim) so that an
+    #: incarnation may answer blocking asks in the asker's thread through
+    #: ``Cell.ask_inline``. Internal: Ray placement's proxies use it.
+    _answers_inline: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

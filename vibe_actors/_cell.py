@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -61,7 +62,9 @@ class Cell:
         self.parent = parent
         self.path: str = f"{parent.path}/{spec.name}" if parent is not None else spec.name
         mailbox_spec = spec.mailbox if isinstance(spec, WorkerSpec) else MailboxSpec()
-        self.mailbox = Mailbox(spec.name, mailbox_spec, self._refused)
+        self.mailbox = Mailbox(
+            spec.name, mailbox_spec, self._refused, claimable=agent_class._answers_inline
+        )
         self.stats = AgentStats()
         self.status = AgentStatus.STARTING
         self.incarnation = 0
@@ -74,6 +77,10 @@ class Cell:
         self.children: dict[str, Cell] = {}
         self.watchers: set[str] = set()
         self.deliver = self.mailbox.put
+        #: Set by an incarnation that can answer a blocking ask in the asker's
+        #: thread (see Agent._answers_inline): called with the ask's envelope, it
+        #: returns True once the reply is resolved, False to have it delivered.
+        self.ask_inline: Callable[[Envelope], bool] | None = None
 
     # -- sending -------------------------------------------------------------
 
@@ -139,9 +146,14 @@ class Cell:
         self.spec = spec
         self.agent_class = spec.agent
         self.config = coerce_config(spec.agent, spec.config)
-        if spec.mailbox != self.mailbox.spec:
+        if (
+            spec.mailbox != self.mailbox.spec
+            or self.mailbox.claimable != spec.agent._answers_inline
+        ):
             old = self.mailbox
-            self.mailbox = Mailbox(spec.name, spec.mailbox, self._refused)
+            self.mailbox = Mailbox(
+                spec.name, spec.mailbox, self._refused, claimable=spec.agent._answers_inline
+            )
             self.deliver = self.mailbox.put
             for env in old.drain():
                 self.mailbox.put_system(env)
@@ -288,6 +300,7 @@ class Cell:
                 child.terminate(reason)
         self.status = AgentStatus.STOPPED
         self.deliver = self._deliver_dead
+        self.ask_inline = None
         for env in self.mailbox.drain():
             if env.reply is not None:
                 env.reply.resolve(Unavailable(agent=self.name, reason=f"stopped: {reason}"))

@@ -40,6 +40,10 @@ class CodecError(ValueError):
         self.path = path
 
 
+#: How msgspec 0.23 and later begin a ``DecodeError`` for invalid UTF-8 inside a string.
+INVALID_UTF8 = "Invalid UTF-8"
+
+
 @functools.lru_cache(maxsize=1024)
 def _msgpack_decoder(target: Any) -> msgspec.msgpack.Decoder[Any]:
     return msgspec.msgpack.Decoder(target)
@@ -52,6 +56,8 @@ def _json_decoder(target: Any) -> msgspec.json.Decoder[Any]:
 
 def _to_codec_error(exc: msgspec.DecodeError) -> CodecError:
     text = str(exc)
+    if text.startswith(INVALID_UTF8):  # msgspec >= 0.23 (before: a UnicodeDecodeError)
+        return CodecError("invalid UTF-8 in a string")
     message, sep, path = text.rpartition(" - at `")
     path = path.rstrip("`")
     if sep and path.startswith("$"):
@@ -62,8 +68,8 @@ def _to_codec_error(exc: msgspec.DecodeError) -> CodecError:
 def _undecodable(exc: UnicodeDecodeError | RecursionError) -> str:
     """What is wrong with input msgspec refused outside ``DecodeError``.
 
-    msgspec raises ``UnicodeDecodeError`` for invalid UTF-8 inside a string
-    and ``RecursionError`` for nesting deeper than the interpreter's
+    msgspec before 0.23 raises ``UnicodeDecodeError`` for invalid UTF-8 inside
+    a string (0.23 raises a ``DecodeError``, see :data:`INVALID_UTF8`) and ``RecursionError`` for nesting deeper than the interpreter's
     recursion limit (about 1000 levels); both mean the input is bad.
     """
     if isinstance(exc, UnicodeDecodeError):

@@ -5,6 +5,12 @@ which is why the runtime outruns Pykka's ``queue.Queue`` inbox. Producers of a
 bounded mailbox take a small lock so the bound is exact. Control envelopes
 (stop wake-ups) and system messages use :meth:`Mailbox.put_system`, which
 ignores the bound: a full mailbox never blocks a stop.
+
+A *claimable* mailbox (:meth:`Mailbox.claim`) also lets another thread act in
+the consumer's stead while the consumer is idle: an agent whose work is done
+elsewhere (a Ray-placed agent's proxy) answers a blocking ask in the asker's
+thread instead of costing two thread hops, without any message overtaking one
+sent before it by the same sender.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ class Mailbox:
     refused or evicted ask is answered with :class:`MailboxFull` at once.
     """
 
-    def __init__(self, owner: str, spec: MailboxSpec, on_refused: Refuse) -> None:
+    def __init__(
+        self, owner: str, spec: MailboxSpec, on_refused: Refuse, *, claimable: bool = False
+    ) -> None:
         self.owner = owner
         self.spec = spec
         self.capacity = spec.capacity
@@ -43,7 +51,7 @@ class Mailbox:
         self._space = threading.Condition(self._put_lock)
         self._blocked = 0
         self.qsize = self._queue.qsize
-        self.put_system = self._queue.put
+        self.put_system: Callable[[Envelope | Control], None] = self._queue.put
         self.get_nowait = self._queue.get_nowait
         self.get: Callable[[], Envelope | Control]
         self.put: Callable[[Envelope], None]
@@ -56,6 +64,15 @@ class Mailbox:
         else:
             self.put = self._put_bounded
             self.get = self._queue.get
+        self.claimable = claimable
+        if claimable:
+            self._claim_lock = threading.Lock()
+            self._puts = 0  # puts completed; counted after the enqueue, under _claim_lock
+            self._idle_at = -1  # _puts when the consumer last found the queue empty
+            self._inner_put, self._inner_get = self.put, self.get
+            self._inner_put_system = self.put_system
+            self.put, self.get = self._put_counted, self._get_noting_idle
+            self.put_system = self._put_system_counted
 
     def _refuse(self, envelope: Envelope, reason: DeadLetterReason) -> None:
         if envelope.reply is not None:
@@ -123,6 +140,50 @@ class Mailbox:
             with self._space:
                 self._space.notify()
         return item
+
+    # -- claims (claimable mailboxes only) -----------------------------------------
+
+    def claim(self) -> bool:
+        """Take the consumer's place for a moment, if it is idle: True means claimed.
+
+        Claimed means the consumer has handled everything put before this call
+        and is waiting on an empty queue, so whatever the claimant now does in
+        its stead (sending the next message on, for a proxy) cannot overtake an
+        earlier message of the same sender. Until :meth:`release`, completed
+        puts wait (messages being put concurrently may still reach the consumer:
+        they are not ordered before the claimant's). False: the caller must
+        ``put`` as usual. Hold the claim for microseconds, never across a wait.
+        """
+        self._claim_lock.acquire()
+        if self._idle_at == self._puts and self._queue.qsize() == 0:
+            return True
+        self._claim_lock.release()
+        return False
+
+    def release(self) -> None:
+        """End a claim that :meth:`claim` granted."""
+        self._claim_lock.release()
+
+    def _put_counted(self, envelope: Envelope) -> None:
+        # Counted after the enqueue: a consumer that found the queue empty before
+        # this message arrived then sees a count it did not record, so no claim is
+        # granted until it has handled the message and found the queue empty again.
+        self._inner_put(envelope)
+        with self._claim_lock:
+            self._puts += 1
+
+    def _put_system_counted(self, item: Envelope | Control) -> None:
+        self._inner_put_system(item)
+        with self._claim_lock:
+            self._puts += 1
+
+    def _get_noting_idle(self) -> Envelope | Control:
+        # Called by the consumer only when it has handled everything it took before.
+        if self._queue.qsize() == 0:
+            with self._claim_lock:
+                if self._queue.qsize() == 0:
+                    self._idle_at = self._puts
+        return self._inner_get()
 
     def drain(self) -> list[Envelope]:
         """Take every queued envelope out (control envelopes are discarded)."""

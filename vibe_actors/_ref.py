@@ -93,6 +93,16 @@ class Ref(Generic[M_contra]):
         message's deadline: past it the handler is not started. ``callback``
         receives the reply in the resolving thread.
         """
+        return self._ask(message, timeout, request_id, callback, False)
+
+    def _ask(
+        self,
+        message: Any,
+        timeout: float | None,
+        request_id: str | None,
+        callback: Callable[[Any], None] | None,
+        blocking: bool,
+    ) -> ReplyFuture:
         system = self._system
         if system._serialize:
             message = roundtrip(message)
@@ -103,7 +113,11 @@ class Ref(Generic[M_contra]):
         target = system._routes.get(self.name)
         if target is None:
             system._undeliverable(self.name, envelope)
-        else:
+            return future
+        # A blocking asker may be answered in its own thread (a Ray-placed agent
+        # with nothing queued: SEMANTICS.md, "Asks answered in the asker's thread").
+        inline = target.ask_inline if blocking else None
+        if inline is None or not inline(envelope):
             target.deliver(envelope)
         return future
 
@@ -122,7 +136,7 @@ class Ref(Generic[M_contra]):
         :class:`UnknownMessageError`; plain :class:`AskError` for an agent's own
         error replies.
         """
-        reply = self.ask_future(message, timeout=timeout, request_id=request_id).wait()
+        reply = self._ask(message, timeout, request_id, None, True).wait()
         if self._system._serialize:
             reply = roundtrip(reply)
         return raise_for_error(reply)

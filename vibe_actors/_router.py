@@ -36,6 +36,9 @@ class Router:
       size is unchanged; a message without that field goes round-robin.
     """
 
+    #: A pool never answers in the asker's thread (see Cell.ask_inline).
+    ask_inline = None
+
     def __init__(self, name: str, pool: PoolSpec, pool_cell: Cell) -> None:
         self.name = name
         self.pool = pool

@@ -261,3 +261,27 @@ def test_mailbox_bound_applies_in_front_of_the_ray_calls(
     assert first.wait(10) == Slept(seconds=1.0)
     assert second.wait(10) == Slept(seconds=0.0)
     assert isinstance(third.wait(10), Total)
+
+
+def test_idle_proxy_answers_a_blocking_ask_in_the_askers_thread(
+    ray_settings: RaySettings, make_system: Any
+) -> None:
+    """SEMANTICS.md section 2: inline when idle, never ahead of the asker's own tells."""
+    name = "tally-inline"
+    system = make_system([WorkerSpec(name=name, agent=placed(Tally, ray_settings))])
+    ref = system.ref(name)
+
+    def inline_asks() -> float:
+        return system.registry.get_sample_value("vibe_ray_inline_asks_total", {"agent": name}) or 0
+
+    assert ref.ask(Read(), timeout=10).value == 0
+    wait_until(
+        lambda: ref.ask(Read(), timeout=10).value == 0 and inline_asks() > 0,
+        timeout=10,
+        what="a blocking ask answered inline",
+    )
+    for i in range(1, 51):
+        ref.tell(Add(amount=1))
+        assert ref.ask(Read(), timeout=10).value == i
+    futures = [ref.ask_future(Add(amount=1), timeout=10) for _ in range(20)]
+    assert sorted(f.wait().value for f in futures) == list(range(51, 71))

@@ -17,7 +17,11 @@ that the proxy waits and its mailbox fills). The replies are completed outside
 the proxy's thread (Deferred.resolve is thread-safe; proxy state changes go
 through self-messages): by the proxy's reply lane (:mod:`vibe_actors.ray._lane`,
 a thread blocked in ``ray.get``, for a call submitted while it is idle: the
-lone-ask case) or else by Ray's ObjectRef callback in Ray's thread. Tell is
+lone-ask case) or else by Ray's ObjectRef callback in Ray's thread. A blocking
+``ref.ask`` skips both hops when the proxy is idle (nothing queued, everything
+before it sent on: :meth:`Mailbox.claim`): the asker's thread encodes and
+submits the call itself and waits in ``ray.get`` (:meth:`RayProxy._ask_inline`),
+as a raw Ray call would. Tell is
 fire-and-forget. ``Ping`` is forwarded, so the watchdog's pings reach the Ray
 actor. Private Structs the hosted agent handles (not Messages: a coordinator's
 work items) are forwarded too; the gateway never routes them.
@@ -52,6 +56,7 @@ from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
+from vibe_actors._signals import AgentStatus
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.ray._cluster import connect
 from vibe_actors.ray._host import (
@@ -68,6 +73,7 @@ from vibe_actors.ray._settings import RaySettings
 __all__ = ["RayActorLost", "RayProxy", "placed"]
 
 _RemoteHost: Any = None
+_NOT_FORWARDED = object()
 _remote_lock = threading.Lock()
 
 
@@ -96,6 +102,7 @@ class _Flush:
 
 class _Metrics(typing.NamedTuple):
     calls: Counter
+    inline: Counter
 
 
 def _metrics(registry: CollectorRegistry) -> _Metrics:
@@ -105,7 +112,14 @@ def _metrics(registry: CollectorRegistry) -> _Metrics:
             "Calls from proxies to Ray-placed agents, by outcome.",
             ["agent", "placement", "outcome"],
             registry=registry,
-        )
+        ),
+        Counter(
+            "vibe_ray_inline_asks",
+            "Blocking asks of Ray-placed agents sent and awaited in the asker's thread "
+            "(the proxy was idle): no thread hop.",
+            ["agent"],
+            registry=registry,
+        ),
     )
 
 
@@ -127,6 +141,8 @@ class RayProxy(Agent):
     settings: ClassVar[RaySettings]
     #: Message type -> what its reply decodes as.
     _replies: ClassVar[dict[type, Any]] = {}
+    #: The mailbox is claimable: idle, a blocking ask is sent in the asker's thread.
+    _answers_inline: ClassVar[bool] = True
 
     def on_start(self) -> None:
         self.log = self.log.bind(placement="ray")
@@ -137,6 +153,7 @@ class RayProxy(Agent):
         connect(self.settings, self.system.config.data_dir)
         self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
         self._lane: ReplyLane | None = ReplyLane(self.name)
+        self._cell.ask_inline = self._ask_inline
         self.log.info("ray_actor_attached", namespace=self.settings.namespace)
 
     def _attach(self, deadline: float) -> Any:
@@ -208,6 +225,57 @@ class RayProxy(Agent):
         if lane is not None:
             lane.close()
             self._lane = None
+
+    # -- asks answered in the asker's thread ---------------------------------------
+
+    def _ask_inline(self, env: Envelope) -> bool:
+        """In the asker's thread: send a blocking ask on and wait for it here, if idle.
+
+        False (nothing done: the ask goes through the mailbox) unless the message
+        is one this proxy forwards, this incarnation is serving, a slot is free and
+        the mailbox grants a claim (everything sent before has been sent on). Then
+        the reply, an error reply or :class:`DeadlineExceeded` is resolved before
+        it returns True; a lost actor crashes the proxy as on the mailbox path.
+        """
+        target = self._replies.get(type(env.message), _NOT_FORWARDED)
+        cell = self._cell
+        if target is _NOT_FORWARDED or self._lost or cell.agent is not self:
+            return False
+        if cell.status is not AgentStatus.RUNNING or not self._slots.acquire(False):
+            return False
+        try:
+            data = encode_msgpack(env.message)
+        except CodecError:  # the mailbox path reports it, as for any message
+            self._slots.release()
+            return False
+        if not cell.mailbox.claim():
+            self._slots.release()
+            return False
+        try:
+            ref = self._actor.handle.remote(data)
+        finally:
+            cell.mailbox.release()
+        self._metrics.inline.labels(self.name).inc()
+        self._wait_inline(env, ref, target)
+        return True
+
+    def _wait_inline(self, env: Envelope, ref: Any, target: Any) -> None:
+        reply = env.reply
+        assert reply is not None
+        done = functools.partial(self._answer_one, [(b"", Deferred(reply), target)])
+        try:
+            result = ray.get(ref, timeout=_remaining(env))
+        except ray.exceptions.GetTimeoutError:
+            reply.resolve(DeadlineExceeded(agent=self.name, timeout=reply.timeout))
+            self._count("deadline")
+            # The call still holds its slot: Ray's callback frees it (and reports a loss).
+            settle = functools.partial(self._completed, done)
+            ref.future().add_done_callback(functools.partial(settle_future, settle))
+            return
+        except ray.exceptions.RayError as exc:  # actor died, unavailable, task error
+            self._completed(done, None, exc)
+            return
+        done(result)
 
     # -- forwarding ---------------------------------------------------------------
 
