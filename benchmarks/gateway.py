@@ -1,9 +1,12 @@
 """Gateway load: POST /v1/agents/registry/Ping against a bare ASGI hello-world POST.
 
-Both servers run in turn under the same uvicorn settings, pinned to core 0;
-wrk (Debian's package) runs pinned to core 1, on 127.0.0.1 only, for a fixed
-time per point. The result is the ratio gateway / bare at each connection
-count, measured in the same run::
+Both servers run at once under the same uvicorn settings, pinned to core 0
+(only the one under load does any work); wrk (Debian's package) runs pinned to
+core 1, on 127.0.0.1 only, for a fixed time per point. At each connection
+count the two take turns for several rounds, bare then gateway then gateway
+then bare..., so a busy moment of the shared machine falls on both; the ratio
+reported is the median of the rounds' gateway / bare ratios, and each side's
+figures are its medians::
 
     .venv/bin/python -m benchmarks.gateway [--quick] [--json PATH]
 """
@@ -61,7 +64,9 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
         command, capture_output=True, text=True, check=True, timeout=duration + 30
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s*(50|99)%\s+(\S+)", out, re.M))
+    if "50" not in latency or "99" not in latency:
+        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": rps,
@@ -71,22 +76,51 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
     }
 
 
-def measure(variant: str, duration: int, script: str) -> dict[int, dict[str, float]]:
+def _server(variant: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, "-m", "benchmarks._gateway_server",
          "--variant", variant, "--port", str(port)],
     )  # fmt: skip
+    path = "/v1/agents/registry/Ping" if variant == "gateway" else "/"
+    return server, f"http://127.0.0.1:{port}{path}"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def measure(duration: int, rounds: int, script: str) -> dict[str, Any]:
+    """Both variants at every connection count, in alternating rounds (see the docstring)."""
+    servers = {variant: _server(variant) for variant in ("bare", "gateway")}
     try:
-        wait_listening(port)
-        path = "/v1/agents/registry/Ping" if variant == "gateway" else "/"
-        run_wrk(f"http://127.0.0.1:{port}{path}", 16, 1, script)  # warm-up
-        return {
-            c: run_wrk(f"http://127.0.0.1:{port}{path}", c, duration, script) for c in CONNECTIONS
-        }
+        for _, url in servers.values():
+            wait_listening(int(url.split(":")[2].split("/")[0]))
+            run_wrk(url, 16, 1, script)  # warm-up
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {v: {} for v in servers}
+        ratios: dict[int, list[float]] = {}
+        for c in CONNECTIONS:
+            for r in range(rounds):
+                order = ("bare", "gateway") if r % 2 == 0 else ("gateway", "bare")
+                got = {v: run_wrk(servers[v][1], c, duration, script) for v in order}
+                for variant, figures in got.items():
+                    runs[variant].setdefault(c, []).append(figures)
+                ratios.setdefault(c, []).append(got["gateway"]["rps"] / got["bare"]["rps"])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    result: dict[str, Any] = {"ratio": {c: _median(r) for c, r in ratios.items()}, "rounds": ratios}
+    for variant, by_count in runs.items():
+        result[variant] = {
+            c: {key: _median([f[key] for f in figures]) for key in figures[0]}
+            for c, figures in by_count.items()
+        }
+        for c, figures in by_count.items():
+            result[variant][c]["non_2xx"] = sum(f["non_2xx"] for f in figures)
+    return result
 
 
 def main() -> None:
@@ -96,32 +130,27 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian's package)")
-    duration = 1 if args.quick else 5
+    duration, rounds = (1, 1) if args.quick else (2, 5)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(LUA)
     try:
-        bare = measure("bare", duration, lua.name)
-        gateway = measure("gateway", duration, lua.name)
+        result = measure(duration, rounds, lua.name)
     finally:
         os.unlink(lua.name)
+    bare, gateway, ratios = result["bare"], result["gateway"], result["ratio"]
     print(f"{'conns':>5} {'bare rps':>10} {'gateway rps':>12} {'ratio':>6} "
-          f"{'bare p50/p99 ms':>16} {'gw p50/p99 ms':>16}")  # fmt: skip
-    ratios = {}
+          f"{'bare p50/p99 ms':>16} {'gw p50/p99 ms':>16}  rounds")  # fmt: skip
     for c in CONNECTIONS:
         b, g = bare[c], gateway[c]
-        ratios[c] = g["rps"] / b["rps"]
+        each = " ".join(f"{x:.2f}" for x in result["rounds"][c])
         print(f"{c:>5} {b['rps']:>10,.0f} {g['rps']:>12,.0f} {ratios[c]:>6.2f} "
-              f"{b['p50_ms']:>7.2f}/{b['p99_ms']:<8.2f} {g['p50_ms']:>7.2f}/{g['p99_ms']:<8.2f}")  # fmt: skip
+              f"{b['p50_ms']:>7.2f}/{b['p99_ms']:<8.2f} {g['p50_ms']:>7.2f}/{g['p99_ms']:<8.2f}"
+              f"  {each}")  # fmt: skip
     bad = sum(r["non_2xx"] for r in gateway.values())
     if bad:
         print(f"WARNING: {bad:.0f} non-2xx responses from the gateway")
     if args.json:
-        result: dict[str, Any] = {
-            "bare": bare,
-            "gateway": gateway,
-            "ratio": ratios,
-            "quick": args.quick,
-        }
+        result["quick"] = args.quick
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(result, out, indent=2)
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from gateway._catalog import Catalog
+from gateway._catalog import Catalog, HotEntry
 from gateway._guards import Guards
 from gateway._http import (
     BodyTooLarge,
@@ -43,7 +43,7 @@ from gateway._problems import (
 from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
-from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Ref, UnknownAgent
+from vibe_actors import ActorSystem, AgentStatus, ErrorReply, UnknownAgent
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
 
@@ -92,6 +92,8 @@ class Gateway:
         self.metrics = HttpMetrics(self._stream_figures)
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
         self._default_timeout = self.settings.default_timeout_ms / 1000
+        #: A Content-Length with fewer digits than the limit cannot be over it.
+        self._limit_digits = len(str(self.settings.max_body_bytes))
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
 
@@ -117,11 +119,11 @@ class Gateway:
         method, path = scope["method"], scope["path"]
         route, status = ASK_ROUTE, 500
         try:
-            if method == "POST" and path.startswith("/v1/agents/") and path.count("/") == 4:
+            parts = path.split("/")
+            if method == "POST" and len(parts) == 5 and parts[2] == "agents" and parts[1] == "v1":
                 # The hot path, first: POST /v1/agents/{name}/{type}.
                 principal = self._authenticate(headers, request_id)
-                name, _, tag = path[11:].partition("/")
-                status = await self._ask(name, tag, headers, receive, send, principal)
+                status = await self._ask(parts[3], parts[4], headers, receive, send, principal)
             else:
                 route = route_of(path)
                 status = await self._dispatch(scope, headers, receive, send)
@@ -219,7 +221,7 @@ class Gateway:
         principal: str | None,
     ) -> int:
         request_id = headers.request_id
-        message_type, decoder, ref = self._message_type(name, tag, request_id)
+        message_type, decoder, ref, cell = self._message_type(name, tag, request_id)
         if self.guards is not None:
             verdict = self.guards.check(principal, name, tag, authenticated=bool(self._tokens))
             if verdict is not None:
@@ -233,9 +235,10 @@ class Gateway:
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
         timeout = self._request_timeout(headers)
-        if headers.content_length is not None:
+        declared = headers.content_length
+        if declared is not None and len(declared) >= self._limit_digits:
             # Before the first receive(): a client declaring too much may send nothing more.
-            self._check_declared(headers.content_length, request_id)
+            self._check_declared(declared, request_id)
         first = await receive()  # almost always the whole body, in one message
         body = first.get("body", b"")
         if first.get("more_body") or len(body) > self.settings.max_body_bytes:
@@ -248,7 +251,7 @@ class Gateway:
             # msgspec's other refusals of bad input: invalid UTF-8 inside a string,
             # nesting past the recursion limit (~1000 levels, free-form `Any` fields).
             raise _malformed(exc, request_id) from None
-        status = self.system.status(name)
+        status = cell.status if cell is not None else self.system.status(name)
         if status is not AgentStatus.RUNNING:
             raise Reject(
                 make_problem(
@@ -304,7 +307,7 @@ class Gateway:
             return self._default_timeout
         return self._timeout(headers.timeout, headers.request_id)
 
-    def _message_type(self, name: str, tag: str, request_id: str) -> tuple[type, Any, Ref]:
+    def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
         found = self.catalog.lookup(name, tag)
         if found is not None:
             return found
@@ -319,7 +322,7 @@ class Gateway:
             known = ", ".join(sorted(types))
             detail = f"agent {name!r} has no message type {tag!r} (it accepts: {known})"
             raise Reject(make_problem(404, "unknown-message-type", detail, request_id))
-        return message_type, self.catalog.decoder(message_type), self.system.ref(name)
+        return self.catalog.entry(name, message_type)
 
     def _timeout(self, raw: bytes | None, request_id: str) -> float:
         if raw is None:

@@ -8,14 +8,25 @@ OpenAPI document come from the schema agent's functions
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from vibe_actors import ActorSystem, Message, Ref, UnknownAgent
+from vibe_actors import ActorSystem, AgentStatus, Message, Ref, UnknownAgent
 from vibe_actors.agents import schema
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "HasStatus", "HotEntry"]
+
+#: What the hot path needs per agent and tag: the message type, its JSON decoder,
+#: a ref, and the agent's cell (its status is read per request), None for a pool
+#: or a supervisor (their status is computed from their children's).
+HotEntry = tuple[type, "msgspec.json.Decoder[Any]", Ref, "HasStatus | None"]
+
+
+class HasStatus(Protocol):
+    """An agent's cell, as the hot path sees it (``ActorSystem.cell``)."""
+
+    status: AgentStatus
 
 
 class Catalog:
@@ -25,24 +36,29 @@ class Catalog:
         self._system = system
         self._types: dict[str, dict[str, type]] = {}
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
-        self._hot: dict[str, dict[str, tuple[type, msgspec.json.Decoder[Any], Ref]]] = {}
+        self._hot: dict[str, dict[str, HotEntry]] = {}
 
     def clear(self) -> None:
         """Forget everything (after a live reload)."""
         self._types.clear()
         self._hot.clear()
 
-    def lookup(self, name: str, tag: str) -> tuple[type, msgspec.json.Decoder[Any], Ref] | None:
-        """(type, decoder, ref) for a known agent and tag, cached; None if unknown."""
+    def lookup(self, name: str, tag: str) -> HotEntry | None:
+        """The hot path's entry for a known agent and tag, cached; None if unknown."""
         by_tag = self._hot.get(name)
         if by_tag is None:
             try:
                 types = self.types(name)
             except UnknownAgent:
                 return None
-            ref = self._system.ref(name)
-            by_tag = self._hot[name] = {t: (c, self.decoder(c), ref) for t, c in types.items()}
+            by_tag = self._hot[name] = {t: self.entry(name, c) for t, c in types.items()}
         return by_tag.get(tag)
+
+    def entry(self, name: str, message_type: type) -> HotEntry:
+        """The hot path's entry for ``message_type`` of agent ``name``; raises UnknownAgent."""
+        cell = self._system.cell(name)
+        direct = None if cell.children else cell
+        return message_type, self.decoder(message_type), self._system.ref(name), direct
 
     def types(self, name: str) -> dict[str, type]:
         """Public message types of agent ``name`` by tag; raises UnknownAgent."""
