@@ -50,6 +50,7 @@ __all__ = ["AppSettings", "Gateway", "create_app"]
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
+_JSON = (b"content-type", b"application/json")
 #: How msgspec 0.23 and later begin a DecodeError for invalid UTF-8 inside a string.
 _INVALID_UTF8 = "Invalid UTF-8"
 
@@ -122,7 +123,7 @@ class Gateway:
             parts = path.split("/")
             if method == "POST" and len(parts) == 5 and parts[2] == "agents" and parts[1] == "v1":
                 # The hot path, first: POST /v1/agents/{name}/{type}.
-                principal = self._authenticate(headers, request_id)
+                principal = self._authenticate(headers, request_id) if self._tokens else None
                 status = await self._ask(parts[3], parts[4], headers, receive, send, principal)
             else:
                 route = route_of(path)
@@ -221,7 +222,10 @@ class Gateway:
         principal: str | None,
     ) -> int:
         request_id = headers.request_id
-        message_type, decoder, ref, cell = self._message_type(name, tag, request_id)
+        found = self.catalog.lookup(name, tag)
+        if found is None:
+            found = self._message_type(name, tag, request_id)
+        message_type, decoder, ref, cell = found
         if self.guards is not None:
             verdict = self.guards.check(principal, name, tag, authenticated=bool(self._tokens))
             if verdict is not None:
@@ -234,7 +238,9 @@ class Gateway:
                 raise Reject(problem, retry)
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
-        timeout = self._request_timeout(headers)
+        timeout = (
+            self._request_timeout(headers) if headers.timeout is not None else self._default_timeout
+        )
         declared = headers.content_length
         if declared is not None and len(declared) >= self._limit_digits:
             # Before the first receive(): a client declaring too much may send nothing more.
@@ -270,17 +276,12 @@ class Gateway:
             await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
             return 204
         body = _encode(reply)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
+        headers_out = [
+            _JSON,
+            (b"content-length", b"%d" % len(body)),
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
         await send({"type": "http.response.body", "body": body})
         return 200
 
@@ -308,9 +309,7 @@ class Gateway:
         return self._timeout(headers.timeout, headers.request_id)
 
     def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
-        found = self.catalog.lookup(name, tag)
-        if found is not None:
-            return found
+        """The entry the catalogue's lookup did not have, or a 404 naming what is unknown."""
         try:
             types = self.catalog.types(name)
         except UnknownAgent:

@@ -24,7 +24,10 @@ class Headers:
             if index is not None and values[index] is None:
                 values[index] = value
         self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
-        self.request_id = request_id(raw_id)
+        if raw_id is None:  # the common case, inline: this runs per request
+            self.request_id = f"{_ID_PREFIX}{next(_id_counter):016x}"
+        else:
+            self.request_id = request_id(raw_id)
 
 
 _WANTED = {
