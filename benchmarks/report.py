@@ -66,7 +66,7 @@ def targets(suite: dict[str, Any]) -> list[tuple[str, str, str]]:
     add("10 000 agents start < 3 s", scale["10000"]["start_ms"] if "10000" in scale else None,
         lambda v: v < 3000, "{:.0f} ms", "quick run: 10 000 agents not started")  # fmt: skip
     gateway = _get(suite, "gateway", "ratio") or {}
-    add("gateway >= 70% of bare ASGI at 64 connections (median of alternating rounds)",
+    add("gateway >= 70% of bare ASGI at 64 connections",
         gateway.get("64", gateway.get(64)), lambda v: v >= 0.7,
         "{:.0%}", suite.get("gateway", {}).get("reason", "gateway did not run"))  # fmt: skip
     return rows
