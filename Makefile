@@ -8,17 +8,20 @@ STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 PYTEST_ARGS ?=
 
-.PHONY: run test lint audit bench bench-quick docs clean
+.PHONY: run test lint audit bench bench-quick docs lock clean
 
 # `make run` installs the runtime only; `make test` adds the test and deploy-check tools.
-$(RUN_STAMP): pyproject.toml
+# Every install is constrained to the versions CI last passed with (constraints.txt, `make lock`).
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
+
+$(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) -e .
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
+	$(PIP_INSTALL) -e '.[test,deploy]'
 	touch $(STAMP)
 
 run: $(RUN_STAMP)
@@ -63,12 +66,12 @@ test: lint
 
 # The bench extra (matplotlib, xoscar) goes into the same venv, never into the runtime's deps.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
 # Proves every benchmark and the report generator still run (CI); asserts no timing.
 bench-quick: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
 # Reliability (docs/reliability.md): chaos, crash storms, hung agents, SIGKILL, SIGTERM under
@@ -86,7 +89,7 @@ soak: $(STAMP)
 # The docs extra (mkdocs, Material, mkdocstrings) goes into the same venv. --strict: a broken
 # link, a missing snippet or an unresolved reference fails the build. The site is build/site.
 $(DOCS_STAMP): $(RUN_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(PIP_INSTALL) -e '.[docs]'
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
@@ -97,7 +100,7 @@ docs: $(DOCS_STAMP)
 RAY_STAMP := $(VENV)/.installed-ray
 .PHONY: test-ray bench-ray
 $(RAY_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	$(PIP_INSTALL) -e '.[ray]'
 	touch $(RAY_STAMP)
 
 test-ray: $(RAY_STAMP)
@@ -105,6 +108,17 @@ test-ray: $(RAY_STAMP)
 
 bench-ray: $(RAY_STAMP)
 	$(BIN)/python -m benchmarks.ray_placement --quick
+
+# Re-resolve every dependency (all extras) in a scratch venv and write constraints.txt.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[test,deploy,bench,docs,ray]'
+	{ sed -n '1,3p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage

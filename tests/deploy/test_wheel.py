@@ -30,8 +30,10 @@ def test_wheel_in_a_fresh_venv_serves_the_shipped_wiring(tmp_path):
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=400
-    )
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+         str(wheel)],
+        check=True, timeout=400,
+    )  # fmt: skip
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "wiring.yaml").write_text((ROOT / "wiring.yaml").read_text())
