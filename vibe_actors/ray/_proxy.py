@@ -47,6 +47,7 @@ import time
 import typing
 from typing import Any, ClassVar
 
+import msgspec
 import ray
 import ray.exceptions
 from prometheus_client import CollectorRegistry, Counter
@@ -245,24 +246,30 @@ class RayProxy(Agent):
             return False
         try:
             data = encode_msgpack(env.message)
-        except CodecError:  # the mailbox path reports it, as for any message
+        except (msgspec.EncodeError, TypeError):  # the mailbox path reports it, as for any
             self._slots.release()
             return False
         if not cell.mailbox.claim():
             self._slots.release()
             return False
+        done = functools.partial(self._answer_one, [(b"", Deferred(env.reply), target)])
+        lost: ray.exceptions.RayError | None = None
         try:
             ref = self._actor.handle.remote(data)
-        finally:
+        except ray.exceptions.RayError as exc:  # the actor is gone: as for a failed call
+            lost = exc
+        finally:  # before reporting a loss, which puts into this mailbox
             cell.mailbox.release()
+        if lost is not None:
+            self._completed(done, None, lost)
+            return True
         self._metrics.inline.labels(self.name).inc()
-        self._wait_inline(env, ref, target)
+        self._wait_inline(env, ref, done)
         return True
 
-    def _wait_inline(self, env: Envelope, ref: Any, target: Any) -> None:
+    def _wait_inline(self, env: Envelope, ref: Any, done: Any) -> None:
         reply = env.reply
         assert reply is not None
-        done = functools.partial(self._answer_one, [(b"", Deferred(reply), target)])
         try:
             result = ray.get(ref, timeout=_remaining(env))
         except ray.exceptions.GetTimeoutError:
