@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from statistics import median
 from typing import Any
 
 CONNECTIONS = (1, 16, 64, 256)
@@ -76,46 +77,40 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
     }
 
 
-def _server(variant: str) -> tuple[subprocess.Popen[bytes], str]:
+def _server(variant: str) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
     server = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, "-m", "benchmarks._gateway_server",
          "--variant", variant, "--port", str(port)],
     )  # fmt: skip
     path = "/v1/agents/registry/Ping" if variant == "gateway" else "/"
-    return server, f"http://127.0.0.1:{port}{path}"
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return server, port, f"http://127.0.0.1:{port}{path}"
 
 
 def measure(duration: int, rounds: int, script: str) -> dict[str, Any]:
     """Both variants at every connection count, in alternating rounds (see the docstring)."""
     servers = {variant: _server(variant) for variant in ("bare", "gateway")}
     try:
-        for _, url in servers.values():
-            wait_listening(int(url.split(":")[2].split("/")[0]))
+        for _, port, url in servers.values():
+            wait_listening(port)
             run_wrk(url, 16, 1, script)  # warm-up
         runs: dict[str, dict[int, list[dict[str, float]]]] = {v: {} for v in servers}
         ratios: dict[int, list[float]] = {}
         for c in CONNECTIONS:
             for r in range(rounds):
                 order = ("bare", "gateway") if r % 2 == 0 else ("gateway", "bare")
-                got = {v: run_wrk(servers[v][1], c, duration, script) for v in order}
+                got = {v: run_wrk(servers[v][2], c, duration, script) for v in order}
                 for variant, figures in got.items():
                     runs[variant].setdefault(c, []).append(figures)
                 ratios.setdefault(c, []).append(got["gateway"]["rps"] / got["bare"]["rps"])
     finally:
-        for server, _ in servers.values():
+        for server, _, _ in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    result: dict[str, Any] = {"ratio": {c: _median(r) for c, r in ratios.items()}, "rounds": ratios}
+    result: dict[str, Any] = {"ratio": {c: median(r) for c, r in ratios.items()}, "rounds": ratios}
     for variant, by_count in runs.items():
         result[variant] = {
-            c: {key: _median([f[key] for f in figures]) for key in figures[0]}
+            c: {key: median([f[key] for f in figures]) for key in figures[0]}
             for c, figures in by_count.items()
         }
         for c, figures in by_count.items():

@@ -18,8 +18,8 @@ Needs the ``ray`` extra. In one run, on one counter agent:
 
 Shapes: sequential asks (latency percentiles, and the rate one caller gets;
 the variants take turns in rounds, so a busy moment of the shared machine
-falls on all of them) and pipelined asks (``IN_FLIGHT`` outstanding: throughput). Then CPU-bound
-work (``Burn``) on a pool of 1 and of 2 Ray-placed workers with ``num_cpus: 1``:
+falls on all of them) and pipelined asks (``IN_FLIGHT`` outstanding:
+throughput). Then CPU-bound work (``Burn``) on a pool of 1 and of 2 Ray-placed workers with ``num_cpus: 1``:
 throughput should grow with the cores Ray has (2 here).
 """
 

@@ -69,8 +69,9 @@ def _undecodable(exc: UnicodeDecodeError | RecursionError) -> str:
     """What is wrong with input msgspec refused outside ``DecodeError``.
 
     msgspec before 0.23 raises ``UnicodeDecodeError`` for invalid UTF-8 inside
-    a string (0.23 raises a ``DecodeError``, see :data:`INVALID_UTF8`) and ``RecursionError`` for nesting deeper than the interpreter's
-    recursion limit (about 1000 levels); both mean the input is bad.
+    a string (0.23 raises a ``DecodeError``, see :data:`INVALID_UTF8`), and
+    ``RecursionError`` for nesting deeper than the interpreter's recursion
+    limit (about 1000 levels); both mean the input is bad.
     """
     if isinstance(exc, UnicodeDecodeError):
         return f"invalid UTF-8 in a string ({exc.reason})"

@@ -8,7 +8,6 @@ overtake an earlier message of its sender still on its way through the mailbox.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from vibe_actors import Agent, MailboxSpec, Message, Overflow, WorkerSpec, handl
 from vibe_actors._envelope import Envelope
 from vibe_actors._mailbox import Mailbox
 
+from tests.conftest import wait_until
 from tests.vibe_actors.agents import Add, GetTotal, Total
 
 pytestmark = pytest.mark.timeout(30)
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.timeout(30)
 
 def _refused(envelope: Envelope, reason: Any) -> None:
     raise AssertionError(f"refused {envelope!r}: {reason}")
-
-
-def _until(condition: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.001)
-    return False
 
 
 def _claimed(mailbox: Mailbox) -> bool:
@@ -56,7 +47,7 @@ def test_claim_only_while_the_consumer_waits_on_an_empty_queue(overflow: Any) ->
     taken: list[Any] = []
     consumer = threading.Thread(target=lambda: taken.append(mailbox.get()))
     consumer.start()
-    assert _until(lambda: _claimed(mailbox))  # it came back and waits: idle
+    wait_until(lambda: _claimed(mailbox), what="the consumer back, idle")
 
     mailbox.put(Envelope(Add(n=2)))
     consumer.join(5)
@@ -68,7 +59,7 @@ def test_a_system_put_also_ends_idleness() -> None:
     mailbox = Mailbox("m", MailboxSpec(), _refused, claimable=True)
     consumer = threading.Thread(target=mailbox.get)
     consumer.start()
-    assert _until(lambda: _claimed(mailbox))
+    wait_until(lambda: _claimed(mailbox), what="the consumer idle")
     mailbox.put_system(Envelope(Add(n=1)))
     consumer.join(5)
     assert not mailbox.claim()
@@ -78,7 +69,7 @@ def test_puts_wait_for_the_claim_to_end() -> None:
     mailbox = Mailbox("m", MailboxSpec(), _refused, claimable=True)
     consumer = threading.Thread(target=mailbox.get)
     consumer.start()
-    assert _until(mailbox.claim)  # held from here
+    wait_until(mailbox.claim, what="a claim")  # held from here
     put_done = threading.Event()
     producer = threading.Thread(target=lambda: (mailbox.put(Envelope(Add(n=1))), put_done.set()))
     producer.start()
@@ -142,7 +133,8 @@ def test_ask_is_answered_inline_when_idle_and_through_the_mailbox_otherwise(
     system = make_system([WorkerSpec(name="tally", agent=InlineTally)])
     ref = system.ref("tally")
     agent = system._routes["tally"].agent
-    assert _until(lambda: ref.ask(KeyTotal()) == Total(total=0) and agent.inline > 0)
+    wait_until(lambda: ref.ask(KeyTotal()) == Total(total=0) and agent.inline > 0,
+               what="an ask answered inline")  # fmt: skip
     assert ref.ask_future(KeyTotal()).wait() == Total(total=0)  # never inline
     before = agent.inline
     for i in range(1, 301):
