@@ -192,17 +192,26 @@ def _ledger(r: dict[str, Any]) -> list[str]:
 
 
 def _gateway(r: dict[str, Any]) -> list[str]:
-    rows = [[c, f"{r['bare'][c]['rps']:,.0f}", f"{r['gateway'][c]['rps']:,.0f}",
-             f"{r['ratio'][c]:.0%}", f"{r['gateway'][c]['p50_ms']:.2f}",
-             f"{r['gateway'][c]['p99_ms']:.2f}"] for c in r["ratio"]]  # fmt: skip
+    pykka = r.get("pykka")  # results from before 2026-12-05 have no Pykka reference
+    rows = []
+    for c in r["ratio"]:
+        row = [c, f"{r['bare'][c]['rps']:,.0f}"]
+        if pykka is not None:
+            row += [f"{pykka[c]['rps']:,.0f}", f"{r['pykka_ratio'][c]:.0%}"]
+        row += [f"{r['gateway'][c]['rps']:,.0f}", f"{r['ratio'][c]:.0%}",
+                f"{r['gateway'][c]['p50_ms']:.2f}", f"{r['gateway'][c]['p99_ms']:.2f}"]  # fmt: skip
+        rows.append(row)
+    head = ["connections", "bare rps"]
+    if pykka is not None:
+        head += ["Pykka bridge rps", "bridge / bare"]
+    head += ["gateway rps", "gateway / bare", "gw p50 ms", "gw p99 ms"]
     return [
         "POST /v1/agents/registry/Ping against a bare ASGI hello-world under the same uvicorn",
-        "settings; servers on core 0, wrk on core 1.",
+        "settings and, as the reference for the actor hop alone, the smallest ASGI app asking",
+        "a plain Pykka actor (decode, ask, encode); servers on core 0, wrk on core 1. Ratios",
+        "are medians of per-round ratios.",
         "",
-        *_table(
-            ["connections", "bare rps", "gateway rps", "gateway / bare", "gw p50 ms", "gw p99 ms"],
-            rows,
-        ),  # fmt: skip
+        *_table(head, rows),
     ]
 
 

@@ -6,7 +6,7 @@ uvicorn (uvloop, httptools).
 """
 
 from gateway._app import AppSettings, Gateway, create_app
-from gateway._server import GatewayServer, uvicorn_config
+from gateway._server import GatewayServer, tune_gc, uvicorn_config
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "SettingsError",
     "create_app",
     "parse_settings",
+    "tune_gc",
     "uvicorn_config",
 ]

@@ -16,7 +16,7 @@ import structlog
 import phoenix
 from gateway._app import AppSettings, create_app
 from gateway._logging import configure_logging
-from gateway._server import GatewayServer, uvicorn_config, watch_system
+from gateway._server import GatewayServer, tune_gc, uvicorn_config, watch_system
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 from vibe_actors import ActorSystem, StartFailed
 
@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         return _fail(exc.problems, 2)
     configure_logging(settings.log_level, settings.log_format)
+    tune_gc(settings.gc_threshold)
     try:
         system = boot(settings)
     except phoenix.WiringError as exc:
@@ -101,7 +102,11 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)
     watch_system(system, server)
     _log.info(
-        "gateway_starting", host=settings.host, port=settings.port, agents=len(system.names())
+        "gateway_starting",
+        host=settings.host,
+        port=settings.port,
+        agents=len(system.names()),
+        gc_threshold=settings.gc_threshold,
     )
     try:
         server.run()

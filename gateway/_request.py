@@ -25,7 +25,7 @@ class Headers:
                 values[index] = value
         self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
         if raw_id is None:  # the common case, inline: this runs per request
-            self.request_id = f"{_ID_PREFIX}{next(_id_counter):016x}"
+            self.request_id = f"{_ID_PREFIX}{next(_id_counter):x}"
         else:
             self.request_id = request_id(raw_id)
 
@@ -64,14 +64,16 @@ def route_of(path: str) -> str:
 
 # Generated request ids: a random per-process prefix and a counter. Unique and
 # unguessable enough for correlation, and ~10x cheaper than uuid4 (no syscall).
+# The counter starts at 2**60 so that it always has 16 hex digits without a
+# width in the format (which costs a third of the id).
 _ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count(1)
+_id_counter = itertools.count(1 << 60)
 
 
 def request_id(raw: bytes | None) -> str:
     if raw and _printable(raw):
         return raw.decode("ascii")
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    return f"{_ID_PREFIX}{next(_id_counter):x}"
 
 
 def _printable(raw: bytes) -> bool:

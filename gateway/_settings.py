@@ -46,6 +46,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_header_bytes: int = 65_536
+    #: Young-generation threshold of Python's cyclic garbage collector; 0 keeps Python's 700.
+    gc_threshold: int = 10_000
 
     def __repr__(self) -> str:
         # Tokens are secrets: never in a repr, a log line or an error message.
@@ -68,6 +70,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.gc_threshold < 0:
+            raise ValueError(f"gc_threshold must be >= 0, got {self.gc_threshold}")
         if self.default_timeout_ms > self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
 
@@ -103,6 +107,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "max_header_bytes": (
         "VIBE_MAX_HEADER_BYTES",
         "largest request line and headers accepted (431 and close beyond)",
+    ),
+    "gc_threshold": (
+        "VIBE_GC_THRESHOLD",
+        "allocations between young-generation runs of Python's cyclic garbage collector; "
+        "0 keeps Python's default (700), which requests in flight outgrow",
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -119,7 +120,8 @@ SYSTEM_AGENTS = {
 def test_the_shipped_wiring_serves_all_13_system_agents(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path),
+         "--gc-threshold", "2500"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -133,7 +135,11 @@ def test_the_shipped_wiring_serves_all_13_system_agents(tmp_path):
             assert pong.json() == {"type": "Pong", "agent": name, "incarnation": 1}
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0
+        _, logs = process.communicate(timeout=15)
+    assert process.returncode == 0
+    events = [json.loads(line) for line in logs.splitlines() if line.startswith(b"{")]
+    starting = [e for e in events if e["event"] == "gateway_starting"]
+    assert [e["gc_threshold"] for e in starting] == [2500]  # process tuning, at the edge
 
 
 def test_sighup_reloads_the_wiring_restarting_only_what_changed(tmp_path):
