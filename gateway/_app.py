@@ -51,6 +51,10 @@ _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
 _JSON = (b"content-type", b"application/json")
+#: Constants for the hot path: reading an enum member through its class costs ~100 ns,
+#: and formatting a Content-Length four times what a tuple lookup does.
+_RUNNING = AgentStatus.RUNNING
+_LENGTHS = tuple(b"%d" % n for n in range(4096))
 #: How msgspec 0.23 and later begin a DecodeError for invalid UTF-8 inside a string.
 _INVALID_UTF8 = "Invalid UTF-8"
 
@@ -258,7 +262,7 @@ class Gateway:
             # nesting past the recursion limit (~1000 levels, free-form `Any` fields).
             raise _malformed(exc, request_id) from None
         status = cell.status if cell is not None else self.system.status(name)
-        if status is not AgentStatus.RUNNING:
+        if status is not _RUNNING:
             raise Reject(
                 make_problem(
                     503, "agent-unavailable", f"agent {name!r} is {status.value}", request_id
@@ -276,9 +280,10 @@ class Gateway:
             await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
             return 204
         body = _encode(reply)
+        size = len(body)
         headers_out = [
             _JSON,
-            (b"content-length", b"%d" % len(body)),
+            (b"content-length", _LENGTHS[size] if size < 4096 else b"%d" % size),
             (b"x-request-id", request_id.encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers_out})

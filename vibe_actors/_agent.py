@@ -26,8 +26,8 @@ from vibe_actors._envelope import Control, Envelope, ReplySlot
 from vibe_actors._errors import InjectedCrash
 from vibe_actors._handlers import collect_handlers, handler, return_types
 from vibe_actors._messages import (
+    IS_ERROR_REPLY,
     AgentCrashed,
-    ErrorReply,
     Message,
     Ping,
     Pong,
@@ -418,6 +418,7 @@ class Agent(_ThreadingActor, Generic[M]):
         ok, ok_get = stats.ok, stats.ok.get
         error_reply, buckets, sums = stats.error_reply, stats.buckets, stats.duration_sum
         bounds = DURATION_BUCKETS
+        is_error = IS_ERROR_REPLY
         name = cell.name
         while True:
             env = get()
@@ -455,7 +456,7 @@ class Agent(_ThreadingActor, Generic[M]):
             elapsed = _perf() - started
             buckets[_bisect(bounds, elapsed)] += 1
             sums[0] += elapsed
-            if isinstance(result, ErrorReply):
+            if is_error[result.__class__]:
                 error_reply[cls] = error_reply.get(cls, 0) + 1
             else:
                 ok[cls] = ok_get(cls, 0) + 1

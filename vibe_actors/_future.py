@@ -22,9 +22,9 @@ from vibe_actors._errors import (
     UnknownMessageError,
 )
 from vibe_actors._messages import (
+    IS_ERROR_REPLY,
     AgentCrashed,
     DeadlineExceeded,
-    ErrorReply,
     MailboxFull,
     Unavailable,
     UnknownMessage,
@@ -45,7 +45,7 @@ _ERROR_CLASSES: dict[type, type[AskError]] = {
 
 def raise_for_error(reply: Any) -> Any:
     """Return ``reply``, or raise the :class:`AskError` subclass matching an error reply."""
-    if isinstance(reply, ErrorReply):
+    if IS_ERROR_REPLY[reply.__class__]:
         raise _ERROR_CLASSES.get(type(reply), AskError)(reply)
     return reply
 
