@@ -48,7 +48,12 @@ class LoopReply:
 
     def resolve(self, reply: Any) -> bool:
         """Hand ``reply`` to the loop (from any thread); the first reply wins there."""
-        self._bridge.deliver(self, reply)
+        # The bridge's queue is appended to here rather than through a method of
+        # the bridge: this runs for every reply, in the agent's thread.
+        bridge = self._bridge
+        bridge._queue.append((self, reply))
+        if not bridge._scheduled:
+            bridge._wake(self.agent)
         return True
 
 
@@ -88,16 +93,14 @@ class LoopBridge:
         """Stop tracking ``slot`` (its waiter is done or abandoned; loop thread only)."""
         self._inflight.pop(slot, None)
 
-    def deliver(self, slot: LoopReply, reply: Any) -> None:
+    def _wake(self, agent: str) -> None:
         # Any thread. deque.append and the flag are atomic under the GIL; the
         # drain clears the flag before it empties the queue, so no reply waits.
-        self._queue.append((slot, reply))
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                _log.debug("reply_after_loop_closed", agent=slot.agent)
+        self._scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            _log.debug("reply_after_loop_closed", agent=agent)
 
     def _drain(self) -> None:
         self._scheduled = False
