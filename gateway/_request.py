@@ -25,7 +25,7 @@ class Headers:
                 values[index] = value
         self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
         if raw_id is None:  # the common case, inline: this runs per request
-            self.request_id = f"{_ID_PREFIX}{next(_id_counter):x}"
+            self.request_id = _ID_PREFIX + str(next(_id_counter))
         else:
             self.request_id = request_id(raw_id)
 
@@ -62,18 +62,18 @@ def route_of(path: str) -> str:
     return _TEMPLATES.get((parts[1], len(parts) - 1), "unmatched")
 
 
-# Generated request ids: a random per-process prefix and a counter. Unique and
-# unguessable enough for correlation, and ~10x cheaper than uuid4 (no syscall).
-# The counter starts at 2**60 so that it always has 16 hex digits without a
-# width in the format (which costs a third of the id).
+# Generated request ids: a random per-process prefix (16 hex digits) and a counter.
+# Unique and unguessable enough for correlation, and ~10x cheaper than uuid4 (no
+# syscall). The counter is written in decimal from 10**15, so an id is always 32
+# characters of [0-9a-f] (the width of a uuid's hex) at half the cost of formatting hex.
 _ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count(1 << 60)
+_id_counter = itertools.count(10**15)
 
 
 def request_id(raw: bytes | None) -> str:
     if raw and _printable(raw):
         return raw.decode("ascii")
-    return f"{_ID_PREFIX}{next(_id_counter):x}"
+    return _ID_PREFIX + str(next(_id_counter))
 
 
 def _printable(raw: bytes) -> bool:
