@@ -205,11 +205,15 @@ def _gateway(r: dict[str, Any]) -> list[str]:
     if pykka is not None:
         head += ["Pykka bridge rps", "bridge / bare"]
     head += ["gateway rps", "gateway / bare", "gw p50 ms", "gw p99 ms"]
+    reference = (
+        " and, as the reference for the actor hop alone, the smallest ASGI app asking a plain"
+        " Pykka actor (decode, ask, encode)"
+        if pykka is not None
+        else ""
+    )
     return [
-        "POST /v1/agents/registry/Ping against a bare ASGI hello-world under the same uvicorn",
-        "settings and, as the reference for the actor hop alone, the smallest ASGI app asking",
-        "a plain Pykka actor (decode, ask, encode); servers on core 0, wrk on core 1. Ratios",
-        "are medians of per-round ratios.",
+        "POST /v1/agents/registry/Ping against a bare ASGI hello-world under the same uvicorn "
+        f"settings{reference}; servers on core 0, wrk on core 1.",
         "",
         *_table(head, rows),
     ]
