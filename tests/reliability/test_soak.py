@@ -12,7 +12,9 @@ Asserted: the load held (every answer well-formed, every acknowledged write
 reads back, at least 80% of the target rate was sent), the thread count is
 flat, RSS grows less than a generous bound, and no dead letter appeared: a
 crash keeps the mailbox for the next incarnation, so the injected faults
-themselves make none.
+themselves make none. The one exception is an expired watchdog heartbeat (a
+storage stall can hold a 2 s heartbeat in a durable agent's mailbox): every
+expired ask must be matched by a heartbeat miss.
 """
 
 from __future__ import annotations
@@ -56,13 +58,23 @@ def _dead_letters(gateway) -> dict[str, float]:
     return gateway.by_label("vibe_dead_letters_total", "reason")
 
 
+def _heartbeat_misses(gateway) -> float:
+    return sum(gateway.by_label("vibe_watchdog_misses_total", "agent").values())
+
+
+def _expired_beyond_misses(gateway, dead_before: dict[str, float], misses_before: float) -> float:
+    """Expired asks not accounted for by a missed watchdog heartbeat (see the soak)."""
+    expired = _dead_letters(gateway).get("expired", 0) - dead_before.get("expired", 0)
+    return expired - (_heartbeat_misses(gateway) - misses_before)
+
+
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("seconds", variant(60, float(os.environ.get("VIBE_SOAK_SECONDS", "300"))))
 def test_soak_at_half_capacity_stays_flat(gateways, seconds, record_property):
     gateway = gateways()
     capacity = _capacity(gateway, 3 if seconds <= 60 else 10)
     rate = capacity / 2
-    dead_before = _dead_letters(gateway)
+    dead_before, misses_before = _dead_letters(gateway), _heartbeat_misses(gateway)
     load = Load()
     stop, clients = run_writers(
         gateway.url, CLIENTS, ("append", "put"), load, interval=CLIENTS / rate
@@ -87,7 +99,16 @@ def test_soak_at_half_capacity_stays_flat(gateways, seconds, record_property):
     assert sent >= 0.8 * rate * seconds, (sent, rate, seconds)
     assert missing_writes(gateway, load) == []
     dead = {k: v - dead_before.get(k, 0) for k, v in _dead_letters(gateway).items()}
-    assert not any(dead.values()), dead
+    assert not any(v for k, v in dead.items() if k != "expired"), dead
+    # An expired ask is answered DeadlineExceeded, not lost. The clients ask with 20 s; the
+    # watchdog's heartbeats have 2 s, and a storage stall on a shared machine can hold one
+    # in a durable agent's mailbox past that. Each such heartbeat is also a watchdog miss
+    # (counted at its next tick), so expired asks beyond the misses would be the clients'.
+    wait_until(
+        lambda: _expired_beyond_misses(gateway, dead_before, misses_before) <= 0,
+        10,
+        f"every expired ask to be a missed heartbeat ({dead})",
+    )
 
     half = [s for s in samples if s[0] >= seconds / 2]
     rss_slope = slope([(t / 60, rss) for t, rss, _ in half])  # KiB per minute
