@@ -34,16 +34,23 @@ from gateway._metrics import HttpMetrics
 from gateway._ops import inject_chaos, probe
 from gateway._problems import (
     RETRY_AFTER,
+    FieldError,
     Problem,
     Reject,
-    field_error,
     make_problem,
     problem_for_reply,
 )
 from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
-from vibe_actors import ActorSystem, AgentStatus, AskError, ErrorReply, UnknownAgent
+from vibe_actors import (
+    ActorSystem,
+    AgentStatus,
+    AskError,
+    ErrorReply,
+    UnknownAgent,
+    decode_error,
+)
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
 
@@ -55,8 +62,6 @@ _JSON = (b"content-type", b"application/json")
 #: and formatting a Content-Length four times what a tuple lookup does.
 _RUNNING = AgentStatus.RUNNING
 _LENGTHS = tuple(b"%d" % n for n in range(4096))
-#: How msgspec 0.23 and later begin a DecodeError for invalid UTF-8 inside a string.
-_INVALID_UTF8 = "Invalid UTF-8"
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -255,12 +260,11 @@ class Gateway:
             body = body + await self._body(receive, request_id, len(body))
         try:
             message = decoder.decode(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
+            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
+            # past ~1000 levels in free-form `Any` fields).
             raise self._invalid_body(message_type, exc, request_id) from None
-        except (UnicodeDecodeError, RecursionError) as exc:
-            # msgspec's other refusals of bad input: invalid UTF-8 inside a string,
-            # nesting past the recursion limit (~1000 levels, free-form `Any` fields).
-            raise _malformed(exc, request_id) from None
         status = cell.status if cell is not None else self.system.status(name)
         if status is not _RUNNING:
             raise Reject(
@@ -360,19 +364,18 @@ class Gateway:
         return Reject(make_problem(413, "body-too-large", detail, request_id))
 
     def _invalid_body(
-        self, message_type: type, exc: msgspec.DecodeError, request_id: str
+        self,
+        message_type: type,
+        exc: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
+        request_id: str,
     ) -> Reject:
         """422 naming the field for a body of the wrong shape; 400 for malformed JSON."""
+        error = decode_error(exc)
         if isinstance(exc, msgspec.ValidationError):
-            text = str(exc)
-            error = field_error(text)
-            detail = f"the body is not a valid {message_type.__name__}: {text}"
-            return Reject(make_problem(422, "invalid-body", detail, request_id, [error]))
-        if str(exc).startswith(_INVALID_UTF8):  # msgspec >= 0.23; before, a UnicodeDecodeError
-            detail = "malformed JSON: invalid UTF-8 in a string"
-        else:
-            detail = f"malformed JSON: {exc}"
-        return Reject(make_problem(400, "malformed-json", detail, request_id))
+            field = FieldError(path=error.path, message=error.message)
+            detail = f"the body is not a valid {message_type.__name__}: {exc}"
+            return Reject(make_problem(422, "invalid-body", detail, request_id, [field]))
+        return Reject(make_problem(400, "malformed-json", f"malformed JSON: {error}", request_id))
 
     # -- the rest ----------------------------------------------------------------
 
@@ -410,14 +413,6 @@ def _viewed(view: Any, request_id: str) -> Any:
         problem = problem_for_reply(view, request_id)
         raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
     return view
-
-
-def _malformed(exc: UnicodeDecodeError | RecursionError, request_id: str) -> Reject:
-    if isinstance(exc, UnicodeDecodeError):
-        detail = f"malformed JSON: invalid UTF-8 in a string ({exc.reason})"
-    else:
-        detail = "malformed JSON: nested deeper than the decoder's limit (about 1000 levels)"
-    return Reject(make_problem(400, "malformed-json", detail, request_id))
 
 
 def _allow(method: str, allowed: str, request_id: str) -> None:

@@ -15,7 +15,6 @@ __all__ = [
     "FieldError",
     "Problem",
     "Reject",
-    "field_error",
     "make_problem",
     "problem_for_reply",
 ]
@@ -80,19 +79,6 @@ def make_problem(
         errors=errors,
         reply=reply,
     )
-
-
-def field_error(text: str) -> FieldError:
-    """The path and message of msgspec's validation error ``text``.
-
-    msgspec ends an error about a field with `` - at `$.path` ``; an error about
-    the whole document (wrong top-level type, a missing or unknown field) has
-    no such suffix and its path is ``$``.
-    """
-    message, sep, path = text.rpartition(" - at `")
-    if sep and path.startswith("$") and path.endswith("`"):
-        return FieldError(path=path[:-1], message=message)
-    return FieldError(path="$", message=text)
 
 
 def problem_for_reply(reply: Any, request_id: str) -> Problem:

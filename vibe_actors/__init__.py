@@ -5,7 +5,14 @@ modules is internal. See SEMANTICS.md for the runtime's guarantees.
 """
 
 from vibe_actors._agent import Agent, Deferred
-from vibe_actors._codec import CodecError, decode_json, decode_msgpack, encode_json, encode_msgpack
+from vibe_actors._codec import (
+    CodecError,
+    decode_error,
+    decode_json,
+    decode_msgpack,
+    encode_json,
+    encode_msgpack,
+)
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._errors import (
     AgentCrashedError,
@@ -123,6 +130,7 @@ __all__ = [
     "UnknownMessageError",
     "VibeError",
     "WorkerSpec",
+    "decode_error",
     "decode_json",
     "decode_msgpack",
     "encode_json",

@@ -13,6 +13,7 @@ import msgspec
 
 __all__ = [
     "CodecError",
+    "decode_error",
     "decode_json",
     "decode_msgpack",
     "encode_json",
@@ -41,7 +42,7 @@ class CodecError(ValueError):
 
 
 #: How msgspec 0.23 and later begin a ``DecodeError`` for invalid UTF-8 inside a string.
-INVALID_UTF8 = "Invalid UTF-8"
+_INVALID_UTF8 = "Invalid UTF-8"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -54,9 +55,24 @@ def _json_decoder(target: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(target)
 
 
-def _to_codec_error(exc: msgspec.DecodeError) -> CodecError:
+def decode_error(exc: msgspec.DecodeError | UnicodeDecodeError | RecursionError) -> CodecError:
+    """What msgspec's refusal of some input means, as a :class:`CodecError`.
+
+    For callers that decode with a msgspec decoder of their own (the gateway's
+    per-type decoders). ``path`` and ``message`` split msgspec's trailing
+    `` - at `$.path` `` (a suffix naming no ``$`` path, as for a dict key, keeps
+    msgspec's whole wording). Invalid UTF-8 inside a string (a ``DecodeError``
+    since msgspec 0.23, a ``UnicodeDecodeError`` before) and nesting past the
+    interpreter's recursion limit get a message of their own.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return CodecError(f"invalid UTF-8 in a string ({exc.reason})")
+    if isinstance(exc, RecursionError):
+        return CodecError(
+            "nesting too deep (nested deeper than the decoder's recursion limit, about 1000 levels)"
+        )
     text = str(exc)
-    if text.startswith(INVALID_UTF8):  # msgspec >= 0.23 (before: a UnicodeDecodeError)
+    if text.startswith(_INVALID_UTF8):
         return CodecError("invalid UTF-8 in a string")
     message, sep, path = text.rpartition(" - at `")
     path = path.rstrip("`")
@@ -65,37 +81,20 @@ def _to_codec_error(exc: msgspec.DecodeError) -> CodecError:
     return CodecError(text)  # e.g. "... at `key` in `$`": keep msgspec's own wording
 
 
-def _undecodable(exc: UnicodeDecodeError | RecursionError) -> str:
-    """What is wrong with input msgspec refused outside ``DecodeError``.
-
-    msgspec before 0.23 raises ``UnicodeDecodeError`` for invalid UTF-8 inside
-    a string (0.23 raises a ``DecodeError``, see :data:`INVALID_UTF8`), and
-    ``RecursionError`` for nesting deeper than the interpreter's recursion
-    limit (about 1000 levels); both mean the input is bad.
-    """
-    if isinstance(exc, UnicodeDecodeError):
-        return f"invalid UTF-8 in a string ({exc.reason})"
-    return "nesting too deep (over the decoder's recursion limit of about 1000 levels)"
-
-
 def decode_msgpack(data: bytes, target: Any) -> Any:
     """Decode msgpack ``data`` as ``target``; raises :class:`CodecError`."""
     try:
         return _msgpack_decoder(target).decode(data)
-    except msgspec.DecodeError as exc:
-        raise _to_codec_error(exc) from exc
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise CodecError(_undecodable(exc)) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise decode_error(exc) from exc
 
 
 def decode_json(data: bytes, target: Any) -> Any:
     """Decode JSON ``data`` as ``target``; raises :class:`CodecError`."""
     try:
         return _json_decoder(target).decode(data)
-    except msgspec.DecodeError as exc:
-        raise _to_codec_error(exc) from exc
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise CodecError(_undecodable(exc)) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise decode_error(exc) from exc
 
 
 def roundtrip(message: Any) -> Any:

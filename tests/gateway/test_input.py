@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from gateway._problems import FieldError, field_error
 from vibe_actors import Agent, Message, SupervisorSpec, WorkerSpec, handler
 
 from tests.conftest import worker
@@ -86,17 +85,6 @@ def test_a_field_error_path_is_dollar_for_the_whole_document(gateway, body, path
     response = client.post("/v1/agents/keeper/Keep", content=body, headers=JSON)
     problem = assert_problem(response, 422, "invalid-body")
     assert problem["errors"] == [{"path": path, "message": message}]
-
-
-def test_field_error_splits_msgspecs_suffix_only_when_it_names_a_path() -> None:
-    assert field_error("Expected `int`, got `str` - at `$.a[0]`") == FieldError(
-        path="$.a[0]", message="Expected `int`, got `str`"
-    )
-    assert field_error("Object missing required field `key`") == FieldError(
-        path="$", message="Object missing required field `key`"
-    )
-    text = "Expected `int` - at `key` in `$`"  # msgspec's wording for a dict key
-    assert field_error(text) == FieldError(path="$", message=text)
 
 
 def test_a_declared_body_over_the_limit_is_413_before_any_body_byte(gateway) -> None:

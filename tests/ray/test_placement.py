@@ -17,6 +17,7 @@ from vibe_actors import (
     AskError,
     Ping,
     Pong,
+    Ref,
     StartFailed,
     SupervisorSpec,
     Unavailable,
@@ -48,6 +49,12 @@ PLACEMENTS = ["local", "ray"]
 
 def _agent(cls: type, placement: str, settings: RaySettings) -> type:
     return placed(cls, settings) if placement == "ray" else cls
+
+
+def _placed_tally(make_system: Any, settings: RaySettings, name: str) -> tuple[Any, Ref[Any]]:
+    """A system with one Ray-placed Tally called ``name``, and a ref on it."""
+    system = make_system([WorkerSpec(name=name, agent=placed(Tally, settings))])
+    return system, system.ref(name)
 
 
 def _restarted(system: Any, name: str, incarnation: int) -> None:
@@ -125,8 +132,7 @@ def test_handler_crash_restarts_under_our_supervisor(
     ray_settings: RaySettings, make_system: Any
 ) -> None:
     name = "tally-crash"
-    system = make_system([WorkerSpec(name=name, agent=placed(Tally, ray_settings))])
-    ref = system.ref(name)
+    system, ref = _placed_tally(make_system, ray_settings, name)
     assert ref.ask(Add(amount=3), timeout=10).value == 3
     reply = ref.ask_future(Boom(), timeout=10).wait()
     assert isinstance(reply, AgentCrashed) and "boom" in reply.error
@@ -139,8 +145,7 @@ def test_ray_actor_process_exit_is_a_child_failure(
     ray_settings: RaySettings, make_system: Any
 ) -> None:
     name = "tally-exit"
-    system = make_system([WorkerSpec(name=name, agent=placed(Tally, ray_settings))])
-    ref = system.ref(name)
+    system, ref = _placed_tally(make_system, ray_settings, name)
     before = ref.ask(Add(amount=7), timeout=10)
     reply = ref.ask_future(Exit(), timeout=10).wait()
     assert isinstance(reply, AgentCrashed), reply
@@ -155,8 +160,7 @@ def test_asks_in_flight_when_the_actor_dies_never_hang(
     ray_settings: RaySettings, make_system: Any
 ) -> None:
     name = "tally-inflight"
-    system = make_system([WorkerSpec(name=name, agent=placed(Tally, ray_settings))])
-    ref = system.ref(name)
+    system, ref = _placed_tally(make_system, ray_settings, name)
     slow = ref.ask_future(Sleep(seconds=0.5), timeout=20)
     dying = ref.ask_future(Exit(), timeout=20)
     behind = [ref.ask_future(Add(amount=1), timeout=20) for _ in range(5)]
@@ -268,8 +272,7 @@ def test_idle_proxy_answers_a_blocking_ask_in_the_askers_thread(
 ) -> None:
     """SEMANTICS.md section 2: inline when idle, never ahead of the asker's own tells."""
     name = "tally-inline"
-    system = make_system([WorkerSpec(name=name, agent=placed(Tally, ray_settings))])
-    ref = system.ref(name)
+    system, ref = _placed_tally(make_system, ray_settings, name)
 
     def inline_asks() -> float:
         return system.registry.get_sample_value("vibe_ray_inline_asks_total", {"agent": name}) or 0

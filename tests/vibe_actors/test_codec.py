@@ -18,6 +18,7 @@ from vibe_actors import (
     Terminated,
     Unavailable,
     UnknownMessage,
+    decode_error,
     decode_json,
     decode_msgpack,
     encode_json,
@@ -145,3 +146,13 @@ def test_nesting_past_the_recursion_limit_is_a_codec_error(decode, data):
         decode(data, Any)
     assert info.value.path == "$"
     assert decode(b"[" * 500 + b"]" * 500 if decode is decode_json else b"\x90", Any) is not None
+
+
+def test_decode_error_splits_msgspecs_suffix_only_when_it_names_a_path() -> None:
+    error = decode_error(msgspec.ValidationError("Expected `int`, got `str` - at `$.a[0]`"))
+    assert (error.path, error.message) == ("$.a[0]", "Expected `int`, got `str`")
+    error = decode_error(msgspec.ValidationError("Object missing required field `key`"))
+    assert (error.path, error.message) == ("$", "Object missing required field `key`")
+    text = "Expected `int` - at `key` in `$`"  # msgspec's wording for a dict key
+    error = decode_error(msgspec.ValidationError(text))
+    assert (error.path, error.message) == ("$", text)
