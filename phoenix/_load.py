@@ -172,24 +172,32 @@ def _check_dependencies(nodes: list[_Raw], doc: Document) -> None:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-    stack: list[str] = []
+    """The first dependency cycle (its names, the first one repeated at the end), or None.
 
-    def visit(name: str) -> list[str] | None:
-        state[name] = 1
-        stack.append(name)
-        for target in graph.get(name, ()):
-            if state.get(target) == 1:
-                return [*stack[stack.index(target) :], target]
-            if target not in state and (found := visit(target)):
-                return found
-        stack.pop()
-        state[name] = 2
-        return None
-
-    for name in graph:
-        if name not in state and (found := visit(name)):
-            return found
+    Depth-first with a stack of its own, not recursion: a chain of thousands of
+    ``depends_on`` is a valid wiring, not a RecursionError.
+    """
+    visiting: set[str] = set()
+    done: set[str] = set()
+    for start in graph:
+        if start in done:
+            continue
+        chain = [start]  # the path being explored
+        targets = [iter(graph.get(start, ()))]  # per name of the chain: its targets not yet seen
+        visiting.add(start)
+        while chain:
+            target = next(targets[-1], None)
+            if target is None:  # every target of chain[-1] explored: no cycle through it
+                finished = chain.pop()
+                targets.pop()
+                visiting.discard(finished)
+                done.add(finished)
+            elif target in visiting:
+                return [*chain[chain.index(target) :], target]
+            elif target not in done:
+                chain.append(target)
+                targets.append(iter(graph.get(target, ())))
+                visiting.add(target)
     return None
 
 
