@@ -3,8 +3,11 @@
 The guard resolves the URL's host once (``socket.getaddrinfo``) and refuses
 unless *every* address it resolves to is acceptable: not private, loopback,
 link-local, multicast, reserved, unspecified or otherwise not globally
-routable (IPv4-mapped IPv6 addresses are judged as their IPv4 address) —
-unless the address is inside one of the ``allow`` networks. The request then
+routable — unless the address is inside one of the ``allow`` networks.
+IPv6 addresses that embed an IPv4 address are judged by it (:func:`refusal`
+lists them), so ``::ffff:127.0.0.1``, ``64:ff9b::a00:1`` or ``2002:a9fe:a9fe::``
+cannot reach what ``127.0.0.1``, ``10.0.0.1`` or ``169.254.169.254`` could
+not. The request then
 goes to the checked address itself (the URL carries the IP, the ``Host``
 header and, for HTTPS, the TLS server name and certificate check carry the
 original host name), so a second DNS answer cannot redirect it (DNS
@@ -84,10 +87,37 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _kind(ip: IPAddress) -> str | None:
-    """What kind of refused address ``ip`` is ("a loopback address"...), or None."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _kind(ip.ipv4_mapped)
+#: NAT64's well-known prefix (RFC 6052): ``64:ff9b::a.b.c.d`` is IPv4 ``a.b.c.d``, reached
+#: through a translator.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+#: NAT64's local-use prefix (RFC 8215): not globally reachable, and where the IPv4 address
+#: sits depends on the operator's prefix length (RFC 6052), so no address in it is trusted.
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+#: The deprecated IPv4-compatible addresses ``::a.b.c.d`` (RFC 4291; ``::`` and ``::1`` aside).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _last_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+
+
+def _stands_for(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that ``ip`` is only another spelling of, or None.
+
+    IPv4-mapped ``::ffff:a.b.c.d`` (the kernel connects to ``a.b.c.d``) and
+    NAT64 ``64:ff9b::a.b.c.d`` (the translator does).
+    """
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64_WELL_KNOWN:
+        return _last_32_bits(ip)
+    return None
+
+
+def _flagged_kind(ip: IPAddress) -> str | None:
+    """The kind ``ipaddress``'s own classification gives ``ip``, or None if it is global."""
     for kind, flag in (
         ("an unspecified", ip.is_unspecified),
         ("a loopback", ip.is_loopback),
@@ -102,11 +132,49 @@ def _kind(ip: IPAddress) -> str | None:
     return None
 
 
+def _kind(ip: IPAddress) -> str | None:
+    """What kind of refused address ``ip`` is ("a loopback address"...), or None.
+
+    An IPv6 address that embeds an IPv4 address is refused with the kind of
+    that IPv4 address when it is refused: IPv4-mapped, NAT64 well-known
+    prefix and 6to4 (``2002:a.b.c.d::/48``, the 6to4 router at ``a.b.c.d``
+    carries the traffic) are otherwise allowed, as their IPv4 address would
+    be. Teredo (``2001::/32``: server and client IPv4 inside), NAT64
+    local-use and IPv4-compatible addresses are always refused: not
+    reachable from the internet at large. Site-local ``fec0::/10``
+    (deprecated, but still routed inside some sites) is private.
+    """
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _flagged_kind(ip)
+    stand_in = _stands_for(ip)
+    if stand_in is not None:
+        return _kind(stand_in)
+    if ip.sixtofour is not None:
+        return _kind(ip.sixtofour)
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        return _kind(client) or _kind(server) or "a Teredo address"
+    if ip in _NAT64_LOCAL_USE:
+        return _kind(_last_32_bits(ip)) or "a local-use NAT64 address"
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+        return _kind(_last_32_bits(ip)) or "a reserved address"
+    if ip.is_site_local:
+        return "a private address"
+    return _flagged_kind(ip)
+
+
 def refusal(ip: IPAddress, allow: Sequence[Network]) -> str | None:
-    """Why the guard refuses ``ip`` (``"a loopback address"``...), or None if it accepts it."""
+    """Why the guard refuses ``ip`` (``"a loopback address"``...), or None if it accepts it.
+
+    ``ip`` is accepted if it, or the IPv4 address it is another spelling of
+    (IPv4-mapped, NAT64 well-known prefix), is in an ``allow`` network; any
+    other IPv6 form (6to4, Teredo, ``fec0::/10``...) is admitted only by an
+    IPv6 network that contains it. Otherwise see :func:`_kind`.
+    """
     candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        candidates.append(ip.ipv4_mapped)
+    stand_in = _stands_for(ip)
+    if stand_in is not None:
+        candidates.append(stand_in)
     if any(candidate in network for candidate in candidates for network in allow):
         return None
     return _kind(ip)

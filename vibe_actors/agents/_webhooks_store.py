@@ -1,15 +1,17 @@
 """The webhooks agent's subscriptions file (``<data_dir>/webhooks/<name>.json``).
 
-Written atomically (a temporary file, fsync, rename) with mode 0600, since
-it holds the secrets; read once at start. Used from the agent's thread only.
+Written atomically (a temporary file, fsync, rename) with mode 0600 in a 0700
+directory, since it holds the secrets (see :mod:`vibe_actors.agents._files`);
+read once at start. Used from the agent's thread only.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import msgspec
+
+from vibe_actors.agents._files import tighten, write_private_atomically
 
 __all__ = ["Subscription", "load", "save"]
 
@@ -29,19 +31,22 @@ class _Stored(msgspec.Struct, frozen=True):
 
 
 def load(path: Path | None) -> dict[str, Subscription]:
-    if path is None or not path.exists():
+    """The saved subscriptions, by id (none without a file).
+
+    A file or directory an older version left readable by others is made
+    private first. Raises ``OSError`` or ``msgspec.DecodeError`` if the file
+    cannot be tightened, read or decoded.
+    """
+    if path is None or not tighten(path):
         return {}
+    tighten(path.parent)
     stored = msgspec.json.decode(path.read_bytes(), type=_Stored)
     return {sub.id: sub for sub in stored.subscriptions}
 
 
 def save(path: Path, subscriptions: list[Subscription]) -> None:
-    """Atomically replace ``path`` (mode 0600: it holds secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(msgspec.json.encode(_Stored(subscriptions)))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    """Atomically replace ``path`` (mode 0600 in a 0700 directory: it holds secrets).
+
+    Raises ``OSError`` if it cannot be written (``path`` is then unchanged).
+    """
+    write_private_atomically(path, msgspec.json.encode(_Stored(subscriptions)))
