@@ -17,6 +17,8 @@ class Metrics(NamedTuple):
     failures: Counter
     batch_size: Histogram
     commit_seconds: Histogram
+    checkpoint_failures: Counter
+    checkpoint_seconds: Histogram
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -37,6 +39,17 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "vibe_ledger_commit_seconds",
             "Time to write and commit one batch.",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        ),
+        checkpoint_failures=Counter(
+            "vibe_ledger_checkpoint_failures",
+            "Signed checkpoint writes that failed (the file lags until the next one succeeds).",
+            registry=registry,
+        ),
+        checkpoint_seconds=Histogram(
+            "vibe_ledger_checkpoint_seconds",
+            "Time to write and fsync the signed checkpoint file after a commit.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
             registry=registry,
         ),
     )

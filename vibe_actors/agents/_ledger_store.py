@@ -5,11 +5,22 @@ Pure helpers (no actor here), so the chain rules are tested on their own:
 * a record is ``(stream, seq, ts, data)``; ``data`` is kept as its canonical
   msgpack (maps with sorted keys), so the exact bytes that were hashed are
   the bytes on disk;
-* ``hash = sha256(previous hash bytes + canonical msgpack of the record map
-  {data, seq, stream, ts} with sorted keys)``, hex; the first record of a
-  stream chains to 32 zero bytes;
+* ``hash = HMAC-SHA256(chain key, previous hash bytes + canonical msgpack of
+  the record map {data, seq, stream, ts} with sorted keys)``, hex (the chain
+  key is derived from the ledger's secret, see
+  :mod:`vibe_actors.agents._ledger_keys`); the first record of a stream
+  chains to 32 zero bytes;
+* records written before the chain was keyed (the ``unkeyed_prefix`` table
+  names, per stream, the last of them) keep the old rule, ``sha256(previous
+  hash bytes + the same canonical record)``;
 * ``streams`` holds each stream's count and head hash, written in the same
-  transaction as the rows, so heads load in O(streams) at start.
+  transaction as the rows, so heads load in O(streams) at start;
+* ``chain_meta`` marks a database whose chain is keyed (the rule and the
+  key's public ``key_id``): a database without it predates keyed chains.
+
+Integers reaching SQLite are bounded (:data:`MAX_SEQ`): the store refuses an
+out-of-range one with :class:`LedgerRangeError` rather than let SQLite raise
+``OverflowError``.
 """
 
 from __future__ import annotations
@@ -24,17 +35,24 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from vibe_actors import VibeError
+from vibe_actors.agents._ledger_keys import LedgerKey
 from vibe_actors.agents._sqlite import StoreError, open_database, transaction
 
 __all__ = [
+    "CHAIN_RULE",
     "GENESIS",
+    "MAX_SEQ",
     "MAX_STREAM_LENGTH",
     "STREAM_PATTERN",
     "ChainCheck",
+    "ChainMarker",
     "Head",
+    "LedgerRangeError",
     "LedgerStore",
     "Row",
     "check_data",
+    "check_range",
     "check_stream",
     "encode_data",
     "record_hash",
@@ -43,6 +61,10 @@ __all__ = [
 
 #: What the first record of a stream chains to.
 GENESIS = bytes(32)
+#: The largest integer SQLite stores: the bound of every seq, count and limit.
+MAX_SEQ = 2**63 - 1
+#: The chain rule of records written by this version (kept in ``chain_meta``).
+CHAIN_RULE = "hmac-sha256/1"
 MAX_STREAM_LENGTH = 128
 STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 _STREAM_RE = re.compile(STREAM_PATTERN)
@@ -64,7 +86,32 @@ CREATE TABLE IF NOT EXISTS streams (
     count INTEGER NOT NULL,
     head TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chain_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unkeyed_prefix (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+
+
+class LedgerRangeError(VibeError):
+    """An integer handed to the store is outside what it accepts (``field`` names it).
+
+    Raised before any SQL runs, so nothing is read or written.
+    """
+
+    def __init__(self, field: str, low: int, high: int) -> None:
+        super().__init__(f"{field} must be an integer from {low} to {high}")
+        self.field = field
+
+
+def check_range(field: str, value: Any, low: int, high: int) -> None:
+    """Raise :class:`LedgerRangeError` unless ``value`` is an int (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LedgerRangeError(field, low, high)
 
 
 class Head(NamedTuple):
@@ -85,7 +132,8 @@ class Row(NamedTuple):
 
 
 class ChainCheck(NamedTuple):
-    """What :func:`verify_rows` found: ``broken_at`` is the first bad seq, else None."""
+    """What :func:`verify_rows` found: ``broken_at`` is the first bad seq, else None;
+    ``reason`` says what is wrong (None when ``ok``)."""
 
     ok: bool
     # Shadows tuple.count, which a NamedTuple field may do at runtime; mypy cannot tell a
@@ -93,6 +141,14 @@ class ChainCheck(NamedTuple):
     count: int  # type: ignore[assignment]
     head: str | None
     broken_at: int | None
+    reason: str | None = None
+
+
+class ChainMarker(NamedTuple):
+    """A keyed database's ``chain_meta``: its chain rule and the key's public id."""
+
+    rule: str
+    key_id: str
 
 
 # -- the canonical form -------------------------------------------------------------
@@ -116,12 +172,17 @@ def encode_data(data: Any) -> bytes:
     return _data_encoder.encode(data)
 
 
-def record_hash(previous: str | None, stream: str, seq: int, ts: float, data: bytes) -> str:
-    """The hex sha256 chaining a record (``data`` canonical msgpack) to ``previous``."""
+def record_hash(
+    previous: str | None, stream: str, seq: int, ts: float, data: bytes, key: LedgerKey | None
+) -> str:
+    """The hex hash chaining a record (``data`` canonical msgpack) to ``previous``:
+    HMAC-SHA256 with ``key``'s chain key, or (``key`` None) the unkeyed sha256 of
+    records written before the chain was keyed."""
     record = _record_encoder.encode(_Canonical(msgspec.Raw(data), seq, stream, ts))
-    digest = sha256(GENESIS if previous is None else bytes.fromhex(previous))
-    digest.update(record)
-    return digest.hexdigest()
+    chained = (GENESIS if previous is None else bytes.fromhex(previous)) + record
+    if key is None:
+        return sha256(chained).hexdigest()
+    return key.chain_mac(chained)
 
 
 def check_stream(stream: Any) -> str | None:
@@ -167,24 +228,51 @@ def check_data(value: Any, path: str = "data", depth: int = 0) -> tuple[str, str
     return path, f"{type(value).__name__} is not a JSON value"
 
 
-def verify_rows(rows: Iterator[Row], expected: Head | None) -> ChainCheck:
+def verify_rows(
+    rows: Iterator[Row],
+    key: LedgerKey,
+    *,
+    expected: Head | None = None,
+    anchor: Head | None = None,
+    unkeyed_until: int = 0,
+) -> ChainCheck:
     """Recompute a stream's chain from its rows (in seq order).
 
-    Broken when a seq is missing or out of order, when a stored hash is not
-    the recomputed one, or when the chain ends before ``expected`` (the head
-    the ledger acknowledged: records were deleted from the end).
+    Records up to ``unkeyed_until`` are checked with the unkeyed rule, later
+    ones with ``key``. Broken when a seq is missing or out of order, when a
+    stored hash is not the recomputed one, when the chain does not reach
+    ``anchor`` (the signed checkpoint: records were removed from the end,
+    even with the stored head rewritten) or holds another record at its
+    seq, or when it ends elsewhere than ``expected`` (the head this
+    incarnation of the ledger committed).
     """
     previous: str | None = None
     count = 0
     for row in rows:
         if row.seq != count + 1:
-            return ChainCheck(False, count, previous, count + 1)
-        if record_hash(previous, row.stream, row.seq, row.ts, row.data) != row.hash:
-            return ChainCheck(False, count, previous, row.seq)
+            return ChainCheck(False, count, previous, count + 1, f"record {count + 1} is missing")
+        rule = None if row.seq <= unkeyed_until else key
+        if record_hash(previous, row.stream, row.seq, row.ts, row.data, rule) != row.hash:
+            return ChainCheck(
+                False, count, previous, row.seq, f"record {row.seq} does not match its hash"
+            )
+        if anchor is not None and row.seq == anchor.seq and row.hash != anchor.hash:
+            return ChainCheck(
+                False, count, previous, row.seq,
+                f"record {row.seq} is not the one the signed checkpoint holds",
+            )  # fmt: skip
         previous, count = row.hash, row.seq
+    if anchor is not None and count < anchor.seq:
+        return ChainCheck(
+            False, count, previous, count + 1,
+            f"the stream ends at record {count}; the signed checkpoint holds {anchor.seq}",
+        )  # fmt: skip
     if expected is not None and (count, previous) != (expected.seq, expected.hash):
         broken_at = count + 1 if count < expected.seq else expected.seq
-        return ChainCheck(False, count, previous, broken_at)
+        return ChainCheck(
+            False, count, previous, broken_at,
+            f"the stream ends at record {count}; the ledger committed {expected.seq}",
+        )  # fmt: skip
     return ChainCheck(True, count, previous, None)
 
 
@@ -228,7 +316,12 @@ class LedgerStore:
             raise StoreError(self.path, f"write failed: {exc}") from exc
 
     def read(self, stream: str, after: int, limit: int) -> list[Row]:
-        """Up to ``limit`` records of ``stream`` with seq > ``after``, in order."""
+        """Up to ``limit`` records of ``stream`` with seq > ``after``, in order.
+
+        Raises :class:`LedgerRangeError` if ``after`` or ``limit`` is out of range.
+        """
+        check_range("after", after, 0, MAX_SEQ)
+        check_range("limit", limit, 1, MAX_SEQ)
         cursor = self._db.execute(
             "SELECT stream, seq, ts, data, hash FROM records WHERE stream = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
@@ -237,7 +330,8 @@ class LedgerStore:
         return [Row(*row) for row in cursor]
 
     def tail(self, stream: str, limit: int) -> list[Row]:
-        """The last ``limit`` records of ``stream``, in order."""
+        """The last ``limit`` records of ``stream``, in order (LedgerRangeError: bad limit)."""
+        check_range("limit", limit, 1, MAX_SEQ)
         cursor = self._db.execute(
             "SELECT stream, seq, ts, data, hash FROM records WHERE stream = ? "
             "ORDER BY seq DESC LIMIT ?",
@@ -253,3 +347,59 @@ class LedgerStore:
         )
         for row in cursor:
             yield Row(*row)
+
+    def hash_at(self, stream: str, seq: int) -> str | None:
+        """The stored hash of record ``seq`` of ``stream``, None if there is none.
+
+        Raises :class:`LedgerRangeError` (bad seq) or :class:`StoreError`.
+        """
+        check_range("seq", seq, 1, MAX_SEQ)
+        found = self._select("SELECT hash FROM records WHERE stream = ? AND seq = ?", stream, seq)
+        return None if not found else str(found[0][0])
+
+    # -- the keyed chain's marker and the records from before it ------------------------
+
+    def marker(self) -> ChainMarker | None:
+        """The keyed chain's marker, None for a database written before chains were keyed.
+
+        Raises :class:`StoreError` if it cannot be read or is incomplete.
+        """
+        meta = dict(self._select("SELECT name, value FROM chain_meta"))
+        if not meta:
+            return None
+        if "rule" not in meta or "key_id" not in meta:
+            raise StoreError(self.path, "the chain marker (table chain_meta) is incomplete")
+        return ChainMarker(meta["rule"], meta["key_id"])
+
+    def chain_ends(self) -> dict[str, Head]:
+        """Each stream's last stored record (highest seq), read from the records themselves."""
+        # SQLite takes the bare column `hash` from the row holding MAX(seq).
+        rows = self._select("SELECT stream, MAX(seq), hash FROM records GROUP BY stream")
+        return {stream: Head(seq, digest) for stream, seq, digest in rows}
+
+    def unkeyed_prefixes(self) -> dict[str, int]:
+        """Per stream, the last record written before the chain was keyed."""
+        return dict(self._select("SELECT stream, seq FROM unkeyed_prefix"))
+
+    def mark_keyed(self, key_id: str, unkeyed: dict[str, int]) -> None:
+        """Mark the database as keyed by ``key_id``, with the records before it (per stream,
+        up to ``unkeyed[stream]``) under the unkeyed rule; one durable transaction.
+
+        Raises :class:`StoreError` (nothing is kept) if it fails.
+        """
+        db = self._db
+        try:
+            with transaction(db, self.path):
+                db.executemany("INSERT INTO unkeyed_prefix VALUES (?, ?)", unkeyed.items())
+                db.executemany(
+                    "INSERT INTO chain_meta VALUES (?, ?)",
+                    [("rule", CHAIN_RULE), ("key_id", key_id)],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot mark the chain as keyed: {exc}") from exc
+
+    def _select(self, sql: str, *params: Any) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.path, f"read failed: {exc}") from exc

@@ -1,10 +1,48 @@
-"""Ledger: append-only, hash-chained streams in one SQLite file.
+"""Ledger: append-only, keyed hash-chained streams in one SQLite file.
 
 Each stream is a sequence of records numbered 1, 2, 3... without gaps; each
-record carries ``hash = sha256(previous hash + canonical msgpack of {stream,
-seq, data, ts})`` (see :mod:`vibe_actors.agents._ledger_store`), so changing,
-removing or reordering a stored record breaks the chain, and ``Verify``
-finds where.
+record carries ``hash = HMAC-SHA256(key, previous hash + canonical msgpack of
+{stream, seq, data, ts})`` (see :mod:`vibe_actors.agents._ledger_store`), so
+changing, removing or reordering a stored record breaks the chain, and
+``Verify`` finds where.
+
+Tamper evidence. The chain's secret key lives in its own file, ``key_file``
+(default ``<data_dir>/keys/<ledger name>.key``: hex, mode 0600 in a 0700
+directory), made from :func:`secrets.token_bytes` at the first start when
+absent; it is never logged nor put in a reply (only its public ``key_id``).
+Without the key the chain cannot be recomputed. After each durable commit
+the ledger rewrites ``checkpoint_file`` (default ``<data_dir>/<ledger
+name>.checkpoints``, see :mod:`vibe_actors.agents._ledger_checkpoints`):
+every stream's last seq and hash, signed with the key. ``Verify`` recomputes
+the chain with the key and checks that the stream still reaches its
+checkpointed record with the checkpointed hash. So records removed from the
+end (even with the stored head rewritten), records rewritten under a
+recomputed unkeyed chain or another key, and a forged or altered checkpoint
+are all found. After a crash the checkpoint may lag the database (the
+records past it verify by their chain); it is never ahead of it. Not found:
+tampering by someone holding the key; the database and the checkpoint file
+both put back to an older copy of themselves; all of them (database,
+checkpoint, key) removed at once, which looks like a new ledger.
+
+At start: a key file missing while the database is keyed, or holding
+another key than the records' (the ``key_id`` kept in the database), degrades
+the agent (every message but Ping gets ``Unavailable`` naming the key file).
+A checkpoint file missing or failing its signature does not: the ledger
+serves, every ``Verify`` answers ``ok=False`` with the ``reason``, and the file
+is left as found (restore it from its backup). A stream whose stored
+records fall short of its checkpoint is held: appends to it get
+:class:`StreamHeld` (409), since new records would cover the gap.
+
+Upgrade from unkeyed ledgers. A database without the keyed marker (table
+``chain_meta``), written by an earlier version, is adopted at its first
+start: each stream's records so far stay under the old rule (``sha256``
+without a key) up to a per-stream boundary, kept in the database and signed
+into a first checkpoint that pins their last hash; every later record is
+keyed. The adoption logs ``ledger_unkeyed_records_adopted`` once. A database
+with neither marker nor checkpoint looks the same whether it predates keys
+or was stripped of them: that warning outside an upgrade means tampering.
+A database without the marker but with a checkpoint file it does not match
+degrades the agent (the database was replaced).
 
 Durability: an :class:`Appended` reply is sent only after the transaction
 holding the record committed (WAL, ``synchronous=FULL``). With group commit
@@ -13,7 +51,12 @@ one transaction: each one is deferred, and the batch commits when the
 mailbox holds no more messages, when it reaches ``max_batch``, or before any
 other message is handled (a Read sees every append that came before it).
 Nobody is acknowledged before the commit that holds their record. With
-``group_commit=False`` each append is its own transaction.
+``group_commit=False`` each append is its own transaction. Each commit's
+heads go to the checkpoint once its replies are sent; a writer thread
+writes the newest while the next batch commits (at most one write per
+commit). A failed write is logged and counted
+(``vibe_ledger_checkpoint_failures_total``) and the next commit's is tried;
+a stopping or crashing incarnation writes the last committed heads first.
 
 Failure: if a commit fails, every append of the batch is answered with
 :class:`LedgerUnavailable` (503; none of them was stored) and the in-memory
@@ -31,26 +74,54 @@ system starts and serves.
 
 Protocol: ``Append`` -> ``Appended``; ``Read`` / ``Tail`` -> ``Records``;
 ``Verify`` -> ``Verified``; ``Streams`` -> ``StreamList``; bad input ->
-:class:`InvalidInput` (422) naming the field.
+:class:`InvalidInput` (422) naming the field (every integer is bounded, up to
+``2**63 - 1``, by the message's schema and again by the store).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, Deferred, ErrorReply, Message, handler
+from vibe_actors import Agent, Deferred, handler
+from vibe_actors.agents._ledger_checkpoints import (
+    CheckpointError,
+    CheckpointWriter,
+    checkpoint_path,
+)
+from vibe_actors.agents._ledger_integrity import ChainState, open_chain
+from vibe_actors.agents._ledger_keys import key_path
+from vibe_actors.agents._ledger_messages import (
+    MAX_LIMIT,
+    Append,
+    Appended,
+    InvalidInput,
+    LedgerConfig,
+    LedgerUnavailable,
+    Read,
+    Record,
+    Records,
+    StreamHeld,
+    StreamInfo,
+    StreamList,
+    StreamName,
+    Streams,
+    Tail,
+    Verified,
+    Verify,
+    after_problem,
+    data_problem,
+    limit_problem,
+    stream_problem,
+)
 from vibe_actors.agents._ledger_metrics import build_metrics
 from vibe_actors.agents._ledger_store import (
-    MAX_STREAM_LENGTH,
-    STREAM_PATTERN,
     Head,
+    LedgerRangeError,
     LedgerStore,
     Row,
-    check_data,
-    check_stream,
     encode_data,
     record_hash,
     verify_rows,
@@ -69,6 +140,7 @@ __all__ = [
     "Read",
     "Record",
     "Records",
+    "StreamHeld",
     "StreamInfo",
     "StreamList",
     "StreamName",
@@ -78,119 +150,8 @@ __all__ = [
     "Verify",
 ]
 
-#: The most records one Read or Tail returns.
-MAX_LIMIT = 1000
-
-StreamName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=MAX_STREAM_LENGTH, pattern=STREAM_PATTERN)
-]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
-
-
-class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Ledger`."""
-
-    #: The most appends one transaction holds.
-    max_batch: Annotated[int, msgspec.Meta(ge=1)] = 256
-    #: Batch concurrent appends into one transaction (False: one transaction each).
-    group_commit: bool = True
-    #: The largest ``data`` accepted, as canonical msgpack.
-    max_record_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1 << 20
-
-
-# -- messages ---------------------------------------------------------------------------
-
-
-class Append(Message):
-    """Append ``data`` (any JSON value) to ``stream``."""
-
-    stream: StreamName
-    data: Any
-
-
-class Appended(Message):
-    """Durably stored as record ``seq`` of ``stream``, chained as ``hash``."""
-
-    stream: str
-    seq: int
-    hash: str
-
-
-class Read(Message):
-    """Up to ``limit`` records of ``stream`` after seq ``after``, oldest first."""
-
-    stream: StreamName
-    after: Annotated[int, msgspec.Meta(ge=0)] = 0
-    limit: Limit = 100
-
-
-class Tail(Message):
-    """The last ``limit`` records of ``stream``, oldest first."""
-
-    stream: StreamName
-    limit: Limit = 100
-
-
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """One stored record; ``ts`` is when the ledger appended it (wall clock, seconds)."""
-
-    seq: int
-    data: Any
-    hash: str
-    ts: float
-
-
-class Records(Message):
-    """Records of ``stream`` in seq order (empty for an unknown stream)."""
-
-    stream: str
-    records: list[Record]
-
-
-class Verify(Message):
-    """Recompute the chain of ``stream``."""
-
-    stream: StreamName
-
-
-class Verified(Message):
-    """``ok``: the chain holds; else ``broken_at`` is the first seq that does not.
-
-    ``count`` and ``head`` describe the intact part of the chain.
-    """
-
-    stream: str
-    ok: bool
-    count: int
-    head: str | None
-    broken_at: int | None = None
-
-
-class Streams(Message):
-    """List every stream."""
-
-
-class StreamInfo(msgspec.Struct, frozen=True, kw_only=True):
-    stream: str
-    count: int
-    head: str
-
-
-class StreamList(Message):
-    streams: list[StreamInfo]
-
-
-class InvalidInput(ErrorReply):
-    """A field of the request is not acceptable; ``field`` names it (e.g. ``data.items[2]``)."""
-
-    field: str
-    http_status: ClassVar[int] = 422
-
-
-class LedgerUnavailable(ErrorReply):
-    """The store failed: the append was not stored (or the read could not be served)."""
-
-    http_status: ClassVar[int] = 503
+#: How long a stopping ledger waits for its last checkpoint write, seconds.
+CHECKPOINT_CLOSE_TIMEOUT = 5.0
 
 
 class _Flush(msgspec.Struct, frozen=True):
@@ -207,38 +168,69 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
 
     def on_start(self) -> None:
         self._metrics = system_metrics(self.system, "ledger", build_metrics)
-        self._path = database_path(self.system.config.data_dir, self.name)
+        data_dir, config = self.system.config.data_dir, self.config
+        self._path = database_path(data_dir, self.name)
         self._store: LedgerStore | None = None
         #: Committed heads, and the heads including the pending batch.
         self._heads: dict[str, Head] = {}
         self._tentative: dict[str, Head] = {}
         self._pending: list[tuple[Row, Deferred | None]] = []
         self._flush_queued = False
+        self._checkpoints = CheckpointWriter(
+            checkpoint_path(data_dir, self.name, config.checkpoint_file),
+            f"vibe:{self.name}:checkpoints",
+            on_error=self._checkpoint_failed,
+            on_written=self._metrics.checkpoint_seconds.observe,
+        )
         try:
             self._store = LedgerStore(self._path)
             self._heads = self._store.heads()
+            self._chain: ChainState = open_chain(
+                self._store,
+                self._heads,
+                key_path(data_dir, self.name, config.key_file),
+                self._checkpoints,
+                self.log,
+            )
         except StoreError as exc:
             self._close()
             degrade_for(self, exc)
             return
-        self.log.info("ledger_started", path=str(self._path), streams=len(self._heads))
+        self.log.info(
+            "ledger_started",
+            path=str(self._path),
+            streams=len(self._heads),
+            key_id=self._chain.key.key_id,
+        )
 
     def on_stop(self) -> None:
         if self._store is not None:
             self._commit()
-            self._close()
+        self._stop_checkpoints()
+        self._close()
 
     def on_failure(self, error: BaseException) -> None:
         self._abandon_pending(f"the ledger crashed before the commit: {type(error).__name__}")
+        self._stop_checkpoints()  # what was committed still gets its checkpoint
         self._close()
+
+    def _stop_checkpoints(self) -> None:
+        checkpoints: CheckpointWriter | None = getattr(self, "_checkpoints", None)
+        if checkpoints is not None and not checkpoints.close(timeout=CHECKPOINT_CLOSE_TIMEOUT):
+            self.log.error("ledger_checkpoint_writer_stuck", path=str(checkpoints.path))
 
     # -- appends ------------------------------------------------------------------
 
     @handler
-    def append(self, msg: Append) -> Appended | InvalidInput | LedgerUnavailable | None:
-        problem = _stream_problem(msg.stream) or _data_problem(msg.data)
+    def append(
+        self, msg: Append
+    ) -> Appended | InvalidInput | LedgerUnavailable | StreamHeld | None:
+        problem = stream_problem(msg.stream) or data_problem(msg.data)
         if problem is not None:
             return problem
+        held = self._chain.held.get(msg.stream)
+        if held is not None:
+            return StreamHeld(detail=f"not stored: stream {msg.stream!r} fails Verify ({held})")
         data = encode_data(msg.data)
         if len(data) > self.config.max_record_bytes:
             return InvalidInput(
@@ -250,7 +242,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         head = self._tentative.get(stream) or self._heads.get(stream)
         seq = 1 if head is None else head.seq + 1
         ts = time.time()
-        digest = record_hash(None if head is None else head.hash, stream, seq, ts, data)
+        previous = None if head is None else head.hash
+        digest = record_hash(previous, stream, seq, ts, data, self._chain.key)
         row = Row(stream, seq, ts, data, digest)
         self._tentative[stream] = Head(seq, digest)
         if not self.config.group_commit:
@@ -290,7 +283,22 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         for row, deferred in pending:
             if deferred is not None:
                 deferred.resolve(Appended(stream=row.stream, seq=row.seq, hash=row.hash))
+        self._checkpoint(tentative)
         return None
+
+    def _checkpoint(self, committed: dict[str, Head]) -> None:
+        """Hand the durably committed heads to the checkpoint writer (once per commit)."""
+        chain = self._chain
+        if chain.problem is not None:
+            return  # the untrusted file stays as found: rewriting it would hide what happened
+        chain.advance(committed)
+        self._checkpoints.submit(chain.key, dict(chain.anchors))
+
+    def _checkpoint_failed(self, error: CheckpointError) -> None:
+        # In the writer's thread. The records are stored and acknowledged; the file lags
+        # until the next write succeeds.
+        self._metrics.checkpoint_failures.inc()
+        self.log.error("ledger_checkpoint_write_failed", path=error.path, error=error.reason)
 
     def _commit_failed(
         self, pending: list[tuple[Row, Deferred | None]], exc: StoreError
@@ -320,18 +328,20 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
 
     @handler
     def read(self, msg: Read) -> Records | InvalidInput | LedgerUnavailable:
-        problem = _stream_problem(msg.stream) or _limit_problem(msg.limit)
-        if problem is None and msg.after < 0:
-            problem = InvalidInput(field="after", detail="must be >= 0")
+        problem = stream_problem(msg.stream) or limit_problem(msg.limit) or after_problem(msg.after)
         if problem is not None:
             return problem
         self._commit()
         assert self._store is not None
-        return self._records(msg.stream, self._store.read(msg.stream, msg.after, msg.limit))
+        try:
+            rows = self._store.read(msg.stream, msg.after, msg.limit)
+        except LedgerRangeError as exc:  # the store's own bound, should the checks above miss
+            return InvalidInput(field=exc.field, detail=str(exc))
+        return self._records(msg.stream, rows)
 
     @handler
     def tail(self, msg: Tail) -> Records | InvalidInput | LedgerUnavailable:
-        problem = _stream_problem(msg.stream) or _limit_problem(msg.limit)
+        problem = stream_problem(msg.stream) or limit_problem(msg.limit)
         if problem is not None:
             return problem
         self._commit()
@@ -355,20 +365,35 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
 
     @handler
     def verify(self, msg: Verify) -> Verified | InvalidInput:
-        problem = _stream_problem(msg.stream)
+        problem = stream_problem(msg.stream)
         if problem is not None:
             return problem
         self._commit()
         assert self._store is not None
-        check = verify_rows(self._store.chain(msg.stream), self._heads.get(msg.stream))
-        if not check.ok:
-            self.log.error("ledger_chain_broken", stream=msg.stream, broken_at=check.broken_at)
+        stream, chain = msg.stream, self._chain
+        anchor = chain.anchors.get(stream)
+        check = verify_rows(
+            self._store.chain(stream),
+            chain.key,
+            expected=self._heads.get(stream),
+            anchor=None if anchor is None else anchor.head,
+            unkeyed_until=chain.unkeyed_until(stream),
+        )
+        reason = check.reason
+        if check.ok:
+            # The chain itself holds, but what vouches for its completeness does not.
+            reason = chain.problem or chain.held.get(stream)
+        if reason is not None:
+            self.log.error(
+                "ledger_chain_broken", stream=stream, broken_at=check.broken_at, reason=reason
+            )
         return Verified(
-            stream=msg.stream,
-            ok=check.ok,
+            stream=stream,
+            ok=reason is None,
             count=check.count,
             head=check.head,
             broken_at=check.broken_at,
+            reason=reason,
         )
 
     @handler
@@ -380,22 +405,3 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
                 for name, head in sorted(self._heads.items())
             ]
         )
-
-
-def _stream_problem(stream: Any) -> InvalidInput | None:
-    why = check_stream(stream)
-    return None if why is None else InvalidInput(field="stream", detail=f"stream {why}")
-
-
-def _data_problem(data: Any) -> InvalidInput | None:
-    problem = check_data(data)
-    if problem is None:
-        return None
-    field, why = problem
-    return InvalidInput(field=field, detail=f"{field}: {why}")
-
-
-def _limit_problem(limit: Any) -> InvalidInput | None:
-    if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= MAX_LIMIT:
-        return None
-    return InvalidInput(field="limit", detail=f"limit must be an integer from 1 to {MAX_LIMIT}")

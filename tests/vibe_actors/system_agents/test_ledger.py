@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import sqlite3
 import tempfile
 import threading
@@ -47,13 +47,15 @@ def ledger_spec(name: str = "ledger", **config) -> WorkerSpec:
     return WorkerSpec(name=name, agent=Ledger, config=LedgerConfig(**config))
 
 
-def brief_hash(previous: str | None, stream: str, seq: int, data, ts: float) -> str:
-    """The chain rule as specified, independently of the store's implementation."""
+def brief_hash(previous: str | None, stream: str, seq: int, data, ts: float, secret: bytes) -> str:
+    """The chain rule as specified, independently of the store's implementation: HMAC-SHA256
+    with the chain key derived from the key file's secret."""
     record = msgspec.msgpack.encode(
         {"stream": stream, "seq": seq, "data": data, "ts": ts}, order="sorted"
     )
     prev = bytes(32) if previous is None else bytes.fromhex(previous)
-    return hashlib.sha256(prev + record).hexdigest()
+    chain_key = hmac.digest(secret, b"vibe-ledger/1 record chain", "sha256")
+    return hmac.digest(chain_key, prev + record, "sha256").hex()
 
 
 def sample(system: ActorSystem, name: str) -> float:
@@ -80,12 +82,13 @@ def test_append_read_tail_streams_verify(make_system, tmp_path):
 
     records = ledger.ask(Read(stream="orders")).records
     assert [r.data for r in records] == values
+    secret = bytes.fromhex((tmp_path / "keys" / "ledger.key").read_text())
     previous = None
     for ack, record in zip(acks, records, strict=True):
         assert (
             record.hash
             == ack.hash
-            == brief_hash(previous, "orders", ack.seq, record.data, record.ts)
+            == brief_hash(previous, "orders", ack.seq, record.data, record.ts, secret)
         )
         previous = record.hash
 
