@@ -22,7 +22,14 @@ import pytest
 import phoenix
 from vibe_actors import AskError, Ping, Pong
 from vibe_actors.agents.introspect import describe
-from vibe_actors.agents.jobs import Accepted, JobStatus, Status, Submit, UnknownKind
+from vibe_actors.agents.jobs import (
+    Accepted,
+    InvalidJob,
+    JobStatus,
+    Status,
+    Submit,
+    UnknownKind,
+)
 from vibe_actors.agents.quota import Acquire, Denied, Granted
 from vibe_actors.ray import RaySettings
 
@@ -106,8 +113,9 @@ def test_jobs_protocol_with_the_workers_and_quota_placed(wired: Any) -> None:
     assert (echoed.state, echoed.result, echoed.attempts) == ("succeeded", payload, 1)
     slept = _run(system, "sleep", {"seconds": 0.05})
     assert (slept.state, slept.result) == ("succeeded", {"slept": 0.05})
-    bad = _run(system, "sleep", {"seconds": -1})
-    assert bad.state == "failed" and bad.error is not None and "ValueError" in bad.error
+    with pytest.raises(AskError) as refused:  # the kind's argument schema, checked at Submit
+        system.ref("jobs").ask(Submit(kind="sleep", args={"seconds": -1}), timeout=10)
+    assert isinstance(refused.value.reply, InvalidJob)
     with pytest.raises(AskError) as raised:
         system.ref("jobs").ask(Submit(kind="nope"), timeout=10)
     assert isinstance(raised.value.reply, UnknownKind)

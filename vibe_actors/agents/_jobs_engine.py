@@ -31,6 +31,7 @@ from vibe_actors.agents._jobs_messages import (
     describe,
 )
 from vibe_actors.agents._jobs_metrics import Metrics
+from vibe_actors.agents._jobs_process import START_TIMEOUT
 from vibe_actors.agents._jobs_store import JobRow, JobStore
 from vibe_actors.agents._jobs_worker import Run, RunResult
 
@@ -41,6 +42,9 @@ __all__ = ["Engine", "backoff_delay"]
 
 #: A probe waits behind the job in the worker's mailbox; it may take as long as the job.
 _PROBE_TIMEOUT = 86_400.0
+#: What a worker may add to a job's timeout: its process's start-up, then a kill
+#: (SIGTERM, SIGKILL after kill_grace <= 10 s, a reap of <= 5 s).
+_WORKER_SLACK = START_TIMEOUT + 20.0
 _REPROBE_AFTER = 1.0
 _REFRESH_EVERY = 5.0
 _PRUNE_EVERY = 256
@@ -144,12 +148,17 @@ class Engine:
                 me.tell(Done(incarnation, job_id, attempt, False, None, describe(reply), None,
                               free=False))  # fmt: skip
 
-        run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt)
+        run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt,
+                  timeout=row.timeout, caller=row.caller)  # fmt: skip
         future = agent.ref(worker).ask_future(run, timeout=row.timeout, callback=done)
         self._flights[job_id] = Flight(job_id, row.kind, worker, attempt, row.retries, future)
-        # The ask's deadline only holds while the Run is queued: this timer covers a job
-        # that runs too long (resolving the future here sends the same Done).
-        agent.start_timer(("timeout", job_id), Timeout(job_id, attempt), row.timeout)
+        # The worker enforces the timeout (from when its process is ready: kills the
+        # process, answers "timed out"). The ask's deadline only holds while the Run is
+        # queued; this timer is the backstop for a worker that never answers (resolving
+        # the future here sends the same Done), so it allows for a process start-up and
+        # a kill on top of the job's own time.
+        backstop = row.timeout + _WORKER_SLACK
+        agent.start_timer(("timeout", job_id), Timeout(job_id, attempt), backstop)
         agent.log.debug("job_started", job_id=job_id, kind=row.kind, attempt=attempt,
                         worker=worker)  # fmt: skip
 

@@ -1,4 +1,8 @@
-"""The jobs coordinator's Prometheus metrics (one set per system, shared by its incarnations)."""
+"""The jobs agent's Prometheus metrics (one set per system, shared by its incarnations).
+
+:class:`Metrics` is the coordinator's; :class:`ProcessMetrics` the worker pool's
+job processes (every worker of the system counts into the same set).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "build_metrics"]
+__all__ = ["Metrics", "ProcessMetrics", "build_metrics", "build_process_metrics"]
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,14 @@ class Metrics:
     queued: Gauge
     running: Gauge
     duration: Histogram
+    not_saved: Counter
+
+
+@dataclass(frozen=True)
+class ProcessMetrics:
+    started: Counter
+    killed: Counter
+    died: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -32,6 +44,32 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "Duration of job attempts that returned (success or error)",
             ["kind"],
             buckets=(0.005, 0.05, 0.25, 1, 5, 15, 60, 300, 1800, 3600),
+            registry=registry,
+        ),
+        not_saved=Counter(
+            "vibe_jobs_not_saved_total",
+            "Submissions answered JobsNotSaved because their batch's commit failed",
+            registry=registry,
+        ),
+    )
+
+
+def build_process_metrics(registry: CollectorRegistry) -> ProcessMetrics:
+    return ProcessMetrics(
+        started=Counter(
+            "vibe_job_processes_started_total",
+            "Job processes started by the workers (at start, and to replace a killed one)",
+            registry=registry,
+        ),
+        killed=Counter(
+            "vibe_job_processes_killed_total",
+            "Job processes killed during an attempt, by reason (timeout, stop, start, broken)",
+            ["reason"],
+            registry=registry,
+        ),
+        died=Counter(
+            "vibe_job_processes_died_total",
+            "Job processes that exited by themselves during an attempt",
             registry=registry,
         ),
     )

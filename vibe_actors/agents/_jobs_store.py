@@ -17,9 +17,10 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from vibe_actors import Caller
 from vibe_actors.agents._sqlite import open_database, transaction
 
-__all__ = ["FINISHED", "STATES", "JobRow", "JobState", "JobStore", "NewJob"]
+__all__ = ["FINISHED", "STATES", "JobRow", "JobState", "JobStore", "NewJob", "encode_caller"]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 #: A job's state; the table's CHECK constraint holds ``state`` to these values.
@@ -39,15 +40,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB,
     error TEXT,
     submitted_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    caller TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 """
 
 _COLUMNS = (
-    "id, kind, args, state, attempts, retries, timeout, result, error, submitted_at, finished_at"
+    "id, kind, args, state, attempts, retries, timeout, result, error, submitted_at, finished_at,"
+    " caller"
 )
+#: A job stored before callers were recorded runs its asks as an anonymous caller's: it may
+#: have come from any request, so it gets no more authority than the least one.
+_ADD_CALLER = "ALTER TABLE jobs ADD COLUMN caller TEXT DEFAULT '{\"principal\":null}'"
+_encode_caller = msgspec.json.Encoder().encode
+_decode_caller = msgspec.json.Decoder(Caller).decode
+
+
+def encode_caller(caller: Caller | None) -> str | None:
+    """A caller as stored (None: trusted code)."""
+    return None if caller is None else _encode_caller(caller).decode()
 
 
 class NewJob(NamedTuple):
@@ -58,6 +71,8 @@ class NewJob(NamedTuple):
     args: bytes
     retries: int
     timeout: float
+    #: Who submitted it (encoded with :func:`encode_caller`; None: trusted code).
+    caller: str | None = None
 
 
 class JobRow(NamedTuple):
@@ -74,10 +89,12 @@ class JobRow(NamedTuple):
     error: str | None
     submitted_at: float
     finished_at: float | None
+    #: On whose behalf its asks are sent (None: trusted code).
+    caller: Caller | None = None
 
 
 def _row(values: tuple[Any, ...]) -> JobRow:
-    (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin) = values
+    (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin, who) = values
     return JobRow(
         job_id,
         kind,
@@ -90,6 +107,7 @@ def _row(values: tuple[Any, ...]) -> JobRow:
         error,
         sub,
         fin,
+        None if who is None else _decode_caller(who),
     )
 
 
@@ -99,6 +117,10 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection = open_database(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "caller" not in columns:
+            with transaction(self._db, self.path):
+                self._db.execute(_ADD_CALLER)
 
     def close(self) -> None:
         self._db.close()
@@ -134,9 +156,9 @@ class JobStore:
         now = time.time()
         with transaction(self._db, self.path):
             self._db.executemany(
-                "INSERT INTO jobs (id, kind, args, state, retries, timeout, submitted_at)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                [(j.id, j.kind, j.args, j.retries, j.timeout, now) for j in jobs],
+                "INSERT INTO jobs (id, kind, args, state, retries, timeout, submitted_at, caller)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                [(j.id, j.kind, j.args, j.retries, j.timeout, now, j.caller) for j in jobs],
             )
         return now
 

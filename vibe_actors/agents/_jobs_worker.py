@@ -4,69 +4,55 @@
 ``Run`` names any importable function, so it must never be accepted from
 outside the process (the gateway routes Messages only). The coordinator
 (:mod:`vibe_actors.agents.jobs`) sends the kind's import string with every
-``Run``, so its configuration is the one source of truth; a worker imports
-each target once and caches it per incarnation (nothing else is kept: a
-restarted worker imports again).
+``Run``, so its configuration is the one source of truth.
 
-A job function's exception, or a result that is not JSON-like, is a failed
-attempt reported as data in ``RunResult``: the worker itself never crashes
-because of a job.
+Each worker incarnation owns one job process
+(:mod:`~vibe_actors.agents._jobs_process`), started in ``on_start`` and stopped
+in ``on_stop``/``on_failure``, and runs every attempt there, so that an
+attempt past its ``timeout`` can be stopped: its process is killed and
+replaced, and the worker is free for the next job as soon as the kill is
+done. While an attempt runs, the worker serves the job's ``ctx.system`` asks
+and tells (in its own thread, bounded by the attempt's deadline).
+
+A job function's exception, a result that is not JSON-like, a timeout or the
+process dying are failed attempts reported as data in ``RunResult``: the
+worker itself never crashes because of a job (only if a replacement process
+cannot be started: :class:`~vibe_actors.agents._jobs_process.JobProcessError`).
 """
 
 from __future__ import annotations
 
-import importlib
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, handler
-
-if TYPE_CHECKING:
-    from vibe_actors import ActorSystem
+from vibe_actors import ActorSystem, Agent, Caller, handler
+from vibe_actors.agents._jobs_child import JobContext
+from vibe_actors.agents._jobs_metrics import build_process_metrics
+from vibe_actors.agents._jobs_process import JobProcess
+from vibe_actors.agents._jobs_wire import (
+    Answer,
+    AskRequest,
+    Call,
+    TellRequest,
+    encode,
+    load_callable,
+    resolve_struct,
+    type_path,
+)
+from vibe_actors.agents._metrics import system_metrics
 
 __all__ = ["JobContext", "JobWorker", "JobWorkerConfig", "Run", "RunResult", "load_callable"]
 
-
-def load_callable(target: str) -> Callable[..., Any]:
-    """Import ``"package.module:name"`` (``name`` may be dotted) and return it.
-
-    Raises ValueError saying what is wrong: not an import string, module not
-    importable, no such attribute, or not callable.
-    """
-    module_name, sep, attr = target.partition(":")
-    if not (module_name and sep and attr):
-        raise ValueError(f"{target!r} is not an import string 'module:function'")
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} ({exc})") from exc
-    for part in attr.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError as exc:
-            raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from exc
-    if not callable(found):
-        raise ValueError(f"{target!r} is not callable (it is a {type(found).__name__})")
-    return found  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """What a job function gets besides its args: which job and attempt, and the system
-    (to ask other agents: ``ctx.system.ref("ledger").ask(...)``)."""
-
-    job_id: str
-    kind: str
-    attempt: int
-    system: ActorSystem
+#: How often a worker waiting on a job's ask checks whether it was told to stop (seconds).
+_ASK_POLL_EVERY = 0.05
 
 
 class Run(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Run attempt ``attempt`` (1-based) of job ``job_id``: ``target(args, context)``.
+    """Run attempt ``attempt`` (1-based) of job ``job_id``: ``target(args, context)``,
+    for at most ``timeout`` seconds.
 
     Tagged (like messages, though private) so that it and its reply cross a
     process boundary in one msgpack union: a worker pool may be placed on Ray.
@@ -77,6 +63,10 @@ class Run(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     target: str
     args: dict[str, Any]
     attempt: int
+    timeout: float
+    #: Who submitted the job: what it asks through ``ctx.system`` is sent on that caller's
+    #: behalf and authorised as the caller's own request (None: trusted code).
+    caller: Caller | None = None
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -89,46 +79,120 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     seconds: float = 0.0
 
 
-def _json_like(value: Any) -> Any:
-    """``value`` as plain JSON data (tuples become lists); raises TypeError if it is not."""
-    try:
-        encoded = msgspec.json.encode(value)
-        msgspec.msgpack.encode(value)  # it also has to cross the actor boundary (big ints)
-    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
-        raise TypeError(f"the result is not JSON-serializable: {exc}") from exc
-    return msgspec.json.decode(encoded)
-
-
 class JobWorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A worker has no settings: the kinds come with each ``Run`` from the coordinator's
-    config (this struct exists so that a misplaced ``kinds`` is refused, not ignored)."""
+    """Settings of a :class:`JobWorker` (the kinds come with each ``Run`` from the
+    coordinator's config: a misplaced ``kinds`` is refused, not ignored)."""
+
+    #: Seconds between SIGTERM and SIGKILL when a job's process is killed.
+    kill_grace: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.kill_grace <= 10:
+            raise ValueError(f"kill_grace must be > 0 and <= 10 seconds, got {self.kill_grace}")
 
 
 class JobWorker(Agent):
-    """Runs job attempts; pool it (``PoolSpec(size=N)``) to run N at once."""
+    """Runs job attempts in its own process; pool it (``PoolSpec(size=N)``) to run N at once."""
 
     Config: ClassVar = JobWorkerConfig
 
     def on_start(self) -> None:
-        self._callables: dict[str, Callable[..., Any]] = {}
+        # A Ray-placed worker has no local system: its processes go uncounted.
+        system = self.system
+        metrics = (
+            system_metrics(system, "job_processes", build_process_metrics)
+            if isinstance(system, ActorSystem)
+            else None
+        )
+        self._process = JobProcess(self.name, self.log, metrics, self.config.kill_grace)
+        self._process.start()
+
+    def on_stop(self) -> None:
+        self._stop_process()
+
+    def on_failure(self, error: BaseException) -> None:
+        self._stop_process()
+
+    def _stop_process(self) -> None:
+        process = getattr(self, "_process", None)  # None if on_start failed before it
+        if process is not None:
+            process.stop()
 
     @handler
     def run(self, msg: Run) -> RunResult:
-        started = time.perf_counter()
-        context = JobContext(job_id=msg.job_id, kind=msg.kind, attempt=msg.attempt,
-                             system=self.system)  # fmt: skip
-        try:
-            fn = self._callables.get(msg.target) or self._load(msg.target)
-            result = _json_like(fn(msg.args, context))
-        except Exception as exc:
-            seconds = time.perf_counter() - started
-            error = f"{type(exc).__name__}: {exc}"
+        call = Call(msg.job_id, msg.kind, msg.target, msg.args, msg.attempt)
+        outcome = self._process.run(call, msg.timeout, _Services(self, msg.caller))
+        if not outcome.ok:
             self.log.warning("job_attempt_failed", job_id=msg.job_id, kind=msg.kind,
-                             attempt=msg.attempt, error=error, exc_info=exc)  # fmt: skip
-            return RunResult(job_id=msg.job_id, ok=False, error=error, seconds=seconds)
-        seconds = time.perf_counter() - started
-        return RunResult(job_id=msg.job_id, ok=True, result=result, seconds=seconds)
+                             attempt=msg.attempt, error=outcome.error,
+                             traceback=outcome.traceback)  # fmt: skip
+        return RunResult(job_id=msg.job_id, ok=outcome.ok, result=outcome.result,
+                         error=outcome.error, seconds=outcome.seconds)  # fmt: skip
 
-    def _load(self, target: str) -> Callable[..., Any]:
-        fn = self._callables[target] = load_callable(target)
-        return fn
+    @property
+    def job_process_id(self) -> int | None:
+        """The pid of this worker's job process (None while it has none, or before
+        ``on_start`` made it: the property may be read from any thread)."""
+        process: JobProcess | None = getattr(self, "_process", None)
+        return None if process is None else process.pid
+
+
+class _Services:
+    """A running job's ``ctx.system``, served in the worker's thread, on behalf of the
+    job's submitter (a denied ask is answered ``Forbidden``, a denied tell dead-lettered)."""
+
+    def __init__(self, worker: JobWorker, caller: Caller | None) -> None:
+        self._worker = worker
+        self._caller = caller
+
+    def stopping(self) -> bool:
+        # The runtime sets this flag before it queues the stop (or retires a hung
+        # incarnation): a job that would hold the thread past it is abandoned.
+        return self._worker.stopping
+
+    def ask(self, request: AskRequest, deadline: float) -> Answer | None:
+        worker = self._worker
+        try:
+            message = self._decode(request.message_type, request.message)
+            ref = worker.ref(request.agent)
+            default = worker.system.config.ask_timeout
+        except ValueError as exc:
+            return Answer(ok=False, error=str(exc))
+        except RuntimeError as exc:  # a Ray-placed worker: RemoteFeatureUnavailable
+            return Answer(ok=False, error=f"{type(exc).__name__}: {exc}")
+        limit = min(default if request.timeout is None else request.timeout,
+                    deadline - time.monotonic())  # fmt: skip
+        arrived = threading.Event()
+        future = ref.ask_future(message, timeout=max(limit, 0.0), caller=self._caller,
+                                callback=lambda _reply: arrived.set())  # fmt: skip
+        ask_deadline = time.monotonic() + limit
+        while not arrived.wait(min(_ASK_POLL_EVERY, max(ask_deadline - time.monotonic(), 0.0))):
+            if self.stopping():
+                return None
+            if time.monotonic() >= ask_deadline:
+                break
+        reply = future.wait(0)  # the reply, or DeadlineExceeded once the ask's time is up
+        try:
+            if isinstance(reply, msgspec.Struct):
+                return Answer(ok=True, reply_type=type_path(type(reply)), reply=encode(reply))
+            return Answer(ok=True, reply=encode(reply))
+        except (TypeError, msgspec.EncodeError) as exc:
+            return Answer(ok=False, error=f"the reply cannot cross to the job: {exc}")
+
+    def tell(self, request: TellRequest) -> None:
+        worker = self._worker
+        try:
+            message = self._decode(request.message_type, request.message)
+            worker.ref(request.agent).tell(message, caller=self._caller)
+        except (ValueError, RuntimeError) as exc:
+            worker.log.warning("job_tell_failed", agent=request.agent,
+                               message_type=request.message_type, error=str(exc))  # fmt: skip
+
+    @staticmethod
+    def _decode(message_type: str, data: bytes) -> msgspec.Struct:
+        """The job's message, as a type already loaded here; ValueError if it is not one."""
+        cls = resolve_struct(message_type, may_import=False)
+        try:
+            return msgspec.msgpack.decode(data, type=cls)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"cannot decode the job's {message_type}: {exc}") from exc

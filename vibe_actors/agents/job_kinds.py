@@ -11,21 +11,33 @@ Each is a function ``fn(args, ctx)`` to name in ``JobsConfig.kinds``, e.g.::
 
 Bad arguments raise ValueError, which makes the attempt fail (and be retried
 like any failure: submit such jobs with ``retries=0`` when that is pointless).
+A kind that declares its arguments with :func:`job_args` (``sleep``) has them
+checked at ``Submit`` already: bad ones are answered ``InvalidJob`` (422).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from vibe_actors import Ping
-from vibe_actors.agents._jobs_worker import JobContext
+from vibe_actors.agents._jobs_child import JobContext
+from vibe_actors.agents._jobs_wire import job_args
 
-__all__ = ["MAX_SLEEP", "echo", "fail", "ping", "sleep", "verify_ledger"]
+__all__ = ["MAX_SLEEP", "SleepArgs", "echo", "fail", "ping", "sleep", "verify_ledger"]
 
-#: The longest ``sleep`` accepts, in seconds (a worker is busy for the whole wait).
+#: The longest ``sleep`` accepts, in seconds (a worker is busy for the whole wait,
+#: or until the job's timeout kills it).
 MAX_SLEEP = 3600.0
+
+
+class SleepArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The arguments of :func:`sleep`, checked at ``Submit``."""
+
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=MAX_SLEEP)] = 0.0
 
 
 def echo(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -33,10 +45,12 @@ def echo(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return args
 
 
+@job_args(SleepArgs)
 def sleep(args: dict[str, Any], ctx: JobContext) -> dict[str, float]:
     """Wait ``args["seconds"]`` (0 to :data:`MAX_SLEEP`) and return ``{"slept": seconds}``.
 
-    Occupies one worker for that long: for load and timeout drills.
+    Occupies one worker for that long (or until the job's timeout kills its
+    process): for load and timeout drills.
     """
     seconds = args.get("seconds", 0)
     if not isinstance(seconds, int | float) or not (0 <= seconds <= MAX_SLEEP):

@@ -11,19 +11,24 @@ agents runs the jobs::
 A *kind* names a function ``fn(args: dict, ctx: JobContext) -> JSON-like`` by
 import string (``config.kinds``); every one is imported when the coordinator
 starts, and an unknown module or attribute, or a non-callable, fails the
-start with a message naming it (a configuration error).
+start with a message naming it (a configuration error). A kind may declare
+its arguments' schema with :func:`job_args`; ``Submit`` then checks them.
 
 Protocol:
 
 * ``Submit{kind, args, retries, timeout}`` -> ``Accepted{job_id}`` once the job
   is committed as ``queued``; ``UnknownKind`` (422), ``InvalidJob`` (422: args
-  not JSON-encodable), ``JobsNotSaved`` (503: the commit failed).
+  not JSON-encodable, or not what the kind's schema allows), ``JobsNotSaved``
+  (503: the commit of its batch failed; the log event names the batch's
+  request ids). ``retries`` is at most :data:`MAX_RETRIES` and ``timeout`` at
+  most :data:`MAX_TIMEOUT` s (msgspec constraints: a decoded ``Submit`` past
+  them is a validation error, a 422 at the gateway, shown in its schema).
 * ``Status{job_id}`` -> ``JobStatus`` or ``JobNotFound`` (404).
 * ``Cancel{job_id}`` -> ``JobStatus`` (now ``cancelled``), ``JobNotFound``, or
   ``AlreadyFinished`` (409). A queued job never runs. A running job is marked
   cancelled at once and its eventual result is discarded, but its worker
-  keeps running it: a Python thread cannot be interrupted (a job that must
-  stop early has to check for itself, e.g. with ``Status``).
+  keeps running it until it returns or times out (a job that must stop
+  early has to check for itself, e.g. with ``Status``).
 * ``List{state, limit}`` -> ``JobList``: the latest jobs, newest first.
 
 Execution: at most ``max_concurrency`` jobs run at once, each on a worker
@@ -32,13 +37,24 @@ known to be idle. The coordinator addresses the pool's members
 agent) one by one rather than through the pool's router, which cannot tell
 a busy worker from an idle one; it follows the pool's membership (live
 reload) every few seconds, and it trusts a worker only once that worker has
-answered a ``Ping`` (a Ping is answered after the job ahead of it). An attempt
-fails when the job raises, returns something that is not JSON-like, exceeds
-its ``timeout``, or its worker crashes or is unavailable; a failed attempt
-is retried after ``min(backoff_max, backoff_initial * 2 ** (attempt - 1))``
-seconds, up to ``retries`` more times, and the job then ends ``failed`` with
-the last error. A worker still busy with a timed-out job gets no new job
-until it answers its probe.
+answered a ``Ping`` (a Ping is answered after the job ahead of it). Each
+worker runs its jobs in a child process of its own (``_jobs_process``): an
+attempt past its ``timeout`` has that process killed and replaced, so the
+worker is free again within ``kill_grace`` of the timeout (not after the
+job). An attempt fails when the job raises, returns something that is not
+JSON-like, exceeds its ``timeout``, its process dies, or its worker crashes
+or is unavailable; a failed attempt is retried after ``min(backoff_max,
+backoff_initial * 2 ** (attempt - 1))`` seconds, up to ``retries`` more
+times, and the job then ends ``failed`` with the last error. A worker whose
+attempt timed out gets no new job until it answers its probe.
+
+Authority: a job acts for whoever submitted it. The caller of ``Submit``
+(the principal of the HTTP request; none for trusted code) is stored with
+the job, and every ask or tell the job makes through ``ctx.system`` is sent
+on that caller's behalf: the policy decides it as the caller's own request
+(a denied ask raises ``ForbiddenError`` in the job, a denied tell is a
+``forbidden`` dead letter). Jobs stored before callers were recorded act as
+an anonymous caller.
 
 Durability: every state change is committed (``synchronous=FULL``) before it
 is acted on or acknowledged. Execution is **at least once**: a job whose
@@ -61,27 +77,46 @@ answers ``Unavailable`` and the rest of the system runs.
 Metrics: ``vibe_jobs_total{kind,outcome}`` (succeeded, failed, retried,
 cancelled), ``vibe_jobs_queued`` and ``vibe_jobs_running`` (gauges: run one
 jobs agent per system), ``vibe_job_duration_seconds{kind}`` (attempts that
-returned, as timed by the worker).
+returned, as timed by the worker), ``vibe_jobs_not_saved_total``; the
+workers' ``vibe_job_processes_started_total``,
+``vibe_job_processes_killed_total{reason}`` (timeout, stop, start, broken) and
+``vibe_job_processes_died_total``.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import uuid
-from typing import Any, ClassVar
+from typing import ClassVar, NamedTuple
 
 import msgspec
 
-from vibe_actors import Agent, Deferred, ErrorReply, Message, Unavailable, handler
+from vibe_actors import Agent, Deferred, Unavailable, handler
 from vibe_actors.agents._jobs_engine import Engine, backoff_delay
 from vibe_actors.agents._jobs_messages import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
 
 # Re-exported: callers (the tests) import ``_describe`` from this module.
 from vibe_actors.agents._jobs_messages import describe as _describe  # noqa: F401
 from vibe_actors.agents._jobs_metrics import build_metrics
-from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobState, JobStore, NewJob
-from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig, load_callable
+from vibe_actors.agents._jobs_protocol import (
+    MAX_RETRIES,
+    MAX_TIMEOUT,
+    Accepted,
+    AlreadyFinished,
+    Cancel,
+    InvalidJob,
+    JobList,
+    JobNotFound,
+    JobsNotSaved,
+    JobStatus,
+    List,
+    Status,
+    Submit,
+    UnknownKind,
+)
+from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob, encode_caller
+from vibe_actors.agents._jobs_wire import args_schema, job_args, load_callable
+from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 
@@ -100,11 +135,17 @@ __all__ = [
     "JobsConfig",
     "JobsNotSaved",
     "List",
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
     "Status",
     "Submit",
     "UnknownKind",
     "backoff_delay",
+    "job_args",
 ]
+
+_MAX_CONCURRENCY = 1024
+_MAX_KEEP = 1_000_000_000
 
 
 class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -126,94 +167,27 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             module, sep, attr = target.partition(":")
             if not (kind and module and sep and attr):
                 raise ValueError(f"kind {kind!r}: {target!r} is not an import string 'module:fn'")
-        if self.max_concurrency < 1 or self.default_retries < 0 or self.keep_finished < 0:
-            raise ValueError("max_concurrency must be >= 1, default_retries and keep_finished >= 0")
-        if not (math.isfinite(self.default_timeout) and self.default_timeout > 0):
-            raise ValueError(f"default_timeout must be > 0, got {self.default_timeout}")
-        if not 0 <= self.backoff_initial <= self.backoff_max:
-            raise ValueError("backoff needs 0 <= backoff_initial <= backoff_max")
+        if not 1 <= self.max_concurrency <= _MAX_CONCURRENCY:
+            raise ValueError(f"max_concurrency must be between 1 and {_MAX_CONCURRENCY}")
+        if not 0 <= self.default_retries <= MAX_RETRIES:
+            raise ValueError(f"default_retries must be between 0 and {MAX_RETRIES}")
+        if not 0 <= self.keep_finished <= _MAX_KEEP:
+            raise ValueError(f"keep_finished must be between 0 and {_MAX_KEEP}")
+        if not 0 < self.default_timeout <= MAX_TIMEOUT:
+            raise ValueError(f"default_timeout must be > 0 and <= {MAX_TIMEOUT:g}, "
+                             f"got {self.default_timeout}")  # fmt: skip
+        if not 0 <= self.backoff_initial <= self.backoff_max <= MAX_TIMEOUT:
+            raise ValueError(
+                f"backoff needs 0 <= backoff_initial <= backoff_max <= {MAX_TIMEOUT:g}"
+            )
 
 
-# -- messages ---------------------------------------------------------------------
+class _Pending(NamedTuple):
+    """A submission waiting for its batch's commit."""
 
-
-class Submit(Message):
-    """Run ``kind`` with ``args``; ``retries``/``timeout`` default to the agent's settings."""
-
-    kind: str
-    args: dict[str, Any] = {}
-    retries: int | None = None
-    timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.retries is not None and self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise ValueError(f"timeout must be a finite number > 0, got {self.timeout}")
-
-
-class Accepted(Message):
-    job_id: str
-
-
-class Status(Message):
-    job_id: str
-
-
-class Cancel(Message):
-    job_id: str
-
-
-class List(Message):
-    """The latest ``limit`` jobs (in ``state`` if given), newest first."""
-
-    state: JobState | None = None
-    limit: int = 100
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.limit <= 10_000:
-            raise ValueError(f"limit must be between 1 and 10000, got {self.limit}")
-
-
-class JobStatus(Message):
-    """A job. ``attempts``: started so far; ``error``: the last failed attempt's."""
-
-    job_id: str
-    kind: str
-    state: JobState
-    attempts: int
-    submitted_at: float
-    result: Any = None
-    error: str | None = None
-    finished_at: float | None = None
-
-
-class JobList(Message):
-    jobs: list[JobStatus]
-
-
-class UnknownKind(ErrorReply):
-    kind: str
-    http_status: ClassVar[int] = 422
-
-
-class InvalidJob(ErrorReply):
-    http_status: ClassVar[int] = 422
-
-
-class JobNotFound(ErrorReply):
-    job_id: str
-    http_status: ClassVar[int] = 404
-
-
-class AlreadyFinished(ErrorReply):
-    job_id: str
-    state: JobState
-    http_status: ClassVar[int] = 409
-
-
-class JobsNotSaved(ErrorReply):
-    http_status: ClassVar[int] = 503
+    deferred: Deferred
+    job: NewJob
+    request_id: str | None
 
 
 def _status(row: JobRow) -> JobStatus:
@@ -241,14 +215,18 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
 
     def on_start(self) -> None:
         settings = self._settings = self.config
+        #: kind -> the argument schema its function declared (job_args), if any.
+        self._schemas: dict[str, type[msgspec.Struct]] = {}
         # A config error (bad kind) fails the start: it will not fix itself on a restart.
         for kind, target in settings.kinds.items():
             try:
-                load_callable(target)
+                schema = args_schema(load_callable(target))
             except ValueError as exc:
                 raise ValueError(f"{self.name}: kind {kind!r}: {exc}") from exc
-        metrics = system_metrics(self.system, "jobs", build_metrics)
-        self._batch: list[tuple[Deferred, NewJob]] = []
+            if schema is not None:
+                self._schemas[kind] = schema
+        metrics = self._metrics = system_metrics(self.system, "jobs", build_metrics)
+        self._batch: list[_Pending] = []
         self._me = self.ref(self.name)
         self._engine: Engine | None = None
         path = database_path(self.system.config.data_dir, self.name)
@@ -275,8 +253,9 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         self._release("crashed")
 
     def _release(self, why: str) -> None:
-        for deferred, _ in getattr(self, "_batch", []):
-            deferred.resolve(Unavailable(agent=self.name, reason=f"jobs {why} before the commit"))
+        for pending in getattr(self, "_batch", []):
+            reason = f"jobs {why} before the commit"
+            pending.deferred.resolve(Unavailable(agent=self.name, reason=reason))
         self._batch = []
         engine, self._engine = getattr(self, "_engine", None), None
         if engine is not None:
@@ -293,11 +272,19 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
             args = msgspec.json.encode(msg.args)
         except (TypeError, msgspec.EncodeError) as exc:
             return InvalidJob(detail=f"args are not JSON-encodable: {exc}")
+        schema = self._schemas.get(msg.kind)
+        if schema is not None:
+            try:
+                msgspec.convert(msg.args, schema)
+            except msgspec.ValidationError as exc:
+                return InvalidJob(detail=f"args of kind {msg.kind!r}: {exc}")
         retries = settings.default_retries if msg.retries is None else msg.retries
         timeout = settings.default_timeout if msg.timeout is None else msg.timeout
-        job = NewJob(uuid.uuid4().hex, msg.kind, args, retries, timeout)
+        job = NewJob(uuid.uuid4().hex, msg.kind, args, retries, timeout, encode_caller(self.caller))
+        envelope = self.envelope
+        request_id = envelope.request_id if envelope is not None else None
         # Group commit: Submits queued behind this one join the batch, Flush commits it.
-        self._batch.append((self.defer(), job))
+        self._batch.append(_Pending(self.defer(), job, request_id))
         if len(self._batch) == 1:
             self._me.tell(Flush(self.incarnation))
         return None
@@ -334,17 +321,33 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         engine = self._engine
         if msg.incarnation != self.incarnation or engine is None or not self._batch:
             return
-        batch, self._batch = self._batch, []
+        # The batch stays in self._batch until answered: should anything unforeseen
+        # raise here, the crash hook (_release) still answers every asker.
+        batch = self._batch
         try:
-            engine.store.insert(job for _, job in batch)
+            engine.store.insert(pending.job for pending in batch)
         except StoreError as exc:
-            self.log.error("jobs_not_saved", path=exc.path, error=exc.reason, count=len(batch))
-            for deferred, _ in batch:
-                deferred.resolve(JobsNotSaved(detail=f"the job was not saved: {exc.reason}"))
+            self._not_saved(batch, exc.reason, path=exc.path)
             return
-        for deferred, job in batch:
-            deferred.resolve(Accepted(job_id=job.id))
-        engine.submitted(job.id for _, job in batch)
+        except (OverflowError, sqlite3.Error) as exc:
+            # A value SQLite cannot hold (the message bounds exclude it) or a
+            # constraint: the transaction was rolled back, the file is as before.
+            self._not_saved(batch, f"{type(exc).__name__}: {exc}", path=str(engine.store.path))
+            return
+        self._batch = []
+        for pending in batch:
+            pending.deferred.resolve(Accepted(job_id=pending.job.id))
+        engine.submitted(pending.job.id for pending in batch)
+
+    def _not_saved(self, batch: list[_Pending], reason: str, path: str) -> None:
+        """Answer every submission of a batch whose commit failed ``JobsNotSaved``."""
+        self._batch = []
+        self._metrics.not_saved.inc(len(batch))
+        self.log.error("jobs_not_saved", path=path, error=reason, count=len(batch),
+                       request_ids=[p.request_id for p in batch],
+                       job_ids=[p.job.id for p in batch])  # fmt: skip
+        for pending in batch:
+            pending.deferred.resolve(JobsNotSaved(detail=f"the job was not saved: {reason}"))
 
     @handler
     def _timeout(self, msg: Timeout) -> None:
