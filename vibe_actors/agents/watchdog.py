@@ -18,26 +18,43 @@ The watchdog publishes :class:`AgentDeclaredHung` (stack included) on
 ``system.events`` and keeps the last ``keep_incidents`` incidents for
 ``Report{}``.
 
-Readiness: :func:`unresponsive` names the agents currently missing
-heartbeats without progress (the gateway's ``/readyz`` fails on them before
-the watchdog even acts). Supervisors are not pinged (they are the ones that
-act on a hung child); agents in ``exclude`` (a name, or a pool's name for all
-its workers) are skipped, and ``agents`` overrides deadline and misses per
-agent (a job worker that legitimately runs long handlers wants a larger
-budget, or exclusion).
+Supervisors are not pinged (they are the ones that act on a hung child);
+agents in ``exclude`` (a name, or a pool's name for all its workers) are
+skipped, and ``agents`` overrides deadline and misses per agent (a job worker
+that legitimately runs long handlers wants a larger budget, or exclusion).
 
-Across its own restart the watchdog rebuilds everything: heartbeat state and
-incidents are per incarnation (the next round starts afresh).
+Readiness (:func:`unresponsive`, the gateway's ``/readyz``) needs neither a
+round nor a live watchdog: it reads the runtime's progress monitor
+(:mod:`vibe_actors._progress`), which the watchdog installs and which samples
+on the system's timer thread which message each watched agent is handling.
+A watched agent is **unresponsive** while its current incarnation is still
+handling the one message it was first seen handling at least its heartbeat
+``deadline`` ago: named within ``deadline`` plus one sampling period
+(``min(interval, deadline) / 4``, at least 10 ms) of getting stuck, no longer
+from the moment that handler returns or the incarnation is replaced, and
+never while it keeps finishing messages (slow). If sampling stops for
+``max(1 s, deadline + 4 periods)``, :data:`STALLED` is named instead.
+
+Who watches the watchdog: that monitor. Once the watchdog has spent
+``max(1 s, interval * misses + deadline)`` in one message (the rounds in
+which it would have declared another agent hung), it counts as unresponsive
+and the runtime replaces it with
+:meth:`~vibe_actors.ActorSystem.replace_hung` from the timer thread, even
+with ``replace`` off (it keeps no state worth a hang): the
+``watchdog_replaced`` log event, ``vibe_watchdog_replaced_total`` and an
+:class:`AgentDeclaredHung` event name it, with its stack (no running
+incarnation to replace: ``watchdog_not_replaced`` is logged). Its heartbeat
+state and incidents are per incarnation (a restart starts its rounds
+afresh); the monitor, and readiness with it, carries on across restarts.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import msgspec
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from vibe_actors import (
@@ -52,12 +69,15 @@ from vibe_actors import (
     UnknownAgent,
     handler,
 )
+from vibe_actors._progress import STALLED, install_monitor, not_answering
 from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._watchdog_budgets import budget, monitor_settings
 
 if TYPE_CHECKING:
     from vibe_actors import ActorSystem
 
 __all__ = [
+    "STALLED",
     "AgentDeclaredHung",
     "AgentWatch",
     "Heartbeat",
@@ -154,19 +174,45 @@ class _Round(msgspec.Struct, frozen=True):
 
 # -- what the gateway reads without a hop ----------------------------------------------
 
-_unresponsive: weakref.WeakKeyDictionary[ActorSystem, frozenset[str]] = weakref.WeakKeyDictionary()
-_unresponsive_lock = threading.Lock()
+_log = structlog.get_logger("vibe_actors.watchdog")
+
+#: Fraction of ``interval`` by which a ping may fall short of its deadline and still
+#: count as missed at a round (see Watchdog.on_start).
+_ROUND_SLACK = 0.05
 
 
 def unresponsive(system: ActorSystem) -> frozenset[str]:
-    """Agents a watchdog of ``system`` currently sees missing heartbeats without progress."""
-    with _unresponsive_lock:
-        return _unresponsive.get(system, frozenset())
+    """Watched agents of ``system`` stuck in one message for longer than their deadline.
+
+    Read from the runtime's progress monitor at the time of the call (see the
+    module docstring), so it holds whether or not the watchdog agent is alive
+    and current; :data:`STALLED` is included when the monitor has stopped
+    sampling. Empty for a system without a watchdog, or not running. Cheap and
+    non-blocking (a dict scan and a clock read): for ``/readyz``.
+    """
+    return not_answering(system)
 
 
-def _set_unresponsive(system: ActorSystem, names: frozenset[str]) -> None:
-    with _unresponsive_lock:
-        _unresponsive[system] = names
+def _replace_stuck_watchdog(system: ActorSystem, name: str, stuck_for: float) -> None:
+    """Replace the watchdog ``name``, stuck for ``stuck_for`` s (on the timer thread).
+
+    If it has no running incarnation by now (it returned, or was stopped),
+    nothing is replaced and ``watchdog_not_replaced`` is logged.
+    """
+    incarnation = system.cell(name).incarnation
+    reason = f"the watchdog spent {stuck_for:.3g}s in one message, skipping its rounds"
+    failure = system.replace_hung(name, reason)
+    if failure is None:
+        _log.warning("watchdog_not_replaced", agent=name, incarnation=incarnation,
+                     reason="no running incarnation")  # fmt: skip
+        return
+    system_metrics(system, "watchdog", _build_metrics).replaced.labels(name).inc()
+    _log.error("watchdog_replaced", agent=name, incarnation=incarnation, reason=reason,
+               stack=failure.stack)  # fmt: skip
+    system.events.publish(
+        AgentDeclaredHung(agent=name, incarnation=incarnation, reason=reason,
+                          stack=failure.stack, replaced=True)
+    )  # fmt: skip
 
 
 # -- the agent ------------------------------------------------------------------------
@@ -176,6 +222,7 @@ class _Metrics(msgspec.Struct, frozen=True):
     rtt: Histogram
     misses: Counter
     hung: Counter
+    replaced: Counter
 
 
 def _build_metrics(registry: CollectorRegistry) -> _Metrics:
@@ -190,6 +237,11 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
         ),
         hung=Counter(
             "vibe_watchdog_hung", "Agents declared hung, by agent.", ["agent"], registry=registry
+        ),
+        replaced=Counter(
+            "vibe_watchdog_replaced",
+            "Times the runtime replaced the watchdog itself, stuck in one message.",
+            ["agent"], registry=registry,
         ),
     )  # fmt: skip
 
@@ -220,15 +272,19 @@ class Watchdog(Agent[Report]):
 
     def on_start(self) -> None:
         self._settings: WatchdogConfig = self.config
+        # Rounds are scheduled at a fixed rate but handled with a varying lag, so two
+        # rounds can be a hair less than ``interval`` apart: without this slack a ping
+        # with deadline == interval would be counted at every other round only.
+        self._round_slack = self._settings.interval * _ROUND_SLACK
         self._metrics = system_metrics(self.system, "watchdog", _build_metrics)
         self._watched: dict[str, _Watched] = {}
         self._hung_counts: dict[str, int] = {}
         self._incidents: list[Incident] = []
-        _set_unresponsive(self.system, frozenset())
+        #: Agents missing heartbeats without progress at the last round (for Report).
+        self._stuck: frozenset[str] = frozenset()
+        settings = monitor_settings(self._settings, self.name, _replace_stuck_watchdog)
+        install_monitor(self.system, settings)
         self.start_timer("round", _Round(), self._settings.interval, repeat=True)
-
-    def on_stop(self) -> None:
-        _set_unresponsive(self.system, frozenset())
 
     @handler
     def report(self, msg: Report) -> WatchdogReport:
@@ -253,7 +309,7 @@ class Watchdog(Agent[Report]):
                 stuck.add(name)
         for gone in self._watched.keys() - seen:
             del self._watched[gone]
-        _set_unresponsive(self.system, frozenset(stuck))
+        self._stuck = frozenset(stuck)
 
     # -- one agent -----------------------------------------------------------------
 
@@ -274,7 +330,7 @@ class Watchdog(Agent[Report]):
         if future is not None:
             if future.done() and isinstance(future.wait(0), Pong):
                 watched.misses, watched.progress = 0, -1
-            elif now - watched.sent_at >= deadline:
+            elif now - watched.sent_at >= deadline - self._round_slack:
                 future.resolve(None)  # give up on it; a late Pong is discarded
                 self._missed(name, watched, cell.stats.total())
             else:
@@ -352,17 +408,9 @@ class Watchdog(Agent[Report]):
         return names
 
     def _budget(self, name: str) -> tuple[float, int]:
-        override = self._settings.agents.get(name) or self._settings.agents.get(
-            name.rpartition(".")[0]
-        )
-        deadline = self._settings.deadline
-        misses = self._settings.misses
-        if override is not None:
-            deadline = override.deadline or deadline
-            misses = override.misses or misses
-        return deadline, misses
+        return budget(self._settings, name)
 
     def _state(self, name: str, watched: _Watched) -> str:
         if watched.misses == 0:
             return "ok"
-        return "unresponsive" if name in unresponsive(self.system) else "slow"
+        return "unresponsive" if name in self._stuck else "slow"
