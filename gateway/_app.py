@@ -47,6 +47,7 @@ from vibe_actors import (
     ActorSystem,
     AgentStatus,
     AskError,
+    Caller,
     ErrorReply,
     UnknownAgent,
     decode_error,
@@ -62,6 +63,10 @@ _JSON = (b"content-type", b"application/json")
 #: and formatting a Content-Length four times what a tuple lookup does.
 _RUNNING = AgentStatus.RUNNING
 _LENGTHS = tuple(b"%d" % n for n in range(4096))
+#: X-Timeout-Ms past 9 digits (11.5 days) is no deadline anyone means; Content-Length past
+#: 18 digits is no size anyone can send. Both are checked before int() is called.
+_MAX_TIMEOUT_DIGITS = 9
+_MAX_LENGTH_DIGITS = 18
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -101,6 +106,10 @@ class Gateway:
         )
         self.metrics = HttpMetrics(self._stream_figures)
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
+        #: Every ask of an authenticated request carries its Caller (made once per principal),
+        #: so that what an agent later sends on the request's behalf is authorised as the
+        #: principal's own request would be (vibe_actors._authz).
+        self._callers = {p: Caller(p) for p in self.settings.tokens}
         self._default_timeout = self.settings.default_timeout_ms / 1000
         #: A Content-Length with fewer digits than the limit cannot be over it.
         self._limit_digits = len(str(self.settings.max_body_bytes))
@@ -276,7 +285,12 @@ class Gateway:
         try:
             # An error reply raised rather than returned: the runtime's test for one
             # is cheaper than isinstance here, and the success path pays nothing.
-            reply = await ref.ask_async(message, timeout=timeout, request_id=request_id)
+            reply = await ref.ask_async(
+                message,
+                timeout=timeout,
+                request_id=request_id,
+                caller=None if principal is None else self._callers[principal],
+            )
         except AskError as error:
             problem = problem_for_reply(error.reply, request_id)
             retry = (RETRY_AFTER,) if problem.status in (429, 503) else ()
@@ -336,13 +350,25 @@ class Gateway:
     def _timeout(self, raw: bytes | None, request_id: str) -> float:
         if raw is None:
             return self.settings.default_timeout_ms / 1000
-        if not raw.isdigit() or int(raw) == 0:
-            detail = "X-Timeout-Ms must be a positive integer (milliseconds)"
+        # The length first: int() of thousands of digits raises (Python's digit limit).
+        if len(raw) > _MAX_TIMEOUT_DIGITS or not raw.isdigit() or int(raw) == 0:
+            detail = (
+                "X-Timeout-Ms must be a positive integer of milliseconds,"
+                f" at most {_MAX_TIMEOUT_DIGITS} digits (it is capped at"
+                f" {self.settings.max_timeout_ms})"
+            )
             raise Reject(make_problem(400, "bad-timeout", detail, request_id))
         return min(int(raw), self.settings.max_timeout_ms) / 1000
 
     def _check_declared(self, declared: bytes, request_id: str) -> None:
-        """413 at once when Content-Length alone is over the limit."""
+        """413 at once when Content-Length alone is over the limit; 400 when it is no length.
+
+        The parser lets any run of digits through; more than 18 of them is no
+        size a client can send (and int() of thousands of digits raises).
+        """
+        if len(declared) > _MAX_LENGTH_DIGITS:
+            detail = f"Content-Length must be a number of at most {_MAX_LENGTH_DIGITS} digits"
+            raise Reject(make_problem(400, "bad-content-length", detail, request_id))
         if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
             raise self._too_large(request_id)
 

@@ -2,7 +2,9 @@
 
 ``/healthz`` never waits on agents; ``/readyz`` is 503 naming every permanent
 agent that is not serving: not running, degraded (running but refusing work),
-or missing heartbeats without progress (the watchdog's view, before it acts).
+impaired (running, but its durable writes fail: a full disk),
+or not answering (stuck in one message past its heartbeat deadline, as the
+runtime sees it whether or not the watchdog is alive; see :func:`not_ready`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway._problems import Reject, make_problem
 from vibe_actors import ActorSystem, UnknownAgent
-from vibe_actors.agents.watchdog import unresponsive
+from vibe_actors.agents.watchdog import STALLED, unresponsive
 
 __all__ = ["inject_chaos", "not_ready", "probe"]
 
@@ -40,16 +42,28 @@ def probe(
 
 
 def not_ready(system: ActorSystem) -> list[str]:
-    """The permanent agents that keep the system from being ready (``["system"]`` if stopped)."""
+    """The permanent agents that keep the system from being ready (``["system"]`` if stopped).
+
+    Not answering means: the agent's current incarnation has been handling one
+    message for longer than its watchdog heartbeat deadline
+    (:func:`vibe_actors.agents.watchdog.unresponsive`), read from the runtime
+    at call time: it holds between watchdog rounds and while the watchdog
+    itself is hung, and ends once the agent is replaced. ``"vibe-timers"`` is
+    named when the runtime has stopped sampling (unknown is not ready).
+    Without a watchdog, hangs are not looked for.
+    """
     if not system.running:
         return ["system"]
     stuck = unresponsive(system)
-    return [
+    failing = [
         node.name
         for node in system.walk()
         if node.restart == "permanent"
-        and (node.status != "running" or node.degraded or node.name in stuck)
+        and (node.status != "running" or node.degraded or node.impaired or node.name in stuck)
     ]
+    if STALLED in stuck:
+        failing.append(STALLED)
+    return failing
 
 
 def inject_chaos(system: ActorSystem, name: str, kind: str, scope: Any, request_id: str) -> None:

@@ -5,6 +5,7 @@ modules is internal. See SEMANTICS.md for the runtime's guarantees.
 """
 
 from vibe_actors._agent import Agent, Deferred
+from vibe_actors._authz import ANONYMOUS, Authorizer, Caller
 from vibe_actors._codec import (
     CodecError,
     decode_error,
@@ -19,6 +20,7 @@ from vibe_actors._errors import (
     AgentHung,
     AskError,
     DeadlineExceededError,
+    ForbiddenError,
     InjectedCrash,
     MailboxFullError,
     RestartIntensityExceeded,
@@ -46,6 +48,7 @@ from vibe_actors._messages import (
     AgentCrashed,
     DeadlineExceeded,
     ErrorReply,
+    Forbidden,
     MailboxFull,
     Message,
     Ping,
@@ -74,6 +77,7 @@ from vibe_actors._system import ActorSystem, SystemConfig
 from vibe_actors._tree import TreeNode
 
 __all__ = [
+    "ANONYMOUS",
     "BRUTAL_KILL",
     "ActorSystem",
     "Agent",
@@ -86,7 +90,9 @@ __all__ = [
     "AgentStatus",
     "ApplyReport",
     "AskError",
+    "Authorizer",
     "BackoffSpec",
+    "Caller",
     "CodecError",
     "DeadLetter",
     "DeadLetterReason",
@@ -96,6 +102,8 @@ __all__ = [
     "DeadlineExceededError",
     "Deferred",
     "ErrorReply",
+    "Forbidden",
+    "ForbiddenError",
     "InjectedCrash",
     "EventStream",
     "MailboxFull",

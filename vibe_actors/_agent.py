@@ -39,6 +39,7 @@ from vibe_actors._stats import DURATION_BUCKETS, Outcome
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
+    from vibe_actors._authz import Caller
     from vibe_actors._cell import Cell
     from vibe_actors._ref import Ref
     from vibe_actors._system import ActorSystem
@@ -219,6 +220,24 @@ class Agent(_ThreadingActor, Generic[M]):
         return self._current
 
     @property
+    def caller(self) -> Caller | None:
+        """On whose behalf the message being handled was sent (None: trusted code).
+
+        Work accepted now and done later for that caller (a reminder, a job, a
+        fan-out) must be sent with ``caller=self.caller``, so that it is
+        authorised as the caller's own send would be (:mod:`vibe_actors._authz`).
+        """
+        env = self._current
+        return env.caller if env is not None else None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether this incarnation was told to stop (or was retired as hung): a handler
+        that waits on something long (a child process, a remote call) should check it
+        and return, so that the stop is not held up. Safe from any thread."""
+        return self._halt
+
+    @property
     def mailbox_size(self) -> int:
         """Messages waiting behind the current one."""
         return self._cell.mailbox.qsize()
@@ -272,6 +291,24 @@ class Agent(_ThreadingActor, Generic[M]):
             self._fallback = unavailable
         self._cell.degraded = reason
         self.log.error("agent_degraded", reason=reason)
+
+    def impair(self, reason: str | None) -> None:
+        """Report that this agent cannot do all its work (``reason``), or can again (None).
+
+        Unlike :meth:`degrade` nothing is refused by the runtime: the agent keeps
+        handling every message and answers what it cannot do with its own error
+        replies (a durable agent whose disk is full still serves reads). Readiness
+        and ``tree()`` name the agent and the reason until it reports None or
+        the incarnation ends. Safe from any thread.
+        """
+        cell = self._cell
+        if cell.impaired == reason:
+            return
+        cell.impaired = reason
+        if reason is None:
+            self.log.info("agent_recovered")
+        else:
+            self.log.error("agent_impaired", reason=reason)
 
     def stop(self) -> None:
         """Stop this agent normally after the current message.

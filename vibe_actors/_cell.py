@@ -74,6 +74,9 @@ class Cell:
         self.last_failure_at: float | None = None
         #: Why the current incarnation refuses work (Agent.degrade), else None.
         self.degraded: str | None = None
+        #: Why the current incarnation cannot do all its work while it serves the rest
+        #: (Agent.impair: durable writes failing), else None.
+        self.impaired: str | None = None
         self.children: dict[str, Cell] = {}
         self.watchers: set[str] = set()
         self.deliver = self.mailbox.put
@@ -125,6 +128,7 @@ class Cell:
         self.incarnation += 1
         self.status = AgentStatus.STARTING
         self.degraded = None
+        self.impaired = None
         try:
             agent = self.agent_class._incarnate(self, self.incarnation)
         except Exception as exc:  # noqa: BLE001 - converted to StartFailed, cause chained

@@ -36,6 +36,7 @@ class DeadLetterReason(enum.StrEnum):
     LEFT_IN_MAILBOX = "left_in_mailbox"  #: still queued when its agent stopped for good
     UNHANDLED = "unhandled"  #: the agent has no handler for its type
     EXPIRED = "expired"  #: an ask whose deadline passed before its handler started
+    FORBIDDEN = "forbidden"  #: the caller it was sent for may not send it there (policy)
     BUFFER_FULL = "buffer_full"  #: dropped by a fan-out for a subscriber too far behind (pubsub)
 
 

@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from vibe_actors._authz import Caller
+
 __all__ = ["Control", "Envelope", "ReplySlot"]
 
 
@@ -25,7 +27,9 @@ class Envelope(msgspec.Struct, gc=False):
 
     ``deadline`` is a ``time.monotonic()`` instant or ``None`` (tells); an ask
     whose deadline passed before its handler starts is not executed.
-    ``attempt`` counts redeliveries (0 for the first). A C-level struct, not
+    ``attempt`` counts redeliveries (0 for the first). ``caller`` is the external
+    party the message is sent on behalf of (None: trusted code; see
+    :mod:`vibe_actors._authz`), checked when sent. A C-level struct, not
     tracked by the garbage collector (it never takes part in a cycle): building
     one is on every send's path.
     """
@@ -36,6 +40,7 @@ class Envelope(msgspec.Struct, gc=False):
     sender: str | None = None
     deadline: float | None = None
     attempt: int = 0
+    caller: Caller | None = None
 
 
 class Control:

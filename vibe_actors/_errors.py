@@ -9,6 +9,7 @@ __all__ = [
     "AgentHung",
     "AskError",
     "DeadlineExceededError",
+    "ForbiddenError",
     "InjectedCrash",
     "MailboxFullError",
     "RestartIntensityExceeded",
@@ -60,6 +61,10 @@ class DeadlineExceededError(AskError):
 
 class UnavailableError(AskError):
     """The target is unknown or stopped (reply :class:`Unavailable`)."""
+
+
+class ForbiddenError(AskError):
+    """The caller the ask was sent for may not send it there (reply :class:`Forbidden`)."""
 
 
 class UnknownMessageError(AskError):

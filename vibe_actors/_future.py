@@ -17,6 +17,7 @@ from vibe_actors._errors import (
     AgentCrashedError,
     AskError,
     DeadlineExceededError,
+    ForbiddenError,
     MailboxFullError,
     UnavailableError,
     UnknownMessageError,
@@ -25,6 +26,7 @@ from vibe_actors._messages import (
     IS_ERROR_REPLY,
     AgentCrashed,
     DeadlineExceeded,
+    Forbidden,
     MailboxFull,
     Unavailable,
     UnknownMessage,
@@ -40,6 +42,7 @@ _ERROR_CLASSES: dict[type, type[AskError]] = {
     DeadlineExceeded: DeadlineExceededError,
     Unavailable: UnavailableError,
     UnknownMessage: UnknownMessageError,
+    Forbidden: ForbiddenError,
 }
 
 

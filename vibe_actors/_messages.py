@@ -17,6 +17,7 @@ __all__ = [
     "AgentCrashed",
     "DeadlineExceeded",
     "ErrorReply",
+    "Forbidden",
     "MailboxFull",
     "Message",
     "Ping",
@@ -141,3 +142,11 @@ class UnknownMessage(ErrorReply):
     agent: str
     message_type: str
     http_status: ClassVar[int] = 404
+
+
+class Forbidden(ErrorReply):
+    """The caller this ask was sent for may not send its type to the agent (policy)."""
+
+    agent: str
+    message_type: str
+    http_status: ClassVar[int] = 403

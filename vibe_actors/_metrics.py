@@ -71,12 +71,19 @@ class SystemCollector(Collector):
             durations.add_metric([cell.name], cumulative, stats.duration_sum[0])
             depth.add_metric([cell.name], cell.mailbox.qsize())
             restarts.add_metric([cell.name], stats.restarts)
-            states["degraded" if cell.degraded else cell.status.value] += 1
+            state = cell.status.value
+            if cell.degraded:
+                state = "degraded"
+            elif cell.impaired:
+                state = "impaired"
+            states[state] += 1
         agents = GaugeMetricFamily(
-            "vibe_agents", "Agents by state (degraded: running but refusing work).",
+            "vibe_agents",
+            "Agents by state (degraded: running but refusing work;"
+            " impaired: running, but some of its work fails, e.g. durable writes).",
             labels=["state"],
-        )  # fmt: skip
-        for state in (*(s.value for s in AgentStatus), "degraded"):
+        )
+        for state in (*(s.value for s in AgentStatus), "degraded", "impaired"):
             agents.add_metric([state], states.get(state, 0))
         dead = CounterMetricFamily(
             "vibe_dead_letters", "Undeliverable messages, by reason.", labels=["reason"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic
 import structlog
 
 from vibe_actors._asyncio import LoopBridge
+from vibe_actors._authz import Caller
 from vibe_actors._codec import roundtrip
 from vibe_actors._envelope import Envelope
 from vibe_actors._future import ReplyFuture, raise_for_error
@@ -67,12 +68,25 @@ class Ref(Generic[M_contra]):
     def __hash__(self) -> int:
         return hash(self.name)
 
-    def tell(self, message: M_contra | Ping, *, request_id: str | None = None) -> None:
-        """Send ``message`` without waiting for a reply."""
+    def tell(
+        self,
+        message: M_contra | Ping,
+        *,
+        request_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> None:
+        """Send ``message`` without waiting for a reply.
+
+        With ``caller`` (sending on an external party's behalf) the system's
+        authorizer is consulted first: a denied message is a dead letter
+        (``forbidden``) and never reaches the agent.
+        """
         system = self._system
         if system._serialize:
             message = roundtrip(message)
-        envelope = Envelope(message, None, request_id, self.sender)
+        envelope = Envelope(message, None, request_id, self.sender, None, 0, caller)
+        if caller is not None and system.forbids(self.name, envelope):
+            return
         target = system._routes.get(self.name)
         if target is None:
             system._undeliverable(self.name, envelope)
@@ -86,14 +100,16 @@ class Ref(Generic[M_contra]):
         timeout: float | None = None,
         request_id: str | None = None,
         callback: Callable[[Any], None] | None = None,
+        caller: Caller | None = None,
     ) -> ReplyFuture:
         """Send ``message`` and return the :class:`ReplyFuture` of its reply.
 
         ``timeout`` (default: the system's ``ask_timeout``) is also the
         message's deadline: past it the handler is not started. ``callback``
-        receives the reply in the resolving thread.
+        receives the reply in the resolving thread. With ``caller``, a message
+        the caller may not send there is answered :class:`Forbidden` at once.
         """
-        return self._ask(message, timeout, request_id, callback, False)
+        return self._ask(message, timeout, request_id, callback, False, caller)
 
     def _ask(
         self,
@@ -102,6 +118,7 @@ class Ref(Generic[M_contra]):
         request_id: str | None,
         callback: Callable[[Any], None] | None,
         blocking: bool,
+        caller: Caller | None = None,
     ) -> ReplyFuture:
         system = self._system
         if system._serialize:
@@ -109,7 +126,11 @@ class Ref(Generic[M_contra]):
         if timeout is None:
             timeout = system.config.ask_timeout
         future = ReplyFuture(self.name, timeout, callback)
-        envelope = Envelope(message, future, request_id, self.sender, _monotonic() + timeout)
+        envelope = Envelope(
+            message, future, request_id, self.sender, _monotonic() + timeout, 0, caller
+        )
+        if caller is not None and system.forbids(self.name, envelope):
+            return future
         target = system._routes.get(self.name)
         if target is None:
             system._undeliverable(self.name, envelope)
@@ -127,16 +148,17 @@ class Ref(Generic[M_contra]):
         *,
         timeout: float | None = None,
         request_id: str | None = None,
+        caller: Caller | None = None,
     ) -> Any:
-        """Send ``message`` and block for the reply.
+        """Send ``message`` and block for the reply (``caller``: as :meth:`tell`).
 
         Raises the :class:`AskError` subclass matching an error reply:
         :class:`DeadlineExceededError` after ``timeout``, :class:`AgentCrashedError`
         if the handler raised, :class:`UnavailableError`, :class:`MailboxFullError`,
-        :class:`UnknownMessageError`; plain :class:`AskError` for an agent's own
-        error replies.
+        :class:`UnknownMessageError`, :class:`ForbiddenError`; plain
+        :class:`AskError` for an agent's own error replies.
         """
-        reply = self._ask(message, timeout, request_id, None, True).wait()
+        reply = self._ask(message, timeout, request_id, None, True, caller).wait()
         if self._system._serialize:
             reply = roundtrip(reply)
         return raise_for_error(reply)
@@ -148,6 +170,7 @@ class Ref(Generic[M_contra]):
         timeout: float | None = None,
         request_id: str | None = None,
         raise_errors: bool = True,
+        caller: Caller | None = None,
     ) -> Any:
         """Like :meth:`ask`, for asyncio code: awaiting never blocks the event loop.
 
@@ -162,9 +185,11 @@ class Ref(Generic[M_contra]):
             message = roundtrip(message)
         bridge = LoopBridge.of(asyncio.get_running_loop())
         slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
-        envelope = Envelope(message, slot, request_id, self.sender, slot.deadline)
+        envelope = Envelope(message, slot, request_id, self.sender, slot.deadline, 0, caller)
         target = system._routes.get(self.name)
-        if target is None:
+        if caller is not None and system.forbids(self.name, envelope):
+            pass  # answered Forbidden already
+        elif target is None:
             system._undeliverable(self.name, envelope)
         else:
             target.deliver(envelope)

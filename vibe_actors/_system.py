@@ -20,13 +20,14 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from vibe_actors._agent import Agent
+from vibe_actors._authz import Authorizer, Caller
 from vibe_actors._cell import Cell
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._messages import Terminated, Unavailable
+from vibe_actors._messages import Forbidden, Terminated, Unavailable
 from vibe_actors._metrics import SystemCollector
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
@@ -39,6 +40,7 @@ from vibe_actors._tree import TreeNode, all_specs, pool_supervisor, snapshot, va
 
 if TYPE_CHECKING:
     from vibe_actors._agent import M
+    from vibe_actors._progress import ProgressMonitor
 
 __all__ = ["ActorSystem", "SystemConfig"]
 
@@ -110,6 +112,9 @@ class ActorSystem:
         self._escalations: dict[str, int] = {}
         self._abandoned: dict[str, int] = {}
         self._system_watchers: dict[str, list[Callable[[Terminated], None]]] = {}
+        #: Installed by the watchdog (vibe_actors._progress); read by readiness.
+        self._progress: ProgressMonitor | None = None
+        self._authorizer: Authorizer | None = None
         self.registry.register(SystemCollector(self))
 
     # -- lifecycle -----------------------------------------------------------
@@ -227,9 +232,16 @@ class ActorSystem:
         """
         return Ref(self, name, sender)
 
-    def tell(self, name: str, message: Any, *, request_id: str | None = None) -> None:
+    def tell(
+        self,
+        name: str,
+        message: Any,
+        *,
+        request_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> None:
         """``self.ref(name).tell(message)``."""
-        Ref(self, name).tell(message, request_id=request_id)
+        Ref(self, name).tell(message, request_id=request_id, caller=caller)
 
     def ask(
         self,
@@ -238,9 +250,10 @@ class ActorSystem:
         *,
         timeout: float | None = None,
         request_id: str | None = None,
+        caller: Caller | None = None,
     ) -> Any:
         """``self.ref(name).ask(message)``: the reply, or an :class:`AskError`."""
-        return Ref(self, name).ask(message, timeout=timeout, request_id=request_id)
+        return Ref(self, name).ask(message, timeout=timeout, request_id=request_id, caller=caller)
 
     async def ask_async(
         self,
@@ -249,9 +262,52 @@ class ActorSystem:
         *,
         timeout: float | None = None,
         request_id: str | None = None,
+        caller: Caller | None = None,
     ) -> Any:
         """``await self.ref(name).ask_async(message)``."""
-        return await Ref(self, name).ask_async(message, timeout=timeout, request_id=request_id)
+        return await Ref(self, name).ask_async(
+            message, timeout=timeout, request_id=request_id, caller=caller
+        )
+
+    # -- on behalf of callers ----------------------------------------------------
+
+    def set_authorizer(self, authorizer: Authorizer | None) -> None:
+        """Install what decides the sends made on behalf of a caller (None: allow all).
+
+        The policy agent installs its policy on start and on every reload; the
+        last installed stays in force while that agent restarts. See
+        :mod:`vibe_actors._authz`.
+        """
+        self._authorizer = authorizer
+
+    def authorize(
+        self, caller: Caller | None, agent: str, message_type: str, sender: str | None = None
+    ) -> str | None:
+        """None if ``caller`` may send ``message_type`` to ``agent``, else why not.
+
+        Trusted code (``caller`` None) and a system without an authorizer are
+        always allowed. For agents that accept work to do later on a caller's
+        behalf: refuse it when accepted, rather than fail it when delivered.
+        """
+        authorizer = self._authorizer
+        if caller is None or authorizer is None:
+            return None
+        return authorizer.authorize(caller, agent, message_type, sender)
+
+    def forbids(self, name: str, envelope: Envelope) -> bool:
+        """Whether ``envelope`` (which carries a caller) may not go to ``name``.
+
+        A forbidden ask is answered :class:`Forbidden`; a forbidden message
+        becomes a dead letter with reason ``forbidden``.
+        """
+        message_type = type(envelope.message).__name__
+        reason = self.authorize(envelope.caller, name, message_type, envelope.sender)
+        if reason is None:
+            return False
+        if envelope.reply is not None:
+            envelope.reply.resolve(Forbidden(agent=name, message_type=message_type, detail=reason))
+        self.dead_letters.publish(name, envelope, DeadLetterReason.FORBIDDEN)
+        return True
 
     def _dead_letter_event(self, letter: DeadLetter) -> None:
         self.events.publish(

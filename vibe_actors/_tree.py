@@ -41,6 +41,8 @@ class TreeNode(msgspec.Struct, frozen=True):
     children: tuple[TreeNode, ...] = ()
     #: Why the agent refuses work while running (``Agent.degrade``), else None.
     degraded: str | None = None
+    #: Why the agent cannot do all its work while it serves (``Agent.impair``), else None.
+    impaired: str | None = None
 
 
 def all_specs(root: SupervisorSpec) -> Iterator[WorkerSpec | SupervisorSpec]:
@@ -130,4 +132,5 @@ def snapshot(cell: Cell) -> TreeNode:
         strategy=spec.strategy.value if isinstance(spec, SupervisorSpec) else None,
         children=tuple(snapshot(child) for child in list(cell.children.values())),
         degraded=cell.degraded,
+        impaired=cell.impaired,
     )

@@ -54,6 +54,7 @@ def test_agents_listing_and_detail(gateway):
             "last_failure": None,
             "last_failure_at": None,
             "degraded": None,
+            "impaired": None,
             "placement": "local",
         }
     ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from vibe_actors import SupervisorSpec, WorkerSpec
-from vibe_actors.agents.policy import Policy, PolicyConfig, Reload, Rule
+from vibe_actors.agents.policy import Policy, PolicyConfig, Reload, Rule, Snapshot
 from vibe_actors.agents.quota import Limit, Quota, QuotaConfig
+from vibe_actors.agents.scheduler import Scheduler
 
 from tests.conftest import wait_until, worker
+from tests.vibe_actors.agents import GetTotal
 
 ALICE = {"authorization": "Bearer alice-token"}
 BOB = {"authorization": "Bearer bob-token"}
@@ -50,3 +52,35 @@ def test_quota_exceeded_is_429_with_retry_after(gateway):
     refused = client.post("/v1/agents/w/Ping", json={})
     assert refused.headers["retry-after"].isdigit() and int(refused.headers["retry-after"]) >= 1
     assert refused.json()["type"] == "/problems/quota-exceeded"
+
+
+def test_a_caller_cannot_make_the_scheduler_send_what_it_may_not_send(gateway, tmp_path):
+    # mallory may use the scheduler, and nothing else: not policy/Reload, not w/Add.
+    policy = PolicyConfig(
+        enabled=True, rules=[Rule(principal="mallory", agent="scheduler", message="*")]
+    )
+    children = (
+        WorkerSpec(name="policy", agent=Policy, config=policy),
+        worker("w"),
+        WorkerSpec(name="scheduler", agent=Scheduler),
+    )
+    system, client = gateway(
+        SupervisorSpec(name="root", children=children),
+        system_config={"data_dir": str(tmp_path)},
+        tokens={"mallory": "mallory-token"},
+    )
+    wait_until(lambda: client.app.guards.policy is not None, what="the policy snapshot")
+    mallory = {"authorization": "Bearer mallory-token"}
+    assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=mallory).status_code == 403
+    for target, message in (
+        ("policy", {"type": "Reload", "rules": [], "enabled": False}),
+        ("w", {"type": "Add", "n": 1}),
+    ):
+        body = {"name": f"via-{target}", "target": target, "message": message, "at": 0}
+        refused = client.post("/v1/agents/scheduler/Schedule", json=body, headers=mallory)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert message["type"] in refused.json()["detail"]
+    assert client.post("/v1/agents/scheduler/List", json={}, headers=mallory).json()["items"] == []
+    assert system.ask("policy", Snapshot()).enabled is True
+    assert system.ask("w", GetTotal()).total == 0

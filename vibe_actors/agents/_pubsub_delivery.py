@@ -1,6 +1,9 @@
 """How the pubsub agent hands one event to its recipients, and its metrics.
 
-An agent subscriber gets the event as an ask (``ask_future``) so that pubsub
+An agent subscriber gets the event on behalf of the publisher's caller (so
+the policy decides it as the publisher's own send to that agent: a denied
+event is a ``forbidden`` dead letter for that subscriber only), as an ask
+(``ask_future``) so that pubsub
 learns when its handler finished (:class:`Delivered`, told back to the
 agent); at most ``buffer`` events may be outstanding per subscriber, beyond
 that the event is dropped for it (dead letter ``buffer_full``). A listener
@@ -18,8 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from vibe_actors import (
     Agent,
     AgentCrashed,
+    Caller,
     DeadLetterReason,
     DeadlineExceeded,
+    Forbidden,
     MailboxFull,
     Unavailable,
     UnknownMessage,
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Delivered", "Fanout", "Metrics", "build_metrics"]
 
 #: Replies that mean the subscriber's handler did not run to the end.
-_UNDELIVERED = (AgentCrashed, DeadlineExceeded, MailboxFull, Unavailable, UnknownMessage)
+_UNDELIVERED = (AgentCrashed, DeadlineExceeded, Forbidden, MailboxFull, Unavailable, UnknownMessage)
 
 
 class Delivered(msgspec.Struct, frozen=True):
@@ -82,8 +87,9 @@ class Fanout:
         self._me = agent.ref(agent.name)
         self._outstanding: dict[str, int] = {}
 
-    def send(self, subscriber: str, event: Event) -> bool:
-        """Ask ``subscriber`` to handle ``event``; False if its buffer is full (dropped)."""
+    def send(self, subscriber: str, event: Event, caller: Caller | None) -> bool:
+        """Ask ``subscriber`` to handle ``event`` for ``caller`` (the publisher's caller);
+        False if its buffer is full (dropped)."""
         agent = self._agent
         outstanding = self._outstanding.get(subscriber, 0)
         if outstanding >= self._buffer:
@@ -99,7 +105,9 @@ class Fanout:
             # In the subscriber's thread (or wherever the reply resolves): only a tell.
             me.tell(Delivered(incarnation, subscriber, not isinstance(reply, _UNDELIVERED)))
 
-        agent.ref(subscriber).ask_future(event, timeout=self._timeout, callback=finished)
+        agent.ref(subscriber).ask_future(
+            event, timeout=self._timeout, callback=finished, caller=caller
+        )
         return True
 
     def call(self, listener: str, event: Event) -> int:

@@ -24,7 +24,8 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors import Caller
+from vibe_actors.agents._sqlite import open_database, probe_write, transaction
 
 __all__ = ["Entry", "ReminderRow", "ScheduleBook", "SchedulerStore"]
 
@@ -36,9 +37,15 @@ CREATE TABLE IF NOT EXISTS reminders (
     at REAL,
     every REAL,
     next_at REAL NOT NULL,
-    fired INTEGER NOT NULL DEFAULT 0
+    fired INTEGER NOT NULL DEFAULT 0,
+    caller TEXT
 ) WITHOUT ROWID;
 """
+#: A reminder stored before callers were recorded is delivered as an anonymous caller's:
+#: it may have come from any request, so it gets no more authority than the least one.
+_ADD_CALLER = "ALTER TABLE reminders ADD COLUMN caller TEXT DEFAULT '{\"principal\":null}'"
+_encode_caller = msgspec.json.Encoder().encode
+_decode_caller = msgspec.json.Decoder(Caller).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,8 @@ class ReminderRow:
     every: float | None
     next_at: float
     fired: int
+    #: Who it was scheduled for (None: trusted code); delivered on that caller's behalf.
+    caller: Caller | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +76,7 @@ class Entry:
     token: int = 0
     #: The decoded message; None until known (a reloaded reminder decodes at first fire).
     decoded: Any = None
+    caller: Caller | None = None
 
     @property
     def kind(self) -> str:
@@ -77,12 +87,13 @@ class Entry:
         return cls(
             name=row.name, target=row.target, message=row.message, at=row.at,
             every=row.every, durable=True, next_at=next_at, fired=row.fired,
+            caller=row.caller,
         )  # fmt: skip
 
     def row(self) -> ReminderRow:
         return ReminderRow(
             name=self.name, target=self.target, message=self.message, at=self.at,
-            every=self.every, next_at=self.next_at, fired=self.fired,
+            every=self.every, next_at=self.next_at, fired=self.fired, caller=self.caller,
         )  # fmt: skip
 
 
@@ -147,17 +158,34 @@ class SchedulerStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection = open_database(path, SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(reminders)")}
+        if "caller" not in columns:
+            with transaction(self._db, self.path):
+                self._db.execute(_ADD_CALLER)
 
     def close(self) -> None:
         self._db.close()
 
+    def probe_write(self) -> None:
+        """A one-row durable write (is the file writable again?); raises StoreError."""
+        probe_write(self._db, self.path)
+
     def load(self) -> list[ReminderRow]:
         rows = self._db.execute(
-            "SELECT name, target, message, at, every, next_at, fired FROM reminders"
+            "SELECT name, target, message, at, every, next_at, fired, caller FROM reminders"
         ).fetchall()
         return [
-            ReminderRow(name, target, msgspec.json.decode(message), at, every, next_at, fired)
-            for name, target, message, at, every, next_at, fired in rows
+            ReminderRow(
+                name,
+                target,
+                msgspec.json.decode(message),
+                at,
+                every,
+                next_at,
+                fired,
+                None if caller is None else _decode_caller(caller),
+            )  # fmt: skip
+            for name, target, message, at, every, next_at, fired, caller in rows
         ]
 
     def save(self, row: ReminderRow) -> None:
@@ -165,8 +193,8 @@ class SchedulerStore:
         with transaction(self._db, self.path):
             self._db.execute(
                 "INSERT OR REPLACE INTO reminders"
-                " (name, target, message, at, every, next_at, fired)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " (name, target, message, at, every, next_at, fired, caller)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.name,
                     row.target,
@@ -175,6 +203,7 @@ class SchedulerStore:
                     row.every,
                     row.next_at,
                     row.fired,
+                    None if row.caller is None else _encode_caller(row.caller).decode(),
                 ),
             )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vibe_actors import Agent, VibeError
+from vibe_actors.agents._files import private_dir, private_file, tighten
 
 __all__ = [
     "ClosesStore",
@@ -26,8 +27,12 @@ __all__ = [
     "database_path",
     "degrade_for",
     "open_database",
+    "probe_write",
     "transaction",
 ]
+
+#: The files SQLite keeps next to a database (WAL mode, or a rollback journal).
+_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
 
 class StoreError(VibeError):
@@ -57,14 +62,27 @@ def open_database(path: Path, schema: str = "") -> sqlite3.Connection:
     :func:`transaction` for writes. It may be used from the thread that owns
     the agent only (SQLite's default check is kept).
 
+    The directory and the file are private (0700 and 0600, see
+    :mod:`vibe_actors.agents._files`): the file is created before SQLite
+    opens it, and SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files
+    the mode of the database file; existing ones left wider by an older
+    version are tightened.
+
     Raises :class:`StoreError` naming ``path`` if the directory cannot be
-    created, the file is not a database, is corrupt or truncated, or WAL
-    mode cannot be enabled.
+    created or made private, the file cannot be created or made private, is
+    not a database, is corrupt or truncated, or WAL mode cannot be enabled.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
     except OSError as exc:
-        raise StoreError(path.parent, f"cannot create the data directory: {exc.strerror}") from exc
+        reason = f"cannot create the data directory or make it private: {exc.strerror}"
+        raise StoreError(path.parent, reason) from exc
+    try:
+        private_file(path)
+        for suffix in _COMPANION_SUFFIXES:
+            tighten(path.with_name(path.name + suffix))
+    except OSError as exc:
+        raise StoreError(path, f"cannot make the database file private: {exc.strerror}") from exc
     connection: sqlite3.Connection | None = None
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
@@ -93,22 +111,61 @@ def open_database(path: Path, schema: str = "") -> sqlite3.Connection:
 def transaction(connection: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the body raises.
 
-    When the block exits normally the transaction is durable. A failing
-    commit raises :class:`StoreError` (nothing of it is kept); an exception
-    from the body is re-raised after the rollback.
+    When the block exits normally the transaction is durable. A failure of
+    the storage anywhere in it (the begin, a statement of the body, the
+    commit: a full disk, an I/O error, a locked or read-only file) raises
+    :class:`StoreError` naming the file, and nothing of the transaction is
+    kept; any other exception from the body (a constraint violated: a bug) is
+    re-raised as is after the rollback.
     """
-    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise StoreError(path, f"cannot begin a write: {exc}") from exc
     try:
         yield connection
+    except sqlite3.OperationalError as exc:
+        _roll_back(connection, path)
+        raise StoreError(path, f"write failed: {exc}") from exc
     except BaseException:
-        connection.execute("ROLLBACK")
+        _roll_back(connection, path)
         raise
     try:
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        _roll_back(connection, path)
         raise StoreError(path, f"commit failed: {exc}") from exc
+
+
+def _roll_back(connection: sqlite3.Connection, path: Path) -> None:
+    """Undo what is left of a failed transaction (SQLite may have rolled it back itself:
+    after SQLITE_FULL or an I/O error there may be no transaction left to end).
+
+    Raises :class:`StoreError` if even the rollback fails.
+    """
+    if not connection.in_transaction:
+        return
+    try:
+        connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise StoreError(path, f"rollback failed: {exc}") from exc
+
+
+_PROBE_TABLE = "CREATE TABLE IF NOT EXISTS vibe_write_probe (id INTEGER PRIMARY KEY, n INTEGER)"
+_PROBE_ROW = (
+    "INSERT INTO vibe_write_probe (id, n) VALUES (1, 1)"
+    " ON CONFLICT (id) DO UPDATE SET n = vibe_write_probe.n + 1"
+)
+
+
+def probe_write(connection: sqlite3.Connection, path: Path) -> None:
+    """Commit a one-row write (can the file take writes again, after a full disk?).
+
+    Raises :class:`StoreError` when it cannot.
+    """
+    with transaction(connection, path):
+        connection.execute(_PROBE_TABLE)
+        connection.execute(_PROBE_ROW)
 
 
 def degrade_for(agent: Agent, error: StoreError) -> None:
@@ -139,6 +196,10 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def probe_write(self) -> None:
+        """A one-row durable write (see :func:`probe_write`); raises StoreError."""
+        probe_write(self._conn(), self.path)
 
     def _conn(self) -> sqlite3.Connection:
         assert self._db is not None, "the store is closed"

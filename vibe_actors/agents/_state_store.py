@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors.agents._sqlite import open_database, probe_write, transaction
 
 __all__ = ["Created", "Deletion", "Mismatch", "Row", "StateStore", "prefix_bound"]
 
@@ -91,6 +91,10 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def probe_write(self) -> None:
+        """A one-row durable write (is the file writable again?); raises StoreError."""
+        probe_write(self._db, self.path)
 
     def count(self) -> int:
         """Rows held, expired ones not yet purged included."""

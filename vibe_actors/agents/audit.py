@@ -8,7 +8,9 @@ ledger stream ``stream`` (default ``audit`` in agent ``ledger``):
 * :class:`TreeReloaded` and the policy agent's :class:`PolicyChanged`;
 * policy denials (:class:`PolicyDenied`, from the policy agent or a gateway's
   snapshot), aggregated: counts per principal, agent, message type and
-  deciding rule, one ``PolicyDenials`` record per ``dead_letter_flush``
+  deciding rule and the agent that sent on the principal's behalf (``sender``:
+  a reminder's scheduler, a job's worker; null for a direct request), one
+  ``PolicyDenials`` record per ``dead_letter_flush``
   seconds that saw any, with the first denial's reason per key (a flood of
   refused requests costs a counter increment each, not a ledger record each);
 * dead letters, aggregated the same way: counts per recipient and reason, one
@@ -239,8 +241,8 @@ class Audit(Agent[Recent | VerifyNow]):
         self._ignored = frozenset({self.name, self.config.ledger})
         self._lock = threading.Lock()
         self._dead: dict[tuple[str, str], int] = {}
-        #: (principal, agent, message, rule) -> [count, first reason]
-        self._denied: dict[tuple[str | None, str, str, int | None], list[Any]] = {}
+        #: (principal, agent, message, rule, sender) -> [count, first reason]
+        self._denied: dict[tuple[str | None, str, str, int | None, str | None], list[Any]] = {}
         self._dead_since = time.time()
         self._verifying: dict[int, Deferred] = {}
         self._tokens = 0
@@ -272,7 +274,7 @@ class Audit(Agent[Recent | VerifyNow]):
 
     def _on_event(self, event: RuntimeEvent) -> None:
         if isinstance(event, PolicyDenied):
-            key = (event.principal, event.agent, event.message, event.rule)
+            key = (event.principal, event.agent, event.message, event.rule, event.sender)
             with self._lock:
                 seen = self._denied.get(key)
                 if seen is None:
@@ -312,8 +314,8 @@ class Audit(Agent[Recent | VerifyNow]):
             self._append({
                 "type": "PolicyDenials", "since": since, "until": now,
                 "counts": [{"principal": principal, "agent": agent, "message": message,
-                            "rule": rule, "count": n, "reason": reason}
-                           for (principal, agent, message, rule), (n, reason)
+                            "rule": rule, "sender": sender, "count": n, "reason": reason}
+                           for (principal, agent, message, rule, sender), (n, reason)
                            in sorted(denied.items(), key=lambda kv: repr(kv[0]))],
             })  # fmt: skip
 

@@ -84,6 +84,8 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     last_failure: str | None = None
     last_failure_at: float | None = None
     degraded: str | None = None
+    #: Why it cannot do all its work while serving (durable writes failing), else None.
+    impaired: str | None = None
     #: Where it runs: ``local`` (a thread of this process) or ``ray`` (a Ray actor).
     placement: str = "local"
 
@@ -104,6 +106,7 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
     last_failure: str | None
     degraded: str | None
     strategy: str | None = None
+    impaired: str | None = None
     children: list[TreeView] = []
     #: Where it runs: ``local`` or ``ray`` (supervisors are always local).
     placement: str = "local"
@@ -168,7 +171,8 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
                 handled=int(_counted(node, handled)), rate=float(_counted(node, rates)),
                 last_failure=node.last_failure,
                 last_failure_at=_last_failure_at(system, node.name),
-                degraded=node.degraded, placement=_placement(system, node.name),
+                degraded=node.degraded, impaired=node.impaired,
+                placement=_placement(system, node.name),
             )
         )  # fmt: skip
     return views
@@ -185,7 +189,7 @@ def tree(system: ActorSystem, rates: Mapping[str, float] | None = None) -> TreeV
             restart=node.restart, restarts=node.restarts, incarnation=node.incarnation,
             mailbox_size=node.mailbox_depth, handled=int(_counted(node, handled)),
             rate=float(_counted(node, rates)), last_failure=node.last_failure,
-            degraded=node.degraded, strategy=node.strategy,
+            degraded=node.degraded, impaired=node.impaired, strategy=node.strategy,
             children=[view(child) for child in node.children],
             placement="local" if node.kind == "supervisor" else _placement(system, node.name),
         )  # fmt: skip

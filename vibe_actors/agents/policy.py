@@ -29,12 +29,21 @@ that cannot be read or decoded makes ``on_start`` raise (the supervisor sees
 the failure) rather than silently fall back to other rules. With
 ``persist=False`` a restart rebuilds the policy from the configuration alone
 (version 1). Each start publishes :class:`PolicyChanged`.
+
+Deliveries on a caller's behalf: on start and on every reload the agent
+installs its policy as the system's authorizer (:class:`PolicyAuthorizer`),
+so a message an agent sends *for* a caller (a reminder firing, a job's ask, a
+pubsub event) is decided like the caller's own request; a denial publishes
+:class:`PolicyDenied` naming the caller's principal and the agent that sent
+it (``sender``). The last installed policy stays in force while this agent
+restarts. One policy agent governs a system: with several, the last to
+start or reload wins. :class:`PolicyChanged` names the caller behind a
+reload (None: trusted code, not a request) and the agent that delivered it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -42,13 +51,15 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Message, RuntimeEvent, handler
+from vibe_actors import ActorSystem, Agent, Caller, ErrorReply, Message, RuntimeEvent, handler
+from vibe_actors.agents._files import tighten, write_private_atomically
 
 __all__ = [
     "WILDCARD",
     "Check",
     "Decision",
     "Policy",
+    "PolicyAuthorizer",
     "PolicyChanged",
     "PolicyConfig",
     "PolicyDenied",
@@ -170,6 +181,10 @@ class PolicyChanged(RuntimeEvent):
     enabled: bool
     rules: int
     cause: Literal["start", "reload"]
+    #: Who the reload was sent for (None: trusted code, or a start).
+    caller: Caller | None = None
+    #: The agent that delivered the reload (None: sent directly, or a start).
+    sender: str | None = None
 
 
 class PolicyDenied(RuntimeEvent):
@@ -181,6 +196,8 @@ class PolicyDenied(RuntimeEvent):
     message: str
     rule: int | None
     reason: str
+    #: The agent that sent the message on the principal's behalf (None: a direct request).
+    sender: str | None = None
 
 
 # -- the decision ---------------------------------------------------------------
@@ -278,6 +295,34 @@ class PolicySnapshot:
         return _decide(self.rules, held, principal, agent, message)
 
 
+class PolicyAuthorizer:
+    """The system's :class:`~vibe_actors.Authorizer` over one policy agent's policy.
+
+    Thread-safe: the policy is an immutable snapshot replaced by reference.
+    A denial publishes :class:`PolicyDenied` (for the audit trail).
+    """
+
+    __slots__ = ("_events", "policy", "snapshot")
+
+    def __init__(self, system: ActorSystem, policy: str, snapshot: PolicySnapshot) -> None:
+        self._events = system.events
+        self.policy = policy
+        self.snapshot = snapshot
+
+    def authorize(
+        self, caller: Caller, agent: str, message_type: str, sender: str | None
+    ) -> str | None:
+        decision = self.snapshot.decide(caller.principal, agent, message_type)
+        if decision.allowed:
+            return None
+        self._events.publish(
+            PolicyDenied(policy=self.policy, principal=caller.principal, agent=agent,
+                         message=message_type, rule=decision.rule, reason=decision.reason,
+                         sender=sender)
+        )  # fmt: skip
+        return decision.reason
+
+
 # -- persistence ----------------------------------------------------------------
 
 
@@ -300,21 +345,21 @@ def _fingerprint(config: PolicyConfig) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one.
+
+    The file is 0600 in a 0700 directory (see :func:`write_private_atomically`);
+    raises ``OSError`` if it cannot be written (``path`` is then unchanged).
+    """
+    write_private_atomically(path, data)
 
 
 def _initial(config: PolicyConfig, path: Path | None) -> PolicySnapshot:
     """The policy a new incarnation starts with (see the module docstring)."""
     from_config = PolicySnapshot(config.rules, config.roles, enabled=config.enabled)
-    if path is None or not path.exists():
+    # A file (and directory) an older version left readable by others is made private.
+    if path is None or not tighten(path):
         return from_config
+    tighten(path.parent)
     saved = msgspec.json.decode(path.read_bytes(), type=_Saved)
     if saved.fingerprint != _fingerprint(config):
         return PolicySnapshot(
@@ -345,6 +390,8 @@ class Policy(Agent[Check | Snapshot | Reload]):
         )
         self._policy = _initial(self._settings, self._path)
         self.log = self.log.bind(policy_version=self._policy.version)
+        self._authorizer = PolicyAuthorizer(self.system, self.name, self._policy)
+        self.system.set_authorizer(self._authorizer)
         self._announce("start")
 
     @handler
@@ -374,8 +421,10 @@ class Policy(Agent[Check | Snapshot | Reload]):
                 self.log.error("policy_not_saved", path=str(self._path), error=str(exc))
                 return PolicyNotSaved(detail=f"cannot write the policy file: {exc.strerror}")
         self._policy = new
+        self._authorizer.snapshot = new
+        self.system.set_authorizer(self._authorizer)
         self.log = self.log.bind(policy_version=new.version)
-        self._announce("reload")
+        self._announce("reload", self.caller, self.envelope.sender if self.envelope else None)
         return PolicyReloaded(version=new.version)
 
     def _save(self, policy: PolicySnapshot) -> None:
@@ -390,12 +439,19 @@ class Policy(Agent[Check | Snapshot | Reload]):
         )
         _write_atomically(self._path, msgspec.json.encode(saved))
 
-    def _announce(self, cause: Literal["start", "reload"]) -> None:
+    def _announce(
+        self,
+        cause: Literal["start", "reload"],
+        caller: Caller | None = None,
+        sender: str | None = None,
+    ) -> None:
         policy = self._policy
+        principal = caller.principal if caller is not None else None
         self.log.info(
-            "policy_changed", cause=cause, enabled=policy.enabled, rules=len(policy.rules)
-        )
+            "policy_changed", cause=cause, enabled=policy.enabled, rules=len(policy.rules),
+            on_behalf=caller is not None, principal=principal, sender=sender,
+        )  # fmt: skip
         self.system.events.publish(
             PolicyChanged(policy=self.name, version=policy.version, enabled=policy.enabled,
-                          rules=len(policy.rules), cause=cause)
+                          rules=len(policy.rules), cause=cause, caller=caller, sender=sender)
         )  # fmt: skip

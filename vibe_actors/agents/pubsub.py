@@ -72,6 +72,7 @@ from vibe_actors.agents._pubsub_listeners import (
 )
 from vibe_actors.agents._pubsub_store import PubSubStore, Topic
 from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
+from vibe_actors.agents._store_health import GuardedWrites
 from vibe_actors.agents.registry import NoSuchAgent, presence
 
 __all__ = [
@@ -198,7 +199,7 @@ class _Recheck(msgspec.Struct, frozen=True):
 # -- the agent -------------------------------------------------------------------------
 
 
-class PubSub(ClosesStore, Agent[Subscribe | Unsubscribe | Topics | Publish]):
+class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics | Publish]):
     """Topic fan-out with bounded per-subscriber buffers (see the module docstring)."""
 
     Config: ClassVar = PubSubConfig
@@ -262,9 +263,14 @@ class PubSub(ClosesStore, Agent[Subscribe | Unsubscribe | Topics | Publish]):
         try:
             change(self._store, *args)
         except StoreError as exc:
-            self.log.error("pubsub_not_saved", path=exc.path, error=exc.reason)
+            self.write_failed(exc, change.__name__)  # impaired until a write succeeds
             return exc
+        self.write_succeeded()
         return None
+
+    def _probe_store_write(self) -> None:
+        if self._store is not None:
+            self._store.probe_write()
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -352,9 +358,9 @@ class PubSub(ClosesStore, Agent[Subscribe | Unsubscribe | Topics | Publish]):
             state.reserved = reserved
         state.seq += 1
         event = Event(topic=msg.topic, data=msg.data, seq=state.seq, published_at=time.time())
-        handed, dropped = 0, 0
+        handed, dropped, caller = 0, 0, self.caller
         for subscriber in sorted(state.subscribers):
-            if self._fanout.send(subscriber, event):
+            if self._fanout.send(subscriber, event, caller):
                 handed += 1
             else:
                 dropped += 1

@@ -59,6 +59,7 @@ from vibe_actors.agents._registry_engine import Engine, _Recheck, build_metrics,
 from vibe_actors.agents._registry_index import Record
 from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._store_health import GuardedWrites
 
 __all__ = [
     "Entry",
@@ -211,7 +212,9 @@ def _empty(**fields: str) -> str | None:
 # -- the agent -------------------------------------------------------------------------
 
 
-class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubscribe]):
+class Registry(
+    GuardedWrites, Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubscribe]
+):
     """Capability registry with death-watch (see the module docstring for the contract).
 
     It answers the public protocol; the directory, the store, the watches and
@@ -245,10 +248,20 @@ class Registry(Agent[Register | Unregister | Lookup | Find | Subscribe | Unsubsc
         self._engine.settle()
 
     def _save(self, change: Callable[..., None], *args: Any) -> RegistryNotSaved | None:
-        """A write the reply acknowledges: done (committed) before the state changes."""
+        """A write the reply acknowledges: done (committed) before the state changes.
+
+        A failed write impairs the agent until a write succeeds again
+        (:mod:`vibe_actors.agents._store_health`).
+        """
         if (exc := self._engine.write(change, *args, event="registry_not_saved")) is None:
+            self.write_succeeded()
             return None
+        self.write_failed(exc, change.__name__)
         return RegistryNotSaved(detail=f"cannot write the registry database: {exc.reason}")
+
+    def _probe_store_write(self) -> None:
+        if self._engine.store is not None:
+            self._engine.store.probe_write()
 
     # -- registrations ----------------------------------------------------------------
 

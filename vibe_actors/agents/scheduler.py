@@ -23,6 +23,16 @@ and reloaded after a restart of the agent or of the process.
 ``durable=False`` is a *timer*: in memory only, **lost** when the agent
 restarts or the process ends.
 
+Authority: a schedule is delivered on behalf of whoever scheduled it. The
+caller of ``Schedule`` (the principal of the HTTP request; none for trusted
+code) is kept with it (persisted for a reminder), and each delivery is sent
+with that caller, so the system's policy decides it as the caller's own
+request: a message the caller may not send to ``target`` is refused when
+scheduled (``Forbidden``, 403) and, if the policy changed since, denied when
+due (a dead letter with reason ``forbidden``, and a ``PolicyDenied`` naming
+the principal and this scheduler). Reminders stored before callers were
+recorded are delivered as an anonymous caller's.
+
 Delivery: when due, the message is told to the target with the scheduler
 as sender; the scheduler does not wait for or retry anything. A target that
 is restarting, stopped or unknown at that moment turns the message into a
@@ -42,9 +52,13 @@ the scheduler after the agents it targets in the tree (or make it
 
 All schedules are held in one heap with a single runtime timer set for the
 earliest due time, so thousands of schedules cost one timer. A database
-that cannot be opened degrades the agent (``Unavailable`` with the reason);
-a failing write crashes the incarnation (the asker gets ``AgentCrashed``,
-the supervisor restarts it, reminders are reloaded).
+that cannot be opened degrades the agent (``Unavailable`` with the reason).
+A failing write at run time (disk full, I/O error) is answered
+``StorageUnavailable`` (503, naming the file) and changes nothing; the agent
+stays up and is reported impaired until a write succeeds again
+(:mod:`vibe_actors.agents._store_health`). Fires that could not be recorded
+are kept in memory and recorded with the next write that succeeds: until
+then a process crash would fire those reminders again (at least once).
 """
 
 from __future__ import annotations
@@ -55,11 +69,12 @@ from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Message, UnknownAgent, handler
+from vibe_actors import Agent, ErrorReply, Forbidden, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
+from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
 
 __all__ = [
     "Cancel",
@@ -226,11 +241,11 @@ def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
 # -- the agent ------------------------------------------------------------------------
 
 
-class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
+class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
     """Timers and reminders; see the module docstring for the guarantees.
 
     Protocol: ``Schedule`` -> ``Scheduled | UnknownTarget |
-    InvalidScheduledMessage | InvalidSchedule | TooManySchedules``; ``Cancel`` ->
+    InvalidScheduledMessage | InvalidSchedule | TooManySchedules | Forbidden``; ``Cancel`` ->
     ``Cancelled | NotFound``; ``List`` -> ``Schedules``.
     """
 
@@ -240,6 +255,8 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
         self._store: SchedulerStore | None = None
         self._book = ScheduleBook()
         self._armed_for: float | None = None
+        #: Fires not yet recorded (a write failed): name -> (next_at, fired), or None if done.
+        self._unrecorded: dict[str, tuple[float, int] | None] = {}
         metrics = system_metrics(self.system, "scheduler", build_metrics)
         self._fired = metrics.fired
         self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
@@ -269,12 +286,24 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
         assert self._store is not None  # a degraded agent never reaches a handler
         return self._store
 
+    def _probe_store_write(self) -> None:
+        self._db.probe_write()
+        self._record_fires({})  # what could not be recorded before, now
+
     # -- handlers -----------------------------------------------------------------
 
     @handler
     def schedule(
         self, msg: Schedule
-    ) -> Scheduled | UnknownTarget | InvalidScheduledMessage | InvalidSchedule | TooManySchedules:
+    ) -> (
+        Scheduled
+        | UnknownTarget
+        | InvalidScheduledMessage
+        | InvalidSchedule
+        | TooManySchedules
+        | Forbidden
+        | StorageUnavailable
+    ):
         refused = _invalid_field(msg) or self._check_timing(msg)
         if refused is not None:
             return refused
@@ -286,6 +315,11 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
             return InvalidScheduledMessage(
                 target=msg.target, detail=f"{msg.target} does not accept this message: {exc}"
             )
+        caller = self.caller
+        message_type = type(decoded).__name__
+        denied = self.system.authorize(caller, msg.target, message_type, self.name)
+        if denied is not None:
+            return Forbidden(agent=msg.target, message_type=message_type, detail=denied)
         previous = self._book.get(msg.name)
         limit = self.config.max_schedules
         if previous is None and len(self._book) >= limit:
@@ -300,11 +334,17 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
             durable=msg.durable,
             next_at=msg.at if msg.at is not None else now + (msg.every or 0.0),
             decoded=decoded,
+            caller=caller,
         )
-        if entry.durable:
-            self._db.save(entry.row())
-        elif previous is not None and previous.durable:
-            self._db.delete(msg.name)
+        try:
+            if entry.durable:
+                self._db.save(entry.row())
+            elif previous is not None and previous.durable:
+                self._db.delete(msg.name)
+        except StoreError as exc:
+            return self.write_failed(exc, "Schedule")
+        self.write_succeeded()
+        self._unrecorded.pop(msg.name, None)  # the saved row (or its deletion) supersedes it
         self._book.put(entry)
         self._count()
         self._arm()
@@ -315,7 +355,7 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
         return Scheduled(name=msg.name, next_at=entry.next_at, durable=msg.durable)
 
     @handler
-    def cancel(self, msg: Cancel) -> Cancelled | NotFound | InvalidSchedule:
+    def cancel(self, msg: Cancel) -> Cancelled | NotFound | InvalidSchedule | StorageUnavailable:
         refused = _invalid_field(msg)
         if refused is not None:
             return refused
@@ -323,7 +363,12 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
         if entry is None:
             return NotFound(name=msg.name, detail=f"no schedule named {msg.name!r}")
         if entry.durable:
-            self._db.delete(msg.name)
+            try:
+                self._db.delete(msg.name)
+            except StoreError as exc:
+                return self.write_failed(exc, "Cancel")
+            self.write_succeeded()
+            self._unrecorded.pop(msg.name, None)
         self._book.remove(entry)  # its heap item goes stale and is skipped
         self._count()
         self._arm()
@@ -371,8 +416,7 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
             self.start_timer("due", _Fire(), max(0.0, head - time.time()))
 
     def _deliver(self, due: list[Entry], now: float) -> None:
-        advanced: list[tuple[str, float, int]] = []
-        finished: list[str] = []
+        fires: dict[str, tuple[float, int] | None] = {}
         removed = False
         for entry in due:
             outcome = self._tell(entry)
@@ -382,17 +426,35 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
                 self._book.remove(entry)
                 removed = True
                 if entry.durable:
-                    finished.append(entry.name)
+                    fires[entry.name] = None
                 continue
             following = entry.next_at + entry.every
             entry.next_at = following if following > now else now + entry.every
             self._book.put(entry)
             if entry.durable:
-                advanced.append((entry.name, entry.next_at, entry.fired))
-        if advanced or finished:
-            self._db.record_fires(advanced, finished)
+                fires[entry.name] = (entry.next_at, entry.fired)
+        if fires or self._unrecorded:
+            try:
+                self._record_fires(fires)
+            except StoreError as exc:
+                self.write_failed(exc, "record of fired reminders")
+            else:
+                self.write_succeeded()
         if removed:
             self._count()
+
+    def _record_fires(self, fires: dict[str, tuple[float, int] | None]) -> None:
+        """Record ``fires`` and any left unrecorded by a failed write; raises StoreError.
+
+        On failure everything stays in ``_unrecorded`` for the next attempt.
+        """
+        self._unrecorded.update(fires)
+        if not self._unrecorded:
+            return
+        advanced = [(n, f[0], f[1]) for n, f in self._unrecorded.items() if f is not None]
+        finished = [n for n, f in self._unrecorded.items() if f is None]
+        self._db.record_fires(advanced, finished)
+        self._unrecorded.clear()
 
     def _tell(self, entry: Entry) -> str:
         if entry.decoded is None:
@@ -404,7 +466,7 @@ class Scheduler(ClosesStore, Agent[Schedule | Cancel | List]):
                     error=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
                 return "undeliverable"
-        self.ref(entry.target).tell(entry.decoded)
+        self.ref(entry.target).tell(entry.decoded, caller=entry.caller)
         return "delivered"
 
     def _count(self) -> None:

@@ -36,8 +36,10 @@ persisted in ``<data_dir>/<name>.db``; nothing is rebuilt. A database that
 cannot be opened (corrupt or truncated file, unusable directory) degrades the
 agent: it answers ``Unavailable`` with the reason while the rest of the
 system serves; a restart tries again. A failing write at run time (disk full,
-I/O error) crashes the incarnation: the asker gets ``AgentCrashed``, nothing
-of that write is kept, and the supervisor restarts the agent.
+I/O error) is answered ``StorageUnavailable`` (503, naming the file) and
+nothing of it is kept; the agent stays up, keeps answering reads, is
+reported impaired (``/readyz`` not ready) and resumes writing by itself once
+a probe write succeeds (:mod:`vibe_actors.agents._store_health`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from vibe_actors import Agent, ErrorReply, Message, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 from vibe_actors.agents._state_store import Mismatch, StateStore
+from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -239,12 +242,13 @@ def invalid_field(msg: msgspec.Struct) -> InvalidRequest | None:
 # -- the agent ----------------------------------------------------------------------
 
 
-class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
+class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
     """Versioned key-value store on SQLite; see the module docstring for guarantees.
 
-    Protocol: ``Put`` -> ``Stored | Conflict | InvalidRequest``; ``Get`` ->
-    ``Entry | NotFound | InvalidRequest``; ``Delete`` -> ``Deleted | NotFound |
-    Conflict | InvalidRequest``; ``Keys`` -> ``KeyList | InvalidRequest``.
+    Protocol: ``Put`` -> ``Stored | Conflict | InvalidRequest | StorageUnavailable``;
+    ``Get`` -> ``Entry | NotFound | InvalidRequest``; ``Delete`` -> ``Deleted |
+    NotFound | Conflict | InvalidRequest | StorageUnavailable``; ``Keys`` ->
+    ``KeyList | InvalidRequest``.
     """
 
     Config: ClassVar = StateConfig
@@ -280,10 +284,13 @@ class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
         assert self._store is not None  # a degraded agent never reaches a handler
         return self._store
 
+    def _probe_store_write(self) -> None:
+        self._db.probe_write()
+
     # -- handlers -----------------------------------------------------------------
 
     @handler
-    def put(self, msg: Put) -> Stored | Conflict | InvalidRequest:
+    def put(self, msg: Put) -> Stored | Conflict | InvalidRequest | StorageUnavailable:
         invalid = invalid_field(msg)
         if invalid is not None:
             return invalid
@@ -299,7 +306,11 @@ class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
             )
         now = time.time()
         expires_at = None if msg.ttl is None else now + msg.ttl
-        outcome = self._db.put(msg.key, blob, msg.expected_version, expires_at, now)
+        try:
+            outcome = self._db.put(msg.key, blob, msg.expected_version, expires_at, now)
+        except StoreError as exc:
+            return self.write_failed(exc, "Put")
+        self.write_succeeded()
         if isinstance(outcome, Mismatch):
             return self._conflict(msg.key, msg.expected_version, outcome.actual)
         self._writes["put"].inc()
@@ -316,7 +327,7 @@ class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
             return _not_found(msg.key)
         now = time.time()
         if not row.live(now):
-            self._purged(self._db.purge(msg.key, now))
+            self._purge(msg.key, now)  # the answer does not depend on the purge
             return _not_found(msg.key)
         return Entry(
             key=msg.key,
@@ -326,11 +337,17 @@ class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
         )
 
     @handler
-    def delete(self, msg: Delete) -> Deleted | NotFound | Conflict | InvalidRequest:
+    def delete(
+        self, msg: Delete
+    ) -> Deleted | NotFound | Conflict | InvalidRequest | StorageUnavailable:
         invalid = invalid_field(msg)
         if invalid is not None:
             return invalid
-        outcome = self._db.delete(msg.key, msg.expected_version, time.time())
+        try:
+            outcome = self._db.delete(msg.key, msg.expected_version, time.time())
+        except StoreError as exc:
+            return self.write_failed(exc, "Delete")
+        self.write_succeeded()
         if isinstance(outcome, Mismatch):
             return self._conflict(msg.key, msg.expected_version, outcome.actual)
         if not outcome.found:
@@ -350,10 +367,24 @@ class State(ClosesStore, Agent[Put | Get | Delete | Keys]):
 
     @handler
     def _sweep(self, msg: _Sweep) -> None:
-        removed = self._db.sweep(time.time())
+        try:
+            removed = self._db.sweep(time.time())
+        except StoreError as exc:
+            self.write_failed(exc, "sweep")  # expired keys read as absent meanwhile
+            return
+        self.write_succeeded()
         if removed:
             self._purged(removed)
             self.log.debug("state_swept", removed=removed)
+
+    def _purge(self, key: str, now: float) -> None:
+        try:
+            removed = self._db.purge(key, now)
+        except StoreError as exc:
+            self.write_failed(exc, "purge")  # the row reads as absent; the sweep retries
+            return
+        self.write_succeeded()
+        self._purged(removed)
 
     def _purged(self, removed: int) -> None:
         if removed:

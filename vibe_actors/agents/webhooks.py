@@ -20,7 +20,11 @@ Protocol:
   just ``Publish`` there). If that agent is absent the subscribe fails with a
   warning (``webhooks_pubsub_unavailable``) and ``Deliver`` keeps working; the
   next start (or new topic) tries again. When a topic's last subscription
-  goes, the agent unsubscribes from it.
+  goes, the agent unsubscribes from it. Because this agent subscribes for
+  the caller of ``Subscribe``, that caller must be allowed to send
+  ``Subscribe`` to the pubsub agent itself: otherwise the reply is
+  ``Forbidden`` (403) and nothing is subscribed (no confused deputy; see
+  :mod:`vibe_actors._authz`).
 * ``Deliveries{id, limit}`` -> ``DeliveriesReply``: the last ``limit``
   attempts (all subscriptions, or subscription ``id``) and each
   subscription's circuit state.
@@ -68,7 +72,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Message, Unavailable, handler
+from vibe_actors import Agent, ErrorReply, Forbidden, Message, Unavailable, handler
 from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import PinnedClient, parse_allow, url_problem
 from vibe_actors.agents._webhooks_delivery import (
@@ -289,10 +293,22 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     @handler
     def subscribe(
         self, msg: Subscribe
-    ) -> Subscribed | InvalidWebhook | WebhookRefused | WebhooksBusy | WebhooksNotSaved | None:
+    ) -> (
+        Subscribed
+        | InvalidWebhook
+        | WebhookRefused
+        | WebhooksBusy
+        | WebhooksNotSaved
+        | Forbidden
+        | None
+    ):
         problem = url_problem(msg.url) or _empty(topic=msg.topic, secret=msg.secret)
         if problem is not None:
             return InvalidWebhook(detail=problem)
+        where = self._settings.pubsub
+        denied = self.system.authorize(self.caller, where, "Subscribe", self.name)
+        if denied is not None:
+            return Forbidden(agent=where, message_type="Subscribe", detail=denied)
         engine = self._engine
         if len(engine.checks) + len(engine.pending) >= self._settings.max_pending:
             return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
