@@ -6,11 +6,13 @@ uvicorn (uvloop, httptools).
 """
 
 from gateway._app import AppSettings, Gateway, create_app
+from gateway._breaker import BreakerSettings
 from gateway._server import GatewayServer, tune_gc, uvicorn_config
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 
 __all__ = [
     "AppSettings",
+    "BreakerSettings",
     "Gateway",
     "GatewayServer",
     "GatewaySettings",

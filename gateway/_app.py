@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from gateway._breaker import BreakerSettings, CrashBreaker
 from gateway._catalog import Catalog, HotEntry
 from gateway._guards import Guards
 from gateway._http import (
@@ -44,13 +45,18 @@ from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
 from vibe_actors import (
+    MAX_NESTING,
     ActorSystem,
+    AgentCrashed,
     AgentStatus,
     AskError,
     Caller,
+    CodecError,
     ErrorReply,
     UnknownAgent,
+    check_nesting,
     decode_error,
+    json_brackets,
 )
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
@@ -67,6 +73,9 @@ _LENGTHS = tuple(b"%d" % n for n in range(4096))
 #: 18 digits is no size anyone can send. Both are checked before int() is called.
 _MAX_TIMEOUT_DIGITS = 9
 _MAX_LENGTH_DIGITS = 18
+#: The message names policy rules use for the views (the introspect agent's) and for chaos.
+_VIEWS = {1: "Agents", 2: "Describe"}
+_CHAOS = {"crash": "Crash", "hang": "Hang"}
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -84,6 +93,9 @@ class AppSettings(msgspec.Struct, frozen=True):
     max_streams: int = 1000
     stream_buffer: int = 256
     keepalive_seconds: float = 15.0
+
+    #: The circuit breaker per (agent, message type) against poison requests.
+    breaker: BreakerSettings = BreakerSettings()
 
     def __repr__(self) -> str:
         return f"AppSettings(chaos={self.chaos}, tokens={len(self.tokens)} principals)"
@@ -105,6 +117,7 @@ class Gateway:
             max_streams=self.settings.max_streams,
         )
         self.metrics = HttpMetrics(self._stream_figures)
+        self.breaker = CrashBreaker(system, self.metrics.registry, self.settings.breaker)
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
         #: Every ask of an authenticated request carries its Caller (made once per principal),
         #: so that what an agent later sends on the request's behalf is authorised as the
@@ -197,6 +210,8 @@ class Gateway:
             return await self._ask(parts[1], parts[2], headers, receive, send, principal)
         if head == "agents" and len(parts) in (1, 2):
             _allow(method, "GET", request_id)
+            # The views expose failure texts: authorised as the introspect agent's asks.
+            self._guard(principal, self.settings.introspect, _VIEWS[len(parts)], request_id)
             timeout = self._request_timeout(headers)
             if len(parts) == 1:
                 body = _encode(_viewed(await self.views.agents(request_id, timeout), request_id))
@@ -207,6 +222,7 @@ class Gateway:
         if head in ("tree", "openapi.json") and len(parts) == 1:
             _allow(method, "GET", request_id)
             if head == "tree":
+                self._guard(principal, self.settings.introspect, "Tree", request_id)
                 tree = await self.views.tree(request_id, self._request_timeout(headers))
                 body = _encode(_viewed(tree, request_id))
             else:
@@ -223,6 +239,8 @@ class Gateway:
             and parts[2] in ("crash", "hang")
         ):
             _allow(method, "POST", request_id)
+            # A fault is authorised like a message of that name to its target.
+            self._guard(principal, parts[1], _CHAOS[parts[2]], request_id)
             inject_chaos(self.system, parts[1], parts[2], scope, request_id)
             await respond(send, 202, b'{"status":"accepted"}', extra=ok)
             return 202
@@ -245,15 +263,7 @@ class Gateway:
             found = self._message_type(name, tag, request_id)
         message_type, decoder, ref, cell = found
         if self.guards is not None:
-            verdict = self.guards.check(principal, name, tag, authenticated=bool(self._tokens))
-            if verdict is not None:
-                retry = (
-                    ()
-                    if verdict.retry_after is None
-                    else ((b"retry-after", str(verdict.retry_after).encode()),)
-                )
-                problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
-                raise Reject(problem, retry)
+            self._guard(principal, name, tag, request_id)
         if headers.content_type != b"application/json":  # the common case costs one compare
             _require_json(headers.content_type, request_id)
         timeout = (
@@ -274,6 +284,16 @@ class Gateway:
             # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
             # past ~1000 levels in free-form `Any` fields).
             raise self._invalid_body(message_type, exc, request_id) from None
+        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
+            self._check_nesting(message, body, request_id)
+        breaker = self.breaker
+        if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
+            detail = (
+                f"{tag} requests to {name!r} are refused for now: they kept crashing its"
+                " handler (a circuit breaker); retry later"
+            )
+            problem = make_problem(503, "circuit-open", detail, request_id)
+            raise Reject(problem, ((b"retry-after", str(wait).encode()),))
         status = cell.status if cell is not None else self.system.status(name)
         if status is not _RUNNING:
             raise Reject(
@@ -292,9 +312,15 @@ class Gateway:
                 caller=None if principal is None else self._callers[principal],
             )
         except AskError as error:
+            if error.reply.__class__ is AgentCrashed:
+                breaker.crashed(name, tag, request_id)
+            elif breaker.tripped:
+                breaker.answered(name, tag)
             problem = problem_for_reply(error.reply, request_id)
             retry = (RETRY_AFTER,) if problem.status in (429, 503) else ()
             raise Reject(problem, retry) from None
+        if breaker.tripped:
+            breaker.answered(name, tag)
         if reply is None:
             await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
             return 204
@@ -325,6 +351,20 @@ class Gateway:
             problem = make_problem(exc.status, exc.slug, exc.detail, request_id)
             raise Reject(problem, (RETRY_AFTER,) if exc.status == 503 else ()) from None
         return 200
+
+    def _guard(self, principal: str | None, agent: str, message: str, request_id: str) -> None:
+        """Policy (403) and quota (429) for sending ``message`` to ``agent``; raises Reject."""
+        if self.guards is None:
+            return
+        verdict = self.guards.check(principal, agent, message, authenticated=bool(self._tokens))
+        if verdict is not None:
+            retry = (
+                ()
+                if verdict.retry_after is None
+                else ((b"retry-after", str(verdict.retry_after).encode()),)
+            )
+            problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
+            raise Reject(problem, retry)
 
     def _request_timeout(self, headers: Headers) -> float:
         """The deadline of this request's ask: X-Timeout-Ms, else the default."""
@@ -388,6 +428,14 @@ class Gateway:
         # the rest of the body; the header timeout (gateway._protocol) bounds that.
         detail = f"the body is over {self.settings.max_body_bytes} bytes"
         return Reject(make_problem(413, "body-too-large", detail, request_id))
+
+    @staticmethod
+    def _check_nesting(message: Any, body: bytes, request_id: str) -> None:
+        """422 for a body nested deeper than every encoder on the way out can take."""
+        try:
+            check_nesting(message, json_brackets(body))
+        except CodecError as exc:
+            raise Reject(make_problem(422, "nesting-too-deep", str(exc), request_id)) from None
 
     def _invalid_body(
         self,

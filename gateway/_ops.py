@@ -9,6 +9,7 @@ runtime sees it whether or not the watchdog is alive; see :func:`not_ready`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -66,28 +67,48 @@ def not_ready(system: ActorSystem) -> list[str]:
     return failing
 
 
+#: The longest hang chaos injects (seconds): enough for any watchdog drill, bounded.
+MAX_HANG_SECONDS = 3600.0
+
+
 def inject_chaos(system: ActorSystem, name: str, kind: str, scope: Any, request_id: str) -> None:
     """Crash or hang agent ``name`` (``?seconds=N`` for a hang, default 1).
 
-    Raises :class:`Reject`: 400 for a bad ``seconds``, 404 for an unknown agent.
+    Only workers (and pools: one worker) take faults; a supervisor is refused,
+    since crashing one takes down its whole subtree and can end the process.
+    Raises :class:`Reject`: 400 for a ``seconds`` that is not a finite number in
+    (0, :data:`MAX_HANG_SECONDS`], 404 for an unknown agent, 403 for a supervisor.
     """
     seconds = 0.0
     if kind == "hang":
-        query = dict(
-            part.partition("=")[::2]
-            for part in scope.get("query_string", b"").decode().split("&")
-            if part
-        )
-        try:
-            seconds = float(query.get("seconds", "1"))
-        except ValueError:
-            raise Reject(
-                make_problem(400, "bad-seconds", "seconds must be a number", request_id)
-            ) from None
+        seconds = _hang_seconds(scope, request_id)
+    node = next((n for n in system.walk() if n.name == name), None)
+    if node is None:
+        raise Reject(make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id))
+    if node.kind == "supervisor":
+        detail = f"{name!r} is a supervisor: chaos crashes and hangs workers and pools only"
+        raise Reject(make_problem(403, "chaos-refused", detail, request_id))
     try:
         system.inject_fault(name, kind, seconds)
-    except UnknownAgent:
+    except UnknownAgent:  # removed by a reload since the walk
         raise Reject(
             make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
         ) from None
     _log.warning("chaos_injected", agent=name, fault=kind, seconds=seconds, request_id=request_id)
+
+
+def _hang_seconds(scope: Any, request_id: str) -> float:
+    query = dict(
+        part.partition("=")[::2]
+        for part in scope.get("query_string", b"").decode("latin-1").split("&")
+        if part
+    )
+    raw = query.get("seconds", "1")
+    try:
+        seconds = float(raw) if len(raw) <= 32 else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_HANG_SECONDS):
+        detail = f"seconds must be a finite number in (0, {MAX_HANG_SECONDS:g}]"
+        raise Reject(make_problem(400, "bad-seconds", detail, request_id))
+    return seconds

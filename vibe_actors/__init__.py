@@ -7,12 +7,15 @@ modules is internal. See SEMANTICS.md for the runtime's guarantees.
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._authz import ANONYMOUS, Authorizer, Caller
 from vibe_actors._codec import (
+    MAX_NESTING,
     CodecError,
+    check_nesting,
     decode_error,
     decode_json,
     decode_msgpack,
     encode_json,
     encode_msgpack,
+    json_brackets,
 )
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._errors import (
@@ -36,6 +39,7 @@ from vibe_actors._events import (
     AgentAbandoned,
     AgentCrashedEvent,
     AgentRestarted,
+    CircuitOpened,
     DeadLettered,
     EventStream,
     RuntimeEvent,
@@ -78,6 +82,7 @@ from vibe_actors._tree import TreeNode
 
 __all__ = [
     "ANONYMOUS",
+    "MAX_NESTING",
     "BRUTAL_KILL",
     "ActorSystem",
     "Agent",
@@ -93,6 +98,7 @@ __all__ = [
     "Authorizer",
     "BackoffSpec",
     "Caller",
+    "CircuitOpened",
     "CodecError",
     "DeadLetter",
     "DeadLetterReason",
@@ -138,10 +144,12 @@ __all__ = [
     "UnknownMessageError",
     "VibeError",
     "WorkerSpec",
+    "check_nesting",
     "decode_error",
     "decode_json",
     "decode_msgpack",
     "encode_json",
     "encode_msgpack",
     "handler",
+    "json_brackets",
 ]

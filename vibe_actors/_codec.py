@@ -12,13 +12,17 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "MAX_NESTING",
     "CodecError",
+    "check_nesting",
     "decode_error",
     "decode_json",
     "decode_msgpack",
     "encode_json",
     "encode_msgpack",
+    "json_brackets",
     "roundtrip",
+    "too_deep",
 ]
 
 _msgpack_encoder = msgspec.msgpack.Encoder()
@@ -81,20 +85,74 @@ def decode_error(exc: msgspec.DecodeError | UnicodeDecodeError | RecursionError)
     return CodecError(text)  # e.g. "... at `key` in `$`": keep msgspec's own wording
 
 
+#: The deepest nesting of containers (objects, arrays, messages) accepted from outside.
+#: Far below what every encoder on the way out handles (msgspec's JSON and msgpack
+#: encoders, the SSE and webhook framing around them all recurse: about 1000 levels minus
+#: the caller's stack), so whatever is accepted can also be delivered.
+MAX_NESTING = 100
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests containers (dicts, lists, tuples, structs) deeper than ``limit``.
+
+    Iterative: never raises RecursionError, whatever the depth.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        elif isinstance(item, msgspec.Struct):
+            children = [getattr(item, f) for f in item.__struct_fields__]
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if not _is_scalar(child))
+    return False
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | bytes) or value is None
+
+
+def check_nesting(value: Any, brackets: int) -> Any:
+    """``value``, or :class:`CodecError` if it nests deeper than :data:`MAX_NESTING`.
+
+    ``brackets`` bounds the containers the input could hold (``[`` plus ``{`` in
+    JSON, the byte count of msgpack): at most MAX_NESTING of them cannot nest
+    deeper, so the common small input skips the walk.
+    """
+    if brackets > MAX_NESTING and too_deep(value):
+        raise CodecError(f"nesting too deep (more than {MAX_NESTING} levels of containers)")
+    return value
+
+
 def decode_msgpack(data: bytes, target: Any) -> Any:
-    """Decode msgpack ``data`` as ``target``; raises :class:`CodecError`."""
+    """Decode msgpack ``data`` as ``target``; raises :class:`CodecError` (nesting deeper
+    than :data:`MAX_NESTING` included)."""
     try:
-        return _msgpack_decoder(target).decode(data)
+        value = _msgpack_decoder(target).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise decode_error(exc) from exc
+    return check_nesting(value, len(data))
 
 
 def decode_json(data: bytes, target: Any) -> Any:
-    """Decode JSON ``data`` as ``target``; raises :class:`CodecError`."""
+    """Decode JSON ``data`` as ``target``; raises :class:`CodecError` (nesting deeper than
+    :data:`MAX_NESTING` included)."""
     try:
-        return _json_decoder(target).decode(data)
+        value = _json_decoder(target).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise decode_error(exc) from exc
+    return check_nesting(value, json_brackets(data))
+
+
+def json_brackets(data: bytes) -> int:
+    """How many containers JSON ``data`` could hold (strings' brackets counted too)."""
+    return data.count(b"[") + data.count(b"{")
 
 
 def roundtrip(message: Any) -> Any:
@@ -104,4 +162,8 @@ def roundtrip(message: Any) -> Any:
     cross a process boundary. Raises :class:`CodecError` (or msgspec's
     ``EncodeError``/``TypeError`` for unencodable values) when it cannot.
     """
-    return decode_msgpack(encode_msgpack(message), message.__class__)
+    data = encode_msgpack(message)
+    try:  # in-process messages: no nesting limit (that is for input from outside)
+        return _msgpack_decoder(message.__class__).decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise decode_error(exc) from exc

@@ -21,6 +21,7 @@ __all__ = [
     "AgentAbandoned",
     "AgentCrashedEvent",
     "AgentRestarted",
+    "CircuitOpened",
     "DeadLettered",
     "EventStream",
     "RuntimeEvent",
@@ -66,6 +67,20 @@ class AgentAbandoned(RuntimeEvent):
 
     agent: str
     reason: str
+
+
+class CircuitOpened(RuntimeEvent):
+    """Requests of ``message_type`` to ``agent`` are refused for ``seconds``: they kept
+    crashing its handler (a poison request must not spend the supervisors' restarts)."""
+
+    agent: str
+    message_type: str
+    crashes: int
+    seconds: float
+    #: Who refuses them (a gateway).
+    by: str
+    #: The request whose crash opened it.
+    request_id: str | None = None
 
 
 class DeadLettered(RuntimeEvent):

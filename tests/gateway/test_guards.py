@@ -84,3 +84,37 @@ def test_a_caller_cannot_make_the_scheduler_send_what_it_may_not_send(gateway, t
     assert client.post("/v1/agents/scheduler/List", json={}, headers=mallory).json()["items"] == []
     assert system.ask("policy", Snapshot()).enabled is True
     assert system.ask("w", GetTotal()).total == 0
+
+
+def test_views_and_chaos_are_authorised_like_any_route(gateway, tmp_path):
+    # alice may send Add to w, nothing else; root may do anything.
+    rules = [
+        Rule(principal="alice", agent="w", message="Add"),
+        Rule(principal="root", agent="*", message="*"),
+    ]
+    _, client = gateway(
+        tree(policy=PolicyConfig(enabled=True, rules=rules)),
+        system_config={"data_dir": str(tmp_path)},
+        tokens={"alice": "alice-token", "root": "root-token"},
+        chaos=True,
+    )
+    wait_until(lambda: client.app.guards.policy is not None, what="the policy snapshot")
+    admin = {"authorization": "Bearer root-token"}
+    for path in ("/v1/agents", "/v1/agents/w", "/v1/tree"):
+        assert client.get(path, headers=ALICE).status_code == 403, path
+        assert client.get(path, headers=admin).status_code == 200, path
+    assert client.post("/v1/chaos/w/crash", headers=ALICE).status_code == 403
+    assert client.post("/v1/chaos/w/hang?seconds=0.01", headers=ALICE).status_code == 403
+    assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=ALICE).status_code == 200
+
+
+def test_chaos_refuses_supervisors_and_unbounded_hangs(gateway):
+    _, client = gateway(tree(), chaos=True)
+    refused = client.post("/v1/chaos/root/crash")
+    assert refused.status_code == 403 and refused.json()["type"] == "/problems/chaos-refused"
+    for seconds in ("inf", "nan", "-1", "0", "1e9", "9" * 5000, "%ff"):
+        bad = client.post(f"/v1/chaos/w/hang?seconds={seconds}")
+        assert bad.status_code == 400, (seconds, bad.text)
+        assert bad.json()["type"] == "/problems/bad-seconds"
+    assert client.post("/v1/chaos/w/hang?seconds=0.01").status_code == 202
+    assert client.post("/v1/chaos/nobody/crash").status_code == 404

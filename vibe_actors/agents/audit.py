@@ -6,6 +6,8 @@ ledger stream ``stream`` (default ``audit`` in agent ``ledger``):
 * supervision: :class:`AgentCrashedEvent`, :class:`AgentRestarted`,
   :class:`SupervisorGaveUp` (an escalation), :class:`AgentAbandoned`;
 * :class:`TreeReloaded` and the policy agent's :class:`PolicyChanged`;
+* :class:`CircuitOpened`: a gateway refuses a message type that kept crashing
+  its agent's handler;
 * policy denials (:class:`PolicyDenied`, from the policy agent or a gateway's
   snapshot), aggregated: counts per principal, agent, message type and
   deciding rule and the agent that sent on the principal's behalf (``sender``:
@@ -58,6 +60,7 @@ from vibe_actors import (
     AgentAbandoned,
     AgentCrashedEvent,
     AgentRestarted,
+    CircuitOpened,
     DeadLetter,
     Deferred,
     ErrorReply,
@@ -102,6 +105,7 @@ AUDITED_EVENTS = (
     TreeReloaded,
     PolicyDenied,
     PolicyChanged,
+    CircuitOpened,
 )
 _AuditedEvent = (
     AgentCrashedEvent
@@ -111,6 +115,7 @@ _AuditedEvent = (
     | TreeReloaded
     | PolicyDenied
     | PolicyChanged
+    | CircuitOpened
 )
 
 
