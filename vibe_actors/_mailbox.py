@@ -85,7 +85,9 @@ class Mailbox:
         evicted: list[Envelope] = []
         with self._put_lock:
             q = self._queue
-            if q.qsize() < self.capacity:
+            # An agent's messages to itself (timers, results its own threads report) are
+            # never refused by its own bound: they are how it drains what it accepted.
+            if q.qsize() < self.capacity or envelope.sender == self.owner:
                 q.put(envelope)
                 return
             overflow = self.spec.overflow
@@ -120,7 +122,7 @@ class Mailbox:
     def _put_blocking(self, envelope: Envelope) -> None:
         deadline = time.monotonic() + self.spec.block_timeout
         with self._space:
-            while self._queue.qsize() >= self.capacity:
+            while self._queue.qsize() >= self.capacity and envelope.sender != self.owner:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -14,7 +14,7 @@ from vibe_actors._envelope import Control, Envelope
 from vibe_actors._future import ReplyFuture
 from vibe_actors._mailbox import Mailbox
 
-from tests.conftest import worker
+from tests.conftest import wait_until, worker
 from tests.vibe_actors.agents import Add, Block, GetTotal, Total
 
 
@@ -153,3 +153,14 @@ def test_bounded_mailbox_model(capacity, overflow, script):
     for n in expected_refused:
         assert isinstance(futures[n].wait(0), MailboxFull)
     assert [e.message.n for e in box.drain()] == model
+
+
+@pytest.mark.parametrize("overflow", [Overflow.REJECT, Overflow.DROP_NEWEST, Overflow.BLOCK])
+def test_an_agents_messages_to_itself_pass_its_own_bound(make_system, journal, overflow):
+    system = blocked_system(make_system, journal, overflow, capacity=1, block_timeout=0.01)
+    system.tell("w", Add(n=1))  # full now
+    system.ref("w", sender="w").tell(Add(n=10))  # as its timers and callbacks send
+    system.ref("w", sender="other").tell(Add(n=100))
+    assert system.dead_letters.total() == 1
+    journal.gate.set()
+    wait_until(lambda: system.ref("w").ask_future(GetTotal()).wait() == Total(total=11))

@@ -31,7 +31,12 @@ request: a message the caller may not send to ``target`` is refused when
 scheduled (``Forbidden``, 403) and, if the policy changed since, denied when
 due (a dead letter with reason ``forbidden``, and a ``PolicyDenied`` naming
 the principal and this scheduler). Reminders stored before callers were
-recorded are delivered as an anonymous caller's.
+recorded are delivered as an anonymous caller's. A caller's schedules are
+bounded: ``every`` at least ``caller_min_interval`` (1 s) and at most
+``max_schedules_per_caller`` (100) held per principal (``InvalidSchedule``
+422, ``TooManySchedules`` 429); a delivery to a target whose bounded mailbox
+is full is refused by the mailbox (a dead letter, counted), never queued
+without bound.
 
 Delivery: when due, the message is told to the target with the scheduler
 as sender; the scheduler does not wait for or retry anything. A target that
@@ -69,7 +74,7 @@ from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Forbidden, Message, UnknownAgent, handler
+from vibe_actors import Agent, Caller, ErrorReply, Forbidden, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
@@ -106,12 +111,19 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_schedules: Annotated[int, msgspec.Meta(gt=0)] = 10_000
     #: Shortest ``every`` accepted, seconds.
     min_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.01
+    #: Shortest ``every`` accepted from a caller (a request, not trusted code): a
+    #: schedule multiplies its caller's requests, so it is bounded in rate...
+    caller_min_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    #: ...and in number: schedules held per caller principal (the anonymous one included).
+    max_schedules_per_caller: Annotated[int, msgspec.Meta(gt=0)] = 100
 
     def __post_init__(self) -> None:
-        if self.max_schedules <= 0:
-            raise ValueError(f"max_schedules must be > 0, got {self.max_schedules}")
-        if not (math.isfinite(self.min_interval) and self.min_interval > 0):
-            raise ValueError(f"min_interval must be a finite number > 0, got {self.min_interval}")
+        if self.max_schedules <= 0 or self.max_schedules_per_caller <= 0:
+            raise ValueError("max_schedules and max_schedules_per_caller must be > 0")
+        for name in ("min_interval", "caller_min_interval"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
 # -- messages ---------------------------------------------------------------------
@@ -324,6 +336,8 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         limit = self.config.max_schedules
         if previous is None and len(self._book) >= limit:
             return TooManySchedules(limit=limit, detail=f"{limit} schedules are held already")
+        if caller is not None and (over := self._caller_limits(msg, caller, previous)):
+            return over
         now = time.time()
         entry = Entry(
             name=msg.name,
@@ -390,6 +404,25 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         self._arm()
 
     # -- mechanics --------------------------------------------------------------------
+
+    def _caller_limits(
+        self, msg: Schedule, caller: Caller, previous: Entry | None
+    ) -> InvalidSchedule | TooManySchedules | None:
+        """The bounds on what a caller may schedule: its interval and its count."""
+        config = self.config
+        if msg.every is not None and msg.every < config.caller_min_interval:
+            return InvalidSchedule(
+                field="every",
+                detail=f"every must be >= {config.caller_min_interval} for a request's schedule",
+            )
+        limit = config.max_schedules_per_caller
+        held = sum(1 for e in self._book if e.caller == caller)
+        if (previous is None or previous.caller != caller) and held >= limit:
+            who = "anonymous" if caller.principal is None else repr(caller.principal)
+            return TooManySchedules(
+                limit=limit, detail=f"{who} holds {limit} schedules already (the most allowed)"
+            )
+        return None
 
     def _check_timing(self, msg: Schedule) -> InvalidSchedule | None:
         if msg.at is None and msg.every is None:

@@ -15,7 +15,15 @@ from vibe_actors.agents.policy import (
     Rule,
     Snapshot,
 )
-from vibe_actors.agents.scheduler import List, Schedule, Scheduled, Scheduler
+from vibe_actors.agents.scheduler import (
+    InvalidSchedule,
+    List,
+    Schedule,
+    Scheduled,
+    Scheduler,
+    SchedulerConfig,
+    TooManySchedules,
+)
 
 from tests.conftest import wait_until
 from tests.vibe_actors.system_agents.test_scheduler import Inbox, Recorder, note
@@ -28,7 +36,9 @@ RULES = [
 ]
 
 
-def specs(inbox: Inbox, rules: list[Rule] = RULES) -> SupervisorSpec:
+def specs(
+    inbox: Inbox, rules: list[Rule] = RULES, config: SchedulerConfig | None = None
+) -> SupervisorSpec:
     return SupervisorSpec(
         name="root",
         children=(
@@ -38,7 +48,11 @@ def specs(inbox: Inbox, rules: list[Rule] = RULES) -> SupervisorSpec:
                 config=PolicyConfig(enabled=True, rules=rules, persist=False),
             ),
             WorkerSpec(name="recorder", agent=Recorder, config=inbox),
-            WorkerSpec(name="scheduler", agent=Scheduler),
+            WorkerSpec(
+                name="scheduler",
+                agent=Scheduler,
+                config=config or SchedulerConfig(caller_min_interval=0.05),
+            ),
         ),
     )
 
@@ -136,6 +150,28 @@ def test_a_reminder_from_before_callers_were_recorded_is_delivered_as_anonymous(
         what="the legacy reminder denied as anonymous",
     )
     assert inbox.texts() == []
+
+
+def test_a_callers_schedules_are_bounded_in_rate_and_number(make_system, tmp_path):
+    config = SchedulerConfig(caller_min_interval=1.0, max_schedules_per_caller=3)
+    rules = [*RULES, Rule(principal="eve", agent="*", message="*")]
+    system = make_system(specs(Inbox(), rules, config), data_dir=str(tmp_path))
+    fast = schedule(system, MALLORY, name="f", target="recorder", message=note("x"), every=0.01)
+    assert isinstance(fast, InvalidSchedule) and fast.field == "every"
+    for n in range(3):
+        reply = schedule(
+            system, MALLORY, name=f"m{n}", target="recorder", message=note("x"), at=1e10
+        )
+        assert isinstance(reply, Scheduled)
+    over = schedule(system, MALLORY, name="m3", target="recorder", message=note("x"), at=1e10)
+    assert isinstance(over, TooManySchedules) and "'mallory' holds 3" in over.detail
+    # Replacing one of its own is no new schedule; other callers and trusted code have their own.
+    again = schedule(system, MALLORY, name="m0", target="recorder", message=note("y"), at=1e10)
+    assert isinstance(again, Scheduled)
+    eve = schedule(system, Caller("eve"), name="e", target="recorder", message=note("x"), at=1e10)
+    assert isinstance(eve, Scheduled)
+    trusted = schedule(system, None, name="t", target="recorder", message=note("x"), every=0.01)
+    assert isinstance(trusted, Scheduled)
 
 
 # -- helpers --------------------------------------------------------------------------
