@@ -54,6 +54,8 @@ class Metrics(NamedTuple):
     delivered: Counter
     dropped: Counter
     subscribers: Gauge
+    topics: Gauge
+    refused: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -73,6 +75,13 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             registry=registry,
         ),  # fmt: skip
         Gauge("vibe_pubsub_subscribers", "Subscriptions and listeners", labels, registry=registry),
+        Gauge("vibe_pubsub_topics", "Topics held", labels, registry=registry),
+        Counter(
+            "vibe_pubsub_refused",
+            "Requests refused by a cap (max_topics, max_subscribers)",
+            ["agent", "limit"],
+            registry=registry,
+        ),
     )
 
 

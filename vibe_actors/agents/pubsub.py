@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -83,7 +83,9 @@ __all__ = [
     "NotSubscribed",
     "PubSub",
     "PubSubConfig",
+    "MAX_TOPIC_LENGTH",
     "PubSubNotSaved",
+    "TooManyTopics",
     "Publish",
     "Published",
     "Subscribe",
@@ -108,10 +110,14 @@ class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: Sequence numbers reserved per database write (the gap a restart may leave).
     seq_block: int = 1000
     recheck_interval: float = 0.05
+    #: Topics held at most (each is kept, and persisted once published to).
+    max_topics: int = 10_000
+    #: Agent subscribers of one topic at most.
+    max_subscribers: int = 1_000
 
     def __post_init__(self) -> None:
-        if self.buffer < 1 or self.seq_block < 1:
-            raise ValueError("buffer and seq_block must be >= 1")
+        if min(self.buffer, self.seq_block, self.max_topics, self.max_subscribers) < 1:
+            raise ValueError("buffer, seq_block, max_topics and max_subscribers must be >= 1")
         if self.deliver_timeout <= 0 or self.recheck_interval <= 0:
             raise ValueError("deliver_timeout and recheck_interval must be > 0")
 
@@ -119,9 +125,15 @@ class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 # -- messages ---------------------------------------------------------------------
 
 
+#: The longest topic name accepted.
+MAX_TOPIC_LENGTH = 256
+TopicName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH)]
+AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
 class Subscribe(Message):
-    topic: str
-    subscriber: str
+    topic: TopicName
+    subscriber: AgentName
 
 
 class Subscribed(Message):
@@ -130,8 +142,8 @@ class Subscribed(Message):
 
 
 class Unsubscribe(Message):
-    topic: str
-    subscriber: str
+    topic: TopicName
+    subscriber: AgentName
 
 
 class Unsubscribed(Message):
@@ -140,7 +152,7 @@ class Unsubscribed(Message):
 
 
 class Publish(Message):
-    topic: str
+    topic: TopicName
     data: Any = None
 
 
@@ -189,6 +201,13 @@ class PubSubNotSaved(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
+class TooManyTopics(ErrorReply):
+    """A new topic, or a new subscriber of a topic, past the configured maximum."""
+
+    limit: int
+    http_status: ClassVar[int] = 429
+
+
 # -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
 
 
@@ -229,7 +248,26 @@ class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics 
         state = self._topics.get(topic)
         if state is None:
             state = self._topics[topic] = Topic()
+            self._metrics.topics.labels(self.name).set(len(self._topics))
         return state
+
+    def _over_limit(self, topic: str, subscriber: str | None = None) -> TooManyTopics | None:
+        """A request that would grow the topics (or a topic's subscribers) past its cap."""
+        config, state = self.config, self._topics.get(topic)
+        if state is None and len(self._topics) >= config.max_topics:
+            self._metrics.refused.labels(self.name, "max_topics").inc()
+            limit = config.max_topics
+            return TooManyTopics(limit=limit, detail=f"{limit} topics are held already")
+        if (
+            subscriber is not None
+            and state is not None
+            and subscriber not in state.subscribers
+            and len(state.subscribers) >= config.max_subscribers
+        ):
+            self._metrics.refused.labels(self.name, "max_subscribers").inc()
+            limit = config.max_subscribers
+            return TooManyTopics(limit=limit, detail=f"{topic!r} has {limit} subscribers already")
+        return None
 
     def _gauge(self) -> None:
         count = sum(len(t.subscribers) + len(t.listeners) for t in self._topics.values())
@@ -275,9 +313,13 @@ class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics 
     # -- subscriptions ------------------------------------------------------------------
 
     @handler
-    def subscribe(self, msg: Subscribe) -> Subscribed | NoSuchAgent | InvalidTopic | PubSubNotSaved:
+    def subscribe(
+        self, msg: Subscribe
+    ) -> Subscribed | NoSuchAgent | InvalidTopic | PubSubNotSaved | TooManyTopics:
         if not msg.topic or not msg.subscriber:
             return InvalidTopic(detail="the topic and the subscriber must not be empty")
+        if (over := self._over_limit(msg.topic, msg.subscriber)) is not None:
+            return over
         if presence(self.system, msg.subscriber) != "alive":
             return NoSuchAgent(
                 agent=msg.subscriber, detail=f"no running agent named {msg.subscriber!r}"
@@ -345,11 +387,13 @@ class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics 
     # -- publishing -----------------------------------------------------------------------
 
     @handler
-    def publish(self, msg: Publish) -> Published | InvalidTopic | PubSubNotSaved:
+    def publish(self, msg: Publish) -> Published | InvalidTopic | PubSubNotSaved | TooManyTopics:
         if self._pending:  # the system may have finished starting since the last check
             self._settle()
         if not msg.topic:
             return InvalidTopic(detail="the topic must not be empty")
+        if (over := self._over_limit(msg.topic)) is not None:
+            return over
         state = self._topic(msg.topic)
         if state.seq >= state.reserved and self._store is not None:
             reserved = state.seq + self.config.seq_block

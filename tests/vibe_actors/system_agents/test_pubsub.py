@@ -153,7 +153,10 @@ def test_fan_out_in_order_with_a_sequence_per_topic(make_system, tmp_path):
 
 def test_errors_are_typed(make_system, tmp_path):
     inbox = Inbox()
-    system = make_system([pubsub_spec(), recorder("a", inbox)], data_dir=str(tmp_path))
+    # Built in process (not decoded: an empty topic would not decode), checked by the agent.
+    system = make_system(
+        [pubsub_spec(), recorder("a", inbox)], data_dir=str(tmp_path), serialize_messages=False
+    )
     ref = system.ref("pubsub")
     for message, kind, status in [
         (Subscribe(topic="", subscriber="a"), InvalidTopic, 422),
@@ -431,3 +434,28 @@ def test_property_subscribers_receive_exactly_what_the_model_says(operations):
                 for topic in TOPICS:
                     seen = [e.seq for e in got if e.topic == topic]
                     assert seen == sorted(set(seen))
+
+
+def test_topics_and_subscribers_are_capped(make_system, tmp_path):
+    import msgspec
+
+    from vibe_actors import encode_json
+    from vibe_actors.agents.pubsub import MAX_TOPIC_LENGTH, TooManyTopics
+
+    inbox = Inbox()
+    spec = pubsub_spec(max_topics=2, max_subscribers=1)
+    system = make_system([spec, recorder("a", inbox), recorder("b", inbox)], data_dir=str(tmp_path))
+    ref = system.ref("pubsub")
+    assert ref.ask(Publish(topic="one")).seq == 1
+    assert ref.ask(Subscribe(topic="two", subscriber="a")).topic == "two"
+    over = ref.ask_future(Publish(topic="three")).wait()
+    assert isinstance(over, TooManyTopics) and over.http_status == 429 and over.limit == 2
+    full = ref.ask_future(Subscribe(topic="two", subscriber="b")).wait()
+    assert isinstance(full, TooManyTopics) and "'two' has 1 subscribers" in full.detail
+    assert ref.ask(Publish(topic="one")).seq == 2  # existing topics keep working
+    sample = system.registry.get_sample_value
+    assert sample("vibe_pubsub_topics", {"agent": "pubsub"}) == 2
+    assert sample("vibe_pubsub_refused_total", {"agent": "pubsub", "limit": "max_topics"}) == 1
+    long_name = encode_json({"type": "Publish", "topic": "x" * (MAX_TOPIC_LENGTH + 1)})
+    with pytest.raises(msgspec.ValidationError, match="length <= 256"):
+        msgspec.json.decode(long_name, type=Publish)
