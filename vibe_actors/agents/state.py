@@ -12,6 +12,7 @@ bool, None; bytes are kept as bytes):
 * ``Get{key}`` -> ``Entry{key, value, version, expires_at}`` or ``NotFound`` (404).
 * ``Delete{key, expected_version=None}`` -> ``Deleted{key}``, ``NotFound`` or ``Conflict``.
 * ``Keys{prefix="", limit=100}`` -> ``KeyList{keys, truncated}`` in key order.
+* A Put of a new key while ``max_keys`` keys are held -> ``TooManyKeys`` (429).
 * Input that breaks a field's constraint (empty or over-long key, a limit
   out of range, a non-positive ttl) and got past decoding (messages built in
   process without ``serialize_messages``) -> ``InvalidRequest`` (422) naming
@@ -73,6 +74,7 @@ __all__ = [
     "State",
     "StateConfig",
     "Stored",
+    "TooManyKeys",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -92,8 +94,13 @@ class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     sweep_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     #: Largest encoded value accepted (msgpack bytes).
     max_value_bytes: Annotated[int, msgspec.Meta(gt=0)] = 1024 * 1024
+    #: Keys held at most (expired ones not yet purged count): a Put of a new key past
+    #: it is ``TooManyKeys`` (429).
+    max_keys: Annotated[int, msgspec.Meta(gt=0)] = 1_000_000
 
     def __post_init__(self) -> None:
+        if self.max_keys <= 0:
+            raise ValueError(f"max_keys must be > 0, got {self.max_keys}")
         if not (math.isfinite(self.sweep_interval) and self.sweep_interval > 0):
             raise ValueError(
                 f"sweep_interval must be a finite number > 0, got {self.sweep_interval}"
@@ -186,11 +193,19 @@ class _Sweep(msgspec.Struct, frozen=True):
 # -- metrics ------------------------------------------------------------------------
 
 
+class TooManyKeys(ErrorReply):
+    """A Put of a new key while ``limit`` keys are held."""
+
+    limit: int
+    http_status: ClassVar[int] = 429
+
+
 class _Metrics(NamedTuple):
     writes: Counter
     conflicts: Counter
     expired: Counter
     keys: Gauge
+    refused: Counter
 
 
 def _build_metrics(registry: CollectorRegistry) -> _Metrics:
@@ -216,6 +231,12 @@ def _build_metrics(registry: CollectorRegistry) -> _Metrics:
         keys=Gauge(
             "vibe_state_keys",
             "Keys stored (expired ones until they are purged).",
+            ["agent"],
+            registry=registry,
+        ),
+        refused=Counter(
+            "vibe_state_refused",
+            "Puts of a new key refused because max_keys keys are held.",
             ["agent"],
             registry=registry,
         ),
@@ -290,7 +311,9 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
     # -- handlers -----------------------------------------------------------------
 
     @handler
-    def put(self, msg: Put) -> Stored | Conflict | InvalidRequest | StorageUnavailable:
+    def put(
+        self, msg: Put
+    ) -> Stored | Conflict | InvalidRequest | StorageUnavailable | TooManyKeys:
         invalid = invalid_field(msg)
         if invalid is not None:
             return invalid
@@ -304,6 +327,10 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
                 detail=f"value is {len(blob)} bytes encoded, more than the "
                 f"{self.config.max_value_bytes} allowed",
             )
+        limit = self.config.max_keys
+        if self._rows >= limit and self._db.get(msg.key) is None:
+            self._metrics.refused.labels(agent=self.name).inc()
+            return TooManyKeys(limit=limit, detail=f"{limit} keys are held already")
         now = time.time()
         expires_at = None if msg.ttl is None else now + msg.ttl
         try:

@@ -399,3 +399,18 @@ class StateModel(RuleBasedStateMachine):
 
 TestStateModel = StateModel.TestCase
 TestStateModel.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+
+
+def test_keys_are_capped(make_system, tmp_path):
+    from vibe_actors import WorkerSpec
+    from vibe_actors.agents.state import Put, State, StateConfig, Stored, TooManyKeys
+
+    spec = WorkerSpec(name="state", agent=State, config=StateConfig(max_keys=2))
+    system = make_system([spec], data_dir=str(tmp_path))
+    ref = system.ref("state")
+    assert isinstance(ref.ask(Put(key="a", value=1)), Stored)
+    assert isinstance(ref.ask(Put(key="b", value=1)), Stored)
+    over = ref.ask_future(Put(key="c", value=1)).wait()
+    assert isinstance(over, TooManyKeys) and over.http_status == 429 and over.limit == 2
+    assert ref.ask(Put(key="a", value=2)).version == 2  # existing keys may still change
+    assert system.registry.get_sample_value("vibe_state_refused_total", {"agent": "state"}) == 1
