@@ -90,7 +90,7 @@ class AppSettings(msgspec.Struct, frozen=True):
     introspect: str = "introspect"
     #: The pubsub agent behind /v1/topics/{topic}/events, and the SSE limits.
     pubsub: str = "pubsub"
-    max_streams: int = 1000
+    max_streams: int = 256
     stream_buffer: int = 256
     keepalive_seconds: float = 15.0
 

@@ -14,9 +14,17 @@ import msgspec
 import structlog
 
 import phoenix
+from gateway._admission import Admission
 from gateway._app import AppSettings, create_app
 from gateway._logging import configure_logging
-from gateway._server import GatewayServer, tune_gc, uvicorn_config, watch_system
+from gateway._metrics import AdmissionMetrics
+from gateway._server import (
+    GatewayServer,
+    ensure_descriptors,
+    tune_gc,
+    uvicorn_config,
+    watch_system,
+)
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 from vibe_actors import ActorSystem, StartFailed
 
@@ -47,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = parse_settings(argv)
     except SettingsError as exc:
         return _fail(exc.problems, 2)
+    try:
+        ensure_descriptors(settings.max_connections)
+    except ValueError as exc:
+        return _fail([str(exc)], 2)
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
     try:
@@ -72,8 +84,12 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
             max_timeout_ms=settings.max_timeout_ms,
             chaos=settings.chaos,
             tokens=settings.tokens,
+            max_streams=settings.max_streams,
         ),
     )
+    limits = settings.admission_limits()
+    admission = Admission(limits)
+    app.metrics.registry.register(AdmissionMetrics(admission))
 
     def reload() -> None:
         try:
@@ -91,7 +107,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         app,
         settings.host,
         settings.port,
-        max_concurrency=settings.max_concurrency,
+        admission=admission,
         keep_alive_timeout=settings.keep_alive_timeout,
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
@@ -107,6 +123,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         port=settings.port,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
+        **msgspec.structs.asdict(limits),
     )
     try:
         server.run()

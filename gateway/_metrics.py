@@ -6,7 +6,12 @@
 the app: ``header_timeout``, ``body_timeout``, ``headers_too_large``),
 and for Server-Sent Events ``vibe_sse_streams`` (open now),
 ``vibe_sse_events_total`` and ``vibe_sse_dropped_total`` (a client too slow);
-``route`` is the route
+from the admission (:class:`AdmissionMetrics`, gateway._admission):
+``vibe_http_refused_total{reason}`` (503 problem+json answers, and connections
+closed at once), ``vibe_http_idle_closed_total{reason}`` (idle connections
+closed to make room), ``vibe_http_connections{state}`` (idle, busy),
+``vibe_http_in_flight{kind}`` (request, probe, stream) and ``vibe_http_clients``
+(client addresses connected); ``route`` is the route
 template (``/v1/agents/{name}/{type}``), never the raw path, so label
 cardinality stays bounded.
 """
@@ -25,7 +30,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["CUT_OFF_REASONS", "HttpMetrics"]
+from gateway._admission import IDLE_CLOSE_REASONS, REFUSAL_REASONS, Admission
+
+__all__ = ["CUT_OFF_REASONS", "AdmissionMetrics", "HttpMetrics"]
 
 #: Values of ``vibe_http_cut_off_total{reason}`` (gateway._protocol).
 CUT_OFF_REASONS = ("header_timeout", "body_timeout", "headers_too_large")
@@ -114,3 +121,50 @@ class HttpMetrics(Collector):
                 "vibe_sse_dropped", "Events dropped for event-stream clients too slow to keep up.",
                 value=dropped,
             )  # fmt: skip
+
+
+class AdmissionMetrics(Collector):
+    """The admission's figures, read at scrape time (register it in the app's registry).
+
+    Every reason of the counters is always exported, 0 until it happens.
+    """
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        admission = self._admission
+        refused = CounterMetricFamily(
+            "vibe_http_refused", "Requests refused over a budget (503 problem+json), and "
+            "connections closed at once with every connection busy.", labels=["reason"],
+        )  # fmt: skip
+        for reason in REFUSAL_REASONS:
+            refused.add_metric([reason], admission.refused[reason])
+        yield refused
+        closed = CounterMetricFamily(
+            "vibe_http_idle_closed", "Idle connections closed to make room for a new one, by "
+            "the limit it passed.", labels=["reason"],
+        )  # fmt: skip
+        for reason in IDLE_CLOSE_REASONS:
+            closed.add_metric([reason], admission.idle_closed[reason])
+        yield closed
+        connections = GaugeMetricFamily(
+            "vibe_http_connections", "Open HTTP connections: idle (no request in flight) "
+            "or busy.", labels=["state"],
+        )  # fmt: skip
+        idle = admission.idle_connections
+        connections.add_metric(["idle"], idle)
+        connections.add_metric(["busy"], admission.open_connections - idle)
+        yield connections
+        in_flight = GaugeMetricFamily(
+            "vibe_http_in_flight", "Admitted requests whose handler has not returned, by "
+            "budget.", labels=["kind"],
+        )  # fmt: skip
+        in_flight.add_metric(["request"], admission.requests)
+        in_flight.add_metric(["probe"], admission.probes)
+        in_flight.add_metric(["stream"], admission.streams)
+        yield in_flight
+        yield GaugeMetricFamily(
+            "vibe_http_clients", "Client addresses with an open connection or event stream.",
+            value=admission.clients,
+        )  # fmt: skip

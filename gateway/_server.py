@@ -1,7 +1,10 @@
 """Serving the gateway with uvicorn (uvloop, httptools), with a clean drain.
 
 The HTTP protocol is :class:`gateway._protocol.GatewayHttpProtocol`: uvicorn's
-httptools protocol with a header-read timeout and a header size limit.
+httptools protocol with a header-read timeout, a header size limit and the
+admission budgets of :mod:`gateway._admission` (uvicorn's own
+``limit_concurrency``, which answered ``text/plain`` and counted idle sockets
+and event streams against the one limit, is off).
 
 uvicorn 0.29+ re-raises a captured SIGTERM after its graceful shutdown, so a
 plain ``Server.serve()`` exits with -15. The gateway's contract is exit 0
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import signal
 import threading
 from collections.abc import Callable, Generator
@@ -23,10 +27,17 @@ from typing import Any
 import structlog
 import uvicorn
 
+from gateway._admission import Admission
 from gateway._protocol import header_limited
 from vibe_actors import ActorSystem, SystemFailed
 
-__all__ = ["GatewayServer", "tune_gc", "uvicorn_config", "watch_system"]
+__all__ = [
+    "GatewayServer",
+    "ensure_descriptors",
+    "tune_gc",
+    "uvicorn_config",
+    "watch_system",
+]
 
 _log = structlog.get_logger("gateway.server")
 
@@ -36,13 +47,22 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
 
     HTTP/1.1 is uvicorn's httptools protocol with the gateway's header timeout
     and header size limit (:mod:`gateway._protocol`): without them, silent or
-    slow connections stay open forever and count against ``max_concurrency``.
+    slow connections stay open forever. ``admission`` (an
+    :class:`gateway._admission.Admission`, one per server; the default budgets
+    if absent) decides which connections and requests are served; uvicorn's
+    ``limit_concurrency`` is off, so that a refusal is a 503 problem+json and
+    probes keep a reserve. WebSocket upgrades are off: the gateway serves none,
+    and an upgraded connection would leave the protocol that counts it.
     """
+    if "max_concurrency" in limits:  # uvicorn's limit once; silently ignored, it would mislead
+        raise TypeError("max_concurrency is a budget of the admission: pass admission=Admission()")
+    admission = limits.get("admission")
     protocol = header_limited(
         limits.get("header_timeout", 10.0),
         limits.get("max_header_bytes", 65_536),
         limits.get("body_timeout", 30.0),
         limits.get("on_cut_off"),
+        admission if admission is not None else Admission(),
     )
     return uvicorn.Config(
         app,
@@ -50,12 +70,13 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
         port=port,
         loop="uvloop",
         http=protocol,
+        ws="none",
         lifespan="off",
         access_log=False,
         log_config=None,
         server_header=False,
         proxy_headers=False,  # no proxy in front by default; saves a middleware hop per request
-        limit_concurrency=limits.get("max_concurrency"),
+        limit_concurrency=None,  # the admission decides (see above)
         timeout_keep_alive=limits.get("keep_alive_timeout", 5),
         timeout_graceful_shutdown=limits.get("drain_timeout"),
         backlog=limits.get("backlog", 2048),
@@ -77,6 +98,32 @@ def tune_gc(threshold: int) -> None:
     if threshold:
         _, older, oldest = gc.get_threshold()
         gc.set_threshold(threshold, older, oldest)
+
+
+def ensure_descriptors(connections: int) -> int:
+    """Raise this process's soft limit of open files to fit ``connections`` and some more.
+
+    Process configuration, done at the edge like :func:`tune_gc`: past the
+    limit the kernel refuses to accept connections before the admission can
+    count them, probes included. Returns the soft limit now in force. Raises
+    ValueError if even the hard limit is too low (lower ``max_connections`` or
+    raise the hard limit).
+    """
+    needed = connections + _SPARE_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ValueError(
+            f"max_connections ({connections}) needs {needed} open files, and the hard limit "
+            f"is {hard}: lower max_connections or raise the limit (ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return needed
+
+
+#: Descriptors besides the connections: the listening socket, SQLite files, logs, pipes.
+_SPARE_DESCRIPTORS = 256
 
 
 class GatewayServer(uvicorn.Server):

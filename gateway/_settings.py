@@ -14,6 +14,8 @@ from typing import Literal
 
 import msgspec
 
+from gateway._admission import AdmissionLimits
+
 __all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
 
 
@@ -40,7 +42,13 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 1_048_576
     default_timeout_ms: int = 5_000
     max_timeout_ms: int = 60_000
+    #: The admission budgets (gateway._admission; their defaults are AdmissionLimits').
+    max_connections: int = 2048
+    max_idle_per_client: int = 256
     max_concurrency: int = 1_000
+    probe_reserve: int = 16
+    max_streams: int = 256
+    max_streams_per_client: int = 16
     drain_timeout: float = 30.0
     keep_alive_timeout: int = 5
     header_timeout: float = 10.0
@@ -74,6 +82,18 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"gc_threshold must be >= 0, got {self.gc_threshold}")
         if self.default_timeout_ms > self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
+        self.admission_limits()  # raises ValueError naming a bad budget
+
+    def admission_limits(self) -> AdmissionLimits:
+        """The admission budgets; raises ValueError (one line) if they do not fit together."""
+        return AdmissionLimits(
+            max_connections=self.max_connections,
+            max_idle_per_client=self.max_idle_per_client,
+            max_concurrency=self.max_concurrency,
+            probe_reserve=self.probe_reserve,
+            max_streams=self.max_streams,
+            max_streams_per_client=self.max_streams_per_client,
+        )
 
 
 #: flag -> (environment variable, help). Flags map to fields by name.
@@ -88,7 +108,35 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
     "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
     "max_timeout_ms": ("VIBE_MAX_TIMEOUT_MS", "largest X-Timeout-Ms honoured"),
-    "max_concurrency": ("VIBE_MAX_CONCURRENCY", "connections+requests at once (503 beyond)"),
+    "max_connections": (
+        "VIBE_MAX_CONNECTIONS",
+        "open connections at once; past it a new connection closes the oldest idle one (or is "
+        "closed if none is idle). Must exceed max-concurrency + probe-reserve + max-streams",
+    ),
+    "max_idle_per_client": (
+        "VIBE_MAX_IDLE_PER_CLIENT",
+        "idle connections (no request in flight) kept per client address; past it a new "
+        "connection from that address closes the address's oldest idle one",
+    ),
+    "max_concurrency": (
+        "VIBE_MAX_CONCURRENCY",
+        "requests in flight at once, probes and event streams not counted "
+        "(503 problem+json with Retry-After beyond)",
+    ),
+    "probe_reserve": (
+        "VIBE_PROBE_RESERVE",
+        "in-flight GET /healthz, /readyz and /metrics, served apart from max-concurrency "
+        "(503 problem+json beyond)",
+    ),
+    "max_streams": (
+        "VIBE_MAX_STREAMS",
+        "open event streams (GET /v1/topics/{topic}/events) at once, at most half of "
+        "max-connections (503 problem+json beyond)",
+    ),
+    "max_streams_per_client": (
+        "VIBE_MAX_STREAMS_PER_CLIENT",
+        "open event streams per client address (503 problem+json beyond)",
+    ),
     "drain_timeout": ("VIBE_DRAIN_TIMEOUT", "seconds to finish in-flight requests on SIGTERM"),
     "keep_alive_timeout": (
         "VIBE_KEEP_ALIVE_TIMEOUT",

@@ -15,6 +15,12 @@ published_at}``. A comment line every ``keepalive`` seconds keeps proxies
 from closing an idle stream. The stream ends when the client disconnects or
 the server shuts down (:meth:`TopicStreams.close_all`, called at the start
 of the drain so open streams do not hold the drain up).
+
+How many streams may be open, in all and per client address, is decided
+before the app by the server's admission (:mod:`gateway._admission`,
+``--max-streams``, ``--max-streams-per-client``), which keeps streams off the
+budget of plain requests and below the connection limit; ``max_streams`` here
+is the same limit again, for an app served some other way.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ class TopicStreams:
         pubsub_agent: str = "pubsub",
         buffer: int = 256,
         keepalive: float = 15.0,
-        max_streams: int = 1000,
+        max_streams: int = 256,
     ) -> None:
         self._system = system
         self._pubsub = pubsub_agent

@@ -66,9 +66,13 @@ def test_nesting_past_the_decoders_limit_is_400_malformed_json(gateway, past: st
     response = client.post("/v1/agents/keeper/Keep", content=body, headers=JSON)
     problem = assert_problem(response, 400, "malformed-json")
     assert "nested deeper" in problem["detail"]
-    # The same agent still serves nesting within the limit.
-    ok = b'{"key": "k", "value": ' + b"[" * 500 + b"]" * 500 + b"}"
+    # The same agent still serves nesting within the limit (MAX_NESTING, the message
+    # itself being the first level); past it, a 422 names the limit.
+    ok = b'{"key": "k", "value": ' + b"[" * 99 + b"]" * 99 + b"}"
     assert client.post("/v1/agents/keeper/Keep", content=ok, headers=JSON).status_code == 200
+    deep = b'{"key": "k", "value": ' + b"[" * 500 + b"]" * 500 + b"}"
+    refused = client.post("/v1/agents/keeper/Keep", content=deep, headers=JSON)
+    assert_problem(refused, 422, "nesting-too-deep")
 
 
 @pytest.mark.parametrize(

@@ -237,10 +237,13 @@ def test_a_document_level_error_has_path_dollar(gw: Gateway, shape: str) -> None
 
 
 def test_nesting_within_the_limit_is_stored(gw: Gateway) -> None:
-    depth = 500
+    depth = 99  # MAX_NESTING (100) levels, the message being the first
     body = b'{"key": "nested", "value": ' + b"[" * depth + b"]" * depth + b"}"
     response = httpx.post(f"{gw.url}/v1/agents/state/Put", content=body, headers=JSON)
     assert response.status_code == 200, response.text[:300]
+    deeper = b'{"key": "nested", "value": ' + b"[" * 500 + b"]" * 500 + b"}"
+    response = httpx.post(f"{gw.url}/v1/agents/state/Put", content=deeper, headers=JSON)
+    assert response.status_code == 422, response.text[:300]
 
 
 @pytest.mark.parametrize("depth", [2_000, 100_000])
