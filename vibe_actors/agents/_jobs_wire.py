@@ -129,14 +129,19 @@ def load_callable(target: str) -> Callable[..., Any]:
     module_name, sep, attr = target.partition(":")
     if not (module_name and sep and attr):
         raise ValueError(f"{target!r} is not an import string 'module:function'")
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} ({exc})") from exc
-    found = _attribute(found, module_name, attr)
+    found = _attribute(_import(module_name), module_name, attr)
     if not callable(found):
         raise ValueError(f"{target!r} is not callable (it is a {type(found).__name__})")
     return found  # type: ignore[no-any-return]
+
+
+def _import(module_name: str) -> Any:
+    """The module, or ValueError naming it (a job kind or message type names a module
+    that is missing or broken: a configuration error, reported, not an optional import)."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} ({exc})") from exc
 
 
 def resolve_struct(path: str, *, may_import: bool) -> type[msgspec.Struct]:
@@ -152,10 +157,7 @@ def resolve_struct(path: str, *, may_import: bool) -> type[msgspec.Struct]:
         raise ValueError(f"{path!r} is not a type name 'module:QualName'")
     module: Any = sys.modules.get(module_name)
     if module is None and may_import:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"cannot import module {module_name!r} ({exc})") from exc
+        module = _import(module_name)
     if module is None:
         raise ValueError(f"module {module_name!r} is not loaded in the worker's process")
     found = _attribute(module, module_name, attr)
