@@ -41,7 +41,7 @@ from gateway._problems import (
     make_problem,
     problem_for_reply,
 )
-from gateway._request import ASK_ROUTE, Headers, lifespan, route_of
+from gateway._request import ASK_ROUTE, MAX_TIMEOUT_DIGITS, Headers, lifespan, route_of
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
 from vibe_actors import (
@@ -69,9 +69,7 @@ _JSON = (b"content-type", b"application/json")
 #: and formatting a Content-Length four times what a tuple lookup does.
 _RUNNING = AgentStatus.RUNNING
 _LENGTHS = tuple(b"%d" % n for n in range(4096))
-#: X-Timeout-Ms past 9 digits (11.5 days) is no deadline anyone means; Content-Length past
-#: 18 digits is no size anyone can send. Both are checked before int() is called.
-_MAX_TIMEOUT_DIGITS = 9
+#: Content-Length past 18 digits is no size anyone can send (checked before int() is called).
 _MAX_LENGTH_DIGITS = 18
 #: The message names policy rules use for the views (the introspect agent's) and for chaos.
 _VIEWS = {1: "Agents", 2: "Describe"}
@@ -226,7 +224,10 @@ class Gateway:
                 tree = await self.views.tree(request_id, self._request_timeout(headers))
                 body = _encode(_viewed(tree, request_id))
             else:
-                body = _encode(self.catalog.openapi())
+                settings = self.settings
+                body = _encode(
+                    self.catalog.openapi(secured=bool(self._tokens), chaos=settings.chaos)
+                )
             await respond(send, 200, body, extra=ok)
             return 200
         if head == "topics" and len(parts) == 3 and parts[2] == "events":
@@ -391,10 +392,10 @@ class Gateway:
         if raw is None:
             return self.settings.default_timeout_ms / 1000
         # The length first: int() of thousands of digits raises (Python's digit limit).
-        if len(raw) > _MAX_TIMEOUT_DIGITS or not raw.isdigit() or int(raw) == 0:
+        if len(raw) > MAX_TIMEOUT_DIGITS or not raw.isdigit() or int(raw) == 0:
             detail = (
                 "X-Timeout-Ms must be a positive integer of milliseconds,"
-                f" at most {_MAX_TIMEOUT_DIGITS} digits (it is capped at"
+                f" at most {MAX_TIMEOUT_DIGITS} digits (it is capped at"
                 f" {self.settings.max_timeout_ms})"
             )
             raise Reject(make_problem(400, "bad-timeout", detail, request_id))

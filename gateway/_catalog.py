@@ -1,9 +1,10 @@
 """What the gateway knows about agents: their message types and decoders.
 
 Built from the running system (``ActorSystem.message_types``) and cached per
-agent name; the cache is dropped on a live reload. JSON Schemas and the
-OpenAPI document come from the schema agent's functions
-(:mod:`vibe_actors.agents.schema`), so both speak the same catalogue.
+agent name; the cache is dropped on a live reload. JSON Schemas come
+from the schema agent's functions (:mod:`vibe_actors.agents.schema`), and so
+do the agent operations of the OpenAPI document (:mod:`gateway._openapi`
+adds the gateway's own routes), so both speak the same catalogue.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from gateway._openapi import openapi_document
 from vibe_actors import ActorSystem, AgentStatus, Message, Ref, UnknownAgent
 from vibe_actors.agents import schema
 
@@ -37,11 +39,13 @@ class Catalog:
         self._types: dict[str, dict[str, type]] = {}
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
         self._hot: dict[str, dict[str, HotEntry]] = {}
+        self._openapi: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     def clear(self) -> None:
         """Forget everything (after a live reload)."""
         self._types.clear()
         self._hot.clear()
+        self._openapi = None
 
     def lookup(self, name: str, tag: str) -> HotEntry | None:
         """The hot path's entry for a known agent and tag, cached; None if unknown."""
@@ -79,6 +83,12 @@ class Catalog:
         """JSON Schema of each message type of ``name``, by tag (each one standalone)."""
         return schema.agent_schemas(self.types(name))
 
-    def openapi(self) -> dict[str, Any]:
-        """The OpenAPI 3.1 document: one POST operation per agent and message type."""
-        return schema.openapi(self._system, title="vibe-actors gateway")
+    def openapi(self, *, secured: bool, chaos: bool) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every route, rebuilt when the tree changes shape."""
+        key = (schema.tree_shape(self._system), secured, chaos)
+        if self._openapi is None or self._openapi[0] != key:
+            document = openapi_document(
+                self._system, title="vibe-actors gateway", secured=secured, chaos=chaos
+            )
+            self._openapi = (key, document)
+        return self._openapi[1]

@@ -10,7 +10,7 @@ runtime sees it whether or not the watchdog is alive; see :func:`not_ready`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -20,7 +20,7 @@ from gateway._problems import Reject, make_problem
 from vibe_actors import ActorSystem, UnknownAgent
 from vibe_actors.agents.watchdog import STALLED, unresponsive
 
-__all__ = ["inject_chaos", "not_ready", "probe"]
+__all__ = ["MAX_HANG_SECONDS", "Health", "Readiness", "inject_chaos", "not_ready", "probe"]
 
 _log = structlog.get_logger("gateway")
 
@@ -28,18 +28,36 @@ _JSON = b"application/json"
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
+class Health(msgspec.Struct, frozen=True):
+    """The body of ``/healthz``: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The body of ``/readyz``: ``ready`` (200), or ``not_ready`` (503) naming what fails."""
+
+    status: Literal["ready", "not_ready"]
+    #: The agents (or ``system``, ``vibe-timers``) keeping the system from being ready.
+    failing: list[str] = []
+
+
+_HEALTHY = msgspec.json.encode(Health())
+_READY = msgspec.json.encode(Readiness(status="ready"))
+
+
 def probe(
     name: str, system: ActorSystem, http_registry: CollectorRegistry
 ) -> tuple[int, bytes, bytes]:
     """(status, body, content type) of ``/healthz``, ``/readyz`` or ``/metrics``."""
     if name == "healthz":
-        return 200, b'{"status":"ok"}', _JSON
+        return 200, _HEALTHY, _JSON
     if name == "metrics":
         return 200, generate_latest(system.registry) + generate_latest(http_registry), _METRICS_TYPE
     failing = not_ready(system)
     if failing:
-        return 503, msgspec.json.encode({"status": "not_ready", "failing": failing}), _JSON
-    return 200, b'{"status":"ready"}', _JSON
+        return 503, msgspec.json.encode(Readiness(status="not_ready", failing=failing)), _JSON
+    return 200, _READY, _JSON
 
 
 def not_ready(system: ActorSystem) -> list[str]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+# One definition of the body for the server and its OpenAPI document.
+from vibe_actors.agents.schema import FieldError, Problem
 
 __all__ = [
     "RETRY_AFTER",
@@ -39,26 +40,6 @@ STATUS_TITLES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-
-
-class FieldError(msgspec.Struct, frozen=True):
-    """One validation failure: the JSON path of the field and what was wrong."""
-
-    path: str
-    message: str
-
-
-class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A problem details object; ``type`` names the kind of problem (a relative URI)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    request_id: str
-    errors: list[FieldError] | None = None
-    #: The agent's typed error reply, when the problem is one.
-    reply: Any = None
 
 
 def make_problem(

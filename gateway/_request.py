@@ -6,8 +6,13 @@ import itertools
 import secrets
 
 from gateway._http import Receive, Scope, Send
+from vibe_actors.agents.schema import TIMEOUT_MS_DIGITS
 
-__all__ = ["ASK_ROUTE", "Headers", "lifespan", "request_id", "route_of"]
+__all__ = ["ASK_ROUTE", "MAX_TIMEOUT_DIGITS", "Headers", "lifespan", "request_id", "route_of"]
+
+#: X-Timeout-Ms past this many digits is refused; they are counted before int() is called
+#: (int() of thousands of digits raises). The OpenAPI document states the same rule.
+MAX_TIMEOUT_DIGITS = TIMEOUT_MS_DIGITS
 
 
 class Headers:

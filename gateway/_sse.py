@@ -36,14 +36,16 @@ import structlog
 from vibe_actors import ActorSystem, AskError, ErrorReply, UnknownAgent
 from vibe_actors.agents import pubsub
 
-__all__ = ["StreamRefused", "TopicStreams"]
+__all__ = ["TOPIC_PATTERN", "StreamRefused", "TopicStreams"]
 
 _log = structlog.get_logger("gateway.sse")
 
 Send = Callable[[dict[str, Any]], Any]
 Receive = Callable[[], Any]
 
-_TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+#: A topic a stream may name (the OpenAPI document states it as the path parameter's pattern).
+TOPIC_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}"
+_TOPIC = re.compile(TOPIC_PATTERN)
 _CLOSE = object()
 
 

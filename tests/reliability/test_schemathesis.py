@@ -1,10 +1,13 @@
 """Schemathesis against a live gateway's ``/v1/openapi.json``: no 500, answers match it.
 
 One ``python -m gateway`` (the shipped wiring.yaml) serves the module; the
-schema is loaded from it, and every operation (one POST per agent and message
-type, 62 today) gets generated bodies, valid and invalid. Each response must
-not be a 5xx other than a documented 503/504, and its status, content type and
-body must match what the document declares.
+schema is loaded from it, and every operation (every route the gateway
+serves: one POST per agent and message type, the views, the topic streams,
+the probes, ``/metrics`` and the document itself) gets generated requests,
+valid and invalid. Each response must not be a 5xx other than a documented
+503/504, its status, content type and body must match what the document
+declares, and a request the document calls invalid must be refused (4xx).
+An event stream's 200 never ends: schemathesis reads it for a short while.
 
 Bounded for CI: a few examples per operation, a per-request timeout and a
 hypothesis deadline; ``reliability_full`` (``VIBE_RELIABILITY_FULL=1``) runs
@@ -30,12 +33,16 @@ from tests.reliability.conftest import FULL, ROOT, Gateway
 ASK_TIMEOUT_MS = 3_000
 #: Requests to the gateway never wait longer than this.
 REQUEST_TIMEOUT = 15.0
+#: How long an open event stream is read (schemathesis stops reading at the timeout).
+STREAM_TIMEOUT = 1.0
 CHECKS = [
     sc.not_a_server_error,
     sc.status_code_conformance,
     sc.content_type_conformance,
     sc.response_schema_conformance,
+    sc.negative_data_rejection,
 ]
+_EVENT_STREAM = "text/event-stream"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,11 @@ def _expected_server_error(response: object) -> bool:
 def _exercise(operation: Any, mode: GenerationMode, examples: int, failures: list[str]) -> int:
     """Run generated cases of ``operation``; returns how many were sent."""
     sent = 0
+    streams = _EVENT_STREAM in operation.definition.raw["responses"].get("200", {}).get(
+        "content", {}
+    )
+    if mode is GenerationMode.NEGATIVE and not _negatable(operation.definition.raw):
+        return 0  # nothing in the request to make invalid (a probe, the metrics)
 
     @settings(
         max_examples=examples,
@@ -71,7 +83,13 @@ def _exercise(operation: Any, mode: GenerationMode, examples: int, failures: lis
     def run(case: schemathesis.Case) -> None:
         nonlocal sent
         sent += 1
-        response = case.call(headers={"x-timeout-ms": str(ASK_TIMEOUT_MS)}, timeout=REQUEST_TIMEOUT)
+        # A generated X-Timeout-Ms (valid or not) is the case; only a missing one gets ours.
+        timed = any(name.lower() == "x-timeout-ms" for name in case.headers or {})
+        headers = {} if timed else {"x-timeout-ms": str(ASK_TIMEOUT_MS)}
+        # Schemathesis reads an event stream until the timeout: a stream's is short.
+        response = case.call(
+            headers=headers, timeout=STREAM_TIMEOUT if streams else REQUEST_TIMEOUT
+        )
         checks = CHECKS[1:] if _expected_server_error(response) else CHECKS
         if response.status_code == 204:
             assert response.content == b""
@@ -83,6 +101,10 @@ def _exercise(operation: Any, mode: GenerationMode, examples: int, failures: lis
     except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - one report for all
         failures.append(f"{operation.label} [{mode.value}]: {_describe(exc)[:3000]}")
     return sent
+
+
+def _negatable(definition: dict[str, Any]) -> bool:
+    return bool(definition.get("parameters") or definition.get("requestBody"))
 
 
 def _describe(exc: BaseException) -> str:
@@ -106,6 +128,8 @@ def test_every_operation_answers_as_documented(gateway: Gateway, examples: int) 
     api = schemathesis.openapi.from_url(f"{gateway.url}/v1/openapi.json", timeout=30)
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 50, len(operations)  # every agent's every message type
+    routes = {operation.path for operation in operations}
+    assert {"/v1/agents", "/v1/tree", "/v1/topics/{topic}/events", "/metrics"} <= routes
     failures: list[str] = []
     sent = 0
     for operation in operations:

@@ -52,6 +52,9 @@ __all__ = [
     "MermaidDiagram",
     "OpenAPI",
     "OpenAPIDocument",
+    "TIMEOUT_HEADER",
+    "TIMEOUT_MS_DIGITS",
+    "FieldError",
     "Problem",
     "Schema",
     "SchemaConfig",
@@ -59,6 +62,7 @@ __all__ = [
     "mermaid",
     "openapi",
     "replies_none",
+    "tree_shape",
 ]
 
 
@@ -95,20 +99,45 @@ class MermaidDiagram(Message):
     text: str
 
 
-class Problem(msgspec.Struct, frozen=True):
-    """application/problem+json (RFC 9457)."""
+class FieldError(msgspec.Struct, frozen=True):
+    """One validation failure: the JSON path of the field and what was wrong."""
+
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """application/problem+json (RFC 9457), as the gateway sends it (``gateway._problems``)."""
 
     type: str
     title: str
     status: int
     detail: str
     request_id: str
+    #: The fields that failed validation (a 422).
+    errors: list[FieldError] | None = None
+    #: The agent's typed error reply, when the problem is one.
+    reply: Any = None
+
+
+#: X-Timeout-Ms past 9 digits (11.5 days) is no deadline anyone means.
+TIMEOUT_MS_DIGITS = 9
+#: The gateway's deadline header (``gateway._request``): digits only, not all zeros, at
+#: most TIMEOUT_MS_DIGITS of them (the server caps the value lower).
+TIMEOUT_HEADER: dict[str, Any] = {
+    "name": "X-Timeout-Ms",
+    "in": "header",
+    "required": False,
+    "description": "The deadline of the request's ask, in milliseconds (capped by the server)",
+    "schema": {"type": "string", "pattern": "^0*[1-9][0-9]*$", "maxLength": TIMEOUT_MS_DIGITS},
+}
 
 
 #: The gateway's error responses (``gateway/_catalog.py``).
 ERROR_RESPONSES: dict[int, str] = {
     400: "Malformed JSON or header",
     401: "Missing or wrong bearer token",
+    403: "Denied by policy",
     404: "Unknown agent or message type",
     413: "Body over the limit",
     415: "Not application/json",
@@ -237,6 +266,8 @@ def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1")
     unique = list(dict.fromkeys(every))
     refs, components = msgspec.json.schema_components(unique, ref_template=_COMPONENTS + "{name}")
     ref_of = dict(zip(unique, refs, strict=True))
+    for message_type in {message_type for _, _, message_type, _, _ in operations}:
+        _tag_optional(components[ref_of[message_type]["$ref"].removeprefix(_COMPONENTS)])
     paths = {
         f"/v1/agents/{agent}/{tag}": {
             "post": _operation(agent, tag, ref_of, message_type, replies, empty)
@@ -249,6 +280,20 @@ def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1")
         "paths": paths,
         "components": {"schemas": components},
     }
+
+
+def _tag_optional(component: dict[str, Any]) -> None:
+    """A request body may leave out ``type``: the route names the message type already.
+
+    The gateway decodes the body as that type, so a missing tag is that type
+    and a different one is a 422. The component keeps ``type``'s enum; only
+    its being required goes (replies that share the component always carry it).
+    """
+    required = [field for field in component.get("required", ()) if field != "type"]
+    if required:
+        component["required"] = required
+    else:
+        component.pop("required", None)
 
 
 def _operation(
@@ -281,6 +326,7 @@ def _operation(
     return {
         "operationId": f"{agent}.{tag}",
         "summary": f"Ask {agent} with {tag}",
+        "parameters": [TIMEOUT_HEADER],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": ref_of[message_type]}},
@@ -327,7 +373,7 @@ def mermaid(root: TreeNode) -> str:
 # -- the agent ----------------------------------------------------------------------------
 
 
-def _shape(system: ActorSystem) -> tuple[tuple[str, ...], ...]:
+def tree_shape(system: ActorSystem) -> tuple[tuple[str, ...], ...]:
     """What the cached documents depend on: names, kinds, classes, strategies, restarts."""
     return tuple(
         (node.name, node.kind, node.agent, node.strategy or "", node.restart)
@@ -364,7 +410,7 @@ class Schema(Agent[Catalogue | OpenAPI | Diagram]):
             self._stale = True
 
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
-        shape = _shape(self.system)
+        shape = tree_shape(self.system)
         if self._stale or shape != self._cached_shape:
             self._stale = False
             self._cache.clear()
