@@ -37,6 +37,7 @@ __all__ = [
     "StreamName",
     "Streams",
     "Tail",
+    "TooManyStreams",
     "Verified",
     "Verify",
     "after_problem",
@@ -72,6 +73,15 @@ class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: The signed checkpoint file, relative to the data directory unless absolute
     #: (default ``<ledger name>.checkpoints``). Back it up with the database.
     checkpoint_file: str | None = None
+    #: Streams held at most: the first ``Append`` of a new stream past it is
+    #: ``TooManyStreams`` (429); existing streams take appends as before. Keep it below
+    #: what the checkpoint file can name: it is refused unread past 256 MiB, about 1.1
+    #: million streams of 128-character names.
+    max_streams: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_streams < 1:
+            raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -171,6 +181,14 @@ class LedgerUnavailable(ErrorReply):
     """The store failed: the append was not stored (or the read could not be served)."""
 
     http_status: ClassVar[int] = 503
+
+
+class TooManyStreams(ErrorReply):
+    """Not stored: the append would start a new stream while ``limit`` streams are held
+    (a stream is never removed, so no new one fits until ``max_streams`` is raised)."""
+
+    limit: int
+    http_status: ClassVar[int] = 429
 
 
 class StreamHeld(ErrorReply):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics", "build_metrics"]
 
@@ -19,6 +19,8 @@ class Metrics(NamedTuple):
     commit_seconds: Histogram
     checkpoint_failures: Counter
     checkpoint_seconds: Histogram
+    streams: Gauge
+    refused: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -50,6 +52,15 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "vibe_ledger_checkpoint_seconds",
             "Time to write and fsync the signed checkpoint file after a commit.",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+            registry=registry,
+        ),
+        # Labelled by agent, unlike the counters above: two ledgers' stream counts must not
+        # overwrite each other in one gauge.
+        streams=Gauge("vibe_ledger_streams", "Streams committed.", ["agent"], registry=registry),
+        refused=Counter(
+            "vibe_ledger_refused",
+            "Appends to a new stream refused because max_streams streams are held.",
+            ["agent"],
             registry=registry,
         ),
     )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import ActorSystem, Agent, AgentStatus, Terminated, UnknownAgent
 from vibe_actors.agents._registry_index import Directory, Record
@@ -49,11 +49,18 @@ def presence(system: ActorSystem, name: str) -> str:
 
 class Metrics(NamedTuple):
     entries: Gauge
+    refused: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
     return Metrics(
-        Gauge("vibe_registry_entries", "Visible registrations", ["agent"], registry=registry)
+        Gauge("vibe_registry_entries", "Visible registrations", ["agent"], registry=registry),
+        Counter(
+            "vibe_registry_refused",
+            "Registrations of a new name refused because max_names names are held.",
+            ["agent"],
+            registry=registry,
+        ),
     )
 
 
@@ -155,6 +162,10 @@ class Engine:
         for cap, names, subscribers in self.dir.changes(before):
             for subscriber in subscribers:
                 agent.ref(subscriber).tell(self._notice(capability=cap, names=names))
+
+    def refused(self) -> None:
+        """Count a registration refused by ``max_names``."""
+        self._metrics.refused.labels(self._agent.name).inc()
 
     def unwatch_if_unused(self, name: str) -> None:
         if not self.dir.in_use(name):

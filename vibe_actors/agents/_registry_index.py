@@ -43,6 +43,14 @@ class Directory:
 
     # -- entries --------------------------------------------------------------------
 
+    def held(self) -> int:
+        """Names held: visible and pending (the two are disjoint: admitting one moves it)."""
+        return len(self.entries) + len(self.pending_entries)
+
+    def holds(self, name: str) -> bool:
+        """Whether ``name`` is registered or pending (registering it again adds no name)."""
+        return name in self.entries or name in self.pending_entries
+
     def names(self, capability: str) -> list[str]:
         return sorted(self._by_cap.get(capability, ()))
 

@@ -18,11 +18,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from vibe_actors import Agent, Deferred, ErrorReply, encode_json
+from vibe_actors import Agent, Caller, Deferred, ErrorReply, encode_json
 from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import SIGNATURE_HEADER, PinnedClient, sign
 from vibe_actors.agents._webhooks_delivery import (
@@ -40,7 +41,7 @@ from vibe_actors.agents._webhooks_store import Subscription, load, save
 if TYPE_CHECKING:
     from vibe_actors.agents.webhooks import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
 
-__all__ = ["Engine", "_Retry"]
+__all__ = ["Engine", "Metrics", "PendingCheck", "_Retry", "build_metrics"]
 
 
 class _Retry(msgspec.Struct, frozen=True):
@@ -50,6 +51,32 @@ class _Retry(msgspec.Struct, frozen=True):
     """
 
     delivery: str
+
+
+class PendingCheck(NamedTuple):
+    """A ``Subscribe`` whose URL is being checked, with whom it was asked for."""
+
+    deferred: Deferred
+    request: Subscribe
+    caller: Caller | None
+    request_id: str | None
+
+
+class Metrics(NamedTuple):
+    subscriptions: Gauge
+    refused: Counter
+
+
+def build_metrics(registry: CollectorRegistry) -> Metrics:
+    return Metrics(
+        Gauge("vibe_webhooks_subscriptions", "Subscriptions held", ["agent"], registry=registry),
+        Counter(
+            "vibe_webhooks_refused",
+            "Subscriptions refused by a limit (max_subscriptions, max_subscriptions_per_caller)",
+            ["agent", "limit"],
+            registry=registry,
+        ),
+    )
 
 
 class Engine:
@@ -62,14 +89,17 @@ class Engine:
         path: Path | None,
         make_client: Callable[[], PinnedClient],
         record: type[DeliveryRecord],
+        metrics: Metrics,
     ) -> None:
         self._agent = agent
         self._settings = settings
         self._path = path
         self._record_type = record  # the public reply's type, defined in the agent's module
+        self._metrics = metrics
         self.subs = load(path)  # before the threads start: a bad file fails the start
+        self._count()
         self.pending: dict[str, Pending] = {}
-        self.checks: dict[str, tuple[Deferred, Subscribe]] = {}
+        self.checks: dict[str, PendingCheck] = {}
         self._breakers: dict[str, Breaker] = {}
         self.history: deque[DeliveryRecord] = deque(maxlen=settings.history)
         self.workers = Workers(
@@ -94,14 +124,16 @@ class Engine:
 
     # -- subscriptions ---------------------------------------------------------------
 
-    def add(self, request: Subscribe) -> Subscription | None:
-        """Subscribe (the URL passed its check); None if the file could not be written."""
-        sub = Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret)
+    def add(self, request: Subscribe, caller: Caller | None) -> Subscription | None:
+        """Subscribe for ``caller`` (the URL passed its check); None if the file could not
+        be written (nothing is kept then)."""
+        sub = Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret, caller)
         new_topic = all(s.topic != sub.topic for s in self.subs.values())
         self.subs[sub.id] = sub
         if not self._persist():
             del self.subs[sub.id]
             return None
+        self._count()
         if new_topic:
             self._follow(sub.topic)
         self._agent.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
@@ -114,10 +146,18 @@ class Engine:
         if not self._persist():
             self.subs[sub.id] = sub
             return False
+        self._count()
         self._agent.log.info("webhook_unsubscribed", subscription=sub.id, topic=sub.topic)
         if all(s.topic != sub.topic for s in self.subs.values()):
             self._follow(sub.topic, unfollow=True)
         return True
+
+    def _count(self) -> None:
+        self._metrics.subscriptions.labels(self._agent.name).set(len(self.subs))
+
+    def refused(self, limit: str) -> None:
+        """Count a ``Subscribe`` refused by the setting ``limit``."""
+        self._metrics.refused.labels(self._agent.name, limit).inc()
 
     def _persist(self) -> bool:
         if self._path is None:

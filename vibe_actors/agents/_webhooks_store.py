@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from vibe_actors import Caller
 from vibe_actors.agents._files import tighten, write_private_atomically
 
 __all__ = ["Subscription", "load", "save"]
@@ -21,6 +22,9 @@ class Subscription(msgspec.Struct, frozen=True):
     topic: str
     url: str
     secret: str
+    #: Who subscribed (None: trusted code, or a file written before callers were kept);
+    #: it counts against that principal's ``max_subscriptions_per_caller``.
+    caller: Caller | None = None
 
     def __repr__(self) -> str:
         return f"Subscription(id={self.id!r}, topic={self.topic!r}, secret=<redacted>)"

@@ -72,6 +72,10 @@ numbers continue. A corrupt or truncated file degrades the agent (every
 message but Ping gets ``Unavailable`` naming the file); the rest of the
 system starts and serves.
 
+Streams: at most ``max_streams`` (committed or in the pending batch; a restart
+counts them from the file). A new stream's first ``Append`` past it is
+:class:`TooManyStreams` (429); appends to existing streams go on.
+
 Protocol: ``Append`` -> ``Appended``; ``Read`` / ``Tail`` -> ``Records``;
 ``Verify`` -> ``Verified``; ``Streams`` -> ``StreamList``; bad input ->
 :class:`InvalidInput` (422) naming the field (every integer is bounded, up to
@@ -109,6 +113,7 @@ from vibe_actors.agents._ledger_messages import (
     StreamName,
     Streams,
     Tail,
+    TooManyStreams,
     Verified,
     Verify,
     after_problem,
@@ -146,6 +151,7 @@ __all__ = [
     "StreamName",
     "Streams",
     "Tail",
+    "TooManyStreams",
     "Verified",
     "Verify",
 ]
@@ -196,6 +202,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             self._close()
             degrade_for(self, exc)
             return
+        self._streams_gauge = self._metrics.streams.labels(agent=self.name)
+        self._streams_gauge.set(len(self._heads))
         self.log.info(
             "ledger_started",
             path=str(self._path),
@@ -224,7 +232,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
     @handler
     def append(
         self, msg: Append
-    ) -> Appended | InvalidInput | LedgerUnavailable | StreamHeld | None:
+    ) -> Appended | InvalidInput | LedgerUnavailable | StreamHeld | TooManyStreams | None:
         problem = stream_problem(msg.stream) or data_problem(msg.data)
         if problem is not None:
             return problem
@@ -240,6 +248,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             )
         stream = msg.stream
         head = self._tentative.get(stream) or self._heads.get(stream)
+        if head is None and (full := self._full(stream)) is not None:
+            return full
         seq = 1 if head is None else head.seq + 1
         ts = time.time()
         previous = None if head is None else head.hash
@@ -257,6 +267,20 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             self._flush_queued = True
             self.ref(self.name).tell(_Flush())
         return None
+
+    def _full(self, stream: str) -> TooManyStreams | None:
+        """The refusal of new ``stream`` if ``max_streams`` are held, committed or pending."""
+        # The batch is at most max_batch appends: counting its new streams is cheap.
+        held = len(self._heads) + sum(1 for s in self._tentative if s not in self._heads)
+        if held < (limit := self.config.max_streams):
+            return None
+        self._metrics.refused.labels(agent=self.name).inc()
+        env = self.envelope
+        self.log.warning(
+            "ledger_limit_reached", stream=stream, limit="max_streams", held=held,
+            request_id=env.request_id if env is not None else None,
+        )  # fmt: skip
+        return TooManyStreams(limit=limit, detail=f"not stored: {limit} streams are held already")
 
     @handler
     def _flush(self, msg: _Flush) -> None:
@@ -280,6 +304,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         metrics.batch_size.observe(len(pending))
         metrics.appends.inc(len(pending))
         self._heads.update(tentative)
+        self._streams_gauge.set(len(self._heads))
         for row, deferred in pending:
             if deferred is not None:
                 deferred.resolve(Appended(stream=row.stream, seq=row.seq, hash=row.hash))
@@ -314,6 +339,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         # purpose (the supervisor restarts it; a new incarnation reopens the file).
         assert self._store is not None
         self._heads = self._store.heads()
+        self._streams_gauge.set(len(self._heads))
         return error
 
     def _abandon_pending(self, reason: str) -> None:

@@ -5,7 +5,9 @@ Protocol:
 * ``Register{name, capabilities}`` -> ``Registered`` (replaces the entry's
   capabilities if ``name`` was registered); ``NoSuchAgent`` (404: no running
   agent has that name); ``InvalidRegistration`` (422: empty name or
-  capability); ``RegistryNotSaved`` (503).
+  capability); ``RegistryNotSaved`` (503); ``TooManyNames`` (429: a name not
+  yet registered while ``max_names`` names are held; a registered one may
+  still change its capabilities, and ``Unregister`` frees a slot).
 * ``Unregister{name}`` -> ``Unregistered``; ``NotFound`` (404).
 * ``Lookup{name}`` -> ``Registration{name, capabilities, registered_at}``; ``NotFound``.
 * ``Find{capability}`` -> ``Found{capability, names}`` (sorted; empty if none).
@@ -42,14 +44,19 @@ reloads (they were there before). With ``persist=False`` a restart rebuilds the 
 configuration alone. A database that cannot be opened degrades the agent
 (``Unavailable``) instead of failing the system's start.
 
-Metric: ``vibe_registry_entries{agent}`` (visible registrations).
+Names held are the visible entries and the pending ones (static entries
+included, though the configuration's own are never refused); after a restart
+they are counted again from the configuration and the store.
+
+Metrics: ``vibe_registry_entries{agent}`` (visible registrations),
+``vibe_registry_refused_total{agent}`` (registrations refused by ``max_names``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -79,6 +86,7 @@ __all__ = [
     "RegistryNotSaved",
     "Subscribe",
     "Subscribed",
+    "TooManyNames",
     "Unregister",
     "Unregistered",
     "Unsubscribe",
@@ -101,10 +109,19 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     persist: bool = True
     #: Seconds between checks for pending agents while the system is starting.
     recheck_interval: float = 0.05
+    #: Names held at most (visible and pending): a ``Register`` of a new name past it is
+    #: ``TooManyNames`` (429).
+    max_names: Annotated[int, msgspec.Meta(gt=0)] = 100_000
 
     def __post_init__(self) -> None:
         if self.recheck_interval <= 0:
             raise ValueError("recheck_interval must be > 0")
+        if self.max_names <= 0:
+            raise ValueError(f"max_names must be > 0, got {self.max_names}")
+        if len(self.entries) > self.max_names:
+            raise ValueError(
+                f"{len(self.entries)} static entries are more than max_names ({self.max_names})"
+            )
 
 
 # -- messages ---------------------------------------------------------------------
@@ -202,6 +219,13 @@ class RegistryNotSaved(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
+class TooManyNames(ErrorReply):
+    """A ``Register`` of a new name while ``limit`` names are held."""
+
+    limit: int
+    http_status: ClassVar[int] = 429
+
+
 def _empty(**fields: str) -> str | None:
     for field, value in fields.items():
         if not value:
@@ -268,7 +292,7 @@ class Registry(
     @handler
     def register(
         self, msg: Register
-    ) -> Registered | NoSuchAgent | InvalidRegistration | RegistryNotSaved:
+    ) -> Registered | NoSuchAgent | InvalidRegistration | RegistryNotSaved | TooManyNames:
         problem = _empty(name=msg.name) or next(
             (_empty(capability=c) for c in msg.capabilities if not c), None
         )
@@ -276,6 +300,8 @@ class Registry(
             return InvalidRegistration(detail=problem)
         if presence(self.system, msg.name) != "alive":
             return NoSuchAgent(agent=msg.name, detail=f"no running agent named {msg.name!r}")
+        if (full := self._full(msg.name)) is not None:
+            return full
         record = Record(tuple(sorted(set(msg.capabilities))), time.time(), static=False)
         if (failed := self._save(RegistryStore.register, msg.name, record)) is not None:
             return failed
@@ -283,6 +309,19 @@ class Registry(
         self._engine.put(msg.name, record)
         self.log.info("registry_registered", name=msg.name, capabilities=record.capabilities)
         return Registered(name=msg.name, capabilities=list(record.capabilities))
+
+    def _full(self, name: str) -> TooManyNames | None:
+        """The refusal of registering ``name`` if it is new and ``max_names`` are held."""
+        held, limit = self._engine.dir.held(), self.config.max_names
+        if held < limit or self._engine.dir.holds(name):
+            return None
+        self._engine.refused()
+        env = self.envelope
+        self.log.warning(
+            "registry_limit_reached", name=name, limit="max_names", held=held,
+            request_id=env.request_id if env is not None else None,
+        )  # fmt: skip
+        return TooManyNames(limit=limit, detail=f"{limit} names are registered already")
 
     @handler
     def unregister(self, msg: Unregister) -> Unregistered | NotFound | RegistryNotSaved:

@@ -6,10 +6,13 @@ Protocol:
   (422: not http(s), no host, credentials in the URL, empty topic or
   secret); ``WebhookRefused`` (403: the SSRF guard refuses the host's
   addresses, or it does not resolve: the reply says why); ``WebhooksBusy``
-  (503); ``WebhooksNotSaved`` (503). The host is resolved and checked on a
-  delivery thread, so the reply comes later (the handler defers it); if the
-  ask's deadline passes first, the subscription is still made once the check
-  passes.
+  (503); ``WebhooksNotSaved`` (503); ``TooManySubscriptions`` (429: at most
+  ``max_subscriptions`` in all, and ``max_subscriptions_per_caller`` per
+  caller principal; ``Unsubscribe`` frees a slot). The host is resolved and
+  checked on a delivery thread, so the reply comes later (the handler defers
+  it); if the ask's deadline passes first, the subscription is still made
+  once the check passes. The limits are checked when the request arrives and
+  again when its check ends (other checks may have ended first).
 * ``Unsubscribe{id}`` -> ``Unsubscribed{id}`` or ``UnknownSubscription`` (404).
   Retries already scheduled for it are cancelled; a request in flight ends.
 * ``Deliver{topic, data, seq}`` -> ``Queued{deliveries, dropped}``: one delivery
@@ -53,13 +56,17 @@ time; more are dropped (recorded, counted in ``Queued.dropped``).
 
 Across a restart: subscriptions survive (with ``persist``, the default, they
 are written atomically to ``<data_dir>/webhooks/<name>.json`` with mode
-0600, secrets included, before the reply; otherwise they are lost).
+0600, secrets and callers included, before the reply; otherwise they are
+lost), and count against the limits again.
 Delivery history, circuit states, scheduled retries and deliveries in flight
 are per incarnation and lost (delivery is at most once past a crash). A
 subscribe whose check was pending gets ``Unavailable``.
 
 Secrets are never logged or returned: only ids, topics and URL origins
 (``scheme://host:port``) appear in logs, replies and errors.
+
+Metrics: ``vibe_webhooks_subscriptions{agent}``,
+``vibe_webhooks_refused_total{agent, limit}`` (``limit``: the setting that refused).
 """
 
 from __future__ import annotations
@@ -70,20 +77,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import msgspec
-
-from vibe_actors import Agent, ErrorReply, Forbidden, Message, Unavailable, handler
+from vibe_actors import Agent, Caller, Forbidden, Message, Unavailable, handler
 from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import PinnedClient, parse_allow, url_problem
-from vibe_actors.agents._webhooks_delivery import (
-    Attempted,
-    Breaker,
-    Check,
-    Checked,
-    Outcome,
-    origin,
+from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._webhooks_delivery import Attempted, Breaker, Check, Checked, origin
+from vibe_actors.agents._webhooks_engine import Engine, PendingCheck, _Retry, build_metrics
+from vibe_actors.agents._webhooks_messages import (
+    Deliver,
+    Deliveries,
+    DeliveriesReply,
+    DeliveryRecord,
+    InvalidWebhook,
+    Queued,
+    TooManySubscriptions,
+    UnknownSubscription,
+    WebhookRefused,
+    WebhooksBusy,
+    WebhooksConfig,
+    WebhooksNotSaved,
 )
-from vibe_actors.agents._webhooks_engine import Engine, _Retry
 
 __all__ = [
     "Breaker",
@@ -95,6 +108,7 @@ __all__ = [
     "Queued",
     "Subscribe",
     "Subscribed",
+    "TooManySubscriptions",
     "UnknownSubscription",
     "Unsubscribe",
     "Unsubscribed",
@@ -106,38 +120,7 @@ __all__ = [
 ]
 
 
-class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Webhooks` (times in seconds)."""
-
-    #: The pubsub agent whose topics this agent subscribes to (see ``Event``).
-    pubsub: str = "pubsub"
-    #: Addresses or CIDR networks the SSRF guard lets through anyway.
-    allow: list[str] = []
-    workers: int = 4
-    timeout: float = 10.0
-    connect_timeout: float = 3.0
-    max_attempts: int = 5
-    backoff_initial: float = 1.0
-    backoff_multiplier: float = 2.0
-    backoff_max: float = 300.0
-    breaker_threshold: int = 5
-    breaker_cooldown: float = 30.0
-    max_pending: int = 10_000
-    history: int = 1_000
-    persist: bool = True
-    user_agent: str = "vibe-actors-webhooks/1"
-
-    def __post_init__(self) -> None:
-        parse_allow(self.allow)
-        if min(self.workers, self.max_attempts, self.breaker_threshold, self.history) < 1:
-            raise ValueError("workers, max_attempts, breaker_threshold and history must be >= 1")
-        if min(self.timeout, self.connect_timeout) <= 0 or self.max_pending < 1:
-            raise ValueError("timeouts must be > 0 and max_pending >= 1")
-        if self.backoff_initial < 0 or self.backoff_multiplier < 1 or self.breaker_cooldown < 0:
-            raise ValueError("backoff_initial, breaker_cooldown >= 0 and backoff_multiplier >= 1")
-
-
-# -- messages ---------------------------------------------------------------------
+# -- messages (the rest are in _webhooks_messages) -----------------------------------------
 
 
 class Subscribe(Message):
@@ -167,74 +150,6 @@ class Unsubscribed(Message):
     id: str
 
 
-class Deliver(Message):
-    """An event of ``topic`` to deliver to its subscriptions (pubsub's ``Event`` shape)."""
-
-    topic: str
-    data: Any = None
-    seq: int | None = None
-
-
-class Queued(Message):
-    """Delivery ids started for the event; ``dropped``: refused because ``max_pending``."""
-
-    deliveries: list[str]
-    dropped: int = 0
-
-
-class Deliveries(Message):
-    """The last ``limit`` attempts, of subscription ``id`` or of all."""
-
-    id: str | None = None
-    limit: int = 50
-
-
-class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt: ``final`` if no retry follows; ``retry_in`` seconds otherwise."""
-
-    delivery: str
-    subscription: str
-    topic: str
-    seq: int | None
-    origin: str
-    attempt: int
-    outcome: Outcome
-    final: bool
-    status: int | None = None
-    error: str | None = None
-    retry_in: float | None = None
-    at: float = 0.0
-
-
-class DeliveriesReply(Message):
-    deliveries: list[DeliveryRecord]
-    #: subscription id -> closed | open | half_open (of its URL's breaker).
-    circuits: dict[str, str]
-
-
-class InvalidWebhook(ErrorReply):
-    http_status: ClassVar[int] = 422
-
-
-class WebhookRefused(ErrorReply):
-    """The SSRF guard refuses the URL's host (``detail`` says which address and why)."""
-
-    http_status: ClassVar[int] = 403
-
-
-class UnknownSubscription(ErrorReply):
-    id: str
-    http_status: ClassVar[int] = 404
-
-
-class WebhooksBusy(ErrorReply):
-    http_status: ClassVar[int] = 503
-
-
-class WebhooksNotSaved(ErrorReply):
-    http_status: ClassVar[int] = 503
-
-
 # -- the agent ----------------------------------------------------------------------------
 
 
@@ -258,7 +173,8 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
             if settings.persist
             else None
         )
-        self._engine = Engine(self, settings, path, self._make_client, DeliveryRecord)
+        metrics = system_metrics(self.system, "webhooks", build_metrics)
+        self._engine = Engine(self, settings, path, self._make_client, DeliveryRecord, metrics)
         self.log.info("webhooks_started", subscriptions=len(self._engine.subs))
 
     def _make_client(self) -> PinnedClient:
@@ -280,8 +196,8 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     def _release(self, why: str) -> None:
         engine = self._engine
         engine.workers.stop()
-        for deferred, _ in engine.checks.values():
-            deferred.resolve(
+        for check in engine.checks.values():
+            check.deferred.resolve(
                 Unavailable(agent=self.name, reason=f"webhooks {why} during the check")
             )
         engine.checks.clear()
@@ -299,21 +215,27 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         | WebhookRefused
         | WebhooksBusy
         | WebhooksNotSaved
+        | TooManySubscriptions
         | Forbidden
         | None
     ):
         problem = url_problem(msg.url) or _empty(topic=msg.topic, secret=msg.secret)
         if problem is not None:
             return InvalidWebhook(detail=problem)
-        where = self._settings.pubsub
-        denied = self.system.authorize(self.caller, where, "Subscribe", self.name)
+        where, caller = self._settings.pubsub, self.caller
+        denied = self.system.authorize(caller, where, "Subscribe", self.name)
         if denied is not None:
             return Forbidden(agent=where, message_type="Subscribe", detail=denied)
+        env = self.envelope
+        request_id = env.request_id if env is not None else None
+        # Checked now too, so that a full agent resolves no host for a request it refuses.
+        if (full := self._full(msg, caller, request_id)) is not None:
+            return full
         engine = self._engine
         if len(engine.checks) + len(engine.pending) >= self._settings.max_pending:
             return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
         token = uuid.uuid4().hex
-        engine.checks[token] = (self.defer(), msg)
+        engine.checks[token] = PendingCheck(self.defer(), msg, caller, request_id)
         engine.workers.submit(Check(token, msg.url))
         return None  # the reply follows the check (see _checked)
 
@@ -322,17 +244,45 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         entry = self._engine.checks.pop(msg.token, None)
         if msg.incarnation != self.incarnation or entry is None:
             return
-        deferred, request = entry
+        deferred, request = entry.deferred, entry.request
         if msg.refusal is not None:
             self.log.info("webhook_refused", topic=request.topic, origin=origin(request.url),
                           reason=msg.refusal)  # fmt: skip
             deferred.resolve(WebhookRefused(detail=msg.refusal))
             return
-        sub = self._engine.add(request)
+        # Other checks may have ended since this request was let through: count again.
+        if (full := self._full(request, entry.caller, entry.request_id)) is not None:
+            deferred.resolve(full)
+            return
+        sub = self._engine.add(request, entry.caller)
         if sub is None:
             deferred.resolve(WebhooksNotSaved(detail="cannot write the subscriptions file"))
             return
         deferred.resolve(Subscribed(id=sub.id))
+
+    def _full(
+        self, request: Subscribe, caller: Caller | None, request_id: str | None
+    ) -> TooManySubscriptions | None:
+        """The refusal of one more subscription for ``caller`` (None: trusted code, which
+        has only the total limit), or None if it fits."""
+        settings, subs = self._settings, self._engine.subs
+        limit, setting, who = settings.max_subscriptions, "max_subscriptions", "the agent"
+        held = len(subs)
+        if held < limit and caller is not None:
+            limit, setting = settings.max_subscriptions_per_caller, "max_subscriptions_per_caller"
+            held = sum(1 for sub in subs.values() if sub.caller == caller)
+            who = "anonymous" if caller.principal is None else repr(caller.principal)
+        if held < limit:
+            return None
+        self._engine.refused(setting)
+        self.log.warning(
+            "webhooks_limit_reached", limit=setting, held=held, topic=request.topic,
+            origin=origin(request.url), request_id=request_id,
+            principal=None if caller is None else caller.principal,
+        )  # fmt: skip
+        return TooManySubscriptions(
+            limit=limit, detail=f"{who} holds {limit} subscriptions already (the most allowed)"
+        )
 
     @handler
     def unsubscribe(
