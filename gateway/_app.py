@@ -5,9 +5,12 @@ can be served by uvicorn (see :mod:`gateway._server`) or mounted inside
 another ASGI app. It never starts or stops the system: whoever created the
 system owns it.
 
-Routing is a split of the path, not a framework router (Starlette's routing
-cost about 30% of raw ASGI throughput here). The actor hop never blocks the
-event loop: replies come back through ``call_soon_threadsafe``.
+Every route is a row of one table (:data:`gateway._routes.ROUTES`: method,
+template, endpoint); the endpoint is the method of :class:`Gateway` of that
+name, given a :class:`~gateway._request.Request`. Under a mount the route is
+matched on the path below ``root_path``. The actor hop never blocks the event
+loop: replies come back through ``call_soon_threadsafe``; an agent's error
+reply stays data until it becomes a problem+json answer.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from gateway._problems import (
     make_problem,
     problem_for_reply,
 )
-from gateway._request import ASK_ROUTE, MAX_TIMEOUT_DIGITS, Headers, lifespan, route_of
+from gateway._request import MAX_TIMEOUT_DIGITS, Request, lifespan
+from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
 from vibe_actors import (
@@ -49,7 +53,6 @@ from vibe_actors import (
     ActorSystem,
     AgentCrashed,
     AgentStatus,
-    AskError,
     Caller,
     CodecError,
     ErrorReply,
@@ -64,15 +67,9 @@ __all__ = ["AppSettings", "Gateway", "create_app"]
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
-_JSON = (b"content-type", b"application/json")
-#: Constants for the hot path: reading an enum member through its class costs ~100 ns,
-#: and formatting a Content-Length four times what a tuple lookup does.
-_RUNNING = AgentStatus.RUNNING
-_LENGTHS = tuple(b"%d" % n for n in range(4096))
 #: Content-Length past 18 digits is no size anyone can send (checked before int() is called).
 _MAX_LENGTH_DIGITS = 18
-#: The message names policy rules use for the views (the introspect agent's) and for chaos.
-_VIEWS = {1: "Agents", 2: "Describe"}
+#: The message names policy rules use for chaos (the views use the introspect agent's).
 _CHAOS = {"crash": "Crash", "hang": "Hang"}
 
 
@@ -127,6 +124,7 @@ class Gateway:
         self._max_body = self.settings.max_body_bytes
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
+        self.router = Router(r for r in ROUTES if self.settings.chaos or not r.chaos)
 
     def close_streams(self) -> None:
         """End every open event stream (call on the event loop when the drain begins)."""
@@ -137,39 +135,56 @@ class Gateway:
         return streams.open_streams, streams.events_sent, streams.dropped
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The request is handled here rather than in a coroutine of its own: the
-        # actor hop's await passes through each frame of the chain, twice a request.
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await lifespan(receive, send)
             return
         started = _perf_counter()
-        headers = Headers(scope)
-        request_id = headers.request_id
-        method, path = scope["method"], scope["path"]
-        route, status = ASK_ROUTE, 500
+        request = Request(scope, receive, send)
+        label, status = UNMATCHED, 500
         try:
-            parts = path.split("/")
-            if method == "POST" and len(parts) == 5 and parts[2] == "agents" and parts[1] == "v1":
-                # The hot path, first: POST /v1/agents/{name}/{type}.
-                principal = self._authenticate(headers, request_id) if self._tokens else None
-                status = await self._ask(parts[3], parts[4], headers, receive, send, principal)
-            else:
-                route = route_of(path)
-                status = await self._dispatch(scope, headers, receive, send)
+            route, request.params = self._route(request)
+            label = route.template
+            status = await getattr(self, route.endpoint)(request)
         except Reject as reject:
             status = reject.problem.status
+            if reject.route is not None:
+                label = reject.route
             await self._problem(send, reject.problem, reject.headers)
         except ClientDisconnected:
             status = 499
         except Exception:  # noqa: BLE001 - a genuine bug: logged in full, answered without details
-            _log.exception("request_failed", request_id=request_id, path=path)
+            _log.exception("request_failed", request_id=request.request_id, path=request.path)
             status = 500
             problem = make_problem(
-                500, "internal", "internal error; see the server log", request_id
+                500, "internal", "internal error; see the server log", request.request_id
             )
             await self._problem(send, problem, ())
-        self.metrics.observe(route, method, status, _perf_counter() - started)
+        self.metrics.observe(label, scope["method"], status, _perf_counter() - started)
+
+    def _route(self, request: Request) -> tuple[Route, list[str]]:
+        """The route of ``request``, its principal authenticated; raises Reject (401, 404, 405).
+
+        Under ``/v1`` the token is checked before the route: a 401 tells nothing
+        about which agents or routes exist.
+        """
+        method, path = request.method, request.path
+        try:
+            route, params = self.router.match(method, path)
+        except NotFound:
+            if self._tokens and path.startswith("/v1/"):
+                self._authenticate(request)
+            detail = f"no route {request.scope['path']}"
+            raise Reject(make_problem(404, "not-found", detail, request.request_id)) from None
+        except MethodNotAllowed as exc:
+            if self._tokens and exc.route.secured:
+                self._authenticate(request)
+            allow = ", ".join(exc.allow)
+            problem = make_problem(405, "method-not-allowed", f"use {allow}", request.request_id)
+            raise Reject(problem, ((b"allow", allow.encode()),), route=exc.route.template) from None
+        if self._tokens and route.secured:
+            request.principal = self._authenticate(request)
+        return route, params
 
     async def _problem(
         self, send: Send, problem: Problem, headers: tuple[tuple[bytes, bytes], ...]
@@ -177,116 +192,65 @@ class Gateway:
         extra = ((b"x-request-id", problem.request_id.encode()), *headers)
         await respond(send, problem.status, _encode(problem), _PROBLEM, extra)
 
-    async def _dispatch(self, scope: Scope, headers: Headers, receive: Receive, send: Send) -> int:
-        request_id = headers.request_id
-        parts = scope["path"].strip("/").split("/")
-        method = scope["method"]
-        ok = ((b"x-request-id", request_id.encode()),)
-        if parts[0] in ("healthz", "readyz", "metrics") and len(parts) == 1:
-            _allow(method, "GET", request_id)
-            status, body, kind = probe(parts[0], self.system, self.metrics.registry)
-            await respond(send, status, body, kind, ok)
-            return status
-        if parts[0] != "v1" or len(parts) < 2:
-            raise Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
-        principal = self._authenticate(headers, request_id)
-        return await self._v1(parts[1:], scope, headers, receive, send, principal)
+    # -- the read-only routes ------------------------------------------------------
 
-    async def _v1(
-        self,
-        parts: list[str],
-        scope: Scope,
-        headers: Headers,
-        receive: Receive,
-        send: Send,
-        principal: str | None,
-    ) -> int:
-        method, head, request_id = scope["method"], parts[0], headers.request_id
-        ok = ((b"x-request-id", request_id.encode()),)
-        if head == "agents" and len(parts) == 3:
-            _allow(method, "POST", request_id)
-            return await self._ask(parts[1], parts[2], headers, receive, send, principal)
-        if head == "agents" and len(parts) in (1, 2):
-            _allow(method, "GET", request_id)
-            # The views expose failure texts: authorised as the introspect agent's asks.
-            self._guard(principal, self.settings.introspect, _VIEWS[len(parts)], request_id)
-            timeout = self._request_timeout(headers)
-            if len(parts) == 1:
-                body = _encode(_viewed(await self.views.agents(request_id, timeout), request_id))
-            else:
-                body = _encode(await self._agent(parts[1], request_id, timeout))
-            await respond(send, 200, body, extra=ok)
-            return 200
-        if head in ("tree", "openapi.json") and len(parts) == 1:
-            _allow(method, "GET", request_id)
-            if head == "tree":
-                self._guard(principal, self.settings.introspect, "Tree", request_id)
-                tree = await self.views.tree(request_id, self._request_timeout(headers))
-                body = _encode(_viewed(tree, request_id))
-            else:
-                settings = self.settings
-                body = _encode(
-                    self.catalog.openapi(secured=bool(self._tokens), chaos=settings.chaos)
-                )
-            await respond(send, 200, body, extra=ok)
-            return 200
-        if head == "topics" and len(parts) == 3 and parts[2] == "events":
-            _allow(method, "GET", request_id)
-            return await self._events(parts[1], headers, send, receive, principal)
-        if (
-            head == "chaos"
-            and self.settings.chaos
-            and len(parts) == 3
-            and parts[2] in ("crash", "hang")
-        ):
-            _allow(method, "POST", request_id)
-            # A fault is authorised like a message of that name to its target.
-            self._guard(principal, parts[1], _CHAOS[parts[2]], request_id)
-            inject_chaos(self.system, parts[1], parts[2], scope, request_id)
-            await respond(send, 202, b'{"status":"accepted"}', extra=ok)
-            return 202
-        raise Reject(make_problem(404, "not-found", f"no route {scope['path']}", request_id))
+    async def probe(self, request: Request) -> int:
+        """``/healthz``, ``/readyz`` and ``/metrics`` (gateway._ops)."""
+        name = request.path.strip("/")
+        status, body, kind = probe(name, self.system, self.metrics.registry)
+        await respond(request.send, status, body, kind, request.ok)
+        return status
+
+    async def agents(self, request: Request) -> int:
+        # The views expose failure texts: authorised as the introspect agent's asks.
+        self._guard(request, self.settings.introspect, "Agents")
+        views = await self.views.agents(request.request_id, self._request_timeout(request))
+        return await self._json(request, _viewed(views, request.request_id))
+
+    async def agent(self, request: Request) -> int:
+        self._guard(request, self.settings.introspect, "Describe")
+        (name,) = request.params
+        view = await self.views.agent(name, request.request_id, self._request_timeout(request))
+        info = msgspec.structs.asdict(_viewed(view, request.request_id))
+        info["schemas"] = self.catalog.schemas(name)
+        return await self._json(request, info)
+
+    async def tree(self, request: Request) -> int:
+        self._guard(request, self.settings.introspect, "Tree")
+        tree = await self.views.tree(request.request_id, self._request_timeout(request))
+        return await self._json(request, _viewed(tree, request.request_id))
+
+    async def openapi(self, request: Request) -> int:
+        document = self.catalog.openapi(secured=bool(self._tokens), chaos=self.settings.chaos)
+        root = request.scope.get("root_path")
+        if root:  # mounted: the paths are below the mount's prefix
+            document = {**document, "servers": [{"url": root}]}
+        return await self._json(request, document)
+
+    async def chaos(self, request: Request) -> int:
+        name, kind = request.params[0], request.path.rstrip("/").rsplit("/", 1)[1]
+        # A fault is authorised like a message of that name to its target.
+        self._guard(request, name, _CHAOS[kind])
+        inject_chaos(self.system, name, kind, request.scope, request.request_id)
+        await respond(request.send, 202, b'{"status":"accepted"}', extra=request.ok)
+        return 202
+
+    async def _json(self, request: Request, value: Any) -> int:
+        await respond(request.send, 200, _encode(value), extra=request.ok)
+        return 200
 
     # -- asks ------------------------------------------------------------------
 
-    async def _ask(
-        self,
-        name: str,
-        tag: str,
-        headers: Headers,
-        receive: Receive,
-        send: Send,
-        principal: str | None,
-    ) -> int:
-        request_id = headers.request_id
-        found = self.catalog.lookup(name, tag)
-        if found is None:
-            found = self._message_type(name, tag, request_id)
+    async def ask(self, request: Request) -> int:
+        """``POST /v1/agents/{name}/{type}``: the body decoded as that type, asked of the agent."""
+        name, tag = request.params
+        request_id, headers = request.request_id, request.headers
+        found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request_id)
         message_type, decoder, ref, cell = found
-        if self.guards is not None:
-            self._guard(principal, name, tag, request_id)
-        if headers.content_type != b"application/json":  # the common case costs one compare
-            _require_json(headers.content_type, request_id)
-        timeout = (
-            self._request_timeout(headers) if headers.timeout is not None else self._default_timeout
-        )
-        declared = headers.content_length
-        if declared is not None and len(declared) >= self._limit_digits:
-            # Before the first receive(): a client declaring too much may send nothing more.
-            self._check_declared(declared, request_id)
-        first = await receive()  # almost always the whole body, in one message
-        body = first.get("body", b"")
-        if first.get("more_body") or len(body) > self._max_body:
-            body = body + await self._body(receive, request_id, len(body))
-        try:
-            message = decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
-            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
-            # past ~1000 levels in free-form `Any` fields).
-            raise self._invalid_body(message_type, exc, request_id) from None
-        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
-            self._check_nesting(message, body, request_id)
+        self._guard(request, name, tag)
+        _require_json(headers.content_type, request_id)
+        timeout = self._request_timeout(request)
+        message = await self._message(request, message_type, decoder)
         breaker = self.breaker
         if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
             detail = (
@@ -296,82 +260,96 @@ class Gateway:
             problem = make_problem(503, "circuit-open", detail, request_id)
             raise Reject(problem, ((b"retry-after", str(wait).encode()),))
         status = cell.status if cell is not None else self.system.status(name)
-        if status is not _RUNNING:
-            raise Reject(
-                make_problem(
-                    503, "agent-unavailable", f"agent {name!r} is {status.value}", request_id
-                ),
-                (RETRY_AFTER,),
-            )
-        try:
-            # An error reply raised rather than returned: the runtime's test for one
-            # is cheaper than isinstance here, and the success path pays nothing.
-            reply = await ref.ask_async(
-                message,
-                timeout=timeout,
-                request_id=request_id,
-                caller=None if principal is None else self._callers[principal],
-            )
-        except AskError as error:
-            if error.reply.__class__ is AgentCrashed:
-                breaker.crashed(name, tag, request_id)
-            elif breaker.tripped:
-                breaker.answered(name, tag)
-            problem = problem_for_reply(error.reply, request_id)
-            retry = (RETRY_AFTER,) if problem.status in (429, 503) else ()
-            raise Reject(problem, retry) from None
-        if breaker.tripped:
+        if status is not AgentStatus.RUNNING:
+            detail = f"agent {name!r} is {status.value}"
+            problem = make_problem(503, "agent-unavailable", detail, request_id)
+            raise Reject(problem, (RETRY_AFTER,))
+        principal = request.principal
+        reply = await ref.ask_async(
+            message,
+            timeout=timeout,
+            request_id=request_id,
+            raise_errors=False,
+            caller=None if principal is None else self._callers[principal],
+        )
+        if reply.__class__ is AgentCrashed:
+            breaker.crashed(name, tag, request_id)
+        elif breaker.tripped:
             breaker.answered(name, tag)
+        if isinstance(reply, ErrorReply):
+            problem = problem_for_reply(reply, request_id)
+            raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
         if reply is None:
-            await respond(send, 204, b"", extra=((b"x-request-id", request_id.encode()),))
+            await respond(request.send, 204, b"", extra=request.ok)
             return 204
-        body = _encode(reply)
-        size = len(body)
-        headers_out = [
-            _JSON,
-            (b"content-length", _LENGTHS[size] if size < 4096 else b"%d" % size),
-            (b"x-request-id", request_id.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
-        await send({"type": "http.response.body", "body": body})
-        return 200
+        return await self._json(request, reply)
 
-    async def _events(
-        self, topic: str, headers: Headers, send: Send, receive: Receive, principal: str | None
-    ) -> int:
-        request_id = headers.request_id
+    async def _message(self, request: Request, message_type: type, decoder: Any) -> Any:
+        """The request's body decoded as ``message_type``; raises Reject (400, 413, 422)."""
+        request_id = request.request_id
+        declared = request.headers.content_length
+        if declared is not None and len(declared) >= self._limit_digits:
+            # Before the first receive(): a client declaring too much may send nothing more.
+            self._check_declared(declared, request_id)
+        first = await request.receive()  # almost always the whole body, in one message
+        body = first.get("body", b"")
+        if first.get("more_body") or len(body) > self._max_body:
+            body = body + await self._body(request.receive, request_id, len(body))
+        try:
+            message = decoder.decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
+            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
+            # past ~1000 levels in free-form `Any` fields).
+            raise self._invalid_body(message_type, exc, request_id) from None
+        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
+            self._check_nesting(message, body, request_id)
+        return message
+
+    async def events(self, request: Request) -> int:
+        """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""
+        (topic,) = request.params
         if self.guards is not None:
             verdict = self.guards.check(
-                principal, self.settings.pubsub, "Subscribe", authenticated=bool(self._tokens)
+                request.principal,
+                self.settings.pubsub,
+                "Subscribe",
+                authenticated=bool(self._tokens),
             )
             if verdict is not None:
-                raise Reject(make_problem(verdict.status, verdict.slug, verdict.detail, request_id))
+                problem = make_problem(
+                    verdict.status, verdict.slug, verdict.detail, request.request_id
+                )
+                raise Reject(problem)
         try:
-            await self.streams.stream(topic, send, receive, request_id)
+            await self.streams.stream(topic, request.send, request.receive, request.request_id)
         except StreamRefused as exc:
-            problem = make_problem(exc.status, exc.slug, exc.detail, request_id)
+            problem = make_problem(exc.status, exc.slug, exc.detail, request.request_id)
             raise Reject(problem, (RETRY_AFTER,) if exc.status == 503 else ()) from None
         return 200
 
-    def _guard(self, principal: str | None, agent: str, message: str, request_id: str) -> None:
+    def _guard(self, request: Request, agent: str, message: str) -> None:
         """Policy (403) and quota (429) for sending ``message`` to ``agent``; raises Reject."""
         if self.guards is None:
             return
-        verdict = self.guards.check(principal, agent, message, authenticated=bool(self._tokens))
+        verdict = self.guards.check(
+            request.principal, agent, message, authenticated=bool(self._tokens)
+        )
         if verdict is not None:
             retry = (
                 ()
                 if verdict.retry_after is None
                 else ((b"retry-after", str(verdict.retry_after).encode()),)
             )
-            problem = make_problem(verdict.status, verdict.slug, verdict.detail, request_id)
+            problem = make_problem(verdict.status, verdict.slug, verdict.detail, request.request_id)
             raise Reject(problem, retry)
 
-    def _request_timeout(self, headers: Headers) -> float:
+    def _request_timeout(self, request: Request) -> float:
         """The deadline of this request's ask: X-Timeout-Ms, else the default."""
-        if headers.timeout is None:
+        raw = request.headers.timeout
+        if raw is None:
             return self._default_timeout
-        return self._timeout(headers.timeout, headers.request_id)
+        return self._timeout(raw, request.request_id)
 
     def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
         """The entry the catalogue's lookup did not have, or a 404 naming what is unknown."""
@@ -388,9 +366,7 @@ class Gateway:
             raise Reject(make_problem(404, "unknown-message-type", detail, request_id))
         return self.catalog.entry(name, message_type)
 
-    def _timeout(self, raw: bytes | None, request_id: str) -> float:
-        if raw is None:
-            return self.settings.default_timeout_ms / 1000
+    def _timeout(self, raw: bytes, request_id: str) -> float:
         # The length first: int() of thousands of digits raises (Python's digit limit).
         if len(raw) > MAX_TIMEOUT_DIGITS or not raw.isdigit() or int(raw) == 0:
             detail = (
@@ -454,10 +430,9 @@ class Gateway:
 
     # -- the rest ----------------------------------------------------------------
 
-    def _authenticate(self, headers: Headers, request_id: str) -> str | None:
-        if not self._tokens:
-            return None
-        raw = headers.authorization or b""
+    def _authenticate(self, request: Request) -> str:
+        """The principal of the request's bearer token; raises Reject (401) without one."""
+        raw = request.headers.authorization or b""
         scheme, _, presented = raw.partition(b" ")
         principal = None
         for candidate, token in self._tokens:  # no early exit: constant time in the token list
@@ -465,16 +440,10 @@ class Gateway:
                 principal = candidate
         if principal is None:
             problem = make_problem(
-                401, "unauthorized", "a valid bearer token is required", request_id
+                401, "unauthorized", "a valid bearer token is required", request.request_id
             )
             raise Reject(problem, ((b"www-authenticate", b'Bearer realm="vibe"'),))
         return principal
-
-    async def _agent(self, name: str, request_id: str, timeout: float) -> dict[str, Any]:
-        view = _viewed(await self.views.agent(name, request_id, timeout), request_id)
-        info = msgspec.structs.asdict(view)
-        info["schemas"] = self.catalog.schemas(name)
-        return info
 
 
 def create_app(system: ActorSystem, settings: AppSettings | None = None) -> Gateway:
@@ -490,13 +459,8 @@ def _viewed(view: Any, request_id: str) -> Any:
     return view
 
 
-def _allow(method: str, allowed: str, request_id: str) -> None:
-    if method != allowed and not (allowed == "GET" and method == "HEAD"):
-        problem = make_problem(405, "method-not-allowed", f"use {allowed}", request_id)
-        raise Reject(problem, ((b"allow", allowed.encode()),))
-
-
 def _require_json(raw: bytes | None, request_id: str) -> None:
+    """415 unless the body is declared application/json (parameters allowed)."""
     if raw == b"application/json":
         return
     content_type = (raw or b"").split(b";")[0].strip().lower()

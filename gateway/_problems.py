@@ -80,7 +80,14 @@ def _describe(reply: Any) -> str:
 class Reject(Exception):
     """Ends a request early with a problem (raised and caught inside the app only)."""
 
-    def __init__(self, problem: Problem, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        route: str | None = None,
+    ) -> None:
         super().__init__(problem.detail)
         self.problem = problem
         self.headers = headers
+        #: The route template the request matched, when it is known before the route runs.
+        self.route = route

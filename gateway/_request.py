@@ -8,7 +8,7 @@ import secrets
 from gateway._http import Receive, Scope, Send
 from vibe_actors.agents.schema import TIMEOUT_MS_DIGITS
 
-__all__ = ["ASK_ROUTE", "MAX_TIMEOUT_DIGITS", "Headers", "lifespan", "request_id", "route_of"]
+__all__ = ["MAX_TIMEOUT_DIGITS", "Headers", "Request", "lifespan", "request_id"]
 
 #: X-Timeout-Ms past this many digits is refused; they are counted before int() is called
 #: (int() of thousands of digits raises). The OpenAPI document states the same rule.
@@ -44,27 +44,35 @@ _WANTED = {
 }
 
 
-ASK_ROUTE = "/v1/agents/{name}/{type}"
-_TEMPLATES = {
-    ("agents", 1): "/v1/agents",
-    ("agents", 2): "/v1/agents/{name}",
-    ("agents", 3): "/v1/agents/{name}/{type}",
-    ("tree", 1): "/v1/tree",
-    ("openapi.json", 1): "/v1/openapi.json",
-    ("topics", 3): "/v1/topics/{topic}/events",
-}
+class Request:
+    """One HTTP request as the gateway's endpoints see it.
 
+    ``path`` is the route's part of the path: under a mount (Starlette's
+    ``Mount``, uvicorn's ``--root-path``) the ASGI ``path`` holds the whole
+    path and ``root_path`` the mount's prefix, which is taken off.
+    ``principal`` is set once the bearer token is checked; ``params`` once the
+    route is matched (the template's parameters, in order).
+    """
 
-def route_of(path: str) -> str:
-    """The route template for metrics labels (bounded cardinality)."""
-    parts = path.strip("/").split("/")
-    if len(parts) == 1 and parts[0] in ("healthz", "readyz", "metrics"):
-        return "/" + parts[0]
-    if parts[0] != "v1" or len(parts) < 2:
-        return "unmatched"
-    if parts[1] == "chaos" and len(parts) == 4 and parts[3] in ("crash", "hang"):
-        return f"/v1/chaos/{{name}}/{parts[3]}"
-    return _TEMPLATES.get((parts[1], len(parts) - 1), "unmatched")
+    __slots__ = ("headers", "method", "ok", "params", "path", "principal", "receive", "request_id",
+                 "scope", "send")  # fmt: skip
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.method: str = scope["method"]
+        path: str = scope["path"]
+        root = scope.get("root_path")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        self.path = path
+        self.headers = headers = Headers(scope)
+        self.request_id = headers.request_id
+        #: The headers of every successful answer.
+        self.ok = ((b"x-request-id", headers.request_id.encode()),)
+        self.principal: str | None = None
+        self.params: list[str] = []
 
 
 # Generated request ids: a random per-process prefix (16 hex digits) and a counter.

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
+from gateway._routes import ROUTES
 from vibe_actors import SupervisorSpec, WorkerSpec
 from vibe_actors.agents.introspect import Introspect
 
@@ -138,3 +139,18 @@ def test_the_timeout_header_is_documented_as_the_server_reads_it(gateway):
         assert validator.is_valid(value) is valid, value
         response = client.post("/v1/agents/w/Add", json={"n": 1}, headers={"x-timeout-ms": value})
         assert (response.status_code == 200) is valid, (value, response.text)
+
+
+def test_the_document_and_the_route_table_agree(gateway):
+    _, client = gateway(tree(), chaos=True)
+    document = client.get("/v1/openapi.json").json()
+    table = {(r.template, r.method.lower()) for r in ROUTES}
+    documented = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if not path.startswith("/v1/agents/") or path == "/v1/agents/{name}"
+    }
+    ask = ("/v1/agents/{name}/{type}", "post")
+    assert documented == table - {ask}
+    assert ("/v1/agents/w/Add", "post") in {(p, m) for p, i in document["paths"].items() for m in i}

@@ -22,7 +22,7 @@ import pytest
 
 from gateway import AppSettings, GatewaySettings, create_app
 from gateway._app import Gateway as App
-from gateway._request import Headers
+from gateway._request import Request
 from vibe_actors import ActorSystem, WorkerSpec
 
 from tests.gateway.test_process import free_port
@@ -103,6 +103,10 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> None:
 # -- constant-time comparison -----------------------------------------------------------
 
 
+async def _never() -> None:
+    raise AssertionError("authentication reads no body and sends nothing")
+
+
 def test_tokens_are_compared_with_compare_digest_and_no_early_exit(
     make_system: Callable[..., ActorSystem], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,12 +125,17 @@ def test_tokens_are_compared_with_compare_digest_and_no_early_exit(
     monkeypatch.setattr("gateway._app.hmac.compare_digest", counting)
     for presented, principal in [(b"token-00", "p0"), (b"token-04", "p4"), (b"nope", None)]:
         calls.clear()
-        headers = Headers({"headers": [(b"authorization", b"Bearer " + presented)]})
+        scope = {
+            "method": "GET",
+            "path": "/v1/agents",
+            "headers": [(b"authorization", b"Bearer " + presented)],
+        }
+        request = Request(scope, _never, _never)
         if principal is None:
             with pytest.raises(Exception, match="bearer token"):
-                app._authenticate(headers, "rid")
+                app._authenticate(request)
         else:
-            assert app._authenticate(headers, "rid") == principal
+            assert app._authenticate(request) == principal
         assert len(calls) == len(tokens), "every token is compared, whichever matches"
         assert all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in calls)
 

@@ -227,6 +227,8 @@ def test_a_handler_that_may_return_none_documents_a_204(make_system):
     assert not replies_none(system, "board", Place)
     assert not replies_none(system, "nobody", Place)
     assert (
-        Catalog(system).openapi(secured=True, chaos=False)["paths"]["/v1/agents/eraser/Erase"]["post"]
+        Catalog(system).openapi(secured=True, chaos=False)["paths"]["/v1/agents/eraser/Erase"][
+            "post"
+        ]
         == paths["/v1/agents/eraser/Erase"]["post"]
     )  # the gateway serves the same document

@@ -1,0 +1,107 @@
+"""The gateway's routes as data: one table, matched by path segments.
+
+Each :class:`Route` row names its method, its template (also the ``route``
+label of the HTTP metrics and the path of the OpenAPI document), and the
+:class:`~gateway._app.Gateway` method that serves it. :class:`Router` matches a
+path against the rows in one dictionary lookup by segment count and a compare
+per literal segment (a framework router cost about 30% of raw ASGI throughput
+here, see :mod:`gateway._app`); a path that matches a row of another method is
+a :class:`MethodNotAllowed` naming the methods that are (the ``Allow`` header).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+__all__ = ["ROUTES", "MethodNotAllowed", "NotFound", "Route", "Router", "UNMATCHED"]
+
+#: The metric label of a request no route matched (bounded cardinality).
+UNMATCHED = "unmatched"
+
+
+class Route(NamedTuple):
+    """One route: ``method`` on ``template`` is served by ``Gateway.<endpoint>``."""
+
+    method: str
+    template: str
+    endpoint: str
+    #: Under ``/v1``: a bearer token is required when tokens are configured.
+    secured: bool = True
+    #: Served only when fault injection is on (``--chaos``).
+    chaos: bool = False
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.template.strip("/").split("/"))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/agents/{name}/{type}", "ask"),
+    Route("GET", "/v1/agents", "agents"),
+    Route("GET", "/v1/agents/{name}", "agent"),
+    Route("GET", "/v1/tree", "tree"),
+    Route("GET", "/v1/openapi.json", "openapi"),
+    Route("GET", "/v1/topics/{topic}/events", "events"),
+    Route("POST", "/v1/chaos/{name}/crash", "chaos", chaos=True),
+    Route("POST", "/v1/chaos/{name}/hang", "chaos", chaos=True),
+    Route("GET", "/healthz", "probe", secured=False),
+    Route("GET", "/readyz", "probe", secured=False),
+    Route("GET", "/metrics", "probe", secured=False),
+)
+
+
+class NotFound(Exception):
+    """No route has this path."""
+
+
+class MethodNotAllowed(Exception):
+    """Routes have this path, for other methods: ``allow`` lists them (a GET serves HEAD)."""
+
+    def __init__(self, route: Route, allow: Sequence[str]) -> None:
+        super().__init__(", ".join(allow))
+        self.route = route
+        self.allow = allow
+
+
+class Router:
+    """Matches a path to its route and path parameters."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        #: segment count -> [(segments, route)], in table order.
+        self._by_length: dict[int, list[tuple[tuple[str, ...], Route]]] = {}
+        self.routes = tuple(routes)
+        for route in self.routes:
+            self._by_length.setdefault(len(route.segments), []).append((route.segments, route))
+
+    def match(self, method: str, path: str) -> tuple[Route, list[str]]:
+        """The route of ``method`` on ``path`` and its parameter values, in template order.
+
+        Raises :class:`NotFound` when no route has the path, :class:`MethodNotAllowed`
+        when only routes of other methods do. A HEAD is served by the GET route.
+        """
+        parts = path.strip("/").split("/")
+        allowed: list[Route] = []
+        for segments, route in self._by_length.get(len(parts), ()):
+            params = _params(segments, parts)
+            if params is None:
+                continue
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, params
+            allowed.append(route)
+        if not allowed:
+            raise NotFound(path)
+        raise MethodNotAllowed(allowed[0], [r.method for r in allowed])
+
+
+def _params(segments: tuple[str, ...], parts: list[str]) -> list[str] | None:
+    """The values of the template's parameters, or None if a literal segment differs."""
+    params = []
+    for segment, part in zip(segments, parts, strict=True):
+        if segment[0] == "{":
+            if not part:
+                return None
+            params.append(part)
+        elif segment != part:
+            return None
+    return params
