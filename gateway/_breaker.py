@@ -43,7 +43,8 @@ class BreakerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: Handler crashes within ``window`` seconds that open the circuit (0: never).
     crashes: int = 3
     window: float = 60.0
-    #: Seconds the first opening lasts; each failed trial doubles it, up to ``max_cooldown``.
+    #: Seconds the first opening lasts; each failed trial doubles it, up to ``max_cooldown``
+    #: (which it must not exceed).
     cooldown: float = 30.0
     max_cooldown: float = 600.0
 
@@ -54,6 +55,10 @@ class BreakerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if self.cooldown > self.max_cooldown:  # the first opening would outlast the cap
+            raise ValueError(
+                f"cooldown ({self.cooldown:g}) must not exceed max_cooldown ({self.max_cooldown:g})"
+            )
 
 
 class _Circuit:

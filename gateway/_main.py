@@ -76,6 +76,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     Returns 0 after a clean drain and stop, 1 if the system failed meanwhile.
     The system is stopped here whatever happens: this function owns it now.
     """
+    breaker = settings.breaker_settings()
     app = create_app(
         system,
         AppSettings(
@@ -85,6 +86,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
             chaos=settings.chaos,
             tokens=settings.tokens,
             max_streams=settings.max_streams,
+            breaker=breaker,
         ),
     )
     limits = settings.admission_limits()
@@ -123,6 +125,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         port=settings.port,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
+        breaker=msgspec.structs.asdict(breaker),
         **msgspec.structs.asdict(limits),
     )
     try:

@@ -8,13 +8,15 @@ flag and its variable; a token never appears in any message.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from gateway._admission import AdmissionLimits
+from gateway._breaker import BreakerSettings
 
 __all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
 
@@ -25,6 +27,14 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+#: The breaker's defaults: BreakerSettings' own, so that the two cannot drift apart.
+_BREAKER = BreakerSettings()
+#: Bounds checked by msgspec where a flag or variable is read (so the message names
+#: them); __post_init__ checks them again for settings built in code.
+_Crashes = Annotated[int, msgspec.Meta(ge=0)]
+_Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,6 +66,12 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_header_bytes: int = 65_536
     #: Young-generation threshold of Python's cyclic garbage collector; 0 keeps Python's 700.
     gc_threshold: int = 10_000
+    #: The circuit breaker per (agent, message type) (gateway._breaker; its defaults are
+    #: BreakerSettings'). breaker_crashes 0 turns it off.
+    breaker_crashes: _Crashes = _BREAKER.crashes
+    breaker_window: _Seconds = _BREAKER.window
+    breaker_cooldown: _Seconds = _BREAKER.cooldown
+    breaker_max_cooldown: _Seconds = _BREAKER.max_cooldown
 
     def __repr__(self) -> str:
         # Tokens are secrets: never in a repr, a log line or an error message.
@@ -76,13 +92,44 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "max_header_bytes",
         )
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):  # nan and inf are no duration
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if not (math.isfinite(self.drain_timeout) and self.drain_timeout >= 0):
+            raise ValueError(f"drain_timeout must be a finite number >= 0, got {self.drain_timeout}")
         if self.gc_threshold < 0:
             raise ValueError(f"gc_threshold must be >= 0, got {self.gc_threshold}")
         if self.default_timeout_ms > self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
         self.admission_limits()  # raises ValueError naming a bad budget
+        self._check_breaker()
+        self.breaker_settings()  # and BreakerSettings' own checks, should it gain some
+
+    def _check_breaker(self) -> None:
+        """The breaker's settings, each named by its flag and variable (BreakerSettings'
+        own messages would say ``window``: not what an operator typed)."""
+        if self.breaker_crashes < 0:
+            raise ValueError(
+                f"{_named('breaker_crashes')}: must be >= 0, got {self.breaker_crashes}"
+            )
+        for name in ("breaker_window", "breaker_cooldown", "breaker_max_cooldown"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{_named(name)}: must be a finite number > 0, got {value}")
+        if self.breaker_cooldown > self.breaker_max_cooldown:
+            raise ValueError(
+                f"{_named('breaker_cooldown')} ({self.breaker_cooldown:g}) must not exceed "
+                f"{_named('breaker_max_cooldown')} ({self.breaker_max_cooldown:g})"
+            )
+
+    def breaker_settings(self) -> BreakerSettings:
+        """The circuit breaker's settings (for AppSettings.breaker)."""
+        return BreakerSettings(
+            crashes=self.breaker_crashes,
+            window=self.breaker_window,
+            cooldown=self.breaker_cooldown,
+            max_cooldown=self.breaker_max_cooldown,
+        )
 
     def admission_limits(self) -> AdmissionLimits:
         """The admission budgets; raises ValueError (one line) if they do not fit together."""
@@ -161,10 +208,35 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "allocations between young-generation runs of Python's cyclic garbage collector; "
         "0 keeps Python's default (700), which requests in flight outgrow",
     ),
+    "breaker_crashes": (
+        "VIBE_BREAKER_CRASHES",
+        "handler crashes of one (agent, message type) within breaker-window seconds that "
+        "open its circuit: its requests are answered 503 circuit-open with Retry-After "
+        f"(default {_BREAKER.crashes}; 0 turns the circuit breaker off)",
+    ),
+    "breaker_window": (
+        "VIBE_BREAKER_WINDOW",
+        f"seconds in which breaker-crashes crashes open a circuit (default {_BREAKER.window:g})",
+    ),
+    "breaker_cooldown": (
+        "VIBE_BREAKER_COOLDOWN",
+        "seconds an opened circuit refuses before one trial request goes through; each "
+        f"crashed trial doubles it (default {_BREAKER.cooldown:g})",
+    ),
+    "breaker_max_cooldown": (
+        "VIBE_BREAKER_MAX_COOLDOWN",
+        "cap, in seconds, on the doubling of an opening after crashed trials; at least "
+        f"breaker-cooldown (default {_BREAKER.max_cooldown:g})",
+    ),
 }
 
 
 _FIELD_TYPES = {field.name: field.type for field in msgspec.structs.fields(GatewaySettings)}
+
+
+def _named(field: str) -> str:
+    """How an operator sets ``field``: ``--breaker-window / VIBE_BREAKER_WINDOW``."""
+    return f"--{field.replace('_', '-')} / {_OPTIONS[field][0]}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,8 +295,7 @@ def parse_settings(
         try:
             values[field] = msgspec.convert(value, _FIELD_TYPES[field], strict=False)
         except msgspec.ValidationError as exc:
-            flag = "--" + field.replace("_", "-")
-            problems.append(f"{flag} / {env}: {exc} (got {value!r})".replace(" - at `$`", ""))
+            problems.append(f"{_named(field)}: {exc} (got {value!r})".replace(" - at `$`", ""))
     values["tokens"] = _tokens(environ, problems)
     if problems:
         raise SettingsError(problems)

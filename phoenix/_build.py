@@ -9,6 +9,7 @@ the tree must start earlier in the depth-first start order, else
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Mapping
 from typing import cast
@@ -25,12 +26,12 @@ def build(wiring: Wiring) -> tuple[SupervisorSpec, SystemConfig]:
     """The runtime's root spec and system settings for ``wiring``.
 
     Raises :class:`WiringError` if a cross-subtree dependency cannot be met by
-    the start order.
+    the start order, or if siblings depend on each other in a cycle (refused by
+    :func:`phoenix.load` already; only a Wiring made otherwise can hold one).
     """
     problems: list[WiringProblem] = []
     root = _supervisor(wiring.root, wiring, problems)
-    started: list[str] = []
-    _check_order(root, started, problems, wiring)
+    _check_order(root, set(), problems, wiring)
     if problems:
         raise WiringError(problems)
     return root, wiring.system
@@ -51,7 +52,7 @@ def _supervisor(
     ]
     return SupervisorSpec(
         name=node.name,
-        children=tuple(_ordered(children)),
+        children=tuple(_ordered(children, node.name, problems, wiring.file)),
         strategy=node.strategy,
         intensity=node.intensity,
         period=node.period,
@@ -95,29 +96,58 @@ def _placed(node: WorkerNode, agent: type, wiring: Wiring, problems: list[Wiring
         return agent
 
 
-def _ordered(children: list[WorkerSpec | SupervisorSpec]) -> list[WorkerSpec | SupervisorSpec]:
-    """Stable topological order of siblings (cycles were rejected when loading)."""
-    names = {c.name for c in children}
-    placed: list[WorkerSpec | SupervisorSpec] = []
-    done: set[str] = set()
-    pending = list(children)
-    while pending:
-        for child in pending:
-            if all(d in done or d not in names for d in child.depends_on):
-                placed.append(child)
-                done.add(child.name)
-                pending.remove(child)
-                break
-    return placed
+def _ordered(
+    children: list[WorkerSpec | SupervisorSpec],
+    parent: str,
+    problems: list[WiringProblem],
+    file: str,
+) -> list[WorkerSpec | SupervisorSpec]:
+    """Stable topological order of siblings: Kahn's algorithm, linear in the siblings
+    and their dependencies (times log n for the heap).
+
+    The ready sibling taken next is always the earliest in the file (a heap of
+    indexes, not a FIFO queue), so a child moves only after the siblings it depends
+    on and the file's order is otherwise kept. A cycle was refused when loading;
+    a Wiring built by hand may still hold one: a problem, never an endless loop.
+    """
+    siblings = {child.name for child in children}
+    waiting_on = [0] * len(children)  # per child: its dependencies on siblings not yet placed
+    dependents: dict[str, list[int]] = {}
+    for position, child in enumerate(children):
+        for target in child.depends_on:
+            if target in siblings:  # a dependency elsewhere in the tree is _check_order's
+                waiting_on[position] += 1
+                dependents.setdefault(target, []).append(position)
+    ready = [position for position, count in enumerate(waiting_on) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        position = heapq.heappop(ready)
+        order.append(position)
+        for dependent in dependents.get(children[position].name, ()):
+            waiting_on[dependent] -= 1
+            if waiting_on[dependent] == 0:
+                heapq.heappush(ready, dependent)
+    if len(order) < len(children):
+        stuck = [c.name for c, count in zip(children, waiting_on, strict=True) if count > 0]
+        problems.append(
+            WiringProblem(file, 1, 1, f"$..{parent}.children",
+                          f"dependency cycle among the children of '{parent}': {', '.join(stuck)}")
+        )  # fmt: skip
+        return children
+    return [children[position] for position in order]
 
 
 def _check_order(
-    spec: SupervisorSpec, started: list[str], problems: list[WiringProblem], wiring: Wiring
+    spec: SupervisorSpec, started: set[str], problems: list[WiringProblem], wiring: Wiring
 ) -> None:
-    started.append(spec.name)
+    """Every dependency outside a supervisor's children has started before it, in the
+    depth-first start order (``started`` holds the names started so far)."""
+    started.add(spec.name)
+    siblings = {c.name for c in spec.children}  # met by _ordered, whatever the file's order
     for child in spec.children:
         for target in child.depends_on:
-            if target not in started and target not in {c.name for c in spec.children}:
+            if target not in started and target not in siblings:
                 problems.append(
                     WiringProblem(wiring.file, 1, 1, f"$..{child.name}.depends_on",
                                   f"'{child.name}' depends on '{target}', which starts later "
@@ -126,9 +156,9 @@ def _check_order(
         if isinstance(child, SupervisorSpec):
             _check_order(child, started, problems, wiring)
         else:
-            started.append(child.name)
+            started.add(child.name)
             if child.pool is not None:
-                started.extend(f"{child.name}.{i}" for i in range(1, child.pool.size + 1))
+                started.update(f"{child.name}.{i}" for i in range(1, child.pool.size + 1))
 
 
 def boot(

@@ -7,6 +7,9 @@ that an error about ``$.root.children[3].restart`` can say ``42:5``.
 Aliases are kept apart while composing (PyYAML would share the aliased node),
 so that what they expand to is sized, and refused over the limits below, before
 anything is expanded: a "billion laughs" costs what its text costs.
+
+A value from the environment is substituted into the scalar that names it and
+is never parsed as YAML: it is one scalar, whatever it holds.
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ which :data:`MAX_ALIAS_NODES` alone does not: an average of 100 characters
 per node, 10 MB in all."""
 
 _ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+_CORE = "tag:yaml.org,2002:"
+_MAP, _SEQ, _STR = _CORE + "map", _CORE + "seq", _CORE + "str"
+#: The scalar types a wiring value may have besides text: YAML's core types, and dates
+#: (the safe loader reads an unquoted 2024-01-31 as one). Never !!binary, !!set, a
+#: language's object tags, or a tag of one's own.
+_SCALAR_TAGS = frozenset(_CORE + kind for kind in ("int", "float", "bool", "null", "timestamp"))
+#: What a value taken from the environment may become besides text (as before: never
+#: null or a date, which would surprise more than help).
+_ENVIRONMENT_TAGS = frozenset(_CORE + kind for kind in ("int", "float", "bool"))
+_TYPE_WORDS = {_CORE + "timestamp": "date", _CORE + "int": "integer", _CORE + "float": "number"}
+_RESOLVER = yaml.resolver.Resolver()
 
 
 class Document:
@@ -93,6 +108,10 @@ def _parent(path: str) -> str:
 
 def parse(text: str, file: str, environ: Mapping[str, str] | None = None) -> Document:
     """Parse ``text``; YAML syntax errors and unset variables become problems.
+
+    So does a tag that is not plain data (``!!python/object:...``, ``!foo``) and a
+    scalar YAML types but cannot construct (an unquoted ``2024-02-30``): one problem
+    at the node each, as the converter meets them.
 
     So does a document over the limits (:data:`MAX_DEPTH`, :data:`MAX_ALIAS_NODES`,
     :data:`MAX_ALIAS_PATH_CHARS`) or with a recursive alias: one problem at the
@@ -270,10 +289,14 @@ def _entries(node: yaml.CollectionNode) -> Iterator[tuple[yaml.Node | None, str,
             yield None, f"[{index}]", item
 
 
+def _named(node: yaml.Node) -> yaml.Node:
+    """The node itself, or the one it names if it is an alias."""
+    return node.target if isinstance(node, _Alias) else node
+
+
 def _key_text(key_node: yaml.Node) -> str | None:
     """The text of a mapping key (through an alias), None when it is not a scalar."""
-    if isinstance(key_node, _Alias):
-        key_node = key_node.target
+    key_node = _named(key_node)
     return str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
 
 
@@ -303,12 +326,16 @@ class _Converter:
             node = node.target
         else:
             doc.positions[path] = _position(node.start_mark)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
+        refused = _tag_problem(node)
+        if refused:
+            doc.problem(path, refused)
+        if isinstance(node, yaml.MappingNode):  # its content is converted even if refused:
+            return self._mapping(node, path)  # every problem of the file is reported at once
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
         # compose() builds mapping, sequence and scalar nodes only.
-        return self._scalar(cast(yaml.ScalarNode, node), path)
+        scalar = cast(yaml.ScalarNode, node)
+        return scalar.value if refused else self._scalar(scalar, path)
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         doc = self._doc
@@ -323,6 +350,9 @@ class _Converter:
                 continue
             child = f"{path}.{key}"
             doc.key_positions[child] = _key_position(key_node)
+            refused = _tag_problem(_named(key_node), key=True)
+            if refused:
+                doc.problem(child, refused, key=True)
             if key in result:
                 doc.problem(child, f"duplicate key '{key}'", key=True)
             result[key] = self.convert(value_node, child)
@@ -332,7 +362,7 @@ class _Converter:
         """The scalar's value. An unset variable is a problem at ``path``; a value
         taken from the environment makes ``path`` a secret."""
         if "${" not in node.value:
-            return self._constructor.construct_object(node)  # PyYAML memoizes it per node
+            return self._construct(node, path)
         substituted = self._substituted.get(node)
         if substituted is None:  # once per node, however many aliases use it
             substituted = self._substituted[node] = _substitute(node, self._environ)
@@ -341,6 +371,69 @@ class _Converter:
         if substituted.from_environment:
             self._doc.secrets.add(path)
         return substituted.value
+
+    def _construct(self, node: yaml.ScalarNode, path: str) -> Any:
+        """The value of a scalar whose tag :func:`_tag_problem` accepted (PyYAML memoizes
+        it per node).
+
+        Its text matched its type's pattern, which PyYAML's constructor can still
+        refuse with a ValueError: an impossible date (2024-02-30), ``0b_``, an integer
+        of more digits than Python converts. That is a problem at ``path``, and the
+        text stands in for the value so that the other checks still run.
+        """
+        try:
+            return self._constructor.construct_object(node)
+        except ValueError as exc:
+            kind = _TYPE_WORDS.get(node.tag, _shown_tag(node.tag))
+            self._doc.problem(
+                path, f"invalid {kind} {node.value!r} ({exc}); quote it to make it text"
+            )
+            return node.value
+
+
+def _shown_tag(tag: str) -> str:
+    """A tag as it is written in a file: ``!!python/object:os.system``, ``!foo``."""
+    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+
+
+def _plain_tag(text: str) -> str:
+    """The tag YAML gives ``text`` as an untagged plain scalar (8080: !!int)."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+    return tag
+
+
+def _tag_problem(node: yaml.Node, *, key: bool = False) -> str | None:
+    """Why ``node``'s YAML tag has no place in a wiring file, or None.
+
+    A wiring file is plain data: a tag may say what the node is anyway (``!!int 5``)
+    or make a scalar text (``!!str 5``). Anything else (``!!python/object:...``,
+    ``!foo``, ``!!binary``, ``!!set``, ``!!int abc``) is a problem and never reaches a
+    YAML constructor. A key is only ever read as text: its plain type does not matter.
+    """
+    fitting, what = _fitting_tags(node)
+    tag = node.tag
+    if tag not in fitting:
+        if tag in _SCALAR_TAGS or tag == _STR:
+            return f"YAML tag {_shown_tag(tag)} does not fit {what} (remove the tag)"
+        return (
+            f"YAML tag {_shown_tag(tag)} is not supported: a wiring file holds plain"
+            " mappings, lists, text, numbers, booleans, null and dates"
+            " (quote a value or write !!str to make it text)"
+        )
+    if key or tag in _SCALAR_TAGS or tag in (_MAP, _SEQ, _STR):
+        return None
+    # An untagged plain scalar that YAML types as no value: << (a merge key), = ("value").
+    return f"{what} is a YAML {_shown_tag(tag)}, not a value: quote it to make it text"
+
+
+def _fitting_tags(node: yaml.Node) -> tuple[tuple[str, ...], str]:
+    """The tags ``node`` may have, and how a message names it."""
+    if isinstance(node, yaml.MappingNode):
+        return (_MAP,), "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return (_SEQ,), "a list"
+    text = cast(yaml.ScalarNode, node).value
+    return (_plain_tag(text), _STR), repr(text)
 
 
 class _Substituted(NamedTuple):
@@ -366,8 +459,28 @@ def _substitute(node: yaml.ScalarNode, environ: Mapping[str, str]) -> _Substitut
 
     replaced = _ENV.sub(substitute, text)
     from_environment = replaced != text.replace("$${", "${")
-    if node.style is None:  # a plain scalar: resolve its type as YAML would (8080 -> int)
-        resolved = yaml.safe_load(replaced) if replaced.strip() else replaced
-        if isinstance(resolved, str | int | float | bool):
-            return _Substituted(resolved, tuple(missing), from_environment)
+    if node.style is None:  # a plain scalar: typed as YAML types one (8080 -> int)
+        return _Substituted(_plain_value(replaced), tuple(missing), from_environment)
     return _Substituted(replaced, tuple(missing), from_environment)
+
+
+def _plain_value(text: str) -> str | int | float | bool:
+    """``text`` (substituted into a plain scalar) typed as YAML types a plain scalar:
+    an integer, a number, a boolean, else text.
+
+    Only the resolver's patterns are matched: the text is never parsed as YAML, so a
+    value holding ``: ``, ``{``, ``[``, ``#``, a tag, an alias or a line break stays
+    that text, one scalar, and cannot add structure to the file. Surrounding
+    whitespace is dropped, as a plain scalar has none (a secret read from a file
+    often ends with a line break).
+    """
+    stripped = text.strip()
+    tag = _plain_tag(stripped)
+    if tag not in _ENVIRONMENT_TAGS:
+        return stripped
+    constructor = yaml.constructor.SafeConstructor()
+    try:
+        value: int | float | bool = constructor.construct_object(yaml.ScalarNode(tag, stripped))
+    except ValueError:  # it matched the pattern yet is none (0b_): text, for the field to check
+        return stripped
+    return value

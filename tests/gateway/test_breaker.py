@@ -92,3 +92,10 @@ def test_bad_settings_are_refused():
     for bad in ({"crashes": -1}, {"window": 0}, {"cooldown": float("inf")}):
         with pytest.raises(ValueError):
             BreakerSettings(**bad)
+
+
+def test_a_cooldown_longer_than_its_cap_is_refused():
+    # The first opening would outlast max_cooldown, and a crashed trial then shorten it.
+    with pytest.raises(ValueError, match=r"cooldown \(700\) must not exceed max_cooldown \(600\)"):
+        BreakerSettings(cooldown=700.0)
+    assert BreakerSettings(cooldown=600.0).max_cooldown == 600.0
