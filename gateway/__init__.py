@@ -7,7 +7,7 @@ uvicorn (uvloop, httptools).
 
 from gateway._app import AppSettings, Gateway, create_app
 from gateway._breaker import BreakerSettings
-from gateway._server import GatewayServer, tune_gc, uvicorn_config
+from gateway._server import GatewayServer, ServerLimits, tune_gc, uvicorn_config
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Gateway",
     "GatewayServer",
     "GatewaySettings",
+    "ServerLimits",
     "SettingsError",
     "create_app",
     "parse_settings",

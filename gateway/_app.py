@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from gateway._admission import AdmissionLimits
 from gateway._breaker import BreakerSettings, CrashBreaker
 from gateway._catalog import Catalog, HotEntry
 from gateway._guards import Guards
@@ -85,7 +86,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     introspect: str = "introspect"
     #: The pubsub agent behind /v1/topics/{topic}/events, and the SSE limits.
     pubsub: str = "pubsub"
-    max_streams: int = 256
+    #: The streams the app serves at once (the admission's stream budget, by default).
+    max_streams: int = AdmissionLimits().max_streams
     stream_buffer: int = 256
     keepalive_seconds: float = 15.0
 

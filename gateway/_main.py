@@ -15,7 +15,7 @@ import structlog
 
 import phoenix
 from gateway._admission import Admission
-from gateway._app import AppSettings, create_app
+from gateway._app import create_app
 from gateway._logging import configure_logging
 from gateway._metrics import AdmissionMetrics
 from gateway._server import (
@@ -76,19 +76,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     Returns 0 after a clean drain and stop, 1 if the system failed meanwhile.
     The system is stopped here whatever happens: this function owns it now.
     """
-    breaker = settings.breaker_settings()
-    app = create_app(
-        system,
-        AppSettings(
-            max_body_bytes=settings.max_body_bytes,
-            default_timeout_ms=settings.default_timeout_ms,
-            max_timeout_ms=settings.max_timeout_ms,
-            chaos=settings.chaos,
-            tokens=settings.tokens,
-            max_streams=settings.max_streams,
-            breaker=breaker,
-        ),
-    )
+    app = create_app(system, settings.app_settings())
     limits = settings.admission_limits()
     admission = Admission(limits)
     app.metrics.registry.register(AdmissionMetrics(admission))
@@ -110,12 +98,8 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         settings.host,
         settings.port,
         admission=admission,
-        keep_alive_timeout=settings.keep_alive_timeout,
-        header_timeout=settings.header_timeout,
-        body_timeout=settings.body_timeout,
-        max_header_bytes=settings.max_header_bytes,
-        drain_timeout=settings.drain_timeout,
         on_cut_off=app.metrics.cut_off,
+        **msgspec.structs.asdict(settings.server_limits()),
     )
     server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)
     watch_system(system, server)
@@ -125,7 +109,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         port=settings.port,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
-        breaker=msgspec.structs.asdict(breaker),
+        breaker=msgspec.structs.asdict(app.settings.breaker),
         **msgspec.structs.asdict(limits),
     )
     try:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
+import msgspec
 import structlog
 import uvicorn
 
@@ -33,6 +34,7 @@ from vibe_actors import ActorSystem, SystemFailed
 
 __all__ = [
     "GatewayServer",
+    "ServerLimits",
     "ensure_descriptors",
     "tune_gc",
     "uvicorn_config",
@@ -42,12 +44,39 @@ __all__ = [
 _log = structlog.get_logger("gateway.server")
 
 
-def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Config:
+class ServerLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the server enforces per connection, and how long it drains (one source of defaults).
+
+    ``header_timeout``/``body_timeout``: seconds a request's headers/body may
+    take to arrive; ``max_header_bytes``: the size of its headers;
+    ``keep_alive_timeout``: seconds an idle connection stays open;
+    ``drain_timeout``: seconds in-flight requests get at shutdown (None: no
+    limit); ``backlog``: the listen queue.
+    """
+
+    keep_alive_timeout: int = 5
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_bytes: int = 65_536
+    drain_timeout: float | None = None
+    backlog: int = 2048
+
+
+def uvicorn_config(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    admission: Admission | None = None,
+    on_cut_off: Callable[[str], None] | None = None,
+    **limits: Any,
+) -> uvicorn.Config:
     """The one uvicorn configuration (used by the gateway and by its benchmark baseline).
 
     HTTP/1.1 is uvicorn's httptools protocol with the gateway's header timeout
     and header size limit (:mod:`gateway._protocol`): without them, silent or
-    slow connections stay open forever. ``admission`` (an
+    slow connections stay open forever. ``limits`` are :class:`ServerLimits`
+    fields (an unknown one is a TypeError, not ignored). ``admission`` (an
     :class:`gateway._admission.Admission`, one per server; the default budgets
     if absent) decides which connections and requests are served; uvicorn's
     ``limit_concurrency`` is off, so that a refusal is a 503 problem+json and
@@ -56,12 +85,12 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
     """
     if "max_concurrency" in limits:  # uvicorn's limit once; silently ignored, it would mislead
         raise TypeError("max_concurrency is a budget of the admission: pass admission=Admission()")
-    admission = limits.get("admission")
+    server = ServerLimits(**limits)
     protocol = header_limited(
-        limits.get("header_timeout", 10.0),
-        limits.get("max_header_bytes", 65_536),
-        limits.get("body_timeout", 30.0),
-        limits.get("on_cut_off"),
+        server.header_timeout,
+        server.max_header_bytes,
+        server.body_timeout,
+        on_cut_off,
         admission if admission is not None else Admission(),
     )
     return uvicorn.Config(
@@ -77,9 +106,10 @@ def uvicorn_config(app: Any, host: str, port: int, **limits: Any) -> uvicorn.Con
         server_header=False,
         proxy_headers=False,  # no proxy in front by default; saves a middleware hop per request
         limit_concurrency=None,  # the admission decides (see above)
-        timeout_keep_alive=limits.get("keep_alive_timeout", 5),
-        timeout_graceful_shutdown=limits.get("drain_timeout"),
-        backlog=limits.get("backlog", 2048),
+        timeout_keep_alive=server.keep_alive_timeout,
+        # Annotated int by uvicorn, used as asyncio.wait_for's seconds: a float is right.
+        timeout_graceful_shutdown=server.drain_timeout,  # type: ignore[arg-type]
+        backlog=server.backlog,
     )
 
 

@@ -16,7 +16,9 @@ from typing import Annotated, Literal
 import msgspec
 
 from gateway._admission import AdmissionLimits
+from gateway._app import AppSettings
 from gateway._breaker import BreakerSettings
+from gateway._server import ServerLimits
 
 __all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
 
@@ -29,7 +31,10 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
-#: The breaker's defaults: BreakerSettings' own, so that the two cannot drift apart.
+#: The defaults of each part's own settings, so that a flag's default cannot drift from them.
+_APP = AppSettings()
+_ADMISSION = AdmissionLimits()
+_SERVER = ServerLimits()
 _BREAKER = BreakerSettings()
 #: Bounds checked by msgspec where a flag or variable is read (so the message names
 #: them); __post_init__ checks them again for settings built in code.
@@ -49,21 +54,24 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chaos: bool = False
     #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
     tokens: dict[str, str] = {}
-    max_body_bytes: int = 1_048_576
-    default_timeout_ms: int = 5_000
-    max_timeout_ms: int = 60_000
-    #: The admission budgets (gateway._admission; their defaults are AdmissionLimits').
-    max_connections: int = 2048
-    max_idle_per_client: int = 256
-    max_concurrency: int = 1_000
-    probe_reserve: int = 16
-    max_streams: int = 256
-    max_streams_per_client: int = 16
+    #: What the app enforces per request (gateway._app.AppSettings; its defaults).
+    max_body_bytes: int = _APP.max_body_bytes
+    default_timeout_ms: int = _APP.default_timeout_ms
+    max_timeout_ms: int = _APP.max_timeout_ms
+    #: The admission budgets (gateway._admission.AdmissionLimits; its defaults).
+    max_connections: int = _ADMISSION.max_connections
+    max_idle_per_client: int = _ADMISSION.max_idle_per_client
+    max_concurrency: int = _ADMISSION.max_concurrency
+    probe_reserve: int = _ADMISSION.probe_reserve
+    max_streams: int = _ADMISSION.max_streams
+    max_streams_per_client: int = _ADMISSION.max_streams_per_client
+    #: The server's limits (gateway._server.ServerLimits; its defaults), and the drain:
+    #: bounded here (the orchestrator's grace period is 45 s), unbounded for an embedder.
     drain_timeout: float = 30.0
-    keep_alive_timeout: int = 5
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_header_bytes: int = 65_536
+    keep_alive_timeout: int = _SERVER.keep_alive_timeout
+    header_timeout: float = _SERVER.header_timeout
+    body_timeout: float = _SERVER.body_timeout
+    max_header_bytes: int = _SERVER.max_header_bytes
     #: Young-generation threshold of Python's cyclic garbage collector; 0 keeps Python's 700.
     gc_threshold: int = 10_000
     #: The circuit breaker per (agent, message type) (gateway._breaker; its defaults are
@@ -94,10 +102,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):  # nan and inf are no duration
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+                raise ValueError(f"{name} must be > 0 and finite, got {value}")
         if not (math.isfinite(self.drain_timeout) and self.drain_timeout >= 0):
             raise ValueError(
-                f"drain_timeout must be a finite number >= 0, got {self.drain_timeout}"
+                f"drain_timeout must be >= 0 and finite, got {self.drain_timeout}"
             )
         if self.gc_threshold < 0:
             raise ValueError(f"gc_threshold must be >= 0, got {self.gc_threshold}")
@@ -131,6 +139,28 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             window=self.breaker_window,
             cooldown=self.breaker_cooldown,
             max_cooldown=self.breaker_max_cooldown,
+        )
+
+    def app_settings(self) -> AppSettings:
+        """What the ASGI app needs (gateway.create_app)."""
+        return AppSettings(
+            max_body_bytes=self.max_body_bytes,
+            default_timeout_ms=self.default_timeout_ms,
+            max_timeout_ms=self.max_timeout_ms,
+            chaos=self.chaos,
+            tokens=self.tokens,
+            max_streams=self.max_streams,
+            breaker=self.breaker_settings(),
+        )
+
+    def server_limits(self) -> ServerLimits:
+        """What the server enforces per connection, and its drain (gateway.uvicorn_config)."""
+        return ServerLimits(
+            keep_alive_timeout=self.keep_alive_timeout,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            max_header_bytes=self.max_header_bytes,
+            drain_timeout=self.drain_timeout,
         )
 
     def admission_limits(self) -> AdmissionLimits:

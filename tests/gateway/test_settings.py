@@ -165,13 +165,32 @@ def test_a_bad_breaker_setting_stops_the_process_with_exit_2() -> None:
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["--header-timeout", "nan"], "header_timeout must be a finite number > 0, got nan"),
-        (["--body-timeout", "inf"], "body_timeout must be a finite number > 0, got inf"),
-        (["--drain-timeout", "nan"], "drain_timeout must be a finite number >= 0, got nan"),
-        (["--drain-timeout", "-5"], "drain_timeout must be a finite number >= 0, got -5.0"),
+        (["--header-timeout", "nan"], "header_timeout must be > 0 and finite, got nan"),
+        (["--body-timeout", "inf"], "body_timeout must be > 0 and finite, got inf"),
+        (["--drain-timeout", "nan"], "drain_timeout must be >= 0 and finite, got nan"),
+        (["--drain-timeout", "-5"], "drain_timeout must be >= 0 and finite, got -5.0"),
     ],
 )
 def test_a_duration_must_be_a_finite_number(argv, problem) -> None:
     with pytest.raises(SettingsError) as caught:
         parse_settings(argv, {})
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_the_process_defaults_are_the_parts_defaults() -> None:
+    from gateway import AppSettings, BreakerSettings
+    from gateway._admission import AdmissionLimits
+    from gateway._server import ServerLimits
+
+    settings = GatewaySettings()
+    app = settings.app_settings()
+    assert app == AppSettings(breaker=BreakerSettings())
+    assert settings.admission_limits() == AdmissionLimits()
+    assert settings.server_limits() == ServerLimits(drain_timeout=30.0)
+
+
+def test_an_unknown_server_limit_is_an_error_not_ignored() -> None:
+    from gateway import uvicorn_config
+
+    with pytest.raises(TypeError, match="header_timout"):
+        uvicorn_config(object(), "127.0.0.1", 0, header_timout=1.0)
