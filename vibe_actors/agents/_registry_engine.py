@@ -26,7 +26,7 @@ from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._sqlite import StoreError
 
 if TYPE_CHECKING:
-    from vibe_actors.agents.registry import Entry, RegistryChanged
+    from vibe_actors.agents._registry_messages import Entry, RegistryChanged
 
 __all__ = ["Engine", "Metrics", "_Recheck", "build_metrics", "presence"]
 
@@ -57,8 +57,9 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         Gauge("vibe_registry_entries", "Visible registrations", ["agent"], registry=registry),
         Counter(
             "vibe_registry_refused",
-            "Registrations of a new name refused because max_names names are held.",
-            ["agent"],
+            "Registrations of a new name and subscriptions of a new pair refused by a limit "
+            "(max_names, max_subscriptions)",
+            ["agent", "limit"],
             registry=registry,
         ),
     )
@@ -163,9 +164,9 @@ class Engine:
             for subscriber in subscribers:
                 agent.ref(subscriber).tell(self._notice(capability=cap, names=names))
 
-    def refused(self) -> None:
-        """Count a registration refused by ``max_names``."""
-        self._metrics.refused.labels(self._agent.name).inc()
+    def refused(self, limit: str) -> None:
+        """Count a ``Register`` or ``Subscribe`` refused by the setting ``limit``."""
+        self._metrics.refused.labels(self._agent.name, limit).inc()
 
     def unwatch_if_unused(self, name: str) -> None:
         if not self.dir.in_use(name):

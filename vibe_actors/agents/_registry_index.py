@@ -37,6 +37,7 @@ class Directory:
         self.entries: dict[str, Record] = {}
         self._by_cap: dict[str, set[str]] = {}
         self.subs: dict[str, set[str]] = {}
+        self._sub_count = 0  #: pairs in ``subs``
         #: Names absent at start, with what waits for them (entry and/or subscriptions).
         self.pending_entries: dict[str, Record] = {}
         self.pending_subs: set[tuple[str, str]] = set()
@@ -91,13 +92,21 @@ class Directory:
 
     # -- subscriptions --------------------------------------------------------------
 
+    def subscriptions_held(self) -> int:
+        """(capability, subscriber) pairs held: visible and pending (disjoint, as names)."""
+        return self._sub_count + len(self.pending_subs)
+
     def subscribe(self, capability: str, subscriber: str) -> None:
-        self.subs.setdefault(capability, set()).add(subscriber)
+        subs = self.subs.setdefault(capability, set())
+        if subscriber not in subs:
+            subs.add(subscriber)
+            self._sub_count += 1
 
     def unsubscribe(self, capability: str, subscriber: str) -> None:
         subs = self.subs.get(capability)
-        if subs is not None:
-            subs.discard(subscriber)
+        if subs is not None and subscriber in subs:
+            subs.remove(subscriber)
+            self._sub_count -= 1
             if not subs:
                 del self.subs[capability]
 

@@ -122,6 +122,7 @@ from vibe_actors.agents._ledger_messages import (
     stream_problem,
 )
 from vibe_actors.agents._ledger_metrics import build_metrics
+from vibe_actors.agents._ledger_records import records, verified
 from vibe_actors.agents._ledger_store import (
     Head,
     LedgerRangeError,
@@ -129,7 +130,6 @@ from vibe_actors.agents._ledger_store import (
     Row,
     encode_data,
     record_hash,
-    verify_rows,
 )
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
@@ -363,7 +363,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             rows = self._store.read(msg.stream, msg.after, msg.limit)
         except LedgerRangeError as exc:  # the store's own bound, should the checks above miss
             return InvalidInput(field=exc.field, detail=str(exc))
-        return self._records(msg.stream, rows)
+        return records(msg.stream, rows, self.log)
 
     @handler
     def tail(self, msg: Tail) -> Records | InvalidInput | LedgerUnavailable:
@@ -372,22 +372,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             return problem
         self._commit()
         assert self._store is not None
-        return self._records(msg.stream, self._store.tail(msg.stream, msg.limit))
-
-    def _records(self, stream: str, rows: list[Row]) -> Records | LedgerUnavailable:
-        records = []
-        for row in rows:
-            try:
-                data = msgspec.msgpack.decode(row.data)
-            except (msgspec.DecodeError, TypeError) as exc:
-                self.log.error(
-                    "ledger_record_unreadable", stream=stream, seq=row.seq, error=str(exc)
-                )
-                return LedgerUnavailable(
-                    detail=f"record {row.seq} of {stream!r} cannot be decoded (run Verify): {exc}"
-                )
-            records.append(Record(seq=row.seq, data=data, hash=row.hash, ts=row.ts))
-        return Records(stream=stream, records=records)
+        return records(msg.stream, self._store.tail(msg.stream, msg.limit), self.log)
 
     @handler
     def verify(self, msg: Verify) -> Verified | InvalidInput:
@@ -396,31 +381,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             return problem
         self._commit()
         assert self._store is not None
-        stream, chain = msg.stream, self._chain
-        anchor = chain.anchors.get(stream)
-        check = verify_rows(
-            self._store.chain(stream),
-            chain.key,
-            expected=self._heads.get(stream),
-            anchor=None if anchor is None else anchor.head,
-            unkeyed_until=chain.unkeyed_until(stream),
-        )
-        reason = check.reason
-        if check.ok:
-            # The chain itself holds, but what vouches for its completeness does not.
-            reason = chain.problem or chain.held.get(stream)
-        if reason is not None:
-            self.log.error(
-                "ledger_chain_broken", stream=stream, broken_at=check.broken_at, reason=reason
-            )
-        return Verified(
-            stream=stream,
-            ok=reason is None,
-            count=check.count,
-            head=check.head,
-            broken_at=check.broken_at,
-            reason=reason,
-        )
+        expected = self._heads.get(msg.stream)
+        return verified(self._store, self._chain, msg.stream, expected, self.log)
 
     @handler
     def streams(self, msg: Streams) -> StreamList:

@@ -4,18 +4,25 @@ Protocol:
 
 * ``Register{name, capabilities}`` -> ``Registered`` (replaces the entry's
   capabilities if ``name`` was registered); ``NoSuchAgent`` (404: no running
-  agent has that name); ``InvalidRegistration`` (422: empty name or
-  capability); ``RegistryNotSaved`` (503); ``TooManyNames`` (429: a name not
-  yet registered while ``max_names`` names are held; a registered one may
-  still change its capabilities, and ``Unregister`` frees a slot).
+  agent has that name); ``RegistryNotSaved`` (503); ``TooManyNames`` (429: a
+  name not yet registered while ``max_names`` names are held; a registered one
+  may still change its capabilities, and ``Unregister`` frees a slot).
 * ``Unregister{name}`` -> ``Unregistered``; ``NotFound`` (404).
 * ``Lookup{name}`` -> ``Registration{name, capabilities, registered_at}``; ``NotFound``.
 * ``Find{capability}`` -> ``Found{capability, names}`` (sorted; empty if none).
 * ``Subscribe{capability, subscriber}`` -> ``Subscribed{capability, names}``
   (the current set); from then on the ``subscriber`` agent is told
   ``RegistryChanged{capability, names}`` each time that set changes.
-  ``NoSuchAgent`` if the subscriber is not running.
+  ``NoSuchAgent`` if the subscriber is not running; ``TooManyRegistrySubscriptions``
+  (429: a pair not yet subscribed while ``max_subscriptions`` pairs are held; a
+  resubscribe is answered, and ``Unsubscribe`` frees a slot).
 * ``Unsubscribe{capability, subscriber}`` -> ``Unsubscribed``; ``NotSubscribed`` (404).
+
+Bounds: every name and capability is 1 to ``MAX_NAME_LENGTH`` (256) characters
+and a ``Register`` names at most ``MAX_CAPABILITIES`` (64) capabilities. An
+empty string is answered ``InvalidRegistration`` (422); past an upper bound a
+decoded message is a validation error (the gateway's 422 naming the field),
+and one built in process is answered ``InvalidRegistration``.
 
 Death: the registry watches every registered agent and every subscriber
 (:meth:`vibe_actors.Agent.watch`). When one stops for good its entry and its
@@ -45,35 +52,59 @@ configuration alone. A database that cannot be opened degrades the agent
 (``Unavailable``) instead of failing the system's start.
 
 Names held are the visible entries and the pending ones (static entries
-included, though the configuration's own are never refused); after a restart
-they are counted again from the configuration and the store.
+included, though the configuration's own are never refused), subscriptions
+held likewise; after a restart both are counted again from the configuration
+and the store.
 
 Metrics: ``vibe_registry_entries{agent}`` (visible registrations),
-``vibe_registry_refused_total{agent}`` (registrations refused by ``max_names``).
+``vibe_registry_refused_total{agent, limit}`` (``Register``/``Subscribe``
+refused by ``limit``: ``max_names`` or ``max_subscriptions``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
-
-import msgspec
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._registry_engine import Engine, _Recheck, build_metrics, presence
 from vibe_actors.agents._registry_index import Record
+from vibe_actors.agents._registry_messages import (
+    MAX_CAPABILITIES,
+    MAX_NAME_LENGTH,
+    Entry,
+    Find,
+    Found,
+    InvalidRegistration,
+    Lookup,
+    Name,
+    Register,
+    Registered,
+    Registration,
+    RegistryChanged,
+    RegistryConfig,
+    RegistryNotSaved,
+    TooManyNames,
+    TooManyRegistrySubscriptions,
+    Unregister,
+    Unregistered,
+    out_of_bounds,
+)
 from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
 from vibe_actors.agents._store_health import GuardedWrites
 
 __all__ = [
+    "MAX_CAPABILITIES",
+    "MAX_NAME_LENGTH",
     "Entry",
     "Find",
     "Found",
     "InvalidRegistration",
     "Lookup",
+    "Name",
     "NoSuchAgent",
     "NotFound",
     "NotSubscribed",
@@ -87,6 +118,7 @@ __all__ = [
     "Subscribe",
     "Subscribed",
     "TooManyNames",
+    "TooManyRegistrySubscriptions",
     "Unregister",
     "Unregistered",
     "Unsubscribe",
@@ -95,80 +127,14 @@ __all__ = [
 ]
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A static registration from the configuration."""
-
-    name: str
-    capabilities: list[str] = []
-
-
-class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Registry`."""
-
-    entries: list[Entry] = []
-    persist: bool = True
-    #: Seconds between checks for pending agents while the system is starting.
-    recheck_interval: float = 0.05
-    #: Names held at most (visible and pending): a ``Register`` of a new name past it is
-    #: ``TooManyNames`` (429).
-    max_names: Annotated[int, msgspec.Meta(gt=0)] = 100_000
-
-    def __post_init__(self) -> None:
-        if self.recheck_interval <= 0:
-            raise ValueError("recheck_interval must be > 0")
-        if self.max_names <= 0:
-            raise ValueError(f"max_names must be > 0, got {self.max_names}")
-        if len(self.entries) > self.max_names:
-            raise ValueError(
-                f"{len(self.entries)} static entries are more than max_names ({self.max_names})"
-            )
-
-
-# -- messages ---------------------------------------------------------------------
-
-
-class Register(Message):
-    name: str
-    capabilities: list[str] = []
-
-
-class Registered(Message):
-    name: str
-    capabilities: list[str]
-
-
-class Unregister(Message):
-    name: str
-
-
-class Unregistered(Message):
-    name: str
-
-
-class Lookup(Message):
-    name: str
-
-
-class Registration(Message):
-    name: str
-    capabilities: list[str]
-    registered_at: float  #: wall-clock time (time.time()) of the registration
-
-
-class Find(Message):
-    capability: str
-
-
-class Found(Message):
-    capability: str
-    names: list[str]
+# -- messages (the rest are in _registry_messages) -----------------------------------------
 
 
 class Subscribe(Message):
     """Tell ``subscriber`` ``RegistryChanged`` whenever the agents of ``capability`` change."""
 
-    capability: str
-    subscriber: str
+    capability: Name
+    subscriber: Name
 
 
 class Subscribed(Message):
@@ -177,20 +143,13 @@ class Subscribed(Message):
 
 
 class Unsubscribe(Message):
-    capability: str
-    subscriber: str
+    capability: Name
+    subscriber: Name
 
 
 class Unsubscribed(Message):
     capability: str
     subscriber: str
-
-
-class RegistryChanged(Message):
-    """Told to subscribers: the agents that now offer ``capability`` (sorted)."""
-
-    capability: str
-    names: list[str]
 
 
 class NoSuchAgent(ErrorReply):
@@ -211,26 +170,10 @@ class NotSubscribed(ErrorReply):
     http_status: ClassVar[int] = 404
 
 
-class InvalidRegistration(ErrorReply):
-    http_status: ClassVar[int] = 422
-
-
-class RegistryNotSaved(ErrorReply):
-    http_status: ClassVar[int] = 503
-
-
-class TooManyNames(ErrorReply):
-    """A ``Register`` of a new name while ``limit`` names are held."""
-
-    limit: int
-    http_status: ClassVar[int] = 429
-
-
-def _empty(**fields: str) -> str | None:
-    for field, value in fields.items():
-        if not value:
-            return f"the {field} must not be empty"
-    return None
+def _invalid(*, capabilities: Sequence[str] = (), **fields: str) -> InvalidRegistration | None:
+    """The refusal of a message built in process whose strings break the bounds."""
+    problem = out_of_bounds(capabilities=capabilities, **fields)
+    return None if problem is None else InvalidRegistration(detail=problem)
 
 
 # -- the agent -------------------------------------------------------------------------
@@ -293,11 +236,8 @@ class Registry(
     def register(
         self, msg: Register
     ) -> Registered | NoSuchAgent | InvalidRegistration | RegistryNotSaved | TooManyNames:
-        problem = _empty(name=msg.name) or next(
-            (_empty(capability=c) for c in msg.capabilities if not c), None
-        )
-        if problem is not None:
-            return InvalidRegistration(detail=problem)
+        if (invalid := _invalid(name=msg.name, capabilities=msg.capabilities)) is not None:
+            return invalid
         if presence(self.system, msg.name) != "alive":
             return NoSuchAgent(agent=msg.name, detail=f"no running agent named {msg.name!r}")
         if (full := self._full(msg.name)) is not None:
@@ -315,7 +255,7 @@ class Registry(
         held, limit = self._engine.dir.held(), self.config.max_names
         if held < limit or self._engine.dir.holds(name):
             return None
-        self._engine.refused()
+        self._engine.refused("max_names")
         env = self.envelope
         self.log.warning(
             "registry_limit_reached", name=name, limit="max_names", held=held,
@@ -324,7 +264,11 @@ class Registry(
         return TooManyNames(limit=limit, detail=f"{limit} names are registered already")
 
     @handler
-    def unregister(self, msg: Unregister) -> Unregistered | NotFound | RegistryNotSaved:
+    def unregister(
+        self, msg: Unregister
+    ) -> Unregistered | NotFound | InvalidRegistration | RegistryNotSaved:
+        if (invalid := _invalid(name=msg.name)) is not None:
+            return invalid
         if msg.name not in self._engine.dir.entries:
             return NotFound(name=msg.name, detail=f"{msg.name!r} is not registered")
         if (failed := self._save(RegistryStore.unregister, msg.name)) is not None:
@@ -334,7 +278,9 @@ class Registry(
         return Unregistered(name=msg.name)
 
     @handler
-    def lookup(self, msg: Lookup) -> Registration | NotFound:
+    def lookup(self, msg: Lookup) -> Registration | NotFound | InvalidRegistration:
+        if (invalid := _invalid(name=msg.name)) is not None:
+            return invalid
         self._engine.catch_up()
         record = self._engine.dir.entries.get(msg.name)
         if record is None:
@@ -346,7 +292,9 @@ class Registry(
         )
 
     @handler
-    def find(self, msg: Find) -> Found:
+    def find(self, msg: Find) -> Found | InvalidRegistration:
+        if (invalid := _invalid(capability=msg.capability)) is not None:
+            return invalid
         self._engine.catch_up()
         return Found(capability=msg.capability, names=self._engine.dir.names(msg.capability))
 
@@ -355,16 +303,23 @@ class Registry(
     @handler
     def subscribe(
         self, msg: Subscribe
-    ) -> Subscribed | NoSuchAgent | InvalidRegistration | RegistryNotSaved:
-        problem = _empty(capability=msg.capability, subscriber=msg.subscriber)
-        if problem is not None:
-            return InvalidRegistration(detail=problem)
+    ) -> (
+        Subscribed
+        | NoSuchAgent
+        | InvalidRegistration
+        | RegistryNotSaved
+        | TooManyRegistrySubscriptions
+    ):
+        if (invalid := _invalid(capability=msg.capability, subscriber=msg.subscriber)) is not None:
+            return invalid
         self._engine.catch_up()
         if presence(self.system, msg.subscriber) != "alive":
             return NoSuchAgent(
                 agent=msg.subscriber, detail=f"no running agent named {msg.subscriber!r}"
             )
         if not self._engine.dir.subscribed(msg.capability, msg.subscriber):
+            if (full := self._subscriptions_full(msg)) is not None:
+                return full
             failed = self._save(RegistryStore.subscribe, msg.capability, msg.subscriber)
             if failed is not None:
                 return failed
@@ -375,8 +330,28 @@ class Registry(
             )
         return Subscribed(capability=msg.capability, names=self._engine.dir.names(msg.capability))
 
+    def _subscriptions_full(self, msg: Subscribe) -> TooManyRegistrySubscriptions | None:
+        """The refusal of a new pair while ``max_subscriptions`` pairs are held."""
+        held, limit = self._engine.dir.subscriptions_held(), self.config.max_subscriptions
+        if held < limit:
+            return None
+        self._engine.refused("max_subscriptions")
+        env = self.envelope
+        self.log.warning(
+            "registry_limit_reached", capability=msg.capability, subscriber=msg.subscriber,
+            limit="max_subscriptions", held=held,
+            request_id=env.request_id if env is not None else None,
+        )  # fmt: skip
+        return TooManyRegistrySubscriptions(
+            limit=limit, detail=f"{limit} subscriptions are held already"
+        )
+
     @handler
-    def unsubscribe(self, msg: Unsubscribe) -> Unsubscribed | NotSubscribed | RegistryNotSaved:
+    def unsubscribe(
+        self, msg: Unsubscribe
+    ) -> Unsubscribed | NotSubscribed | InvalidRegistration | RegistryNotSaved:
+        if (invalid := _invalid(capability=msg.capability, subscriber=msg.subscriber)) is not None:
+            return invalid
         if not self._engine.dir.subscribed(msg.capability, msg.subscriber):
             return NotSubscribed(
                 capability=msg.capability,

@@ -80,7 +80,8 @@ def test_registry_names_are_capped_and_counted_again_after_a_restart(make_system
         assert isinstance(ref.ask_future(Register(name="b")).wait(), TooManyNames)
 
     sample = system.registry.get_sample_value
-    assert sample("vibe_registry_refused_total", {"agent": "registry"}) == 3
+    refused = {"agent": "registry", "limit": "max_names"}
+    assert sample("vibe_registry_refused_total", refused) == 3
     assert sample("vibe_registry_entries", {"agent": "registry"}) == 2
 
 
