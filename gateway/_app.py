@@ -252,7 +252,18 @@ class Gateway:
         self._guard(request, name, tag)
         _require_json(headers.content_type, request_id)
         timeout = self._request_timeout(request)
-        message = await self._message(request, message_type, decoder)
+        body = await self._request_body(request)
+        # Decoded here, not in a helper: every frame on the stack is a level of nesting
+        # the decoder cannot use (its limit is the interpreter's recursion limit).
+        try:
+            message = decoder.decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
+            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
+            # past ~1000 levels in free-form `Any` fields).
+            raise self._invalid_body(message_type, exc, request_id) from None
+        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
+            self._check_nesting(message, body, request_id)
         breaker = self.breaker
         if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
             detail = (
@@ -286,27 +297,18 @@ class Gateway:
             return 204
         return await self._json(request, reply)
 
-    async def _message(self, request: Request, message_type: type, decoder: Any) -> Any:
-        """The request's body decoded as ``message_type``; raises Reject (400, 413, 422)."""
+    async def _request_body(self, request: Request) -> bytes:
+        """The request's body, within the limit; raises Reject (400, 413)."""
         request_id = request.request_id
         declared = request.headers.content_length
         if declared is not None and len(declared) >= self._limit_digits:
             # Before the first receive(): a client declaring too much may send nothing more.
             self._check_declared(declared, request_id)
         first = await request.receive()  # almost always the whole body, in one message
-        body = first.get("body", b"")
+        body: bytes = first.get("body", b"")
         if first.get("more_body") or len(body) > self._max_body:
             body = body + await self._body(request.receive, request_id, len(body))
-        try:
-            message = decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
-            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
-            # past ~1000 levels in free-form `Any` fields).
-            raise self._invalid_body(message_type, exc, request_id) from None
-        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
-            self._check_nesting(message, body, request_id)
-        return message
+        return body
 
     async def events(self, request: Request) -> int:
         """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import msgspec
 
 from gateway._openapi import openapi_document
-from vibe_actors import ActorSystem, AgentStatus, Message, Ref, UnknownAgent
+from vibe_actors import ActorSystem, AgentStatus, Ref, UnknownAgent
 from vibe_actors.agents import schema
 
 __all__ = ["Catalog", "HasStatus", "HotEntry"]
@@ -68,9 +68,7 @@ class Catalog:
         """Public message types of agent ``name`` by tag; raises UnknownAgent."""
         types = self._types.get(name)
         if types is None:
-            found = self._system.message_types(name)
-            types = {t.__name__: t for t in found if issubclass(t, Message)}
-            self._types[name] = types
+            types = self._types[name] = schema.tagged_types(self._system, name)
         return types
 
     def decoder(self, message_type: type) -> msgspec.json.Decoder[Any]:

@@ -104,9 +104,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if not (math.isfinite(value) and value > 0):  # nan and inf are no duration
                 raise ValueError(f"{name} must be > 0 and finite, got {value}")
         if not (math.isfinite(self.drain_timeout) and self.drain_timeout >= 0):
-            raise ValueError(
-                f"drain_timeout must be >= 0 and finite, got {self.drain_timeout}"
-            )
+            raise ValueError(f"drain_timeout must be >= 0 and finite, got {self.drain_timeout}")
         if self.gc_threshold < 0:
             raise ValueError(f"gc_threshold must be >= 0, got {self.gc_threshold}")
         if self.default_timeout_ms > self.max_timeout_ms:

@@ -5,7 +5,6 @@ Everything that is wrong is reported together, as a :class:`WiringError`.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,7 +15,15 @@ from phoenix._decode import INVALID, decode_node, decode_struct
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
 from phoenix._yaml import Document, parse
-from vibe_actors import Agent, SystemConfig
+from vibe_actors import (
+    Agent,
+    ImportModuleFailed,
+    ImportModuleNotFound,
+    ImportStringError,
+    MalformedImportString,
+    SystemConfig,
+    resolve_import,
+)
 from vibe_actors.ray import INSTALL_HINT, RaySettings, ray_available
 from vibe_actors.ray._host import reply_targets
 
@@ -228,30 +235,30 @@ def _resolve_agents(nodes: list[_Raw], doc: Document) -> tuple[dict[str, type], 
 
 
 def _import(target: str, path: str, doc: Document) -> type | None:
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
+    """The Agent subclass ``target`` names, or None with a problem at ``path`` saying why."""
+    try:
+        value = resolve_import(target)
+    except MalformedImportString:
         doc.problem(path, f"expected 'package.module:Class', got {target!r}")
         return None
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module_name
-        doc.problem(
-            path,
-            f"module '{module_name}' not found"
-            + ("" if missing == module_name else f" (no module '{missing}')"),
-        )
+    except ImportModuleFailed as exc:
+        doc.problem(path, _import_failed(exc))
         return None
-    except Exception as exc:  # noqa: BLE001 - an import that raises becomes a wiring problem
-        doc.problem(path, f"importing '{module_name}' failed: {type(exc).__name__}: {exc}")
+    except ImportStringError as exc:  # the module or the attribute is missing
+        doc.problem(path, str(exc))
         return None
-    value: Any = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            doc.problem(path, f"module '{module_name}' has no attribute '{attribute}'")
-            return None
-        value = getattr(value, part)
     if not (isinstance(value, type) and issubclass(value, Agent)):
         doc.problem(path, f"'{target}' is not a vibe_actors.Agent subclass")
         return None
     return value
+
+
+def _import_failed(exc: ImportModuleFailed) -> str:
+    """The problem of a module that raised while importing. One missing a module it
+    imports reads as the resolver's "not found" naming that module, as wiring files
+    always reported it."""
+    cause = exc.__cause__
+    if isinstance(cause, ModuleNotFoundError):
+        missing = cause.name or exc.module
+        return str(ImportModuleNotFound(exc.path, exc.module, exc.attribute, missing))
+    return str(exc)

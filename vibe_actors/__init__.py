@@ -48,6 +48,14 @@ from vibe_actors._events import (
 )
 from vibe_actors._future import ReplyFuture
 from vibe_actors._handlers import handler
+from vibe_actors._imports import (
+    ImportAttributeMissing,
+    ImportModuleFailed,
+    ImportModuleNotFound,
+    ImportStringError,
+    MalformedImportString,
+    resolve_import,
+)
 from vibe_actors._messages import (
     AgentCrashed,
     DeadlineExceeded,
@@ -112,9 +120,14 @@ __all__ = [
     "ForbiddenError",
     "InjectedCrash",
     "EventStream",
+    "ImportAttributeMissing",
+    "ImportModuleFailed",
+    "ImportModuleNotFound",
+    "ImportStringError",
     "MailboxFull",
     "MailboxFullError",
     "MailboxSpec",
+    "MalformedImportString",
     "Message",
     "Overflow",
     "Ping",
@@ -152,4 +165,5 @@ __all__ = [
     "encode_msgpack",
     "handler",
     "json_brackets",
+    "resolve_import",
 ]

@@ -1,40 +1,28 @@
-"""Agent: the base class of every actor, over ``pykka.ThreadingActor``.
+"""Agent: the base class of every actor's behaviour.
 
-Pykka supplies the thread and the actor's identity; the receive loop is ours,
-because Pykka's differs from OTP's where it matters: a failing ask keeps a
-Pykka actor alive while a failing tell kills it, ``on_start`` raising calls no
-hook, and its teardown drains the inbox. Here every handler exception is a
-crash that goes to the supervisor, a start failure reaches the supervisor
-through the start handshake, and the mailbox outlives the incarnation so that
-a restarted agent finds the messages that were queued for it.
+An agent is two objects: the user's :class:`Agent` subclass is behaviour only
+(handlers, lifecycle hooks, and the handler API below), and a host runs it:
+locally an :class:`~vibe_actors._incarnation.Incarnation` (the Pykka actor
+that owns the thread, the receive loop and the stop protocol, see there),
+under Ray placement the remote host (:mod:`vibe_actors.ray`). The handler API
+reaches the host only through the small :class:`Host` protocol.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import types
 import typing
-from bisect import bisect_left as _bisect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
 
-import pykka
 import structlog
 
-from vibe_actors._envelope import Control, Envelope, ReplySlot
+from vibe_actors._envelope import Envelope, ReplySlot
 from vibe_actors._errors import InjectedCrash
 from vibe_actors._handlers import collect_handlers, handler, return_types
-from vibe_actors._messages import (
-    IS_ERROR_REPLY,
-    AgentCrashed,
-    Message,
-    Ping,
-    Pong,
-    Unavailable,
-)
+from vibe_actors._messages import Message, Ping, Pong, Unavailable
 from vibe_actors._signals import InjectedFault
-from vibe_actors._stats import DURATION_BUCKETS, Outcome
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
@@ -43,7 +31,6 @@ if TYPE_CHECKING:
     from vibe_actors._cell import Cell
     from vibe_actors._ref import Ref
     from vibe_actors._system import ActorSystem
-    from vibe_actors._timers import TimerHandle
 
     # The messages an agent accepts (``class Store(Agent[Put | Get])``). Defaults to Any
     # (PEP 696), so a plain ``class Store(Agent)`` is ``Agent[Any]`` and accepts anything.
@@ -56,10 +43,7 @@ else:
     # TypeVar(default=...) is Python 3.13; only type checkers need the default.
     M = TypeVar("M")
 
-__all__ = ["Agent", "Deferred"]
-
-_perf = time.perf_counter
-_monotonic = time.monotonic
+__all__ = ["Agent", "Deferred", "Host"]
 
 
 class Deferred:
@@ -79,30 +63,51 @@ class Deferred:
             self._future.resolve(reply)
 
 
-_DEFERRED = object()
+class Host(Protocol):
+    """What hosts an agent's behaviour: one incarnation's engine (see the module docstring).
+
+    The handler API of :class:`Agent` is built on these members only.
+    """
+
+    incarnation: int
+    #: The envelope being handled, else None.
+    current: Envelope | None
+    #: Told to stop (or retired): the loop returns after the current message.
+    halted: bool
+    #: Message type -> handler, for this incarnation (degrade() swaps entries).
+    handlers: dict[type, Callable[..., Any]]
+    fallback: Callable[..., Any] | None
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def system(self) -> ActorSystem: ...
+
+    def mailbox_size(self) -> int: ...
+
+    def report_degraded(self, reason: str) -> None: ...
+
+    @property
+    def impaired(self) -> str | None: ...
+
+    def report_impaired(self, reason: str | None) -> bool: ...
+
+    def request_stop(self, *, normal: bool = False) -> None: ...
+
+    def watch(self, name: str) -> None: ...
+
+    def unwatch(self, name: str) -> None: ...
+
+    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None: ...
+
+    def cancel_timer(self, key: Any) -> bool: ...
 
 
-if TYPE_CHECKING:
-
-    class _ThreadingActor:
-        """What Agent takes from ``pykka.ThreadingActor``, as type checkers see it.
-
-        Pykka's hooks and entry points (``on_failure(exc_type, exc, tb)``, ``on_receive``,
-        ``start``, ``actor_ref``) belong to Pykka's receive loop, which Agent replaces;
-        declaring them here would make every agent's ``on_failure(error)`` an incompatible
-        override in the user's own code. At runtime the base is Pykka's class.
-        """
-
-        use_daemon_thread: ClassVar[bool]
-        actor_stopped: threading.Event
-
-        def __init__(self) -> None: ...
-
-else:
-    _ThreadingActor = pykka.ThreadingActor
-
-
-class Agent(_ThreadingActor, Generic[M]):
+class Agent(Generic[M]):
     """Base class of every agent.
 
     Define one method per message type with :func:`handler`; the type comes
@@ -121,12 +126,11 @@ class Agent(_ThreadingActor, Generic[M]):
       the asker of that message gets :class:`AgentCrashed` at once, the message
       is not retried, :meth:`on_failure` runs, and the supervisor decides.
       Messages still queued stay in the mailbox for the next incarnation.
-    * The runtime constructs agents itself: do not call ``start()``. An
-      ``__init__`` override takes no arguments and must call
-      ``super().__init__()``; read settings from :attr:`config`.
+    * The runtime constructs agents itself. An ``__init__`` override takes no
+      arguments and must call ``super().__init__()``; read settings from
+      :attr:`config`.
     """
 
-    use_daemon_thread: ClassVar[bool] = True
     #: The msgspec Struct that validates this agent's ``config`` (Phoenix uses it).
     Config: ClassVar[type | None] = None
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
@@ -150,74 +154,82 @@ class Agent(_ThreadingActor, Generic[M]):
             if cls._unhandled_hook is None:
                 _check_declared(cls, declared)
 
-    # -- construction (by the runtime only) -------------------------------
+    # -- construction (by a host only) -------------------------------------
 
-    _cell: Cell
-    incarnation: int
+    _host: Host
 
     @classmethod
-    def _incarnate(cls, cell: Cell, incarnation: int) -> Agent:
+    def hosted_by(cls, host: Host) -> Agent:
+        """A new instance of this behaviour for ``host`` (its ``__init__`` runs here).
+
+        Called by the host of an incarnation; an exception from ``__init__``
+        propagates (the runtime reports it as a start failure).
+        """
         agent = cls.__new__(cls)
-        agent._cell = cell
-        agent.incarnation = incarnation
+        agent._host = host  # noqa: SLF001 - the class builds its own instance
         agent.__init__()  # type: ignore[misc]
         return agent
 
+    @classmethod
+    def handler_table(cls) -> dict[type, Callable[..., Any]]:
+        """A fresh copy of message type -> handler (a host's per-incarnation table)."""
+        return dict(cls._handlers)
+
+    @classmethod
+    def handler_for(cls, message_type: type) -> Callable[..., Any] | None:
+        """The class's handler function of ``message_type`` (None if it has none)."""
+        return cls._handlers.get(message_type)
+
+    @classmethod
+    def answers_inline(cls) -> bool:
+        """Whether a blocking ask may be answered in the asker's thread (a placement's proxy:
+        its mailbox is claimable, see ``Mailbox.claim`` and ``Cell.ask_inline``)."""
+        return cls._answers_inline
+
+    @classmethod
+    def unhandled_hook(cls) -> Callable[..., Any] | None:
+        """``on_unhandled`` if this class overrides it, else None (unhandled is refused)."""
+        return cls._unhandled_hook
+
     def __init__(self) -> None:
-        super().__init__()
-        #: Set to make the loop return after the current message (stop or retire).
-        self._halt = False
-        #: Replaced (abandoned or hung): handle nothing more, skip on_stop.
-        self._retired = False
-        self._normal_stop = False
-        self._current: Envelope | None = None
-        self._timers: dict[Any, TimerHandle] = {}
-        self._watching: set[str] = set()
-        # Per incarnation, so degrade() can swap handlers in place (the loop holds this dict).
-        self._table: dict[type, Callable[..., Any]] = dict(type(self)._handlers)
-        self._fallback: Callable[..., Any] | None = type(self)._unhandled_hook
-        self.started = threading.Event()
-        self.start_error: BaseException | None = None
-        self.thread: threading.Thread | None = None
+        host = self._host
         self.log = structlog.get_logger("vibe_actors.agent").bind(
-            agent=self._cell.name, incarnation=self.incarnation
+            agent=host.name, incarnation=host.incarnation
         )
 
-    def _create_actor_inbox(self) -> Any:
-        # The mailbox belongs to the cell and outlives this incarnation.
-        return self._cell.mailbox
+    @property
+    def incarnation(self) -> int:
+        """This incarnation's number (1 for the first start, then one more per restart)."""
+        return self._host.incarnation
 
-    def _start_actor_loop(self) -> None:
-        self.thread = threading.Thread(
-            target=self._actor_loop,
-            name=f"vibe:{self._cell.name}#{self.incarnation}",
-            daemon=True,
-        )
-        self.thread.start()
+    @property
+    def _cell(self) -> Cell:
+        """The cell of a locally hosted agent (the runtime's own agents use it)."""
+        return self._host.cell  # type: ignore[attr-defined,no-any-return]
 
     # -- what a handler may use ------------------------------------------
 
     @property
     def name(self) -> str:
         """This agent's name (the same across restarts)."""
-        return self._cell.name
+        return self._host.name
 
     @property
     def config(self) -> Any:
         """This agent's settings: an instance of its ``Config`` struct (defaults when the
         spec gave none, a mapping converted), or the spec's ``config`` as is when the
         class declares no ``Config``."""
-        return self._cell.config
+        return self._host.config
 
     @property
     def system(self) -> ActorSystem:
         """The system this agent runs in."""
-        return self._cell.system
+        return self._host.system
 
     @property
     def envelope(self) -> Envelope | None:
         """The envelope being handled (request id, sender, deadline), else ``None``."""
-        return self._current
+        return self._host.current
 
     @property
     def caller(self) -> Caller | None:
@@ -227,7 +239,7 @@ class Agent(_ThreadingActor, Generic[M]):
         fan-out) must be sent with ``caller=self.caller``, so that it is
         authorised as the caller's own send would be (:mod:`vibe_actors._authz`).
         """
-        env = self._current
+        env = self._host.current
         return env.caller if env is not None else None
 
     @property
@@ -235,12 +247,12 @@ class Agent(_ThreadingActor, Generic[M]):
         """Whether this incarnation was told to stop (or was retired as hung): a handler
         that waits on something long (a child process, a remote call) should check it
         and return, so that the stop is not held up. Safe from any thread."""
-        return self._halt
+        return self._host.halted
 
     @property
     def mailbox_size(self) -> int:
         """Messages waiting behind the current one."""
-        return self._cell.mailbox.qsize()
+        return self._host.mailbox_size()
 
     @overload
     def ref(self, name: str) -> Ref[Any]: ...
@@ -255,7 +267,7 @@ class Agent(_ThreadingActor, Generic[M]):
         ``class Store(Agent[Put | Get])``, ``self.ref("store", agent=Store)`` is a
         ``Ref[Put | Get]``. It is not checked at runtime (the name may not exist yet).
         """
-        return self._cell.system.ref(name, sender=self._cell.name)
+        return self._host.system.ref(name, sender=self._host.name)
 
     def defer(self) -> Deferred:
         """Reply later: the current ask stays open until the returned handle resolves.
@@ -263,7 +275,7 @@ class Agent(_ThreadingActor, Generic[M]):
         Used for batching (group commit): collect the handles, then resolve
         them when the batch is durable. Outside a handler it raises RuntimeError.
         """
-        env = self._current
+        env = self._host.current
         if env is None:
             raise RuntimeError("defer() is only valid inside a handler")
         future, env.reply = env.reply, None  # the loop will not reply for this message
@@ -279,17 +291,19 @@ class Agent(_ThreadingActor, Generic[M]):
         incarnation) tries again. Takes effect from the next message; safe in
         ``on_start`` and in a handler.
         """
-        name = self._cell.name
+        host = self._host
+        name = host.name
 
         def unavailable(agent: Agent, msg: Any) -> Unavailable:
             return Unavailable(agent=name, reason=reason)
 
-        for message_type in list(self._table):
+        table = host.handlers
+        for message_type in list(table):
             if message_type is not Ping and issubclass(message_type, Message):
-                self._table[message_type] = unavailable
-        if self._fallback is not None:
-            self._fallback = unavailable
-        self._cell.degraded = reason
+                table[message_type] = unavailable
+        if host.fallback is not None:
+            host.fallback = unavailable
+        host.report_degraded(reason)
         self.log.error("agent_degraded", reason=reason)
 
     def impair(self, reason: str | None) -> None:
@@ -301,14 +315,17 @@ class Agent(_ThreadingActor, Generic[M]):
         and ``tree()`` name the agent and the reason until it reports None or
         the incarnation ends. Safe from any thread.
         """
-        cell = self._cell
-        if cell.impaired == reason:
+        if not self._host.report_impaired(reason):
             return
-        cell.impaired = reason
         if reason is None:
             self.log.info("agent_recovered")
         else:
             self.log.error("agent_impaired", reason=reason)
+
+    @property
+    def impaired(self) -> str | None:
+        """Why this agent cannot do all its work (:meth:`impair`), else None."""
+        return self._host.impaired
 
     def stop(self) -> None:
         """Stop this agent normally after the current message.
@@ -316,19 +333,15 @@ class Agent(_ThreadingActor, Generic[M]):
         A transient or temporary agent that stops this way is not restarted; a
         permanent one is (OTP semantics).
         """
-        self._normal_stop = True
-        self._halt = True
-        self._cell.mailbox.put_system(Control(self.incarnation))
+        self._host.request_stop(normal=True)
 
     def watch(self, name: str) -> None:
         """Receive :class:`Terminated` when ``name`` stops for good (at once if it has)."""
-        self._watching.add(name)
-        self._cell.system._watch(self._cell.name, name)
+        self._host.watch(name)
 
     def unwatch(self, name: str) -> None:
         """Stop watching ``name``; a Terminated already queued may still arrive."""
-        self._watching.discard(name)
-        self._cell.system._unwatch(self._cell.name, name)
+        self._host.unwatch(name)
 
     def start_timer(self, key: Any, message: Any, delay: float, *, repeat: bool = False) -> None:
         """Send ``message`` to self after ``delay`` s (every ``delay`` s if ``repeat``).
@@ -336,22 +349,11 @@ class Agent(_ThreadingActor, Generic[M]):
         Replaces a timer with the same key. Every timer is cancelled when this
         incarnation stops or crashes, so a restarted agent starts with none.
         """
-        self.cancel_timer(key)
-        timers = self._cell.system._timers
-        deliver = self._cell.deliver_timer
-        if repeat:
-            handle = timers.call_every(delay, deliver, self.incarnation, message)
-        else:
-            handle = timers.call_later(delay, deliver, self.incarnation, message)
-        self._timers[key] = handle
+        self._host.start_timer(key, message, delay, repeat)
 
     def cancel_timer(self, key: Any) -> bool:
         """Cancel the timer ``key``; returns whether one was active."""
-        handle = self._timers.pop(key, None)
-        if handle is None:
-            return False
-        handle.cancel()
-        return True
+        return self._host.cancel_timer(key)
 
     # -- lifecycle hooks ---------------------------------------------------
 
@@ -392,7 +394,7 @@ class Agent(_ThreadingActor, Generic[M]):
 
     @handler
     def _ping(self, msg: Ping) -> Pong:
-        return Pong(agent=self._cell.name, incarnation=self.incarnation)
+        return Pong(agent=self._host.name, incarnation=self._host.incarnation)
 
     @handler
     def _injected_fault(self, fault: InjectedFault) -> None:
@@ -400,7 +402,7 @@ class Agent(_ThreadingActor, Generic[M]):
             fault.action(self)
             return
         if fault.kind == "crash":
-            raise InjectedCrash(f"injected crash in {self._cell.name}")
+            raise InjectedCrash(f"injected crash in {self._host.name}")
         threading.Event().wait(fault.seconds)  # a hang: the thread is busy, the mailbox waits
 
     @classmethod
@@ -419,105 +421,6 @@ class Agent(_ThreadingActor, Generic[M]):
     def message_types(cls) -> tuple[type[Message], ...]:
         """The public message types this agent handles (its protocol)."""
         return tuple(t for t in cls._handlers if issubclass(t, Message))
-
-    # -- the receive loop ----------------------------------------------------
-
-    def _actor_loop(self) -> None:
-        cell = self._cell
-        try:
-            self.on_start()
-        except Exception as exc:  # noqa: BLE001 - a start failure goes to the supervisor
-            self.start_error = exc
-            self._finish()
-            self.started.set()
-            return
-        if not self._retired:
-            cell.mark_running()  # before serving, so no reply can precede "running"
-        self.started.set()
-        crash = self._serve(cell)
-        if crash is not None:
-            self._run_hook("on_failure", self.on_failure, crash)
-            self._finish()
-            cell.incarnation_crashed(self, crash)
-        else:
-            if not self._retired:
-                self._run_hook("on_stop", self.on_stop)
-            self._finish()
-            cell.incarnation_stopped(self)
-
-    def _serve(self, cell: Cell) -> BaseException | None:
-        # The hot path: everything is a local, statistics are updated inline
-        # (see AgentStats.record), and one flag load per message decides
-        # whether to stop.
-        get = cell.mailbox.get
-        handlers = self._table
-        stats = cell.stats
-        ok, ok_get = stats.ok, stats.ok.get
-        error_reply, buckets, sums = stats.error_reply, stats.buckets, stats.duration_sum
-        bounds = DURATION_BUCKETS
-        is_error = IS_ERROR_REPLY
-        name = cell.name
-        while True:
-            env = get()
-            if isinstance(env, Control):
-                if self._halt:
-                    return None
-                continue
-            if self._retired:
-                # Replaced while waiting: hand the message to the current incarnation.
-                cell.mailbox.put_system(env)
-                return None
-            msg = env.message
-            cls = msg.__class__
-            deadline = env.deadline
-            if deadline is not None and _monotonic() > deadline:
-                stats.count(cls, Outcome.EXPIRED)
-                cell.expired(env)
-                continue
-            fn = handlers.get(cls) or self._fallback
-            if fn is None:
-                stats.count(cls, Outcome.UNHANDLED)
-                cell.unhandled(env)
-                continue
-            self._current = env
-            started = _perf()
-            try:
-                result = fn(self, msg)
-            except Exception as exc:  # noqa: BLE001 - a crash: reported, then supervised
-                stats.record(cls, Outcome.CRASHED, _perf() - started)
-                self._current = None
-                if env.reply is not None:
-                    env.reply.resolve(AgentCrashed(agent=name, error=_short(exc)))
-                cell.log_crash(self, env, exc)
-                return exc
-            elapsed = _perf() - started
-            buckets[_bisect(bounds, elapsed)] += 1
-            sums[0] += elapsed
-            if is_error[result.__class__]:
-                error_reply[cls] = error_reply.get(cls, 0) + 1
-            else:
-                ok[cls] = ok_get(cls, 0) + 1
-            self._current = None
-            reply = env.reply  # None for a tell, or after defer()
-            if reply is not None:
-                reply.resolve(result)
-            if self._halt:
-                return None
-
-    def _finish(self) -> None:
-        self._cancel_timers()
-        self.actor_stopped.set()
-
-    def _cancel_timers(self) -> None:
-        for handle in list(self._timers.values()):
-            handle.cancel()
-        self._timers.clear()
-
-    def _run_hook(self, hook: str, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:  # a hook's error is logged; the stop or crash completes
-            self.log.exception("hook_failed", hook=hook)
 
 
 def _declaration(cls: type[Agent[Any]]) -> tuple[type, ...] | None:
@@ -545,8 +448,3 @@ def _check_declared(cls: type[Agent[Any]], declared: tuple[type, ...]) -> None:
             f"{cls.__qualname__} declares {', '.join(missing)} in Agent[...] "
             "but has no handler for it"
         )
-
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 500 else text[:497] + "..."

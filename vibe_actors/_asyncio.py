@@ -51,9 +51,9 @@ class LoopReply:
         # The bridge's queue is appended to here rather than through a method of
         # the bridge: this runs for every reply, in the agent's thread.
         bridge = self._bridge
-        bridge._queue.append((self, reply))
-        if not bridge._scheduled:
-            bridge._wake(self.agent)
+        bridge._queue.append((self, reply))  # noqa: SLF001 - a slot is part of its bridge
+        if not bridge._scheduled:  # noqa: SLF001 - as above
+            bridge._wake(self.agent)  # noqa: SLF001 - as above
         return True
 
 

@@ -1,13 +1,15 @@
 """Cell: one named agent across its incarnations.
 
 The cell owns what must survive a restart: the name, the mailbox, the
-statistics and the watchers. An incarnation (one :class:`Agent` instance
-and its thread) comes and goes; refs point at the cell, so they stay valid.
+statistics and the watchers. An incarnation (an
+:class:`~vibe_actors._incarnation.Incarnation` hosting one instance of the
+agent class, with its thread) comes and goes; refs point at the cell, so they
+stay valid. The cell drives an incarnation only through its public stop
+protocol (``request_stop``, ``retire``).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from vibe_actors._deadletters import DeadLetterReason
-from vibe_actors._envelope import Control, Envelope
+from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed
 from vibe_actors._events import AgentAbandoned, AgentCrashedEvent
 from vibe_actors._handlers import coerce_config
+from vibe_actors._incarnation import Incarnation, thread_stack
 from vibe_actors._mailbox import Mailbox
 from vibe_actors._messages import (
     AgentCrashed,
@@ -53,8 +56,11 @@ class Cell:
         agent_class: type[Agent],
         config: Any,
         parent: Cell | None,
+        on_root_exit: Callable[[ChildExited], None] | None = None,
     ) -> None:
         self.system = system
+        #: Told when this cell, the root (no parent), exits: the system has failed or ended.
+        self._on_root_exit = on_root_exit
         self.spec = spec
         self.name = spec.name
         self.agent_class = agent_class
@@ -63,12 +69,13 @@ class Cell:
         self.path: str = f"{parent.path}/{spec.name}" if parent is not None else spec.name
         mailbox_spec = spec.mailbox if isinstance(spec, WorkerSpec) else MailboxSpec()
         self.mailbox = Mailbox(
-            spec.name, mailbox_spec, self._refused, claimable=agent_class._answers_inline
+            spec.name, mailbox_spec, self._refused, claimable=agent_class.answers_inline()
         )
         self.stats = AgentStats()
         self.status = AgentStatus.STARTING
         self.incarnation = 0
-        self.agent: Agent | None = None
+        #: The current incarnation, None while there is none (stopped, restarting).
+        self.host: Incarnation | None = None
         self.restarts = 0
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None
@@ -84,6 +91,20 @@ class Cell:
         #: thread (see Agent._answers_inline): called with the ask's envelope, it
         #: returns True once the reply is resolved, False to have it delivered.
         self.ask_inline: Callable[[Envelope], bool] | None = None
+
+    @property
+    def agent(self) -> Agent | None:
+        """The current incarnation's behaviour (the agent class's instance), if any."""
+        host = self.host
+        return None if host is None else host.behaviour
+
+    def descendants(self) -> list[str]:
+        """The names of every cell below this one (a supervisor's subtree), depth first."""
+        names: list[str] = []
+        for child in self.children.values():
+            names.append(child.name)
+            names.extend(child.descendants())
+        return names
 
     # -- sending -------------------------------------------------------------
 
@@ -130,16 +151,16 @@ class Cell:
         self.degraded = None
         self.impaired = None
         try:
-            agent = self.agent_class._incarnate(self, self.incarnation)
+            host = Incarnation(self, self.incarnation)
         except Exception as exc:  # noqa: BLE001 - converted to StartFailed, cause chained
             self._start_failed(f"{type(exc).__name__}: {exc}", exc)
-        self.agent = agent
-        agent._start_actor_loop()
-        if not agent.started.wait(timeout):
-            agent._retired = agent._halt = True
+        self.host = host
+        host.run()
+        if not host.started.wait(timeout):
+            host.retire()
             self._start_failed(f"did not confirm its start within {timeout:g}s", None)
-        if agent.start_error is not None:
-            error = agent.start_error
+        if host.start_error is not None:
+            error = host.start_error
             self._start_failed(f"{type(error).__name__}: {error}", error)
 
     def reconfigure(self, spec: WorkerSpec) -> None:
@@ -150,14 +171,10 @@ class Cell:
         self.spec = spec
         self.agent_class = spec.agent
         self.config = coerce_config(spec.agent, spec.config)
-        if (
-            spec.mailbox != self.mailbox.spec
-            or self.mailbox.claimable != spec.agent._answers_inline
-        ):
+        claimable = spec.agent.answers_inline()
+        if spec.mailbox != self.mailbox.spec or self.mailbox.claimable != claimable:
             old = self.mailbox
-            self.mailbox = Mailbox(
-                spec.name, spec.mailbox, self._refused, claimable=spec.agent._answers_inline
-            )
+            self.mailbox = Mailbox(spec.name, spec.mailbox, self._refused, claimable=claimable)
             self.deliver = self.mailbox.put
             for env in old.drain():
                 self.mailbox.put_system(env)
@@ -168,7 +185,7 @@ class Cell:
         self.deliver = self.mailbox.put
 
     def _start_failed(self, reason: str, cause: BaseException | None) -> None:
-        self.agent = None
+        self.host = None
         self.status = AgentStatus.RESTARTING
         self._record_failure(reason)
         self.system.events.publish(
@@ -187,35 +204,33 @@ class Cell:
         a daemon thread, retired so that it handles nothing more if it ever
         returns). Queued messages stay in the mailbox.
         """
-        agent = self.agent
-        self.agent = None
-        if agent is None or agent.actor_stopped.is_set():
+        host = self.host
+        self.host = None
+        if host is None or host.actor_stopped.is_set():
             return True
         self.status = AgentStatus.STOPPING
         shutdown = self.spec.shutdown if timeout is None else timeout
         if shutdown == BRUTAL_KILL:
-            agent._retired = True
-            agent._halt = True
-            self.mailbox.put_system(Control(agent.incarnation))
-            return self._abandon(agent, "brutal_kill")
-        agent._halt = True
-        self.mailbox.put_system(Control(agent.incarnation))
-        if agent.thread is not None and agent.thread.ident == threading.get_ident():
+            host.retire()
+            host.request_stop()
+            return self._abandon(host, "brutal_kill")
+        host.request_stop()
+        if host.in_own_thread():
             return True
-        if agent.actor_stopped.wait(float(shutdown)):
+        if host.actor_stopped.wait(float(shutdown)):
             return True
-        agent._retired = True
-        return self._abandon(agent, f"did not stop within {float(shutdown):g}s")
+        host.retire()
+        return self._abandon(host, f"did not stop within {float(shutdown):g}s")
 
-    def _abandon(self, agent: Agent, why: str) -> bool:
-        self.system._count_abandoned(self.name)
+    def _abandon(self, host: Incarnation, why: str) -> bool:
+        self.system.failures.abandoned(self.name)
         self.system.events.publish(AgentAbandoned(agent=self.name, reason=why))
         _log.warning(
             "agent_abandoned",
             agent=self.name,
-            incarnation=agent.incarnation,
+            incarnation=host.incarnation,
             reason=why,
-            stack=self.system._thread_stack(agent.thread),
+            stack=thread_stack(host.thread),
         )
         return False
 
@@ -228,59 +243,59 @@ class Cell:
         thread's stack and restarts per its strategy, on the same mailbox.
         Returns the failure, or None if there was no running incarnation.
         """
-        agent = self.agent
-        if agent is None or agent.actor_stopped.is_set() or self.status is not AgentStatus.RUNNING:
+        host = self.host
+        if host is None or host.actor_stopped.is_set() or self.status is not AgentStatus.RUNNING:
             return None
-        stack = self.system._thread_stack(agent.thread)
+        stack = thread_stack(host.thread)
         failure = AgentHung(self.name, reason, stack)
-        agent._retired = agent._halt = True
-        agent._cancel_timers()
-        in_flight = agent._current
+        host.retire()
+        host.cancel_timers()
+        in_flight = host.current
         if in_flight is not None and in_flight.reply is not None:
             in_flight.reply.resolve(AgentCrashed(agent=self.name, error=str(failure)))
         self._record_failure(str(failure))
-        self.system._count_abandoned(self.name)
+        self.system.failures.abandoned(self.name)
         self.system.events.publish(
-            AgentCrashedEvent(agent=self.name, incarnation=agent.incarnation, error=str(failure))
+            AgentCrashedEvent(agent=self.name, incarnation=host.incarnation, error=str(failure))
         )
-        _log.error("agent_hung", agent=self.name, incarnation=agent.incarnation, reason=reason,
+        _log.error("agent_hung", agent=self.name, incarnation=host.incarnation, reason=reason,
                    stack=stack)  # fmt: skip
-        self.agent = None
+        self.host = None
         self.status = AgentStatus.RESTARTING
-        self._notify_parent(ChildExited(self.name, agent.incarnation, failure))
+        self._notify_parent(ChildExited(self.name, host.incarnation, failure))
         return failure
 
-    def incarnation_crashed(self, agent: Agent, error: BaseException) -> None:
+    def incarnation_crashed(self, host: Incarnation, error: BaseException) -> None:
         """Called in the crashed incarnation's thread after ``on_failure``."""
-        if agent._retired or agent.incarnation != self.incarnation:
+        if host.retired or host.incarnation != self.incarnation:
             return
-        self.agent = None
+        self.host = None
         self.status = AgentStatus.RESTARTING
-        self._notify_parent(ChildExited(self.name, agent.incarnation, error))
+        self._notify_parent(ChildExited(self.name, host.incarnation, error))
 
-    def incarnation_stopped(self, agent: Agent) -> None:
+    def incarnation_stopped(self, host: Incarnation) -> None:
         """Called in the incarnation's thread after a graceful stop."""
-        if agent._normal_stop and agent.incarnation == self.incarnation and not agent._retired:
-            self.agent = None
-            self._notify_parent(ChildExited(self.name, agent.incarnation, None))
+        if host.stopped_normally and host.incarnation == self.incarnation and not host.retired:
+            self.host = None
+            self._notify_parent(ChildExited(self.name, host.incarnation, None))
 
     def _notify_parent(self, signal: ChildExited) -> None:
         if self.parent is not None:
             self.parent.mailbox.put_system(Envelope(signal))
-        else:
-            self.system._root_exited(signal)
+        elif self._on_root_exit is not None:
+            self._on_root_exit(signal)
 
-    def log_crash(self, agent: Agent, env: Envelope, error: BaseException) -> None:
+    def log_crash(self, host: Incarnation, env: Envelope, error: BaseException) -> None:
         """Record and log a handler crash, with the message's context."""
         self._record_failure(f"{type(error).__name__}: {error}")
         self.system.events.publish(
-            AgentCrashedEvent(agent=self.name, incarnation=agent.incarnation,
+            AgentCrashedEvent(agent=self.name, incarnation=host.incarnation,
                               error=self.last_failure or "", message_type=type(env.message).__name__)
         )  # fmt: skip
         _log.error(
             "agent_crashed",
             agent=self.name,
-            incarnation=agent.incarnation,
+            incarnation=host.incarnation,
             message_type=type(env.message).__name__,
             request_id=env.request_id,
             exc_info=error,
@@ -311,4 +326,4 @@ class Cell:
             self.system.dead_letters.publish(self.name, env, DeadLetterReason.LEFT_IN_MAILBOX)
         watchers, self.watchers = self.watchers, set()
         for watcher in watchers:
-            self.system._send_system(watcher, Terminated(agent=self.name, reason=reason))
+            self.system.deathwatch.notify(watcher, Terminated(agent=self.name, reason=reason))

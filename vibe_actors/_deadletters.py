@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from vibe_actors._envelope import Envelope
+from vibe_actors._subscribers import Subscribers
 
 __all__ = ["DeadLetter", "DeadLetterReason", "DeadLetters"]
 
@@ -71,7 +72,9 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {reason.value: 0 for reason in DeadLetterReason}
         self._recent: collections.deque[DeadLetter] = collections.deque(maxlen=keep)
-        self._subscribers: list[Callable[[DeadLetter], None]] = []
+        self._subscribers: Subscribers[DeadLetter] = Subscribers(
+            _log, "dead_letter_subscriber_failed"
+        )
         self._log_interval = 1.0 / log_per_second if log_per_second > 0 else float("inf")
         self._next_log_at = 0.0
         self._suppressed = 0
@@ -92,7 +95,6 @@ class DeadLetters:
         with self._lock:
             self._counts[reason.value] += 1
             self._recent.append(letter)
-            subscribers = tuple(self._subscribers)
             should_log = now >= self._next_log_at
             if should_log:
                 suppressed, self._suppressed = self._suppressed, 0
@@ -109,30 +111,14 @@ class DeadLetters:
                 sender=letter.sender,
                 suppressed_since_last=suppressed,
             )
-        for subscriber in subscribers:
-            self._notify(subscriber, letter)
-
-    @staticmethod
-    def _notify(subscriber: Callable[[DeadLetter], None], letter: DeadLetter) -> None:
-        try:
-            subscriber(letter)
-        except Exception:  # noqa: BLE001 - logged; other subscribers still run
-            _log.exception("dead_letter_subscriber_failed", subscriber=repr(subscriber))
+        self._subscribers.notify(letter)
 
     def subscribe(self, callback: Callable[[DeadLetter], None]) -> Callable[[], None]:
         """Call ``callback`` (in the publishing thread) for every dead letter.
 
-        Returns a function that unsubscribes.
+        Returns a function that unsubscribes (idempotent).
         """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def counts(self) -> dict[str, int]:
         """Dead letters so far, by reason (every reason present, zero included)."""

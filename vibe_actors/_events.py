@@ -8,7 +8,6 @@ Subscribers run in the emitting thread and must be quick (forward with a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ import structlog
 from msgspec import structs
 
 from vibe_actors._messages import Message
+from vibe_actors._subscribers import Subscribers
 
 __all__ = [
     "AgentAbandoned",
@@ -104,32 +104,18 @@ class EventStream:
     """Publish/subscribe for :class:`RuntimeEvent` within one system."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[RuntimeEvent], None]] = []
+        self._subscribers: Subscribers[RuntimeEvent] = Subscribers(_log, "event_subscriber_failed")
 
     def subscribe(self, callback: Callable[[RuntimeEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event; returns the unsubscribe function."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        """Call ``callback(event)`` for every event; returns the unsubscribe function
+        (idempotent)."""
+        return self._subscribers.subscribe(callback)
 
     def publish(self, event: RuntimeEvent) -> None:
         """Deliver ``event`` (stamped with the time if ``at`` is 0) to every subscriber."""
         if not event.at:
             event = _stamped(event)
-        with self._lock:
-            subscribers = tuple(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(event)
-            except Exception:  # noqa: BLE001 - logged; other subscribers still run
-                _log.exception("event_subscriber_failed", event_type=type(event).__name__)
+        self._subscribers.notify(event, event_type=type(event).__name__)
 
 
 def _stamped(event: RuntimeEvent) -> RuntimeEvent:

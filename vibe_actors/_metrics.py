@@ -48,7 +48,7 @@ class SystemCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         system = self._system
-        cells = system._all_cells()
+        cells = system.cells()
         messages = CounterMetricFamily(
             "vibe_messages", "Messages handled, by agent, message type and outcome.",
             labels=["agent", "type", "outcome"],
@@ -94,7 +94,7 @@ class SystemCollector(Collector):
             "vibe_escalations", "Supervisors that gave up (restart intensity exceeded).",
             labels=["supervisor"],
         )  # fmt: skip
-        escalated = dict(system._escalations)
+        escalated = system.failures.escalations()
         for cell in cells:  # every supervisor has a series from the start, zero included
             if isinstance(cell.spec, SupervisorSpec):
                 escalated.setdefault(cell.name, 0)
@@ -104,7 +104,7 @@ class SystemCollector(Collector):
             "vibe_abandoned", "Incarnations abandoned after their shutdown timeout.",
             labels=["agent"],
         )  # fmt: skip
-        dropped = dict(system._abandoned)
+        dropped = system.failures.abandonments()
         for cell in cells:
             dropped.setdefault(cell.name, 0)
         for name, count in dropped.items():

@@ -2,7 +2,7 @@
 
 An agent that does not answer is one whose thread has been handling the
 same message for too long: its mailbox has stopped draining. The receive
-loop already records the envelope being handled (``Agent._current``, set
+loop already records the envelope being handled (``Incarnation.current``, set
 before the handler and cleared after it), so the runtime can see this
 without costing the hot loop anything and without sending the agent a
 message (a hop a stuck agent would never answer).
@@ -41,19 +41,19 @@ agent is removed from the tree (a live reload without a watchdog).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from vibe_actors._router import Router
 from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import WorkerSpec
 
 if TYPE_CHECKING:
-    from vibe_actors._agent import Agent
     from vibe_actors._cell import Cell
     from vibe_actors._envelope import Envelope
+    from vibe_actors._incarnation import Incarnation
     from vibe_actors._system import ActorSystem
     from vibe_actors._timers import TimerHandle
 
@@ -75,7 +75,9 @@ BudgetOf = Callable[[str, str | None], float | None]
 #: (system, guarded agent's name, seconds stuck so far); runs on the timer thread.
 OnStuck = Callable[["ActorSystem", str, float], None]
 
-#: Serializes installing and removing ``system._progress``.
+#: Each system's monitor (at most one; gone with the system).
+_monitors: weakref.WeakKeyDictionary[ActorSystem, ProgressMonitor] = weakref.WeakKeyDictionary()
+#: Serializes installing and removing a system's monitor.
 _install_lock = threading.Lock()
 
 
@@ -96,13 +98,13 @@ class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
 class _Sighting:
     """One agent seen inside one handler (written by the timer thread only)."""
 
-    __slots__ = ("agent", "budget", "cell", "envelope", "reported", "since")
+    __slots__ = ("budget", "cell", "envelope", "host", "reported", "since")
 
     def __init__(
-        self, cell: Cell, agent: Agent, envelope: Envelope, since: float, budget: float
+        self, cell: Cell, host: Incarnation, envelope: Envelope, since: float, budget: float
     ) -> None:
         self.cell = cell
-        self.agent = agent
+        self.host = host
         #: Held strongly so that its identity cannot be reused by a later envelope.
         self.envelope = envelope
         self.since = since
@@ -111,11 +113,11 @@ class _Sighting:
 
     def stuck_for(self, now: float) -> float | None:
         """Seconds the same incarnation has been in the same message, or None if it moved on."""
-        agent = self.agent
-        # Compared by incarnation number, not by cell.agent: replace_hung clears
-        # cell.agent before the cell's status leaves RUNNING, and the agent must stay
+        host = self.host
+        # Compared by incarnation number, not by cell.host: replace_hung clears
+        # cell.host before the cell's status leaves RUNNING, and the agent must stay
         # reported until the status says so (no gap in readiness).
-        if agent._current is not self.envelope or self.cell.incarnation != agent.incarnation:
+        if host.current is not self.envelope or self.cell.incarnation != host.incarnation:
             return None
         return now - self.since
 
@@ -130,13 +132,13 @@ class ProgressMonitor:
         #: Replaced whole by each sample, so readers never see a half-built one.
         self.sightings: dict[str, _Sighting] = {}
         self.sampled_at = system.clock()
-        self._timer: TimerHandle = system._timers.call_every(settings.period, self.sample)
+        self._timer: TimerHandle = system.timers.call_every(settings.period, self.sample)
 
     def reconfigure(self, settings: MonitorSettings) -> None:
         """Take new settings (a new watchdog incarnation); sightings are kept."""
         if settings.period != self.settings.period:
             self._timer.cancel()
-            self._timer = self._system._timers.call_every(settings.period, self.sample)
+            self._timer = self._system.timers.call_every(settings.period, self.sample)
         self.settings = settings
 
     def stop(self) -> None:
@@ -147,28 +149,28 @@ class ProgressMonitor:
         """One sampling pass (on the timer thread): update sightings, act on the guarded agent."""
         system = self._system
         settings = self.settings
-        if settings.guarded not in system._cells:
+        if settings.guarded not in system.names():
             self.stop()  # its watchdog was removed by a live reload
             with _install_lock:
-                if system._progress is self:
-                    system._progress = None
+                if _monitors.get(system) is self:
+                    del _monitors[system]
             return
         now = self._clock()
         previous = self.sightings
         current: dict[str, _Sighting] = {}
-        for cell in system._all_cells():
-            agent = cell.agent
-            if agent is None or cell.status is not AgentStatus.RUNNING:
+        for cell in system.cells():
+            host = cell.host
+            if host is None or cell.status is not AgentStatus.RUNNING:
                 continue
-            envelope = agent._current
+            envelope = host.current
             if envelope is None or not isinstance(cell.spec, WorkerSpec):
                 continue
             budget = self._budget(system, cell)  # each time: a reload may change it
             if budget is None:
                 continue
             seen = previous.get(cell.name)
-            if seen is None or seen.agent is not agent or seen.envelope is not envelope:
-                seen = _Sighting(cell, agent, envelope, now, budget)
+            if seen is None or seen.host is not host or seen.envelope is not envelope:
+                seen = _Sighting(cell, host, envelope, now, budget)
             seen.budget = budget
             current[cell.name] = seen
         self.sightings = current
@@ -185,11 +187,7 @@ class ProgressMonitor:
         if cell.name == settings.guarded:
             return settings.guard_budget
         parent = cell.parent
-        pool = (
-            parent.name
-            if parent is not None and isinstance(system._routes.get(parent.name), Router)
-            else None
-        )
+        pool = parent.name if parent is not None and system.routes.is_pool(parent.name) else None
         return settings.budget_of(cell.name, pool)
 
     def not_answering(self, now: float) -> frozenset[str]:
@@ -207,16 +205,16 @@ class ProgressMonitor:
 def install_monitor(system: ActorSystem, settings: MonitorSettings) -> ProgressMonitor:
     """Start ``system``'s progress monitor, or give the running one new settings.
 
-    One monitor per system (``system._progress``); it outlives the
+    One monitor per system (kept here, by system); it outlives the
     incarnations of the agent that installs it (its sightings survive a
     watchdog restart) and stops with the system's timer thread. Raises
     RuntimeError if the system's timers are stopped (the system is shutting
     down).
     """
     with _install_lock:
-        monitor = system._progress
+        monitor = _monitors.get(system)
         if monitor is None:
-            monitor = system._progress = ProgressMonitor(system, settings)
+            monitor = _monitors[system] = ProgressMonitor(system, settings)
         else:
             monitor.reconfigure(settings)
         return monitor
@@ -229,7 +227,7 @@ def not_answering(system: ActorSystem) -> frozenset[str]:
     ``stale_after``. Empty when no monitor is installed or the system is not
     running. Cheap and non-blocking: for a readiness probe.
     """
-    monitor = system._progress
+    monitor = _monitors.get(system)
     if monitor is None or not system.running:
         return frozenset()
     return monitor.not_answering(system.clock())

@@ -82,16 +82,12 @@ class Ref(Generic[M_contra]):
         (``forbidden``) and never reaches the agent.
         """
         system = self._system
-        if system._serialize:
+        if system.config.serialize_messages:
             message = roundtrip(message)
         envelope = Envelope(message, None, request_id, self.sender, None, 0, caller)
         if caller is not None and system.forbids(self.name, envelope):
             return
-        target = system._routes.get(self.name)
-        if target is None:
-            system._undeliverable(self.name, envelope)
-        else:
-            target.deliver(envelope)
+        system.routes.deliver(self.name, envelope)
 
     def ask_future(
         self,
@@ -121,7 +117,7 @@ class Ref(Generic[M_contra]):
         caller: Caller | None = None,
     ) -> ReplyFuture:
         system = self._system
-        if system._serialize:
+        if system.config.serialize_messages:
             message = roundtrip(message)
         if timeout is None:
             timeout = system.config.ask_timeout
@@ -131,9 +127,10 @@ class Ref(Generic[M_contra]):
         )
         if caller is not None and system.forbids(self.name, envelope):
             return future
-        target = system._routes.get(self.name)
+        routes = system.routes
+        target = routes.get(self.name)
         if target is None:
-            system._undeliverable(self.name, envelope)
+            routes.undeliverable(self.name, envelope)
             return future
         # A blocking asker may be answered in its own thread (a Ray-placed agent
         # with nothing queued: SEMANTICS.md, "Asks answered in the asker's thread").
@@ -159,7 +156,7 @@ class Ref(Generic[M_contra]):
         :class:`AskError` for an agent's own error replies.
         """
         reply = self._ask(message, timeout, request_id, None, True, caller).wait()
-        if self._system._serialize:
+        if self._system.config.serialize_messages:
             reply = roundtrip(reply)
         return raise_for_error(reply)
 
@@ -181,22 +178,17 @@ class Ref(Generic[M_contra]):
         ``raise_errors=False`` an error reply is returned as data instead.
         """
         system = self._system
-        if system._serialize:
+        if system.config.serialize_messages:
             message = roundtrip(message)
         bridge = LoopBridge.of(asyncio.get_running_loop())
         slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
         envelope = Envelope(message, slot, request_id, self.sender, slot.deadline, 0, caller)
-        target = system._routes.get(self.name)
-        if caller is not None and system.forbids(self.name, envelope):
-            pass  # answered Forbidden already
-        elif target is None:
-            system._undeliverable(self.name, envelope)
-        else:
-            target.deliver(envelope)
+        if caller is None or not system.forbids(self.name, envelope):  # else answered Forbidden
+            system.routes.deliver(self.name, envelope)
         try:
             reply = await slot.waiter
         finally:
             bridge.close(slot)
-        if system._serialize:
+        if system.config.serialize_messages:
             reply = roundtrip(reply)
         return raise_for_error(reply) if raise_errors else reply

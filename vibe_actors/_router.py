@@ -76,6 +76,11 @@ class Router:
             return
         self._pick(workers, envelope).deliver(envelope)
 
+    def pick(self, envelope: Envelope) -> Cell:
+        """The worker ``envelope`` would go to now (the pool's cell if it has none)."""
+        workers = self.workers
+        return self._pick(workers, envelope) if workers else self._pool_cell
+
     def qsize(self) -> int:
         """Messages queued across all workers."""
         return sum(cell.mailbox.qsize() for cell in self.workers)

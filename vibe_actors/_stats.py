@@ -9,6 +9,7 @@ plain dicts and a bucket list that only its thread writes (so no lock), and
 from __future__ import annotations
 
 import bisect
+import threading
 
 __all__ = ["DURATION_BUCKETS", "AgentStats", "Outcome"]
 
@@ -79,3 +80,31 @@ class AgentStats:
     def total(self, outcome: str | None = None) -> int:
         """Messages counted so far, optionally of one outcome."""
         return sum(n for _, o, n in self.items() if outcome in (None, o))
+
+
+class FailureCounts:
+    """Supervisors that gave up and incarnations abandoned, counted by name (thread-safe).
+
+    Read by the metrics (``vibe_escalations_total``, ``vibe_abandoned_total``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._escalations: dict[str, int] = {}
+        self._abandoned: dict[str, int] = {}
+
+    def escalated(self, supervisor: str) -> None:
+        with self._lock:
+            self._escalations[supervisor] = self._escalations.get(supervisor, 0) + 1
+
+    def abandoned(self, agent: str) -> None:
+        with self._lock:
+            self._abandoned[agent] = self._abandoned.get(agent, 0) + 1
+
+    def escalations(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._escalations)
+
+    def abandonments(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._abandoned)

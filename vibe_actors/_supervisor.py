@@ -65,7 +65,7 @@ class Supervisor(Agent):
         for spec in self.config.children:
             child = cell.children.get(spec.name)
             if child is None:
-                child = self.system._make_cell(spec, cell)
+                child = self.system.make_cell(spec, cell)
             try:
                 child.start(self.system.config.start_timeout)
             except StartFailed:
@@ -114,7 +114,7 @@ class Supervisor(Agent):
         now = self.system.clock()
         self._window, exceeded = self._window.add_restart(now, spec.intensity, spec.period)
         if exceeded:
-            self.system._count_escalation(self.name)
+            self.system.failures.escalated(self.name)
             self.system.events.publish(SupervisorGaveUp(supervisor=self.name, reason=reason))
             self.log.error(
                 "supervisor_gave_up",
@@ -172,7 +172,7 @@ class Supervisor(Agent):
         child.terminate(reason)
         if remove:
             del self._cell.children[child.name]
-            self.system._forget(child)
+            self.system.forget(child)
 
     # -- live reload ---------------------------------------------------------
 
@@ -203,7 +203,7 @@ class Supervisor(Agent):
         for spec in new.children:
             child = children.get(spec.name)
             if child is None:
-                child = self.system._make_cell(spec, cell)
+                child = self.system.make_cell(spec, cell)
             if spec.name in fresh:
                 try:
                     child.start(self.system.config.start_timeout)
@@ -234,7 +234,7 @@ class Supervisor(Agent):
 
     def _apply_nested(self, child: Cell, spec: SupervisorSpec) -> ApplyReport:
         if child.config == spec:
-            return ApplyReport(unchanged=(spec.name, *self.system._descendants(child)))
+            return ApplyReport(unchanged=(spec.name, *child.descendants()))
         future = ReplyFuture(child.name, _NESTED_APPLY_TIMEOUT)
         child.mailbox.put_system(Envelope(ApplySpec(spec), future))
         reply = future.wait()

@@ -8,10 +8,8 @@ stops the tree last-started first, each agent within its shutdown timeout.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, overload
 
@@ -23,24 +21,27 @@ from vibe_actors._agent import Agent
 from vibe_actors._authz import Authorizer, Caller
 from vibe_actors._cell import Cell
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
+from vibe_actors._deathwatch import DeathWatch
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._messages import Forbidden, Terminated, Unavailable
+from vibe_actors._incarnation import thread_stack
+from vibe_actors._messages import Forbidden, Unavailable
 from vibe_actors._metrics import SystemCollector
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
+from vibe_actors._route_table import RouteTable
 from vibe_actors._router import Router
 from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
+from vibe_actors._stats import FailureCounts
 from vibe_actors._supervisor import Supervisor
 from vibe_actors._timers import TimerService
 from vibe_actors._tree import TreeNode, all_specs, pool_supervisor, snapshot, validate_tree
 
 if TYPE_CHECKING:
     from vibe_actors._agent import M
-    from vibe_actors._progress import ProgressMonitor
 
 __all__ = ["ActorSystem", "SystemConfig"]
 
@@ -92,7 +93,6 @@ class ActorSystem:
         validate_tree(root)
         self.root_spec = root
         self.config = config or SystemConfig()
-        self._serialize = self.config.serialize_messages  # read on every send
         self.clock = clock
         self.dead_letters = DeadLetters(
             self.config.dead_letters_kept, self.config.dead_letter_log_rate
@@ -103,17 +103,17 @@ class ActorSystem:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.failure: str | None = None
         self._cells: dict[str, Cell] = {}
-        self._routes: dict[str, Any] = {}
+        #: Where a send to a name goes (every Ref's sends end there).
+        self.routes = RouteTable(self._undeliverable)
         self._root: Cell | None = None
         self._timers: TimerService
         self._lock = threading.RLock()
         self._state = "new"
         self._done = threading.Event()
-        self._escalations: dict[str, int] = {}
-        self._abandoned: dict[str, int] = {}
-        self._system_watchers: dict[str, list[Callable[[Terminated], None]]] = {}
-        #: Installed by the watchdog (vibe_actors._progress); read by readiness.
-        self._progress: ProgressMonitor | None = None
+        #: Supervisors that gave up and incarnations abandoned, by name (for the metrics).
+        self.failures = FailureCounts()
+        #: Who watches whom (Agent.watch); Terminated when a watched agent stops for good.
+        self.deathwatch = DeathWatch(self._cells)
         self._authorizer: Authorizer | None = None
         self.registry.register(SystemCollector(self))
 
@@ -130,7 +130,7 @@ class ActorSystem:
                 raise RuntimeError(f"system already {self._state}")
             self._state = "starting"
         self._timers = TimerService(self.clock)
-        self._root = self._make_cell(self.root_spec, None)
+        self._root = self.make_cell(self.root_spec, None)
         try:
             self._root.start(self.config.start_timeout)
         except StartFailed:
@@ -161,10 +161,10 @@ class ActorSystem:
 
     def _shutdown(self, timeout: float | None) -> bool:
         assert self._root is not None
-        abandoned_before = sum(self._abandoned.values())
+        abandoned_before = sum(self.failures.abandonments().values())
         clean = self._root.stop(timeout)
         self._root.terminate("shutdown")
-        clean = clean and sum(self._abandoned.values()) == abandoned_before
+        clean = clean and sum(self.failures.abandonments().values()) == abandoned_before
         self._timers.stop()
         self._state = "stopped"
         _log.info("system_stopped", clean=clean)
@@ -187,6 +187,11 @@ class ActorSystem:
         if self.failure is not None:
             raise SystemFailed(self.failure)
         return True
+
+    @property
+    def timers(self) -> TimerService:
+        """The runtime's timer service (agents' timers, the watchdog's sampling)."""
+        return self._timers
 
     @property
     def running(self) -> bool:
@@ -320,31 +325,12 @@ class ActorSystem:
             envelope.reply.resolve(Unavailable(agent=name, reason="unknown agent"))
         self.dead_letters.publish(name, envelope, DeadLetterReason.UNKNOWN_AGENT)
 
-    def _send_system(self, name: str, message: Any) -> None:
-        cell = self._cells.get(name)
-        if cell is not None and cell.status is not AgentStatus.STOPPED:
-            cell.mailbox.put_system(Envelope(message))
-        for callback in self._system_watchers.get(name, ()):
-            callback(message)
-
-    # -- death-watch -----------------------------------------------------------
-
-    def _watch(self, watcher: str, target: str) -> None:
-        cell = self._cells.get(target)
-        if cell is None or cell.status is AgentStatus.STOPPED:
-            reason = "unknown agent" if cell is None else (cell.last_failure or "stopped")
-            self._send_system(watcher, Terminated(agent=target, reason=reason))
-        else:
-            cell.watchers.add(watcher)
-
-    def _unwatch(self, watcher: str, target: str) -> None:
-        cell = self._cells.get(target)
-        if cell is not None:
-            cell.watchers.discard(watcher)
-
     # -- cells -----------------------------------------------------------------
 
-    def _make_cell(self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None) -> Cell:
+    def make_cell(self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None) -> Cell:
+        """A new cell for ``spec`` under ``parent`` (a supervisor's, when it starts a child),
+        registered and routable; not started. Raises ValueError if a live agent has the name.
+        """
         with self._lock:
             if (
                 spec.name in self._cells
@@ -352,16 +338,17 @@ class ActorSystem:
             ):
                 raise ValueError(f"an agent named {spec.name!r} already exists")
             if isinstance(spec, SupervisorSpec):
-                cell = Cell(self, spec, Supervisor, spec, parent)
+                cell = Cell(self, spec, Supervisor, spec, parent, self._root_exited)
             elif spec.pool is not None:
-                cell = Cell(self, pool_supervisor(spec, parent), Supervisor, None, parent)
+                pool = pool_supervisor(spec, parent)
+                cell = Cell(self, pool, Supervisor, None, parent, self._root_exited)
                 cell.config = cell.spec
-                self._routes[spec.name] = Router(spec.name, spec.pool, cell)
+                self.routes.add(spec.name, Router(spec.name, spec.pool, cell))
             else:
-                cell = Cell(self, spec, spec.agent, spec.config, parent)
+                cell = Cell(self, spec, spec.agent, spec.config, parent, self._root_exited)
             self._cells[spec.name] = cell
-            if spec.name not in self._routes:
-                self._routes[spec.name] = cell
+            if spec.name not in self.routes:
+                self.routes.add(spec.name, cell)
             if parent is not None:
                 parent.children[spec.name] = cell
             return cell
@@ -395,22 +382,19 @@ class ActorSystem:
                   changed=len(report.changed), failed=list(report.failed))  # fmt: skip
         return report
 
-    def _descendants(self, cell: Cell) -> list[str]:
-        names: list[str] = []
-        for child in cell.children.values():
-            names.append(child.name)
-            names.extend(self._descendants(child))
-        return names
-
-    def _forget(self, cell: Cell) -> None:
+    def forget(self, cell: Cell) -> None:
+        """Unregister ``cell`` and its descendants (a supervisor removing a child for good);
+        sends to their names are undeliverable from now on."""
         with self._lock:
             for child in cell.children.values():
-                self._forget(child)
+                self.forget(child)
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
-                self._routes.pop(cell.name, None)
+                self.routes.remove(cell.name)
 
-    def _all_cells(self) -> list[Cell]:
+    def cells(self) -> list[Cell]:
+        """Every cell (workers, pools, supervisors), in no particular order (runtime
+        internals: the metrics and the progress monitor read them)."""
         with self._lock:
             return list(self._cells.values())
 
@@ -436,11 +420,11 @@ class ActorSystem:
 
     def _inject(self, name: str, fault: InjectedFault) -> None:
         """Put ``fault`` in ``name``'s mailbox as a system message (see :meth:`inject_fault`)."""
-        route = self._routes.get(name)
+        route = self.routes.get(name)
         if route is None:
             raise UnknownAgent(name)
         envelope = Envelope(fault)
-        target = route._pick(route.workers, envelope) if isinstance(route, Router) else route
+        target = route.pick(envelope) if isinstance(route, Router) else route
         target.mailbox.put_system(envelope)
 
     def replace_hung(self, name: str, reason: str) -> AgentHung | None:
@@ -458,7 +442,7 @@ class ActorSystem:
         Raises :class:`UnknownAgent`.
         """
         cell = self.cell(name)
-        if isinstance(self._routes.get(name), Router):
+        if self.routes.is_pool(name):
             statuses = {child.status for child in list(cell.children.values())}
             if AgentStatus.RUNNING in statuses:
                 return AgentStatus.RUNNING
@@ -467,7 +451,7 @@ class ActorSystem:
     def agent_class(self, name: str) -> type[Agent]:
         """The Agent class behind ``name`` (a pool's worker class). Raises :class:`UnknownAgent`."""
         cell = self.cell(name)
-        if isinstance(self._routes.get(name), Router):
+        if self.routes.is_pool(name):
             spec = next(s for s in all_specs(self.root_spec) if s.name == name)
             assert isinstance(spec, WorkerSpec)
             agent: type[Agent] = spec.agent
@@ -483,30 +467,15 @@ class ActorSystem:
 
     def names(self) -> list[str]:
         """Every agent name in the tree (supervisors and pool workers included)."""
-        return [cell.name for cell in self._all_cells()]
-
-    def _count_escalation(self, supervisor: str) -> None:
-        with self._lock:
-            self._escalations[supervisor] = self._escalations.get(supervisor, 0) + 1
-
-    def _count_abandoned(self, agent: str) -> None:
-        with self._lock:
-            self._abandoned[agent] = self._abandoned.get(agent, 0) + 1
+        return [cell.name for cell in self.cells()]
 
     def thread_stack(self, name: str) -> str | None:
         """The current stack of agent ``name``'s thread (None if it has no live incarnation).
 
         For diagnosing a stuck agent. Raises :class:`UnknownAgent`.
         """
-        agent = self.cell(name).agent
-        return self._thread_stack(agent.thread if agent is not None else None)
-
-    @staticmethod
-    def _thread_stack(thread: threading.Thread | None) -> str | None:
-        if thread is None or thread.ident is None:
-            return None
-        frame = sys._current_frames().get(thread.ident)
-        return "".join(traceback.format_stack(frame)) if frame is not None else None
+        host = self.cell(name).host
+        return thread_stack(host.thread if host is not None else None)
 
     @staticmethod
     def _is_agent_thread() -> bool:
@@ -514,7 +483,7 @@ class ActorSystem:
 
     def threads(self) -> list[threading.Thread]:
         """Live actor threads of this system (for leak checks after shutdown)."""
-        mine = {cell.agent.thread for cell in self._all_cells() if cell.agent is not None}
+        mine = {cell.host.thread for cell in self.cells() if cell.host is not None}
         return [t for t in threading.enumerate() if t in mine and t.is_alive()]
 
     # -- introspection ---------------------------------------------------------

@@ -69,6 +69,11 @@ class TimerService:
         if attach is not None:
             attach(self)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (no timer fires any more)."""
+        return self._stopped
+
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once, ``delay`` seconds from now."""
         return self._push(TimerHandle(self._clock() + max(delay, 0.0), None, callback, args))

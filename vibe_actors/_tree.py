@@ -16,7 +16,6 @@ import msgspec
 
 from vibe_actors._agent import Agent
 from vibe_actors._handlers import coerce_config
-from vibe_actors._router import Router
 from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ def pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
 def snapshot(cell: Cell) -> TreeNode:
     spec = cell.spec
     is_supervisor = isinstance(spec, SupervisorSpec)
-    if cell.name in cell.system._routes and isinstance(cell.system._routes[cell.name], Router):
+    if cell.system.routes.is_pool(cell.name):
         kind = "pool"
     else:
         kind = "supervisor" if is_supervisor else "worker"

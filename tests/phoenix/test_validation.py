@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,37 @@ def test_a_worker_root_is_refused():
     text = "version: 1\nroot:\n  name: r\n  agent: tests.vibe_actors.agents:Worker\n"
     with pytest.raises(phoenix.WiringError, match="the root must be a supervisor"):
         phoenix.load_text(text)
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        (
+            "tests.vibe_actors.agents",
+            "expected 'package.module:Class', got 'tests.vibe_actors.agents'",
+        ),
+        ("{pkg}.broken:Worker", "importing '{pkg}.broken' failed: RuntimeError: boom at import"),
+        # A module that exists but imports a missing one: named, as wiring files always did.
+        ("{pkg}.needy:Worker", "module '{pkg}.needy' not found (no module 'vibe_missing_dep_xyz')"),
+        ("{pkg}.absent:Worker", "module '{pkg}.absent' not found"),
+        (
+            "vibe_no_pkg_xyz.sub:Worker",
+            "module 'vibe_no_pkg_xyz.sub' not found (no module 'vibe_no_pkg_xyz')",
+        ),
+    ],
+)
+def test_an_agent_that_does_not_import_says_why(agent, expected, tmp_path, monkeypatch):
+    package = f"phoenix_import_fixture_{tmp_path.name}".replace("-", "_")
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "broken.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / package / "needy.py").write_text("import vibe_missing_dep_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = f"version: 1\nroot:\n  name: r\n  children:\n    - name: a\n      agent: {agent}\n"
+    try:
+        with pytest.raises(phoenix.WiringError) as info:
+            phoenix.load_text(text.replace("{pkg}", package), "w.yaml")
+    finally:
+        sys.modules.pop(package, None)
+    (problem,) = info.value.problems
+    assert problem.message == expected.replace("{pkg}", package)

@@ -50,5 +50,5 @@ def test_crash_loop_is_bounded_by_intensity_not_spinning(journal):
     for _ in range(10):
         system.tell("w", Boom())
     wait_until(lambda: not system.running, what="the supervisor to give up")
-    assert system._escalations == {"sup": 1}
+    assert system.failures.escalations() == {"sup": 1}
     assert system.cell("w").restarts == 3

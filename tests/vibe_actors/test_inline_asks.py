@@ -132,7 +132,7 @@ def test_ask_is_answered_inline_when_idle_and_through_the_mailbox_otherwise(
 ) -> None:
     system = make_system([WorkerSpec(name="tally", agent=InlineTally)])
     ref = system.ref("tally")
-    agent = system._routes["tally"].agent
+    agent = system.cell("tally").agent
     wait_until(lambda: ref.ask(KeyTotal()) == Total(total=0) and agent.inline > 0,
                what="an ask answered inline")  # fmt: skip
     assert ref.ask_future(KeyTotal()).wait() == Total(total=0)  # never inline

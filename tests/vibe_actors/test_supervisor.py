@@ -224,7 +224,7 @@ def test_escalation_through_two_levels_restarts_the_grandparents_subtree(make_sy
     journal.wait_for(lambda j: j.of("start") == ["r", "m", "x"])
     system.ask("root", Ping())
     assert journal.of("stop") == ["m", "r"]  # middle stopped m; root stopped r (one_for_all)
-    assert system._escalations == {"inner": 1, "middle": 1}
+    assert system.failures.escalations() == {"inner": 1, "middle": 1}
     assert [system.ask(n, Ping()).incarnation for n in ("r", "m", "x")] == [2, 2, 2]
     assert system.cell("middle").restarts == 1
 

@@ -109,7 +109,7 @@ def test_shutdown_abandons_a_hung_agent_within_its_timeout(make_system, journal)
     system.tell("w", Block())
     assert journal.entered.wait(5)
     assert system.shutdown() is False  # abandoned, reported, and the call returned
-    assert system._abandoned == {"w": 1}
+    assert system.failures.abandonments() == {"w": 1}
 
 
 def test_shutdown_from_inside_an_agent_does_not_deadlock():

@@ -22,12 +22,20 @@ to functions) and :func:`job_args` (a job kind's argument schema).
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
+
+from vibe_actors._imports import (
+    ImportAttributeMissing,
+    ImportModuleFailed,
+    ImportModuleNotFound,
+    MalformedImportString,
+    resolve_import,
+    split_import_string,
+)
 
 __all__ = [
     "Answer",
@@ -124,24 +132,13 @@ def load_callable(target: str) -> Callable[..., Any]:
     """Import ``"package.module:name"`` (``name`` may be dotted) and return it.
 
     Raises ValueError saying what is wrong: not an import string, module not
-    importable, no such attribute, or not callable.
+    importable (missing, or it raised while importing), no such attribute, or
+    not callable.
     """
-    module_name, sep, attr = target.partition(":")
-    if not (module_name and sep and attr):
-        raise ValueError(f"{target!r} is not an import string 'module:function'")
-    found = _attribute(_import(module_name), module_name, attr)
+    found = _resolve(target, f"{target!r} is not an import string 'module:function'")
     if not callable(found):
         raise ValueError(f"{target!r} is not callable (it is a {type(found).__name__})")
     return found  # type: ignore[no-any-return]
-
-
-def _import(module_name: str) -> Any:
-    """The module, or ValueError naming it (a job kind or message type names a module
-    that is missing or broken: a configuration error, reported, not an optional import)."""
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} ({exc})") from exc
 
 
 def resolve_struct(path: str, *, may_import: bool) -> type[msgspec.Struct]:
@@ -152,27 +149,30 @@ def resolve_struct(path: str, *, may_import: bool) -> type[msgspec.Struct]:
     name is malformed, its module is not (or cannot be) imported, or it does
     not name a Struct type.
     """
-    module_name, sep, attr = path.partition(":")
-    if not (module_name and sep and attr):
-        raise ValueError(f"{path!r} is not a type name 'module:QualName'")
-    module: Any = sys.modules.get(module_name)
-    if module is None and may_import:
-        module = _import(module_name)
-    if module is None:
-        raise ValueError(f"module {module_name!r} is not loaded in the worker's process")
-    found = _attribute(module, module_name, attr)
+    parts = split_import_string(path)
+    malformed = f"{path!r} is not a type name 'module:QualName'"
+    if parts is None:
+        raise ValueError(malformed)
+    if not may_import and sys.modules.get(parts[0]) is None:
+        raise ValueError(f"module {parts[0]!r} is not loaded in the worker's process")
+    found = _resolve(path, malformed)
     if not (isinstance(found, type) and issubclass(found, msgspec.Struct)):
         raise ValueError(f"{path!r} is not a message type")
     return found
 
 
-def _attribute(found: Any, module_name: str, attr: str) -> Any:
-    for part in attr.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError as exc:
-            raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from exc
-    return found
+def _resolve(path: str, malformed: str) -> Any:
+    """:func:`~vibe_actors.resolve_import`, its errors as ValueErrors worded for jobs
+    (``malformed`` when ``path`` is not an import string). A job kind or message type
+    naming a module that is missing or broken is a configuration error, reported."""
+    try:
+        return resolve_import(path)
+    except MalformedImportString as exc:
+        raise ValueError(malformed) from exc
+    except (ImportModuleNotFound, ImportModuleFailed) as exc:
+        raise ValueError(f"cannot import module {exc.module!r} ({exc.__cause__})") from exc
+    except ImportAttributeMissing as exc:
+        raise ValueError(f"module {exc.module!r} has no attribute {exc.attribute!r}") from exc
 
 
 #: Job function -> its argument schema (registered by :func:`job_args` at import).

@@ -101,7 +101,7 @@ class GuardedWrites:
     def write_succeeded(self) -> None:
         """A write committed: if the agent was impaired, it is not any more."""
         agent = self._as_agent()
-        if agent._cell.impaired is None:  # the common case: one attribute read
+        if agent.impaired is None:  # the common case
             return
         agent.cancel_timer(_ProbeStore)
         agent.impair(None)

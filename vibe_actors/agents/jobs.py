@@ -92,6 +92,7 @@ from typing import ClassVar, NamedTuple
 import msgspec
 
 from vibe_actors import Agent, Deferred, Unavailable, handler
+from vibe_actors._imports import split_import_string
 from vibe_actors.agents._jobs_engine import Engine, backoff_delay
 from vibe_actors.agents._jobs_messages import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
 
@@ -164,8 +165,7 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     def __post_init__(self) -> None:
         for kind, target in self.kinds.items():
-            module, sep, attr = target.partition(":")
-            if not (kind and module and sep and attr):
+            if not (kind and split_import_string(target)):
                 raise ValueError(f"kind {kind!r}: {target!r} is not an import string 'module:fn'")
         if not 1 <= self.max_concurrency <= _MAX_CONCURRENCY:
             raise ValueError(f"max_concurrency must be between 1 and {_MAX_CONCURRENCY}")

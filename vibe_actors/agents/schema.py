@@ -156,13 +156,20 @@ def receivers(system: ActorSystem) -> list[TreeNode]:
     return [node for node in system.walk() if node.kind != "supervisor"]
 
 
+def tagged_types(system: ActorSystem, name: str) -> dict[str, type]:
+    """Public message types of agent ``name`` by tag (the gateway's route segment).
+
+    Raises :class:`~vibe_actors.UnknownAgent` if there is no agent ``name``.
+    """
+    return {t.__name__: t for t in system.message_types(name) if issubclass(t, Message)}
+
+
 def message_types(system: ActorSystem, name: str) -> dict[str, type]:
-    """Public message types of agent ``name`` by tag ({} if it is gone)."""
+    """:func:`tagged_types`, {} if the agent is gone (stopped since the tree was walked)."""
     try:
-        found = system.message_types(name)
+        return tagged_types(system, name)
     except UnknownAgent:
         return {}
-    return {t.__name__: t for t in found if issubclass(t, Message)}
 
 
 def reply_types(system: ActorSystem, name: str, message_type: type) -> list[type]:
@@ -183,8 +190,7 @@ def replies_none(system: ActorSystem, name: str, message_type: type) -> bool:
         agent_class = system.agent_class(name)
     except UnknownAgent:
         return False
-    # _handlers is the runtime's dispatch table (same package): message type -> function.
-    fn = agent_class._handlers.get(message_type)
+    fn = agent_class.handler_for(message_type)
     if fn is None:
         return False
     try:

@@ -3,9 +3,10 @@
 :class:`AgentHost` is a plain synchronous class (Ray makes it an actor in
 :mod:`vibe_actors.ray._proxy`; this module never imports Ray, so it is testable
 and importable alone). It builds an instance of the hosted :class:`Agent`
-subclass without a Cell, gives it a :class:`RemoteContext` in the Cell's place,
-runs ``on_start`` and then dispatches msgpack-encoded messages to the agent's
-handler table, one at a time, in submission order (a Ray actor with one thread).
+subclass hosted by a :class:`RemoteContext` (a :class:`vibe_actors._agent.Host`,
+as an incarnation is locally), runs ``on_start`` and then dispatches
+msgpack-encoded messages to the host's handler table, one at a time, in
+submission order (a Ray actor with one thread).
 
 What a hosted agent may use (first version): ``self.name``, ``self.config``,
 ``self.log`` (bound with ``agent``, ``incarnation`` and ``placement="ray"``),
@@ -27,7 +28,6 @@ they are not carried over to the next incarnation.
 
 from __future__ import annotations
 
-import importlib
 import time
 import typing
 from collections.abc import Callable
@@ -37,7 +37,10 @@ import msgspec
 
 from vibe_actors._agent import Agent
 from vibe_actors._codec import decode_msgpack, encode_msgpack
+from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import collect_handlers
+from vibe_actors._imports import resolve_import
+from vibe_actors._incarnation import run_hook
 from vibe_actors._messages import (
     AgentCrashed,
     DeadlineExceeded,
@@ -83,11 +86,12 @@ class RemoteFeatureUnavailable(RuntimeError):
 
 
 def import_agent(path: str) -> type[Agent]:
-    """The Agent subclass named ``module:Qualified.Name``."""
-    module_name, _, attribute = path.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        value = getattr(value, part)
+    """The Agent subclass named ``module:Qualified.Name``.
+
+    Raises :class:`~vibe_actors.ImportStringError` (one of its kinds) if ``path``
+    does not resolve, TypeError if it names something else than an Agent subclass.
+    """
+    value = resolve_import(path)
     if not (isinstance(value, type) and issubclass(value, Agent)):
         raise TypeError(f"{path!r} is not a vibe_actors.Agent subclass")
     return value
@@ -100,23 +104,66 @@ def message_union(types_: tuple[type, ...]) -> Any:
     return typing.Union[types_]  # noqa: UP007 - built from a runtime tuple
 
 
-class _NoMailbox:
-    """``mailbox_size`` on the host: the queue is Ray's, not visible here."""
-
-    @staticmethod
-    def qsize() -> int:
-        return 0
-
-
 class RemoteContext:
-    """What the hosted agent finds where a local agent has its Cell."""
+    """The host of a Ray-placed agent's behaviour (:class:`vibe_actors._agent.Host`).
 
-    def __init__(self, name: str, config: Any) -> None:
+    What needs the local runtime (timers, death-watch, stopping itself) raises
+    :class:`RemoteFeatureUnavailable`, as the rest of ``self.system`` does.
+    """
+
+    def __init__(self, name: str, config: Any, cls: type[Agent], incarnation: int) -> None:
         self.name = name
-        self.config = config
-        self.mailbox = _NoMailbox()
+        self.incarnation = incarnation
+        self._config = config
+        self._system = RemoteSystem(name)
+        self.current: Envelope | None = None
+        self.halted = False
+        self.handlers: dict[type, Callable[..., Any]] = cls.handler_table()
+        self.fallback: Callable[..., Any] | None = cls.unhandled_hook()
         self.degraded: str | None = None
-        self.system = RemoteSystem(name)
+
+    @property
+    def config(self) -> Any:
+        return self._config
+
+    @property
+    def system(self) -> Any:  # a RemoteSystem where a local agent has its ActorSystem
+        return self._system
+
+    def mailbox_size(self) -> int:
+        return 0  # the queue is Ray's, not visible here
+
+    def report_degraded(self, reason: str) -> None:
+        self.degraded = reason
+
+    @property
+    def impaired(self) -> str | None:
+        return None  # not shown: the local tree does not see the remote agent's state
+
+    def report_impaired(self, reason: str | None) -> bool:
+        return False  # not shown: the local tree does not see the remote agent's state
+
+    def request_stop(self, *, normal: bool = False) -> None:
+        self._unavailable("stop")
+
+    def watch(self, name: str) -> None:
+        self._unavailable("watch")
+
+    def unwatch(self, name: str) -> None:
+        self._unavailable("unwatch")
+
+    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None:
+        self._unavailable("timers")
+
+    def cancel_timer(self, key: Any) -> bool:
+        self._unavailable("timers")
+
+    def _unavailable(self, feature: str) -> NoReturn:
+        raise RemoteFeatureUnavailable(
+            f"{self.name} runs on Ray: {feature} is not available to a Ray-placed agent "
+            "(only self.system.clock is; ref, timers, watch, events, the registry and "
+            "data_dir are not)"
+        )
 
 
 class RemoteSystem:
@@ -146,7 +193,8 @@ class AgentHost:
         forwarded = forwarded_types(cls)
         self._union = message_union(forwarded) if forwarded else Any
         self._crashed: str | None = None
-        self._agent = _build(cls, RemoteContext(name, decoded), incarnation)
+        self._context = RemoteContext(name, decoded, cls, incarnation)
+        self._agent = _build(cls, self._context)
         self._agent.on_start()
 
     def ping(self) -> int:
@@ -157,9 +205,9 @@ class AgentHost:
         """Decode a message, run its handler, encode the reply (``None`` for none)."""
         if self._crashed is not None:
             return encode_msgpack(HostRefused(error=self._crashed))
-        agent = self._agent
+        agent, context = self._agent, self._context
         message = decode_msgpack(data, self._union)
-        fn: Callable[..., Any] | None = agent._table.get(type(message)) or agent._fallback
+        fn: Callable[..., Any] | None = context.handlers.get(type(message)) or context.fallback
         if fn is None:  # the proxy declares the same types, so this is a version skew
             raise TypeError(f"{self._name} has no handler for {type(message).__name__}")
         try:
@@ -167,7 +215,7 @@ class AgentHost:
         except Exception as exc:  # a crash: reported to the proxy, which restarts
             self._crashed = f"{type(exc).__name__}: {exc}"[:500]
             agent.log.error("handler_crashed", message_type=type(message).__name__, exc_info=exc)
-            agent._run_hook("on_failure", agent.on_failure, exc)
+            run_hook(agent, "on_failure", agent.on_failure, exc)
             return encode_msgpack(HostCrashed(error=self._crashed))
         return encode_msgpack(reply)
 
@@ -178,16 +226,16 @@ class AgentHost:
     def stop(self) -> None:
         """Graceful stop: ``on_stop`` (its error is logged, the stop completes)."""
         if self._crashed is None:
-            self._agent._run_hook("on_stop", self._agent.on_stop)
+            run_hook(self._agent, "on_stop", self._agent.on_stop)
 
 
-def _build(cls: type[Agent], context: RemoteContext, incarnation: int) -> Agent:
-    """An instance of ``cls`` built as the runtime builds one, with ``context`` as its Cell.
+def _build(cls: type[Agent], context: RemoteContext) -> Agent:
+    """An instance of ``cls`` hosted by ``context``, built as the runtime builds one.
 
-    The agent's ``__init__`` runs (Agent's reads only the name and the mailbox); no
-    thread is started: the host calls the handlers itself.
+    The agent's ``__init__`` runs; no thread is started: the host calls the
+    handlers itself.
     """
-    agent = cls._incarnate(context, incarnation)  # type: ignore[arg-type]
+    agent = cls.hosted_by(context)
     agent.log = agent.log.bind(placement="ray")
     return agent
 
@@ -195,12 +243,12 @@ def _build(cls: type[Agent], context: RemoteContext, incarnation: int) -> Agent:
 def forwarded_types(hosted: type[Agent]) -> tuple[type, ...]:
     """Every message type ``hosted`` handles that the proxy sends on: its public messages
     and its private Structs (a coordinator's work items), not the base Agent's own."""
-    return tuple(t for t in hosted._handlers if t not in _BASE_TYPES)
+    return tuple(t for t in hosted.handler_table() if t not in _BASE_TYPES)
 
 
 def return_annotation(hosted: type[Agent], message_type: type) -> Any:
     """The return annotation of ``hosted``'s handler of ``message_type`` (Any if none)."""
-    fn = hosted._handlers[message_type]
+    fn = hosted.handler_table()[message_type]
     try:
         return typing.get_type_hints(fn).get("return", Any)
     except (NameError, TypeError):

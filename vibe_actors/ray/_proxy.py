@@ -448,14 +448,13 @@ def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
         "__module__": hosted.__module__,
         "__qualname__": hosted.__qualname__,
         "__doc__": hosted.__doc__,
+        "_replies": reply_targets(hosted),
+        "_declared": hosted.declared_messages(),
     }
-    replies = reply_targets(hosted)
     for message_type in forwarded_types(hosted):  # Ping: the proxy's own, forwarded
         returns = return_annotation(hosted, message_type)
         namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
     proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
-    proxy._replies = replies
-    proxy._declared = hosted.declared_messages()
     return proxy
 
 

@@ -57,7 +57,7 @@ class ManualClock:
 
     def _live(self) -> list[TimerService]:
         with self._lock:
-            return [s for s in self._services if not s._stopped]
+            return [s for s in self._services if not s.stopped]
 
     def advance(self, seconds: float, *, timeout: float = 5.0) -> None:
         """Move time forward by ``seconds`` and run every timer due by then.

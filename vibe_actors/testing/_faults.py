@@ -44,7 +44,7 @@ def crash(
     def action(agent: Agent) -> None:
         raise exc
 
-    system._inject(name, InjectedFault("crash", action=action))
+    system._inject(name, InjectedFault("crash", action=action))  # noqa: SLF001 - the test kit
 
 
 def fail_next(
@@ -64,7 +64,11 @@ def fail_next(
     ValueError if ``name``'s agent has no handler for ``on``.
     """
     agent_class = system.agent_class(name)
-    if on is not None and on not in agent_class._handlers and agent_class._unhandled_hook is None:
+    if (
+        on is not None
+        and on not in agent_class.handler_table()
+        and agent_class.unhandled_hook() is None
+    ):
         raise ValueError(f"{agent_class.__name__} has no handler for {on.__name__}")
     exc = _error(name, error)
 
@@ -74,7 +78,8 @@ def fail_next(
     def arm(agent: Agent) -> None:
         # Only this incarnation's own table is touched: the crash ends it, and the
         # next incarnation starts from the class's handlers again.
-        table = agent._table
+        host = agent._host  # noqa: SLF001 - the test kit swaps the incarnation's handlers
+        table = host.handlers
         if on is not None and on in table:
             table[on] = failing
             return
@@ -82,11 +87,11 @@ def fail_next(
             for message_type in list(table):
                 if message_type is not Ping and issubclass(message_type, Message):
                     table[message_type] = failing
-        if agent._fallback is not None:
-            fallback = agent._fallback
-            agent._fallback = failing if on is None else _only(on, failing, fallback)
+        if host.fallback is not None:
+            fallback = host.fallback
+            host.fallback = failing if on is None else _only(on, failing, fallback)
 
-    system._inject(name, InjectedFault("crash", action=arm))
+    system._inject(name, InjectedFault("crash", action=arm))  # noqa: SLF001 - the test kit
 
 
 def _only(on: type, failing: Any, fallback: Any) -> Any:
@@ -152,7 +157,7 @@ def hang(system: ActorSystem, name: str) -> Release:
     release = Release(name)
     with _lock:
         _hangs.setdefault(system, []).append(release)
-    system._inject(name, InjectedFault("hang", action=release._block))
+    system._inject(name, InjectedFault("hang", action=release._block))  # noqa: SLF001 - the test kit
     return release
 
 

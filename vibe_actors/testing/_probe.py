@@ -115,7 +115,7 @@ class TestProbe:
 
     def watch(self, target: str) -> None:
         """Receive :class:`Terminated` when ``target`` stops for good."""
-        self.system._watch(self.name, target)
+        self.system.deathwatch.watch(self.name, target)
 
     def _receive(self, message: Any, sender: str | None) -> Any:
         with self._lock:
@@ -133,7 +133,8 @@ class ProbeAgent(Agent):
 
     def on_unhandled(self, message: Any) -> Any:
         env = self.envelope
-        return self._probe._receive(message, env.sender if env is not None else None)
+        sender = env.sender if env is not None else None
+        return self._probe._receive(message, sender)  # noqa: SLF001 - the probe's own agent
 
 
 def _probe_for(system: ActorSystem, name: str) -> TestProbe:

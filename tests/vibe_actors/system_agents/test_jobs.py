@@ -23,6 +23,7 @@ from vibe_actors import (
     handler,
 )
 from vibe_actors.agents._jobs_store import FINISHED, JobStore, NewJob
+from vibe_actors.agents._jobs_wire import load_callable, resolve_struct
 from vibe_actors.agents._jobs_worker import Run, RunResult
 from vibe_actors.agents._sqlite import database_path
 from vibe_actors.agents.jobs import (
@@ -349,6 +350,20 @@ def test_a_bad_kind_fails_the_start_with_a_clear_message(make_system, tmp_path, 
     with pytest.raises(StartFailed) as raised:
         make_system(specs(kinds={"bad": target}), data_dir=str(tmp_path))
     assert "kind 'bad'" in str(raised.value.__cause__) and expected in str(raised.value.__cause__)
+
+
+def test_a_kind_whose_module_raises_while_importing_is_a_config_error(tmp_path, monkeypatch):
+    # It is reported as "cannot import module" (a ValueError), like a missing module.
+    (tmp_path / "jobs_kind_raising_xyz.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"cannot import module 'jobs_kind_raising_xyz' \(boom"):
+        load_callable("jobs_kind_raising_xyz:fn")
+    with pytest.raises(ValueError, match="is not a type name"):
+        resolve_struct("no_colon", may_import=True)
+    with pytest.raises(ValueError, match="'jobs_kind_raising_xyz' is not loaded"):
+        resolve_struct("jobs_kind_raising_xyz:T", may_import=False)
+    with pytest.raises(ValueError, match="is not a message type"):
+        resolve_struct(f"{HERE}:flaky", may_import=False)
 
 
 # -- backoff ---------------------------------------------------------------------------------

@@ -1,0 +1,286 @@
+"""Incarnation: the Pykka actor that hosts one incarnation of an agent.
+
+An agent is two objects. The user's :class:`~vibe_actors.Agent` subclass is
+behaviour only: handlers, hooks and the handler API. The
+:class:`Incarnation` is the engine that runs it: a ``pykka.ThreadingActor``
+(Pykka supplies the actor's identity, the inbox hook and the stopped event;
+its inbox is the cell's mailbox, which outlives the incarnation), with the
+runtime's own thread and receive loop, because Pykka's differ from OTP's
+where it matters: a failing ask keeps a Pykka actor alive while a failing tell
+kills it, ``on_start`` raising calls no hook, and its teardown drains the
+inbox. Here every handler exception is a crash that goes to the supervisor, a
+start failure reaches the supervisor through the start handshake, and the
+queued messages stay for the next incarnation.
+
+The stop protocol is this class's alone; the cell drives it through
+:meth:`request_stop` and :meth:`retire`, and learns the outcome from
+:meth:`Cell.incarnation_crashed` / :meth:`Cell.incarnation_stopped`, called
+from the incarnation's thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from bisect import bisect_left as _bisect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pykka
+
+from vibe_actors._envelope import Control, Envelope
+from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed
+from vibe_actors._stats import DURATION_BUCKETS, Outcome
+
+if TYPE_CHECKING:
+    from vibe_actors._agent import Agent
+    from vibe_actors._cell import Cell
+    from vibe_actors._system import ActorSystem
+    from vibe_actors._timers import TimerHandle
+
+__all__ = ["Incarnation", "run_hook", "thread_stack"]
+
+_perf = time.perf_counter
+_monotonic = time.monotonic
+
+
+class Incarnation(pykka.ThreadingActor):
+    """One incarnation of the agent of ``cell``: its thread, its loop, its stop protocol.
+
+    Constructing one builds the behaviour (the agent class's ``__init__`` runs
+    here, in the caller's thread); an exception from it propagates (the cell
+    makes it a start failure). :meth:`run` starts the thread; ``started`` is
+    set once ``on_start`` returned (or raised: ``start_error``).
+    """
+
+    use_daemon_thread: ClassVar[bool] = True
+
+    def __init__(self, cell: Cell, incarnation: int) -> None:
+        self.cell = cell
+        self.incarnation = incarnation
+        super().__init__()  # Pykka: the urn, the inbox (the cell's mailbox), actor_stopped
+        #: Set to make the loop return after the current message (stop or retire).
+        self.halted = False
+        #: Replaced (abandoned or hung): handle nothing more, skip on_stop.
+        self.retired = False
+        #: Stopped by the agent itself (Agent.stop): a transient child stays stopped.
+        self.stopped_normally = False
+        #: The envelope being handled, else None (the watchdog and replace_hung read it).
+        self.current: Envelope | None = None
+        self.timers: dict[Any, TimerHandle] = {}
+        self.started = threading.Event()
+        self.start_error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        agent_class = cell.agent_class
+        #: Per incarnation, so that degrade() can swap handlers in place (the loop holds it).
+        self.handlers: dict[type, Callable[..., Any]] = agent_class.handler_table()
+        self.fallback: Callable[..., Any] | None = agent_class.unhandled_hook()
+        self.behaviour: Agent = agent_class.hosted_by(self)
+
+    # -- what the behaviour sees (vibe_actors._agent.Host) ----------------------
+
+    @property
+    def name(self) -> str:
+        return self.cell.name
+
+    @property
+    def config(self) -> Any:
+        return self.cell.config
+
+    @property
+    def system(self) -> ActorSystem:
+        return self.cell.system
+
+    def mailbox_size(self) -> int:
+        return self.cell.mailbox.qsize()
+
+    def report_degraded(self, reason: str) -> None:
+        self.cell.degraded = reason
+
+    @property
+    def impaired(self) -> str | None:
+        return self.cell.impaired
+
+    def report_impaired(self, reason: str | None) -> bool:
+        """Record ``reason`` (None: recovered); returns whether it changed."""
+        if self.cell.impaired == reason:
+            return False
+        self.cell.impaired = reason
+        return True
+
+    def watch(self, name: str) -> None:
+        self.cell.system.deathwatch.watch(self.cell.name, name)
+
+    def unwatch(self, name: str) -> None:
+        self.cell.system.deathwatch.unwatch(self.cell.name, name)
+
+    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None:
+        self.cancel_timer(key)
+        timers = self.cell.system.timers
+        deliver = self.cell.deliver_timer
+        if repeat:
+            handle = timers.call_every(delay, deliver, self.incarnation, message)
+        else:
+            handle = timers.call_later(delay, deliver, self.incarnation, message)
+        self.timers[key] = handle
+
+    def cancel_timer(self, key: Any) -> bool:
+        handle = self.timers.pop(key, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        return True
+
+    # -- the stop protocol ---------------------------------------------------------
+
+    def request_stop(self, *, normal: bool = False) -> None:
+        """Stop after the current message (``normal``: the agent stopped itself)."""
+        if normal:
+            self.stopped_normally = True
+        self.halted = True
+        self.cell.mailbox.put_system(Control(self.incarnation))
+
+    def retire(self) -> None:
+        """Replaced (abandoned or hung): handle nothing more, skip ``on_stop``.
+
+        A message this incarnation takes from the mailbox from now on is handed
+        back for the next one; its timers run on until it ends (a hung one's
+        are cancelled by the cell).
+        """
+        self.retired = self.halted = True
+
+    def in_own_thread(self) -> bool:
+        return self.thread is not None and self.thread.ident == threading.get_ident()
+
+    def cancel_timers(self) -> None:
+        for handle in list(self.timers.values()):
+            handle.cancel()
+        self.timers.clear()
+
+    # -- Pykka's hooks -------------------------------------------------------------
+
+    def _create_actor_inbox(self) -> Any:  # type: ignore[override] # Pykka calls it on self
+        # The mailbox belongs to the cell and outlives this incarnation.
+        return self.cell.mailbox
+
+    def _start_actor_loop(self) -> None:
+        self.thread = threading.Thread(
+            target=self._actor_loop,
+            name=f"vibe:{self.cell.name}#{self.incarnation}",
+            daemon=self.use_daemon_thread,
+        )
+        self.thread.start()
+
+    def run(self) -> None:
+        """Start the thread (once); ``started`` tells when ``on_start`` has run."""
+        self._start_actor_loop()
+
+    def _actor_loop(self) -> None:
+        cell, agent = self.cell, self.behaviour
+        try:
+            agent.on_start()
+        except Exception as exc:  # noqa: BLE001 - a start failure goes to the supervisor
+            self.start_error = exc
+            self._finish()
+            self.started.set()
+            return
+        if not self.retired:
+            cell.mark_running()  # before serving, so no reply can precede "running"
+        self.started.set()
+        crash = self._serve(cell, agent)
+        if crash is not None:
+            run_hook(agent, "on_failure", agent.on_failure, crash)
+            self._finish()
+            cell.incarnation_crashed(self, crash)
+        else:
+            if not self.retired:
+                run_hook(agent, "on_stop", agent.on_stop)
+            self._finish()
+            cell.incarnation_stopped(self)
+
+    def _serve(self, cell: Cell, agent: Agent) -> BaseException | None:
+        # The hot path: everything is a local, statistics are updated inline
+        # (see AgentStats.record), and one flag load per message decides
+        # whether to stop.
+        get = cell.mailbox.get
+        handlers = self.handlers
+        stats = cell.stats
+        ok, ok_get = stats.ok, stats.ok.get
+        error_reply, buckets, sums = stats.error_reply, stats.buckets, stats.duration_sum
+        bounds = DURATION_BUCKETS
+        is_error = IS_ERROR_REPLY
+        name = cell.name
+        while True:
+            env = get()
+            if isinstance(env, Control):
+                if self.halted:
+                    return None
+                continue
+            if self.retired:
+                # Replaced while waiting: hand the message to the current incarnation.
+                cell.mailbox.put_system(env)
+                return None
+            msg = env.message
+            cls = msg.__class__
+            deadline = env.deadline
+            if deadline is not None and _monotonic() > deadline:
+                stats.count(cls, Outcome.EXPIRED)
+                cell.expired(env)
+                continue
+            fn = handlers.get(cls) or self.fallback
+            if fn is None:
+                stats.count(cls, Outcome.UNHANDLED)
+                cell.unhandled(env)
+                continue
+            self.current = env
+            started = _perf()
+            try:
+                result = fn(agent, msg)
+            except Exception as exc:  # noqa: BLE001 - a crash: reported, then supervised
+                stats.record(cls, Outcome.CRASHED, _perf() - started)
+                self.current = None
+                if env.reply is not None:
+                    env.reply.resolve(AgentCrashed(agent=name, error=_short(exc)))
+                cell.log_crash(self, env, exc)
+                return exc
+            elapsed = _perf() - started
+            buckets[_bisect(bounds, elapsed)] += 1
+            sums[0] += elapsed
+            if is_error[result.__class__]:
+                error_reply[cls] = error_reply.get(cls, 0) + 1
+            else:
+                ok[cls] = ok_get(cls, 0) + 1
+            self.current = None
+            reply = env.reply  # None for a tell, or after defer()
+            if reply is not None:
+                reply.resolve(result)
+            if self.halted:
+                return None
+
+    def _finish(self) -> None:
+        self.cancel_timers()
+        self.actor_stopped.set()
+
+
+def run_hook(agent: Agent, hook: str, fn: Callable[..., None], *args: Any) -> None:
+    """Run a lifecycle hook; its error is logged (with the agent's context) and not raised:
+    the stop or crash it belongs to completes."""
+    try:
+        fn(*args)
+    except Exception:
+        agent.log.exception("hook_failed", hook=hook)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def thread_stack(thread: threading.Thread | None) -> str | None:
+    """The current stack of ``thread`` as text (None if it is not running)."""
+    if thread is None or thread.ident is None:
+        return None
+    frame = sys._current_frames().get(thread.ident)  # noqa: SLF001 - CPython's documented API
+    return "".join(traceback.format_stack(frame)) if frame is not None else None

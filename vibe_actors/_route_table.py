@@ -1,0 +1,61 @@
+"""The route table: where a send to a name goes.
+
+One entry per agent name: the agent's :class:`~vibe_actors._cell.Cell`, or
+for a pool its :class:`~vibe_actors._router.Router` (which picks a worker).
+Every send (:class:`~vibe_actors.Ref`) ends in :meth:`RouteTable.deliver`; a
+name with no entry is *undeliverable*: the asker gets
+:class:`~vibe_actors.Unavailable` and the message is a dead letter
+(``unknown_agent``), through the callback the system installs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from vibe_actors._router import Router
+
+if TYPE_CHECKING:
+    from vibe_actors._cell import Cell
+    from vibe_actors._envelope import Envelope
+
+__all__ = ["RouteTable"]
+
+
+class RouteTable:
+    """Name -> cell or pool router; see the module docstring. Thread-safe for sends
+    (a dict read); entries change only under the system's lock."""
+
+    __slots__ = ("_targets", "_undeliverable")
+
+    def __init__(self, undeliverable: Callable[[str, Envelope], None]) -> None:
+        self._targets: dict[str, Cell | Router] = {}
+        self._undeliverable = undeliverable
+
+    def deliver(self, name: str, envelope: Envelope) -> None:
+        """Put ``envelope`` on its way to ``name`` (undeliverable if there is no such name)."""
+        target = self._targets.get(name)
+        if target is None:
+            self._undeliverable(name, envelope)
+        else:
+            target.deliver(envelope)
+
+    def undeliverable(self, name: str, envelope: Envelope) -> None:
+        """Answer and dead-letter ``envelope`` as sent to an unknown name."""
+        self._undeliverable(name, envelope)
+
+    def get(self, name: str) -> Cell | Router | None:
+        return self._targets.get(name)
+
+    def add(self, name: str, target: Cell | Router) -> None:
+        self._targets[name] = target
+
+    def remove(self, name: str) -> None:
+        self._targets.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
+    def is_pool(self, name: str) -> bool:
+        """Whether ``name`` is a pool (its sends go through a router)."""
+        return isinstance(self._targets.get(name), Router)
