@@ -35,7 +35,7 @@ from gateway._http import (
     read_body,
     respond,
 )
-from gateway._metrics import HttpMetrics
+from gateway._http_metrics import HttpMetrics
 from gateway._ops import inject_chaos, probe
 from gateway._problems import (
     RETRY_AFTER,
@@ -68,6 +68,7 @@ __all__ = ["AppSettings", "Gateway", "create_app"]
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
+_JSON = (b"content-type", b"application/json")
 #: Content-Length past 18 digits is no size anyone can send (checked before int() is called).
 _MAX_LENGTH_DIGITS = 18
 #: The message names policy rules use for chaos (the views use the introspect agent's).
@@ -164,7 +165,7 @@ class Gateway:
             await self._problem(send, problem, ())
         self.metrics.observe(label, scope["method"], status, _perf_counter() - started)
 
-    def _route(self, request: Request) -> tuple[Route, list[str]]:
+    def _route(self, request: Request) -> tuple[Route, tuple[str, ...]]:
         """The route of ``request``, its principal authenticated; raises Reject (401, 404, 405).
 
         Under ``/v1`` the token is checked before the route: a 401 tells nothing
@@ -246,13 +247,21 @@ class Gateway:
     async def ask(self, request: Request) -> int:
         """``POST /v1/agents/{name}/{type}``: the body decoded as that type, asked of the agent."""
         name, tag = request.params
-        request_id, headers = request.request_id, request.headers
+        request_id = request.request_id
         found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request_id)
         message_type, decoder, ref, cell = found
         self._guard(request, name, tag)
-        _require_json(headers.content_type, request_id)
+        if request.content_type != b"application/json":  # else: nothing to check
+            _require_json(request.content_type, request_id)
         timeout = self._request_timeout(request)
-        body = await self._request_body(request)
+        declared = request.content_length
+        if declared is not None and len(declared) >= self._limit_digits:
+            # Before the first receive(): a client declaring too much may send nothing more.
+            self._check_declared(declared, request_id)
+        first = await request.receive()  # almost always the whole body, in one message
+        body: bytes = first.get("body", b"")
+        if first.get("more_body") or len(body) > self._max_body:
+            body = body + await self._rest_of_body(request, len(body))
         # Decoded here, not in a helper: every frame on the stack is a level of nesting
         # the decoder cannot use (its limit is the interpreter's recursion limit).
         try:
@@ -295,20 +304,22 @@ class Gateway:
         if reply is None:
             await respond(request.send, 204, b"", extra=request.ok)
             return 204
-        return await self._json(request, reply)
+        body = _encode(reply)
+        send = request.send  # the response in two sends here: this is every ask's way out
+        headers_out = [_JSON, (b"content-length", b"%d" % len(body)), *request.ok]
+        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
+        await send({"type": "http.response.body", "body": body})
+        return 200
 
-    async def _request_body(self, request: Request) -> bytes:
-        """The request's body, within the limit; raises Reject (400, 413)."""
-        request_id = request.request_id
-        declared = request.headers.content_length
-        if declared is not None and len(declared) >= self._limit_digits:
-            # Before the first receive(): a client declaring too much may send nothing more.
-            self._check_declared(declared, request_id)
-        first = await request.receive()  # almost always the whole body, in one message
-        body: bytes = first.get("body", b"")
-        if first.get("more_body") or len(body) > self._max_body:
-            body = body + await self._body(request.receive, request_id, len(body))
-        return body
+    async def _rest_of_body(self, request: Request, received: int) -> bytes:
+        """The rest of a body that did not come in one message, within the limit (413)."""
+        limit = self.settings.max_body_bytes
+        try:
+            if received > limit:
+                raise BodyTooLarge
+            return await read_body(request.receive, limit - received)
+        except BodyTooLarge:
+            raise self._too_large(request.request_id) from None
 
     async def events(self, request: Request) -> int:
         """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""
@@ -350,7 +361,7 @@ class Gateway:
 
     def _request_timeout(self, request: Request) -> float:
         """The deadline of this request's ask: X-Timeout-Ms, else the default."""
-        raw = request.headers.timeout
+        raw = request.timeout
         if raw is None:
             return self._default_timeout
         return self._timeout(raw, request.request_id)
@@ -393,16 +404,6 @@ class Gateway:
         if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
             raise self._too_large(request_id)
 
-    async def _body(self, receive: Receive, request_id: str, received: int = 0) -> bytes:
-        """The rest of the body (``received`` bytes already in hand), within the limit."""
-        limit = self.settings.max_body_bytes
-        try:
-            if received > limit:
-                raise BodyTooLarge
-            return await read_body(receive, limit - received)
-        except BodyTooLarge:
-            raise self._too_large(request_id) from None
-
     def _too_large(self, request_id: str) -> Reject:
         # No "connection: close": closing with body bytes unread makes the kernel send
         # a reset that can destroy the 413 before the client reads it. uvicorn discards
@@ -436,7 +437,7 @@ class Gateway:
 
     def _authenticate(self, request: Request) -> str:
         """The principal of the request's bearer token; raises Reject (401) without one."""
-        raw = request.headers.authorization or b""
+        raw = request.authorization or b""
         scheme, _, presented = raw.partition(b" ")
         principal = None
         for candidate, token in self._tokens:  # no early exit: constant time in the token list

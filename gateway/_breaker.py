@@ -165,10 +165,21 @@ class CrashBreaker:
         circuit.crash_times.clear()
         self.tripped[key] = circuit
         self._opened.labels(agent, message_type).inc()
-        _log.warning("circuit_opened", agent=agent, message_type=message_type,
-                     seconds=seconds, request_id=request_id)  # fmt: skip
+        _log.warning(
+            "circuit_opened",
+            agent=agent,
+            message_type=message_type,
+            seconds=seconds,
+            request_id=request_id,
+        )
         self._system.events.publish(
-            CircuitOpened(agent=agent, message_type=message_type,
-                          crashes=self.settings.crashes, seconds=seconds, by="gateway",
-                          request_id=request_id, at=time.time())
-        )  # fmt: skip
+            CircuitOpened(
+                agent=agent,
+                message_type=message_type,
+                crashes=self.settings.crashes,
+                seconds=seconds,
+                by="gateway",
+                request_id=request_id,
+                at=time.time(),
+            )
+        )

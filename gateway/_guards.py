@@ -86,9 +86,15 @@ class Guards:
             decision = snapshot.decide(principal, agent, message)
             if not decision.allowed:
                 self._system.events.publish(
-                    PolicyDenied(policy=self.policy_agent, principal=principal, agent=agent,
-                                 message=message, rule=decision.rule, reason=decision.reason)
-                )  # fmt: skip
+                    PolicyDenied(
+                        policy=self.policy_agent,
+                        principal=principal,
+                        agent=agent,
+                        message=message,
+                        rule=decision.rule,
+                        reason=decision.reason,
+                    )
+                )
                 return Verdict(403, "forbidden", decision.reason)
         if self.quota is not None:
             granted = self.quota.acquire(principal, agent)

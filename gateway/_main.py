@@ -16,8 +16,8 @@ import structlog
 import phoenix
 from gateway._admission import Admission
 from gateway._app import create_app
+from gateway._http_metrics import AdmissionMetrics
 from gateway._logging import configure_logging
-from gateway._metrics import AdmissionMetrics
 from gateway._server import (
     GatewayServer,
     ensure_descriptors,
@@ -90,8 +90,13 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
             return
         app.catalog.clear()
         app.metrics.reloaded("ok" if not report.failed else "partial")
-        _log.info("wiring_reloaded", added=report.added, removed=report.removed,
-                  changed=report.changed, failed=report.failed)  # fmt: skip
+        _log.info(
+            "wiring_reloaded",
+            added=report.added,
+            removed=report.removed,
+            changed=report.changed,
+            failed=report.failed,
+        )
 
     config = uvicorn_config(
         app,

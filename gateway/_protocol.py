@@ -82,9 +82,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # CPython's limit for dicts that share their keys across instances (30); past it
     # every attribute read of a connection (uvicorn's too) takes the slower path.
     __slots__ = (
-        "_admission", "_admitted", "_body_timer", "_header_bytes", "_header_timer",
-        "_in_body", "_reading_headers", "_stream_peer", "_task", "idle", "peer",
-    )  # fmt: skip
+        "_admission",
+        "_admitted",
+        "_body_timer",
+        "_header_bytes",
+        "_header_timer",
+        "_in_body",
+        "_reading_headers",
+        "_stream_peer",
+        "_task",
+        "idle",
+        "peer",
+    )
 
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
@@ -313,8 +322,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._reading_headers and self._header_bytes > 0:
-            _log.info("request_header_timeout", client=_client(self.client),
-                      received=self._header_bytes, timeout=self.header_timeout)  # fmt: skip
+            _log.info(
+                "request_header_timeout",
+                client=_client(self.client),
+                received=self._header_bytes,
+                timeout=self.header_timeout,
+            )
             detail = f"the request headers were not complete within {self.header_timeout:g} s"
             self._count("header_timeout")
             self._refuse(408, "header-timeout", detail)
@@ -322,8 +335,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse_headers_too_large(self) -> None:
-        _log.warning("request_headers_too_large", client=_client(self.client),
-                     limit=self.max_header_bytes)  # fmt: skip
+        _log.warning(
+            "request_headers_too_large", client=_client(self.client), limit=self.max_header_bytes
+        )
         detail = f"the request line and headers are over {self.max_header_bytes} bytes"
         self._count("headers_too_large")
         self._refuse(431, "headers-too-large", detail)
@@ -342,12 +356,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         rid = request_id(None)
         body = _encode(make_problem(status, slug, detail, rid))
         head = [STATUS_LINE[status]]
-        head.extend(name + b": " + value + b"\r\n" for name, value in (
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", rid.encode()),
-            (b"connection", b"close"),
-        ))  # fmt: skip
+        head.extend(
+            name + b": " + value + b"\r\n"
+            for name, value in (
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+                (b"connection", b"close"),
+            )
+        )
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
 

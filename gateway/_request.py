@@ -1,4 +1,4 @@
-"""Reading a request: its headers (in one pass), its id, its route template."""
+"""Reading a request: its path below the mount, its headers (in one pass), its id."""
 
 from __future__ import annotations
 
@@ -8,31 +8,11 @@ import secrets
 from gateway._http import Receive, Scope, Send
 from vibe_actors.agents.schema import TIMEOUT_MS_DIGITS
 
-__all__ = ["MAX_TIMEOUT_DIGITS", "Headers", "Request", "lifespan", "request_id"]
+__all__ = ["MAX_TIMEOUT_DIGITS", "Request", "lifespan", "request_id"]
 
 #: X-Timeout-Ms past this many digits is refused; they are counted before int() is called
 #: (int() of thousands of digits raises). The OpenAPI document states the same rule.
 MAX_TIMEOUT_DIGITS = TIMEOUT_MS_DIGITS
-
-
-class Headers:
-    """The request headers the gateway reads, gathered in one pass (the first of each wins)."""
-
-    __slots__ = ("authorization", "content_length", "content_type", "request_id", "timeout")
-
-    def __init__(self, scope: Scope) -> None:
-        # One dict lookup per header rather than a chain of compares: this runs per request.
-        values: list[bytes | None] = [None, None, None, None, None]
-        wanted = _WANTED.get
-        for key, value in scope["headers"]:
-            index = wanted(key)
-            if index is not None and values[index] is None:
-                values[index] = value
-        self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
-        if raw_id is None:  # the common case, inline: this runs per request
-            self.request_id = _ID_PREFIX + str(next(_id_counter))
-        else:
-            self.request_id = request_id(raw_id)
 
 
 _WANTED = {
@@ -47,15 +27,31 @@ _WANTED = {
 class Request:
     """One HTTP request as the gateway's endpoints see it.
 
-    ``path`` is the route's part of the path: under a mount (Starlette's
-    ``Mount``, uvicorn's ``--root-path``) the ASGI ``path`` holds the whole
-    path and ``root_path`` the mount's prefix, which is taken off.
+    The headers the gateway reads are gathered in one pass (the first of each
+    wins): ``content_type``, ``content_length``, ``timeout`` (X-Timeout-Ms),
+    ``authorization``, and ``request_id`` (X-Request-Id if printable, else a
+    generated one). ``path`` is the route's part of the path: under a mount
+    (Starlette's ``Mount``, uvicorn's ``--root-path``) the ASGI ``path`` holds
+    the whole path and ``root_path`` the mount's prefix, which is taken off.
     ``principal`` is set once the bearer token is checked; ``params`` once the
     route is matched (the template's parameters, in order).
     """
 
-    __slots__ = ("headers", "method", "ok", "params", "path", "principal", "receive", "request_id",
-                 "scope", "send")  # fmt: skip
+    __slots__ = (
+        "authorization",
+        "content_length",
+        "content_type",
+        "method",
+        "ok",
+        "params",
+        "path",
+        "principal",
+        "receive",
+        "request_id",
+        "scope",
+        "send",
+        "timeout",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -67,12 +63,19 @@ class Request:
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
         self.path = path
-        self.headers = headers = Headers(scope)
-        self.request_id = headers.request_id
+        # One dict lookup per header rather than a chain of compares: this runs per request.
+        values: list[bytes | None] = [None, None, None, None, None]
+        wanted = _WANTED.get
+        for key, value in scope["headers"]:
+            index = wanted(key)
+            if index is not None and values[index] is None:
+                values[index] = value
+        self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
+        self.request_id = request_id(raw_id)
         #: The headers of every successful answer.
-        self.ok = ((b"x-request-id", headers.request_id.encode()),)
+        self.ok = ((b"x-request-id", self.request_id.encode()),)
         self.principal: str | None = None
-        self.params: list[str] = []
+        self.params: tuple[str, ...] = ()
 
 
 # Generated request ids: a random per-process prefix (16 hex digits) and a counter.

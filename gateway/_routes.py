@@ -18,6 +18,8 @@ __all__ = ["ROUTES", "MethodNotAllowed", "NotFound", "Route", "Router", "UNMATCH
 
 #: The metric label of a request no route matched (bounded cardinality).
 UNMATCHED = "unmatched"
+#: Paths whose match is remembered (see Router.match).
+_CACHE_SIZE = 4096
 
 
 class Route(NamedTuple):
@@ -68,40 +70,45 @@ class Router:
     """Matches a path to its route and path parameters."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
-        #: segment count -> [(segments, route)], in table order.
-        self._by_length: dict[int, list[tuple[tuple[str, ...], Route]]] = {}
         self.routes = tuple(routes)
+        #: (method, path) -> its match: a request's path is matched once, not per request.
+        #: Bounded: past _CACHE_SIZE paths it starts over (a client inventing paths costs
+        #: only the matching it would cost without the cache).
+        self._cache: dict[tuple[str, str], tuple[Route, tuple[str, ...]]] = {}
+        #: segment count -> [(literal segments by position, parameter positions, route)].
+        self._by_length: dict[int, list[tuple[tuple[tuple[int, str], ...], tuple[int, ...], Route]]]
+        self._by_length = {}
         for route in self.routes:
-            self._by_length.setdefault(len(route.segments), []).append((route.segments, route))
+            segments = route.segments
+            literals = tuple((i, s) for i, s in enumerate(segments) if not s.startswith("{"))
+            params = tuple(i for i, s in enumerate(segments) if s.startswith("{"))
+            self._by_length.setdefault(len(segments), []).append((literals, params, route))
 
-    def match(self, method: str, path: str) -> tuple[Route, list[str]]:
+    def match(self, method: str, path: str) -> tuple[Route, tuple[str, ...]]:
         """The route of ``method`` on ``path`` and its parameter values, in template order.
 
         Raises :class:`NotFound` when no route has the path, :class:`MethodNotAllowed`
         when only routes of other methods do. A HEAD is served by the GET route.
         """
+        found = self._cache.get((method, path))
+        if found is not None:
+            return found
         parts = path.strip("/").split("/")
         allowed: list[Route] = []
-        for segments, route in self._by_length.get(len(parts), ()):
-            params = _params(segments, parts)
-            if params is None:
-                continue
-            if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route, params
-            allowed.append(route)
+        for literals, params, route in self._by_length.get(len(parts), ()):
+            for i, text in literals:
+                if parts[i] != text:
+                    break
+            else:
+                values = tuple(parts[i] for i in params)
+                if "" in values:  # an empty segment is no parameter value
+                    continue
+                if route.method == method or (method == "HEAD" and route.method == "GET"):
+                    if len(self._cache) >= _CACHE_SIZE:
+                        self._cache.clear()
+                    found = self._cache[method, path] = route, values
+                    return found
+                allowed.append(route)
         if not allowed:
             raise NotFound(path)
         raise MethodNotAllowed(allowed[0], [r.method for r in allowed])
-
-
-def _params(segments: tuple[str, ...], parts: list[str]) -> list[str] | None:
-    """The values of the template's parameters, or None if a literal segment differs."""
-    params = []
-    for segment, part in zip(segments, parts, strict=True):
-        if segment[0] == "{":
-            if not part:
-                return None
-            params.append(part)
-        elif segment != part:
-            return None
-    return params

@@ -161,16 +161,18 @@ class TopicStreams:
             raise StreamRefused(status, "pubsub-unavailable", detail) from None
 
     async def _pump(self, stream: _Stream, send: Send, receive: Receive, request_id: str) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-                (b"x-request-id", request_id.encode()),
-            ],
-        })  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b": subscribed\n\n", "more_body": True})
         disconnected = asyncio.ensure_future(_disconnect(receive))
         try:
@@ -230,9 +232,13 @@ class _Stream:
             prefix = b"event: dropped\ndata: " + msgspec.json.encode({"dropped": count}) + b"\n\n"
         self.owner.events_sent += 1
         data = msgspec.json.encode(
-            {"topic": event.topic, "seq": event.seq, "data": event.data,
-             "published_at": event.published_at}
-        )  # fmt: skip
+            {
+                "topic": event.topic,
+                "seq": event.seq,
+                "data": event.data,
+                "published_at": event.published_at,
+            }
+        )
         return prefix + b"id: %d\nevent: message\ndata: %s\n\n" % (event.seq, data)
 
 

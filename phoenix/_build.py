@@ -131,9 +131,14 @@ def _ordered(
     if len(order) < len(children):
         stuck = [c.name for c, count in zip(children, waiting_on, strict=True) if count > 0]
         problems.append(
-            WiringProblem(file, 1, 1, f"$..{parent}.children",
-                          f"dependency cycle among the children of '{parent}': {', '.join(stuck)}")
-        )  # fmt: skip
+            WiringProblem(
+                file,
+                1,
+                1,
+                f"$..{parent}.children",
+                f"dependency cycle among the children of '{parent}': {', '.join(stuck)}",
+            )
+        )
         return children
     return [children[position] for position in order]
 
@@ -149,10 +154,15 @@ def _check_order(
         for target in child.depends_on:
             if target not in started and target not in siblings:
                 problems.append(
-                    WiringProblem(wiring.file, 1, 1, f"$..{child.name}.depends_on",
-                                  f"'{child.name}' depends on '{target}', which starts later "
-                                  "(in another subtree); move it earlier in the file")
-                )  # fmt: skip
+                    WiringProblem(
+                        wiring.file,
+                        1,
+                        1,
+                        f"$..{child.name}.depends_on",
+                        f"'{child.name}' depends on '{target}', which starts later "
+                        "(in another subtree); move it earlier in the file",
+                    )
+                )
         if isinstance(child, SupervisorSpec):
             _check_order(child, started, problems, wiring)
         else:

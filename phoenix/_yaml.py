@@ -344,9 +344,13 @@ class _Converter:
             key = _key_text(key_node)
             if key is None:
                 doc.problems.append(
-                    WiringProblem(doc.file, *_key_position(key_node), path,
-                                  "a mapping key must be a scalar (text or a number)")
-                )  # fmt: skip
+                    WiringProblem(
+                        doc.file,
+                        *_key_position(key_node),
+                        path,
+                        "a mapping key must be a scalar (text or a number)",
+                    )
+                )
                 continue
             child = f"{path}.{key}"
             doc.key_positions[child] = _key_position(key_node)

@@ -258,8 +258,9 @@ class Cell:
         self.system.events.publish(
             AgentCrashedEvent(agent=self.name, incarnation=host.incarnation, error=str(failure))
         )
-        _log.error("agent_hung", agent=self.name, incarnation=host.incarnation, reason=reason,
-                   stack=stack)  # fmt: skip
+        _log.error(
+            "agent_hung", agent=self.name, incarnation=host.incarnation, reason=reason, stack=stack
+        )
         self.host = None
         self.status = AgentStatus.RESTARTING
         self._notify_parent(ChildExited(self.name, host.incarnation, failure))
@@ -289,9 +290,13 @@ class Cell:
         """Record and log a handler crash, with the message's context."""
         self._record_failure(f"{type(error).__name__}: {error}")
         self.system.events.publish(
-            AgentCrashedEvent(agent=self.name, incarnation=host.incarnation,
-                              error=self.last_failure or "", message_type=type(env.message).__name__)
-        )  # fmt: skip
+            AgentCrashedEvent(
+                agent=self.name,
+                incarnation=host.incarnation,
+                error=self.last_failure or "",
+                message_type=type(env.message).__name__,
+            )
+        )
         _log.error(
             "agent_crashed",
             agent=self.name,

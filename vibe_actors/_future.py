@@ -58,8 +58,9 @@ class ReplyFuture:
 
     ``callback``, if given, is called with the reply in the resolving thread
     (the agent's, or the asker's on timeout); it must be quick and must not
-    raise. The asyncio bridge uses it to hand the reply to an event loop with
-    ``call_soon_threadsafe``.
+    raise (``Ref.ask_future(callback=...)``). Asks from asyncio do not use it:
+    their reply goes to the loop through a :class:`~vibe_actors._asyncio.LoopBridge`
+    slot.
     """
 
     __slots__ = ("_callback", "_claim", "_done", "_reply", "agent", "timeout")

@@ -82,12 +82,16 @@ class Ref(Generic[M_contra]):
         (``forbidden``) and never reaches the agent.
         """
         system = self._system
-        if system.config.serialize_messages:
+        if system.serializes:
             message = roundtrip(message)
         envelope = Envelope(message, None, request_id, self.sender, None, 0, caller)
         if caller is not None and system.forbids(self.name, envelope):
             return
-        system.routes.deliver(self.name, envelope)
+        target = system.routes.get(self.name)
+        if target is None:
+            system.routes.undeliverable(self.name, envelope)
+        else:
+            target.deliver(envelope)
 
     def ask_future(
         self,
@@ -117,7 +121,7 @@ class Ref(Generic[M_contra]):
         caller: Caller | None = None,
     ) -> ReplyFuture:
         system = self._system
-        if system.config.serialize_messages:
+        if system.serializes:
             message = roundtrip(message)
         if timeout is None:
             timeout = system.config.ask_timeout
@@ -156,7 +160,7 @@ class Ref(Generic[M_contra]):
         :class:`AskError` for an agent's own error replies.
         """
         reply = self._ask(message, timeout, request_id, None, True, caller).wait()
-        if self._system.config.serialize_messages:
+        if self._system.serializes:
             reply = roundtrip(reply)
         return raise_for_error(reply)
 
@@ -178,17 +182,21 @@ class Ref(Generic[M_contra]):
         ``raise_errors=False`` an error reply is returned as data instead.
         """
         system = self._system
-        if system.config.serialize_messages:
+        if system.serializes:
             message = roundtrip(message)
         bridge = LoopBridge.of(asyncio.get_running_loop())
         slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
         envelope = Envelope(message, slot, request_id, self.sender, slot.deadline, 0, caller)
         if caller is None or not system.forbids(self.name, envelope):  # else answered Forbidden
-            system.routes.deliver(self.name, envelope)
+            target = system.routes.get(self.name)
+            if target is None:
+                system.routes.undeliverable(self.name, envelope)
+            else:
+                target.deliver(envelope)
         try:
             reply = await slot.waiter
         finally:
             bridge.close(slot)
-        if system.config.serialize_messages:
+        if system.serializes:
             reply = roundtrip(reply)
         return raise_for_error(reply) if raise_errors else reply

@@ -26,11 +26,14 @@ class RouteTable:
     """Name -> cell or pool router; see the module docstring. Thread-safe for sends
     (a dict read); entries change only under the system's lock."""
 
-    __slots__ = ("_targets", "_undeliverable")
+    __slots__ = ("_targets", "_undeliverable", "get")
 
     def __init__(self, undeliverable: Callable[[str, Envelope], None]) -> None:
         self._targets: dict[str, Cell | Router] = {}
         self._undeliverable = undeliverable
+        #: ``get(name)``: the cell or router of ``name``, else None. The dict's own method
+        #: (no Python frame): a send's lookup costs what a dict read does.
+        self.get: Callable[[str], Cell | Router | None] = self._targets.get
 
     def deliver(self, name: str, envelope: Envelope) -> None:
         """Put ``envelope`` on its way to ``name`` (undeliverable if there is no such name)."""
@@ -43,9 +46,6 @@ class RouteTable:
     def undeliverable(self, name: str, envelope: Envelope) -> None:
         """Answer and dead-letter ``envelope`` as sent to an unknown name."""
         self._undeliverable(name, envelope)
-
-    def get(self, name: str) -> Cell | Router | None:
-        return self._targets.get(name)
 
     def add(self, name: str, target: Cell | Router) -> None:
         self._targets[name] = target

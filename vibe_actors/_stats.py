@@ -3,7 +3,7 @@
 Updating prometheus-client metrics costs a lock per call; at a million
 messages a second that is most of the budget. Each agent instead counts into
 plain dicts and a bucket list that only its thread writes (so no lock), and
-:mod:`vibe_actors._metrics` turns them into Prometheus families on scrape.
+:mod:`vibe_actors._collector` turns them into Prometheus families on scrape.
 """
 
 from __future__ import annotations
@@ -15,8 +15,19 @@ __all__ = ["DURATION_BUCKETS", "AgentStats", "Outcome"]
 
 #: Upper bounds (seconds) of ``vibe_message_duration_seconds``; handlers run in µs to s.
 DURATION_BUCKETS: tuple[float, ...] = (
-    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
-)  # fmt: skip
+    0.00001,
+    0.00005,
+    0.0001,
+    0.0005,
+    0.001,
+    0.005,
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+)
 
 
 class Outcome:
@@ -36,8 +47,17 @@ class AgentStats:
     tuple: the receive loop updates these attributes inline.
     """
 
-    __slots__ = ("buckets", "by_outcome", "crashed", "duration_sum", "error_reply", "expired",
-                 "ok", "restarts", "unhandled")  # fmt: skip
+    __slots__ = (
+        "buckets",
+        "by_outcome",
+        "crashed",
+        "duration_sum",
+        "error_reply",
+        "expired",
+        "ok",
+        "restarts",
+        "unhandled",
+    )
 
     def __init__(self) -> None:
         self.ok: dict[type, int] = {}

@@ -1,7 +1,7 @@
 """Supervisor: an agent whose only job is starting, watching and restarting children.
 
 Its behaviour is a small state machine kept in pure functions
-(:mod:`vibe_actors._policy`): which siblings a failure affects
+(:mod:`vibe_actors._restart_policy`): which siblings a failure affects
 (:func:`restart_plan`), whether the restart intensity is exceeded
 (:class:`IntensityWindow`), and how long to back off (:func:`next_backoff`).
 This module only carries those decisions out:
@@ -27,14 +27,14 @@ from vibe_actors._errors import RestartIntensityExceeded, StartFailed
 from vibe_actors._events import AgentRestarted, SupervisorGaveUp
 from vibe_actors._future import ReplyFuture
 from vibe_actors._handlers import handler
-from vibe_actors._policy import (
+from vibe_actors._reload import ApplyReport, ApplySpec, diff_children
+from vibe_actors._restart_policy import (
     BackoffState,
     ChildState,
     IntensityWindow,
     next_backoff,
     restart_plan,
 )
-from vibe_actors._reload import ApplyReport, ApplySpec, diff_children
 from vibe_actors._signals import AgentStatus, ChildExited, RestartDue
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
 

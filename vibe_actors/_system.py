@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from vibe_actors._agent import Agent
 from vibe_actors._authz import Authorizer, Caller
 from vibe_actors._cell import Cell
+from vibe_actors._collector import SystemCollector
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
 from vibe_actors._envelope import Envelope
@@ -28,7 +29,6 @@ from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
 from vibe_actors._incarnation import thread_stack
 from vibe_actors._messages import Forbidden, Unavailable
-from vibe_actors._metrics import SystemCollector
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
 from vibe_actors._route_table import RouteTable
@@ -93,6 +93,8 @@ class ActorSystem:
         validate_tree(root)
         self.root_spec = root
         self.config = config or SystemConfig()
+        #: ``config.serialize_messages``, read on every send (one attribute load).
+        self.serializes = self.config.serialize_messages
         self.clock = clock
         self.dead_letters = DeadLetters(
             self.config.dead_letters_kept, self.config.dead_letter_log_rate
@@ -316,9 +318,13 @@ class ActorSystem:
 
     def _dead_letter_event(self, letter: DeadLetter) -> None:
         self.events.publish(
-            DeadLettered(agent=letter.recipient, reason=letter.reason.value,
-                         message_type=letter.message_type, at=letter.at)
-        )  # fmt: skip
+            DeadLettered(
+                agent=letter.recipient,
+                reason=letter.reason.value,
+                message_type=letter.message_type,
+                at=letter.at,
+            )
+        )
 
     def _undeliverable(self, name: str, envelope: Envelope) -> None:
         if envelope.reply is not None:
@@ -375,11 +381,20 @@ class ActorSystem:
         report: ApplyReport = raise_for_error(future.wait())
         self.root_spec = new_root
         self.events.publish(
-            TreeReloaded(added=report.added, removed=report.removed,
-                         changed=report.changed, failed=report.failed)
-        )  # fmt: skip
-        _log.info("system_reloaded", added=len(report.added), removed=len(report.removed),
-                  changed=len(report.changed), failed=list(report.failed))  # fmt: skip
+            TreeReloaded(
+                added=report.added,
+                removed=report.removed,
+                changed=report.changed,
+                failed=report.failed,
+            )
+        )
+        _log.info(
+            "system_reloaded",
+            added=len(report.added),
+            removed=len(report.removed),
+            changed=len(report.changed),
+            failed=list(report.failed),
+        )
         return report
 
     def forget(self, cell: Cell) -> None:

@@ -28,7 +28,7 @@ from gateway._admission import (
     Peer,
     is_stream_path,
 )
-from gateway._metrics import AdmissionMetrics
+from gateway._http_metrics import AdmissionMetrics
 from gateway._protocol import header_limited
 from gateway._server import ensure_descriptors
 from gateway._settings import SettingsError

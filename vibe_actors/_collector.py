@@ -50,9 +50,10 @@ class SystemCollector(Collector):
         system = self._system
         cells = system.cells()
         messages = CounterMetricFamily(
-            "vibe_messages", "Messages handled, by agent, message type and outcome.",
+            "vibe_messages",
+            "Messages handled, by agent, message type and outcome.",
             labels=["agent", "type", "outcome"],
-        )  # fmt: skip
+        )
         durations = HistogramMetricFamily(
             "vibe_message_duration_seconds", "Handler run time per message.", labels=["agent"]
         )
@@ -91,9 +92,10 @@ class SystemCollector(Collector):
         for reason, count in system.dead_letters.counts().items():
             dead.add_metric([reason], count)
         escalations = CounterMetricFamily(
-            "vibe_escalations", "Supervisors that gave up (restart intensity exceeded).",
+            "vibe_escalations",
+            "Supervisors that gave up (restart intensity exceeded).",
             labels=["supervisor"],
-        )  # fmt: skip
+        )
         escalated = system.failures.escalations()
         for cell in cells:  # every supervisor has a series from the start, zero included
             if isinstance(cell.spec, SupervisorSpec):
@@ -101,9 +103,10 @@ class SystemCollector(Collector):
         for name, count in escalated.items():
             escalations.add_metric([name], count)
         abandoned = CounterMetricFamily(
-            "vibe_abandoned", "Incarnations abandoned after their shutdown timeout.",
+            "vibe_abandoned",
+            "Incarnations abandoned after their shutdown timeout.",
             labels=["agent"],
-        )  # fmt: skip
+        )
         dropped = system.failures.abandonments()
         for cell in cells:
             dropped.setdefault(cell.name, 0)

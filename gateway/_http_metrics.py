@@ -82,9 +82,10 @@ class HttpMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "vibe_http_requests", "HTTP requests by route template, method and status.",
+            "vibe_http_requests",
+            "HTTP requests by route template, method and status.",
             labels=["route", "method", "status"],
-        )  # fmt: skip
+        )
         for (route, method, status), count in list(self._requests.items()):
             requests.add_metric([route, method, str(status)], count)
         durations = HistogramMetricFamily(
@@ -105,9 +106,11 @@ class HttpMetrics(Collector):
         yield durations
         yield reloads
         cut_off = CounterMetricFamily(
-            "vibe_http_cut_off", "Requests cut off below the app: slow or oversized headers, "
-            "a body that stopped arriving.", labels=["reason"],
-        )  # fmt: skip
+            "vibe_http_cut_off",
+            "Requests cut off below the app: slow or oversized headers, "
+            "a body that stopped arriving.",
+            labels=["reason"],
+        )
         for reason, count in list(self._cut_off.items()):
             cut_off.add_metric([reason], count)
         yield cut_off
@@ -118,9 +121,10 @@ class HttpMetrics(Collector):
                 "vibe_sse_events", "Events sent on event streams.", value=sent
             )
             yield CounterMetricFamily(
-                "vibe_sse_dropped", "Events dropped for event-stream clients too slow to keep up.",
+                "vibe_sse_dropped",
+                "Events dropped for event-stream clients too slow to keep up.",
                 value=dropped,
-            )  # fmt: skip
+            )
 
 
 class AdmissionMetrics(Collector):
@@ -135,36 +139,42 @@ class AdmissionMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         admission = self._admission
         refused = CounterMetricFamily(
-            "vibe_http_refused", "Requests refused over a budget (503 problem+json), and "
-            "connections closed at once with every connection busy.", labels=["reason"],
-        )  # fmt: skip
+            "vibe_http_refused",
+            "Requests refused over a budget (503 problem+json), and "
+            "connections closed at once with every connection busy.",
+            labels=["reason"],
+        )
         for reason in REFUSAL_REASONS:
             refused.add_metric([reason], admission.refused[reason])
         yield refused
         closed = CounterMetricFamily(
-            "vibe_http_idle_closed", "Idle connections closed to make room for a new one, by "
-            "the limit it passed.", labels=["reason"],
-        )  # fmt: skip
+            "vibe_http_idle_closed",
+            "Idle connections closed to make room for a new one, by the limit it passed.",
+            labels=["reason"],
+        )
         for reason in IDLE_CLOSE_REASONS:
             closed.add_metric([reason], admission.idle_closed[reason])
         yield closed
         connections = GaugeMetricFamily(
-            "vibe_http_connections", "Open HTTP connections: idle (no request in flight) "
-            "or busy.", labels=["state"],
-        )  # fmt: skip
+            "vibe_http_connections",
+            "Open HTTP connections: idle (no request in flight) or busy.",
+            labels=["state"],
+        )
         idle = admission.idle_connections
         connections.add_metric(["idle"], idle)
         connections.add_metric(["busy"], admission.open_connections - idle)
         yield connections
         in_flight = GaugeMetricFamily(
-            "vibe_http_in_flight", "Admitted requests whose handler has not returned, by "
-            "budget.", labels=["kind"],
-        )  # fmt: skip
+            "vibe_http_in_flight",
+            "Admitted requests whose handler has not returned, by budget.",
+            labels=["kind"],
+        )
         in_flight.add_metric(["request"], admission.requests)
         in_flight.add_metric(["probe"], admission.probes)
         in_flight.add_metric(["stream"], admission.streams)
         yield in_flight
         yield GaugeMetricFamily(
-            "vibe_http_clients", "Client addresses with an open connection or event stream.",
+            "vibe_http_clients",
+            "Client addresses with an open connection or event stream.",
             value=admission.clients,
-        )  # fmt: skip
+        )

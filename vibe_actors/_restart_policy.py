@@ -2,7 +2,7 @@
 
 No threads, no clock, no randomness of its own: the time and the random
 draw are arguments, so every decision can be replayed and tested with
-properties (``tests/vibe_actors/test_policy.py``).
+properties (``tests/vibe_actors/test_restart_policy.py``).
 
 * :class:`IntensityWindow` — OTP's restart intensity: a sliding window of
   restart times shared by all the children of one supervisor.

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vibe_actors import BackoffSpec, RestartType, Strategy
-from vibe_actors._policy import (
+from vibe_actors._restart_policy import (
     BackoffState,
     ChildState,
     IntensityWindow,
