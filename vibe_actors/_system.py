@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 import structlog
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from vibe_actors._agent import M
 
 __all__ = ["ActorSystem", "SystemConfig"]
+
+T = TypeVar("T")
 
 _log = structlog.get_logger("vibe_actors.system")
 
@@ -118,6 +120,7 @@ class ActorSystem:
         self.deathwatch = DeathWatch(self._cells)
         self._authorizer: Authorizer | None = None
         self.registry.register(SystemCollector(self))
+        self._shared_metrics: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -406,6 +409,20 @@ class ActorSystem:
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
                 self.routes.remove(cell.name)
+
+    def shared_metrics(self, key: str, build: Callable[[CollectorRegistry], T]) -> T:
+        """The metrics ``build(self.registry)`` made under ``key``, built once per system.
+
+        An agent restarts many times, but a metric may be registered only once
+        per registry: every incarnation asks for its metrics here and gets the
+        same objects. ``build`` should create metrics with stable
+        ``vibe_<agent>_...`` names. If it raises (a name clash), nothing is kept
+        and the error propagates.
+        """
+        with self._lock:
+            if key not in self._shared_metrics:
+                self._shared_metrics[key] = build(self.registry)
+            return self._shared_metrics[key]  # type: ignore[no-any-return]
 
     def cells(self) -> list[Cell]:
         """Every cell (workers, pools, supervisors), in no particular order (runtime

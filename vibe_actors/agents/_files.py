@@ -14,7 +14,7 @@ as they are.
 Failures are not hidden: each helper raises the ``OSError`` of the step that
 failed (for instance ``PermissionError`` when the process does not own an
 existing directory it has to tighten), and the caller turns it into its own
-error (:class:`~vibe_actors.agents._sqlite.StoreError`, a "not saved" reply).
+error (:class:`~vibe_actors.agents._store.StoreError`, a "not saved" reply).
 """
 
 from __future__ import annotations

@@ -1,24 +1,23 @@
-"""The jobs agent's SQLite table: one row per job, every state change a committed transaction.
+"""The jobs agent's table: one row per job, every state change a committed transaction.
 
 Used from the coordinator's thread only (the connection is per thread). Each
 method that changes state commits before it returns, so the caller may act
 on (or acknowledge) the change afterwards: that ordering is the agent's
 durability guarantee. A failed commit raises
-:class:`~vibe_actors.agents._sqlite.StoreError` and nothing of it is kept.
+:class:`~vibe_actors.agents._store.StoreError` and nothing of it is kept.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
 from vibe_actors import Caller
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors.agents._store import Schema
+from vibe_actors.agents._store_base import Store
 
 __all__ = ["FINISHED", "STATES", "JobRow", "JobState", "JobStore", "NewJob", "encode_caller"]
 
@@ -53,7 +52,7 @@ _COLUMNS = (
 )
 #: A job stored before callers were recorded runs its asks as an anonymous caller's: it may
 #: have come from any request, so it gets no more authority than the least one.
-_ADD_CALLER = "ALTER TABLE jobs ADD COLUMN caller TEXT DEFAULT '{\"principal\":null}'"
+_LEGACY_CALLER = ("jobs", "caller", "TEXT DEFAULT '{\"principal\":null}'")
 _encode_caller = msgspec.json.Encoder().encode
 _decode_caller = msgspec.json.Decoder(Caller).decode
 
@@ -111,19 +110,10 @@ def _row(values: tuple[Any, ...]) -> JobRow:
     )
 
 
-class JobStore:
+class JobStore(Store):
     """The jobs table of one coordinator (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection = open_database(path, _SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        if "caller" not in columns:
-            with transaction(self._db, self.path):
-                self._db.execute(_ADD_CALLER)
-
-    def close(self) -> None:
-        self._db.close()
+    schema = Schema(_SCHEMA, legacy_columns=(_LEGACY_CALLER,))
 
     # -- reads -----------------------------------------------------------------------
 
@@ -154,8 +144,8 @@ class JobStore:
     def insert(self, jobs: Iterable[NewJob]) -> float:
         """Insert ``jobs`` as queued in one transaction; returns their submission time."""
         now = time.time()
-        with transaction(self._db, self.path):
-            self._db.executemany(
+        with self._db.transaction() as db:
+            db.executemany(
                 "INSERT INTO jobs (id, kind, args, state, retries, timeout, submitted_at, caller)"
                 " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
                 [(j.id, j.kind, j.args, j.retries, j.timeout, now, j.caller) for j in jobs],
@@ -164,21 +154,19 @@ class JobStore:
 
     def start_attempt(self, job_id: str) -> int:
         """queued -> running with one more attempt; returns the attempt number (1-based)."""
-        with transaction(self._db, self.path):
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1"
                 " WHERE id = ? AND state = 'queued'",
                 (job_id,),
             )
-            (attempts,) = self._db.execute(
-                "SELECT attempts FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+            (attempts,) = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return int(attempts)
 
     def requeue(self, job_id: str, error: str | None) -> None:
         """running -> queued (a retry follows); ``error`` is the failed attempt's."""
-        with transaction(self._db, self.path):
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "UPDATE jobs SET state = 'queued', error = ? WHERE id = ? AND state = 'running'",
                 (error, job_id),
             )
@@ -186,8 +174,8 @@ class JobStore:
     def finish(self, job_id: str, state: str, result: bytes | None, error: str | None) -> float:
         """Any unfinished state -> ``state`` (succeeded, failed or cancelled)."""
         now = time.time()
-        with transaction(self._db, self.path):
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?"
                 " WHERE id = ? AND state IN ('queued', 'running')",
                 (state, result, error, now, job_id),
@@ -197,14 +185,14 @@ class JobStore:
     def recover(self) -> tuple[int, int]:
         """After an incarnation died: its running jobs go back to queued, their attempt
         counted; one that has no attempt left fails. Returns (requeued, failed)."""
-        with transaction(self._db, self.path):
-            failed = self._db.execute(
+        with self._db.transaction() as db:
+            failed = db.execute(
                 "UPDATE jobs SET state = 'failed', finished_at = ?,"
                 " error = 'interrupted: the coordinator stopped during the last attempt'"
                 " WHERE state = 'running' AND attempts > retries",
                 (time.time(),),
             ).rowcount
-            requeued = self._db.execute(
+            requeued = db.execute(
                 "UPDATE jobs SET state = 'queued',"
                 " error = 'interrupted: the coordinator stopped during the attempt'"
                 " WHERE state = 'running'"
@@ -213,8 +201,8 @@ class JobStore:
 
     def prune(self, keep: int) -> int:
         """Delete finished jobs beyond the ``keep`` most recently finished; returns how many."""
-        with transaction(self._db, self.path):
-            return self._db.execute(
+        with self._db.transaction() as db:
+            return db.execute(
                 "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL"
                 " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
                 (keep,),

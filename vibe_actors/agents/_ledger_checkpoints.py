@@ -43,7 +43,7 @@ import msgspec
 from vibe_actors import VibeError
 from vibe_actors.agents._ledger_keys import LedgerKey, fsync_directory
 from vibe_actors.agents._ledger_store import MAX_SEQ, Head
-from vibe_actors.agents._sqlite import StoreError
+from vibe_actors.agents._store import StoreError
 
 __all__ = [
     "CHECKPOINT_FORMAT",

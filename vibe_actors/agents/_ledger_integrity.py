@@ -21,7 +21,7 @@ from vibe_actors.agents._ledger_checkpoints import (
 )
 from vibe_actors.agents._ledger_keys import KeyFileError, LedgerKey, load_key
 from vibe_actors.agents._ledger_store import CHAIN_RULE, Head, LedgerStore
-from vibe_actors.agents._sqlite import StoreError
+from vibe_actors.agents._store import StoreError
 
 __all__ = ["ChainState", "open_chain"]
 

@@ -32,7 +32,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-from vibe_actors.agents._sqlite import StoreError
+from vibe_actors.agents._store import StoreError
 
 __all__ = [
     "KEY_BYTES",
@@ -57,7 +57,7 @@ class KeyFileError(StoreError):
     """The key file cannot be read, created or used; ``path`` names it.
 
     The reason never holds key material. The ledger degrades (see
-    :func:`vibe_actors.agents._sqlite.degrade_for`) rather than chain records
+    :func:`vibe_actors.agents._store_base.degrade_for`) rather than chain records
     with a key it cannot keep.
     """
 

@@ -1,4 +1,4 @@
-"""The ledger's store and chain: SQLite rows, canonical encoding, hashing, checks.
+"""The ledger's store and chain: its tables, canonical encoding, hashing, checks.
 
 Pure helpers (no actor here), so the chain rules are tested on their own:
 
@@ -18,26 +18,25 @@ Pure helpers (no actor here), so the chain rules are tested on their own:
 * ``chain_meta`` marks a database whose chain is keyed (the rule and the
   key's public ``key_id``): a database without it predates keyed chains.
 
-Integers reaching SQLite are bounded (:data:`MAX_SEQ`): the store refuses an
-out-of-range one with :class:`LedgerRangeError` rather than let SQLite raise
-``OverflowError``.
+Integers reaching the database are bounded (:data:`MAX_SEQ`): the store
+refuses an out-of-range one with :class:`LedgerRangeError` rather than let the
+driver raise (SQLite's: ``OverflowError``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from collections.abc import Iterator
 from hashlib import sha256
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
 
 from vibe_actors import VibeError
 from vibe_actors.agents._ledger_keys import LedgerKey
-from vibe_actors.agents._sqlite import StoreError, open_database, transaction
+from vibe_actors.agents._store import Schema, StoreError, StoreRejected
+from vibe_actors.agents._store_base import Store
 
 __all__ = [
     "CHAIN_RULE",
@@ -61,7 +60,7 @@ __all__ = [
 
 #: What the first record of a stream chains to.
 GENESIS = bytes(32)
-#: The largest integer SQLite stores: the bound of every seq, count and limit.
+#: The largest integer the database stores (SQLite's INTEGER, PostgreSQL's bigint): the bound of every seq, count and limit.
 MAX_SEQ = 2**63 - 1
 #: The chain rule of records written by this version (kept in ``chain_meta``).
 CHAIN_RULE = "hmac-sha256/1"
@@ -279,22 +278,14 @@ def verify_rows(
 # -- the store ------------------------------------------------------------------------
 
 
-class LedgerStore:
-    """The ledger's SQLite file. Use from one thread (the agent's)."""
+class LedgerStore(Store):
+    """The ledger's tables. Use from one thread (the agent's)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = open_database(path, SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
+    schema = Schema(SCHEMA)
 
     def heads(self) -> dict[str, Head]:
         """Every stream's head, as last committed. Raises StoreError."""
-        try:
-            rows = self._db.execute("SELECT stream, count, head FROM streams").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(self.path, f"cannot read the stream heads ({exc})") from exc
+        rows = self._db.execute("SELECT stream, count, head FROM streams").fetchall()
         return {stream: Head(count, head) for stream, count, head in rows}
 
     def commit(self, rows: list[Row], heads: dict[str, Head]) -> None:
@@ -303,17 +294,16 @@ class LedgerStore:
         Returns only after the commit; raises :class:`StoreError` (nothing of
         the batch is kept) if any part fails.
         """
-        db = self._db
         try:
-            with transaction(db, self.path):
+            with self._db.transaction() as db:
                 db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
                 db.executemany(
                     "INSERT INTO streams VALUES (?, ?, ?) ON CONFLICT (stream) "
                     "DO UPDATE SET count = excluded.count, head = excluded.head",
                     [(stream, head.seq, head.hash) for stream, head in heads.items()],
                 )
-        except sqlite3.Error as exc:  # the body failed (full disk, I/O): rolled back
-            raise StoreError(self.path, f"write failed: {exc}") from exc
+        except StoreRejected as exc:  # a record that is there already: rolled back
+            raise StoreError(self.path, f"write failed: {exc.reason}") from exc
 
     def read(self, stream: str, after: int, limit: int) -> list[Row]:
         """Up to ``limit`` records of ``stream`` with seq > ``after``, in order.
@@ -354,8 +344,10 @@ class LedgerStore:
         Raises :class:`LedgerRangeError` (bad seq) or :class:`StoreError`.
         """
         check_range("seq", seq, 1, MAX_SEQ)
-        found = self._select("SELECT hash FROM records WHERE stream = ? AND seq = ?", stream, seq)
-        return None if not found else str(found[0][0])
+        found = self._db.execute(
+            "SELECT hash FROM records WHERE stream = ? AND seq = ?", (stream, seq)
+        ).fetchone()
+        return None if found is None else str(found[0])
 
     # -- the keyed chain's marker and the records from before it ------------------------
 
@@ -364,7 +356,7 @@ class LedgerStore:
 
         Raises :class:`StoreError` if it cannot be read or is incomplete.
         """
-        meta = dict(self._select("SELECT name, value FROM chain_meta"))
+        meta = dict(self._db.execute("SELECT name, value FROM chain_meta").fetchall())
         if not meta:
             return None
         if "rule" not in meta or "key_id" not in meta:
@@ -374,12 +366,12 @@ class LedgerStore:
     def chain_ends(self) -> dict[str, Head]:
         """Each stream's last stored record (highest seq), read from the records themselves."""
         # SQLite takes the bare column `hash` from the row holding MAX(seq).
-        rows = self._select("SELECT stream, MAX(seq), hash FROM records GROUP BY stream")
+        rows = self._db.execute("SELECT stream, MAX(seq), hash FROM records GROUP BY stream")
         return {stream: Head(seq, digest) for stream, seq, digest in rows}
 
     def unkeyed_prefixes(self) -> dict[str, int]:
         """Per stream, the last record written before the chain was keyed."""
-        return dict(self._select("SELECT stream, seq FROM unkeyed_prefix"))
+        return dict(self._db.execute("SELECT stream, seq FROM unkeyed_prefix").fetchall())
 
     def mark_keyed(self, key_id: str, unkeyed: dict[str, int]) -> None:
         """Mark the database as keyed by ``key_id``, with the records before it (per stream,
@@ -387,19 +379,12 @@ class LedgerStore:
 
         Raises :class:`StoreError` (nothing is kept) if it fails.
         """
-        db = self._db
         try:
-            with transaction(db, self.path):
+            with self._db.transaction() as db:
                 db.executemany("INSERT INTO unkeyed_prefix VALUES (?, ?)", unkeyed.items())
                 db.executemany(
                     "INSERT INTO chain_meta VALUES (?, ?)",
                     [("rule", CHAIN_RULE), ("key_id", key_id)],
                 )
-        except sqlite3.Error as exc:
-            raise StoreError(self.path, f"cannot mark the chain as keyed: {exc}") from exc
-
-    def _select(self, sql: str, *params: Any) -> list[Any]:
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(self.path, f"read failed: {exc}") from exc
+        except StoreRejected as exc:
+            raise StoreError(self.path, f"cannot mark the chain as keyed: {exc.reason}") from exc

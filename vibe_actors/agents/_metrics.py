@@ -8,10 +8,8 @@ the same objects to every later incarnation.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -22,9 +20,6 @@ __all__ = ["system_metrics"]
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_built: weakref.WeakKeyDictionary[ActorSystem, dict[str, Any]] = weakref.WeakKeyDictionary()
-
 
 def system_metrics(system: ActorSystem, key: str, build: Callable[[CollectorRegistry], T]) -> T:
     """The metrics ``build(system.registry)`` made for ``system`` under ``key`` (built once).
@@ -33,8 +28,4 @@ def system_metrics(system: ActorSystem, key: str, build: Callable[[CollectorRegi
     the registry it is given. If it raises (a name clash), nothing is cached
     and the error propagates.
     """
-    with _lock:
-        cache = _built.setdefault(system, {})
-        if key not in cache:
-            cache[key] = build(system.registry)
-        return cache[key]  # type: ignore[no-any-return]
+    return system.shared_metrics(key, build)

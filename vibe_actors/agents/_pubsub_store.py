@@ -1,20 +1,20 @@
-"""The pubsub agent's topics: their in-memory state and its SQLite file.
+"""The pubsub agent's topics: their in-memory state and its tables.
 
-The file holds subscriptions and sequence reservations (listeners are never
+The tables hold subscriptions and sequence reservations (listeners are never
 persisted).
 
 Used from the agent's thread only (the connection is per thread). Every
 change is its own committed transaction, done before the agent replies; a
-failed commit raises :class:`~vibe_actors.agents._sqlite.StoreError` and
+failed commit raises :class:`~vibe_actors.agents._store.StoreError` and
 nothing of it is kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from vibe_actors.agents._sqlite import SqliteStore, transaction
+from vibe_actors.agents._store import Schema
+from vibe_actors.agents._store_base import Store
 
 __all__ = ["PubSubStore", "Topic"]
 
@@ -35,22 +35,21 @@ class Topic:
     listeners: set[str] = field(default_factory=set)
 
 
-class PubSubStore(SqliteStore):
+class PubSubStore(Store):
     """Opens (or creates) ``path``; raises ``StoreError`` if it cannot."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+    schema = Schema(_SCHEMA)
 
     def sequences(self) -> list[tuple[str, int]]:
         """(topic, reserved): the numbers up to ``reserved`` may have been used."""
-        return list(self._conn().execute("SELECT topic, reserved FROM sequences"))
+        return list(self._db.execute("SELECT topic, reserved FROM sequences"))
 
     def subscriptions(self) -> list[tuple[str, str]]:
         """(topic, subscriber) pairs."""
-        return list(self._conn().execute("SELECT topic, subscriber FROM subscriptions"))
+        return list(self._db.execute("SELECT topic, subscriber FROM subscriptions"))
 
     def _write(self, sql: str, *args: object) -> None:
-        with transaction(self._conn(), self.path) as db:
+        with self._db.transaction() as db:
             db.execute(sql, args)
 
     def subscribe(self, topic: str, subscriber: str) -> None:

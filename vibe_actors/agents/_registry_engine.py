@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from vibe_actors import ActorSystem, Agent, AgentStatus, Terminated, UnknownAgent
 from vibe_actors.agents._registry_index import Directory, Record
 from vibe_actors.agents._registry_store import RegistryStore
-from vibe_actors.agents._sqlite import StoreError
+from vibe_actors.agents._store import StoreError
 
 if TYPE_CHECKING:
     from vibe_actors.agents._registry_messages import Entry, RegistryChanged

@@ -1,18 +1,18 @@
-"""The registry's SQLite file: dynamic registrations and subscriptions.
+"""The registry's tables: dynamic registrations and subscriptions.
 
 Used from the registry agent's thread only (the connection is per thread).
 Every change is its own committed transaction; a failed commit raises
-:class:`~vibe_actors.agents._sqlite.StoreError` and nothing of it is kept.
+:class:`~vibe_actors.agents._store.StoreError` and nothing of it is kept.
 Static entries (from the configuration) are never written.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from vibe_actors.agents._registry_index import Record
-from vibe_actors.agents._sqlite import SqliteStore, transaction
+from vibe_actors.agents._store import Schema
+from vibe_actors.agents._store_base import Store
 
 __all__ = ["RegistryStore"]
 
@@ -24,24 +24,23 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 """
 
 
-class RegistryStore(SqliteStore):
+class RegistryStore(Store):
     """Opens (or creates) ``path``; raises ``StoreError`` if it cannot."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+    schema = Schema(_SCHEMA)
 
     def registrations(self) -> dict[str, Record]:
         return {
             name: Record(tuple(json.loads(caps)), at, static=False)
-            for name, caps, at in self._conn().execute("SELECT * FROM registrations")
+            for name, caps, at in self._db.execute("SELECT * FROM registrations")
         }
 
     def subscriptions(self) -> list[tuple[str, str]]:
         """(capability, subscriber) pairs."""
-        return list(self._conn().execute("SELECT capability, subscriber FROM subscriptions"))
+        return list(self._db.execute("SELECT capability, subscriber FROM subscriptions"))
 
     def _write(self, sql: str, *args: object) -> None:
-        with transaction(self._conn(), self.path) as db:
+        with self._db.transaction() as db:
             db.execute(sql, args)
 
     def register(self, name: str, record: Record) -> None:

@@ -1,4 +1,4 @@
-"""The scheduler's book of schedules (in memory) and its table of reminders (SQLite).
+"""The scheduler's book of schedules (in memory) and its table of reminders (durable).
 
 :class:`ScheduleBook` holds every schedule by name and in a heap by due time
 (replaced and cancelled schedules leave stale heap items, skipped by token
@@ -8,24 +8,23 @@ earliest due time however many schedules it holds.
 :class:`SchedulerStore`: one row per reminder: its target, the message as a JSON object, the
 schedule (``at``/``every``), when it is next due (``next_at``, wall-clock
 seconds) and how often it has fired. Timers (non-durable schedules) never
-reach this table. Every method that writes runs one ``BEGIN IMMEDIATE``
-transaction and is durable when it returns.
+reach this table. Every method that writes runs one transaction and is
+durable when it returns.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from vibe_actors import Caller
-from vibe_actors.agents._sqlite import open_database, probe_write, transaction
+from vibe_actors.agents._store import Schema
+from vibe_actors.agents._store_base import Store
 
 __all__ = ["Entry", "ReminderRow", "ScheduleBook", "SchedulerStore"]
 
@@ -43,7 +42,7 @@ CREATE TABLE IF NOT EXISTS reminders (
 """
 #: A reminder stored before callers were recorded is delivered as an anonymous caller's:
 #: it may have come from any request, so it gets no more authority than the least one.
-_ADD_CALLER = "ALTER TABLE reminders ADD COLUMN caller TEXT DEFAULT '{\"principal\":null}'"
+_LEGACY_CALLER = ("reminders", "caller", "TEXT DEFAULT '{\"principal\":null}'")
 _encode_caller = msgspec.json.Encoder().encode
 _decode_caller = msgspec.json.Decoder(Caller).decode
 
@@ -152,23 +151,10 @@ class ScheduleBook:
         return due
 
 
-class SchedulerStore:
+class SchedulerStore(Store):
     """The reminders of one scheduler agent; used from the agent's thread only."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection = open_database(path, SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(reminders)")}
-        if "caller" not in columns:
-            with transaction(self._db, self.path):
-                self._db.execute(_ADD_CALLER)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def probe_write(self) -> None:
-        """A one-row durable write (is the file writable again?); raises StoreError."""
-        probe_write(self._db, self.path)
+    schema = Schema(SCHEMA, legacy_columns=(_LEGACY_CALLER,))
 
     def load(self) -> list[ReminderRow]:
         rows = self._db.execute(
@@ -190,8 +176,8 @@ class SchedulerStore:
 
     def save(self, row: ReminderRow) -> None:
         """Insert or replace the reminder ``row.name``."""
-        with transaction(self._db, self.path):
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO reminders"
                 " (name, target, message, at, every, next_at, fired, caller)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -208,19 +194,17 @@ class SchedulerStore:
             )
 
     def delete(self, name: str) -> bool:
-        with transaction(self._db, self.path):
-            cursor = self._db.execute("DELETE FROM reminders WHERE name = ?", (name,))
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM reminders WHERE name = ?", (name,))
         return cursor.rowcount > 0
 
     def record_fires(
         self, advanced: Iterable[tuple[str, float, int]], finished: Iterable[str]
     ) -> None:
         """One step of firing: ``advanced`` (name, next_at, fired) move on, ``finished`` go."""
-        with transaction(self._db, self.path):
-            self._db.executemany(
+        with self._db.transaction() as db:
+            db.executemany(
                 "UPDATE reminders SET next_at = ?, fired = ? WHERE name = ?",
                 [(next_at, fired, name) for name, next_at, fired in advanced],
             )
-            self._db.executemany(
-                "DELETE FROM reminders WHERE name = ?", [(name,) for name in finished]
-            )
+            db.executemany("DELETE FROM reminders WHERE name = ?", [(name,) for name in finished])

@@ -1,20 +1,19 @@
-"""The state agent's SQLite table: versioned entries with an optional expiry.
+"""The state agent's table: versioned entries with an optional expiry.
 
 One row per live key. ``expires_at`` is wall-clock seconds (``time.time()``),
 so an expiry survives a restart; a row past it is treated as absent by every
 read and removed by :meth:`StateStore.sweep` or the next write of its key.
 Values are stored as msgpack (bytes stay bytes, ints stay ints). Every write
-runs in its own ``BEGIN IMMEDIATE`` transaction and is durable when the
-method returns (``synchronous=FULL``, see :mod:`vibe_actors.agents._sqlite`).
+runs in its own transaction and is durable when the method returns (see
+:mod:`vibe_actors.agents._store`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
-from vibe_actors.agents._sqlite import open_database, probe_write, transaction
+from vibe_actors.agents._store import Connection, Schema
+from vibe_actors.agents._store_base import Store
 
 __all__ = ["Created", "Deletion", "Mismatch", "Row", "StateStore", "prefix_bound"]
 
@@ -82,19 +81,10 @@ def prefix_bound(prefix: str) -> str | None:
     return None
 
 
-class StateStore:
+class StateStore(Store):
     """The table of one state agent; used from the agent's thread only."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection = open_database(path, SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def probe_write(self) -> None:
-        """A one-row durable write (is the file writable again?); raises StoreError."""
-        probe_write(self._db, self.path)
+    schema = Schema(SCHEMA)
 
     def count(self) -> int:
         """Rows held, expired ones not yet purged included."""
@@ -107,9 +97,10 @@ class StateStore:
         ).fetchone()
         return None if found is None else Row(found[0], found[1], found[2])
 
-    def _current(self, key: str, now: float) -> tuple[int, bool]:
+    @staticmethod
+    def _current(db: Connection, key: str, now: float) -> tuple[int, bool]:
         """The live version of ``key`` (0: absent or expired) and whether it has a row."""
-        found = self._db.execute(
+        found = db.execute(
             "SELECT version, expires_at FROM entries WHERE key = ?", (key,)
         ).fetchone()
         if found is None:
@@ -121,11 +112,11 @@ class StateStore:
         self, key: str, value: bytes, expected: int | None, expires_at: float | None, now: float
     ) -> Created | Mismatch:
         """Write ``key`` if its current version (0: absent or expired) is ``expected``."""
-        with transaction(self._db, self.path):
-            current, had_row = self._current(key, now)
+        with self._db.transaction() as db:
+            current, had_row = self._current(db, key, now)
             if expected is not None and expected != current:
                 return Mismatch(current)
-            self._db.execute(
+            db.execute(
                 "INSERT OR REPLACE INTO entries (key, value, version, expires_at)"
                 " VALUES (?, ?, ?, ?)",
                 (key, value, current + 1, expires_at),
@@ -134,26 +125,24 @@ class StateStore:
 
     def delete(self, key: str, expected: int | None, now: float) -> Deletion | Mismatch:
         """Remove ``key`` if live (and at ``expected``); an expired row is purged either way."""
-        with transaction(self._db, self.path):
-            current, had_row = self._current(key, now)
+        with self._db.transaction() as db:
+            current, had_row = self._current(db, key, now)
             if current and expected is not None and expected != current:
                 return Mismatch(current)
             if had_row:
-                self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
+                db.execute("DELETE FROM entries WHERE key = ?", (key,))
         return Deletion(found=current > 0, removed=int(had_row))
 
     def purge(self, key: str, now: float) -> int:
         """Remove ``key`` if it has expired; returns the rows removed (0 or 1)."""
-        with transaction(self._db, self.path):
-            cursor = self._db.execute(
-                "DELETE FROM entries WHERE key = ? AND expires_at <= ?", (key, now)
-            )
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM entries WHERE key = ? AND expires_at <= ?", (key, now))
         return cursor.rowcount
 
     def sweep(self, now: float) -> int:
         """Remove every expired row; returns how many."""
-        with transaction(self._db, self.path):
-            cursor = self._db.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
         return cursor.rowcount
 
     def keys(self, prefix: str, limit: int, now: float) -> tuple[list[str], bool]:

@@ -1,7 +1,7 @@
 """When a durable write fails at run time: answer 503, stay up, recover by itself.
 
 A full disk, an I/O error or a locked file makes a write fail (the store
-raises :class:`~vibe_actors.agents._sqlite.StoreError`, nothing of the write
+raises :class:`~vibe_actors.agents._store.StoreError`, nothing of the write
 is kept). Crashing the agent would not help: the next incarnation finds the
 same disk, and a few dozen requests would spend the supervisors' restart
 intensity until the process exits. Instead an agent mixing in
@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from vibe_actors import Agent, ErrorReply, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError
+from vibe_actors.agents._store import StoreError
 
 __all__ = ["GuardedWrites", "StorageUnavailable"]
 

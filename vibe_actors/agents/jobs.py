@@ -1,7 +1,7 @@
 """Jobs: a durable job queue run on a pool of worker agents.
 
-Wiring: a :class:`Jobs` coordinator owns the queue (an SQLite file at
-``database_path(data_dir, name)``) and a separate pool of :class:`JobWorker`
+Wiring: a :class:`Jobs` coordinator owns the queue (its store: an SQLite file at
+``<data_dir>/<name>.db``) and a separate pool of :class:`JobWorker`
 agents runs the jobs::
 
     WorkerSpec(name="job-workers", agent=JobWorker, pool=PoolSpec(size=4))
@@ -85,7 +85,6 @@ workers' ``vibe_job_processes_started_total``,
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from typing import ClassVar, NamedTuple
 
@@ -119,7 +118,8 @@ from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob, e
 from vibe_actors.agents._jobs_wire import args_schema, job_args, load_callable
 from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._store import StoreError, StoreRejected
+from vibe_actors.agents._store_base import degrade_for, open_store
 
 __all__ = [
     "Accepted",
@@ -229,19 +229,18 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         self._batch: list[_Pending] = []
         self._me = self.ref(self.name)
         self._engine: Engine | None = None
-        path = database_path(self.system.config.data_dir, self.name)
         try:
-            store = JobStore(path)
+            store = open_store(JobStore, self)
         except StoreError as exc:
             degrade_for(self, exc)
             return
         try:
             requeued, failed = store.recover()
             store.prune(settings.keep_finished)
-        except (StoreError, sqlite3.Error) as exc:
+        except (StoreError, StoreRejected) as exc:
             store.close()
-            self.log.error("store_unavailable", path=str(path), error=f"recovery failed: {exc}")
-            self.degrade(f"{path}: recovery failed: {exc}")
+            self.log.error("store_unavailable", path=store.path, error=f"recovery failed: {exc}")
+            self.degrade(f"{store.path}: recovery failed: {exc}")
             return
         self._engine = Engine(self, store, metrics, settings)
         self._engine.start(requeued, failed)
@@ -329,10 +328,13 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
         except StoreError as exc:
             self._not_saved(batch, exc.reason, path=exc.path)
             return
-        except (OverflowError, sqlite3.Error) as exc:
-            # A value SQLite cannot hold (the message bounds exclude it) or a
-            # constraint: the transaction was rolled back, the file is as before.
-            self._not_saved(batch, f"{type(exc).__name__}: {exc}", path=str(engine.store.path))
+        except (OverflowError, StoreRejected) as exc:
+            # A value the store cannot hold (the message bounds exclude it) or a
+            # constraint: the transaction was rolled back, the store is as before.
+            reason = (
+                exc.reason if isinstance(exc, StoreRejected) else f"{type(exc).__name__}: {exc}"
+            )
+            self._not_saved(batch, reason, path=engine.store.path)
             return
         self._batch = []
         for pending in batch:

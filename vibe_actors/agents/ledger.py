@@ -132,7 +132,8 @@ from vibe_actors.agents._ledger_store import (
     record_hash,
 )
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
+from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
 
 __all__ = [
     "MAX_LIMIT",
@@ -175,7 +176,6 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
     def on_start(self) -> None:
         self._metrics = system_metrics(self.system, "ledger", build_metrics)
         data_dir, config = self.system.config.data_dir, self.config
-        self._path = database_path(data_dir, self.name)
         self._store: LedgerStore | None = None
         #: Committed heads, and the heads including the pending batch.
         self._heads: dict[str, Head] = {}
@@ -189,7 +189,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             on_written=self._metrics.checkpoint_seconds.observe,
         )
         try:
-            self._store = LedgerStore(self._path)
+            self._store = open_store(LedgerStore, self)
             self._heads = self._store.heads()
             self._chain: ChainState = open_chain(
                 self._store,
@@ -206,7 +206,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         self._streams_gauge.set(len(self._heads))
         self.log.info(
             "ledger_started",
-            path=str(self._path),
+            path=self._store.path,
             streams=len(self._heads),
             key_id=self._chain.key.key_id,
         )

@@ -71,7 +71,8 @@ from vibe_actors.agents._pubsub_listeners import (
     listen,
 )
 from vibe_actors.agents._pubsub_store import PubSubStore, Topic
-from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
+from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
 from vibe_actors.agents._store_health import GuardedWrites
 from vibe_actors.agents.registry import NoSuchAgent, presence
 
@@ -231,7 +232,7 @@ class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics 
         self._store: PubSubStore | None = None
         if self.config.persist:
             try:
-                self._store = PubSubStore(database_path(self.system.config.data_dir, self.name))
+                self._store = open_store(PubSubStore, self)
             except StoreError as exc:
                 degrade_for(self, exc)
                 return

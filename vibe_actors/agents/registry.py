@@ -93,7 +93,8 @@ from vibe_actors.agents._registry_messages import (
     out_of_bounds,
 )
 from vibe_actors.agents._registry_store import RegistryStore
-from vibe_actors.agents._sqlite import StoreError, database_path, degrade_for
+from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_base import degrade_for, open_store
 from vibe_actors.agents._store_health import GuardedWrites
 
 __all__ = [
@@ -195,7 +196,7 @@ class Registry(
         engine = self._engine = Engine(self, metrics, self.config.recheck_interval, RegistryChanged)
         if self.config.persist:
             try:
-                engine.store = RegistryStore(database_path(self.system.config.data_dir, self.name))
+                engine.store = open_store(RegistryStore, self)
             except StoreError as exc:
                 degrade_for(self, exc)
                 return

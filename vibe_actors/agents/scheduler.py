@@ -78,7 +78,8 @@ from vibe_actors import Agent, Caller, ErrorReply, Forbidden, Message, UnknownAg
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
-from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
+from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
 from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
 
 __all__ = [
@@ -272,9 +273,8 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         metrics = system_metrics(self.system, "scheduler", build_metrics)
         self._fired = metrics.fired
         self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
-        path = database_path(self.system.config.data_dir, self.name)
         try:
-            self._store = SchedulerStore(path)
+            self._store = open_store(SchedulerStore, self)
             rows = self._store.load()
         except StoreError as exc:
             self._close()
@@ -288,7 +288,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
             # Missed while down: due now, once (see the module docstring).
             self._book.put(Entry.from_row(row, next_at=max(row.next_at, now)))
         self._count()
-        self.log.info("scheduler_loaded", path=str(path), reminders=len(rows), missed=missed)
+        self.log.info("scheduler_loaded", path=self._store.path, reminders=len(rows), missed=missed)
         # Runtime timers started in on_start could fire before this agent
         # runs (and be dropped), so the first firing is a plain self-message.
         self.ref(self.name).tell(_Fire())

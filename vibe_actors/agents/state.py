@@ -54,8 +54,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, handler
 from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._sqlite import ClosesStore, StoreError, database_path, degrade_for
 from vibe_actors.agents._state_store import Mismatch, StateStore
+from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
 from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
 
 __all__ = [
@@ -283,9 +284,8 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
         }
         self._conflicts = self._metrics.conflicts.labels(agent=self.name)
         self._expired = self._metrics.expired.labels(agent=self.name)
-        path = database_path(self.system.config.data_dir, self.name)
         try:
-            self._store = StateStore(path)
+            self._store = open_store(StateStore, self)
             self._rows = self._store.count()
         except StoreError as exc:
             self._close()
@@ -293,7 +293,7 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
             return
         self._keys_gauge.set(self._rows)
         self.start_timer("sweep", _Sweep(), self.config.sweep_interval, repeat=True)
-        self.log.info("state_opened", path=str(path), keys=self._rows)
+        self.log.info("state_opened", path=self._store.path, keys=self._rows)
 
     def _count_rows(self, delta: int) -> None:
         if delta:

@@ -58,7 +58,6 @@ from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
 from vibe_actors._signals import AgentStatus
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.ray._cluster import connect
 from vibe_actors.ray._host import (
     AgentHost,
@@ -147,7 +146,7 @@ class RayProxy(Agent):
 
     def on_start(self) -> None:
         self.log = self.log.bind(placement="ray")
-        self._metrics = system_metrics(self.system, "ray_proxy", _metrics)
+        self._metrics = self.system.shared_metrics("ray_proxy", _metrics)
         self._slots = threading.Semaphore(self.settings.max_in_flight)
         self._lost = False
         self._batch: list[tuple[bytes, Deferred, Any]] = []
