@@ -250,10 +250,13 @@ class Gateway:
         request_id = request.request_id
         found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request_id)
         message_type, decoder, ref, cell = found
-        self._guard(request, name, tag)
+        if self.guards is not None:  # policy or quota in the wiring
+            self._guard(request, name, tag)
         if request.content_type != b"application/json":  # else: nothing to check
             _require_json(request.content_type, request_id)
-        timeout = self._request_timeout(request)
+        timeout = (
+            self._default_timeout if request.timeout is None else self._request_timeout(request)
+        )
         declared = request.content_length
         if declared is not None and len(declared) >= self._limit_digits:
             # Before the first receive(): a client declaring too much may send nothing more.

@@ -70,12 +70,27 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, ClassVar, Union
+from typing import ClassVar
 
 import msgspec
 
 from vibe_actors import Agent, Caller, ErrorReply, Forbidden, Message, UnknownAgent, handler
 from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._scheduler_messages import (
+    InvalidSchedule,
+    InvalidScheduledMessage,
+    Name,
+    Schedule,
+    Scheduled,
+    ScheduleInfo,
+    SchedulerConfig,
+    Schedules,
+    TooManySchedules,
+    UnknownTarget,
+    decode_for,
+    invalid_field,
+    schedule_info,
+)
 from vibe_actors.agents._scheduler_metrics import build_metrics
 from vibe_actors.agents._scheduler_store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents._store import StoreError
@@ -99,53 +114,12 @@ __all__ = [
     "UnknownTarget",
 ]
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 #: A due time may run this late behind the wall clock and still count as due now
 #: (the runtime's timers and ``time.time()`` are different clocks).
 _SLACK = 0.001
 
 
-class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Scheduler`."""
-
-    #: Schedules (timers and reminders together) held at most.
-    max_schedules: Annotated[int, msgspec.Meta(gt=0)] = 10_000
-    #: Shortest ``every`` accepted, seconds.
-    min_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.01
-    #: Shortest ``every`` accepted from a caller (a request, not trusted code): a
-    #: schedule multiplies its caller's requests, so it is bounded in rate...
-    caller_min_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
-    #: ...and in number: schedules held per caller principal (the anonymous one included).
-    max_schedules_per_caller: Annotated[int, msgspec.Meta(gt=0)] = 100
-
-    def __post_init__(self) -> None:
-        if self.max_schedules <= 0 or self.max_schedules_per_caller <= 0:
-            raise ValueError("max_schedules and max_schedules_per_caller must be > 0")
-        for name in ("min_interval", "caller_min_interval"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
-
-
 # -- messages ---------------------------------------------------------------------
-
-
-class Schedule(Message):
-    """Tell ``message`` to ``target`` at ``at`` and/or every ``every`` seconds."""
-
-    name: Name
-    target: Name
-    message: dict[str, Any]
-    at: float | None = None
-    every: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    durable: bool = True
-
-
-class Scheduled(Message):
-    name: str
-    #: Wall-clock seconds of the first delivery.
-    next_at: float
-    durable: bool
 
 
 class Cancel(Message):
@@ -160,52 +134,11 @@ class List(Message):
     """Every schedule, soonest first."""
 
 
-class ScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    target: str
-    message_type: str
-    next_at: float
-    every: float | None
-    durable: bool
-    #: Deliveries so far (a reminder's count survives restarts).
-    fired: int
-
-
-class Schedules(Message):
-    items: list[ScheduleInfo]
-
-
 class NotFound(ErrorReply):
     """No schedule has this name."""
 
     name: str
     http_status: ClassVar[int] = 404
-
-
-class UnknownTarget(ErrorReply):
-    """No agent is called ``target``."""
-
-    target: str
-    http_status: ClassVar[int] = 404
-
-
-class InvalidScheduledMessage(ErrorReply):
-    """``target`` does not accept the message; ``detail`` is the decode error."""
-
-    target: str
-    http_status: ClassVar[int] = 422
-
-
-class InvalidSchedule(ErrorReply):
-    """A field of the request breaks its constraint; ``field`` names it."""
-
-    field: str
-    http_status: ClassVar[int] = 422
-
-
-class TooManySchedules(ErrorReply):
-    limit: int
-    http_status: ClassVar[int] = 429
 
 
 # -- internal -----------------------------------------------------------------------
@@ -216,39 +149,6 @@ class _Fire(msgspec.Struct, frozen=True):
 
 
 _KINDS = ("timer", "reminder")
-
-
-def _info(entry: Entry) -> ScheduleInfo:
-    return ScheduleInfo(
-        name=entry.name,
-        target=entry.target,
-        message_type=str(entry.message.get("type", "")),
-        next_at=entry.next_at,
-        every=entry.every,
-        durable=entry.durable,
-        fired=entry.fired,
-    )
-
-
-def decode_for(system: Any, target: str, message: dict[str, Any]) -> Message:
-    """``message`` as one of ``target``'s message types.
-
-    Raises :class:`UnknownAgent` or ``msgspec.ValidationError``.
-    """
-    types = tuple(system.message_types(target))
-    decoded: Message = msgspec.convert(message, Union[types])  # noqa: UP007 - a runtime union
-    return decoded
-
-
-def _invalid_field(msg: msgspec.Struct) -> InvalidSchedule | None:
-    """The first field breaking its constraint (a message built in process skipped decoding)."""
-    try:
-        msgspec.convert(msgspec.structs.asdict(msg), type(msg))
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        path = text.rpartition(" - at `$.")[2].rstrip("`")
-        return InvalidSchedule(field=path.split(".")[0].split("[")[0] or "$", detail=text)
-    return None
 
 
 # -- the agent ------------------------------------------------------------------------
@@ -316,7 +216,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         | Forbidden
         | StorageUnavailable
     ):
-        refused = _invalid_field(msg) or self._check_timing(msg)
+        refused = invalid_field(msg) or self._check_timing(msg)
         if refused is not None:
             return refused
         try:
@@ -370,7 +270,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
 
     @handler
     def cancel(self, msg: Cancel) -> Cancelled | NotFound | InvalidSchedule | StorageUnavailable:
-        refused = _invalid_field(msg)
+        refused = invalid_field(msg)
         if refused is not None:
             return refused
         entry = self._book.get(msg.name)
@@ -392,7 +292,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
     @handler
     def list_schedules(self, msg: List) -> Schedules:
         items = sorted(self._book, key=lambda e: (e.next_at, e.name))
-        return Schedules(items=[_info(e) for e in items])
+        return Schedules(items=[schedule_info(e) for e in items])
 
     @handler
     def _fire(self, msg: _Fire) -> None:
