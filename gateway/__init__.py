@@ -5,7 +5,8 @@
 uvicorn (uvloop, httptools).
 """
 
-from gateway._app import AppSettings, Gateway, create_app
+from gateway._app import Gateway, create_app
+from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
 from gateway._server import GatewayServer, ServerLimits, tune_gc, uvicorn_config
 from gateway._settings import GatewaySettings, SettingsError, parse_settings

@@ -22,30 +22,35 @@ from typing import Any
 import msgspec
 import structlog
 
-from gateway._admission import AdmissionLimits
-from gateway._breaker import BreakerSettings, CrashBreaker
-from gateway._catalog import Catalog, HotEntry
+from gateway._app_settings import AppSettings
+from gateway._body import (
+    check_declared_length,
+    check_json_nesting,
+    invalid_body,
+    parse_timeout,
+    read_rest,
+    require_json,
+)
+from gateway._breaker import CrashBreaker
+from gateway._catalog import Catalog, HasStatus, HotEntry
 from gateway._guards import Guards
 from gateway._http import (
-    BodyTooLarge,
     ClientDisconnected,
     Receive,
     Scope,
     Send,
-    read_body,
     respond,
 )
 from gateway._http_metrics import HttpMetrics
 from gateway._ops import inject_chaos, probe
 from gateway._problems import (
     RETRY_AFTER,
-    FieldError,
     Problem,
     Reject,
     make_problem,
     problem_for_reply,
 )
-from gateway._request import MAX_TIMEOUT_DIGITS, Request, lifespan
+from gateway._request import Request, lifespan
 from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
@@ -55,12 +60,8 @@ from vibe_actors import (
     AgentCrashed,
     AgentStatus,
     Caller,
-    CodecError,
     ErrorReply,
     UnknownAgent,
-    check_nesting,
-    decode_error,
-    json_brackets,
 )
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
@@ -69,34 +70,8 @@ _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
 _JSON = (b"content-type", b"application/json")
-#: Content-Length past 18 digits is no size anyone can send (checked before int() is called).
-_MAX_LENGTH_DIGITS = 18
 #: The message names policy rules use for chaos (the views use the introspect agent's).
 _CHAOS = {"crash": "Crash", "hang": "Hang"}
-
-
-class AppSettings(msgspec.Struct, frozen=True):
-    """What the ASGI app needs (a subset of the process's GatewaySettings)."""
-
-    max_body_bytes: int = 1_048_576
-    default_timeout_ms: int = 5_000
-    max_timeout_ms: int = 60_000
-    chaos: bool = False
-    tokens: dict[str, str] = {}
-    #: The introspect agent behind /v1/agents and /v1/tree (described in-process if absent).
-    introspect: str = "introspect"
-    #: The pubsub agent behind /v1/topics/{topic}/events, and the SSE limits.
-    pubsub: str = "pubsub"
-    #: The streams the app serves at once (the admission's stream budget, by default).
-    max_streams: int = AdmissionLimits().max_streams
-    stream_buffer: int = 256
-    keepalive_seconds: float = 15.0
-
-    #: The circuit breaker per (agent, message type) against poison requests.
-    breaker: BreakerSettings = BreakerSettings()
-
-    def __repr__(self) -> str:
-        return f"AppSettings(chaos={self.chaos}, tokens={len(self.tokens)} principals)"
 
 
 class Gateway:
@@ -253,18 +228,18 @@ class Gateway:
         if self.guards is not None:  # policy or quota in the wiring
             self._guard(request, name, tag)
         if request.content_type != b"application/json":  # else: nothing to check
-            _require_json(request.content_type, request_id)
+            require_json(request.content_type, request_id)
         timeout = (
             self._default_timeout if request.timeout is None else self._request_timeout(request)
         )
         declared = request.content_length
         if declared is not None and len(declared) >= self._limit_digits:
             # Before the first receive(): a client declaring too much may send nothing more.
-            self._check_declared(declared, request_id)
+            check_declared_length(declared, self._max_body, request_id)
         first = await request.receive()  # almost always the whole body, in one message
         body: bytes = first.get("body", b"")
         if first.get("more_body") or len(body) > self._max_body:
-            body = body + await self._rest_of_body(request, len(body))
+            body = body + await read_rest(request.receive, len(body), self._max_body, request_id)
         # Decoded here, not in a helper: every frame on the stack is a level of nesting
         # the decoder cannot use (its limit is the interpreter's recursion limit).
         try:
@@ -273,22 +248,11 @@ class Gateway:
             # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
             # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
             # past ~1000 levels in free-form `Any` fields).
-            raise self._invalid_body(message_type, exc, request_id) from None
+            raise invalid_body(message_type, exc, request_id) from None
         if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
-            self._check_nesting(message, body, request_id)
+            check_json_nesting(message, body, request_id)
+        self._admit(name, tag, cell, request_id)
         breaker = self.breaker
-        if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
-            detail = (
-                f"{tag} requests to {name!r} are refused for now: they kept crashing its"
-                " handler (a circuit breaker); retry later"
-            )
-            problem = make_problem(503, "circuit-open", detail, request_id)
-            raise Reject(problem, ((b"retry-after", str(wait).encode()),))
-        status = cell.status if cell is not None else self.system.status(name)
-        if status is not AgentStatus.RUNNING:
-            detail = f"agent {name!r} is {status.value}"
-            problem = make_problem(503, "agent-unavailable", detail, request_id)
-            raise Reject(problem, (RETRY_AFTER,))
         principal = request.principal
         reply = await ref.ask_async(
             message,
@@ -314,15 +278,22 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
         return 200
 
-    async def _rest_of_body(self, request: Request, received: int) -> bytes:
-        """The rest of a body that did not come in one message, within the limit (413)."""
-        limit = self.settings.max_body_bytes
-        try:
-            if received > limit:
-                raise BodyTooLarge
-            return await read_body(request.receive, limit - received)
-        except BodyTooLarge:
-            raise self._too_large(request.request_id) from None
+    def _admit(self, name: str, tag: str, cell: HasStatus | None, request_id: str) -> None:
+        """503 while ``tag`` requests to ``name`` are refused by the circuit breaker, or while
+        the agent is not running (restarting, stopped); raises Reject with Retry-After."""
+        breaker = self.breaker
+        if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
+            detail = (
+                f"{tag} requests to {name!r} are refused for now: they kept crashing its"
+                " handler (a circuit breaker); retry later"
+            )
+            problem = make_problem(503, "circuit-open", detail, request_id)
+            raise Reject(problem, ((b"retry-after", str(wait).encode()),))
+        status = cell.status if cell is not None else self.system.status(name)
+        if status is not AgentStatus.RUNNING:
+            detail = f"agent {name!r} is {status.value}"
+            problem = make_problem(503, "agent-unavailable", detail, request_id)
+            raise Reject(problem, (RETRY_AFTER,))
 
     async def events(self, request: Request) -> int:
         """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""
@@ -367,7 +338,7 @@ class Gateway:
         raw = request.timeout
         if raw is None:
             return self._default_timeout
-        return self._timeout(raw, request.request_id)
+        return parse_timeout(raw, self.settings.max_timeout_ms, request.request_id)
 
     def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
         """The entry the catalogue's lookup did not have, or a 404 naming what is unknown."""
@@ -383,58 +354,6 @@ class Gateway:
             detail = f"agent {name!r} has no message type {tag!r} (it accepts: {known})"
             raise Reject(make_problem(404, "unknown-message-type", detail, request_id))
         return self.catalog.entry(name, message_type)
-
-    def _timeout(self, raw: bytes, request_id: str) -> float:
-        # The length first: int() of thousands of digits raises (Python's digit limit).
-        if len(raw) > MAX_TIMEOUT_DIGITS or not raw.isdigit() or int(raw) == 0:
-            detail = (
-                "X-Timeout-Ms must be a positive integer of milliseconds,"
-                f" at most {MAX_TIMEOUT_DIGITS} digits (it is capped at"
-                f" {self.settings.max_timeout_ms})"
-            )
-            raise Reject(make_problem(400, "bad-timeout", detail, request_id))
-        return min(int(raw), self.settings.max_timeout_ms) / 1000
-
-    def _check_declared(self, declared: bytes, request_id: str) -> None:
-        """413 at once when Content-Length alone is over the limit; 400 when it is no length.
-
-        The parser lets any run of digits through; more than 18 of them is no
-        size a client can send (and int() of thousands of digits raises).
-        """
-        if len(declared) > _MAX_LENGTH_DIGITS:
-            detail = f"Content-Length must be a number of at most {_MAX_LENGTH_DIGITS} digits"
-            raise Reject(make_problem(400, "bad-content-length", detail, request_id))
-        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-            raise self._too_large(request_id)
-
-    def _too_large(self, request_id: str) -> Reject:
-        # No "connection: close": closing with body bytes unread makes the kernel send
-        # a reset that can destroy the 413 before the client reads it. uvicorn discards
-        # the rest of the body; the header timeout (gateway._protocol) bounds that.
-        detail = f"the body is over {self.settings.max_body_bytes} bytes"
-        return Reject(make_problem(413, "body-too-large", detail, request_id))
-
-    @staticmethod
-    def _check_nesting(message: Any, body: bytes, request_id: str) -> None:
-        """422 for a body nested deeper than every encoder on the way out can take."""
-        try:
-            check_nesting(message, json_brackets(body))
-        except CodecError as exc:
-            raise Reject(make_problem(422, "nesting-too-deep", str(exc), request_id)) from None
-
-    def _invalid_body(
-        self,
-        message_type: type,
-        exc: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
-        request_id: str,
-    ) -> Reject:
-        """422 naming the field for a body of the wrong shape; 400 for malformed JSON."""
-        error = decode_error(exc)
-        if isinstance(exc, msgspec.ValidationError):
-            field = FieldError(path=error.path, message=error.message)
-            detail = f"the body is not a valid {message_type.__name__}: {exc}"
-            return Reject(make_problem(422, "invalid-body", detail, request_id, [field]))
-        return Reject(make_problem(400, "malformed-json", f"malformed JSON: {error}", request_id))
 
     # -- the rest ----------------------------------------------------------------
 
@@ -465,13 +384,3 @@ def _viewed(view: Any, request_id: str) -> Any:
         problem = problem_for_reply(view, request_id)
         raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
     return view
-
-
-def _require_json(raw: bytes | None, request_id: str) -> None:
-    """415 unless the body is declared application/json (parameters allowed)."""
-    if raw == b"application/json":
-        return
-    content_type = (raw or b"").split(b";")[0].strip().lower()
-    if content_type != b"application/json":
-        detail = "the body must be application/json"
-        raise Reject(make_problem(415, "unsupported-media-type", detail, request_id))

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from gateway._admission import AdmissionLimits
-from gateway._app import AppSettings
+from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
 from gateway._server import ServerLimits
 
