@@ -107,6 +107,9 @@ class Host(Protocol):
     def cancel_timer(self, key: Any) -> bool: ...
 
 
+# Agent has more methods than a class here should: it is the handler API, the one base
+# class users write against (hooks, the handler API, class-level introspection), and
+# each method is a few lines over the Host protocol that does the work.
 class Agent(Generic[M]):
     """Base class of every agent.
 

@@ -201,7 +201,9 @@ class Incarnation(pykka.ThreadingActor):
             cell.incarnation_stopped(self)
 
     def _serve(self, cell: Cell, agent: Agent) -> BaseException | None:
-        # The hot path: everything is a local, statistics are updated inline
+        # One function, longer than most here, on purpose: the receive loop is the
+        # hot path, and a call per message to a helper would cost more than it reads
+        # better. The hot path: everything is a local, statistics are updated inline
         # (see AgentStats.record), and one flag load per message decides
         # whether to stop.
         get = cell.mailbox.get

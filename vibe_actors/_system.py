@@ -71,6 +71,10 @@ class SystemConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("ask_timeout and start_timeout must be > 0")
 
 
+# ActorSystem has more methods than a class here should: it is the embedding API, the
+# one object a program holds. Each method is a few lines over a part that owns the
+# work (the route table, death-watch, failure counts, timers, the cells, the tree's
+# supervisors, vibe_actors._reload); a new capability adds a part, not logic here.
 class ActorSystem:
     """A supervision tree of agents, started from a :class:`SupervisorSpec`.
 

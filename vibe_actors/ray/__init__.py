@@ -55,14 +55,14 @@ def ray_available() -> bool:
 
 
 def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
-    """The proxy Agent class that runs ``hosted`` on Ray (see ``vibe_actors.ray._proxy``).
+    """The proxy Agent class that runs ``hosted`` on Ray (see ``vibe_actors.ray._placement``).
 
     Raises ``RuntimeError`` with :data:`INSTALL_HINT` when Ray is not installed.
     """
     if not ray_available():
         raise RuntimeError(INSTALL_HINT)
-    proxy: Any = importlib.import_module("vibe_actors.ray._proxy")
-    result: type[RayProxy] = proxy.placed(hosted, settings)
+    placement: Any = importlib.import_module("vibe_actors.ray._placement")
+    result: type[RayProxy] = placement.placed(hosted, settings)
     return result
 
 

@@ -44,13 +44,11 @@ from __future__ import annotations
 import functools
 import threading
 import time
-import typing
 from typing import Any, ClassVar
 
 import msgspec
 import ray
 import ray.exceptions
-from prometheus_client import CollectorRegistry, Counter
 
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
@@ -63,14 +61,12 @@ from vibe_actors.ray._host import (
     AgentHost,
     HostCrashed,
     HostRefused,
-    forwarded_types,
-    reply_targets,
-    return_annotation,
 )
 from vibe_actors.ray._lane import ReplyLane, settle_future
+from vibe_actors.ray._proxy_metrics import proxy_metrics
 from vibe_actors.ray._settings import RaySettings
 
-__all__ = ["RayActorLost", "RayProxy", "placed"]
+__all__ = ["RayActorLost", "RayProxy"]
 
 _RemoteHost: Any = None
 _NOT_FORWARDED = object()
@@ -100,29 +96,6 @@ class _Flush:
         self.incarnation = incarnation
 
 
-class _Metrics(typing.NamedTuple):
-    calls: Counter
-    inline: Counter
-
-
-def _metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        Counter(
-            "vibe_ray_calls",
-            "Calls from proxies to Ray-placed agents, by outcome.",
-            ["agent", "placement", "outcome"],
-            registry=registry,
-        ),
-        Counter(
-            "vibe_ray_inline_asks",
-            "Blocking asks of Ray-placed agents sent and awaited in the asker's thread "
-            "(the proxy was idle): no thread hop.",
-            ["agent"],
-            registry=registry,
-        ),
-    )
-
-
 def _host_class() -> Any:
     global _RemoteHost
     with _remote_lock:
@@ -146,7 +119,7 @@ class RayProxy(Agent):
 
     def on_start(self) -> None:
         self.log = self.log.bind(placement="ray")
-        self._metrics = self.system.shared_metrics("ray_proxy", _metrics)
+        self._metrics = self.system.shared_metrics("ray_proxy", proxy_metrics)
         self._slots = threading.Semaphore(self.settings.max_in_flight)
         self._lost = False
         self._batch: list[tuple[bytes, Deferred, Any]] = []
@@ -415,52 +388,3 @@ def _first_line(exc: BaseException) -> str:
 
 def _remaining(env: Envelope) -> float | None:
     return None if env.deadline is None else max(0.0, env.deadline - time.monotonic())
-
-
-_placed: dict[tuple[type, bytes], type[RayProxy]] = {}
-
-
-def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
-    """The proxy class that runs ``hosted`` on Ray (one class per hosted class and settings).
-
-    It declares the hosted class's message types, reply annotations, ``Config`` and
-    name (``module:Class``), so everything that describes agents shows the same
-    agent; ``placement`` tells them apart. Raises ``TypeError`` if a handler's
-    declared replies cannot be decoded as one msgpack union.
-    """
-    if issubclass(hosted, RayProxy):
-        raise TypeError(f"{hosted.__qualname__} is already placed on Ray")
-    settings = settings or RaySettings()
-    # Cached, so that the same wiring builds equal specs (live reload compares them).
-    key = (hosted, encode_msgpack(settings))
-    with _remote_lock:
-        if key not in _placed:
-            _placed[key] = _make_proxy(hosted, settings)
-        return _placed[key]
-
-
-def _make_proxy(hosted: type[Agent], settings: RaySettings) -> type[RayProxy]:
-    namespace: dict[str, Any] = {
-        "hosted": hosted,
-        "settings": settings,
-        "Config": hosted.Config,
-        "__module__": hosted.__module__,
-        "__qualname__": hosted.__qualname__,
-        "__doc__": hosted.__doc__,
-        "_replies": reply_targets(hosted),
-        "_declared": hosted.declared_messages(),
-    }
-    for message_type in forwarded_types(hosted):  # Ping: the proxy's own, forwarded
-        returns = return_annotation(hosted, message_type)
-        namespace[f"_forward_{message_type.__name__}"] = _forwarder(message_type, returns)
-    proxy = typing.cast("type[RayProxy]", type(hosted.__name__, (RayProxy,), namespace))
-    return proxy
-
-
-def _forwarder(message_type: type, returns: Any) -> Any:
-    def forward(self: RayProxy, msg: Any) -> Any:
-        self._forward(msg)
-
-    forward.__annotations__ = {"msg": message_type, "return": returns}
-    forward.__name__ = forward.__qualname__ = f"_forward_{message_type.__name__}"
-    return handler(forward)
