@@ -15,7 +15,7 @@ import structlog
 
 import phoenix
 from gateway._admission import Admission
-from gateway._app import create_app
+from gateway._app import Gateway, create_app
 from gateway._http_metrics import AdmissionMetrics
 from gateway._logging import configure_logging
 from gateway._server import (
@@ -70,6 +70,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(system, settings)
 
 
+def reload_wiring(system: ActorSystem, wiring: str, app: Gateway) -> None:
+    """SIGHUP: apply ``wiring`` to the running system; a bad file changes nothing.
+
+    The outcome is counted (``vibe_reloads_total{outcome}``) and logged; an
+    invalid wiring is ``reload_failed`` with one line per problem, never raised.
+    """
+    try:
+        report = phoenix.reload(system, wiring)
+    except (phoenix.WiringError, ValueError, TypeError) as exc:
+        app.metrics.reloaded("failed")
+        _log.error("reload_failed", problems=str(exc).splitlines())
+        return
+    app.catalog.clear()
+    app.metrics.reloaded("ok" if not report.failed else "partial")
+    _log.info(
+        "wiring_reloaded",
+        added=report.added,
+        removed=report.removed,
+        changed=report.changed,
+        failed=report.failed,
+    )
+
+
 def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     """Serve a started ``system`` until SIGTERM/SIGINT, then drain and stop it.
 
@@ -82,21 +105,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     app.metrics.registry.register(AdmissionMetrics(admission))
 
     def reload() -> None:
-        try:
-            report = phoenix.reload(system, settings.wiring)
-        except (phoenix.WiringError, ValueError, TypeError) as exc:
-            app.metrics.reloaded("failed")
-            _log.error("reload_failed", problems=str(exc).splitlines())
-            return
-        app.catalog.clear()
-        app.metrics.reloaded("ok" if not report.failed else "partial")
-        _log.info(
-            "wiring_reloaded",
-            added=report.added,
-            removed=report.removed,
-            changed=report.changed,
-            failed=report.failed,
-        )
+        reload_wiring(system, settings.wiring, app)
 
     config = uvicorn_config(
         app,

@@ -35,6 +35,7 @@ from vibe_actors._spec import SupervisorSpec
 from vibe_actors._stats import DURATION_BUCKETS
 
 if TYPE_CHECKING:
+    from vibe_actors._cell import Cell
     from vibe_actors._system import ActorSystem
 
 __all__ = ["SystemCollector"]
@@ -49,70 +50,89 @@ class SystemCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         system = self._system
         cells = system.cells()
-        messages = CounterMetricFamily(
-            "vibe_messages",
-            "Messages handled, by agent, message type and outcome.",
-            labels=["agent", "type", "outcome"],
-        )
-        durations = HistogramMetricFamily(
-            "vibe_message_duration_seconds", "Handler run time per message.", labels=["agent"]
-        )
-        depth = GaugeMetricFamily("vibe_mailbox_depth", "Queued messages.", labels=["agent"])
-        restarts = CounterMetricFamily("vibe_restarts", "Agent restarts.", labels=["agent"])
-        states: collections.Counter[str] = collections.Counter()
-        for cell in cells:
-            stats = cell.stats
-            for message_type, outcome, count in stats.items():
-                messages.add_metric([cell.name, message_type.__name__, outcome], count)
-            buckets = list(stats.buckets)
-            cumulative, running = [], 0
-            for bound, count in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
-                running += count
-                cumulative.append((_bound(bound), running))
-            durations.add_metric([cell.name], cumulative, stats.duration_sum[0])
-            depth.add_metric([cell.name], cell.mailbox.qsize())
-            restarts.add_metric([cell.name], stats.restarts)
-            state = cell.status.value
-            if cell.degraded:
-                state = "degraded"
-            elif cell.impaired:
-                state = "impaired"
-            states[state] += 1
-        agents = GaugeMetricFamily(
-            "vibe_agents",
-            "Agents by state (degraded: running but refusing work;"
-            " impaired: running, but some of its work fails, e.g. durable writes).",
-            labels=["state"],
-        )
-        for state in (*(s.value for s in AgentStatus), "degraded", "impaired"):
-            agents.add_metric([state], states.get(state, 0))
+        yield from _per_agent(cells)
+        yield _agents_by_state(cells)
         dead = CounterMetricFamily(
             "vibe_dead_letters", "Undeliverable messages, by reason.", labels=["reason"]
         )
         for reason, count in system.dead_letters.counts().items():
             dead.add_metric([reason], count)
-        escalations = CounterMetricFamily(
-            "vibe_escalations",
-            "Supervisors that gave up (restart intensity exceeded).",
-            labels=["supervisor"],
-        )
-        escalated = system.failures.escalations()
-        for cell in cells:  # every supervisor has a series from the start, zero included
-            if isinstance(cell.spec, SupervisorSpec):
-                escalated.setdefault(cell.name, 0)
-        for name, count in escalated.items():
-            escalations.add_metric([name], count)
-        abandoned = CounterMetricFamily(
-            "vibe_abandoned",
-            "Incarnations abandoned after their shutdown timeout.",
-            labels=["agent"],
-        )
-        dropped = system.failures.abandonments()
-        for cell in cells:
-            dropped.setdefault(cell.name, 0)
-        for name, count in dropped.items():
-            abandoned.add_metric([name], count)
-        yield from (messages, durations, depth, restarts, agents, dead, escalations, abandoned)
+        yield dead
+        yield from _failures(system, cells)
+
+
+def _per_agent(cells: list[Cell]) -> Iterator[Metric]:
+    """Messages by outcome, handler durations, mailbox depth and restarts, per agent."""
+    messages = CounterMetricFamily(
+        "vibe_messages",
+        "Messages handled, by agent, message type and outcome.",
+        labels=["agent", "type", "outcome"],
+    )
+    durations = HistogramMetricFamily(
+        "vibe_message_duration_seconds", "Handler run time per message.", labels=["agent"]
+    )
+    depth = GaugeMetricFamily("vibe_mailbox_depth", "Queued messages.", labels=["agent"])
+    restarts = CounterMetricFamily("vibe_restarts", "Agent restarts.", labels=["agent"])
+    for cell in cells:
+        stats = cell.stats
+        for message_type, outcome, count in stats.items():
+            messages.add_metric([cell.name, message_type.__name__, outcome], count)
+        cumulative, running = [], 0
+        for bound, count in zip(
+            (*DURATION_BUCKETS, float("inf")), list(stats.buckets), strict=True
+        ):
+            running += count
+            cumulative.append((_bound(bound), running))
+        durations.add_metric([cell.name], cumulative, stats.duration_sum[0])
+        depth.add_metric([cell.name], cell.mailbox.qsize())
+        restarts.add_metric([cell.name], stats.restarts)
+    yield from (messages, durations, depth, restarts)
+
+
+def _agents_by_state(cells: list[Cell]) -> Metric:
+    states: collections.Counter[str] = collections.Counter()
+    for cell in cells:
+        state = cell.status.value
+        if cell.degraded:
+            state = "degraded"
+        elif cell.impaired:
+            state = "impaired"
+        states[state] += 1
+    agents = GaugeMetricFamily(
+        "vibe_agents",
+        "Agents by state (degraded: running but refusing work;"
+        " impaired: running, but some of its work fails, e.g. durable writes).",
+        labels=["state"],
+    )
+    for state in (*(s.value for s in AgentStatus), "degraded", "impaired"):
+        agents.add_metric([state], states.get(state, 0))
+    return agents
+
+
+def _failures(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
+    """Escalations per supervisor and abandoned incarnations per agent (zeros included)."""
+    escalations = CounterMetricFamily(
+        "vibe_escalations",
+        "Supervisors that gave up (restart intensity exceeded).",
+        labels=["supervisor"],
+    )
+    escalated = system.failures.escalations()
+    for cell in cells:  # every supervisor has a series from the start, zero included
+        if isinstance(cell.spec, SupervisorSpec):
+            escalated.setdefault(cell.name, 0)
+    for name, count in escalated.items():
+        escalations.add_metric([name], count)
+    abandoned = CounterMetricFamily(
+        "vibe_abandoned",
+        "Incarnations abandoned after their shutdown timeout.",
+        labels=["agent"],
+    )
+    dropped = system.failures.abandonments()
+    for cell in cells:
+        dropped.setdefault(cell.name, 0)
+    for name, count in dropped.items():
+        abandoned.add_metric([name], count)
+    yield from (escalations, abandoned)
 
 
 def _bound(value: float) -> str:
