@@ -9,17 +9,24 @@ only; it acts through the agent (``ref``, timers, ``log``) and tells the
 agent the internal messages of :mod:`~vibe_actors.agents._jobs_messages`,
 each stamped with the incarnation. Nothing here survives a restart: the
 next incarnation rebuilds it from the store.
+
+Each job's state change goes through the agent's
+:class:`~vibe_actors.agents._jobs_health.Recorder`, and so does each read of
+a job: on a full disk the changes are kept in memory, in order, and the
+engine goes on from the jobs as they are there.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from vibe_actors import Agent, DeadlineExceeded, Ping, Pong
+from vibe_actors.agents._jobs_health import Recorder
 from vibe_actors.agents._jobs_messages import (
     Done,
     Flight,
@@ -32,11 +39,9 @@ from vibe_actors.agents._jobs_messages import (
 )
 from vibe_actors.agents._jobs_metrics import Metrics
 from vibe_actors.agents._jobs_process import START_TIMEOUT
-from vibe_actors.agents._jobs_store import JobRow, JobStore
+from vibe_actors.agents._jobs_protocol import JobsConfig
+from vibe_actors.agents._jobs_store import JobRow, Transition
 from vibe_actors.agents._jobs_worker import Run, RunResult
-
-if TYPE_CHECKING:
-    from vibe_actors.agents.jobs import JobsConfig
 
 __all__ = ["Engine", "backoff_delay"]
 
@@ -59,10 +64,11 @@ class Engine:
     """Queue and worker state of one incarnation of the jobs coordinator."""
 
     def __init__(
-        self, agent: Agent, store: JobStore, metrics: Metrics, settings: JobsConfig
+        self, agent: Agent, jobs: Recorder, metrics: Metrics, settings: JobsConfig
     ) -> None:
         self._agent = agent
-        self.store = store
+        #: Reads and records the jobs (the store behind it: ``jobs.store``).
+        self.jobs = jobs
         self._metrics = metrics
         self._settings = settings
         self._me = agent.ref(agent.name)
@@ -77,7 +83,7 @@ class Engine:
 
     def start(self, requeued: int, failed: int) -> None:
         """Queue the jobs the store holds as queued, find the workers, follow the pool."""
-        queued = self.store.ids("queued")
+        queued = self.jobs.store.ids("queued")
         self._ready.extend(queued)
         self._queued.update(queued)
         self._agent.log.info("jobs_started", queued=len(queued), requeued=requeued, failed=failed)
@@ -96,9 +102,15 @@ class Engine:
         self._pump()
 
     def cancel(self, row: JobRow) -> JobRow:
-        """Cancel unfinished job ``row``; the job as it is now."""
-        agent, store = self._agent, self.store
-        store.finish(row.id, "cancelled", None, row.error)
+        """Cancel unfinished job ``row``; the job as it is now.
+
+        Recorded before it returns (the answer acknowledges it): raises
+        :class:`~vibe_actors.agents._store.StoreError`, changing nothing, if it cannot be.
+        """
+        agent = self._agent
+        updated = self.jobs.record_now(
+            Transition(row.id, "cancelled", None, row.error, time.time())
+        )
         self._queued.discard(row.id)
         if row.id in self._backoff:
             self._backoff.discard(row.id)
@@ -110,7 +122,6 @@ class Engine:
         agent.log.info("job_cancelled", job_id=row.id, kind=row.kind, was=row.state)
         self._gauges()
         self._finished_one()
-        updated = store.get(row.id)
         assert updated is not None
         return updated
 
@@ -118,13 +129,13 @@ class Engine:
 
     def _pump(self) -> None:
         """Start queued jobs while a slot and an idle worker are free."""
-        store, limit = self.store, self._settings.max_concurrency
+        jobs, limit = self.jobs, self._settings.max_concurrency
         while self._ready and self._idle and len(self._flights) < limit:
             job_id = self._ready.popleft()
             if job_id not in self._queued:
                 continue  # cancelled while queued
             self._queued.discard(job_id)
-            row = store.get(job_id)
+            row = jobs.get(job_id)
             if row is None or row.state != "queued":
                 continue
             target = self._settings.kinds.get(row.kind)
@@ -133,7 +144,8 @@ class Engine:
                 continue
             worker = next(iter(self._idle))
             del self._idle[worker]
-            self._dispatch(row, target, worker, store.start_attempt(job_id))
+            jobs.record(Transition(job_id, "running"))
+            self._dispatch(row, target, worker, row.attempts + 1)
         self._gauges()
 
     def _dispatch(self, row: JobRow, target: str, worker: str, attempt: int) -> None:
@@ -189,7 +201,8 @@ class Engine:
         self._pump()
 
     def _succeed(self, flight: Flight, result: Any) -> None:
-        self.store.finish(flight.job_id, "succeeded", msgspec.json.encode(result), None)
+        encoded = msgspec.json.encode(result)
+        self.jobs.record(Transition(flight.job_id, "succeeded", encoded, None, time.time()))
         self._metrics.total.labels(kind=flight.kind, outcome="succeeded").inc()
         self._agent.log.info("job_succeeded", job_id=flight.job_id, kind=flight.kind,
                              attempt=flight.attempt)  # fmt: skip
@@ -201,7 +214,7 @@ class Engine:
             return
         settings = self._settings
         delay = backoff_delay(flight.attempt, settings.backoff_initial, settings.backoff_max)
-        self.store.requeue(flight.job_id, error)
+        self.jobs.record(Transition(flight.job_id, "queued", error=error))
         self._backoff.add(flight.job_id)
         self._agent.start_timer(("retry", flight.job_id), Retry(flight.job_id), delay)
         self._metrics.total.labels(kind=flight.kind, outcome="retried").inc()
@@ -209,7 +222,7 @@ class Engine:
                                 attempt=flight.attempt, error=error, retry_in=delay)  # fmt: skip
 
     def _fail(self, job_id: str, kind: str, error: str, attempt: int | None) -> None:
-        self.store.finish(job_id, "failed", None, error)
+        self.jobs.record(Transition(job_id, "failed", None, error, time.time()))
         self._metrics.total.labels(kind=kind, outcome="failed").inc()
         self._agent.log.warning("job_failed", job_id=job_id, kind=kind, attempts=attempt,
                                 error=error)  # fmt: skip
@@ -218,7 +231,7 @@ class Engine:
     def _finished_one(self) -> None:
         self._finished += 1
         if self._finished % _PRUNE_EVERY == 0:
-            pruned = self.store.prune(self._settings.keep_finished)
+            pruned = self.jobs.prune(self._settings.keep_finished)
             self._agent.log.debug("jobs_pruned", count=pruned)
 
     def retry(self, job_id: str) -> None:

@@ -5,12 +5,18 @@ method that changes state commits before it returns, so the caller may act
 on (or acknowledge) the change afterwards: that ordering is the agent's
 durability guarantee. A failed commit raises
 :class:`~vibe_actors.agents._store.StoreError` and nothing of it is kept.
+
+A job's state changes are :class:`Transition` values: :meth:`JobStore.record`
+commits a sequence of them in one transaction, and :func:`after` computes
+the same change on a :class:`JobRow` in memory (what the coordinator shows
+while a full disk keeps it from recording them, see
+:mod:`~vibe_actors.agents._jobs_health`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import msgspec
@@ -19,7 +25,17 @@ from vibe_actors import Caller
 from vibe_actors.agents._store import Schema
 from vibe_actors.agents._store_base import Store
 
-__all__ = ["FINISHED", "STATES", "JobRow", "JobState", "JobStore", "NewJob", "encode_caller"]
+__all__ = [
+    "FINISHED",
+    "STATES",
+    "JobRow",
+    "JobState",
+    "JobStore",
+    "NewJob",
+    "Transition",
+    "after",
+    "encode_caller",
+]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 #: A job's state; the table's CHECK constraint holds ``state`` to these values.
@@ -92,6 +108,49 @@ class JobRow(NamedTuple):
     caller: Caller | None = None
 
 
+class Transition(NamedTuple):
+    """One state change of job ``job_id``, to ``state``; each applies only from the states
+    it names, else it changes nothing:
+
+    * ``running``: from queued, one more attempt (the attempt starts);
+    * ``queued``: from running, the failed attempt's ``error`` kept (a retry follows);
+    * ``succeeded``, ``failed``, ``cancelled``: from queued or running, with ``result``
+      (JSON), ``error`` and ``at`` (the time it finished).
+    """
+
+    job_id: str
+    state: JobState
+    result: bytes | None = None
+    error: str | None = None
+    at: float | None = None
+
+
+_START = (
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1 WHERE id = ? AND state = 'queued'"
+)
+_REQUEUE = "UPDATE jobs SET state = 'queued', error = ? WHERE id = ? AND state = 'running'"
+_FINISH = (
+    "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?"
+    " WHERE id = ? AND state IN ('queued', 'running')"
+)
+
+
+def after(row: JobRow, change: Transition) -> JobRow:
+    """Job ``row`` once ``change`` is applied (what :meth:`JobStore.record` makes of it)."""
+    if change.state == "running":
+        if row.state != "queued":
+            return row
+        return row._replace(state="running", attempts=row.attempts + 1)
+    if change.state == "queued":
+        return row._replace(state="queued", error=change.error) if row.state == "running" else row
+    if row.state in FINISHED:
+        return row
+    result = None if change.result is None else msgspec.json.decode(change.result)
+    return row._replace(
+        state=change.state, result=result, error=change.error, finished_at=change.at
+    )
+
+
 def _row(values: tuple[Any, ...]) -> JobRow:
     (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin, who) = values
     return JobRow(
@@ -128,12 +187,19 @@ class JobStore(Store):
         rows = self._db.execute("SELECT id FROM jobs WHERE state = ? ORDER BY seq", (state,))
         return [job_id for (job_id,) in rows]
 
-    def listing(self, state: str | None, limit: int) -> list[JobRow]:
-        """The ``limit`` most recently submitted jobs (in ``state`` if given), newest first."""
+    def listing(self, state: str | None, limit: int, also: Collection[str] = ()) -> list[JobRow]:
+        """The ``limit`` most recently submitted jobs (in ``state`` if given, or with an id
+        in ``also``), newest first."""
         # _COLUMNS is a constant; every value is a bound parameter.
         if state is None:
             sql = f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?"  # nosec B608
             rows = self._db.execute(sql, (limit,))
+        elif also:
+            sql = (
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"  # nosec B608
+                " OR id IN (SELECT value FROM json_each(?)) ORDER BY seq DESC LIMIT ?"
+            )
+            rows = self._db.execute(sql, (state, msgspec.json.encode(list(also)).decode(), limit))
         else:
             sql = f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?"  # nosec B608
             rows = self._db.execute(sql, (state, limit))
@@ -152,34 +218,36 @@ class JobStore(Store):
             )
         return now
 
+    def record(self, changes: Sequence[Transition]) -> None:
+        """Apply ``changes`` in order, in one transaction."""
+        with self._db.transaction() as db:
+            for change in changes:
+                if change.state == "running":
+                    db.execute(_START, (change.job_id,))
+                elif change.state == "queued":
+                    db.execute(_REQUEUE, (change.error, change.job_id))
+                else:
+                    at = time.time() if change.at is None else change.at
+                    values = (change.state, change.result, change.error, at, change.job_id)
+                    db.execute(_FINISH, values)
+
     def start_attempt(self, job_id: str) -> int:
         """queued -> running with one more attempt; returns the attempt number (1-based)."""
         with self._db.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1"
-                " WHERE id = ? AND state = 'queued'",
-                (job_id,),
-            )
+            db.execute(_START, (job_id,))
             (attempts,) = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return int(attempts)
 
     def requeue(self, job_id: str, error: str | None) -> None:
         """running -> queued (a retry follows); ``error`` is the failed attempt's."""
-        with self._db.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state = 'queued', error = ? WHERE id = ? AND state = 'running'",
-                (error, job_id),
-            )
+        self.record((Transition(job_id, "queued", error=error),))
 
-    def finish(self, job_id: str, state: str, result: bytes | None, error: str | None) -> float:
+    def finish(
+        self, job_id: str, state: JobState, result: bytes | None, error: str | None
+    ) -> float:
         """Any unfinished state -> ``state`` (succeeded, failed or cancelled)."""
         now = time.time()
-        with self._db.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?"
-                " WHERE id = ? AND state IN ('queued', 'running')",
-                (state, result, error, now, job_id),
-            )
+        self.record((Transition(job_id, state, result, error, now),))
         return now
 
     def recover(self) -> tuple[int, int]:

@@ -18,8 +18,8 @@ second backend (PostgreSQL, issue 19) is another module implementing
 :class:`Database` and recording the :class:`Schema` version its own way; no
 agent's logic changes. The SQL the store modules write is SQLite's dialect
 for now (``?`` placeholders, ``INSERT OR REPLACE``/``OR IGNORE``, ``WITHOUT
-ROWID``, ``LIMIT -1``): where dialects differ, a second backend needs its own
-queries.
+ROWID``, ``LIMIT -1``, ``json_each``): where dialects differ, a second backend
+needs its own queries.
 """
 
 from __future__ import annotations

@@ -19,13 +19,14 @@ Protocol:
 * ``Submit{kind, args, retries, timeout}`` -> ``Accepted{job_id}`` once the job
   is committed as ``queued``; ``UnknownKind`` (422), ``InvalidJob`` (422: args
   not JSON-encodable, or not what the kind's schema allows), ``JobsNotSaved``
-  (503: the commit of its batch failed; the log event names the batch's
-  request ids). ``retries`` is at most :data:`MAX_RETRIES` and ``timeout`` at
+  (503: the commit of its batch failed; ``path`` names the file, the log
+  event the batch's request ids). ``retries`` is at most :data:`MAX_RETRIES` and ``timeout`` at
   most :data:`MAX_TIMEOUT` s (msgspec constraints: a decoded ``Submit`` past
   them is a validation error, a 422 at the gateway, shown in its schema).
 * ``Status{job_id}`` -> ``JobStatus`` or ``JobNotFound`` (404).
-* ``Cancel{job_id}`` -> ``JobStatus`` (now ``cancelled``), ``JobNotFound``, or
-  ``AlreadyFinished`` (409). A queued job never runs. A running job is marked
+* ``Cancel{job_id}`` -> ``JobStatus`` (now ``cancelled``), ``JobNotFound``,
+  ``AlreadyFinished`` (409), or ``StorageUnavailable`` (503: it could not be
+  recorded; nothing changed). A queued job never runs. A running job is marked
   cancelled at once and its eventual result is discarded, but its worker
   keeps running it until it returns or times out (a job that must stop
   early has to check for itself, e.g. with ``Status``).
@@ -57,7 +58,8 @@ on that caller's behalf: the policy decides it as the caller's own request
 an anonymous caller.
 
 Durability: every state change is committed (``synchronous=FULL``) before it
-is acted on or acknowledged. Execution is **at least once**: a job whose
+is acknowledged, and before it is acted on unless the disk is full (below).
+Execution is **at least once**: a job whose
 attempt was running when the coordinator (or the process) died goes back to
 ``queued`` when the coordinator starts again, that attempt counted (with no
 attempt left it ends ``failed``), and every queued job is dispatched; so a
@@ -66,13 +68,28 @@ result was committed, or, after a crash of the coordinator alone, while
 the interrupted attempt still runs on its worker (its result is ignored).
 Across a restart everything but timers is rebuilt from the file: a job
 waiting out a retry backoff is dispatched at once, and results of attempts
-started by an earlier incarnation are ignored. A commit that fails while
-serving crashes the coordinator, so that its supervisor restarts it and the
-new incarnation starts again from the file (a failed Submit commit is
-answered ``JobsNotSaved`` instead). The
-``keep_finished`` most recently finished jobs are kept; older ones are
-deleted. A file that cannot be opened (corrupt) degrades the agent: it
+started by an earlier incarnation are ignored. The ``keep_finished`` most
+recently finished jobs are kept; older ones are deleted. A file that cannot
+be opened (corrupt), or whose data is found damaged, degrades the agent: it
 answers ``Unavailable`` and the rest of the system runs.
+
+A full disk (any failed write: :mod:`~vibe_actors.agents._jobs_health`)
+never crashes the coordinator. A Submit whose batch cannot be committed is
+answered ``JobsNotSaved`` (503, naming the file; the gateway adds
+``Retry-After``), a Cancel that cannot be recorded ``StorageUnavailable``
+(503); the agent stays up, impaired (``/readyz`` names it), and goes on
+running the jobs it admitted: the state changes it cannot record (attempt
+started, retry queued, job finished) are kept in memory, in order, and
+``Status`` and ``List`` show them. It probes the file every
+``store_retry_interval`` s; once a write succeeds it records what it kept,
+in order, and is ready again by itself. A start whose recovery cannot write
+(a full disk) starts impaired the same way (not degraded: no job runs and
+``Status`` shows the file until a probe's write succeeds, then it recovers
+and serves). Should the coordinator or the process die while changes are
+kept (a stop tries once more to record them), the file holds the jobs as
+they were at the first failed write, and at least once still holds: a job
+whose finish was not recorded is requeued at the next start and runs again,
+its attempt counted once if its start was recorded, not at all otherwise.
 
 Metrics: ``vibe_jobs_total{kind,outcome}`` (succeeded, failed, retried,
 cancelled), ``vibe_jobs_queued`` and ``vibe_jobs_running`` (gauges: run one
@@ -80,7 +97,7 @@ jobs agent per system), ``vibe_job_duration_seconds{kind}`` (attempts that
 returned, as timed by the worker), ``vibe_jobs_not_saved_total``; the
 workers' ``vibe_job_processes_started_total``,
 ``vibe_job_processes_killed_total{reason}`` (timeout, stop, start, broken) and
-``vibe_job_processes_died_total``.
+``vibe_job_processes_died_total``; ``vibe_store_write_failures_total{agent}``.
 """
 
 from __future__ import annotations
@@ -91,8 +108,8 @@ from typing import ClassVar, NamedTuple
 import msgspec
 
 from vibe_actors import Agent, Deferred, Unavailable, handler
-from vibe_actors._imports import split_import_string
 from vibe_actors.agents._jobs_engine import Engine, backoff_delay
+from vibe_actors.agents._jobs_health import Recorder
 from vibe_actors.agents._jobs_messages import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
 
 # Re-exported: callers (the tests) import ``_describe`` from this module.
@@ -107,19 +124,22 @@ from vibe_actors.agents._jobs_protocol import (
     InvalidJob,
     JobList,
     JobNotFound,
+    JobsConfig,
     JobsNotSaved,
     JobStatus,
     List,
     Status,
     Submit,
     UnknownKind,
+    job_status,
 )
-from vibe_actors.agents._jobs_store import FINISHED, JobRow, JobStore, NewJob, encode_caller
+from vibe_actors.agents._jobs_store import FINISHED, JobStore, NewJob, encode_caller
 from vibe_actors.agents._jobs_wire import args_schema, job_args, load_callable
 from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig
 from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._store import StoreError, StoreRejected
 from vibe_actors.agents._store_base import degrade_for, open_store
+from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
 
 __all__ = [
     "Accepted",
@@ -145,42 +165,6 @@ __all__ = [
     "job_args",
 ]
 
-_MAX_CONCURRENCY = 1024
-_MAX_KEEP = 1_000_000_000
-
-
-class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Jobs` (times in seconds)."""
-
-    #: The worker pool (or single worker agent) that runs the jobs.
-    workers: str = "job-workers"
-    #: kind -> ``"module:function"``.
-    kinds: dict[str, str] = {}
-    max_concurrency: int = 4
-    default_retries: int = 3
-    default_timeout: float = 60.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    keep_finished: int = 10_000
-
-    def __post_init__(self) -> None:
-        for kind, target in self.kinds.items():
-            if not (kind and split_import_string(target)):
-                raise ValueError(f"kind {kind!r}: {target!r} is not an import string 'module:fn'")
-        if not 1 <= self.max_concurrency <= _MAX_CONCURRENCY:
-            raise ValueError(f"max_concurrency must be between 1 and {_MAX_CONCURRENCY}")
-        if not 0 <= self.default_retries <= MAX_RETRIES:
-            raise ValueError(f"default_retries must be between 0 and {MAX_RETRIES}")
-        if not 0 <= self.keep_finished <= _MAX_KEEP:
-            raise ValueError(f"keep_finished must be between 0 and {_MAX_KEEP}")
-        if not 0 < self.default_timeout <= MAX_TIMEOUT:
-            raise ValueError(f"default_timeout must be > 0 and <= {MAX_TIMEOUT:g}, "
-                             f"got {self.default_timeout}")  # fmt: skip
-        if not 0 <= self.backoff_initial <= self.backoff_max <= MAX_TIMEOUT:
-            raise ValueError(
-                f"backoff needs 0 <= backoff_initial <= backoff_max <= {MAX_TIMEOUT:g}"
-            )
-
 
 class _Pending(NamedTuple):
     """A submission waiting for its batch's commit."""
@@ -190,25 +174,14 @@ class _Pending(NamedTuple):
     request_id: str | None
 
 
-def _status(row: JobRow) -> JobStatus:
-    return JobStatus(
-        job_id=row.id,
-        kind=row.kind,
-        state=row.state,
-        attempts=row.attempts,
-        result=row.result,
-        error=row.error,
-        submitted_at=row.submitted_at,
-        finished_at=row.finished_at,
-    )
-
-
-class Jobs(Agent[Submit | Status | List | Cancel]):
+class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
     """The coordinator (see the module docstring for the whole contract).
 
     It answers the public protocol and commits submissions in batches; the
     queue, the attempts and the workers belong to its engine
-    (``_jobs_engine.Engine``: None while degraded or once released).
+    (``_jobs_engine.Engine``: None while degraded, until its start-up
+    recovery could be written, or once released); the jobs' reads and state
+    changes go through its recorder (``_jobs_health.Recorder``).
     """
 
     Config: ClassVar = JobsConfig
@@ -225,25 +198,47 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
                 raise ValueError(f"{self.name}: kind {kind!r}: {exc}") from exc
             if schema is not None:
                 self._schemas[kind] = schema
-        metrics = self._metrics = system_metrics(self.system, "jobs", build_metrics)
+        self._metrics = system_metrics(self.system, "jobs", build_metrics)
         self._batch: list[_Pending] = []
         self._me = self.ref(self.name)
         self._engine: Engine | None = None
+        self._jobs: Recorder | None = None
         try:
             store = open_store(JobStore, self)
         except StoreError as exc:
             degrade_for(self, exc)
             return
+        self._jobs = Recorder(store, self.write_failed, self.write_succeeded)
         try:
-            requeued, failed = store.recover()
-            store.prune(settings.keep_finished)
-        except (StoreError, StoreRejected) as exc:
-            store.close()
+            self._start_engine()
+        except StoreRejected as exc:  # damaged data: waiting will not cure it
+            self._release("degraded")
             self.log.error("store_unavailable", path=store.path, error=f"recovery failed: {exc}")
             self.degrade(f"{store.path}: recovery failed: {exc}")
-            return
-        self._engine = Engine(self, store, metrics, settings)
-        self._engine.start(requeued, failed)
+        except StoreError as exc:  # a full disk: impaired, the probe tries again
+            self.write_failed(exc, "start-up recovery")
+
+    def _start_engine(self) -> Engine:
+        """Recover what an earlier incarnation left running, then serve; raises StoreError."""
+        jobs = self._jobs
+        assert jobs is not None
+        requeued, failed = jobs.store.recover()
+        jobs.prune(self._settings.keep_finished)  # a failure impairs, a later prune retries
+        engine = self._engine = Engine(self, jobs, self._metrics, self._settings)
+        engine.start(requeued, failed)
+        return engine
+
+    def _catch_up(self) -> Engine:
+        """Write what this incarnation could not yet: its start-up recovery, or the state
+        changes kept while writes failed; returns the engine. Raises StoreError."""
+        engine = self._engine if self._engine is not None else self._start_engine()
+        engine.jobs.catch_up()
+        return engine
+
+    def _probe_store_write(self) -> None:
+        assert self._jobs is not None
+        self._jobs.store.probe_write()
+        self._catch_up()
 
     def on_stop(self) -> None:
         self._release("stopped")
@@ -256,9 +251,16 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
             reason = f"jobs {why} before the commit"
             pending.deferred.resolve(Unavailable(agent=self.name, reason=reason))
         self._batch = []
-        engine, self._engine = getattr(self, "_engine", None), None
-        if engine is not None:
-            engine.store.close()
+        self._engine = None
+        jobs, self._jobs = getattr(self, "_jobs", None), None
+        if jobs is None:
+            return
+        if jobs.kept:  # a last try; else the next start requeues what they finished
+            try:
+                jobs.catch_up()
+            except (StoreError, StoreRejected) as exc:
+                self.log.error("job_changes_not_recorded", count=jobs.kept, error=str(exc))
+        jobs.store.close()
 
     # -- the public protocol ---------------------------------------------------------
 
@@ -290,43 +292,52 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
 
     @handler
     def status(self, msg: Status) -> JobStatus | JobNotFound:
-        row = self._engine.store.get(msg.job_id) if self._engine is not None else None
+        row = self._jobs.get(msg.job_id) if self._jobs is not None else None
         if row is None:
             return JobNotFound(job_id=msg.job_id, detail=f"no job {msg.job_id!r}")
-        return _status(row)
+        return job_status(row)
 
     @handler
     def list_jobs(self, msg: List) -> JobList:
-        assert self._engine is not None  # degraded agents never get here
-        rows = self._engine.store.listing(msg.state, msg.limit)
-        return JobList(jobs=[_status(row) for row in rows])
+        assert self._jobs is not None  # degraded agents never get here
+        rows = self._jobs.listing(msg.state, msg.limit)
+        return JobList(jobs=[job_status(row) for row in rows])
 
     @handler
-    def cancel(self, msg: Cancel) -> JobStatus | JobNotFound | AlreadyFinished:
-        engine = self._engine
-        row = engine.store.get(msg.job_id) if engine is not None else None
-        if engine is None or row is None:
+    def cancel(self, msg: Cancel) -> JobStatus | JobNotFound | AlreadyFinished | StorageUnavailable:
+        jobs = self._jobs
+        row = jobs.get(msg.job_id) if jobs is not None else None
+        if jobs is None or row is None:
             return JobNotFound(job_id=msg.job_id, detail=f"no job {msg.job_id!r}")
-        if row.state in FINISHED:
-            return AlreadyFinished(
-                job_id=row.id, state=row.state, detail=f"job {row.id} is already {row.state}"
-            )
-        return _status(engine.cancel(row))
+        if row.state not in FINISHED:
+            try:
+                engine = self._catch_up()
+                row = jobs.get(msg.job_id)  # a start-up recovery may have just finished it
+                assert row is not None
+                if row.state not in FINISHED:
+                    return job_status(engine.cancel(row))
+            except StoreError as exc:
+                return self.write_failed(exc, "Cancel")
+        return AlreadyFinished(
+            job_id=row.id, state=row.state, detail=f"job {row.id} is already {row.state}"
+        )
 
     # -- internal messages: committing submissions, then the engine's ------------------
 
     @handler
     def _flush(self, msg: Flush) -> None:
-        engine = self._engine
-        if msg.incarnation != self.incarnation or engine is None or not self._batch:
+        jobs = self._jobs
+        if msg.incarnation != self.incarnation or jobs is None or not self._batch:
             return
         # The batch stays in self._batch until answered: should anything unforeseen
         # raise here, the crash hook (_release) still answers every asker.
         batch = self._batch
         try:
-            engine.store.insert(pending.job for pending in batch)
+            engine = self._catch_up()  # what was kept first: the file keeps the order
+            jobs.store.insert(pending.job for pending in batch)
         except StoreError as exc:
             self._not_saved(batch, exc.reason, path=exc.path)
+            self.write_failed(exc, "Submit")
             return
         except (OverflowError, StoreRejected) as exc:
             # A value the store cannot hold (the message bounds exclude it) or a
@@ -334,8 +345,9 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
             reason = (
                 exc.reason if isinstance(exc, StoreRejected) else f"{type(exc).__name__}: {exc}"
             )
-            self._not_saved(batch, reason, path=engine.store.path)
+            self._not_saved(batch, reason, path=jobs.store.path)
             return
+        self.write_succeeded()
         self._batch = []
         for pending in batch:
             pending.deferred.resolve(Accepted(job_id=pending.job.id))
@@ -349,7 +361,9 @@ class Jobs(Agent[Submit | Status | List | Cancel]):
                        request_ids=[p.request_id for p in batch],
                        job_ids=[p.job.id for p in batch])  # fmt: skip
         for pending in batch:
-            pending.deferred.resolve(JobsNotSaved(detail=f"the job was not saved: {reason}"))
+            pending.deferred.resolve(
+                JobsNotSaved(path=path, detail=f"the job was not saved: {path}: {reason}")
+            )
 
     @handler
     def _timeout(self, msg: Timeout) -> None:

@@ -91,3 +91,13 @@ def slow(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Takes ``args["seconds"]``; returns its args (the crash test checks them)."""
     threading.Event().wait(args.get("seconds", 0.05))
     return args
+
+
+def gated_big(args: dict[str, Any], ctx: JobContext) -> dict[str, str]:
+    """Like :func:`gated`, then returns ``args["size"]`` characters, or raises an error as
+    long if ``args["fail"]`` (a result or an error the store needs new pages for)."""
+    gated(args, ctx)
+    blob = "x" * args.get("size", 200_000)
+    if args.get("fail"):
+        raise RuntimeError(blob)
+    return {"blob": blob}
