@@ -42,7 +42,6 @@ from vibe_actors.agents._jobs_wire import (
     resolve_struct,
     type_path,
 )
-from vibe_actors.agents._metrics import system_metrics
 
 __all__ = ["JobContext", "JobWorker", "JobWorkerConfig", "Run", "RunResult", "load_callable"]
 
@@ -100,7 +99,7 @@ class JobWorker(Agent):
         # A Ray-placed worker has no local system: its processes go uncounted.
         system = self.system
         metrics = (
-            system_metrics(system, "job_processes", build_process_metrics)
+            system.shared_metrics("job_processes", build_process_metrics)
             if isinstance(system, ActorSystem)
             else None
         )

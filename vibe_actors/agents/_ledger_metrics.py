@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics", "build_metrics"]
 
 
-# -- metrics ----------------------------------------------------------------------------
-
-
-class Metrics(NamedTuple):
+@dataclass(frozen=True)
+class Metrics:
     appends: Counter
     failures: Counter
     batch_size: Histogram

@@ -1,4 +1,4 @@
-"""How the pubsub agent hands one event to its recipients, and its metrics.
+"""How the pubsub agent hands one event to its recipients.
 
 An agent subscriber gets the event on behalf of the publisher's caller (so
 the policy decides it as the publisher's own send to that agent: a denied
@@ -13,10 +13,9 @@ incarnation of the agent (a new one starts with empty buffers).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import (
     Agent,
@@ -31,11 +30,12 @@ from vibe_actors import (
 )
 from vibe_actors._envelope import Envelope
 from vibe_actors.agents._pubsub_listeners import callback
+from vibe_actors.agents._pubsub_metrics import Metrics
 
 if TYPE_CHECKING:
     from vibe_actors.agents.pubsub import Event
 
-__all__ = ["Delivered", "Fanout", "Metrics", "build_metrics"]
+__all__ = ["Delivered", "Fanout"]
 
 #: Replies that mean the subscriber's handler did not run to the end.
 _UNDELIVERED = (AgentCrashed, DeadlineExceeded, Forbidden, MailboxFull, Unavailable, UnknownMessage)
@@ -47,42 +47,6 @@ class Delivered(msgspec.Struct, frozen=True):
     incarnation: int
     subscriber: str
     ok: bool
-
-
-class Metrics(NamedTuple):
-    published: Counter
-    delivered: Counter
-    dropped: Counter
-    subscribers: Gauge
-    topics: Gauge
-    refused: Counter
-
-
-def build_metrics(registry: CollectorRegistry) -> Metrics:
-    labels = ["agent"]
-    return Metrics(
-        Counter("vibe_pubsub_published", "Events published", labels, registry=registry),
-        Counter(
-            "vibe_pubsub_delivered",
-            "Events whose subscriber handled them",
-            labels,
-            registry=registry,
-        ),  # fmt: skip
-        Counter(
-            "vibe_pubsub_dropped",
-            "Events dropped for a subscriber with a full buffer",
-            labels,
-            registry=registry,
-        ),  # fmt: skip
-        Gauge("vibe_pubsub_subscribers", "Subscriptions and listeners", labels, registry=registry),
-        Gauge("vibe_pubsub_topics", "Topics held", labels, registry=registry),
-        Counter(
-            "vibe_pubsub_refused",
-            "Requests refused by a cap (max_topics, max_subscribers)",
-            ["agent", "limit"],
-            registry=registry,
-        ),
-    )
 
 
 class Fanout:

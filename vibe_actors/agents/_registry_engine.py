@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import ActorSystem, Agent, AgentStatus, Terminated, UnknownAgent
 from vibe_actors.agents._registry_index import Directory, Record
+from vibe_actors.agents._registry_metrics import Metrics
 from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._store import StoreError
 
 if TYPE_CHECKING:
     from vibe_actors.agents._registry_messages import Entry, RegistryChanged
 
-__all__ = ["Engine", "Metrics", "_Recheck", "build_metrics", "presence"]
+__all__ = ["Engine", "_Recheck", "presence"]
 
 
 class _Recheck(msgspec.Struct, frozen=True):
@@ -45,24 +45,6 @@ def presence(system: ActorSystem, name: str) -> str:
     except UnknownAgent:
         return "absent"
     return "dead" if status is AgentStatus.STOPPED else "alive"
-
-
-class Metrics(NamedTuple):
-    entries: Gauge
-    refused: Counter
-
-
-def build_metrics(registry: CollectorRegistry) -> Metrics:
-    return Metrics(
-        Gauge("vibe_registry_entries", "Visible registrations", ["agent"], registry=registry),
-        Counter(
-            "vibe_registry_refused",
-            "Registrations of a new name and subscriptions of a new pair refused by a limit "
-            "(max_names, max_subscriptions)",
-            ["agent", "limit"],
-            registry=registry,
-        ),
-    )
 
 
 class Engine:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["Metrics", "build_metrics"]
 
 
-class Metrics(NamedTuple):
+@dataclass(frozen=True)
+class Metrics:
     fired: Counter
     schedules: Gauge
 

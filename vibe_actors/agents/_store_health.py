@@ -21,14 +21,13 @@ Metrics: ``vibe_store_write_failures_total{agent}`` counts failed writes;
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter
 
 from vibe_actors import Agent, ErrorReply, handler
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._store import StoreError
+from vibe_actors.agents._store_health_metrics import build_metrics
 
 __all__ = ["GuardedWrites", "StorageUnavailable"]
 
@@ -45,21 +44,6 @@ class _ProbeStore(msgspec.Struct, frozen=True):
     """Try a small write again (internal: not a Message, not routable over HTTP)."""
 
     incarnation: int
-
-
-class _Metrics(NamedTuple):
-    failures: Counter
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        Counter(
-            "vibe_store_write_failures",
-            "Durable writes that failed (nothing of them was kept), per agent",
-            ["agent"],
-            registry=registry,
-        )
-    )
 
 
 class GuardedWrites:
@@ -88,7 +72,7 @@ class GuardedWrites:
             "store_write_failed", path=error.path, error=error.reason, write=what,
             request_id=env.request_id if env is not None else None,
         )  # fmt: skip
-        metrics = system_metrics(agent.system, "store_health", _build_metrics)
+        metrics = agent.system.shared_metrics("store_health", build_metrics)
         metrics.failures.labels(agent=agent.name).inc()
         agent.impair(f"durable writes fail: {error}")
         agent.start_timer(_ProbeStore, _ProbeStore(agent.incarnation), self.store_retry_interval)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, Caller, Deferred, ErrorReply, encode_json
 from vibe_actors.agents import pubsub
@@ -36,12 +35,13 @@ from vibe_actors.agents._webhooks_delivery import (
     is_retryable,
     origin,
 )
+from vibe_actors.agents._webhooks_metrics import Metrics
 from vibe_actors.agents._webhooks_store import Subscription, load, save
 
 if TYPE_CHECKING:
     from vibe_actors.agents.webhooks import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
 
-__all__ = ["Engine", "Metrics", "PendingCheck", "_Retry", "build_metrics"]
+__all__ = ["Engine", "PendingCheck", "_Retry"]
 
 
 class _Retry(msgspec.Struct, frozen=True):
@@ -60,23 +60,6 @@ class PendingCheck(NamedTuple):
     request: Subscribe
     caller: Caller | None
     request_id: str | None
-
-
-class Metrics(NamedTuple):
-    subscriptions: Gauge
-    refused: Counter
-
-
-def build_metrics(registry: CollectorRegistry) -> Metrics:
-    return Metrics(
-        Gauge("vibe_webhooks_subscriptions", "Subscriptions held", ["agent"], registry=registry),
-        Counter(
-            "vibe_webhooks_refused",
-            "Subscriptions refused by a limit (max_subscriptions, max_subscriptions_per_caller)",
-            ["agent", "limit"],
-            registry=registry,
-        ),
-    )
 
 
 class Engine:

@@ -50,10 +50,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import (
     Agent,
@@ -70,7 +69,7 @@ from vibe_actors import (
     TreeReloaded,
     handler,
 )
-from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._audit_metrics import build_metrics
 from vibe_actors.agents.ledger import (
     MAX_LIMIT,
     Append,
@@ -198,39 +197,6 @@ class _VerifyDone(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-# -- metrics ------------------------------------------------------------------------------------
-
-
-class _Metrics(NamedTuple):
-    records: Counter
-    failures: Counter
-    chain_ok: Gauge
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    failures = Counter(
-        "vibe_audit_ledger_failures",
-        "Ledger requests of the audit agent that failed, by operation.",
-        ["op"],
-        registry=registry,
-    )
-    for op in ("append", "verify", "recent"):
-        failures.labels(op=op)  # stable zero series
-    chain_ok = Gauge(
-        "vibe_audit_chain_ok",
-        "1 while the audit chain verifies, 0 once it does not (NaN before the first check).",
-        registry=registry,
-    )
-    chain_ok.set(float("nan"))
-    return _Metrics(
-        records=Counter(
-            "vibe_audit_records", "Audit records the ledger acknowledged.", registry=registry
-        ),
-        failures=failures,
-        chain_ok=chain_ok,
-    )
-
-
 # -- the agent ------------------------------------------------------------------------------------
 
 
@@ -240,7 +206,7 @@ class Audit(Agent[Recent | VerifyNow]):
     Config: ClassVar = AuditConfig
 
     def on_start(self) -> None:
-        self._metrics = system_metrics(self.system, "audit", _build_metrics)
+        self._metrics = self.system.shared_metrics("audit", build_metrics)
         self._ledger = self.ref(self.config.ledger, agent=Ledger)  # a Ref[Append | Read | ...]
         self._self = self.ref(self.name)
         self._ignored = frozenset({self.name, self.config.ledger})

@@ -136,7 +136,6 @@ from vibe_actors.agents._jobs_protocol import (
 from vibe_actors.agents._jobs_store import FINISHED, JobStore, NewJob, encode_caller
 from vibe_actors.agents._jobs_wire import args_schema, job_args, load_callable
 from vibe_actors.agents._jobs_worker import JobContext, JobWorker, JobWorkerConfig
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._store import StoreError, StoreRejected
 from vibe_actors.agents._store_base import degrade_for, open_store
 from vibe_actors.agents._store_health import GuardedWrites, StorageUnavailable
@@ -198,7 +197,7 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
                 raise ValueError(f"{self.name}: kind {kind!r}: {exc}") from exc
             if schema is not None:
                 self._schemas[kind] = schema
-        self._metrics = system_metrics(self.system, "jobs", build_metrics)
+        self._metrics = self.system.shared_metrics("jobs", build_metrics)
         self._batch: list[_Pending] = []
         self._me = self.ref(self.name)
         self._engine: Engine | None = None

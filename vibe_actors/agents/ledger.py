@@ -131,7 +131,6 @@ from vibe_actors.agents._ledger_store import (
     encode_data,
     record_hash,
 )
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._store import StoreError
 from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
 
@@ -174,7 +173,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
     Config: ClassVar = LedgerConfig
 
     def on_start(self) -> None:
-        self._metrics = system_metrics(self.system, "ledger", build_metrics)
+        self._metrics = self.system.shared_metrics("ledger", build_metrics)
         data_dir, config = self.system.config.data_dir, self.config
         self._store: LedgerStore | None = None
         #: Committed heads, and the heads including the pending batch.

@@ -55,13 +55,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
 from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
-from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._pubsub_delivery import Delivered, Fanout, build_metrics
+from vibe_actors.agents._pubsub_delivery import Delivered, Fanout
 from vibe_actors.agents._pubsub_listeners import (
     Listen,
     Listener,
@@ -70,6 +69,22 @@ from vibe_actors.agents._pubsub_listeners import (
     callbacks,
     listen,
 )
+from vibe_actors.agents._pubsub_messages import (
+    MAX_TOPIC_LENGTH,
+    AgentName,
+    Event,
+    InvalidTopic,
+    Publish,
+    Published,
+    PubSubConfig,
+    PubSubNotSaved,
+    TooManyTopics,
+    TopicInfo,
+    TopicList,
+    TopicName,
+    Topics,
+)
+from vibe_actors.agents._pubsub_metrics import build_metrics
 from vibe_actors.agents._pubsub_store import PubSubStore, Topic
 from vibe_actors.agents._store import StoreError
 from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
@@ -100,36 +115,7 @@ __all__ = [
 ]
 
 
-class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`PubSub` (times in seconds)."""
-
-    #: Events a subscriber may have outstanding before new ones are dropped for it.
-    buffer: int = 1000
-    #: An event its subscriber has not started within this time expires.
-    deliver_timeout: float = 300.0
-    persist: bool = True
-    #: Sequence numbers reserved per database write (the gap a restart may leave).
-    seq_block: int = 1000
-    recheck_interval: float = 0.05
-    #: Topics held at most (each is kept, and persisted once published to).
-    max_topics: int = 10_000
-    #: Agent subscribers of one topic at most.
-    max_subscribers: int = 1_000
-
-    def __post_init__(self) -> None:
-        if min(self.buffer, self.seq_block, self.max_topics, self.max_subscribers) < 1:
-            raise ValueError("buffer, seq_block, max_topics and max_subscribers must be >= 1")
-        if self.deliver_timeout <= 0 or self.recheck_interval <= 0:
-            raise ValueError("deliver_timeout and recheck_interval must be > 0")
-
-
-# -- messages ---------------------------------------------------------------------
-
-
-#: The longest topic name accepted.
-MAX_TOPIC_LENGTH = 256
-TopicName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH)]
-AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# -- messages shared by name with other agents (kept here: see _pubsub_messages)
 
 
 class Subscribe(Message):
@@ -152,61 +138,10 @@ class Unsubscribed(Message):
     subscriber: str
 
 
-class Publish(Message):
-    topic: TopicName
-    data: Any = None
-
-
-class Published(Message):
-    topic: str
-    subscribers: int  #: recipients the event was handed to (agents and listeners)
-    seq: int
-    dropped: int = 0  #: subscribers whose buffer was full
-
-
-class Event(Message):
-    """One published event, as each subscriber receives it."""
-
-    topic: str
-    data: Any
-    seq: int
-    published_at: float  #: wall-clock time (time.time())
-
-
-class Topics(Message):
-    pass
-
-
-class TopicInfo(msgspec.Struct, frozen=True, kw_only=True):
-    topic: str
-    subscribers: int
-    listeners: int
-    seq: int  #: the last sequence number published (0: none since the start)
-
-
-class TopicList(Message):
-    topics: list[TopicInfo]
-
-
 class NotSubscribed(ErrorReply):
     topic: str
     subscriber: str
     http_status: ClassVar[int] = 404
-
-
-class InvalidTopic(ErrorReply):
-    http_status: ClassVar[int] = 422
-
-
-class PubSubNotSaved(ErrorReply):
-    http_status: ClassVar[int] = 503
-
-
-class TooManyTopics(ErrorReply):
-    """A new topic, or a new subscriber of a topic, past the configured maximum."""
-
-    limit: int
-    http_status: ClassVar[int] = 429
 
 
 # -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
@@ -225,7 +160,7 @@ class PubSub(GuardedWrites, ClosesStore, Agent[Subscribe | Unsubscribe | Topics 
     Config: ClassVar = PubSubConfig
 
     def on_start(self) -> None:
-        metrics = self._metrics = system_metrics(self.system, "pubsub", build_metrics)
+        metrics = self._metrics = self.system.shared_metrics("pubsub", build_metrics)
         self._topics: dict[str, Topic] = {}
         self._fanout = Fanout(self, metrics, self.config.buffer, self.config.deliver_timeout)
         self._pending: set[tuple[str, str]] = set()

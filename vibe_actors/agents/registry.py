@@ -68,8 +68,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
-from vibe_actors.agents._metrics import system_metrics
-from vibe_actors.agents._registry_engine import Engine, _Recheck, build_metrics, presence
+from vibe_actors.agents._registry_engine import Engine, _Recheck, presence
 from vibe_actors.agents._registry_index import Record
 from vibe_actors.agents._registry_messages import (
     MAX_CAPABILITIES,
@@ -92,6 +91,7 @@ from vibe_actors.agents._registry_messages import (
     Unregistered,
     out_of_bounds,
 )
+from vibe_actors.agents._registry_metrics import build_metrics
 from vibe_actors.agents._registry_store import RegistryStore
 from vibe_actors.agents._store import StoreError
 from vibe_actors.agents._store_base import degrade_for, open_store
@@ -192,7 +192,7 @@ class Registry(
     Config: ClassVar = RegistryConfig
 
     def on_start(self) -> None:
-        metrics = system_metrics(self.system, "registry", build_metrics)
+        metrics = self.system.shared_metrics("registry", build_metrics)
         engine = self._engine = Engine(self, metrics, self.config.recheck_interval, RegistryChanged)
         if self.config.persist:
             try:

@@ -75,7 +75,6 @@ from typing import ClassVar
 import msgspec
 
 from vibe_actors import Agent, Caller, ErrorReply, Forbidden, Message, UnknownAgent, handler
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._scheduler_messages import (
     InvalidSchedule,
     InvalidScheduledMessage,
@@ -170,7 +169,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         self._armed_for: float | None = None
         #: Fires not yet recorded (a write failed): name -> (next_at, fired), or None if done.
         self._unrecorded: dict[str, tuple[float, int] | None] = {}
-        metrics = system_metrics(self.system, "scheduler", build_metrics)
+        metrics = self.system.shared_metrics("scheduler", build_metrics)
         self._fired = metrics.fired
         self._gauges = {k: metrics.schedules.labels(agent=self.name, kind=k) for k in _KINDS}
         try:

@@ -47,13 +47,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vibe_actors import Agent, ErrorReply, Message, handler
-from vibe_actors.agents._metrics import system_metrics
+from vibe_actors.agents._state_metrics import build_metrics
 from vibe_actors.agents._state_store import Mismatch, StateStore
 from vibe_actors.agents._store import StoreError
 from vibe_actors.agents._store_base import ClosesStore, degrade_for, open_store
@@ -184,16 +183,6 @@ class InvalidRequest(ErrorReply):
     http_status: ClassVar[int] = 422
 
 
-# -- internal messages: plain Structs, outside the public protocol
-
-
-class _Sweep(msgspec.Struct, frozen=True):
-    pass
-
-
-# -- metrics ------------------------------------------------------------------------
-
-
 class TooManyKeys(ErrorReply):
     """A Put of a new key while ``limit`` keys are held."""
 
@@ -201,47 +190,11 @@ class TooManyKeys(ErrorReply):
     http_status: ClassVar[int] = 429
 
 
-class _Metrics(NamedTuple):
-    writes: Counter
-    conflicts: Counter
-    expired: Counter
-    keys: Gauge
-    refused: Counter
+# -- internal messages: plain Structs, outside the public protocol
 
 
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        writes=Counter(
-            "vibe_state_writes_total",
-            "Acknowledged (committed) writes of the state agent.",
-            ["agent", "op"],
-            registry=registry,
-        ),
-        conflicts=Counter(
-            "vibe_state_conflicts_total",
-            "Writes refused because expected_version did not hold.",
-            ["agent"],
-            registry=registry,
-        ),
-        expired=Counter(
-            "vibe_state_expired_total",
-            "Expired keys purged (by a sweep or lazily).",
-            ["agent"],
-            registry=registry,
-        ),
-        keys=Gauge(
-            "vibe_state_keys",
-            "Keys stored (expired ones until they are purged).",
-            ["agent"],
-            registry=registry,
-        ),
-        refused=Counter(
-            "vibe_state_refused",
-            "Puts of a new key refused because max_keys keys are held.",
-            ["agent"],
-            registry=registry,
-        ),
-    )
+class _Sweep(msgspec.Struct, frozen=True):
+    pass
 
 
 def invalid_field(msg: msgspec.Struct) -> InvalidRequest | None:
@@ -277,7 +230,7 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
 
     def on_start(self) -> None:
         self._store: StateStore | None = None
-        self._metrics = system_metrics(self.system, "state", _build_metrics)
+        self._metrics = self.system.shared_metrics("state", build_metrics)
         self._keys_gauge = self._metrics.keys.labels(agent=self.name)
         self._writes = {
             op: self._metrics.writes.labels(agent=self.name, op=op) for op in ("put", "delete")

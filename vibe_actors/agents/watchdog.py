@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import msgspec
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from vibe_actors import (
     Agent,
@@ -70,8 +69,8 @@ from vibe_actors import (
     handler,
 )
 from vibe_actors._progress import STALLED, install_monitor, not_answering
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._watchdog_budgets import budget, monitor_settings
+from vibe_actors.agents._watchdog_metrics import build_metrics
 
 if TYPE_CHECKING:
     from vibe_actors import ActorSystem
@@ -206,7 +205,7 @@ def _replace_stuck_watchdog(system: ActorSystem, name: str, stuck_for: float) ->
         _log.warning("watchdog_not_replaced", agent=name, incarnation=incarnation,
                      reason="no running incarnation")  # fmt: skip
         return
-    system_metrics(system, "watchdog", _build_metrics).replaced.labels(name).inc()
+    system.shared_metrics("watchdog", build_metrics).replaced.labels(name).inc()
     _log.error("watchdog_replaced", agent=name, incarnation=incarnation, reason=reason,
                stack=failure.stack)  # fmt: skip
     system.events.publish(
@@ -216,34 +215,6 @@ def _replace_stuck_watchdog(system: ActorSystem, name: str, stuck_for: float) ->
 
 
 # -- the agent ------------------------------------------------------------------------
-
-
-class _Metrics(msgspec.Struct, frozen=True):
-    rtt: Histogram
-    misses: Counter
-    hung: Counter
-    replaced: Counter
-
-
-def _build_metrics(registry: CollectorRegistry) -> _Metrics:
-    return _Metrics(
-        rtt=Histogram(
-            "vibe_watchdog_heartbeat_seconds", "Ping round-trip seen by the watchdog.",
-            registry=registry,
-            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
-        ),
-        misses=Counter(
-            "vibe_watchdog_misses", "Heartbeats missed, by agent.", ["agent"], registry=registry
-        ),
-        hung=Counter(
-            "vibe_watchdog_hung", "Agents declared hung, by agent.", ["agent"], registry=registry
-        ),
-        replaced=Counter(
-            "vibe_watchdog_replaced",
-            "Times the runtime replaced the watchdog itself, stuck in one message.",
-            ["agent"], registry=registry,
-        ),
-    )  # fmt: skip
 
 
 class _Watched:
@@ -276,7 +247,7 @@ class Watchdog(Agent[Report]):
         # rounds can be a hair less than ``interval`` apart: without this slack a ping
         # with deadline == interval would be counted at every other round only.
         self._round_slack = self._settings.interval * _ROUND_SLACK
-        self._metrics = system_metrics(self.system, "watchdog", _build_metrics)
+        self._metrics = self.system.shared_metrics("watchdog", build_metrics)
         self._watched: dict[str, _Watched] = {}
         self._hung_counts: dict[str, int] = {}
         self._incidents: list[Incident] = []

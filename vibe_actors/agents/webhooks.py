@@ -80,9 +80,8 @@ from typing import Any, ClassVar
 from vibe_actors import Agent, Caller, Forbidden, Message, Unavailable, handler
 from vibe_actors.agents import pubsub
 from vibe_actors.agents._http_client import PinnedClient, parse_allow, url_problem
-from vibe_actors.agents._metrics import system_metrics
 from vibe_actors.agents._webhooks_delivery import Attempted, Breaker, Check, Checked, origin
-from vibe_actors.agents._webhooks_engine import Engine, PendingCheck, _Retry, build_metrics
+from vibe_actors.agents._webhooks_engine import Engine, PendingCheck, _Retry
 from vibe_actors.agents._webhooks_messages import (
     Deliver,
     Deliveries,
@@ -97,6 +96,7 @@ from vibe_actors.agents._webhooks_messages import (
     WebhooksConfig,
     WebhooksNotSaved,
 )
+from vibe_actors.agents._webhooks_metrics import build_metrics
 
 __all__ = [
     "Breaker",
@@ -173,7 +173,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
             if settings.persist
             else None
         )
-        metrics = system_metrics(self.system, "webhooks", build_metrics)
+        metrics = self.system.shared_metrics("webhooks", build_metrics)
         self._engine = Engine(self, settings, path, self._make_client, DeliveryRecord, metrics)
         self.log.info("webhooks_started", subscriptions=len(self._engine.subs))
 

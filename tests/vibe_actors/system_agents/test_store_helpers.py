@@ -69,8 +69,6 @@ def test_an_unwritable_data_directory_is_named(tmp_path):
 def test_agent_metrics_are_built_once_per_system(make_system):
     from prometheus_client import Counter
 
-    from vibe_actors.agents._metrics import system_metrics
-
     first, second = make_system([]), make_system([])
     calls = []
 
@@ -78,9 +76,9 @@ def test_agent_metrics_are_built_once_per_system(make_system):
         calls.append(registry)
         return Counter("vibe_test_things", "Things.", registry=registry)
 
-    a = system_metrics(first, "test", build)
-    assert system_metrics(first, "test", build) is a
-    b = system_metrics(second, "test", build)
+    a = first.shared_metrics("test", build)
+    assert first.shared_metrics("test", build) is a
+    b = second.shared_metrics("test", build)
     assert b is not a and calls == [first.registry, second.registry]
     a.inc()
     assert first.registry.get_sample_value("vibe_test_things_total") == 1

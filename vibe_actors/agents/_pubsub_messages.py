@@ -1,0 +1,115 @@
+"""The pubsub agent's settings, messages and replies (re-exported by
+:mod:`vibe_actors.agents.pubsub`, which is where to import them from).
+
+``Subscribe``, ``Subscribed``, ``Unsubscribe``, ``Unsubscribed`` and
+``NotSubscribed`` stay in :mod:`vibe_actors.agents.pubsub`: other agents have
+messages of the same names, so the OpenAPI document names those schemas by
+module, and the public module's name is the one to keep there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+
+from vibe_actors import ErrorReply, Message
+
+__all__ = [
+    "MAX_TOPIC_LENGTH",
+    "AgentName",
+    "Event",
+    "InvalidTopic",
+    "PubSubConfig",
+    "PubSubNotSaved",
+    "Publish",
+    "Published",
+    "TooManyTopics",
+    "TopicInfo",
+    "TopicList",
+    "TopicName",
+    "Topics",
+]
+
+
+class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings of :class:`PubSub` (times in seconds)."""
+
+    #: Events a subscriber may have outstanding before new ones are dropped for it.
+    buffer: int = 1000
+    #: An event its subscriber has not started within this time expires.
+    deliver_timeout: float = 300.0
+    persist: bool = True
+    #: Sequence numbers reserved per database write (the gap a restart may leave).
+    seq_block: int = 1000
+    recheck_interval: float = 0.05
+    #: Topics held at most (each is kept, and persisted once published to).
+    max_topics: int = 10_000
+    #: Agent subscribers of one topic at most.
+    max_subscribers: int = 1_000
+
+    def __post_init__(self) -> None:
+        if min(self.buffer, self.seq_block, self.max_topics, self.max_subscribers) < 1:
+            raise ValueError("buffer, seq_block, max_topics and max_subscribers must be >= 1")
+        if self.deliver_timeout <= 0 or self.recheck_interval <= 0:
+            raise ValueError("deliver_timeout and recheck_interval must be > 0")
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+#: The longest topic name accepted.
+MAX_TOPIC_LENGTH = 256
+TopicName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH)]
+AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class Publish(Message):
+    topic: TopicName
+    data: Any = None
+
+
+class Published(Message):
+    topic: str
+    subscribers: int  #: recipients the event was handed to (agents and listeners)
+    seq: int
+    dropped: int = 0  #: subscribers whose buffer was full
+
+
+class Event(Message):
+    """One published event, as each subscriber receives it."""
+
+    topic: str
+    data: Any
+    seq: int
+    published_at: float  #: wall-clock time (time.time())
+
+
+class Topics(Message):
+    pass
+
+
+class TopicInfo(msgspec.Struct, frozen=True, kw_only=True):
+    topic: str
+    subscribers: int
+    listeners: int
+    seq: int  #: the last sequence number published (0: none since the start)
+
+
+class TopicList(Message):
+    topics: list[TopicInfo]
+
+
+class InvalidTopic(ErrorReply):
+    http_status: ClassVar[int] = 422
+
+
+class PubSubNotSaved(ErrorReply):
+    http_status: ClassVar[int] = 503
+
+
+class TooManyTopics(ErrorReply):
+    """A new topic, or a new subscriber of a topic, past the configured maximum."""
+
+    limit: int
+    http_status: ClassVar[int] = 429
