@@ -33,6 +33,7 @@ from gateway._body import (
 )
 from gateway._breaker import CrashBreaker
 from gateway._catalog import Catalog, HasStatus, HotEntry
+from gateway._cors import Cors
 from gateway._guards import Guards
 from gateway._http import (
     ClientDisconnected,
@@ -103,6 +104,7 @@ class Gateway:
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
         self.router = Router(r for r in ROUTES if self.settings.chaos or not r.chaos)
+        self._cors = Cors(self.settings.cors_origins) if self.settings.cors_origins else None
 
     def close_streams(self) -> None:
         """End every open event stream (call on the event loop when the drain begins)."""
@@ -121,6 +123,13 @@ class Gateway:
         request = Request(scope, receive, send)
         label, status = UNMATCHED, 500
         try:
+            if self._cors is not None and request.origin is not None:
+                if request.method == "OPTIONS" and request.cors_method is not None:
+                    status = await self._preflight(request, self._cors)
+                    self.metrics.observe(label, "OPTIONS", status, _perf_counter() - started)
+                    return
+                if self._cors.allows(request.origin):
+                    request.send = self._cors.wrap(send, request.origin)
             route, request.params = self._route(request)
             label = route.template
             status = await getattr(self, route.endpoint)(request)
@@ -128,7 +137,7 @@ class Gateway:
             status = reject.problem.status
             if reject.route is not None:
                 label = reject.route
-            await self._problem(send, reject.problem, reject.headers)
+            await self._problem(request.send, reject.problem, reject.headers)
         except ClientDisconnected:
             status = 499
         except Exception:  # noqa: BLE001 - a genuine bug: logged in full, answered without details
@@ -137,7 +146,7 @@ class Gateway:
             problem = make_problem(
                 500, "internal", "internal error; see the server log", request.request_id
             )
-            await self._problem(send, problem, ())
+            await self._problem(request.send, problem, ())
         self.metrics.observe(label, scope["method"], status, _perf_counter() - started)
 
     def _route(self, request: Request) -> tuple[Route, tuple[str, ...]]:
@@ -163,6 +172,18 @@ class Gateway:
         if self._tokens and route.secured:
             request.principal = self._authenticate(request)
         return route, params
+
+    async def _preflight(self, request: Request, cors: Cors) -> int:
+        """A CORS preflight: 204 with what the path allows, or 403 (gateway._cors)."""
+        origin, method = request.origin or b"", (request.cors_method or b"").decode("latin-1")
+        methods = self.router.methods_for(request.path)
+        if cors.allows(origin) and method in methods:
+            await respond(request.send, 204, b"", extra=cors.preflight_headers(origin, methods))
+            return 204
+        detail = f"a {method} to {request.path} is not allowed from this origin"
+        problem = make_problem(403, "cors-refused", detail, request.request_id)
+        await self._problem(request.send, problem, ())
+        return 403
 
     async def _problem(
         self, send: Send, problem: Problem, headers: tuple[tuple[bytes, bytes], ...]

@@ -27,6 +27,9 @@ class AppSettings(msgspec.Struct, frozen=True):
     stream_buffer: int = 256
     keepalive_seconds: float = 15.0
 
+    #: Origins a browser page may call the API from (``*``: any); none: CORS is off.
+    cors_origins: tuple[str, ...] = ()
+
     #: The circuit breaker per (agent, message type) against poison requests.
     breaker: BreakerSettings = BreakerSettings()
 

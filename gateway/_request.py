@@ -21,6 +21,8 @@ _WANTED = {
     b"x-request-id": 2,
     b"x-timeout-ms": 3,
     b"authorization": 4,
+    b"origin": 5,
+    b"access-control-request-method": 6,
 }
 
 
@@ -39,6 +41,8 @@ class Request:
 
     __slots__ = (
         "authorization",
+        "cors_method",
+        "origin",
         "content_length",
         "content_type",
         "method",
@@ -64,13 +68,22 @@ class Request:
             path = path[len(root) :] or "/"
         self.path = path
         # One dict lookup per header rather than a chain of compares: this runs per request.
-        values: list[bytes | None] = [None, None, None, None, None]
+        values: list[bytes | None] = [None, None, None, None, None, None, None]
         wanted = _WANTED.get
         for key, value in scope["headers"]:
             index = wanted(key)
             if index is not None and values[index] is None:
                 values[index] = value
-        self.content_type, self.content_length, raw_id, self.timeout, self.authorization = values
+        # Origin, and a preflight's Access-Control-Request-Method: for gateway._cors.
+        (
+            self.content_type,
+            self.content_length,
+            raw_id,
+            self.timeout,
+            self.authorization,
+            self.origin,
+            self.cors_method,
+        ) = values
         self.request_id = request_id(raw_id)
         #: The headers of every successful answer.
         self.ok = ((b"x-request-id", self.request_id.encode()),)

@@ -84,6 +84,15 @@ class Router:
             params = tuple(i for i, s in enumerate(segments) if s.startswith("{"))
             self._by_length.setdefault(len(segments), []).append((literals, params, route))
 
+    def methods_for(self, path: str) -> list[str]:
+        """The methods routes serve on ``path`` (empty if none has it)."""
+        parts = path.strip("/").split("/")
+        return [
+            route.method
+            for literals, _, route in self._by_length.get(len(parts), ())
+            if all(parts[i] == text for i, text in literals)
+        ]
+
     def match(self, method: str, path: str) -> tuple[Route, tuple[str, ...]]:
         """The route of ``method`` on ``path`` and its parameter values, in template order.
 

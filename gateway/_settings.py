@@ -18,6 +18,7 @@ import msgspec
 from gateway._admission import AdmissionLimits
 from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
+from gateway._cors import check_origins
 from gateway._server import ServerLimits
 
 __all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
@@ -72,6 +73,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     header_timeout: float = _SERVER.header_timeout
     body_timeout: float = _SERVER.body_timeout
     max_header_bytes: int = _SERVER.max_header_bytes
+    #: Origins a browser page may call the API from, comma-separated ("*": any; "": off).
+    cors_origins: str = ""
     #: Young-generation threshold of Python's cyclic garbage collector; 0 keeps Python's 700.
     gc_threshold: int = 10_000
     #: The circuit breaker per (agent, message type) (gateway._breaker; its defaults are
@@ -110,6 +113,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.default_timeout_ms > self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
         self.admission_limits()  # raises ValueError naming a bad budget
+        problems = check_origins(self.cors_origin_list())
+        if problems:
+            raise ValueError(f"{_named('cors_origins')}: " + "; ".join(problems))
         self._check_breaker()
         self.breaker_settings()  # and BreakerSettings' own checks, should it gain some
 
@@ -139,6 +145,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             max_cooldown=self.breaker_max_cooldown,
         )
 
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """The allowed CORS origins (empty: CORS is off)."""
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
     def app_settings(self) -> AppSettings:
         """What the ASGI app needs (gateway.create_app)."""
         return AppSettings(
@@ -148,6 +158,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             chaos=self.chaos,
             tokens=self.tokens,
             max_streams=self.max_streams,
+            cors_origins=self.cors_origin_list(),
             breaker=self.breaker_settings(),
         )
 
@@ -237,6 +248,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "VIBE_GC_THRESHOLD",
         "allocations between young-generation runs of Python's cyclic garbage collector; "
         "0 keeps Python's default (700), which requests in flight outgrow",
+    ),
+    "cors_origins": (
+        "VIBE_CORS_ORIGINS",
+        "origins a browser page may call the API from, comma-separated (https://app.example), "
+        "or * for any; answers CORS preflights and adds the headers (default: off)",
     ),
     "breaker_crashes": (
         "VIBE_BREAKER_CRASHES",
