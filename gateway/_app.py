@@ -44,6 +44,7 @@ from gateway._http import (
 )
 from gateway._http_metrics import HttpMetrics
 from gateway._ops import inject_chaos, probe
+from gateway._problem_types import PROBLEM_TYPES, reply_type
 from gateway._problems import (
     RETRY_AFTER,
     Problem,
@@ -64,6 +65,7 @@ from vibe_actors import (
     ErrorReply,
     UnknownAgent,
 )
+from vibe_actors.agents import schema
 
 __all__ = ["AppSettings", "Gateway", "create_app"]
 
@@ -225,6 +227,18 @@ class Gateway:
         if root:  # mounted: the paths are below the mount's prefix
             document = {**document, "servers": [{"url": root}]}
         return await self._json(request, document)
+
+    async def problem_type(self, request: Request) -> int:
+        """``GET /problems/{slug}``: what a problem type means (gateway._problem_types)."""
+        (slug,) = request.params
+        known = PROBLEM_TYPES.get(slug)
+        if known is None:
+            replies = (reply_type(r) for r in schema.error_replies(self.system))
+            known = next((r for r in replies if r.type == f"/problems/{slug}"), None)
+        if known is None:
+            detail = f"no problem type {slug!r}"
+            raise Reject(make_problem(404, "not-found", detail, request.request_id))
+        return await self._json(request, known)
 
     async def chaos(self, request: Request) -> int:
         name, kind = request.params[0], request.path.rstrip("/").rsplit("/", 1)[1]

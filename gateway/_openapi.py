@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
+from gateway._problem_types import ProblemType
 from gateway._sse import TOPIC_PATTERN
 from vibe_actors import ActorSystem
 from vibe_actors.agents import introspect, schema
@@ -57,6 +58,13 @@ def openapi_document(
     paths.update(_views(refs))
     paths.update(_streams())
     paths.update(_probes(refs))
+    paths["/problems/{slug}"] = _get(
+        "problems.describe",
+        "What a problem type means (its title, status and description)",
+        refs["ProblemType"],
+        {"404": _problem("No such problem type")},
+        parameters=[_path("slug", {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"})],
+    )
     if chaos:
         paths.update(_chaos())
     for route, path_item in paths.items():
@@ -70,7 +78,7 @@ def openapi_document(
 
 def _components(components: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Add the gateway's own body types to ``components``; their refs by name."""
-    types = [introspect.AgentView, introspect.TreeView, Health, Readiness]
+    types = [introspect.AgentView, introspect.TreeView, Health, Readiness, ProblemType]
     refs, found = msgspec.json.schema_components(types, ref_template=_REF)
     for name, component in found.items():
         components.setdefault(name, component)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway._problem_types import PROBLEM_TYPES, reply_type
+
 # One definition of the body for the server and its OpenAPI document.
 from vibe_actors.agents.schema import FieldError, Problem
 
@@ -51,9 +53,10 @@ def make_problem(
     reply: Any = None,
 ) -> Problem:
     """A :class:`Problem` of ``status`` whose ``type`` is ``/problems/<slug>``."""
+    known = PROBLEM_TYPES.get(slug)
     return Problem(
         type=f"/problems/{slug}",
-        title=STATUS_TITLES.get(status, "Error"),
+        title=known.title if known is not None else STATUS_TITLES.get(status, "Error"),
         status=status,
         detail=detail,
         request_id=request_id,
@@ -64,11 +67,16 @@ def make_problem(
 
 def problem_for_reply(reply: Any, request_id: str) -> Problem:
     """Map an agent's :class:`ErrorReply` to a problem, using its ``http_status``."""
-    status = int(getattr(reply, "http_status", 500))
-    name = type(reply).__name__
-    slug = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+    kind = reply_type(type(reply))
     detail = getattr(reply, "detail", "") or _describe(reply)
-    return make_problem(status, slug, detail, request_id, reply=reply)
+    return Problem(
+        type=kind.type,
+        title=kind.title,
+        status=kind.status,
+        detail=detail,
+        request_id=request_id,
+        reply=reply,
+    )
 
 
 def _describe(reply: Any) -> str:

@@ -47,6 +47,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/topics/{topic}/events", "events"),
     Route("POST", "/v1/chaos/{name}/crash", "chaos", chaos=True),
     Route("POST", "/v1/chaos/{name}/hang", "chaos", chaos=True),
+    Route("GET", "/problems/{slug}", "problem_type", secured=False),
     Route("GET", "/healthz", "probe", secured=False),
     Route("GET", "/readyz", "probe", secured=False),
     Route("GET", "/metrics", "probe", secured=False),

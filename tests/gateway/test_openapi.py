@@ -154,3 +154,24 @@ def test_the_document_and_the_route_table_agree(gateway):
     ask = ("/v1/agents/{name}/{type}", "post")
     assert documented == table - {ask}
     assert ("/v1/agents/w/Add", "post") in {(p, m) for p, i in document["paths"].items() for m in i}
+
+
+def test_a_problem_type_resolves_to_its_description_and_titles_name_the_type(gateway):
+    _, client = gateway(tree())
+    problem = client.post("/v1/agents/w/Add", json={"n": "x"}).json()
+    assert problem["type"] == "/problems/invalid-body"
+    assert problem["title"] == "Invalid body"  # the type's title, not "Unprocessable Content"
+    described = client.get(problem["type"])
+    assert described.status_code == 200
+    assert described.json() == {
+        "type": "/problems/invalid-body",
+        "title": "Invalid body",
+        "status": 422,
+        "description": described.json()["description"],
+    }
+    assert "field" in described.json()["description"]
+    crashed = client.get("/problems/agent-crashed").json()  # an agent error reply's type
+    assert crashed["status"] == 503 and crashed["title"]
+    missing = client.get("/problems/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"

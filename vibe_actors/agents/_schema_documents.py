@@ -14,9 +14,33 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import ActorSystem, ErrorReply, Message, TreeNode, UnknownAgent
+from vibe_actors import (
+    ActorSystem,
+    AgentCrashed,
+    DeadlineExceeded,
+    ErrorReply,
+    Forbidden,
+    MailboxFull,
+    Message,
+    TreeNode,
+    Unavailable,
+    UnknownAgent,
+    UnknownMessage,
+)
+
+#: The error replies the runtime itself may give to any ask.
+RUNTIME_ERROR_REPLIES = (
+    AgentCrashed,
+    DeadlineExceeded,
+    Forbidden,
+    MailboxFull,
+    Unavailable,
+    UnknownMessage,
+)
 
 __all__ = [
+    "RUNTIME_ERROR_REPLIES",
+    "error_replies",
     "ERROR_RESPONSES",
     "TIMEOUT_HEADER",
     "TIMEOUT_MS_DIGITS",
@@ -114,6 +138,20 @@ def reply_types(system: ActorSystem, name: str, message_type: type) -> list[type
     except UnknownAgent:
         return []
     return [t for t in agent_class.reply_types(message_type) if issubclass(t, Message)]
+
+
+def error_replies(system: ActorSystem) -> list[type]:
+    """Every error reply type the receiving agents declare (their handlers' annotations),
+    and the runtime's own (``AgentCrashed``, ``DeadlineExceeded``, ...), without repeats."""
+    found: dict[type, None] = {}
+    for node in receivers(system):
+        for message_type in message_types(system, node.name).values():
+            for reply in reply_types(system, node.name, message_type):
+                if issubclass(reply, ErrorReply):
+                    found[reply] = None
+    for runtime in RUNTIME_ERROR_REPLIES:
+        found[runtime] = None
+    return list(found)
 
 
 def replies_none(system: ActorSystem, name: str, message_type: type) -> bool:

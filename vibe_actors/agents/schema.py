@@ -42,6 +42,7 @@ from vibe_actors.agents._schema_documents import (
     replies_none,
 )
 from vibe_actors.agents._schema_documents import agent_schemas as agent_schemas
+from vibe_actors.agents._schema_documents import error_replies as error_replies
 from vibe_actors.agents._schema_documents import tagged_types as tagged_types
 
 __all__ = [
