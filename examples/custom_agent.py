@@ -9,6 +9,8 @@ crashed gets ``AgentCrashed``).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from vibe_actors import Agent, Message, handler
@@ -18,7 +20,9 @@ __all__ = ["Averager", "AveragerConfig", "Flush", "Reading", "Recorded", "Summar
 
 class AveragerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sink: str = "sink"
-    flush_every: float = 10.0
+    #: Seconds between summaries. Declared a duration, so a wiring may write it with a
+    #: unit (``flush_every: 10s``, ``500ms``); a plain number stays seconds.
+    flush_every: Annotated[float, msgspec.Meta(gt=0, extra={"duration": "s"})] = 10.0
 
 
 class Reading(Message):

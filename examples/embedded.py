@@ -1,6 +1,8 @@
 """Embed a vibe_actors system in a plain script: one custom agent, supervised.
 
-Run it with ``make run`` (or ``.venv/bin/python examples/embedded.py``).
+Run it from the repository's root with ``.venv/bin/python examples/embedded.py``
+(``make run`` or ``make test`` creates ``.venv``; ``make run`` itself serves
+wiring.yaml over HTTP and does not run this file).
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ WIRING = """
 root:
   name: root
   intensity: 2          # more than 2 restarts ...
-  period: 5             # ... within 5 seconds: give up
-  backoff: {min: 1.0, max: 1.0, random_factor: 0.0}
+  period: 5s            # ... within 5 seconds: give up
+  backoff: {min: 1s, max: 1s, random_factor: 0.0}
   children:
     - name: sink
       agent: vibe_actors.testing:ProbeAgent
     - name: averager
       agent: custom_agent:Averager
-      config: {sink: sink, flush_every: 10.0}
+      config: {sink: sink, flush_every: 10s}
 """
 
 

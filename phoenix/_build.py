@@ -2,20 +2,21 @@
 
 Start order honours ``depends_on`` within the left-to-right order: siblings
 are reordered by a stable topological sort (a child moves after the siblings
-it depends on; otherwise order is kept). A dependency on an agent elsewhere in
-the tree must start earlier in the depth-first start order, else
-:func:`build` reports it. Stop order is the reverse (the runtime does that).
+it depends on; otherwise order is kept; :mod:`phoenix._order`). A dependency
+on an agent elsewhere in the tree must start earlier in the depth-first start
+order, else :func:`phoenix.load` reports it (and :func:`build`, for a Wiring
+made otherwise). Stop order is the reverse (the runtime does that).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 from collections.abc import Mapping
 from typing import cast
 
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._load import Wiring, load
+from phoenix._order import start_order
 from phoenix._schema import SupervisorNode, WorkerNode
 from vibe_actors import ActorSystem, ApplyReport, SupervisorSpec, SystemConfig, WorkerSpec
 
@@ -102,34 +103,13 @@ def _ordered(
     problems: list[WiringProblem],
     file: str,
 ) -> list[WorkerSpec | SupervisorSpec]:
-    """Stable topological order of siblings: Kahn's algorithm, linear in the siblings
-    and their dependencies (times log n for the heap).
-
-    The ready sibling taken next is always the earliest in the file (a heap of
-    indexes, not a FIFO queue), so a child moves only after the siblings it depends
-    on and the file's order is otherwise kept. A cycle was refused when loading;
-    a Wiring built by hand may still hold one: a problem, never an endless loop.
-    """
-    siblings = {child.name for child in children}
-    waiting_on = [0] * len(children)  # per child: its dependencies on siblings not yet placed
-    dependents: dict[str, list[int]] = {}
-    for position, child in enumerate(children):
-        for target in child.depends_on:
-            if target in siblings:  # a dependency elsewhere in the tree is _check_order's
-                waiting_on[position] += 1
-                dependents.setdefault(target, []).append(position)
-    ready = [position for position, count in enumerate(waiting_on) if count == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        position = heapq.heappop(ready)
-        order.append(position)
-        for dependent in dependents.get(children[position].name, ()):
-            waiting_on[dependent] -= 1
-            if waiting_on[dependent] == 0:
-                heapq.heappush(ready, dependent)
+    """Siblings in start order (:func:`phoenix._order.start_order`). A cycle was refused
+    when loading; a Wiring built by hand may still hold one: a problem, never an
+    endless loop."""
+    order = start_order([(child.name, child.depends_on) for child in children])
     if len(order) < len(children):
-        stuck = [c.name for c, count in zip(children, waiting_on, strict=True) if count > 0]
+        placed = set(order)
+        stuck = [c.name for position, c in enumerate(children) if position not in placed]
         problems.append(
             WiringProblem(
                 file,

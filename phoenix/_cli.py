@@ -1,46 +1,88 @@
 """``python -m phoenix check|tree|schema``: validate, show, and describe wiring files.
 
 Exit codes: 0 when the file is valid (or for ``schema``), 1 with one line per
-problem (never a traceback), 2 for a usage error.
+problem (never a traceback), 2 for a usage error, 141 (128 + SIGPIPE, as a
+shell reports ``yes | head``) when the output was closed early
+(``python -m phoenix schema | head``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from phoenix._errors import WiringError
 from phoenix._load import Wiring, load
+from phoenix._order import start_order
 from phoenix._schema import SupervisorNode, WorkerNode, json_schema
 
 __all__ = ["main"]
+
+#: The exit code when stdout (or stderr) was closed before everything was written.
+CLOSED_OUTPUT = 141
+
+
+def _shown(value: str, path: str, wiring: Wiring) -> str:
+    return "***" if path in wiring.secrets else value  # never echo a secret
 
 
 def _tree_lines(
     node: SupervisorNode | WorkerNode, wiring: Wiring, path: str, depth: int
 ) -> list[str]:
+    """``node`` and what it holds, children in start order (``depends_on`` applied)."""
     pad = "  " * depth
-    shown = "***" if f"{path}.name" in wiring.secrets else node.name  # never echo a secret
+    shown = _shown(node.name, f"{path}.name", wiring)
+    after = ", ".join(
+        _shown(name, f"{path}.depends_on[{index}]", wiring)
+        for index, name in enumerate(node.depends_on)
+    )
+    depends = f" depends_on=[{after}]" if after else ""
     if isinstance(node, WorkerNode):
-        extra = f" pool={node.pool.size}x{node.pool.routing.value}" if node.pool else ""
-        return [f"{pad}- {shown} [worker {node.agent}] restart={node.restart.value}{extra}"]
+        pool = f" pool={node.pool.size}x{node.pool.routing.value}" if node.pool else ""
+        return [f"{pad}- {shown} [worker {node.agent}] restart={node.restart.value}{pool}{depends}"]
     lines = [
         f"{pad}+ {shown} [supervisor {node.strategy.value}, intensity {node.intensity}"
-        f"/{node.period:g}s] restart={node.restart.value}"
+        f"/{node.period:g}s] restart={node.restart.value}{depends}"
     ]
-    for index, child in enumerate(node.children):
-        lines += _tree_lines(child, wiring, f"{path}.children[{index}]", depth + 1)  # type: ignore[arg-type]
+    children: list[SupervisorNode | WorkerNode] = node.children  # type: ignore[assignment]
+    order = start_order([(child.name, child.depends_on) for child in children])
+    for index in order if len(order) == len(children) else range(len(children)):
+        child_path = f"{path}.children[{index}]"
+        lines += _tree_lines(children[index], wiring, child_path, depth + 1)
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:  # here, not at exit: a closed pipe is met where it is handled
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (``| head``): nothing more can be said, and nothing should be
+        # said about it. Point both outputs at /dev/null so that the interpreter's
+        # own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):  # no file descriptor behind it (a test's capture)
+                continue
+        os.close(devnull)
+        return CLOSED_OUTPUT
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phoenix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="validate a wiring file (exit 1 with every problem)")
     check.add_argument("file")
-    tree = commands.add_parser("tree", help="print the supervision tree a wiring file describes")
+    tree = commands.add_parser(
+        "tree", help="print the supervision tree a wiring file describes, in start order"
+    )
     tree.add_argument("file")
     commands.add_parser("schema", help="print the JSON Schema of wiring files (for editors)")
     args = parser.parse_args(argv)

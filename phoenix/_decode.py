@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from phoenix import _durations as durations
 from phoenix._schema import SupervisorNode, WorkerNode
 from phoenix._yaml import Document
 
@@ -32,7 +33,8 @@ INVALID: Any = _Invalid()
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
-def _describe_type(tp: Any) -> str:
+def _describe_type(tp: Any, number: str | None = None) -> str:
+    """How a message names ``tp``; ``number`` names int and float (a duration)."""
     if typing.get_origin(tp) is typing.Annotated:
         base, *metas = typing.get_args(tp)
         bounds = [
@@ -42,16 +44,19 @@ def _describe_type(tp: Any) -> str:
             for attr, symbol in _BOUNDS
             if getattr(meta, attr) is not None
         ]
-        return " ".join([_describe_type(base), *bounds])
+        return " ".join([_describe_type(base, number), *bounds])
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return "|".join(str(m.value) for m in tp)
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "|".join(repr(a) if isinstance(a, str) else str(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe_type(a) for a in typing.get_args(tp) if a is not type(None))
+        described = [_describe_type(a, number) for a in typing.get_args(tp)]
+        return " or ".join(d for d in described if d != "null")
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return "a mapping"
+    if number is not None and tp in (int, float):
+        return number
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
 
 
@@ -70,13 +75,19 @@ def _kind(value: Any) -> str:
 def decode_struct(
     value: Any, tp: type, path: str, doc: Document, skip: tuple[str, ...] = ()
 ) -> Any:
-    """``value`` as ``tp`` (a Struct), or INVALID after recording every problem."""
+    """``value`` as ``tp`` (a Struct), or INVALID after recording every problem.
+
+    Every field is decoded on its own, so one bad field never hides another. The
+    struct's own checks (``__post_init__``) run on the fields that decoded, and each
+    check that fails is reported (see :func:`_construct`), also when a sibling field
+    was already wrong.
+    """
     if not isinstance(value, dict):
         doc.problem(path, f"expected a mapping, got {_kind(value)}")
         return INVALID
     fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
     before = len(doc.problems)
-    decoded: dict[str, Any] = {}
+    decoded: dict[str, Any] = {}  # by attribute name
     for key, item in value.items():
         field = fields.get(key)
         if field is None:
@@ -84,35 +95,119 @@ def decode_struct(
             doc.problem(
                 f"{path}.{key}", f"unknown field '{key}' (expected one of: {known})", key=True
             )
-        elif key in skip:
-            decoded[key] = item
+            continue
+        if key in skip:
+            result = item
         else:
-            result = decode_value(item, field.type, f"{path}.{key}", doc)
-            if result is not INVALID:
-                decoded[key] = result
+            unit = durations.unit_of(tp, field)
+            if unit is None:
+                result = decode_value(item, field.type, f"{path}.{key}", doc)
+            else:
+                result = decode_duration(item, field.type, unit, f"{path}.{key}", doc)
+        if result is not INVALID:
+            decoded[field.name] = result
     for name, field in fields.items():
         if field.required and name not in value:
             doc.problem(path, f"missing required field '{name}'")
-    if len(doc.problems) > before:
-        return INVALID
+    if any(f.required and f.name not in decoded for f in fields.values()):
+        return INVALID  # nothing to build the struct's own checks on
+    names = {f.name: f.encode_name for f in fields.values()}
+    required = {f.name for f in fields.values() if f.required}
+    result = _construct(tp, decoded, required, path, names, doc)
+    return INVALID if len(doc.problems) > before else result
+
+
+def _construct(
+    tp: type,
+    decoded: dict[str, Any],
+    required: set[str],
+    path: str,
+    names: dict[str, str],
+    doc: Document,
+) -> Any:
+    """``tp(**decoded)``, reporting every check of ``__post_init__`` that fails.
+
+    A ``__post_init__`` stops at its first failing check. So when it refuses the
+    fields, the field it is about is found (the first one without which the struct
+    is accepted or refused for another reason), the problem is reported at that
+    field, and the struct is built again without it (its default in its place),
+    until it is accepted. A check no single field explains (all required) is
+    reported at the mapping.
+    """
+    given = dict(decoded)
+    while True:
+        error = _refusal(tp, given)
+        if error is None:
+            return tp(**given)
+        culprit = next(
+            (
+                name
+                for name in given
+                if name not in required
+                and _refusal(tp, {k: v for k, v in given.items() if k != name}) != error
+            ),
+            None,
+        )
+        if culprit is None:
+            doc.problem(path, error)
+            return INVALID
+        doc.problem(f"{path}.{names[culprit]}", error)
+        del given[culprit]
+
+
+def _refusal(tp: type, fields: dict[str, Any]) -> str | None:
+    """Why ``tp(**fields)`` is refused, or None."""
     try:
-        return tp(**decoded)
+        tp(**fields)
     except (ValueError, TypeError) as exc:
-        doc.problem(path, str(exc))
+        return str(exc)
+    return None
+
+
+def decode_duration(value: Any, tp: Any, unit: str, path: str, doc: Document) -> Any:
+    """A duration field: a number with a unit (``10s``) or a plain number of ``unit``."""
+    converted = value
+    if isinstance(value, str):
+        parsed = durations.parse(value, unit)
+        if parsed is not None:
+            converted = parsed
+    try:
+        return msgspec.convert(converted, tp)
+    except msgspec.ValidationError:
+        expected = _describe_type(tp, number="a duration")
+        shown = doc.shown(path, value)
+        doc.problem(path, f"expected {expected}, got {shown}: {durations.hint(unit)}")
         return INVALID
+
+
+def _holds_struct(tp: Any) -> bool:
+    """``tp`` is a Struct, or a Struct or None."""
+    members = typing.get_args(tp) if typing.get_origin(tp) in _UNIONS else (tp,)
+    return any(isinstance(m, type) and issubclass(m, msgspec.Struct) for m in members)
+
+
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def decode_value(value: Any, tp: Any, path: str, doc: Document) -> Any:
-    """One field: a nested struct recursively, anything else with msgspec.convert."""
+    """One field: a nested struct recursively (also each struct of a list or a mapping
+    of them), anything else with msgspec.convert."""
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return decode_struct(value, tp, path, doc)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and value is not None:
+    origin = typing.get_origin(tp)
+    if origin in _UNIONS and value is not None:
         members = typing.get_args(tp)
         struct = next(
             (m for m in members if isinstance(m, type) and issubclass(m, msgspec.Struct)), None
         )
         if struct is not None:  # Optional[Struct]: decoded field by field too
             return decode_struct(value, struct, path, doc)
+    if origin is list and isinstance(value, list) and _holds_struct(typing.get_args(tp)[0]):
+        item_type = typing.get_args(tp)[0]
+        items = [decode_value(item, item_type, f"{path}[{i}]", doc) for i, item in enumerate(value)]
+        return INVALID if any(item is INVALID for item in items) else items
+    if origin is dict and isinstance(value, dict) and _holds_struct(typing.get_args(tp)[1]):
+        return _decode_mapping(value, tp, path, doc)
     try:
         return msgspec.convert(value, tp)
     except msgspec.ValidationError as exc:
@@ -126,6 +221,28 @@ def decode_value(value: Any, tp: Any, path: str, doc: Document) -> Any:
             hidden = doc.shown(where, None) == "'***'"
             doc.problem(where, "invalid value" if hidden else message[0].lower() + message[1:])
         return INVALID
+
+
+def _decode_mapping(value: dict[str, Any], tp: Any, path: str, doc: Document) -> Any:
+    """A mapping of structs, entry by entry (every bad entry reported)."""
+    key_type, item_type = typing.get_args(tp)
+    result: dict[Any, Any] = {}
+    valid = True
+    for key, item in value.items():
+        try:
+            decoded_key = msgspec.convert(key, key_type)
+        except msgspec.ValidationError:
+            doc.problem(
+                f"{path}.{key}",
+                f"expected a key of {_describe_type(key_type)}, got {key!r}",
+                key=True,
+            )
+            valid = False
+            continue
+        decoded = decode_value(item, item_type, f"{path}.{key}", doc)
+        valid = valid and decoded is not INVALID
+        result[decoded_key] = decoded
+    return result if valid else INVALID
 
 
 def decode_node(value: Any, path: str, doc: Document) -> SupervisorNode | WorkerNode | Any:

@@ -13,6 +13,7 @@ import msgspec
 
 from phoenix._decode import INVALID, decode_node, decode_struct
 from phoenix._errors import WiringError, WiringProblem
+from phoenix._order import start_order
 from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
 from phoenix._yaml import Document, parse
 from vibe_actors import (
@@ -65,8 +66,9 @@ def load_text(
 ) -> Wiring:
     """Like :func:`load`, from a string (``file`` names it in messages)."""
     doc = parse(text, file, environ)
-    if doc.problems:
+    if not doc.parsed:
         raise WiringError(doc.problems)
+    read = len(doc.problems)  # an unset variable or a refused tag: reported, and read on
     top = decode_struct(doc.value, WiringFile, "$", doc, skip=("root",))
     raw_root = doc.value.get("root") if isinstance(doc.value, dict) else None
     root = decode_node(raw_root, "$.root", doc)
@@ -77,10 +79,13 @@ def load_text(
     nodes = list(_raw_nodes(raw_root, "$.root"))
     _check_names(nodes, doc)
     _check_dependencies(nodes, doc)
+    _check_start_order(raw_root, "$.root", {node.name for node in nodes}, set(), doc)
     agents, configs = _resolve_agents(nodes, doc)
     _check_ray(nodes, agents, doc)
     if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
-        raise WiringError(doc.problems)
+        # What stands in for an unreadable value has its problem already: no second one.
+        found = doc.problems[read:]
+        raise WiringError(doc.problems[:read] + [p for p in found if doc.readable(p.path)])
     return Wiring(file, top.system, root, agents, configs, frozenset(doc.secrets), top.ray)
 
 
@@ -176,6 +181,49 @@ def _check_dependencies(nodes: list[_Raw], doc: Document) -> None:
     cycle = _find_cycle(graph)
     if cycle:
         doc.problem(known[cycle[0]].path + ".depends_on", "dependency cycle: " + " -> ".join(cycle))
+
+
+def _check_start_order(
+    value: Any, path: str, known: set[str], started: set[str], doc: Document
+) -> None:
+    """Every ``depends_on`` outside a supervisor's children names a node started before
+    it, in the depth-first start order (``started``: the names started so far)."""
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return
+    started.add(value["name"])
+    children = value.get("children")
+    if not isinstance(children, list):
+        if isinstance(value.get("pool"), dict):
+            size = value["pool"].get("size")
+            count = size if isinstance(size, int) and 0 < size <= 10_000 else 0
+            started.update(f"{value['name']}.{i}" for i in range(1, count + 1))
+        return
+    siblings = [(_name(child), _depends_on(child)) for child in children]
+    order = start_order(siblings)
+    if len(order) < len(children):  # a cycle among them: reported by _check_dependencies
+        order = list(range(len(children)))
+    names = {name for name, _ in siblings}
+    for position in order:
+        name, depends_on = siblings[position]
+        where = f"{path}.children[{position}]"
+        for index, target in enumerate(depends_on):
+            if target in known and target != name and target not in started and target not in names:
+                doc.problem(
+                    f"{where}.depends_on[{index}]",
+                    f"'{name}' depends on '{target}', which starts later (in another"
+                    " subtree); move it earlier in the file",
+                )
+        _check_start_order(children[position], where, known, started, doc)
+
+
+def _name(value: Any) -> str:
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _depends_on(value: Any) -> list[str]:
+    depends = value.get("depends_on") if isinstance(value, dict) else None
+    return [d for d in depends if isinstance(d, str)] if isinstance(depends, list) else []
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

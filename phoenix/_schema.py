@@ -1,22 +1,29 @@
 """The wiring file's format, as msgspec types. Defaults follow Erlang/OTP.
 
 A node with ``agent`` is a worker; a node with ``children`` is a supervisor.
-Times are seconds except ``shutdown``, which is milliseconds (or
-``brutal_kill``), as in an OTP child spec.
+Every duration may be written with a unit (``250ms``, ``10s``, ``1m``); a
+plain number keeps the unit the field always had: milliseconds for
+``shutdown`` (or ``brutal_kill``), as in an OTP child spec, seconds for every
+other duration (see :mod:`phoenix._durations`).
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from phoenix import _durations as durations
 from vibe_actors import BackoffSpec, MailboxSpec, PoolSpec, RestartType, Strategy, SystemConfig
 from vibe_actors.ray import RaySettings
 
 __all__ = ["SupervisorNode", "WiringFile", "WorkerNode", "json_schema"]
 
-Shutdown = Annotated[int, msgspec.Meta(ge=0)] | Literal["brutal_kill"]
+#: A duration (``10s``; a plain number is milliseconds, as in OTP) or ``brutal_kill``.
+Shutdown = Annotated[int, msgspec.Meta(ge=0, extra={"duration": "ms"})] | Literal["brutal_kill"]
+#: A duration of more than zero (``30s``, ``1m``; a plain number is seconds).
+Period = Annotated[float, msgspec.Meta(gt=0, extra={"duration": "s"})]
 
 
 class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,9 +35,10 @@ class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     agent: str
     #: permanent (always restarted) | transient (only after a crash) | temporary (never).
     restart: RestartType = RestartType.PERMANENT
-    #: Milliseconds to finish the current message on stop, or ``brutal_kill``. OTP: 5000.
+    #: How long to finish the current message on stop (``5s``; a plain number is
+    #: milliseconds), or ``brutal_kill``. OTP: 5000 (5 s).
     shutdown: Shutdown = 5000
-    #: Bounded mailbox: ``capacity`` (0 = unbounded), ``overflow``, ``block_timeout`` (s).
+    #: Bounded mailbox: ``capacity`` (0 = unbounded), ``overflow``, ``block_timeout`` (a duration).
     mailbox: MailboxSpec = MailboxSpec()
     #: ``size`` workers behind this name, routed ``round_robin`` | ``least_loaded`` | ``consistent_hash``.
     pool: PoolSpec | None = None
@@ -49,13 +57,14 @@ class SupervisorNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     name: str
     #: one_for_one | one_for_all | rest_for_one. OTP default: one_for_one.
     strategy: Strategy = Strategy.ONE_FOR_ONE
-    #: More than ``intensity`` restarts within ``period`` seconds: give up. OTP: 1 in 5 s.
+    #: More than ``intensity`` restarts within ``period`` (a duration): give up. OTP: 1 in 5 s.
     intensity: Annotated[int, msgspec.Meta(ge=0)] = 1
-    period: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    #: Restart backoff: ``min``, ``max``, ``random_factor``, ``reset_after`` (seconds).
+    period: Period = 5.0
+    #: Restart backoff: ``min``, ``max``, ``random_factor``, ``reset_after`` (durations).
     backoff: BackoffSpec = BackoffSpec()
     restart: RestartType = RestartType.PERMANENT
-    #: Milliseconds to stop all children, or ``brutal_kill``. OTP: infinity; here 30 s.
+    #: How long to stop all children (``30s``; a plain number is milliseconds), or
+    #: ``brutal_kill``. OTP: infinity; here 30 s.
     shutdown: Shutdown = 30000
     depends_on: list[str] = []
     #: Worker and supervisor nodes, started in order (depends_on permitting).
@@ -63,7 +72,15 @@ class SupervisorNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class WiringFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole file."""
+    """The whole file.
+
+    Durations: every duration may be written with a unit, ``ms``, ``s``, ``m`` or ``h``
+    (``250ms``, ``10s``, ``1.5m``, ``1h``). A plain number keeps the unit the field always
+    had: milliseconds for ``shutdown`` (``shutdown: 10000`` is 10 s, as in an OTP child
+    spec), seconds for every other duration (``period``, ``backoff``,
+    ``mailbox.block_timeout``, ``system.ask_timeout``, ``system.start_timeout`` and the
+    durations of the system agents' ``config``, such as the watchdog's ``interval``).
+    """
 
     #: The format version; only 1 exists.
     version: Literal[1] = 1
@@ -84,9 +101,43 @@ def json_schema() -> dict[str, Any]:
     node = {"anyOf": [{"$ref": "#/$defs/SupervisorNode"}, {"$ref": "#/$defs/WorkerNode"}]}
     components["WiringFile"]["properties"]["root"] = {"$ref": "#/$defs/SupervisorNode"}
     components["SupervisorNode"]["properties"]["children"] = {"type": "array", "items": node}
+    for struct in _structs((WiringFile, SupervisorNode, WorkerNode)):
+        properties = components.get(struct.__name__, {}).get("properties", {})
+        for field in msgspec.structs.fields(struct):
+            if field.encode_name in properties and durations.unit_of(struct, field):
+                properties[field.encode_name] = _with_unit(properties[field.encode_name])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "vibe-actors wiring.yaml",
         **top,
         "$defs": components,
     }
+
+
+def _with_unit(schema: dict[str, Any]) -> dict[str, Any]:
+    """A number's schema that also takes a duration with a unit (``10s``)."""
+    text = {"type": "string", "pattern": durations.PATTERN}
+    kept = {k: v for k, v in schema.items() if k in ("default", "description", "title")}
+    choices = schema.get("anyOf") or [{k: v for k, v in schema.items() if k not in kept}]
+    return {"anyOf": [*choices, text], **kept}
+
+
+def _structs(roots: tuple[type, ...]) -> list[type]:
+    """The Struct types ``roots`` hold, themselves included."""
+    found: list[type] = []
+    pending = list(roots)
+    while pending:
+        tp = pending.pop()
+        if tp in found:
+            continue
+        found.append(tp)
+        for field in msgspec.structs.fields(tp):
+            pending += [t for t in _members(field.type) if issubclass(t, msgspec.Struct)]
+    return found
+
+
+def _members(tp: Any) -> list[type]:
+    """The classes named anywhere in a type annotation."""
+    if isinstance(tp, type):
+        return [tp]
+    return [member for arg in typing.get_args(tp) for member in _members(arg)]

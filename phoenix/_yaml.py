@@ -53,7 +53,14 @@ class Document:
         self.key_positions: dict[str, tuple[int, int]] = {}
         #: Paths whose value came (wholly or partly) from the environment.
         self.secrets: set[str] = set()
+        #: Paths of values that could not be read (an unset variable, a tag refused, a
+        #: scalar YAML cannot construct): what stands in their place is checked no
+        #: further (see :meth:`readable`), so the one problem reported for each is its own.
+        self.unreadable: set[str] = set()
         self.problems: list[WiringProblem] = []
+        #: The file was parsed into :attr:`value` (False: a syntax error, an empty file,
+        #: a limit crossed, and nothing else can be checked).
+        self.parsed = False
 
     def where(self, path: str, *, key: bool = False) -> tuple[int, int]:
         """The position of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -70,6 +77,15 @@ class Document:
     def problem(self, path: str, message: str, *, key: bool = False) -> None:
         line, column = self.where(path, key=key)
         self.problems.append(WiringProblem(self.file, line, column, path, message))
+
+    def readable(self, path: str) -> bool:
+        """Neither ``path`` nor one of its ancestors is :attr:`unreadable`."""
+        probe = path
+        while probe:
+            if probe in self.unreadable:
+                return False
+            probe = _parent(probe)
+        return True
 
     def shown(self, path: str, value: Any) -> str:
         """``value`` as it may appear in a message: masked if it came from the environment
@@ -97,6 +113,11 @@ def parse(text: str, file: str, environ: Mapping[str, str] | None = None) -> Doc
     So does a document over the limits (:data:`MAX_DEPTH`, :data:`MAX_ALIAS_NODES`,
     :data:`MAX_ALIAS_PATH_CHARS`) or with a recursive alias: one problem at the
     node or alias that crossed the limit, found before anything is expanded.
+
+    Every unset variable is named, each at the scalar that names it. That scalar,
+    like a refused tag's node or a value YAML cannot construct, is
+    :attr:`Document.unreadable`, and the rest of the file is read on: only a syntax
+    error, an empty file or a limit crossed ends the parse (``parsed`` stays False).
     """
     doc = Document(file)
     environ = os.environ if environ is None else environ
@@ -115,6 +136,7 @@ def parse(text: str, file: str, environ: Mapping[str, str] | None = None) -> Doc
         doc.problems.append(WiringProblem(file, 1, 1, "$", "the file is empty"))
         return doc
     doc.value = _Converter(doc, environ).convert(node, "$")
+    doc.parsed = True
     return doc
 
 
@@ -147,6 +169,7 @@ class _Converter:
         refused = tag_problem(node)
         if refused:
             doc.problem(path, refused)
+            doc.unreadable.add(path)
         if isinstance(node, yaml.MappingNode):  # its content is converted even if refused:
             return self._mapping(node, path)  # every problem of the file is reported at once
         if isinstance(node, yaml.SequenceNode):
@@ -190,6 +213,8 @@ class _Converter:
             substituted = self._substituted[node] = _substitute(node, self._environ)
         for name in substituted.missing:
             self._doc.problem(path, f"environment variable {name} is not set (and has no default)")
+        if substituted.missing:
+            self._doc.unreadable.add(path)
         if substituted.from_environment:
             self._doc.secrets.add(path)
         return substituted.value
@@ -210,6 +235,7 @@ class _Converter:
             self._doc.problem(
                 path, f"invalid {kind} {node.value!r} ({exc}); quote it to make it text"
             )
+            self._doc.unreadable.add(path)
             return node.value
 
 

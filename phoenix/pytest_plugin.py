@@ -15,22 +15,25 @@ Fixtures:
 
 A wiring text is a whole file (with ``root:``) or just the root's children (a
 YAML list), which are wrapped in a one_for_one root named ``root``. A text
-that does not validate fails the test with Phoenix's problems (file
-``<inline wiring>``, lines of the text as given for a whole file).
+that does not validate fails the test with Phoenix's problems: file
+``<inline wiring>``, each line and column those of the text as given (line 1
+is its first line, blank or not, before any dedent or wrapping), so a problem
+points at the snippet in the test, never at the wrapper.
 """
 
 from __future__ import annotations
 
+import os
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import pytest
 
-from phoenix import build, load_text
+from phoenix import WiringError, build, load_text
 from vibe_actors import ActorSystem
 from vibe_actors.testing import ManualClock, release_all
 
@@ -45,11 +48,50 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _full_text(wiring: str) -> str:
-    text = textwrap.dedent(wiring).strip("\n")
+_WRAPPER = "version: 1\nroot:\n  name: root\n  children:\n"
+_WRAPPER_LINES = _WRAPPER.count("\n")
+_WRAPPER_INDENT = 4
+
+
+class _Snippet(NamedTuple):
+    """The file loaded for a wiring text, and how its positions map back to the text."""
+
+    text: str
+    skipped: int  # blank lines of the text before its first line loaded
+    dedent: int  # columns of indentation removed from every line
+    wrapped: bool  # a list of children, loaded inside _WRAPPER
+
+    def position(self, line: int, column: int) -> tuple[int, int]:
+        """Where ``line:column`` of :attr:`text` is in the text as given."""
+        if self.wrapped:
+            if line <= _WRAPPER_LINES:  # the wrapper itself: the snippet's first line
+                return self.skipped + 1, self.dedent + 1
+            line -= _WRAPPER_LINES
+            column = max(column - _WRAPPER_INDENT, 1)
+        return line + self.skipped, column + self.dedent
+
+
+def _full_text(wiring: str) -> _Snippet:
+    dedented = textwrap.dedent(wiring)
+    skipped = len(dedented) - len(dedented.lstrip("\n"))
+    margins = [
+        line[: len(line) - len(line.lstrip())] for line in wiring.splitlines() if line.strip()
+    ]
+    dedent = len(os.path.commonprefix(margins)) if margins else 0  # what dedent() removed
+    text = dedented.strip("\n")
     if any(line.startswith("root:") for line in text.splitlines()):
-        return text + "\n"
-    return "version: 1\nroot:\n  name: root\n  children:\n" + textwrap.indent(text, "    ") + "\n"
+        return _Snippet(text + "\n", skipped, dedent, wrapped=False)
+    wrapped = _WRAPPER + textwrap.indent(text, " " * _WRAPPER_INDENT) + "\n"
+    return _Snippet(wrapped, skipped, dedent, wrapped=True)
+
+
+def _in_snippet(error: WiringError, snippet: _Snippet) -> WiringError:
+    """``error`` with each problem's position in the text as given."""
+    problems = []
+    for problem in error.problems:
+        line, column = snippet.position(problem.line, problem.column)
+        problems.append(msgspec.structs.replace(problem, line=line, column=column))
+    return WiringError(problems)
 
 
 def system_from_wiring(
@@ -63,7 +105,11 @@ def system_from_wiring(
 
     Raises :class:`phoenix.WiringError` listing every problem of the text.
     """
-    root, config = build(load_text(_full_text(wiring), _FILE, environ))
+    snippet = _full_text(wiring)
+    try:
+        root, config = build(load_text(snippet.text, _FILE, environ))
+    except WiringError as exc:
+        raise _in_snippet(exc, snippet) from None
     if overrides:
         config = msgspec.structs.replace(config, **overrides)
     if clock is None:
