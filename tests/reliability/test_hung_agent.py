@@ -18,6 +18,8 @@ import httpx
 import pytest
 import yaml
 
+from phoenix import _durations as durations
+
 from tests.conftest import wait_until
 from tests.reliability.conftest import ROOT, variant
 
@@ -36,7 +38,16 @@ def _watchdog_budget() -> float:
     wiring = yaml.safe_load((ROOT / "wiring.yaml").read_text())
     observability = next(c for c in wiring["root"]["children"] if c["name"] == "observability")
     config = next(c for c in observability["children"] if c["name"] == "watchdog")["config"]
-    return config["interval"] * config["misses"] + config["deadline"]
+    return _seconds(config["interval"]) * config["misses"] + _seconds(config["deadline"])
+
+
+def _seconds(value: object) -> float:
+    """A duration of the wiring (``2s``, or a plain number of seconds) in seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    seconds = durations.parse(str(value), "s")
+    assert seconds is not None, value
+    return float(seconds)
 
 
 def _incidents(gateway) -> list[dict]:
