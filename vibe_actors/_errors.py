@@ -13,6 +13,7 @@ __all__ = [
     "InjectedCrash",
     "MailboxFullError",
     "RestartIntensityExceeded",
+    "SelfAsk",
     "StartFailed",
     "SystemFailed",
     "SystemNotRunning",
@@ -108,16 +109,43 @@ class RestartIntensityExceeded(VibeError):
     """A supervisor saw more than ``intensity`` restarts within ``period``.
 
     The supervisor stops its children and fails with this error, which its own
-    supervisor handles like any child failure (escalation).
+    supervisor handles like any child failure (escalation). The message names
+    the supervisor, its limit, the last failure (and the child it came from)
+    and what to change to tolerate more: ``setting`` (default: raise the
+    supervisor's ``SupervisorSpec(intensity=...)`` or shorten its ``period``,
+    or its ``intensity:``/``period:`` in the wiring file). The defaults are OTP's,
+    1 restart in 5 s, so a second crash within 5 s gives up.
     """
 
-    def __init__(self, supervisor: str, intensity: int, period: float, last: str) -> None:
+    def __init__(
+        self,
+        supervisor: str,
+        intensity: int,
+        period: float,
+        last: str,
+        *,
+        child: str | None = None,
+        setting: str | None = None,
+    ) -> None:
+        if setting is None:
+            setting = (
+                f"raise intensity or shorten period: SupervisorSpec(name={supervisor!r}, "
+                f"intensity=..., period=...), or intensity: / period: of {supervisor!r} "
+                "in the wiring file"
+            )
+        restarts = "restart" if intensity == 1 else "restarts"
+        failure = last if child is None else f"child {child!r}, {last}"
         super().__init__(
-            f"supervisor {supervisor!r} gave up: more than {intensity} restarts "
-            f"within {period:g}s (last failure: {last})"
+            f"supervisor {supervisor!r} gave up: more than {intensity} {restarts} "
+            f"within {period:g}s (its limit: intensity={intensity}, period={period:g}); "
+            f"last failure: {failure}; to tolerate more restarts, {setting}"
         )
         self.supervisor = supervisor
+        self.intensity = intensity
+        self.period = period
         self.last = last
+        self.child = child
+        self.setting = setting
 
 
 class SystemFailed(VibeError):
@@ -142,3 +170,34 @@ class UnknownAgent(VibeError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no agent named {name!r}")
         self.name = name
+
+
+class SelfAsk(VibeError):
+    """A blocking ask that could never be answered, refused at the send.
+
+    Raised by :meth:`Ref.ask` (and ``system.ask``) in an agent's own thread when
+    the reply could only come from that thread: the agent asked itself
+    (``self.ref(self.name).ask(...)``, in a handler or in ``on_start``), or it
+    asked an agent that is itself blocked in an ask of this one (a cycle of two:
+    A's handler asks B, whose handler asks A). Without this check the thread
+    would wait until the ask's deadline and then crash on the
+    :class:`DeadlineExceededError`. ``agent`` is the asker; ``via`` is the other
+    agent of a cycle (None: it asked itself). Not detected: a longer cycle
+    (A -> B -> C -> A), an ask through a pool, ``ask_future(...).wait()``.
+    """
+
+    def __init__(self, agent: str, via: str | None = None) -> None:
+        if via is None:
+            what = f"agent {agent!r} asked itself from its own thread"
+        else:
+            what = (
+                f"agent {agent!r} asked {via!r} from its own thread while {via!r} is "
+                f"blocked in an ask of {agent!r} (an ask cycle)"
+            )
+        super().__init__(
+            f"{what}: the reply could only come from this thread, which would wait for "
+            "it until the deadline; use tell(), ask_future(callback=...), or reply "
+            "later with defer()"
+        )
+        self.agent = agent
+        self.via = via

@@ -59,19 +59,25 @@ class IntensityWindow(msgspec.Struct, frozen=True):
 
 
 class ChildState(msgspec.Struct, frozen=True):
-    """What a plan needs to know of a child: its name and restart type (start order)."""
+    """What a plan needs to know of a child: its name, restart type and whether it is stopped.
+
+    ``stopped``: the child is in the tree without an incarnation (a transient
+    child that exited normally); a group restart starts it again (as OTP)
+    but has nothing to stop.
+    """
 
     name: str
     restart: RestartType
+    stopped: bool = False
 
 
 class RestartPlan(msgspec.Struct, frozen=True):
     """What a supervisor does after a child exits.
 
     ``stop``: running siblings to stop, last-started first. ``start``: children
-    to (re)start, in start order. ``remove``: children dropped from the tree.
-    ``keep_stopped``: children that stay in the tree, stopped (a transient
-    child that exited normally).
+    to (re)start, in start order (stopped transient siblings included).
+    ``remove``: children dropped from the tree. ``keep_stopped``: children that
+    stay in the tree, stopped (a transient child that exited normally).
     """
 
     stop: tuple[str, ...] = ()
@@ -89,7 +95,16 @@ def restart_plan(
     Temporary children are never restarted: a temporary child that exits is
     removed and touches no sibling (as in OTP), and temporary siblings that a
     plan stops are removed. A transient child that exits normally stays
-    stopped and touches no sibling. Raises ValueError if ``failed`` is unknown.
+    stopped and touches no sibling.
+
+    A group restart (one_for_all, rest_for_one) follows the group, not each
+    sibling's own last exit: every non-temporary child of the group is
+    started, including a transient sibling that had stopped normally
+    (``stopped``; it is not in ``stop``, having nothing to stop). This is
+    OTP's rule: its supervisor keeps a transient child's spec after a normal
+    exit (``del_child`` sets the pid to ``undefined``), and
+    ``restart_multiple_children`` starts every child left in the group.
+    Raises ValueError if ``failed`` is unknown.
     """
     names = [child.name for child in children]
     if failed not in names:
@@ -107,7 +122,7 @@ def restart_plan(
     else:
         affected = list(children[index:])
     return RestartPlan(
-        stop=tuple(c.name for c in reversed(affected) if c.name != failed),
+        stop=tuple(c.name for c in reversed(affected) if c.name != failed and not c.stopped),
         start=tuple(c.name for c in affected if c.restart is not RestartType.TEMPORARY),
         remove=tuple(c.name for c in affected if c.restart is RestartType.TEMPORARY),
     )

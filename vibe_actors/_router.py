@@ -26,11 +26,24 @@ def _hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def _load(cell: Cell) -> int:
+    """Messages queued for ``cell`` plus the one it is handling, if any.
+
+    Counting the message in progress makes an idle worker (load 0) win over one
+    busy with a long message and an empty queue (load 1), as Akka's
+    SmallestMailbox prefers idle routees. Read without a lock: a snapshot.
+    """
+    host = cell.host
+    in_progress = 0 if host is None or host.current is None else 1
+    return cell.mailbox.qsize() + in_progress
+
+
 class Router:
     """Delivers to one of the pool's worker cells.
 
     * round_robin: in turn;
-    * least_loaded: the shortest mailbox (ties broken round-robin);
+    * least_loaded: the fewest messages queued plus in progress, so an idle
+      worker wins over a busy one (ties broken round-robin);
     * consistent_hash: by the message field ``hash_key`` on a ring of virtual
       nodes, so the same key always reaches the same worker while the pool's
       size is unchanged; a message without that field goes round-robin.
@@ -91,11 +104,15 @@ class Router:
     def _least_loaded(self, workers: list[Cell], envelope: Envelope) -> Cell:
         start = next(self._counter) % len(workers)
         best = workers[start]
-        best_depth = best.mailbox.qsize()
+        best_load = _load(best)
+        if best_load == 0:
+            return best
         for cell in itertools.chain(workers[start + 1 :], workers[:start]):
-            depth = cell.mailbox.qsize()
-            if depth < best_depth:
-                best, best_depth = cell, depth
+            load = _load(cell)
+            if load < best_load:
+                best, best_load = cell, load
+                if load == 0:
+                    break  # idle: nothing can beat it
         return best
 
     def _consistent_hash(self, workers: list[Cell], envelope: Envelope) -> Cell:

@@ -58,7 +58,7 @@ class Routing(enum.StrEnum):
     """How a pool picks the worker for a message."""
 
     ROUND_ROBIN = "round_robin"
-    LEAST_LOADED = "least_loaded"  #: the shortest mailbox
+    LEAST_LOADED = "least_loaded"  #: fewest messages queued + in progress (idle wins)
     CONSISTENT_HASH = "consistent_hash"  #: by the message field named ``hash_key``
 
 
@@ -144,7 +144,12 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     More than ``intensity`` restarts within ``period`` seconds (a sliding
     window shared by all its children) make the supervisor give up: it stops
-    its children in reverse order and fails to its own parent.
+    its children in reverse order and fails to its own parent with
+    :class:`~vibe_actors.RestartIntensityExceeded`. The defaults are OTP's,
+    1 restart in 5 s: a second restart within 5 s gives up, and for the root
+    supervisor (``ActorSystem([...])`` builds one with these defaults) that
+    stops the whole system. Raise ``intensity`` (or shorten ``period``) for
+    children expected to crash now and then.
     """
 
     name: str

@@ -10,7 +10,8 @@ This module only carries those decisions out:
 * a child exits: plan; past the intensity, give up (stop every child in
   reverse order and fail to the parent with :class:`RestartIntensityExceeded`);
   else stop the affected siblings in reverse order and start them again in
-  order, after the backoff delay;
+  order, after the backoff delay (a group restart also starts a transient
+  sibling that had stopped normally, as OTP does);
 * stop: children in reverse order, each within its shutdown timeout.
 """
 
@@ -101,9 +102,10 @@ class Supervisor(Agent):
         spec = self.config
         children = self._cell.children
         states = [
-            ChildState(name, cell.spec.restart)
+            ChildState(
+                name, cell.spec.restart, cell is not child and cell.status is AgentStatus.STOPPED
+            )
             for name, cell in children.items()
-            if cell.status is not AgentStatus.STOPPED or cell is child
         ]
         plan = restart_plan(spec.strategy, states, child.name, abnormal=error is not None)
         reason = "normal" if error is None else f"{type(error).__name__}: {error}"
@@ -114,19 +116,30 @@ class Supervisor(Agent):
         now = self.system.clock()
         self._window, exceeded = self._window.add_restart(now, spec.intensity, spec.period)
         if exceeded:
+            error = RestartIntensityExceeded(
+                self.name,
+                spec.intensity,
+                spec.period,
+                reason,
+                child=child.name,
+                setting=self._limit_setting(),
+            )
             self.system.failures.escalated(self.name)
-            self.system.events.publish(SupervisorGaveUp(supervisor=self.name, reason=reason))
+            self.system.events.publish(SupervisorGaveUp(supervisor=self.name, reason=str(error)))
             self.log.error(
                 "supervisor_gave_up",
+                supervisor=self.name,
                 child=child.name,
                 intensity=spec.intensity,
                 period=spec.period,
                 last_failure=reason,
+                setting=error.setting,
+                error=str(error),
             )
-            raise RestartIntensityExceeded(self.name, spec.intensity, spec.period, reason)
+            raise error
         for name in plan.stop:
             children[name].stop()
-            children[name].status = AgentStatus.RESTARTING
+            _await_restart(children[name])
         for name in plan.remove:
             self._retire_child(children[name], reason, remove=True)
         state = self._backoff.get(child.name, BackoffState(0, None))
@@ -134,7 +147,7 @@ class Supervisor(Agent):
         jitter = random.random()  # nosec B311
         delay, self._backoff[child.name] = next_backoff(spec.backoff, state, now, jitter)
         for name in plan.start:
-            children[name].status = AgentStatus.RESTARTING
+            _await_restart(children[name])
         self.log.info(
             "supervisor_restarting",
             child=child.name,
@@ -148,6 +161,22 @@ class Supervisor(Agent):
         else:
             self._tokens += 1
             self.start_timer(("restart", self._tokens), RestartDue(plan.start, self._tokens), delay)
+
+    def _limit_setting(self) -> str | None:
+        """Where this supervisor's restart limit is set, for the give-up message.
+
+        None for a declared supervisor (the error names its own spec); a pool's
+        limit is derived: one restart per worker within its parent's period.
+        """
+        if not self.system.routes.is_pool(self.name):
+            return None
+        parent = self._cell.parent
+        owner = "the root supervisor" if parent is None else f"supervisor {parent.name!r}"
+        return (
+            f"shorten the period of {owner} (SupervisorSpec(period=...), or period: in "
+            f"the wiring file): pool {self.name!r} allows max(1, size) restarts within "
+            "its parent's period"
+        )
 
     def _restart(self, names: tuple[str, ...]) -> None:
         children = self._cell.children
@@ -241,3 +270,15 @@ class Supervisor(Agent):
         if isinstance(reply, ApplyReport):
             return reply.merge(ApplyReport(changed=(spec.name,)))
         return ApplyReport(failed=(f"{spec.name}: {reply!r}",))
+
+
+def _await_restart(child: Cell) -> None:
+    """Mark ``child`` as waiting for its restart: its messages queue meanwhile.
+
+    A transient child that had stopped normally (and so was terminated: its
+    sends dead-lettered) and is now caught in a group restart takes messages
+    into its mailbox again from here on, as any restarting child does.
+    """
+    if child.status is AgentStatus.STOPPED:
+        child.deliver = child.mailbox.put
+    child.status = AgentStatus.RESTARTING

@@ -61,6 +61,28 @@ def test_transient_normal_exit_stays_stopped_crash_restarts():
     )
 
 
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+def test_group_restart_starts_a_stopped_transient_sibling(strategy):
+    """OTP keeps a transient child's spec after a normal exit; a group restart starts it."""
+    children = [
+        ChildState("a", P),
+        ChildState("x", T, stopped=True),
+        ChildState("c", P),
+        ChildState("d", TMP),
+    ]
+    assert restart_plan(strategy, children, "a") == RestartPlan(
+        stop=("d", "c"), start=("a", "x", "c"), remove=("d",)
+    )
+
+
+def test_a_stopped_transient_child_outside_the_group_stays_stopped():
+    children = [ChildState("x", T, stopped=True), ChildState("b", P), ChildState("c", P)]
+    assert restart_plan(Strategy.REST_FOR_ONE, children, "b") == RestartPlan(
+        stop=("c",), start=("b", "c")
+    )
+    assert restart_plan(Strategy.ONE_FOR_ONE, children, "b") == RestartPlan(start=("b",))
+
+
 def test_permanent_normal_exit_restarts_like_a_crash():
     assert restart_plan(Strategy.REST_FOR_ONE, ABCD, "c", abnormal=False) == RestartPlan(
         stop=("d",), start=("c", "d")
@@ -113,7 +135,15 @@ restart_types = st.sampled_from(list(RestartType))
 def children_and_failed(draw: st.DrawFn) -> tuple[list[ChildState], str]:
     count = draw(st.integers(min_value=1, max_value=8))
     children = [ChildState(f"c{i}", draw(restart_types)) for i in range(count)]
-    return children, draw(st.sampled_from(children)).name
+    failed = draw(st.sampled_from(children)).name
+    # Only a transient child can be in the tree, stopped (it exited normally).
+    children = [
+        ChildState(c.name, c.restart, stopped=draw(st.booleans()))
+        if c.restart is RestartType.TRANSIENT and c.name != failed
+        else c
+        for c in children
+    ]
+    return children, failed
 
 
 @settings(deadline=None, max_examples=300)
@@ -137,10 +167,16 @@ def test_plan_properties(case, strategy, abnormal):
     assert order == sorted(order)  # start order
     assert not any(kinds[n] is RestartType.TEMPORARY for n in plan.start)
     assert all(kinds[n] is RestartType.TEMPORARY for n in plan.remove)
+    stopped = {c.name for c in children if c.stopped}
+    assert not stopped & set(plan.stop)  # nothing to stop
     if kinds[failed] is RestartType.TEMPORARY or (
         not abnormal and kinds[failed] is RestartType.TRANSIENT
     ):
         assert not plan.stop and not plan.start  # siblings untouched
+    elif strategy is not Strategy.ONE_FOR_ONE:
+        # A group restart starts the whole group, stopped transient children too (OTP).
+        group = names if strategy is Strategy.ONE_FOR_ALL else names[index:]
+        assert list(plan.start) == [n for n in group if kinds[n] is not RestartType.TEMPORARY]
 
 
 @settings(deadline=None, max_examples=300)

@@ -68,3 +68,22 @@ def test_message_types_of_a_pool_and_a_worker(make_system):
         assert exc.name == "nope"
     else:
         raise AssertionError("expected UnknownAgent")
+
+
+def test_least_loaded_prefers_an_idle_worker_to_one_busy_with_an_empty_queue(make_system, journal):
+    """The message in progress counts: a quick job never waits behind a long one."""
+    spec = WorkerSpec(
+        name="p", agent=Worker, config=journal, pool=PoolSpec(size=3, routing=Routing.LEAST_LOADED)
+    )
+    system = make_system([spec])
+    try:
+        system.ref("p.2").tell(Block())  # p.2 busy with a long job, nothing queued
+        assert journal.entered.wait(5)
+        replies = set()
+        for i in range(6):  # one quick job at a time: p.1 and p.3 are idle at each send
+            future = system.ref("p").ask_future(Echo(text=str(i)), timeout=10)
+            assert system.cell("p.2").mailbox.qsize() == 0, "routed behind the long job"
+            replies.add(future.result().by)
+        assert replies == {"p.1", "p.3"}  # the idle ones, ties broken round-robin
+    finally:
+        journal.gate.set()

@@ -16,8 +16,8 @@ from vibe_actors import (
     Terminated,
 )
 
-from tests.conftest import worker
-from tests.vibe_actors.agents import Boom, StopSelf
+from tests.conftest import wait_until, worker
+from tests.vibe_actors.agents import Add, Boom, StopSelf
 
 NO_BACKOFF = BackoffSpec(min=0.0, max=0.0, random_factor=0.0)
 
@@ -248,3 +248,119 @@ def test_a_hung_agent_is_replaced_on_the_same_mailbox(make_system, journal):
     assert system.ask("w", Ping()).incarnation == 2
     journal.gate.set()  # the abandoned thread returns, and handles nothing more
     assert system.ask("w", Ping()).incarnation == 2
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+def test_group_restart_starts_a_transient_child_that_had_stopped(make_system, journal, strategy):
+    """As OTP: a group restart starts every non-temporary child of the group again."""
+    spec = SupervisorSpec(
+        name="sup",
+        strategy=strategy,
+        intensity=10,
+        period=60,
+        backoff=NO_BACKOFF,
+        children=(
+            worker("a", journal),
+            worker("t", journal, restart=RestartType.TRANSIENT),
+            worker("b", journal),
+        ),
+    )
+    system = make_system(spec)
+    system.tell("t", StopSelf())
+    journal.wait_for(lambda j: "t" in j.of("stop"))
+    wait_until(lambda: system.cell("t").status is AgentStatus.STOPPED, what="t stopped for good")
+    stops, starts = crash_and_wait(system, journal, "a", 3)
+    assert starts == ["a", "t", "b"]
+    assert stops == ["b"]  # t had nothing to stop
+    assert system.cell("t").status is AgentStatus.RUNNING
+    assert system.ask("t", Ping()).incarnation == 2
+    assert system.cell("t").restarts == 1
+
+
+def test_a_revived_transient_child_queues_messages_while_its_group_backs_off(make_system, journal):
+    spec = SupervisorSpec(
+        name="sup",
+        strategy=Strategy.ONE_FOR_ALL,
+        intensity=10,
+        period=60,
+        backoff=BackoffSpec(min=30.0, max=30.0, random_factor=0.0),
+        children=(worker("a", journal), worker("t", journal, restart=RestartType.TRANSIENT)),
+    )
+    system = make_system(spec)
+    t = system.cell("t")
+    system.tell("t", StopSelf())
+    wait_until(lambda: t.status is AgentStatus.STOPPED, what="t stopped for good")
+    crash_and_wait(system, journal, "a", 2)  # the first group restart is immediate
+    assert system.ask("t", Ping()).incarnation == 2
+    system.tell("t", StopSelf())
+    wait_until(lambda: t.status is AgentStatus.STOPPED, what="t stopped for good again")
+    journal.clear()
+    system.tell("a", Boom())  # the second consecutive one backs off 30 s
+    wait_until(lambda: t.status is AgentStatus.RESTARTING, what="t waiting for its restart")
+    assert journal.of("start") == []  # still backing off
+    system.tell("t", Add(n=5))
+    assert t.mailbox.qsize() == 1  # queued for the next incarnation, not a dead letter
+    assert not [d for d in system.dead_letters.recent() if d.agent == "t"]
+
+
+def test_default_limit_gives_up_naming_supervisor_limit_failure_and_setting(make_system):
+    """ActorSystem([...]) wraps its children in a root with OTP's 1 restart in 5 s."""
+    from structlog.testing import capture_logs
+
+    from vibe_actors import SupervisorGaveUp, WorkerSpec
+
+    from tests.vibe_actors.agents import Worker
+
+    events: list[object] = []
+    system = make_system([WorkerSpec(name="w", agent=Worker)], start=False)
+    system.events.subscribe(events.append)
+    system.start()
+    with capture_logs() as logs:
+        system.tell("w", Boom(why="disk on fire"))
+        assert system.ask("w", Ping()).incarnation == 2  # the first crash is restarted
+        system.tell("w", Boom(why="disk on fire"))
+        with pytest.raises(SystemFailed) as info:
+            system.wait(timeout=5)
+    message = str(info.value)
+    for part in (
+        "supervisor 'root' gave up",
+        "more than 1 restart within 5s",
+        "intensity=1, period=5",
+        "last failure: child 'w', RuntimeError: disk on fire",
+        "SupervisorSpec(name='root', intensity=..., period=...)",
+        "intensity: / period: of 'root' in the wiring file",
+    ):
+        assert part in message
+    assert system.failure is not None and system.failure in message
+    assert system.failure.startswith("RestartIntensityExceeded: supervisor 'root' gave up")
+    gave_up = next(e for e in events if isinstance(e, SupervisorGaveUp))
+    assert gave_up.supervisor == "root" and "SupervisorSpec(name='root'" in gave_up.reason
+    entry = next(e for e in logs if e["event"] == "supervisor_gave_up")
+    assert (entry["supervisor"], entry["child"], entry["intensity"], entry["period"]) == (
+        "root",
+        "w",
+        1,
+        5.0,
+    )
+    assert "intensity=..." in entry["setting"]
+    failed = next(e for e in logs if e["event"] == "system_failed")
+    assert "SupervisorSpec(name='root'" in failed["reason"]
+
+
+def test_a_pool_that_gives_up_names_the_period_to_change(make_system):
+    from vibe_actors import PoolSpec, RestartIntensityExceeded, WorkerSpec
+
+    from tests.vibe_actors.agents import Worker
+
+    pool = WorkerSpec(name="p", agent=Worker, pool=PoolSpec(size=1))
+    root = SupervisorSpec(name="root", intensity=0, period=7.0, children=(pool,))
+    system = make_system(root)
+    system.tell("p.1", Boom())
+    assert system.ask("p.1", Ping()).incarnation == 2
+    system.tell("p.1", Boom())
+    with pytest.raises(SystemFailed) as info:
+        system.wait(timeout=5)
+    message = str(info.value)
+    assert f"{RestartIntensityExceeded.__name__}: supervisor 'p' gave up" in message
+    assert "within 7s" in message
+    assert "shorten the period of supervisor 'root'" in message
