@@ -63,6 +63,7 @@ SURFACE: dict[str, set[str]] = {
         "RestartType",
         "Routing",
         "RuntimeEvent",
+        "SelfAsk",
         "StartFailed",
         "Strategy",
         "Supervisor",

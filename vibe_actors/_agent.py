@@ -50,17 +50,33 @@ class Deferred:
     """A reply the handler will give later (see :meth:`Agent.defer`).
 
     :meth:`resolve` may be called from any thread, once; later calls do nothing.
+    A handle from :meth:`Agent.defer` is held by its incarnation until it is
+    resolved: if the incarnation ends first, the runtime answers the asker
+    (:class:`AgentCrashed` after a crash, :class:`Unavailable` ``stopped`` after a
+    graceful stop), and a later :meth:`resolve` is discarded.
     """
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "_owner")
 
-    def __init__(self, future: ReplySlot | None) -> None:
+    def __init__(self, future: ReplySlot | None, owner: set[Deferred] | None = None) -> None:
         self._future = future
+        #: The set of its host's unanswered handles, while this one is in it.
+        self._owner = owner
+        if owner is not None:
+            owner.add(self)
 
     def resolve(self, reply: Any) -> None:
         """Send ``reply`` to the asker (nothing happens for a tell)."""
+        owner = self._owner
+        if owner is not None:
+            self._owner = None
+            owner.discard(self)
         if self._future is not None:
             self._future.resolve(reply)
+
+    def answers(self, slot: object) -> bool:
+        """Whether this handle resolves the reply ``slot`` (the runtime's ask-cycle check)."""
+        return self._future is slot
 
 
 class Host(Protocol):
@@ -105,6 +121,11 @@ class Host(Protocol):
     def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None: ...
 
     def cancel_timer(self, key: Any) -> bool: ...
+
+    def defer_reply(self, slot: ReplySlot) -> Deferred:
+        """A handle on ``slot`` (the current ask's reply), answered by the host if it ends
+        before the handle is resolved."""
+        ...
 
 
 # Agent has more methods than a class here should: it is the handler API, the one base
@@ -195,7 +216,14 @@ class Agent(Generic[M]):
         return cls._unhandled_hook
 
     def __init__(self) -> None:
-        host = self._host
+        try:
+            host = self._host
+        except AttributeError:
+            raise TypeError(
+                f"{type(self).__qualname__}(): agents are created by the runtime: put a "
+                f"WorkerSpec(name=..., agent={type(self).__qualname__}) in the tree given to "
+                "ActorSystem, start it, and talk to the agent through system.ref(name)"
+            ) from None
         self.log = structlog.get_logger("vibe_actors.agent").bind(
             agent=host.name, incarnation=host.incarnation
         )
@@ -277,12 +305,22 @@ class Agent(Generic[M]):
 
         Used for batching (group commit): collect the handles, then resolve
         them when the batch is durable. Outside a handler it raises RuntimeError.
+
+        If this incarnation ends with the handle unresolved, the runtime answers
+        the asker: :class:`AgentCrashed` after a crash (once :meth:`on_failure`
+        returned), when it is replaced as hung or abandoned; :class:`Unavailable`
+        with reason ``stopped`` after a graceful stop (once :meth:`on_stop`
+        returned). Those hooks may resolve the handles with a reply of their own
+        first. A resolve after that is discarded.
         """
-        env = self._host.current
+        host = self._host
+        env = host.current
         if env is None:
             raise RuntimeError("defer() is only valid inside a handler")
         future, env.reply = env.reply, None  # the loop will not reply for this message
-        return Deferred(future)
+        if future is None:  # a tell: nothing to answer
+            return Deferred(None)
+        return host.defer_reply(future)
 
     def degrade(self, reason: str) -> None:
         """Keep running but refuse work: every message except :class:`Ping` gets

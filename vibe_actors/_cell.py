@@ -202,7 +202,8 @@ class Cell:
         Waits up to ``timeout`` (default: the spec's ``shutdown``); returns False
         if the incarnation had to be abandoned (a thread cannot be killed: it is
         a daemon thread, retired so that it handles nothing more if it ever
-        returns). Queued messages stay in the mailbox.
+        returns; its in-flight ask and unanswered deferred asks get
+        :class:`AgentCrashed` at once). Queued messages stay in the mailbox.
         """
         host = self.host
         self.host = None
@@ -223,6 +224,12 @@ class Cell:
         return self._abandon(host, f"did not stop within {float(shutdown):g}s")
 
     def _abandon(self, host: Incarnation, why: str) -> bool:
+        # Its asks are answered now: a reply its thread gives later is discarded.
+        owed = AgentCrashed(agent=self.name, error=f"abandoned: {why}")
+        in_flight = host.current
+        if in_flight is not None and in_flight.reply is not None:
+            in_flight.reply.resolve(owed)
+        host.fail_deferred(owed)
         self.system.failures.abandoned(self.name)
         self.system.events.publish(AgentAbandoned(agent=self.name, reason=why))
         _log.warning(
@@ -237,7 +244,8 @@ class Cell:
     def replace_hung(self, reason: str) -> AgentHung | None:
         """Abandon the current incarnation as hung and let the supervisor replace it.
 
-        Its in-flight ask (if any) gets :class:`AgentCrashed`; its thread is
+        Its in-flight ask (if any) and the asks it deferred and has not answered
+        get :class:`AgentCrashed`; its thread is
         retired (it handles nothing more if it ever returns, and skips
         ``on_stop``); the supervisor receives the failure with the stuck
         thread's stack and restarts per its strategy, on the same mailbox.
@@ -250,9 +258,11 @@ class Cell:
         failure = AgentHung(self.name, reason, stack)
         host.retire()
         host.cancel_timers()
+        owed = AgentCrashed(agent=self.name, error=str(failure))
         in_flight = host.current
         if in_flight is not None and in_flight.reply is not None:
-            in_flight.reply.resolve(AgentCrashed(agent=self.name, error=str(failure)))
+            in_flight.reply.resolve(owed)
+        host.fail_deferred(owed)
         self._record_failure(str(failure))
         self.system.failures.abandoned(self.name)
         self.system.events.publish(

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from vibe_actors._messages import ErrorReply, Message
+
 __all__ = ["coerce_config", "collect_handlers", "handler", "return_types"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,7 +28,12 @@ def handler(fn: F) -> F:
 
     A union annotation (``msg: Put | Delete``) handles each member. The
     annotation is resolved when the Agent subclass is created; a missing or
-    unresolvable one raises ``TypeError`` naming the method.
+    unresolvable one raises ``TypeError`` naming the method, and so does each of
+    these mistakes (see :func:`collect_handlers`): a type that cannot be a
+    message (``str``, ``dict``, ``Any``, ``object``: builtins and typing forms), a
+    base class the dispatch never matches (``Message``, ``ErrorReply``,
+    ``msgspec.Struct``: a handler runs for its exact class only), and a second
+    handler for the same type in one class.
     """
     setattr(fn, _MARK, True)
     return fn
@@ -50,7 +57,34 @@ def _message_types(owner: type, name: str, fn: Callable[..., Any]) -> tuple[type
     for member in members:
         if not isinstance(member, type):
             raise TypeError(f"{owner.__qualname__}.{name}: {member!r} is not a message class")
+        problem = _not_a_message(member)
+        if problem is not None:
+            raise TypeError(
+                f"{owner.__qualname__}.{name}: {member.__qualname__} {problem}; annotate the "
+                "handler with a vibe_actors.Message subclass (a private msgspec.Struct or "
+                "class is fine for messages an agent sends itself), or override "
+                "on_unhandled to take any message"
+            )
     return members
+
+
+#: Base classes no message is an instance of exactly (dispatch is by exact class).
+_ABSTRACT_BASES: frozenset[type] = frozenset({Message, ErrorReply, msgspec.Struct})
+
+
+def _not_a_message(member: type) -> str | None:
+    """Why ``member`` cannot be a handler's message type, else None.
+
+    Accepted: any class of the program's own, Message subclasses above all;
+    private Structs and plain classes are an agent's messages to itself and
+    the runtime's signals. Refused: builtins (``str``, ``dict``, ``object``),
+    ``typing.Any``, and the base classes a message never is exactly.
+    """
+    if member in _ABSTRACT_BASES:
+        return "is a base class: a handler runs only for its exact message class"
+    if member.__module__ in ("builtins", "typing"):
+        return "is not a message class"
+    return None
 
 
 def return_types(fn: Callable[..., Any]) -> tuple[type, ...]:
@@ -81,11 +115,25 @@ def coerce_config(agent_class: type, config: Any) -> Any:
 
 
 def collect_handlers(cls: type) -> dict[type, Callable[..., Any]]:
-    """Map message class -> function for ``cls``, subclasses overriding bases."""
+    """Map message class -> function for ``cls``, subclasses overriding bases.
+
+    Raises ``TypeError`` if one class defines two handlers for the same message
+    type (the last would win silently); a subclass's handler replacing a base
+    class's is an override, as intended.
+    """
     table: dict[type, Callable[..., Any]] = {}
     for klass in reversed(cls.__mro__):
+        own: dict[type, str] = {}
         for name, fn in vars(klass).items():
             if callable(fn) and getattr(fn, _MARK, False):
                 for message_type in _message_types(klass, name, fn):
+                    first = own.get(message_type)
+                    if first is not None and table[message_type] is not fn:
+                        raise TypeError(
+                            f"{klass.__qualname__} has two handlers for "
+                            f"{message_type.__qualname__}: {first} and {name}; "
+                            "keep one (one message type, one handler)"
+                        )
+                    own[message_type] = name
                     table[message_type] = fn
     return table

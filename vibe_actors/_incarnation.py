@@ -16,6 +16,16 @@ The stop protocol is this class's alone; the cell drives it through
 :meth:`request_stop` and :meth:`retire`, and learns the outcome from
 :meth:`Cell.incarnation_crashed` / :meth:`Cell.incarnation_stopped`, called
 from the incarnation's thread.
+
+What an incarnation owes when it ends: the replies it deferred
+(:meth:`Agent.defer`) and did not give. It holds those handles in
+:attr:`Incarnation.deferred` (a handle leaves the set when resolved, so the
+set costs nothing to an agent that never defers) and answers the rest when
+it ends (:meth:`Incarnation.fail_deferred`).
+
+Its thread knows its incarnation (:data:`serving`, a thread-local set once
+per thread), so that a blocking ask made in it can be refused when it could
+never be answered (:meth:`Incarnation.blocking_ask`, :class:`SelfAsk`).
 """
 
 from __future__ import annotations
@@ -30,20 +40,33 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 
-from vibe_actors._envelope import Control, Envelope
-from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed
+from vibe_actors._agent import Deferred
+from vibe_actors._envelope import Control, Envelope, ReplySlot
+from vibe_actors._errors import SelfAsk
+from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed, Unavailable
 from vibe_actors._stats import DURATION_BUCKETS, Outcome
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
     from vibe_actors._cell import Cell
+    from vibe_actors._future import ReplyFuture
     from vibe_actors._system import ActorSystem
     from vibe_actors._timers import TimerHandle
 
-__all__ = ["Incarnation", "run_hook", "thread_stack"]
+__all__ = ["Incarnation", "run_hook", "serving", "thread_stack"]
 
 _perf = time.perf_counter
 _monotonic = time.monotonic
+
+
+class _Serving(threading.local):
+    """Per thread: the incarnation whose thread it is (None in any other thread)."""
+
+    host: Incarnation | None = None  # a class default: no lookup miss in other threads
+
+
+#: ``serving.host``: the incarnation running in the current thread, else None.
+serving = _Serving()
 
 
 class Incarnation(pykka.ThreadingActor):
@@ -73,6 +96,11 @@ class Incarnation(pykka.ThreadingActor):
         self.started = threading.Event()
         self.start_error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        #: The handles of replies deferred and not given yet (see Deferred).
+        self.deferred: set[Deferred] = set()
+        #: The target and reply of the blocking ask this thread made last (blocking_ask);
+        #: it is waiting on it while the reply is not done.
+        self.waiting: tuple[Any, ReplyFuture] | None = None
         agent_class = cell.agent_class
         #: Per incarnation, so that degrade() can swap handlers in place (the loop holds it).
         self.handlers: dict[type, Callable[..., Any]] = agent_class.handler_table()
@@ -133,6 +161,47 @@ class Incarnation(pykka.ThreadingActor):
         handle.cancel()
         return True
 
+    def defer_reply(self, slot: ReplySlot) -> Deferred:
+        return Deferred(slot, self.deferred)
+
+    # -- what this incarnation owes ------------------------------------------------
+
+    def fail_deferred(self, reply: Any) -> None:
+        """Answer ``reply`` to every deferred ask not answered yet (this incarnation ends).
+
+        Any thread; a handle resolved meanwhile by another thread keeps its own
+        reply (the first reply wins), and one resolved later is discarded.
+        """
+        owed = self.deferred
+        while owed:
+            try:
+                deferred = owed.pop()
+            except KeyError:  # emptied meanwhile by a resolve in another thread
+                return
+            deferred.resolve(reply)
+
+    def blocking_ask(self, target: Any, future: ReplyFuture) -> None:
+        """Called in this incarnation's thread before it blocks in an ask of ``target``.
+
+        Raises :class:`SelfAsk` when only this thread could answer: ``target`` is
+        this incarnation's own cell, or an agent blocked in an ask of this one
+        whose reply is not held by a :class:`Deferred` of ours (another thread
+        may resolve that). Else records the ask, for that check made by others.
+        """
+        peer = getattr(target, "host", None)  # a pool's router has none: not checked
+        if peer is not None:
+            if peer is self:
+                raise SelfAsk(self.cell.name)
+            waiting = peer.waiting
+            if (
+                waiting is not None
+                and waiting[0] is self.cell
+                and not waiting[1].done()
+                and not any(d.answers(waiting[1]) for d in list(self.deferred))
+            ):
+                raise SelfAsk(self.cell.name, peer.cell.name)
+        self.waiting = (target, future)
+
     # -- the stop protocol ---------------------------------------------------------
 
     def request_stop(self, *, normal: bool = False) -> None:
@@ -179,6 +248,7 @@ class Incarnation(pykka.ThreadingActor):
 
     def _actor_loop(self) -> None:
         cell, agent = self.cell, self.behaviour
+        serving.host = self
         try:
             agent.on_start()
         except Exception as exc:  # noqa: BLE001 - a start failure goes to the supervisor
@@ -192,11 +262,16 @@ class Incarnation(pykka.ThreadingActor):
         crash = self._serve(cell, agent)
         if crash is not None:
             run_hook(agent, "on_failure", agent.on_failure, crash)
+            if self.deferred:
+                error = f"crashed before its deferred reply: {_short(crash)}"
+                self.fail_deferred(AgentCrashed(agent=cell.name, error=error))
             self._finish()
             cell.incarnation_crashed(self, crash)
         else:
             if not self.retired:
                 run_hook(agent, "on_stop", agent.on_stop)
+            if self.deferred:  # retired: those deferred since it was replaced (abandoned)
+                self.fail_deferred(Unavailable(agent=cell.name, reason="stopped"))
             self._finish()
             cell.incarnation_stopped(self)
 

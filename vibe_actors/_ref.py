@@ -12,7 +12,9 @@ from vibe_actors._asyncio import LoopBridge
 from vibe_actors._authz import Caller
 from vibe_actors._codec import roundtrip
 from vibe_actors._envelope import Envelope
+from vibe_actors._errors import SystemNotRunning
 from vibe_actors._future import ReplyFuture, raise_for_error
+from vibe_actors._incarnation import serving
 from vibe_actors._messages import Ping
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import TypeVar
 
+    from vibe_actors._incarnation import Incarnation
     from vibe_actors._system import ActorSystem
 
     # The message type a ref accepts. Contravariant: a Ref[Message] may stand where a
@@ -37,13 +40,30 @@ _log = structlog.get_logger("vibe_actors.ref")
 _monotonic = time.monotonic
 
 
+def _unknown(system: ActorSystem, name: str, envelope: Envelope) -> None:
+    """A send to a name with no route: refused before the system's start, else undeliverable.
+
+    Raises :class:`SystemNotRunning` if ``system`` was never started: nothing
+    has a route yet, so the send is a mistake, not a delivery problem.
+    """
+    if not system.started:
+        raise SystemNotRunning(
+            f"cannot send {type(envelope.message).__name__} to {name!r}: the system has not "
+            "been started (call ActorSystem.start(), or use it as a context manager, first)"
+        )
+    system.routes.undeliverable(name, envelope)
+
+
 class Ref(Generic[M_contra]):
     """A handle on the agent (or pool) called ``name``.
 
     A ref resolves the name at every send, so it stays valid across restarts
     and live reloads. Sends never raise for delivery problems: a tell that
     cannot be delivered becomes a dead letter, and an ask gets an error reply
-    (:class:`Unavailable`, :class:`MailboxFull`, ...).
+    (:class:`Unavailable`, :class:`MailboxFull`, ...). Two mistakes raise at the
+    send instead: :class:`SystemNotRunning` for any send before the system was
+    started, and :class:`SelfAsk` for a blocking :meth:`ask` that only the
+    asking thread could answer (see :meth:`ask`).
 
     ``Ref[M]`` accepts messages of type ``M`` (and :class:`Ping`, which every
     agent answers); a type checker rejects any other. ``system.ref(name)`` is a
@@ -89,7 +109,7 @@ class Ref(Generic[M_contra]):
             return
         target = system.routes.get(self.name)
         if target is None:
-            system.routes.undeliverable(self.name, envelope)
+            _unknown(system, self.name, envelope)
         else:
             target.deliver(envelope)
 
@@ -119,6 +139,7 @@ class Ref(Generic[M_contra]):
         callback: Callable[[Any], None] | None,
         blocking: bool,
         caller: Caller | None = None,
+        asker: Incarnation | None = None,
     ) -> ReplyFuture:
         system = self._system
         if system.serializes:
@@ -131,14 +152,18 @@ class Ref(Generic[M_contra]):
         )
         if caller is not None and system.forbids(self.name, envelope):
             return future
-        routes = system.routes
-        target = routes.get(self.name)
+        target = system.routes.get(self.name)
         if target is None:
-            routes.undeliverable(self.name, envelope)
+            _unknown(system, self.name, envelope)
             return future
+        if not blocking:
+            target.deliver(envelope)
+            return future
+        if asker is not None:  # an agent's thread: refuse an ask only it could answer
+            asker.blocking_ask(target, future)
         # A blocking asker may be answered in its own thread (a Ray-placed agent
         # with nothing queued: SEMANTICS.md, "Asks answered in the asker's thread").
-        inline = target.ask_inline if blocking else None
+        inline = target.ask_inline
         if inline is None or not inline(envelope):
             target.deliver(envelope)
         return future
@@ -158,8 +183,19 @@ class Ref(Generic[M_contra]):
         if the handler raised, :class:`UnavailableError`, :class:`MailboxFullError`,
         :class:`UnknownMessageError`, :class:`ForbiddenError`; plain
         :class:`AskError` for an agent's own error replies.
+
+        In an agent's own thread, an ask only that thread could answer raises
+        :class:`SelfAsk` at once, and nothing is sent: the agent asking itself,
+        or an agent that is blocked in an ask of this one (a cycle of two).
+        :meth:`ask_future` and :meth:`ask_async` do not block, so they are not
+        checked. Before the system's start it raises :class:`SystemNotRunning`.
         """
-        reply = self._ask(message, timeout, request_id, None, True, caller).wait()
+        asker = serving.host
+        if asker is None:
+            reply = self._ask(message, timeout, request_id, None, True, caller).wait()
+        else:
+            reply = self._ask(message, timeout, request_id, None, True, caller, asker).wait()
+            asker.waiting = None
         if self._system.serializes:
             reply = roundtrip(reply)
         return raise_for_error(reply)
@@ -190,7 +226,11 @@ class Ref(Generic[M_contra]):
         if caller is None or not system.forbids(self.name, envelope):  # else answered Forbidden
             target = system.routes.get(self.name)
             if target is None:
-                system.routes.undeliverable(self.name, envelope)
+                try:
+                    _unknown(system, self.name, envelope)
+                except SystemNotRunning:
+                    bridge.close(slot)
+                    raise
             else:
                 target.deliver(envelope)
         try:

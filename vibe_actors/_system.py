@@ -207,6 +207,14 @@ class ActorSystem:
         """Whether the system is started and not stopping."""
         return self._state == "running"
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has been called (the system may have stopped since).
+
+        A send before it raises :class:`SystemNotRunning` (see :class:`Ref`).
+        """
+        return self._state != "new"
+
     def _root_exited(self, signal: ChildExited) -> None:
         # In the root supervisor's thread, after it stopped its children.
         reason = (

@@ -35,9 +35,9 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from vibe_actors._agent import Agent
+from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import decode_msgpack, encode_msgpack
-from vibe_actors._envelope import Envelope
+from vibe_actors._envelope import Envelope, ReplySlot
 from vibe_actors._handlers import collect_handlers
 from vibe_actors._imports import resolve_import
 from vibe_actors._incarnation import run_hook
@@ -157,6 +157,10 @@ class RemoteContext:
 
     def cancel_timer(self, key: Any) -> bool:
         self._unavailable("timers")
+
+    def defer_reply(self, slot: ReplySlot) -> Deferred:
+        # Not reached: no handler runs with ``current`` set here, so defer() raises first.
+        return Deferred(slot)
 
     def _unavailable(self, feature: str) -> NoReturn:
         raise RemoteFeatureUnavailable(

@@ -180,9 +180,23 @@ class RayProxy(Agent):
             ray.get(self._actor.stop.remote(), timeout=max(0.01, float(budget)))
         except (ray.exceptions.RayError, TimeoutError) as exc:
             self.log.warning("ray_actor_stop_failed", error=str(exc))
+        else:  # every call has run: let their replies reach the askers before we end
+            self._await_answers(max(0.01, min(1.0, float(budget))))
         ray.kill(self._actor, no_restart=True)
         self._actor = None
         self._close_lane()
+
+    def _await_answers(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s until every call sent has been answered (all its slots
+        free): the runtime answers the Deferreds still open when this incarnation ends."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        for _ in range(self.settings.max_in_flight):
+            if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            taken += 1
+        if taken:
+            self._slots.release(taken)
 
     def on_failure(self, error: BaseException) -> None:
         self._abandon_batch(f"crashed: {_first_line(error)}")
@@ -335,22 +349,25 @@ class RayProxy(Agent):
         self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
 
     def _answer_batch(self, batch: list[tuple[bytes, Deferred, Any]], replies: Any) -> None:
-        # The slots are released and every asker answered, whatever happens below.
-        self._slots.release(len(batch))
-        error: BaseException | None = None
-        if isinstance(replies, BaseException):  # the whole call failed
-            error, replies = replies, [None] * len(batch)
-        for (_, deferred, target), data in zip(batch, replies, strict=True):
-            if error is not None:
-                deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
-                continue
-            try:
-                reply = decode_msgpack(data, target)
-            except CodecError as exc:
-                deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
-                self._fail(f"undecodable reply: {exc}", "lost")
-                continue
-            self._answer(deferred, reply)
+        # Every asker is answered, then the slots released, whatever happens below
+        # (on_stop waits for the slots: a free slot is an answered call).
+        try:
+            error: BaseException | None = None
+            if isinstance(replies, BaseException):  # the whole call failed
+                error, replies = replies, [None] * len(batch)
+            for (_, deferred, target), data in zip(batch, replies, strict=True):
+                if error is not None:
+                    deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
+                    continue
+                try:
+                    reply = decode_msgpack(data, target)
+                except CodecError as exc:
+                    deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
+                    self._fail(f"undecodable reply: {exc}", "lost")
+                    continue
+                self._answer(deferred, reply)
+        finally:
+            self._slots.release(len(batch))
 
     def _answer(self, deferred: Deferred, reply: Any) -> None:
         if isinstance(reply, HostCrashed):
