@@ -2,8 +2,9 @@
 
 One entry per agent name: the agent's :class:`~vibe_actors._cell.Cell`, or
 for a pool its :class:`~vibe_actors._router.Router` (which picks a worker).
-Every send (:class:`~vibe_actors.Ref`) ends in :meth:`RouteTable.deliver`; a
-name with no entry is *undeliverable*: the asker gets
+Every send (:class:`~vibe_actors.Ref`) looks its target up here and hands the
+envelope to its ``deliver``; a name with no entry is *undeliverable*: the
+asker gets
 :class:`~vibe_actors.Unavailable` and the message is a dead letter
 (``unknown_agent``), through the callback the system installs.
 """
@@ -34,14 +35,6 @@ class RouteTable:
         #: ``get(name)``: the cell or router of ``name``, else None. The dict's own method
         #: (no Python frame): a send's lookup costs what a dict read does.
         self.get: Callable[[str], Cell | Router | None] = self._targets.get
-
-    def deliver(self, name: str, envelope: Envelope) -> None:
-        """Put ``envelope`` on its way to ``name`` (undeliverable if there is no such name)."""
-        target = self._targets.get(name)
-        if target is None:
-            self._undeliverable(name, envelope)
-        else:
-            target.deliver(envelope)
 
     def undeliverable(self, name: str, envelope: Envelope) -> None:
         """Answer and dead-letter ``envelope`` as sent to an unknown name."""
