@@ -112,7 +112,9 @@ def job_children() -> set[int]:
 
 
 def process_of(system, worker: str) -> int | None:
-    return system.cell(worker).agent.job_process_id
+    """The worker's job process id, None while it has none or is between incarnations."""
+    agent = system.cell(worker).agent
+    return None if agent is None else agent.job_process_id
 
 
 def pids_left(directory: Path, count: int, timeout: float = 20.0) -> dict[str, int]:
