@@ -18,7 +18,14 @@ from phoenix._errors import WiringError, WiringProblem
 from phoenix._load import Wiring, load
 from phoenix._order import start_order
 from phoenix._schema import SupervisorNode, WorkerNode
-from vibe_actors import ActorSystem, ApplyReport, SupervisorSpec, SystemConfig, WorkerSpec
+from vibe_actors import (
+    ActorSystem,
+    ApplyReport,
+    EntitySpec,
+    SupervisorSpec,
+    SystemConfig,
+    WorkerSpec,
+)
 
 __all__ = ["boot", "build", "reload"]
 
@@ -74,6 +81,7 @@ def _worker(node: WorkerNode, wiring: Wiring, problems: list[WiringProblem]) -> 
     agent = wiring.agents[node.name]
     if node.placement == "ray":
         agent = _placed(node, agent, wiring, problems)
+    entity = node.entity
     return WorkerSpec(
         name=node.name,
         agent=agent,
@@ -82,6 +90,14 @@ def _worker(node: WorkerNode, wiring: Wiring, problems: list[WiringProblem]) -> 
         shutdown=_shutdown(node.shutdown),
         mailbox=node.mailbox,
         pool=node.pool,
+        entity=None
+        if entity is None
+        else EntitySpec(
+            shards=entity.shards,
+            passivate_after=entity.passivate_after,
+            max_active=entity.max_active,
+            state=entity.state,
+        ),
         depends_on=tuple(node.depends_on),
     )
 

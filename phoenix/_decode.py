@@ -250,13 +250,23 @@ def decode_node(value: Any, path: str, doc: Document) -> SupervisorNode | Worker
     if not isinstance(value, dict):
         doc.problem(path, f"expected a mapping (a worker or a supervisor), got {_kind(value)}")
         return INVALID
-    is_worker = "agent" in value
+    is_worker = "agent" in value or "entity" in value
     is_supervisor = "children" in value or "strategy" in value
     if is_worker and is_supervisor:
         doc.problem(path, "a node is a worker (agent) or a supervisor (children), not both")
         return INVALID
     if not is_worker and not is_supervisor:
-        doc.problem(path, "a node needs 'agent' (a worker) or 'children' (a supervisor)")
+        doc.problem(
+            path,
+            "a node needs 'agent' (a worker), 'entity' (an entity kind) or 'children' "
+            "(a supervisor)",
+        )
+        return INVALID
+    if "agent" in value and "entity" in value:
+        doc.problem(f"{path}.agent", "an entity kind names its class in entity.agent, not in agent")
+        return INVALID
+    if "entity" in value and "pool" in value:
+        doc.problem(f"{path}.pool", "an entity kind has shards (entity.shards), not a pool")
         return INVALID
     if is_worker:
         return decode_struct(value, WorkerNode, path, doc, skip=("config",))

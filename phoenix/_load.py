@@ -18,6 +18,7 @@ from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
 from phoenix._yaml import Document, parse
 from vibe_actors import (
     Agent,
+    Entity,
     ImportModuleFailed,
     ImportModuleNotFound,
     ImportStringError,
@@ -99,6 +100,9 @@ class _Raw(msgspec.Struct, frozen=True):
     pool_size: int
     config: Any
     placement: Any = "local"
+    #: Where ``agent`` was written (``.agent``, or ``.entity.agent`` for an entity kind).
+    agent_path: str = ".agent"
+    entity: bool = False
 
 
 def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
@@ -110,6 +114,10 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
         pool = value.get("pool")
         size = pool.get("size") if isinstance(pool, dict) else 0
         agent = value.get("agent")
+        entity = value.get("entity")
+        if isinstance(entity, dict):
+            agent = entity.get("agent")
+            size = entity.get("shards", 8)
         yield _Raw(
             name=name,
             path=path,
@@ -120,6 +128,8 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
             pool_size=size if isinstance(size, int) and 0 < size <= 10_000 else 0,
             config=value.get("config"),
             placement=value.get("placement", "local"),
+            agent_path=".entity.agent" if isinstance(entity, dict) else ".agent",
+            entity=isinstance(entity, dict),
         )
     children = value.get("children", [])
     if isinstance(children, list):
@@ -139,7 +149,12 @@ def _check_ray(nodes: list[_Raw], agents: dict[str, type], doc: Document) -> Non
     for node in nodes:
         if node.placement != "ray":
             continue
-        if not installed:
+        if node.entity:
+            doc.problem(
+                f"{node.path}.placement",
+                "an entity kind runs locally (placement: ray for entity kinds is not supported yet)",
+            )
+        elif not installed:
             doc.problem(f"{node.path}.placement", INSTALL_HINT)
         elif node.name in agents:
             try:
@@ -262,7 +277,7 @@ def _resolve_agents(nodes: list[_Raw], doc: Document) -> tuple[dict[str, type], 
     for node in nodes:
         if node.agent is None:
             continue
-        agent_class = _import(node.agent, f"{node.path}.agent", doc)
+        agent_class = _import(node.agent, f"{node.path}{node.agent_path}", doc, node.entity)
         if agent_class is None:
             continue
         agents[node.name] = agent_class
@@ -282,8 +297,9 @@ def _resolve_agents(nodes: list[_Raw], doc: Document) -> tuple[dict[str, type], 
     return agents, configs
 
 
-def _import(target: str, path: str, doc: Document) -> type | None:
-    """The Agent subclass ``target`` names, or None with a problem at ``path`` saying why."""
+def _import(target: str, path: str, doc: Document, entity: bool = False) -> type | None:
+    """The Agent (``entity``: Entity) subclass ``target`` names, or None with a problem at
+    ``path`` saying why."""
     try:
         value = resolve_import(target)
     except MalformedImportString:
@@ -295,8 +311,9 @@ def _import(target: str, path: str, doc: Document) -> type | None:
     except ImportStringError as exc:  # the module or the attribute is missing
         doc.problem(path, str(exc))
         return None
-    if not (isinstance(value, type) and issubclass(value, Agent)):
-        doc.problem(path, f"'{target}' is not a vibe_actors.Agent subclass")
+    expected = Entity if entity else Agent
+    if not (isinstance(value, type) and issubclass(value, expected)):
+        doc.problem(path, f"'{target}' is not a vibe_actors.{expected.__name__} subclass")
         return None
     return value
 

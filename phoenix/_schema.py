@@ -15,10 +15,18 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from phoenix import _durations as durations
-from vibe_actors import BackoffSpec, MailboxSpec, PoolSpec, RestartType, Strategy, SystemConfig
+from vibe_actors import (
+    BackoffSpec,
+    EntityState,
+    MailboxSpec,
+    PoolSpec,
+    RestartType,
+    Strategy,
+    SystemConfig,
+)
 from vibe_actors.ray import RaySettings
 
-__all__ = ["SupervisorNode", "WiringFile", "WorkerNode", "json_schema"]
+__all__ = ["EntityNode", "SupervisorNode", "WiringFile", "WorkerNode", "json_schema"]
 
 #: A duration (``10s``; a plain number is milliseconds, as in OTP) or ``brutal_kill``.
 Shutdown = Annotated[int, msgspec.Meta(ge=0, extra={"duration": "ms"})] | Literal["brutal_kill"]
@@ -26,13 +34,31 @@ Shutdown = Annotated[int, msgspec.Meta(ge=0, extra={"duration": "ms"})] | Litera
 Period = Annotated[float, msgspec.Meta(gt=0, extra={"duration": "s"})]
 
 
-class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A worker: one agent, or a pool of identical ones, under a unique name."""
+class EntityNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An entity kind: entities by id, created on demand (see vibe_actors.EntitySpec)."""
 
-    #: Unique in the whole tree (pool workers are named ``<name>.<i>``).
-    name: str
-    #: ``package.module:Class``, a vibe_actors.Agent subclass.
+    #: ``package.module:Class``, a vibe_actors.Entity subclass.
     agent: str
+    #: Threads serving this kind (the shards are named ``<name>.<i>``).
+    shards: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 8
+    #: Passivate an entity idle this long (a duration; 0: never). Default 60 s.
+    passivate_after: Annotated[float, msgspec.Meta(ge=0, extra={"duration": "s"})] = 60.0
+    #: Beyond this many active entities in the kind, the least recently used passivate.
+    max_active: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
+    #: memory (lost on passivation) | durable (saved after every change, in the data dir).
+    state: EntityState = EntityState.MEMORY
+
+
+class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A worker: one agent, a pool of identical ones, or an entity kind, under a unique name."""
+
+    #: Unique in the whole tree (pool workers and entity shards are named ``<name>.<i>``).
+    name: str
+    #: ``package.module:Class``, a vibe_actors.Agent subclass (absent for an entity kind).
+    agent: str | None = None
+    #: An entity kind (instead of ``agent``): ``agent`` (an Entity subclass), ``shards``,
+    #: ``passivate_after``, ``max_active``, ``state``.
+    entity: EntityNode | None = None
     #: permanent (always restarted) | transient (only after a crash) | temporary (never).
     restart: RestartType = RestartType.PERMANENT
     #: How long to finish the current message on stop (``5s``; a plain number is
@@ -101,6 +127,8 @@ def json_schema() -> dict[str, Any]:
     node = {"anyOf": [{"$ref": "#/$defs/SupervisorNode"}, {"$ref": "#/$defs/WorkerNode"}]}
     components["WiringFile"]["properties"]["root"] = {"$ref": "#/$defs/SupervisorNode"}
     components["SupervisorNode"]["properties"]["children"] = {"type": "array", "items": node}
+    # msgspec cannot say it: a worker names its agent, or is an entity kind (entity.agent).
+    components["WorkerNode"]["oneOf"] = [{"required": ["agent"]}, {"required": ["entity"]}]
     for struct in _structs((WiringFile, SupervisorNode, WorkerNode)):
         properties = components.get(struct.__name__, {}).get("properties", {})
         for field in msgspec.structs.fields(struct):

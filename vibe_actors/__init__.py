@@ -18,6 +18,7 @@ from vibe_actors._codec import (
     json_brackets,
 )
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
+from vibe_actors._entity import Entity
 from vibe_actors._errors import (
     AgentCrashedError,
     AgentHung,
@@ -76,6 +77,8 @@ from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import (
     BRUTAL_KILL,
     BackoffSpec,
+    EntitySpec,
+    EntityState,
     MailboxSpec,
     Overflow,
     PoolSpec,
@@ -116,6 +119,9 @@ __all__ = [
     "DeadlineExceeded",
     "DeadlineExceededError",
     "Deferred",
+    "Entity",
+    "EntitySpec",
+    "EntityState",
     "ErrorReply",
     "Forbidden",
     "ForbiddenError",

@@ -13,6 +13,11 @@ name                                                   type       labels
 ``vibe_agents``                                        gauge      state
 ``vibe_escalations_total``                             counter    supervisor
 ``vibe_abandoned_total``                               counter    agent
+``vibe_entities_active``                               gauge      kind
+``vibe_entity_activations_total``                      counter    kind
+``vibe_entity_activation_seconds``                     histogram  kind
+``vibe_entity_passivations_total``                     counter    kind, reason
+``vibe_entity_crashes_total``                          counter    kind
 =====================================================  =========  ==========================
 """
 
@@ -30,12 +35,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from vibe_actors._entity_kind import PassivationReason
 from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import SupervisorSpec
 from vibe_actors._stats import DURATION_BUCKETS
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
+    from vibe_actors._entity_kind import EntityRouter
     from vibe_actors._system import ActorSystem
 
 __all__ = ["SystemCollector"]
@@ -59,6 +66,7 @@ class SystemCollector(Collector):
             dead.add_metric([reason], count)
         yield dead
         yield from _failures(system, cells)
+        yield from _entities(system.entity_kinds())
 
 
 def _per_agent(cells: list[Cell]) -> Iterator[Metric]:
@@ -133,6 +141,41 @@ def _failures(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
     for name, count in dropped.items():
         abandoned.add_metric([name], count)
     yield from (escalations, abandoned)
+
+
+def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
+    """Per entity kind: active entities, activations (and their duration), passivations by
+    reason, crashes. Every reason has a series from the start, zero included."""
+    active = GaugeMetricFamily("vibe_entities_active", "Entities active now.", labels=["kind"])
+    activations = CounterMetricFamily(
+        "vibe_entity_activations", "Entities activated.", labels=["kind"]
+    )
+    durations = HistogramMetricFamily(
+        "vibe_entity_activation_seconds",
+        "Activation time: state loaded, instance built, on_activate run.",
+        labels=["kind"],
+    )
+    passivations = CounterMetricFamily(
+        "vibe_entity_passivations", "Entities passivated, by reason.", labels=["kind", "reason"]
+    )
+    crashes = CounterMetricFamily(
+        "vibe_entity_crashes", "Entity handlers that raised.", labels=["kind"]
+    )
+    for router in kinds:
+        stats, kind = router.stats, router.name
+        active.add_metric([kind], stats.total_active())
+        activations.add_metric([kind], sum(stats.activations))
+        buckets = [sum(column) for column in zip(*stats.activation_buckets, strict=True)]
+        cumulative, running = [], 0
+        for bound, count in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
+            running += count
+            cumulative.append((_bound(bound), running))
+        durations.add_metric([kind], cumulative, sum(stats.activation_seconds))
+        counts = stats.passivation_counts()
+        for reason in PassivationReason.ALL:
+            passivations.add_metric([kind, reason], counts.get(reason, 0))
+        crashes.add_metric([kind], sum(stats.crashes))
+    yield from (active, activations, durations, passivations, crashes)
 
 
 def _bound(value: float) -> str:

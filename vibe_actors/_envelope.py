@@ -29,7 +29,8 @@ class Envelope(msgspec.Struct, gc=False):
     whose deadline passed before its handler starts is not executed.
     ``attempt`` counts redeliveries (0 for the first). ``caller`` is the external
     party the message is sent on behalf of (None: trusted code; see
-    :mod:`vibe_actors._authz`), checked when sent. A C-level struct, not
+    :mod:`vibe_actors._authz`), checked when sent. ``entity`` is the id of the
+    entity it is for, when sent to an entity kind (None: to an agent). A C-level struct, not
     tracked by the garbage collector (it never takes part in a cycle): building
     one is on every send's path.
     """
@@ -41,6 +42,7 @@ class Envelope(msgspec.Struct, gc=False):
     deadline: float | None = None
     attempt: int = 0
     caller: Caller | None = None
+    entity: str | None = None
 
 
 class Control:

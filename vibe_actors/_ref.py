@@ -72,12 +72,27 @@ class Ref(Generic[M_contra]):
     checker only: at runtime a ref sends whatever it is given, as before.
     """
 
-    __slots__ = ("_system", "name", "sender")
+    __slots__ = ("_route", "_system", "agent", "entity", "name", "sender")
 
-    def __init__(self, system: ActorSystem, name: str, sender: str | None = None) -> None:
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        sender: str | None = None,
+        entity: str | None = None,
+    ) -> None:
         self._system = system
-        self.name = name
         self.sender = sender
+        #: The entity id, for a ref to an entity (``system.entity``), else None.
+        self.entity = entity
+        #: The agent (or entity kind) policy is checked against.
+        self.agent = name
+        if entity is None:
+            self.name = self._route = name
+        else:
+            #: ``kind/id`` for an entity, as dead letters and errors name it.
+            self.name = f"{name}/{entity}"
+            self._route = name + "/"  # the kind's router: a name no agent can have
 
     def __repr__(self) -> str:
         return f"<Ref {self.name}>"
@@ -104,10 +119,10 @@ class Ref(Generic[M_contra]):
         system = self._system
         if system.serializes:
             message = roundtrip(message)
-        envelope = Envelope(message, None, request_id, self.sender, None, 0, caller)
-        if caller is not None and system.forbids(self.name, envelope):
+        envelope = Envelope(message, None, request_id, self.sender, None, 0, caller, self.entity)
+        if caller is not None and system.forbids(self.agent, envelope):
             return
-        target = system.routes.get(self.name)
+        target = system.routes.get(self._route)
         if target is None:
             _unknown(system, self.name, envelope)
         else:
@@ -148,11 +163,11 @@ class Ref(Generic[M_contra]):
             timeout = system.config.ask_timeout
         future = ReplyFuture(self.name, timeout, callback)
         envelope = Envelope(
-            message, future, request_id, self.sender, _monotonic() + timeout, 0, caller
+            message, future, request_id, self.sender, _monotonic() + timeout, 0, caller, self.entity
         )
-        if caller is not None and system.forbids(self.name, envelope):
+        if caller is not None and system.forbids(self.agent, envelope):
             return future
-        target = system.routes.get(self.name)
+        target = system.routes.get(self._route)
         if target is None:
             _unknown(system, self.name, envelope)
             return future
@@ -222,9 +237,11 @@ class Ref(Generic[M_contra]):
             message = roundtrip(message)
         bridge = LoopBridge.of(asyncio.get_running_loop())
         slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
-        envelope = Envelope(message, slot, request_id, self.sender, slot.deadline, 0, caller)
-        if caller is None or not system.forbids(self.name, envelope):  # else answered Forbidden
-            target = system.routes.get(self.name)
+        envelope = Envelope(
+            message, slot, request_id, self.sender, slot.deadline, 0, caller, self.entity
+        )
+        if caller is None or not system.forbids(self.agent, envelope):  # else answered Forbidden
+            target = system.routes.get(self._route)
             if target is None:
                 try:
                     _unknown(system, self.name, envelope)

@@ -18,6 +18,8 @@ import msgspec
 __all__ = [
     "BRUTAL_KILL",
     "BackoffSpec",
+    "EntitySpec",
+    "EntityState",
     "MailboxSpec",
     "Overflow",
     "PoolSpec",
@@ -117,6 +119,36 @@ class PoolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("consistent_hash routing needs hash_key (a message field name)")
 
 
+class EntityState(enum.StrEnum):
+    """Where an entity kind keeps its entities' state."""
+
+    MEMORY = "memory"  #: in the process only: lost on passivation, crash or restart
+    DURABLE = "durable"  #: in the store: saved after every message that changed it
+
+
+class EntitySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An entity kind: entities by id, created on demand, served by ``shards`` threads.
+
+    ``passivate_after`` (seconds; 0: never) drops an entity idle that long (it
+    is passivated between 1x and 1.5x that time); beyond ``max_active``
+    entities in the kind (split evenly over the shards), the least recently
+    used are passivated.
+    """
+
+    shards: int = 8
+    passivate_after: float = 60.0
+    max_active: int = 1_000_000
+    state: EntityState = EntityState.MEMORY
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= 1024:
+            raise ValueError(f"entity shards must be 1..1024, got {self.shards}")
+        if self.passivate_after < 0:
+            raise ValueError(f"passivate_after must be >= 0 seconds, got {self.passivate_after}")
+        if self.max_active < self.shards:
+            raise ValueError(f"max_active must be >= shards ({self.shards}), got {self.max_active}")
+
+
 class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A worker child: one agent (or a pool of them) under a name.
 
@@ -132,11 +164,15 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     shutdown: float | str = 5.0
     mailbox: MailboxSpec = MailboxSpec()
     pool: PoolSpec | None = None
+    #: Set for an entity kind: ``agent`` is then an Entity subclass (see EntitySpec).
+    entity: EntitySpec | None = None
     depends_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         _check_shutdown(self.shutdown)
+        if self.pool is not None and self.entity is not None:
+            raise ValueError(f"{self.name}: a worker is a pool or an entity kind, not both")
 
 
 class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):

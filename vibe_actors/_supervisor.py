@@ -247,14 +247,16 @@ class Supervisor(Agent):
         return report
 
     def _replace_child(self, child: Cell, spec: WorkerSpec | SupervisorSpec) -> None:
-        """Stop ``child`` and give it its new spec; a pool change means a new cell."""
+        """Stop ``child`` and give it its new spec; a pool or entity kind means a new cell."""
         old = next(s for s in self.config.children if s.name == child.name)
         child.stop()
         if (
             isinstance(spec, WorkerSpec)
             and spec.pool is None
+            and spec.entity is None
             and isinstance(old, WorkerSpec)
             and old.pool is None
+            and old.entity is None
         ):
             child.reconfigure(spec)
             child.status = AgentStatus.RESTARTING

@@ -23,6 +23,8 @@ from vibe_actors._cell import Cell
 from vibe_actors._collector import SystemCollector
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
+from vibe_actors._entity import check_id, split_address
+from vibe_actors._entity_kind import EntityRouter, entity_supervisor
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
@@ -251,8 +253,30 @@ class ActorSystem:
         ``class Store(Agent[Put | Get])``, ``system.ref("store", agent=Store)`` is a
         ``Ref[Put | Get]``, and a type checker rejects sending it anything else.
         It is not checked at runtime (the name may not exist yet).
+
+        ``kind/id`` names an entity (as :meth:`entity`); an invalid id raises ValueError.
         """
+        address = split_address(name)
+        if address is not None:
+            return Ref(self, address[0], sender, check_id(address[1]))
         return Ref(self, name, sender)
+
+    def entity(self, kind: str, entity_id: str, sender: str | None = None) -> Ref[Any]:
+        """A ref to the entity ``entity_id`` of the entity kind ``kind``.
+
+        Usable everywhere a ref is (tell, ask, ask_async); the first message
+        activates the entity. Raises ValueError for an invalid id (empty, or
+        over 256 characters) and :class:`UnknownAgent` when the system runs and
+        has no entity kind ``kind``.
+        """
+        check_id(entity_id)
+        if self._state == "running" and self.routes.entity_kind(kind) is None:
+            raise UnknownAgent(kind)
+        return Ref(self, kind, sender, entity_id)
+
+    def entity_kinds(self) -> list[EntityRouter]:
+        """The entity kinds of the running tree (their routers: spec, shards, counters)."""
+        return self.routes.entity_kinds()
 
     def tell(
         self,
@@ -365,6 +389,14 @@ class ActorSystem:
                 cell = Cell(self, pool, Supervisor, None, parent, self._root_exited)
                 cell.config = cell.spec
                 self.routes.add(spec.name, Router(spec.name, spec.pool, cell))
+            elif spec.entity is not None:
+                parent_spec = parent.spec if parent is not None else None
+                kind, stats = entity_supervisor(
+                    spec, parent_spec if isinstance(parent_spec, SupervisorSpec) else None
+                )
+                cell = Cell(self, kind, Supervisor, None, parent, self._root_exited)
+                cell.config = cell.spec
+                self.routes.add(spec.name + "/", EntityRouter(spec.name, spec, cell, stats))
             else:
                 cell = Cell(self, spec, spec.agent, spec.config, parent, self._root_exited)
             self._cells[spec.name] = cell
@@ -421,6 +453,7 @@ class ActorSystem:
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
                 self.routes.remove(cell.name)
+                self.routes.remove(cell.name + "/")  # an entity kind's router, if it was one
 
     def shared_metrics(self, key: str, build: Callable[[CollectorRegistry], T]) -> T:
         """The metrics ``build(self.registry)`` made under ``key``, built once per system.
@@ -486,15 +519,19 @@ class ActorSystem:
         Raises :class:`UnknownAgent`.
         """
         cell = self.cell(name)
-        if self.routes.is_pool(name):
+        if self.routes.is_pool(name) or self.routes.entity_kind(name) is not None:
             statuses = {child.status for child in list(cell.children.values())}
             if AgentStatus.RUNNING in statuses:
                 return AgentStatus.RUNNING
         return cell.status
 
     def agent_class(self, name: str) -> type[Agent]:
-        """The Agent class behind ``name`` (a pool's worker class). Raises :class:`UnknownAgent`."""
+        """The Agent class behind ``name`` (a pool's worker class, an entity kind's Entity
+        class). Raises :class:`UnknownAgent`."""
         cell = self.cell(name)
+        kind = self.routes.entity_kind(name)
+        if kind is not None:
+            return kind.entity_class  # type: ignore[return-value] # same protocol API
         if self.routes.is_pool(name):
             spec = next(s for s in all_specs(self.root_spec) if s.name == name)
             assert isinstance(spec, WorkerSpec)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from vibe_actors._agent import Agent
+from vibe_actors._entity import Entity
 from vibe_actors._handlers import coerce_config
 from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
 
@@ -28,7 +29,7 @@ class TreeNode(msgspec.Struct, frozen=True):
     """One node of :meth:`ActorSystem.tree`: a snapshot, not a live view."""
 
     name: str
-    kind: str  #: "supervisor", "pool" or "worker"
+    kind: str  #: "supervisor", "pool", "entities" (an entity kind) or "worker"
     agent: str  #: the Agent class, ``module:Class``
     status: str
     restarts: int
@@ -69,7 +70,14 @@ def validate_tree(root: SupervisorSpec) -> None:
             for child in spec.children:
                 visit(child, here)
             return
-        if not (isinstance(spec.agent, type) and issubclass(spec.agent, Agent)):
+        if spec.entity is not None:
+            if not (isinstance(spec.agent, type) and issubclass(spec.agent, Entity)):
+                raise TypeError(
+                    f"{here}: entity agent must be an Entity subclass, got {spec.agent!r}"
+                )
+            for index in range(1, spec.entity.shards + 1):
+                claim(f"{spec.name}.{index}", f"{here} (entity shard)")
+        elif not (isinstance(spec.agent, type) and issubclass(spec.agent, Agent)):
             raise TypeError(f"{here}: agent must be an Agent subclass, got {spec.agent!r}")
         try:
             coerce_config(spec.agent, spec.config)
@@ -113,11 +121,15 @@ def pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
 def snapshot(cell: Cell) -> TreeNode:
     spec = cell.spec
     is_supervisor = isinstance(spec, SupervisorSpec)
-    if cell.system.routes.is_pool(cell.name):
+    agent_class: type = cell.agent_class
+    router = cell.system.routes.entity_kind(cell.name)
+    if router is not None:
+        kind = "entities"
+        agent_class = router.entity_class
+    elif cell.system.routes.is_pool(cell.name):
         kind = "pool"
     else:
         kind = "supervisor" if is_supervisor else "worker"
-    agent_class = cell.agent_class
     return TreeNode(
         name=cell.name,
         kind=kind,

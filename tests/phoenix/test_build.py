@@ -142,7 +142,12 @@ def test_cli_check_tree_schema(tmp_path):
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "5 problem(s)" in bad.stderr
     schema = json.loads(run("schema").stdout)
-    assert schema["$defs"]["WorkerNode"]["required"] == ["name", "agent"]
+    assert schema["$defs"]["WorkerNode"]["required"] == ["name"]
+    # a worker names its agent, or is an entity kind: one of the two, not both
+    assert schema["$defs"]["WorkerNode"]["oneOf"] == [
+        {"required": ["agent"]},
+        {"required": ["entity"]},
+    ]
     assert run("frobnicate").returncode == 2
 
 

@@ -1,0 +1,195 @@
+"""An entity kind in the tree: its shards' supervisor, its router and its counters.
+
+``WorkerSpec(name="carts", agent=Cart, entity=EntitySpec(shards=8))`` becomes a
+one_for_one supervisor called ``carts`` over the shard agents ``carts.1`` ..
+``carts.8`` (:func:`entity_supervisor`), and the route ``carts/`` (a name no
+agent can have) to an :class:`EntityRouter`. A send to ``carts/42`` looks that
+route up and the router puts the envelope into the mailbox of the shard the id
+hashes to, in the sender's thread (no hop, as pools do). The hash is stable
+(CRC-32 of the id), so an id always reaches the same shard while the kind's
+shard count is unchanged.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vibe_actors._deadletters import DeadLetterReason
+from vibe_actors._messages import Unavailable
+from vibe_actors._spec import BackoffSpec, EntitySpec, Strategy, SupervisorSpec, WorkerSpec
+from vibe_actors._stats import DURATION_BUCKETS
+
+if TYPE_CHECKING:
+    from vibe_actors._cell import Cell
+    from vibe_actors._entity import Entity
+    from vibe_actors._envelope import Envelope
+
+__all__ = [
+    "EntityRouter",
+    "KindStats",
+    "PassivationReason",
+    "ShardSettings",
+    "entity_supervisor",
+    "shard_of",
+]
+
+
+def shard_of(entity_id: str, shards: int) -> int:
+    """The index (0-based) of the shard serving ``entity_id``: stable across processes."""
+    return zlib.crc32(entity_id.encode()) % shards
+
+
+class PassivationReason:
+    """Why an entity was passivated (the ``reason`` label of the metric)."""
+
+    IDLE = "idle"  #: no message for passivate_after
+    MAX_ACTIVE = "max_active"  #: the least recently used, over the kind's max_active
+    REQUESTED = "requested"  #: the entity called passivate()
+    SHUTDOWN = "shutdown"  #: its shard stopped (shutdown, reload, restart by a sibling)
+    SAVE_FAILED = "save_failed"  #: its durable state could not be saved: reloaded on next use
+    ALL = (IDLE, MAX_ACTIVE, REQUESTED, SHUTDOWN, SAVE_FAILED)
+
+
+@dataclass(eq=False)
+class KindStats:
+    """One kind's counters, kept across shard restarts; read at scrape time.
+
+    Written only by the kind's shard threads (one per shard, each its own
+    counters where it matters: the lists are indexed by shard).
+    """
+
+    shards: int
+    activations: list[int] = field(default_factory=list)
+    crashes: list[int] = field(default_factory=list)
+    #: reason -> count, per shard.
+    passivations: list[dict[str, int]] = field(default_factory=list)
+    #: Activation duration histogram (DURATION_BUCKETS + Inf), per shard, and the sums.
+    activation_buckets: list[list[int]] = field(default_factory=list)
+    activation_seconds: list[float] = field(default_factory=list)
+    #: The live shard behaviours' active counts (set by each shard incarnation).
+    active: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = self.shards
+        self.activations = [0] * n
+        self.crashes = [0] * n
+        self.passivations = [{} for _ in range(n)]
+        self.activation_buckets = [[0] * (len(DURATION_BUCKETS) + 1) for _ in range(n)]
+        self.activation_seconds = [0.0] * n
+        self.active = [None] * n
+
+    def total_active(self) -> int:
+        """Entities active now, over every shard (a snapshot)."""
+        return sum(len(table) for table in list(self.active) if table is not None)
+
+    def passivation_counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for per_shard in self.passivations:
+            for reason, count in list(per_shard.items()):
+                totals[reason] = totals.get(reason, 0) + count
+        return totals
+
+
+@dataclass(frozen=True, eq=False)
+class ShardSettings:
+    """What one shard agent serves (its ``config``)."""
+
+    kind: str
+    index: int  #: 0-based
+    entity_class: type[Entity[Any]]
+    spec: EntitySpec
+    #: The kind's config, coerced to the entity class's ``Config`` (None without one).
+    entity_config: Any
+    stats: KindStats
+
+
+def entity_supervisor(
+    spec: WorkerSpec, parent_spec: SupervisorSpec | None
+) -> tuple[SupervisorSpec, KindStats]:
+    """The one_for_one supervisor of ``spec``'s shards, and the kind's counters."""
+    from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
+    from vibe_actors._handlers import coerce_config
+
+    entity = spec.entity
+    assert entity is not None
+    stats = KindStats(entity.shards)
+    config = coerce_config(spec.agent, spec.config)
+    shards = tuple(
+        WorkerSpec(
+            name=f"{spec.name}.{index + 1}",
+            agent=Shard,
+            config=ShardSettings(spec.name, index, spec.agent, entity, config, stats),
+            restart=spec.restart,
+            shutdown=spec.shutdown,
+            mailbox=spec.mailbox,
+        )
+        for index in range(entity.shards)
+    )
+    supervisor = SupervisorSpec(
+        name=spec.name,
+        children=shards,
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=max(1, entity.shards),
+        period=parent_spec.period if parent_spec else 5.0,
+        backoff=parent_spec.backoff if parent_spec else BackoffSpec(),
+        restart=spec.restart,
+        depends_on=spec.depends_on,
+    )
+    return supervisor, stats
+
+
+class EntityRouter:
+    """Delivers an entity's envelope to the shard its id hashes to (see the module docstring).
+
+    An envelope with no entity id (a plain send to ``kind/``) is answered
+    :class:`Unavailable` and dead-lettered (``unknown_agent``).
+    """
+
+    #: Entities are never answered in the asker's thread (see Cell.ask_inline).
+    ask_inline = None
+
+    def __init__(self, name: str, spec: WorkerSpec, kind_cell: Cell, stats: KindStats) -> None:
+        assert spec.entity is not None
+        self.name = name
+        self.spec = spec
+        self.stats = stats
+        self._kind_cell = kind_cell
+        self._count = spec.entity.shards
+        self._shards: list[Cell] = []
+
+    @property
+    def entity_class(self) -> type[Entity[Any]]:
+        return self.spec.agent  # type: ignore[no-any-return]
+
+    @property
+    def shards(self) -> list[Cell]:
+        """The shard cells, in shard order (complete once the kind has started)."""
+        if len(self._shards) != self._count:
+            self._shards = list(self._kind_cell.children.values())
+        return self._shards
+
+    def deliver(self, envelope: Envelope) -> None:
+        entity_id = envelope.entity
+        shards = self._shards
+        if entity_id is None or len(shards) != self._count:
+            self._deliver_slow(envelope)
+            return
+        shards[zlib.crc32(entity_id.encode()) % self._count].deliver(envelope)
+
+    def _deliver_slow(self, envelope: Envelope) -> None:
+        if envelope.entity is None:
+            system = self._kind_cell.system
+            if envelope.reply is not None:
+                envelope.reply.resolve(
+                    Unavailable(agent=self.name, reason="an entity kind: send to kind/id")
+                )
+            system.dead_letters.publish(self.name, envelope, DeadLetterReason.UNKNOWN_AGENT)
+            return
+        shards = self.shards
+        if len(shards) != self._count:  # not started yet: the kind's supervisor has no shards
+            system = self._kind_cell.system
+            system.routes.undeliverable(f"{self.name}/{envelope.entity}", envelope)
+            return
+        shards[shard_of(envelope.entity, self._count)].deliver(envelope)

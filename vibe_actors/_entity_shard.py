@@ -1,0 +1,322 @@
+"""Shard: the agent that hosts many entities of one kind in its one thread.
+
+A shard is an ordinary supervised agent (its own mailbox, thread, restart,
+watchdog), so everything an agent gets a shard gets. Its messages are the
+kind's entities' messages; each envelope names its entity (``entity``), and
+the shard's fallback handler (:meth:`Shard.on_unhandled`) dispatches it:
+
+1. find the entity in the active table, or activate it (build the instance,
+   load its state, run ``on_activate``);
+2. run the entity's handler; an exception crashes that entity only (it is
+   dropped and its asker gets :class:`AgentCrashed`);
+3. for a durable kind, save the state if the message changed it, before the
+   reply leaves (:mod:`vibe_actors._entity_durable`);
+4. passivate what is over ``max_active`` (least recently used first).
+
+The active table is a dict kept in least-recently-used order (an entity is
+moved to the end on every message), so that passivation, by idle time on a
+periodic sweep or by count, reads it from the front and stops at the first
+entity that stays. One message at a time per shard means one at a time per
+entity, and the shard's FIFO mailbox keeps each sender's order.
+
+A shard that crashes or is replaced as hung loses its active entities
+without ``on_passivate`` (a memory kind's state with them; a durable kind
+reloads from the store); the messages queued for it stay in its mailbox
+for the next incarnation.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from vibe_actors._agent import Agent
+from vibe_actors._deadletters import DeadLetterReason
+from vibe_actors._entity import entity_address
+from vibe_actors._entity_durable import DurableStates, Flush
+from vibe_actors._entity_kind import PassivationReason, ShardSettings
+from vibe_actors._envelope import Envelope
+from vibe_actors._handlers import handler
+from vibe_actors._messages import AgentCrashed, ErrorReply, Unavailable, UnknownMessage
+from vibe_actors._spec import EntityState
+from vibe_actors._stats import DURATION_BUCKETS
+from vibe_actors.agents._store import StoreError
+
+if TYPE_CHECKING:
+    from vibe_actors._entity import Entity
+    from vibe_actors._timers import TimerHandle
+
+__all__ = ["Shard"]
+
+_log = structlog.get_logger("vibe_actors.entity")
+_perf = time.perf_counter
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class _Sweep(msgspec.Struct, frozen=True):
+    """Timer tick: passivate the entities idle for longer than passivate_after."""
+
+
+class Shard(Agent):
+    """Hosts the entities of one kind whose ids hash to it (see the module docstring)."""
+
+    config: ShardSettings
+
+    def __init__(self) -> None:
+        super().__init__()
+        settings: ShardSettings = self.config
+        self.kind = settings.kind
+        self.entity_config = settings.entity_config
+        self._settings = settings
+        self._index = settings.index
+        self._entity_class = settings.entity_class
+        self._handlers = settings.entity_class.handler_table()
+        self._stats = settings.stats
+        self._clock = self.system.clock
+        spec = settings.spec
+        self._idle_after = spec.passivate_after
+        self._max_active = -(-spec.max_active // spec.shards)  # ceil: per shard
+        #: id -> instance, least recently used first.
+        self.active: dict[str, Entity[Any]] = {}
+        #: id -> (timer key -> handle), for the entities that have timers.
+        self._timers: dict[str, dict[Any, TimerHandle]] = {}
+        #: Ids to passivate once the current message is done (Entity.passivate).
+        self._to_passivate: list[str] = []
+        self._durable: DurableStates | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self._settings.spec.state is EntityState.DURABLE:
+            try:
+                self._durable = DurableStates.open(self, self._settings)
+            except StoreError as exc:
+                self.log.error("store_unavailable", path=exc.path, error=exc.reason)
+                self.degrade(str(exc))  # answers Unavailable; the next incarnation retries
+                return
+        self._stats.active[self._index] = self.active
+        if self._idle_after > 0:
+            self.start_timer("sweep", _Sweep(), self._idle_after / 2, repeat=True)
+
+    def on_stop(self) -> None:
+        if self._durable is not None:
+            self._durable.commit()
+        self._passivate_all(PassivationReason.SHUTDOWN)
+        self._stats.active[self._index] = None
+        if self._durable is not None:
+            self._durable.close()
+
+    def on_failure(self, error: BaseException) -> None:
+        lost = len(self.active)
+        self._cancel_all_timers()
+        self.active = {}
+        self._stats.active[self._index] = None
+        if self._durable is not None:
+            self._durable.close()
+        self.log.error("entity_shard_crashed", lost_entities=lost, error=str(error))
+
+    # -- the dispatch ----------------------------------------------------------
+
+    def on_unhandled(self, message: Any) -> Any:
+        env: Envelope = self._host.current  # type: ignore[assignment] # always set in a handler
+        entity_id = env.entity
+        if entity_id is None:  # a timer or signal of the shard's own with no handler
+            return self._refuse(env, message)
+        active = self.active
+        entity = active.pop(entity_id, None)
+        if entity is None:
+            activated = self._activate(entity_id, env)
+            if isinstance(activated, ErrorReply):
+                return activated
+            entity = activated
+        active[entity_id] = entity  # most recently used last
+        entity._last_used = self._clock()  # noqa: SLF001 - the shard keeps its entities' clocks
+        fn = self._handlers.get(message.__class__)
+        if fn is None:
+            return self._refuse(env, message)
+        durable = self._durable
+        if durable is not None:
+            return durable.handle(entity, fn, message, env)
+        try:
+            result = fn(entity, message)
+        except Exception as exc:  # noqa: BLE001 - one entity's crash: it alone is dropped
+            return self.entity_crashed(entity, env, exc)
+        if self._to_passivate or len(active) > self._max_active:
+            self.after_message()
+        return result
+
+    def after_message(self) -> None:
+        """Passivate what was asked for (Entity.passivate) and what is over max_active."""
+        if self._to_passivate:
+            ids, self._to_passivate = self._to_passivate, []
+            for entity_id in ids:
+                self.passivate(entity_id, PassivationReason.REQUESTED)
+        active = self.active
+        while len(active) > self._max_active:
+            self.passivate(next(iter(active)), PassivationReason.MAX_ACTIVE)
+
+    def current_envelope(self) -> Envelope | None:
+        return self._host.current
+
+    def new_state(self) -> Any:
+        return self._entity_class.new_state()
+
+    # -- durable state (see vibe_actors._entity_durable) -------------------------
+
+    def post_flush(self) -> None:
+        """Queue a Flush behind the messages waiting now (their writes share a commit)."""
+        self._cell.mailbox.put_system(Envelope(Flush()))
+
+    @handler
+    def _flush(self, signal: Flush) -> None:
+        if self._durable is not None:
+            self._durable.flushed()
+
+    @property
+    def durable_commits(self) -> int:
+        """Group commits this incarnation made (0 for a memory kind)."""
+        return 0 if self._durable is None else self._durable.commits
+
+    def storage_ok(self) -> None:
+        if self.impaired is not None:
+            self.impair(None)
+
+    def storage_failed(self, error: StoreError) -> None:
+        self.impair(f"entity state not saved: {error}")
+
+    def entity_crashed(self, entity: Entity[Any], env: Envelope, exc: Exception) -> AgentCrashed:
+        """Drop ``entity`` after its handler raised ``exc``; the reply for its asker."""
+        self.active.pop(entity.id, None)
+        self._cancel_timers(entity.id)
+        self._stats.crashes[self._index] += 1
+        address = entity_address(self.kind, entity.id)
+        _log.error(
+            "entity_crashed",
+            agent=self.kind,
+            entity=entity.id,
+            shard=self.name,
+            message_type=type(env.message).__name__,
+            request_id=env.request_id,
+            exc_info=exc,
+        )
+        return AgentCrashed(agent=address, error=_short(exc))
+
+    def _refuse(self, env: Envelope, message: Any) -> UnknownMessage:
+        address = self.name if env.entity is None else entity_address(self.kind, env.entity)
+        self.system.dead_letters.publish(address, env, DeadLetterReason.UNHANDLED)
+        return UnknownMessage(agent=address, message_type=type(message).__name__)
+
+    # -- activation and passivation ---------------------------------------------
+
+    def _activate(self, entity_id: str, env: Envelope) -> Entity[Any] | ErrorReply:
+        """A new active instance of ``entity_id``, or the reply saying why not (logged)."""
+        started = _perf()
+        try:
+            if self._durable is not None:
+                state = self._durable.load(entity_id)
+            else:
+                state = self._entity_class.new_state()
+            entity = self._entity_class.hosted_by(self, entity_id, state)
+            entity.on_activate()
+        except Exception as exc:  # noqa: BLE001 - reported to the asker; the next message retries
+            self._cancel_timers(entity_id)
+            _log.error(
+                "entity_activation_failed",
+                agent=self.kind,
+                entity=entity_id,
+                message_type=type(env.message).__name__,
+                request_id=env.request_id,
+                exc_info=exc,
+            )
+            address = entity_address(self.kind, entity_id)
+            if isinstance(exc, StoreError):
+                return Unavailable(agent=address, reason=f"state not loaded ({exc.reason})")
+            return AgentCrashed(agent=address, error=f"activation failed: {_short(exc)}")
+        elapsed = _perf() - started
+        stats, index = self._stats, self._index
+        stats.activations[index] += 1
+        stats.activation_buckets[index][bisect_left(DURATION_BUCKETS, elapsed)] += 1
+        stats.activation_seconds[index] += elapsed
+        return entity
+
+    def passivate(self, entity_id: str, reason: str, *, save: bool = True) -> None:
+        """Drop the active instance of ``entity_id`` after its ``on_passivate`` hook.
+
+        For a durable kind, a pending write of it commits first, and a state the
+        hook changes is saved (unless ``save`` is false: its last save failed).
+        """
+        entity = self.active.pop(entity_id, None)
+        if entity is None:
+            return
+        self._cancel_timers(entity_id)
+        durable = self._durable if save else None
+        if durable is not None and durable.pending(entity_id):
+            durable.commit()
+        before = durable.encode(entity.state) if durable is not None else b""
+        try:
+            entity.on_passivate()
+        except Exception:  # noqa: BLE001 - logged; the passivation completes (as on_stop)
+            _log.exception(
+                "entity_hook_failed", agent=self.kind, entity=entity_id, hook="on_passivate"
+            )
+        if durable is not None:
+            durable.save_now(entity, before)
+        counts = self._stats.passivations[self._index]
+        counts[reason] = counts.get(reason, 0) + 1
+
+    def passivate_later(self, entity_id: str) -> None:
+        self._to_passivate.append(entity_id)
+
+    @handler
+    def _sweep(self, tick: _Sweep) -> None:
+        cutoff = self._clock() - self._idle_after
+        idle = []
+        for entity_id, entity in self.active.items():
+            if entity._last_used > cutoff:  # noqa: SLF001 - see on_unhandled
+                break  # LRU order: every later one was used more recently
+            idle.append(entity_id)
+        for entity_id in idle:
+            self.passivate(entity_id, PassivationReason.IDLE)
+
+    def _passivate_all(self, reason: str) -> None:
+        for entity_id in list(self.active):
+            self.passivate(entity_id, reason)
+
+    # -- entity timers ---------------------------------------------------------------
+
+    def start_entity_timer(
+        self, entity_id: str, key: Any, message: Any, delay: float, repeat: bool
+    ) -> None:
+        self.cancel_entity_timer(entity_id, key)
+        ref = self.system.entity(self.kind, entity_id)
+        timers = self.system.timers
+        if repeat:
+            handle = timers.call_every(delay, ref.tell, message)
+        else:
+            handle = timers.call_later(delay, ref.tell, message)
+        self._timers.setdefault(entity_id, {})[key] = handle
+
+    def cancel_entity_timer(self, entity_id: str, key: Any) -> bool:
+        own = self._timers.get(entity_id)
+        if own is None or key not in own:
+            return False
+        own.pop(key).cancel()
+        if not own:
+            del self._timers[entity_id]
+        return True
+
+    def _cancel_timers(self, entity_id: str) -> None:
+        for handle in self._timers.pop(entity_id, {}).values():
+            handle.cancel()
+
+    def _cancel_all_timers(self) -> None:
+        for entity_id in list(self._timers):
+            self._cancel_timers(entity_id)
