@@ -34,6 +34,7 @@ from gateway._body import (
 from gateway._breaker import CrashBreaker
 from gateway._catalog import Catalog, HasStatus, HotEntry
 from gateway._cors import Cors
+from gateway._entity_routes import EntityRoutes
 from gateway._guards import Guards
 from gateway._http import (
     ClientDisconnected,
@@ -63,6 +64,7 @@ from vibe_actors import (
     AgentStatus,
     Caller,
     ErrorReply,
+    Ref,
     UnknownAgent,
 )
 from vibe_actors.agents import schema
@@ -77,7 +79,7 @@ _JSON = (b"content-type", b"application/json")
 _CHAOS = {"crash": "Crash", "hang": "Hang"}
 
 
-class Gateway:
+class Gateway(EntityRoutes):
     """The ASGI callable. See the module docstring."""
 
     def __init__(self, system: ActorSystem, settings: AppSettings | None = None) -> None:
@@ -257,9 +259,26 @@ class Gateway:
     async def ask(self, request: Request) -> int:
         """``POST /v1/agents/{name}/{type}``: the body decoded as that type, asked of the agent."""
         name, tag = request.params
-        request_id = request.request_id
-        found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request_id)
+        found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request.request_id)
         message_type, decoder, ref, cell = found
+        return await self.ask_with(request, name, tag, message_type, decoder, ref, cell)
+
+    async def ask_with(
+        self,
+        request: Request,
+        name: str,
+        tag: str,
+        message_type: type,
+        decoder: msgspec.json.Decoder[Any],
+        ref: Ref,
+        cell: HasStatus | None,
+    ) -> int:
+        """Decode the body as ``message_type``, ask ``ref`` and answer (agents and entities).
+
+        Policy and quota are checked for ``tag`` to ``name``; ``cell`` (None: read
+        ``name``'s status) must be running.
+        """
+        request_id = request.request_id
         if self.guards is not None:  # policy or quota in the wiring
             self._guard(request, name, tag)
         if request.content_type != b"application/json":  # else: nothing to check
@@ -377,6 +396,9 @@ class Gateway:
 
     def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
         """The entry the catalogue's lookup did not have, or a 404 naming what is unknown."""
+        if name in self.system.entity_kinds():
+            detail = f"{name!r} is an entity kind: POST /v1/entities/{name}/{{id}}/{tag}"
+            raise Reject(make_problem(404, "unknown-agent", detail, request_id))
         try:
             types = self.catalog.types(name)
         except UnknownAgent:

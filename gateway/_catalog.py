@@ -51,6 +51,8 @@ class Catalog:
         """The hot path's entry for a known agent and tag, cached; None if unknown."""
         by_tag = self._hot.get(name)
         if by_tag is None:
+            if name in self._system.entity_kinds():  # asked by id: /v1/entities
+                return None
             try:
                 types = self.types(name)
             except UnknownAgent:

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
 from gateway._sse import TOPIC_PATTERN
@@ -56,6 +57,7 @@ def openapi_document(
     refs = _components(components)
     paths: dict[str, Any] = document["paths"]
     paths.update(_views(refs))
+    paths.update(entity_paths(system, components))
     paths.update(_streams())
     paths.update(_probes(refs))
     paths["/problems/{slug}"] = _get(

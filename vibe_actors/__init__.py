@@ -18,7 +18,8 @@ from vibe_actors._codec import (
     json_brackets,
 )
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
-from vibe_actors._entity import Entity
+from vibe_actors._entity import Entity, EntitySnapshot, InspectEntity
+from vibe_actors._entity_kind import EntityKindInfo
 from vibe_actors._errors import (
     AgentCrashedError,
     AgentHung,
@@ -120,6 +121,8 @@ __all__ = [
     "DeadlineExceededError",
     "Deferred",
     "Entity",
+    "EntityKindInfo",
+    "EntitySnapshot",
     "EntitySpec",
     "EntityState",
     "ErrorReply",
@@ -131,6 +134,7 @@ __all__ = [
     "ImportModuleFailed",
     "ImportModuleNotFound",
     "ImportStringError",
+    "InspectEntity",
     "MailboxFull",
     "MailboxFullError",
     "MailboxSpec",

@@ -66,7 +66,7 @@ class SystemCollector(Collector):
             dead.add_metric([reason], count)
         yield dead
         yield from _failures(system, cells)
-        yield from _entities(system.entity_kinds())
+        yield from _entities(system.routes.entity_kinds())
 
 
 def _per_agent(cells: list[Cell]) -> Iterator[Metric]:

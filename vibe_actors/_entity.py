@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from vibe_actors._ref import Ref
     from vibe_actors._system import ActorSystem
 
-__all__ = ["Entity", "entity_address", "split_address"]
+__all__ = ["Entity", "EntitySnapshot", "InspectEntity", "entity_address", "split_address"]
 
 S = typing.TypeVar("S")
 
@@ -61,6 +61,22 @@ def check_id(entity_id: object) -> str:
             f"{MAX_ID_LENGTH} characters"
         )
     return entity_id
+
+
+class InspectEntity(Message):
+    """Ask an entity's shard what it holds for the entity (does not activate it)."""
+
+
+class EntitySnapshot(Message):
+    """An entity's state as its shard holds it (``GET /v1/entities/{kind}/{id}``).
+
+    ``state`` is the active instance's state; for an entity not active, the
+    saved state of a durable kind (None if it has none), None for a memory kind.
+    """
+
+    id: str
+    active: bool
+    state: Any = None
 
 
 class Entity(Generic[S]):
@@ -101,6 +117,8 @@ class Entity(Generic[S]):
     #: The state's msgspec Struct, from ``Entity[State]`` (None: no state).
     State: ClassVar[type | None] = None
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
+    #: ``on_unhandled`` when a subclass overrides it, else None.
+    _unhandled_hook: ClassVar[Callable[..., Any] | None] = None
 
     id: str
     state: Any
@@ -110,6 +128,8 @@ class Entity(Generic[S]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = collect_handlers(cls)
+        fallback = cls.on_unhandled
+        cls._unhandled_hook = None if fallback is Entity.on_unhandled else fallback
         state = _state_type(cls)
         if state is not None:
             cls.State = state
@@ -133,6 +153,16 @@ class Entity(Generic[S]):
     def handler_table(cls) -> dict[type, Callable[..., Any]]:
         """Message type -> handler function of this class (shared, read-only)."""
         return cls._handlers
+
+    @classmethod
+    def unhandled_hook(cls) -> Callable[..., Any] | None:
+        """``on_unhandled`` if this class overrides it, else None (unhandled is refused)."""
+        return cls._unhandled_hook
+
+    @classmethod
+    def handler_for(cls, message_type: type) -> Callable[..., Any] | None:
+        """The handler function of ``message_type`` (None if it has none)."""
+        return cls._handlers.get(message_type)
 
     @classmethod
     def new_state(cls) -> Any:
@@ -232,6 +262,14 @@ class Entity(Generic[S]):
         :class:`AgentCrashed` and the next message tries again.
         """
 
+    def on_unhandled(self, message: Any) -> Any:
+        """The fallback handler: override it to handle messages no ``@handler`` takes.
+
+        Not overridden, such a message is refused (:class:`UnknownMessage`, dead
+        letter ``unhandled``). Overridden, it runs like a handler (its return
+        value is the reply; raising crashes this entity). Test probes use it.
+        """
+
     def on_passivate(self) -> None:
         """Runs in the shard's thread before the instance is dropped (idle, ``max_active``,
         :meth:`passivate`, shutdown). A durable state it changes is saved. If it raises,
@@ -244,6 +282,8 @@ def _state_type(cls: type) -> type | None:
         origin = typing.get_origin(base)
         if isinstance(origin, type) and issubclass(origin, Entity):
             (state,) = typing.get_args(base)
+            if state is Any:  # Entity[Any]: no state
+                return None
             if not (isinstance(state, type) and issubclass(state, msgspec.Struct)):
                 raise TypeError(
                     f"{cls.__qualname__}: the state in Entity[...] must be a msgspec.Struct "

@@ -128,6 +128,13 @@ class DurableStates:
             return self._shard.new_state()
         return self._decode(saved)
 
+    def load_saved(self, entity_id: str) -> Any:
+        """The saved state of ``entity_id``, None if it has none; raises StoreError."""
+        saved = self._store.get(entity_id)
+        if saved is None or self._decode is None:
+            return None
+        return self._decode(saved)
+
     # -- one message -------------------------------------------------------------
 
     def handle(

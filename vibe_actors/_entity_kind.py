@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._messages import Unavailable
 from vibe_actors._spec import BackoffSpec, EntitySpec, Strategy, SupervisorSpec, WorkerSpec
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from vibe_actors._envelope import Envelope
 
 __all__ = [
+    "EntityKindInfo",
     "EntityRouter",
     "KindStats",
     "PassivationReason",
@@ -140,6 +143,24 @@ def entity_supervisor(
     return supervisor, stats
 
 
+class EntityKindInfo(msgspec.Struct, frozen=True):
+    """A snapshot of one entity kind (``ActorSystem.entity_info``, ``GET /v1/entities/{kind}``)."""
+
+    kind: str
+    #: The Entity class, ``module:Class``.
+    entity: str
+    shards: int
+    active: int
+    activations: int
+    #: reason -> count (idle, max_active, requested, shutdown, save_failed).
+    passivations: dict[str, int]
+    crashes: int
+    #: ``memory`` or ``durable``.
+    state: str
+    passivate_after: float
+    max_active: int
+
+
 class EntityRouter:
     """Delivers an entity's envelope to the shard its id hashes to (see the module docstring).
 
@@ -169,6 +190,27 @@ class EntityRouter:
         if len(self._shards) != self._count:
             self._shards = list(self._kind_cell.children.values())
         return self._shards
+
+    def info(self) -> EntityKindInfo:
+        stats, spec = self.stats, self.spec.entity
+        assert spec is not None
+        cls = self.entity_class
+        return EntityKindInfo(
+            kind=self.name,
+            entity=f"{cls.__module__}:{cls.__qualname__}",
+            shards=spec.shards,
+            active=stats.total_active(),
+            activations=sum(stats.activations),
+            passivations={r: stats.passivation_counts().get(r, 0) for r in PassivationReason.ALL},
+            crashes=sum(stats.crashes),
+            state=spec.state.value,
+            passivate_after=spec.passivate_after,
+            max_active=spec.max_active,
+        )
+
+    def shard_for(self, entity_id: str) -> Cell:
+        """The shard cell serving ``entity_id`` (the kind must have started)."""
+        return self.shards[shard_of(entity_id, self._count)]
 
     def deliver(self, envelope: Envelope) -> None:
         entity_id = envelope.entity

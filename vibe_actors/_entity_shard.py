@@ -36,7 +36,7 @@ import structlog
 
 from vibe_actors._agent import Agent
 from vibe_actors._deadletters import DeadLetterReason
-from vibe_actors._entity import entity_address
+from vibe_actors._entity import EntitySnapshot, InspectEntity, entity_address
 from vibe_actors._entity_durable import DurableStates, Flush
 from vibe_actors._entity_kind import PassivationReason, ShardSettings
 from vibe_actors._envelope import Envelope
@@ -79,6 +79,7 @@ class Shard(Agent):
         self._index = settings.index
         self._entity_class = settings.entity_class
         self._handlers = settings.entity_class.handler_table()
+        self._fallback = settings.entity_class.unhandled_hook()
         self._stats = settings.stats
         self._clock = self.system.clock
         spec = settings.spec
@@ -139,7 +140,7 @@ class Shard(Agent):
             entity = activated
         active[entity_id] = entity  # most recently used last
         entity._last_used = self._clock()  # noqa: SLF001 - the shard keeps its entities' clocks
-        fn = self._handlers.get(message.__class__)
+        fn = self._handlers.get(message.__class__) or self._fallback
         if fn is None:
             return self._refuse(env, message)
         durable = self._durable
@@ -274,6 +275,19 @@ class Shard(Agent):
 
     def passivate_later(self, entity_id: str) -> None:
         self._to_passivate.append(entity_id)
+
+    @handler
+    def _inspect(self, msg: InspectEntity) -> EntitySnapshot | UnknownMessage:
+        env = self._host.current
+        entity_id = env.entity if env is not None else None
+        if entity_id is None:  # sent to the shard itself: it is an entity's message
+            return UnknownMessage(agent=self.name, message_type="InspectEntity")
+        entity = self.active.get(entity_id)
+        if entity is not None:
+            return EntitySnapshot(id=entity_id, active=True, state=entity.state)
+        if self._durable is None:
+            return EntitySnapshot(id=entity_id, active=False)
+        return EntitySnapshot(id=entity_id, active=False, state=self._durable.load_saved(entity_id))
 
     @handler
     def _sweep(self, tick: _Sweep) -> None:

@@ -24,7 +24,7 @@ from vibe_actors._collector import SystemCollector
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
 from vibe_actors._entity import check_id, split_address
-from vibe_actors._entity_kind import EntityRouter, entity_supervisor
+from vibe_actors._entity_kind import EntityKindInfo, EntityRouter, entity_supervisor
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
@@ -274,9 +274,30 @@ class ActorSystem:
             raise UnknownAgent(kind)
         return Ref(self, kind, sender, entity_id)
 
-    def entity_kinds(self) -> list[EntityRouter]:
-        """The entity kinds of the running tree (their routers: spec, shards, counters)."""
-        return self.routes.entity_kinds()
+    def entity_kinds(self) -> list[str]:
+        """The names of the entity kinds in the running tree."""
+        return [router.name for router in self.routes.entity_kinds()]
+
+    def entity_shard(self, kind: str, entity_id: str) -> str:
+        """The name of the shard agent that serves ``entity_id`` of ``kind``.
+
+        Raises :class:`UnknownAgent` if there is no such kind, ValueError for an invalid id.
+        """
+        check_id(entity_id)
+        router = self.routes.entity_kind(kind)
+        if router is None:
+            raise UnknownAgent(kind)
+        return router.shard_for(entity_id).name
+
+    def entity_info(self, kind: str) -> EntityKindInfo:
+        """A snapshot of entity kind ``kind``: shards, active entities, counters.
+
+        Raises :class:`UnknownAgent` if there is no such kind.
+        """
+        router = self.routes.entity_kind(kind)
+        if router is None:
+            raise UnknownAgent(kind)
+        return router.info()
 
     def tell(
         self,
@@ -338,6 +359,8 @@ class ActorSystem:
         authorizer = self._authorizer
         if caller is None or authorizer is None:
             return None
+        if "/" in agent:  # an entity: policy names its kind
+            agent = agent.partition("/")[0]
         return authorizer.authorize(caller, agent, message_type, sender)
 
     def forbids(self, name: str, envelope: Envelope) -> bool:
@@ -527,7 +550,12 @@ class ActorSystem:
 
     def agent_class(self, name: str) -> type[Agent]:
         """The Agent class behind ``name`` (a pool's worker class, an entity kind's Entity
-        class). Raises :class:`UnknownAgent`."""
+        class; for ``kind/id``, the kind's). Raises :class:`UnknownAgent`."""
+        address = split_address(name)
+        if address is not None:
+            name = address[0]
+            if self.routes.entity_kind(name) is None:
+                raise UnknownAgent(name)
         cell = self.cell(name)
         kind = self.routes.entity_kind(name)
         if kind is not None:

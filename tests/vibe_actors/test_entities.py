@@ -330,3 +330,14 @@ def test_metrics_count_activations_passivations_and_crashes(make_system):
     assert 'vibe_entity_activation_seconds_count{kind="counters"} 3.0' in text
     active = system.routes.entity_kind("counters").stats.total_active()
     assert f'vibe_entities_active{{kind="counters"}} {float(active)}' in text
+
+
+def test_an_entity_probe_records_what_each_entity_receives(make_system):
+    from vibe_actors.testing import entity_probe_spec, probes
+
+    system = make_system([entity_probe_spec("carts")])
+    probe = probes(system)["carts"].reply_with(Get, Total(id="?", total=42))
+    system.entity("carts", "a").tell(Add(n=1))
+    assert probe.expect(Add(n=1)) == Add(n=1) and probe.last_entity == "a"
+    assert system.entity("carts", "b").ask(Get()) == Total(id="?", total=42)
+    assert probe.last_entity == "b"

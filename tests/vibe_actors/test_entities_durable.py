@@ -26,6 +26,8 @@ from vibe_actors._entity_durable import EntityStateStore
 from vibe_actors.agents._store import StoreError
 from vibe_actors.testing import hang
 
+from tests.conftest import wait_until
+
 
 class Put(Message):
     key: str
@@ -184,3 +186,23 @@ def test_kill_9_loses_no_acknowledged_write(make_system, tmp_path):
         if by_entity[entity_id].get(str(i)) != i:
             missing.append(i)
     assert missing == []
+
+
+def test_a_reminder_wakes_a_passivated_entity(make_system, tmp_path):
+    from vibe_actors.agents.scheduler import Schedule, Scheduled, Scheduler
+
+    spec = durable(shards=1, max_active=1, passivate_after=0)
+    scheduler = WorkerSpec(name="scheduler", agent=Scheduler)
+    system = make_system([spec, scheduler], data_dir=str(tmp_path))
+    system.entity("bags", "a").ask(Put(key="x", value=1))
+    system.entity("bags", "b").ask(Read())  # a is passivated (max_active 1)
+    assert system.entity_info("bags").passivations["max_active"] == 1
+    message = {"type": "Put", "key": "woken", "value": 2}
+    reply = system.ask("scheduler", Schedule(name="wake", target="bags/a", message=message, at=1.0))
+    assert isinstance(reply, Scheduled)  # an entity address is a valid target
+
+    def woken() -> bool:
+        return system.entity("bags", "a").ask(Read()).values.get("woken") == 2
+
+    wait_until(woken, what="the reminder's Put reached bags/a")
+    assert system.entity("bags", "a").ask(Read()).values == {"x": 1, "woken": 2}

@@ -111,8 +111,9 @@ ERROR_RESPONSES: dict[int, str] = {
 
 
 def receivers(system: ActorSystem) -> list[TreeNode]:
-    """Every node that receives messages (workers and pools), in tree order."""
-    return [node for node in system.walk() if node.kind != "supervisor"]
+    """Every node that receives messages (workers and pools), in tree order; entity kinds
+    receive by id (``/v1/entities``), not by name."""
+    return [node for node in system.walk() if node.kind not in ("supervisor", "entities")]
 
 
 def tagged_types(system: ActorSystem, name: str) -> dict[str, type]:

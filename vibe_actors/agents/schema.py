@@ -32,6 +32,7 @@ import msgspec
 
 from vibe_actors import ActorSystem, Agent, Message, RuntimeEvent, TreeReloaded, handler
 from vibe_actors.agents._schema_documents import (
+    ERROR_RESPONSES,
     TIMEOUT_HEADER,
     TIMEOUT_MS_DIGITS,
     FieldError,
@@ -52,6 +53,7 @@ __all__ = [
     "MermaidDiagram",
     "OpenAPI",
     "OpenAPIDocument",
+    "ERROR_RESPONSES",
     "TIMEOUT_HEADER",
     "TIMEOUT_MS_DIGITS",
     "FieldError",

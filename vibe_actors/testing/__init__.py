@@ -21,16 +21,26 @@ automatically once the package is installed) adds the fixtures
 from vibe_actors.testing._clock import ManualClock
 from vibe_actors.testing._events import EventRecorder, record_events
 from vibe_actors.testing._faults import Release, crash, fail_next, hang, release_all
-from vibe_actors.testing._probe import ProbeAgent, TestProbe, add_probe, probe_spec, probes
+from vibe_actors.testing._probe import (
+    ProbeAgent,
+    ProbeEntity,
+    TestProbe,
+    add_probe,
+    entity_probe_spec,
+    probe_spec,
+    probes,
+)
 
 __all__ = [
     "EventRecorder",
     "ManualClock",
     "ProbeAgent",
+    "ProbeEntity",
     "Release",
     "TestProbe",
     "add_probe",
     "crash",
+    "entity_probe_spec",
     "fail_next",
     "hang",
     "probe_spec",

@@ -18,13 +18,22 @@ from typing import Any
 from msgspec import structs
 
 from vibe_actors._agent import Agent
+from vibe_actors._entity import Entity
 from vibe_actors._errors import UnknownAgent
 from vibe_actors._ref import Ref
-from vibe_actors._spec import WorkerSpec
+from vibe_actors._spec import EntitySpec, WorkerSpec
 from vibe_actors._system import ActorSystem
 from vibe_actors.testing._inbox import Inbox
 
-__all__ = ["ProbeAgent", "TestProbe", "add_probe", "probe_spec", "probes"]
+__all__ = [
+    "ProbeAgent",
+    "ProbeEntity",
+    "TestProbe",
+    "add_probe",
+    "entity_probe_spec",
+    "probe_spec",
+    "probes",
+]
 
 _lock = threading.Lock()
 _probes: weakref.WeakKeyDictionary[ActorSystem, dict[str, TestProbe]] = weakref.WeakKeyDictionary()
@@ -45,6 +54,7 @@ class TestProbe:
         self.name = name
         self._inbox = Inbox(f"probe {name!r}")
         self._senders: list[str | None] = []
+        self._entities: list[str | None] = []
         self._rules: dict[type, Any] = {}
         self._lock = threading.Lock()
 
@@ -66,6 +76,12 @@ class TestProbe:
         """The sender's name of the latest message (None: none, or sent from outside an agent)."""
         with self._lock:
             return self._senders[-1] if self._senders else None
+
+    @property
+    def last_entity(self) -> str | None:
+        """The entity id the latest message was sent to (an entity probe; else None)."""
+        with self._lock:
+            return self._entities[-1] if self._entities else None
 
     def expect(
         self,
@@ -117,9 +133,10 @@ class TestProbe:
         """Receive :class:`Terminated` when ``target`` stops for good."""
         self.system.deathwatch.watch(self.name, target)
 
-    def _receive(self, message: Any, sender: str | None) -> Any:
+    def _receive(self, message: Any, sender: str | None, entity: str | None = None) -> Any:
         with self._lock:
             self._senders.append(sender)
+            self._entities.append(entity)
             rule = next((self._rules[t] for t in type(message).__mro__ if t in self._rules), None)
         self._inbox.put(message)
         return rule(message) if callable(rule) else rule
@@ -137,6 +154,21 @@ class ProbeAgent(Agent):
         return self._probe._receive(message, sender)  # noqa: SLF001 - the probe's own agent
 
 
+class ProbeEntity(Entity[Any]):
+    """An entity kind that records what any of its entities receives (one probe per kind).
+
+    Every message reaches the kind's :class:`TestProbe` (``probes(system)[kind]``)
+    with its entity id (:attr:`TestProbe.last_entity`); asks are answered by the
+    probe's :meth:`TestProbe.reply_with` rules.
+    """
+
+    def on_unhandled(self, message: Any) -> Any:
+        env = self.envelope
+        sender = env.sender if env is not None else None
+        probe = _probe_for(self.system, self.kind)
+        return probe._receive(message, sender, self.id)  # noqa: SLF001 - the probe's own entity
+
+
 def _probe_for(system: ActorSystem, name: str) -> TestProbe:
     with _lock:
         table = _probes.setdefault(system, {})
@@ -151,16 +183,28 @@ def probe_spec(name: str = "probe", **spec: Any) -> WorkerSpec:
     return WorkerSpec(name=name, agent=ProbeAgent, **spec)
 
 
+def entity_probe_spec(kind: str, **entity: Any) -> WorkerSpec:
+    """An entity kind ``kind`` whose entities all record into one probe
+    (``entity``: EntitySpec fields; one shard and no idle passivation by default)."""
+    entity.setdefault("shards", 1)
+    entity.setdefault("passivate_after", 0.0)
+    return WorkerSpec(name=kind, agent=ProbeEntity, entity=EntitySpec(**entity))
+
+
+def _is_probe(system: ActorSystem, name: str) -> bool:
+    return system.agent_class(name) in (ProbeAgent, ProbeEntity)
+
+
 class _Probes(Mapping[str, TestProbe]):
     def __init__(self, system: ActorSystem) -> None:
         self._system = system
 
     def _names(self) -> list[str]:
-        return [n for n in self._system.names() if self._system.agent_class(n) is ProbeAgent]
+        return [n for n in self._system.names() if _is_probe(self._system, n)]
 
     def __getitem__(self, name: str) -> TestProbe:
         try:
-            is_probe = self._system.agent_class(name) is ProbeAgent
+            is_probe = _is_probe(self._system, name)
         except UnknownAgent:
             is_probe = False
         if not is_probe:
