@@ -72,7 +72,7 @@ class Ref(Generic[M_contra]):
     checker only: at runtime a ref sends whatever it is given, as before.
     """
 
-    __slots__ = ("_route", "_system", "agent", "entity", "name", "sender")
+    __slots__ = ("_route", "_system", "agent", "entity", "inherits", "name", "sender")
 
     def __init__(
         self,
@@ -83,6 +83,8 @@ class Ref(Generic[M_contra]):
     ) -> None:
         self._system = system
         self.sender = sender
+        #: Whether sends made in a handler inherit its message's deadline (without_deadline).
+        self.inherits = True
         #: The entity id, for a ref to an entity (``system.entity``), else None.
         self.entity = entity
         #: The agent (or entity kind) policy is checked against.
@@ -96,6 +98,16 @@ class Ref(Generic[M_contra]):
 
     def __repr__(self) -> str:
         return f"<Ref {self.name}>"
+
+    def without_deadline(self) -> Ref[M_contra]:
+        """This ref, for sends that are not bound by the deadline of the message being handled.
+
+        For work a handler accepts and that outlives its caller's wait on
+        purpose (a job's run, a fan-out to subscribers): its own timeout applies.
+        """
+        ref: Ref[M_contra] = Ref(self._system, self.agent, self.sender, self.entity)
+        ref.inherits = False
+        return ref
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ref) and other._system is self._system and other.name == self.name
@@ -115,11 +127,24 @@ class Ref(Generic[M_contra]):
         With ``caller`` (sending on an external party's behalf) the system's
         authorizer is consulted first: a denied message is a dead letter
         (``forbidden``) and never reaches the agent.
+
+        Inside a handler the tell carries the deadline of the message being
+        handled (none outside one, or for a message without): past it the
+        receiver does not start it (a dead letter, ``expired``). Not for a tell
+        to the agent itself, nor through :meth:`without_deadline`.
         """
         system = self._system
         if system.serializes:
             message = roundtrip(message)
-        envelope = Envelope(message, None, request_id, self.sender, None, 0, caller, self.entity)
+        deadline = None
+        host = serving.host  # inside a handler, the tell carries that message's deadline
+        if host is not None and self.inherits:
+            current = host.current
+            if current is not None and current.deadline is not None and host.name != self.name:
+                deadline = current.deadline  # (not to itself: its own bookkeeping)
+        envelope = Envelope(
+            message, None, request_id, self.sender, deadline, 0, caller, self.entity
+        )
         if caller is not None and system.forbids(self.agent, envelope):
             return
         target = system.routes.get(self._route)
@@ -140,7 +165,12 @@ class Ref(Generic[M_contra]):
         """Send ``message`` and return the :class:`ReplyFuture` of its reply.
 
         ``timeout`` (default: the system's ``ask_timeout``) is also the
-        message's deadline: past it the handler is not started. ``callback``
+        message's deadline: past it the handler is not started. Inside a
+        handler the deadline is never later than that of the message being
+        handled (deadline propagation: work stops when the original caller has
+        given up), whatever ``timeout`` says (unless sent through
+        :meth:`without_deadline`); an already passed one is answered
+        :class:`DeadlineExceeded` at once. ``callback``
         receives the reply in the resolving thread. With ``caller``, a message
         the caller may not send there is answered :class:`Forbidden` at once.
         """
@@ -161,9 +191,17 @@ class Ref(Generic[M_contra]):
             message = roundtrip(message)
         if timeout is None:
             timeout = system.config.ask_timeout
+        now = _monotonic()
+        deadline = now + timeout
+        host = serving.host  # inside a handler: no later than that message's deadline
+        if host is not None and self.inherits:
+            current = host.current
+            if current is not None and current.deadline is not None and current.deadline < deadline:
+                deadline = current.deadline
+                timeout = max(deadline - now, 0.0)
         future = ReplyFuture(self.name, timeout, callback)
         envelope = Envelope(
-            message, future, request_id, self.sender, _monotonic() + timeout, 0, caller, self.entity
+            message, future, request_id, self.sender, deadline, 0, caller, self.entity
         )
         if caller is not None and system.forbids(self.agent, envelope):
             return future

@@ -341,3 +341,28 @@ def test_an_entity_probe_records_what_each_entity_receives(make_system):
     assert probe.expect(Add(n=1)) == Add(n=1) and probe.last_entity == "a"
     assert system.entity("carts", "b").ask(Get()) == Total(id="?", total=42)
     assert probe.last_entity == "b"
+
+
+def test_live_reload_keeps_an_unchanged_kind_and_rebuilds_a_changed_one(make_system):
+    from vibe_actors import SupervisorSpec
+
+    system = make_system(SupervisorSpec(name="root", children=(kind(shards=2),)))
+    system.entity("counters", "a").ask(Add(n=3))
+    other = WorkerSpec(name="other", agent=Counter, entity=EntitySpec(shards=1))
+    report = system.apply(SupervisorSpec(name="root", children=(kind(shards=2), other)))
+    assert report.added == ("other",) and "counters" in report.unchanged
+    assert system.entity("counters", "a").ask(Get()).total == 3  # kept, in memory
+    assert system.entity("other", "z").ask(Add(n=1)).total == 1
+    report = system.apply(SupervisorSpec(name="root", children=(kind(shards=3), other)))
+    assert report.changed == ("counters",)
+    assert [c.name for c in system.tree().children[0].children] == [
+        "counters.1",
+        "counters.2",
+        "counters.3",
+    ]
+    assert system.entity("counters", "a").ask(Get()).total == 0  # a new kind: memory state gone
+    assert ("passivate", "a") in EVENTS  # the old shards passivated their entities on stop
+    removed = system.apply(SupervisorSpec(name="root", children=(kind(shards=3),)))
+    assert removed.removed == ("other",)
+    with pytest.raises(UnknownAgent):
+        system.entity("other", "z")

@@ -162,7 +162,10 @@ class Engine:
 
         run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt,
                   timeout=row.timeout, caller=row.caller)  # fmt: skip
-        future = agent.ref(worker).ask_future(run, timeout=row.timeout, callback=done)
+        # A job runs on its own timeout, not on the deadline of the Submit that queued it.
+        future = (
+            agent.ref(worker).without_deadline().ask_future(run, timeout=row.timeout, callback=done)
+        )
         self._flights[job_id] = Flight(job_id, row.kind, worker, attempt, row.retries, future)
         # The worker enforces the timeout (from when its process is ready: kills the
         # process, answers "timed out"). The ask's deadline only holds while the Run is

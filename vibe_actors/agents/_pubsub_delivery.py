@@ -78,7 +78,8 @@ class Fanout:
             # In the subscriber's thread (or wherever the reply resolves): only a tell.
             me.tell(Delivered(incarnation, subscriber, not isinstance(reply, _UNDELIVERED)))
 
-        agent.ref(subscriber).ask_future(
+        # Delivered on the subscriber timeout, not bound by the publisher's deadline.
+        agent.ref(subscriber).without_deadline().ask_future(
             event, timeout=self._timeout, callback=finished, caller=caller
         )
         return True
