@@ -59,6 +59,7 @@ SURFACE: dict[str, set[str]] = {
         "MailboxSpec",
         "MalformedImportString",
         "Message",
+        "NotAMessage",
         "Overflow",
         "Ping",
         "Pong",

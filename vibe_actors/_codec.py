@@ -159,11 +159,44 @@ def roundtrip(message: Any) -> Any:
     """Encode ``message`` to msgpack and decode it back as its own type.
 
     Used by the ``serialize_messages`` setting to prove that a message can
-    cross a process boundary. Raises :class:`CodecError` (or msgspec's
-    ``EncodeError``/``TypeError`` for unencodable values) when it cannot.
+    cross a process boundary. Raises :class:`CodecError` naming the message
+    type and the field when it cannot: a value msgpack cannot encode, or one
+    that comes back as something else (a ``set`` in an ``Any`` field comes
+    back a ``list``).
     """
-    data = encode_msgpack(message)
+    name = type(message).__name__
+    try:
+        data = encode_msgpack(message)
+    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        field = _unencodable_field(message)
+        raise CodecError(f"{name} cannot be serialized: {exc}", field) from exc
     try:  # in-process messages: no nesting limit (that is for input from outside)
-        return _msgpack_decoder(message.__class__).decode(data)
+        decoded = _msgpack_decoder(message.__class__).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise decode_error(exc) from exc
+    if decoded != message:
+        _check_same(name, message, decoded)
+    return decoded
+
+
+def _unencodable_field(message: Any) -> str:
+    """The path of the first field msgpack cannot encode (``$`` if it is the message)."""
+    for field in getattr(message, "__struct_fields__", ()):
+        try:
+            encode_msgpack(getattr(message, field))
+        except (TypeError, msgspec.EncodeError, OverflowError):
+            return f"$.{field}"
+    return "$"
+
+
+def _check_same(name: str, sent: Any, received: Any) -> None:
+    """Raise CodecError for the first field of ``sent`` that came back different."""
+    for field in getattr(sent, "__struct_fields__", ()):
+        before, after = getattr(sent, field), getattr(received, field)
+        if before == after or (before != before and after != after):  # NaN stays NaN
+            continue
+        raise CodecError(
+            f"{name}.{field} does not survive serialization: a {type(before).__name__} came "
+            f"back as a {type(after).__name__} (declare the field's type, e.g. set[str])",
+            f"$.{field}",
+        )

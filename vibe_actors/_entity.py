@@ -70,8 +70,9 @@ class InspectEntity(Message):
 class EntitySnapshot(Message):
     """An entity's state as its shard holds it (``GET /v1/entities/{kind}/{id}``).
 
-    ``state`` is the active instance's state; for an entity not active, the
-    saved state of a durable kind (None if it has none), None for a memory kind.
+    ``state`` is the active instance's state as plain data (``msgspec.to_builtins``:
+    what its JSON says); for an entity not active, the saved state of a durable
+    kind (None if it has none), None for a memory kind.
     """
 
     id: str

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
+from msgspec import to_builtins
 
 from vibe_actors._agent import Agent
 from vibe_actors._deadletters import DeadLetterReason
@@ -284,10 +285,11 @@ class Shard(Agent):
             return UnknownMessage(agent=self.name, message_type="InspectEntity")
         entity = self.active.get(entity_id)
         if entity is not None:
-            return EntitySnapshot(id=entity_id, active=True, state=entity.state)
+            return EntitySnapshot(id=entity_id, active=True, state=to_builtins(entity.state))
         if self._durable is None:
             return EntitySnapshot(id=entity_id, active=False)
-        return EntitySnapshot(id=entity_id, active=False, state=self._durable.load_saved(entity_id))
+        saved = to_builtins(self._durable.load_saved(entity_id))
+        return EntitySnapshot(id=entity_id, active=False, state=saved)
 
     @handler
     def _sweep(self, tick: _Sweep) -> None:

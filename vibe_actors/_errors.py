@@ -12,6 +12,7 @@ __all__ = [
     "ForbiddenError",
     "InjectedCrash",
     "MailboxFullError",
+    "NotAMessage",
     "RestartIntensityExceeded",
     "SelfAsk",
     "StartFailed",
@@ -201,3 +202,21 @@ class SelfAsk(VibeError):
         )
         self.agent = agent
         self.via = via
+
+
+class NotAMessage(VibeError, TypeError):
+    """A send of a value that cannot be a message: a builtin (dict, list, str, a number, None).
+
+    Raised by :meth:`Ref.tell`, :meth:`Ref.ask`, :meth:`Ref.ask_future` and
+    :meth:`Ref.ask_async` before anything is sent. Messages are
+    :class:`~vibe_actors.Message` subclasses (private msgspec Structs or classes
+    are fine for what an agent sends itself).
+    """
+
+    def __init__(self, value: object) -> None:
+        kind = type(value).__name__
+        super().__init__(
+            f"cannot send a {kind} ({value!r:.80}): send a vibe_actors.Message subclass "
+            f"(class MyMessage(Message): ...)"
+        )
+        self.value = value

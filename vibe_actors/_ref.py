@@ -12,7 +12,7 @@ from vibe_actors._asyncio import LoopBridge
 from vibe_actors._authz import Caller
 from vibe_actors._codec import roundtrip
 from vibe_actors._envelope import Envelope
-from vibe_actors._errors import SystemNotRunning
+from vibe_actors._errors import NotAMessage, SystemNotRunning
 from vibe_actors._future import ReplyFuture, raise_for_error
 from vibe_actors._incarnation import serving
 from vibe_actors._messages import Ping
@@ -37,6 +37,11 @@ else:
 __all__ = ["Ref"]
 
 _log = structlog.get_logger("vibe_actors.ref")
+#: Values a send refuses (NotAMessage): a set lookup per send, not an isinstance walk.
+_NOT_MESSAGES = frozenset(
+    {dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool,
+     type(None)}
+)  # fmt: skip
 _monotonic = time.monotonic
 
 
@@ -60,10 +65,12 @@ class Ref(Generic[M_contra]):
     A ref resolves the name at every send, so it stays valid across restarts
     and live reloads. Sends never raise for delivery problems: a tell that
     cannot be delivered becomes a dead letter, and an ask gets an error reply
-    (:class:`Unavailable`, :class:`MailboxFull`, ...). Two mistakes raise at the
-    send instead: :class:`SystemNotRunning` for any send before the system was
-    started, and :class:`SelfAsk` for a blocking :meth:`ask` that only the
-    asking thread could answer (see :meth:`ask`).
+    (:class:`Unavailable`, :class:`MailboxFull`, ...). Mistakes raise at the
+    send instead: :class:`NotAMessage` for a builtin value (a dict, a string),
+    :class:`SystemNotRunning` for any send before the system was started,
+    :class:`SelfAsk` for a blocking :meth:`ask` that only the asking thread
+    could answer (see :meth:`ask`), and :class:`CodecError` with
+    ``serialize_messages`` on for a message that does not survive msgpack.
 
     ``Ref[M]`` accepts messages of type ``M`` (and :class:`Ping`, which every
     agent answers); a type checker rejects any other. ``system.ref(name)`` is a
@@ -133,6 +140,8 @@ class Ref(Generic[M_contra]):
         receiver does not start it (a dead letter, ``expired``). Not for a tell
         to the agent itself, nor through :meth:`without_deadline`.
         """
+        if message.__class__ in _NOT_MESSAGES:
+            raise NotAMessage(message)
         system = self._system
         if system.serializes:
             message = roundtrip(message)
@@ -186,6 +195,8 @@ class Ref(Generic[M_contra]):
         caller: Caller | None = None,
         asker: Incarnation | None = None,
     ) -> ReplyFuture:
+        if message.__class__ in _NOT_MESSAGES:
+            raise NotAMessage(message)
         system = self._system
         if system.serializes:
             message = roundtrip(message)
@@ -270,6 +281,8 @@ class Ref(Generic[M_contra]):
         task abandons the reply (it is discarded on arrival). With
         ``raise_errors=False`` an error reply is returned as data instead.
         """
+        if message.__class__ in _NOT_MESSAGES:
+            raise NotAMessage(message)
         system = self._system
         if system.serializes:
             message = roundtrip(message)
