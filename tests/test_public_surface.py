@@ -66,6 +66,7 @@ SURFACE: dict[str, set[str]] = {
         "PoolSpec",
         "Ref",
         "ReplyFuture",
+        "Request",
         "RestartIntensityExceeded",
         "RestartType",
         "Routing",

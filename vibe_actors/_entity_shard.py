@@ -79,7 +79,7 @@ class Shard(Agent):
         self._settings = settings
         self._index = settings.index
         self._entity_class = settings.entity_class
-        self._handlers = settings.entity_class.handler_table()
+        self._entity_handlers = settings.entity_class.handler_table()
         self._fallback = settings.entity_class.unhandled_hook()
         self._stats = settings.stats
         self._clock = self.system.clock
@@ -141,7 +141,7 @@ class Shard(Agent):
             entity = activated
         active[entity_id] = entity  # most recently used last
         entity._last_used = self._clock()  # noqa: SLF001 - the shard keeps its entities' clocks
-        fn = self._handlers.get(message.__class__) or self._fallback
+        fn = self._entity_handlers.get(message.__class__) or self._fallback
         if fn is None:
             return self._refuse(env, message)
         durable = self._durable

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from vibe_actors._messages import ErrorReply, Message
+from vibe_actors._messages import ErrorReply, Message, Request
 
 __all__ = ["coerce_config", "collect_handlers", "handler", "return_types"]
 
@@ -69,7 +69,7 @@ def _message_types(owner: type, name: str, fn: Callable[..., Any]) -> tuple[type
 
 
 #: Base classes no message is an instance of exactly (dispatch is by exact class).
-_ABSTRACT_BASES: frozenset[type] = frozenset({Message, ErrorReply, msgspec.Struct})
+_ABSTRACT_BASES: frozenset[type] = frozenset({Message, ErrorReply, Request, msgspec.Struct})
 
 
 def _not_a_message(member: type) -> str | None:

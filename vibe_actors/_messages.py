@@ -9,7 +9,7 @@ another thread.
 
 from __future__ import annotations
 
-from typing import ClassVar, dataclass_transform
+from typing import ClassVar, Generic, TypeVar, dataclass_transform
 
 import msgspec
 
@@ -22,6 +22,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "Request",
     "Terminated",
     "UnknownMessage",
     "Unavailable",
@@ -82,8 +83,18 @@ class _ErrorReplyTypes(dict[type, bool]):
 IS_ERROR_REPLY = _ErrorReplyTypes()
 
 
-class Ping(Message):
-    """Liveness probe; every agent answers it with :class:`Pong`."""
+#: The reply type of a :class:`Request` (covariant: a Request[Count] is a Request[Message]).
+R = TypeVar("R", covariant=True)
+
+
+class Request(Message, Generic[R]):
+    """A message that names its reply type, for type checkers: ``class Get(Request[Count])``.
+
+    ``ref.ask(Get(...))`` is then a ``Count`` to mypy and pyright (and
+    ``await ref.ask_async(...)`` too), so using the reply wrongly is a type
+    error. Nothing changes at runtime: the tag is still the class name, and the
+    handler's return value is the reply.
+    """
 
 
 class Pong(Message):
@@ -91,6 +102,10 @@ class Pong(Message):
 
     agent: str
     incarnation: int
+
+
+class Ping(Request[Pong]):
+    """Liveness probe; every agent answers it with :class:`Pong`."""
 
 
 class Terminated(Message):

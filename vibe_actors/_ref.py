@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 import structlog
 
@@ -15,7 +15,7 @@ from vibe_actors._envelope import Envelope
 from vibe_actors._errors import NotAMessage, SystemNotRunning
 from vibe_actors._future import ReplyFuture, raise_for_error
 from vibe_actors._incarnation import serving
-from vibe_actors._messages import Ping
+from vibe_actors._messages import ErrorReply, Ping, Request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     # The message type a ref accepts. Contravariant: a Ref[Message] may stand where a
     # Ref[Put] is expected. Defaults to Any (PEP 696), so a bare ``Ref`` is ``Ref[Any]``.
     M_contra = TypeVar("M_contra", contravariant=True, default=Any)
+    #: A Request's reply type.
+    R = TypeVar("R")
 else:
     from typing import TypeVar
 
@@ -232,6 +234,17 @@ class Ref(Generic[M_contra]):
             target.deliver(envelope)
         return future
 
+    @overload
+    def ask(
+        self,
+        message: Request[R],
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> R: ...
+
+    @overload
     def ask(
         self,
         message: M_contra | Ping,
@@ -239,8 +252,22 @@ class Ref(Generic[M_contra]):
         timeout: float | None = None,
         request_id: str | None = None,
         caller: Caller | None = None,
+    ) -> Any: ...
+
+    def ask(
+        self,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        caller: Caller | None = None,
     ) -> Any:
         """Send ``message`` and block for the reply (``caller``: as :meth:`tell`).
+
+        For a :class:`Request` (``class Get(Request[Count])``) a type checker
+        knows the reply's type (``Count``); for other messages it is ``Any``.
+        (The first overload does not check the ref's declared messages: a
+        Request the agent does not accept is not flagged.)
 
         Raises the :class:`AskError` subclass matching an error reply:
         :class:`DeadlineExceededError` after ``timeout``, :class:`AgentCrashedError`
@@ -264,9 +291,42 @@ class Ref(Generic[M_contra]):
             reply = roundtrip(reply)
         return raise_for_error(reply)
 
+    @overload
+    async def ask_async(
+        self,
+        message: Request[R],
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        raise_errors: Literal[True] = True,
+        caller: Caller | None = None,
+    ) -> R: ...
+
+    @overload
+    async def ask_async(
+        self,
+        message: Request[R],
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        raise_errors: Literal[False],
+        caller: Caller | None = None,
+    ) -> R | ErrorReply: ...
+
+    @overload
     async def ask_async(
         self,
         message: M_contra | Ping,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        raise_errors: bool = True,
+        caller: Caller | None = None,
+    ) -> Any: ...
+
+    async def ask_async(
+        self,
+        message: Any,
         *,
         timeout: float | None = None,
         request_id: str | None = None,

@@ -44,6 +44,9 @@ from vibe_actors._tree import TreeNode, all_specs, pool_supervisor, snapshot, va
 
 if TYPE_CHECKING:
     from vibe_actors._agent import M
+    from vibe_actors._messages import Request
+
+R = TypeVar("R")
 
 __all__ = ["ActorSystem", "SystemConfig"]
 
@@ -308,7 +311,29 @@ class ActorSystem:
         caller: Caller | None = None,
     ) -> None:
         """``self.ref(name).tell(message)``."""
-        Ref(self, name).tell(message, request_id=request_id, caller=caller)
+        self.ref(name).tell(message, request_id=request_id, caller=caller)
+
+    @overload
+    def ask(
+        self,
+        name: str,
+        message: Request[R],
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> R: ...
+
+    @overload
+    def ask(
+        self,
+        name: str,
+        message: Any,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        caller: Caller | None = None,
+    ) -> Any: ...
 
     def ask(
         self,
@@ -320,7 +345,7 @@ class ActorSystem:
         caller: Caller | None = None,
     ) -> Any:
         """``self.ref(name).ask(message)``: the reply, or an :class:`AskError`."""
-        return Ref(self, name).ask(message, timeout=timeout, request_id=request_id, caller=caller)
+        return self.ref(name).ask(message, timeout=timeout, request_id=request_id, caller=caller)
 
     async def ask_async(
         self,
@@ -332,7 +357,7 @@ class ActorSystem:
         caller: Caller | None = None,
     ) -> Any:
         """``await self.ref(name).ask_async(message)``."""
-        return await Ref(self, name).ask_async(
+        return await self.ref(name).ask_async(
             message, timeout=timeout, request_id=request_id, caller=caller
         )
 
@@ -513,15 +538,17 @@ class ActorSystem:
 
         The fault runs inside the agent's own thread, ahead of any bound (it is
         a system message), after the messages already queued. For a pool, one
-        worker is picked as a message would be. Raises :class:`UnknownAgent`,
+        worker is picked as a message would be, for an entity kind its first shard.
+        Raises :class:`UnknownAgent`,
         and ValueError for another kind.
         """
         self._inject(name, InjectedFault(kind, seconds))
 
     def _inject(self, name: str, fault: InjectedFault) -> None:
         """Put ``fault`` in ``name``'s mailbox as a system message (see :meth:`inject_fault`)."""
-        route = self.routes.get(name)
-        if route is None:
+        kind = self.routes.entity_kind(name)
+        route = kind.shards[0] if kind is not None and kind.shards else self.routes.get(name)
+        if route is None or isinstance(route, EntityRouter):
             raise UnknownAgent(name)
         envelope = Envelope(fault)
         target = route.pick(envelope) if isinstance(route, Router) else route
