@@ -65,6 +65,7 @@ SURFACE: dict[str, set[str]] = {
         "Pong",
         "PoolSpec",
         "Ref",
+        "ReceiveTimeout",
         "ReplyFuture",
         "Request",
         "RestartIntensityExceeded",

@@ -122,6 +122,8 @@ class Host(Protocol):
 
     def cancel_timer(self, key: Any) -> bool: ...
 
+    def set_receive_timeout(self, seconds: float | None) -> None: ...
+
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         """A handle on ``slot`` (the current ask's reply), answered by the host if it ends
         before the handle is resolved."""
@@ -395,6 +397,19 @@ class Agent(Generic[M]):
     def cancel_timer(self, key: Any) -> bool:
         """Cancel the timer ``key``; returns whether one was active."""
         return self._host.cancel_timer(key)
+
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        """Receive :class:`ReceiveTimeout` whenever no message came for ``seconds`` (None: off).
+
+        Sent once per idle period of that length (again after each further
+        period while still idle); any handled message starts the period again.
+        The check runs every ``seconds / 2``, so it arrives between 1x and 1.5x
+        ``seconds`` after the last message. Ends with the incarnation, as timers
+        do. Raises ValueError for ``seconds <= 0``.
+        """
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"receive timeout must be > 0 seconds, got {seconds}")
+        self._host.set_receive_timeout(seconds)
 
     # -- lifecycle hooks ---------------------------------------------------
 

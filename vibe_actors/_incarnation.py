@@ -43,8 +43,8 @@ import pykka
 from vibe_actors._agent import Deferred
 from vibe_actors._envelope import Control, Envelope, ReplySlot
 from vibe_actors._errors import SelfAsk
-from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed, Unavailable
-from vibe_actors._stats import DURATION_BUCKETS, Outcome
+from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed, ReceiveTimeout, Unavailable
+from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
@@ -163,6 +163,13 @@ class Incarnation(pykka.ThreadingActor):
 
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         return Deferred(slot, self.deferred)
+
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        self.cancel_timer(_RECEIVE_TIMEOUT)
+        if seconds is None:
+            return
+        watch = _IdleWatch(self, self.cell.stats)
+        self.timers[_RECEIVE_TIMEOUT] = self.cell.system.timers.call_every(seconds / 2, watch.tick)
 
     # -- what this incarnation owes ------------------------------------------------
 
@@ -339,6 +346,45 @@ class Incarnation(pykka.ThreadingActor):
     def _finish(self) -> None:
         self.cancel_timers()
         self.actor_stopped.set()
+
+
+#: The key of the receive-timeout check among an incarnation's timers.
+_RECEIVE_TIMEOUT = object()
+
+
+class _IdleWatch:
+    """The receive timeout's check, on the timer thread every ``seconds / 2``.
+
+    Idle means no message finished since the previous check, none in progress
+    and none waiting; two idle checks in a row (at least ``seconds`` without a
+    message) deliver one ReceiveTimeout. Handling a ReceiveTimeout is not
+    activity.
+    """
+
+    __slots__ = ("_host", "_quiet", "_seen", "_stats")
+
+    def __init__(self, host: Incarnation, stats: AgentStats) -> None:
+        self._host = host
+        self._stats = stats
+        self._seen = self._activity()
+        self._quiet = 0
+
+    def _activity(self) -> int:
+        """Messages finished, ReceiveTimeouts aside (every finished one fills one bucket)."""
+        stats = self._stats
+        own = sum(counts.get(ReceiveTimeout, 0) for counts in stats.by_outcome.values())
+        return sum(stats.buckets) - own
+
+    def tick(self) -> None:
+        handled = self._activity()
+        host = self._host
+        if handled != self._seen or host.current is not None or host.cell.mailbox.qsize():
+            self._seen, self._quiet = handled, 0  # busy, or work is waiting: not idle
+            return
+        self._quiet += 1
+        if self._quiet >= 2:
+            self._quiet = 0
+            host.cell.deliver_timer(host.incarnation, ReceiveTimeout())
 
 
 def run_hook(agent: Agent, hook: str, fn: Callable[..., None], *args: Any) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "ReceiveTimeout",
     "Request",
     "Terminated",
     "UnknownMessage",
@@ -106,6 +107,10 @@ class Pong(Message):
 
 class Ping(Request[Pong]):
     """Liveness probe; every agent answers it with :class:`Pong`."""
+
+
+class ReceiveTimeout(Message):
+    """Sent to an agent idle for its receive timeout (:meth:`Agent.set_receive_timeout`)."""
 
 
 class Terminated(Message):

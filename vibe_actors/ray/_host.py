@@ -158,6 +158,9 @@ class RemoteContext:
     def cancel_timer(self, key: Any) -> bool:
         self._unavailable("timers")
 
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        self._unavailable("receive timeouts")
+
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         # Not reached: no handler runs with ``current`` set here, so defer() raises first.
         return Deferred(slot)
