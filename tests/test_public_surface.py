@@ -73,6 +73,7 @@ SURFACE: dict[str, set[str]] = {
         "Routing",
         "RuntimeEvent",
         "SelfAsk",
+        "StashOverflow",
         "StartFailed",
         "Strategy",
         "Supervisor",

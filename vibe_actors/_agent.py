@@ -14,13 +14,13 @@ import threading
 import types
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
 
 import structlog
 
-from vibe_actors._envelope import Envelope, ReplySlot
 from vibe_actors._errors import InjectedCrash
-from vibe_actors._handlers import collect_handlers, handler, return_types
+from vibe_actors._handlers import collect_handlers, handler, handler_states, return_types
+from vibe_actors._host import Deferred, Host
 from vibe_actors._messages import Message, Ping, Pong, Unavailable
 from vibe_actors._signals import InjectedFault
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from vibe_actors._authz import Caller
     from vibe_actors._cell import Cell
+    from vibe_actors._envelope import Envelope
     from vibe_actors._ref import Ref
     from vibe_actors._system import ActorSystem
 
@@ -44,90 +45,6 @@ else:
     M = TypeVar("M")
 
 __all__ = ["Agent", "Deferred", "Host"]
-
-
-class Deferred:
-    """A reply the handler will give later (see :meth:`Agent.defer`).
-
-    :meth:`resolve` may be called from any thread, once; later calls do nothing.
-    A handle from :meth:`Agent.defer` is held by its incarnation until it is
-    resolved: if the incarnation ends first, the runtime answers the asker
-    (:class:`AgentCrashed` after a crash, :class:`Unavailable` ``stopped`` after a
-    graceful stop), and a later :meth:`resolve` is discarded.
-    """
-
-    __slots__ = ("_future", "_owner")
-
-    def __init__(self, future: ReplySlot | None, owner: set[Deferred] | None = None) -> None:
-        self._future = future
-        #: The set of its host's unanswered handles, while this one is in it.
-        self._owner = owner
-        if owner is not None:
-            owner.add(self)
-
-    def resolve(self, reply: Any) -> None:
-        """Send ``reply`` to the asker (nothing happens for a tell)."""
-        owner = self._owner
-        if owner is not None:
-            self._owner = None
-            owner.discard(self)
-        if self._future is not None:
-            self._future.resolve(reply)
-
-    def answers(self, slot: object) -> bool:
-        """Whether this handle resolves the reply ``slot`` (the runtime's ask-cycle check)."""
-        return self._future is slot
-
-
-class Host(Protocol):
-    """What hosts an agent's behaviour: one incarnation's engine (see the module docstring).
-
-    The handler API of :class:`Agent` is built on these members only.
-    """
-
-    incarnation: int
-    #: The envelope being handled, else None.
-    current: Envelope | None
-    #: Told to stop (or retired): the loop returns after the current message.
-    halted: bool
-    #: Message type -> handler, for this incarnation (degrade() swaps entries).
-    handlers: dict[type, Callable[..., Any]]
-    fallback: Callable[..., Any] | None
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def config(self) -> Any: ...
-
-    @property
-    def system(self) -> ActorSystem: ...
-
-    def mailbox_size(self) -> int: ...
-
-    def report_degraded(self, reason: str) -> None: ...
-
-    @property
-    def impaired(self) -> str | None: ...
-
-    def report_impaired(self, reason: str | None) -> bool: ...
-
-    def request_stop(self, *, normal: bool = False) -> None: ...
-
-    def watch(self, name: str) -> None: ...
-
-    def unwatch(self, name: str) -> None: ...
-
-    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None: ...
-
-    def cancel_timer(self, key: Any) -> bool: ...
-
-    def set_receive_timeout(self, seconds: float | None) -> None: ...
-
-    def defer_reply(self, slot: ReplySlot) -> Deferred:
-        """A handle on ``slot`` (the current ask's reply), answered by the host if it ends
-        before the handle is resolved."""
-        ...
 
 
 # Agent has more methods than a class here should: it is the handler API, the one base
@@ -168,10 +85,20 @@ class Agent(Generic[M]):
     #: incarnation may answer blocking asks in the asker's thread through
     #: ``Cell.ask_inline``. Internal: Ray placement's proxies use it.
     _answers_inline: ClassVar[bool] = False
+    #: The state an incarnation starts in (see :meth:`become`); None: only the
+    #: handlers without ``when``.
+    initial_state: ClassVar[str | None] = None
+    #: How many messages :meth:`stash` may hold; one more raises StashOverflow.
+    stash_capacity: ClassVar[int] = 1000
+    #: State name -> its handler table (the handlers of every state included).
+    _states: ClassVar[dict[str, dict[type, Callable[..., Any]]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = collect_handlers(cls)
+        cls._states = {state: collect_handlers(cls, state) for state in handler_states(cls)}
+        if cls.initial_state is not None and cls.initial_state not in cls._states:
+            cls._states[cls.initial_state] = cls._handlers
         fallback = cls.on_unhandled
         cls._unhandled_hook = None if fallback is Agent.on_unhandled else fallback
         declared = _declaration(cls)
@@ -198,13 +125,19 @@ class Agent(Generic[M]):
 
     @classmethod
     def handler_table(cls) -> dict[type, Callable[..., Any]]:
-        """A fresh copy of message type -> handler (a host's per-incarnation table)."""
-        return dict(cls._handlers)
+        """A fresh copy of message type -> handler in the initial state (a host's
+        per-incarnation table)."""
+        state = cls.initial_state
+        return dict(cls._handlers if state is None else cls._states[state])
 
     @classmethod
     def handler_for(cls, message_type: type) -> Callable[..., Any] | None:
-        """The class's handler function of ``message_type`` (None if it has none)."""
-        return cls._handlers.get(message_type)
+        """The class's handler function of ``message_type`` (None if it has none; a
+        state's, if only a state has one)."""
+        found = cls._handlers.get(message_type)
+        for table in cls._states.values():
+            found = found or table.get(message_type)
+        return found
 
     @classmethod
     def answers_inline(cls) -> bool:
@@ -324,6 +257,54 @@ class Agent(Generic[M]):
             return Deferred(None)
         return host.defer_reply(future)
 
+    # -- states and the stash (an FSM without a hand-written dispatcher) --------
+
+    @property
+    def state_name(self) -> str | None:
+        """The state this incarnation is in (:meth:`become`); starts at ``initial_state``."""
+        return self.__dict__.get("_state_name", type(self).initial_state)
+
+    def become(self, state: str | None) -> None:
+        """Switch to ``state``: from the next message, the handlers without ``when`` and
+        those with ``@handler(when=state)`` (which win) are the active ones.
+
+        ``None`` leaves only the handlers without ``when``. A new incarnation
+        starts in ``initial_state`` again. A degraded agent stays degraded.
+        Raises ValueError for a state no handler names (nor ``initial_state``).
+        """
+        cls = type(self)
+        if state is not None and state not in cls._states:
+            known = ", ".join(sorted(cls._states)) or "none"
+            raise ValueError(f"{cls.__qualname__} has no state {state!r} (states: {known})")
+        table = self._host.handlers
+        table.clear()  # in place: the receive loop holds this dict
+        table.update(cls._handlers if state is None else cls._states[state])
+        self.__dict__["_state_name"] = state
+        reason = self.__dict__.get("_degraded")
+        if reason is not None:
+            self._refuse_all(reason)
+
+    def stash(self) -> None:
+        """Set the message being handled aside, to handle it again after :meth:`unstash_all`.
+
+        Its asker keeps waiting (its deadline still holds: an expired one is
+        not run again). The stash belongs to the agent's name: messages still
+        stashed when an incarnation ends are handled first by the next one.
+        Raises :class:`StashOverflow` (a crash) beyond ``stash_capacity``, and
+        RuntimeError outside a handler.
+        """
+        self._host.stash_current(type(self).stash_capacity)
+
+    def unstash_all(self) -> int:
+        """Put every stashed message back, in the order they came, ahead of the mailbox;
+        returns how many. Typically called right after :meth:`become`."""
+        return self._host.unstash_all()
+
+    @property
+    def stashed(self) -> int:
+        """Messages in the stash."""
+        return self._host.stash_size()
+
     def degrade(self, reason: str) -> None:
         """Keep running but refuse work: every message except :class:`Ping` gets
         :class:`Unavailable` with ``reason`` until this incarnation ends.
@@ -334,6 +315,12 @@ class Agent(Generic[M]):
         incarnation) tries again. Takes effect from the next message; safe in
         ``on_start`` and in a handler.
         """
+        self.__dict__["_degraded"] = reason
+        self._refuse_all(reason)
+        self._host.report_degraded(reason)
+        self.log.error("agent_degraded", reason=reason)
+
+    def _refuse_all(self, reason: str) -> None:
         host = self._host
         name = host.name
 
@@ -346,8 +333,6 @@ class Agent(Generic[M]):
                 table[message_type] = unavailable
         if host.fallback is not None:
             host.fallback = unavailable
-        host.report_degraded(reason)
-        self.log.error("agent_degraded", reason=reason)
 
     def impair(self, reason: str | None) -> None:
         """Report that this agent cannot do all its work (``reason``), or can again (None).
@@ -464,7 +449,7 @@ class Agent(Generic[M]):
     @classmethod
     def reply_types(cls, message_type: type) -> tuple[type, ...]:
         """The reply types the handler of ``message_type`` declares (its return annotation)."""
-        fn = cls._handlers.get(message_type)
+        fn = cls.handler_for(message_type)
         return () if fn is None else return_types(fn)
 
     @classmethod
@@ -475,8 +460,11 @@ class Agent(Generic[M]):
 
     @classmethod
     def message_types(cls) -> tuple[type[Message], ...]:
-        """The public message types this agent handles (its protocol)."""
-        return tuple(t for t in cls._handlers if issubclass(t, Message))
+        """The public message types this agent handles, in any state (its protocol)."""
+        every = dict.fromkeys(cls._handlers)
+        for table in cls._states.values():
+            every.update(dict.fromkeys(table))
+        return tuple(t for t in every if issubclass(t, Message))
 
 
 def _declaration(cls: type[Agent[Any]]) -> tuple[type, ...] | None:
@@ -498,7 +486,7 @@ def _declaration(cls: type[Agent[Any]]) -> tuple[type, ...] | None:
 
 def _check_declared(cls: type[Agent[Any]], declared: tuple[type, ...]) -> None:
     """Refuse ``class X(Agent[A | B])`` unless X has a handler for A and for B."""
-    missing = [m.__name__ for m in declared if m not in cls._handlers]
+    missing = [m.__name__ for m in declared if cls.handler_for(m) is None]
     if missing:
         raise TypeError(
             f"{cls.__qualname__} declares {', '.join(missing)} in Agent[...] "

@@ -10,6 +10,7 @@ protocol (``request_stop``, ``retire``).
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,10 @@ class Cell:
         self.stats = AgentStats()
         self.status = AgentStatus.STARTING
         self.incarnation = 0
+        #: Messages set aside by Agent.stash (the name's: they outlive an incarnation).
+        self.stash: list[Envelope] = []
+        #: Unstashed messages, handled before the mailbox's (by this or the next incarnation).
+        self.unstashed: collections.deque[Envelope] = collections.deque()
         #: The current incarnation, None while there is none (stopped, restarting).
         self.host: Incarnation | None = None
         self.restarts = 0
@@ -335,7 +340,10 @@ class Cell:
         self.status = AgentStatus.STOPPED
         self.deliver = self._deliver_dead
         self.ask_inline = None
-        for env in self.mailbox.drain():
+        left = [*self.unstashed, *self.stash, *self.mailbox.drain()]
+        self.unstashed.clear()
+        self.stash.clear()
+        for env in left:
             if env.reply is not None:
                 env.reply.resolve(Unavailable(agent=self.name, reason=f"stopped: {reason}"))
             self.system.dead_letters.publish(self.name, env, DeadLetterReason.LEFT_IN_MAILBOX)

@@ -15,6 +15,7 @@ __all__ = [
     "NotAMessage",
     "RestartIntensityExceeded",
     "SelfAsk",
+    "StashOverflow",
     "StartFailed",
     "SystemFailed",
     "SystemNotRunning",
@@ -220,3 +221,19 @@ class NotAMessage(VibeError, TypeError):
             f"(class MyMessage(Message): ...)"
         )
         self.value = value
+
+
+class StashOverflow(VibeError):
+    """:meth:`Agent.stash` beyond the agent's ``stash_capacity``.
+
+    Raised in the handler that stashed: it crashes the incarnation (as Akka's
+    StashOverflowException does), and the supervisor decides.
+    """
+
+    def __init__(self, agent: str, capacity: int) -> None:
+        super().__init__(
+            f"{agent}: the stash is full ({capacity} messages); unstash, or raise "
+            "stash_capacity on the agent class"
+        )
+        self.agent = agent
+        self.capacity = capacity

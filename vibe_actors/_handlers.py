@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
 
 import msgspec
 
 from vibe_actors._messages import ErrorReply, Message, Request
 
-__all__ = ["coerce_config", "collect_handlers", "handler", "return_types"]
+__all__ = ["coerce_config", "collect_handlers", "handler", "handler_states", "return_types"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "__vibe_handler__"
 
 
-def handler(fn: F) -> F:
+@overload
+def handler(fn: F, /) -> F: ...
+
+
+@overload
+def handler(*, when: str | Iterable[str]) -> Callable[[F], F]: ...
+
+
+def handler(fn: F | None = None, /, *, when: str | Iterable[str] | None = None) -> Any:
     """Mark a method as the handler of the message type(s) in its annotation.
 
     ::
@@ -26,17 +34,37 @@ def handler(fn: F) -> F:
         @handler
         def put(self, msg: Put) -> Stored: ...
 
-    A union annotation (``msg: Put | Delete``) handles each member. The
-    annotation is resolved when the Agent subclass is created; a missing or
-    unresolvable one raises ``TypeError`` naming the method, and so does each of
-    these mistakes (see :func:`collect_handlers`): a type that cannot be a
-    message (``str``, ``dict``, ``Any``, ``object``: builtins and typing forms), a
-    base class the dispatch never matches (``Message``, ``ErrorReply``,
-    ``msgspec.Struct``: a handler runs for its exact class only), and a second
-    handler for the same type in one class.
+        @handler(when="open")          # only while the agent is in state "open"
+        def close(self, msg: Close) -> Closed: ...
+
+    A union annotation (``msg: Put | Delete``) handles each member. Without
+    ``when`` a handler is active in every state; with ``when`` (a state name or
+    several) only in those (:meth:`Agent.become`), where it takes precedence
+    over one without. The annotation is resolved when the Agent subclass is
+    created; a missing or unresolvable one raises ``TypeError`` naming the
+    method, and so does each of these mistakes (see :func:`collect_handlers`):
+    a type that cannot be a message (``str``, ``dict``, ``Any``, ``object``:
+    builtins and typing forms), a base class the dispatch never matches
+    (``Message``, ``ErrorReply``, ``Request``, ``msgspec.Struct``: a handler runs
+    for its exact class only), and a second handler for the same type in one
+    class and state.
     """
-    setattr(fn, _MARK, True)
-    return fn
+    if fn is not None:
+        setattr(fn, _MARK, _EVERY_STATE)
+        return fn
+    states = (when,) if isinstance(when, str) else tuple(when or ())
+    if not states or not all(isinstance(s, str) and s for s in states):
+        raise TypeError(f"handler(when=...) takes a state name or names, got {when!r}")
+
+    def mark(method: F) -> F:
+        setattr(method, _MARK, frozenset(states))
+        return method
+
+    return mark
+
+
+#: The mark of a handler active in every state.
+_EVERY_STATE = True
 
 
 def _message_types(owner: type, name: str, fn: Callable[..., Any]) -> tuple[type, ...]:
@@ -114,24 +142,45 @@ def coerce_config(agent_class: type, config: Any) -> Any:
     return msgspec.convert(config, schema)
 
 
-def collect_handlers(cls: type) -> dict[type, Callable[..., Any]]:
+def handler_states(cls: type) -> frozenset[str]:
+    """Every state named by a ``@handler(when=...)`` of ``cls`` or its bases."""
+    found: set[str] = set()
+    for klass in cls.__mro__:
+        for fn in vars(klass).values():
+            mark = getattr(fn, _MARK, None) if callable(fn) else None
+            if isinstance(mark, frozenset):
+                found |= mark
+    return frozenset(found)
+
+
+def collect_handlers(cls: type, state: str | None = None) -> dict[type, Callable[..., Any]]:
     """Map message class -> function for ``cls``, subclasses overriding bases.
 
-    Raises ``TypeError`` if one class defines two handlers for the same message
-    type (the last would win silently); a subclass's handler replacing a base
-    class's is an override, as intended.
+    ``state`` None: the handlers active in every state; a state name: those
+    plus the handlers of that state (which take precedence). Raises
+    ``TypeError`` if one class defines two handlers for the same message type
+    in one state (the last would win silently); a subclass's handler replacing
+    a base class's is an override, as intended.
     """
     table: dict[type, Callable[..., Any]] = {}
-    for klass in reversed(cls.__mro__):
-        own: dict[type, str] = {}
-        for name, fn in vars(klass).items():
-            if callable(fn) and getattr(fn, _MARK, False):
+    for wanted in (None, state) if state is not None else (None,):
+        for klass in reversed(cls.__mro__):
+            own: dict[type, str] = {}
+            for name, fn in vars(klass).items():
+                if not callable(fn):
+                    continue
+                mark = getattr(fn, _MARK, None)
+                if mark is None or (mark is _EVERY_STATE) != (wanted is None):
+                    continue
+                if wanted is not None and wanted not in mark:
+                    continue
                 for message_type in _message_types(klass, name, fn):
                     first = own.get(message_type)
                     if first is not None and table[message_type] is not fn:
+                        where = "" if wanted is None else f" in state {wanted!r}"
                         raise TypeError(
                             f"{klass.__qualname__} has two handlers for "
-                            f"{message_type.__qualname__}: {first} and {name}; "
+                            f"{message_type.__qualname__}{where}: {first} and {name}; "
                             "keep one (one message type, one handler)"
                         )
                     own[message_type] = name

@@ -38,11 +38,12 @@ from bisect import bisect_left as _bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 import pykka
 
 from vibe_actors._agent import Deferred
 from vibe_actors._envelope import Control, Envelope, ReplySlot
-from vibe_actors._errors import SelfAsk
+from vibe_actors._errors import SelfAsk, StashOverflow
 from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed, ReceiveTimeout, Unavailable
 from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 
@@ -163,6 +164,26 @@ class Incarnation(pykka.ThreadingActor):
 
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         return Deferred(slot, self.deferred)
+
+    def stash_current(self, capacity: int) -> None:
+        env = self.current
+        if env is None:
+            raise RuntimeError("stash() is only valid inside a handler")
+        stash = self.cell.stash
+        if len(stash) >= capacity:
+            raise StashOverflow(self.cell.name, capacity)
+        stash.append(msgspec.structs.replace(env))  # keeps the reply slot
+        env.reply = None  # the loop will not answer for this message
+
+    def unstash_all(self) -> int:
+        cell = self.cell
+        count = len(cell.stash)
+        cell.unstashed.extendleft(reversed(cell.stash))
+        cell.stash.clear()
+        return count
+
+    def stash_size(self) -> int:
+        return len(self.cell.stash)
 
     def set_receive_timeout(self, seconds: float | None) -> None:
         self.cancel_timer(_RECEIVE_TIMEOUT)
@@ -289,6 +310,7 @@ class Incarnation(pykka.ThreadingActor):
         # (see AgentStats.record), and one flag load per message decides
         # whether to stop.
         get = cell.mailbox.get
+        pending = cell.unstashed  # unstashed messages go before the mailbox's
         handlers = self.handlers
         stats = cell.stats
         ok, ok_get = stats.ok, stats.ok.get
@@ -297,7 +319,7 @@ class Incarnation(pykka.ThreadingActor):
         is_error = IS_ERROR_REPLY
         name = cell.name
         while True:
-            env = get()
+            env = pending.popleft() if pending else get()
             if isinstance(env, Control):
                 if self.halted:
                     return None
@@ -345,6 +367,7 @@ class Incarnation(pykka.ThreadingActor):
 
     def _finish(self) -> None:
         self.cancel_timers()
+        self.unstash_all()  # what is still stashed goes first to the next incarnation
         self.actor_stopped.set()
 
 

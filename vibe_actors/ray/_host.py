@@ -161,6 +161,15 @@ class RemoteContext:
     def set_receive_timeout(self, seconds: float | None) -> None:
         self._unavailable("receive timeouts")
 
+    def stash_current(self, capacity: int) -> None:
+        self._unavailable("the stash")
+
+    def unstash_all(self) -> int:
+        self._unavailable("the stash")
+
+    def stash_size(self) -> int:
+        return 0
+
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         # Not reached: no handler runs with ``current`` set here, so defer() raises first.
         return Deferred(slot)
