@@ -64,7 +64,6 @@ from vibe_actors import (
     AgentStatus,
     Caller,
     ErrorReply,
-    Ref,
     UnknownAgent,
 )
 from vibe_actors.agents import schema
@@ -257,27 +256,22 @@ class Gateway(EntityRoutes):
     # -- asks ------------------------------------------------------------------
 
     async def ask(self, request: Request) -> int:
-        """``POST /v1/agents/{name}/{type}``: the body decoded as that type, asked of the agent."""
-        name, tag = request.params
-        found = self.catalog.lookup(name, tag) or self._message_type(name, tag, request.request_id)
-        message_type, decoder, ref, cell = found
-        return await self.ask_with(request, name, tag, message_type, decoder, ref, cell)
+        """``POST /v1/agents/{name}/{type}`` and ``POST /v1/entities/{kind}/{id}/{type}``:
+        the body decoded as that type, asked of the agent (or entity).
 
-    async def ask_with(
-        self,
-        request: Request,
-        name: str,
-        tag: str,
-        message_type: type,
-        decoder: msgspec.json.Decoder[Any],
-        ref: Ref,
-        cell: HasStatus | None,
-    ) -> int:
-        """Decode the body as ``message_type``, ask ``ref`` and answer (agents and entities).
-
-        Policy and quota are checked for ``tag`` to ``name``; ``cell`` (None: read
-        ``name``'s status) must be running.
+        Policy and quota are checked for the type sent to the agent (the entity's
+        kind); the agent (the entity's shard) must be running.
         """
+        params = request.params
+        if len(params) == 2:
+            name, tag = params
+            found = self.catalog.lookup(name, tag) or self._message_type(
+                name, tag, request.request_id
+            )
+        else:
+            name, entity_id, tag = params
+            found = self.entity_entry(name, entity_id, tag, request.request_id)
+        message_type, decoder, ref, cell = found
         request_id = request.request_id
         if self.guards is not None:  # policy or quota in the wiring
             self._guard(request, name, tag)

@@ -1,6 +1,7 @@
 """The entity routes: asks to entities by kind and id, and what a kind holds.
 
-* ``POST /v1/entities/{kind}/{id}/{type}``: the body decoded as that type and
+* ``POST /v1/entities/{kind}/{id}/{type}`` (served by ``Gateway.ask``, with
+  :meth:`EntityRoutes.entity_entry`): the body decoded as that type and
   asked of the entity, with the agents' error contract (404 unknown kind or
   type, 422 bad body or id, 503 + Retry-After while the id's shard restarts,
   429 when its mailbox is full); policy applies to ``type`` sent to ``kind``.
@@ -15,14 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from gateway._problems import RETRY_AFTER, Reject, make_problem, problem_for_reply
 from vibe_actors import ActorSystem, ErrorReply, InspectEntity, Ref, UnknownAgent
 
 if TYPE_CHECKING:
     from gateway._app_settings import AppSettings
-    from gateway._catalog import Catalog, HasStatus
+    from gateway._catalog import Catalog, HotEntry
     from gateway._request import Request
     from vibe_actors import Caller
 
@@ -44,17 +43,6 @@ class EntityRoutes:
         def _request_timeout(self, request: Request) -> float: ...
 
         async def _json(self, request: Request, value: Any) -> int: ...
-
-        async def ask_with(
-            self,
-            request: Request,
-            name: str,
-            tag: str,
-            message_type: type,
-            decoder: msgspec.json.Decoder[Any],
-            ref: Ref,
-            cell: HasStatus | None,
-        ) -> int: ...
 
     async def entity_kinds(self, request: Request) -> int:
         self._guard(request, self.settings.introspect, "Describe")
@@ -87,14 +75,13 @@ class EntityRoutes:
             raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
         return await self._json(request, reply)
 
-    async def entity_ask(self, request: Request) -> int:
-        kind, entity_id, tag = request.params
-        request_id = request.request_id
+    def entity_entry(self, kind: str, entity_id: str, tag: str, request_id: str) -> HotEntry:
+        """What ``ask`` needs for an entity: its message type, decoder, ref, and shard's cell;
+        raises Reject (404 unknown kind or type, 422 invalid id)."""
         ref = self._entity_ref(kind, entity_id, request_id)
         message_type = self._entity_message_type(kind, tag, request_id)
-        decoder = self.catalog.decoder(message_type)
         shard = self.system.cell(self.system.entity_shard(kind, entity_id))
-        return await self.ask_with(request, kind, tag, message_type, decoder, ref, shard)
+        return message_type, self.catalog.decoder(message_type), ref, shard
 
     def _entity_ref(self, kind: str, entity_id: str, request_id: str) -> Ref:
         try:

@@ -46,7 +46,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/entities", "entity_kinds"),
     Route("GET", "/v1/entities/{kind}", "entity_kind"),
     Route("GET", "/v1/entities/{kind}/{id}", "entity"),
-    Route("POST", "/v1/entities/{kind}/{id}/{type}", "entity_ask"),
+    Route("POST", "/v1/entities/{kind}/{id}/{type}", "ask"),
     Route("GET", "/v1/openapi.json", "openapi"),
     Route("GET", "/v1/topics/{topic}/events", "events"),
     Route("POST", "/v1/chaos/{name}/crash", "chaos", chaos=True),
