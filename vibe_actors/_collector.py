@@ -13,6 +13,8 @@ name                                                   type       labels
 ``vibe_agents``                                        gauge      state
 ``vibe_escalations_total``                             counter    supervisor
 ``vibe_abandoned_total``                               counter    agent
+``vibe_dynamic_children``                              gauge      supervisor
+``vibe_dynamic_child_starts_total``                    counter    supervisor, outcome
 =====================================================  =========  ==========================
 """
 
@@ -32,7 +34,8 @@ from prometheus_client.registry import Collector
 
 from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import SupervisorSpec
-from vibe_actors._stats import DURATION_BUCKETS
+from vibe_actors._stats import DURATION_BUCKETS, ChildStarts
+from vibe_actors._tree import is_dynamic
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
@@ -59,6 +62,7 @@ class SystemCollector(Collector):
             dead.add_metric([reason], count)
         yield dead
         yield from _failures(system, cells)
+        yield from _dynamic(system, cells)
 
 
 def _per_agent(cells: list[Cell]) -> Iterator[Metric]:
@@ -133,6 +137,29 @@ def _failures(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
     for name, count in dropped.items():
         abandoned.add_metric([name], count)
     yield from (escalations, abandoned)
+
+
+def _dynamic(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
+    """Children per dynamic supervisor, and start requests by outcome (zeros included)."""
+    children = GaugeMetricFamily(
+        "vibe_dynamic_children",
+        "Children of each dynamic supervisor (restarting ones included).",
+        labels=["supervisor"],
+    )
+    starts = CounterMetricFamily(
+        "vibe_dynamic_child_starts",
+        "Requests to start a dynamic child, by outcome (started, start_failed, full, name_taken).",
+        labels=["supervisor", "outcome"],
+    )
+    counted = system.dynamic_starts.counts()
+    for cell in cells:
+        if is_dynamic(cell.spec):
+            children.add_metric([cell.name], len(cell.children))
+            for outcome in ChildStarts.OUTCOMES:
+                counted.setdefault((cell.name, outcome), 0)
+    for (supervisor, outcome), count in sorted(counted.items()):
+        starts.add_metric([supervisor, outcome], count)
+    yield from (children, starts)
 
 
 def _bound(value: float) -> str:
