@@ -149,10 +149,12 @@ def test_the_document_and_the_route_table_agree(gateway):
         (path, method)
         for path, item in document["paths"].items()
         for method in item
-        if not path.startswith("/v1/agents/") or path == "/v1/agents/{name}"
+        if not path.startswith(("/v1/agents/", "/v1/supervisors/")) or path == "/v1/agents/{name}"
     }
+    # Documented per agent and message type, and per dynamic supervisor (its templates).
     ask = ("/v1/agents/{name}/{type}", "post")
-    assert documented == table - {ask}
+    start_child = ("/v1/supervisors/{name}/children", "post")
+    assert documented == table - {ask, start_child}
     assert ("/v1/agents/w/Add", "post") in {(p, m) for p, i in document["paths"].items() for m in i}
 
 

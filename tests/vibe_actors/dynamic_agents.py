@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from vibe_actors import Agent, Message, SelfAsk, Terminated, WorkerSpec, handler
 
 from tests.vibe_actors.agents import Journal, Worker
@@ -66,3 +68,17 @@ class Watcher(Agent):
     @handler
     def terminated(self, msg: Terminated) -> None:
         self.config.add("terminated", msg.agent, 0)
+
+
+class FragileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    fail: bool = False
+
+
+class Fragile(Agent):
+    """Fails in on_start when configured to, with a message no client should see."""
+
+    Config = FragileConfig
+
+    def on_start(self) -> None:
+        if self.config.fail:
+            raise ConnectionError("cannot reach postgres://admin:s3cret@db/prod")
