@@ -106,9 +106,10 @@ class DynamicChildStarted(RuntimeEvent):
 class DynamicChildTerminated(RuntimeEvent):
     """A dynamic child left its supervisor for good; its name is free again.
 
-    ``reason``: ``terminated`` (terminate_child), ``exited`` (a temporary
-    child, or a transient one that stopped normally), ``supervisor restarted``
-    (a dynamic supervisor restarts empty, as in OTP).
+    ``reason``: ``terminated`` (terminate_child), ``supervisor restarted``
+    (a dynamic supervisor restarts empty, as in OTP), or the exit of a child
+    that is not restarted (a temporary one; a transient one that stopped):
+    ``normal`` or its failure, ``ExcType: message``.
     """
 
     agent: str

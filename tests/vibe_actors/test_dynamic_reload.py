@@ -141,11 +141,11 @@ def test_dynamic_children_follow_the_model_of_restart_types_and_limits(ops):
     try:
         for op, name, restart in ops:
             if op == "start":
-                if name in model:
-                    with pytest.raises(NameTaken):
-                        system.start_child("dyn", worker(name, journal, restart=restart))
-                elif len(model) >= LIMIT:
+                if len(model) >= LIMIT:  # checked first, as Elixir's max_children
                     with pytest.raises(SupervisorFull):
+                        system.start_child("dyn", worker(name, journal, restart=restart))
+                elif name in model:
+                    with pytest.raises(NameTaken):
                         system.start_child("dyn", worker(name, journal, restart=restart))
                 else:
                     system.start_child("dyn", worker(name, journal, restart=restart))
