@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from gateway import _children as children
 from gateway._app_settings import AppSettings
 from gateway._body import (
     check_declared_length,
@@ -252,6 +253,52 @@ class Gateway(EntityRoutes):
     async def _json(self, request: Request, value: Any) -> int:
         await respond(request.send, 200, _encode(value), extra=request.ok)
         return 200
+
+    # -- dynamic children (gateway._children) ----------------------------------------
+
+    async def start_child(self, request: Request) -> int:
+        """``POST /v1/supervisors/{name}/children``: start a child from one of its templates."""
+        (supervisor,) = request.params
+        request_id = request.request_id
+        templates = children.templates_of(self.system, supervisor, request_id)  # 404 first
+        self._guard(request, supervisor, children.START_CHILD)
+        body = await self._body(request)
+        child = children.decode_request(body, request_id)
+        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
+            check_json_nesting(child, body, request_id)
+        timeout = None if request.timeout is None else self._request_timeout(request)
+        created = await children.start(
+            self.system, supervisor, templates, child, request_id, timeout
+        )
+        root = request.scope.get("root_path") or ""
+        location = (b"location", f"{root}/v1/agents/{created.name}".encode())
+        await respond(request.send, 201, _encode(created), extra=(*request.ok, location))
+        return 201
+
+    async def terminate_child(self, request: Request) -> int:
+        """``DELETE /v1/agents/{name}``: stop a dynamic child for good (409 for a static one)."""
+        (name,) = request.params
+        request_id = request.request_id
+        supervisor = children.dynamic_supervisor_of(self.system, name, request_id)
+        self._guard(request, supervisor, children.TERMINATE_CHILD)
+        timeout = None if request.timeout is None else self._request_timeout(request)
+        await children.terminate(self.system, name, request_id, timeout)
+        await respond(request.send, 204, b"", extra=request.ok)
+        return 204
+
+    async def _body(self, request: Request) -> bytes:
+        """The whole JSON body, within the size limit; raises Reject (413, 415)."""
+        request_id = request.request_id
+        if request.content_type != b"application/json":
+            require_json(request.content_type, request_id)
+        declared = request.content_length
+        if declared is not None and len(declared) >= self._limit_digits:
+            check_declared_length(declared, self._max_body, request_id)
+        first = await request.receive()
+        body: bytes = first.get("body", b"")
+        if first.get("more_body") or len(body) > self._max_body:
+            body = body + await read_rest(request.receive, len(body), self._max_body, request_id)
+        return body
 
     # -- asks ------------------------------------------------------------------
 

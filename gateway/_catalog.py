@@ -14,7 +14,15 @@ from typing import Any, Protocol
 import msgspec
 
 from gateway._openapi import openapi_document
-from vibe_actors import ActorSystem, AgentStatus, Ref, UnknownAgent
+from vibe_actors import (
+    ActorSystem,
+    AgentStatus,
+    DynamicChildStarted,
+    DynamicChildTerminated,
+    Ref,
+    RuntimeEvent,
+    UnknownAgent,
+)
 from vibe_actors.agents import schema
 
 __all__ = ["Catalog", "HasStatus", "HotEntry"]
@@ -40,6 +48,17 @@ class Catalog:
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
         self._hot: dict[str, dict[str, HotEntry]] = {}
         self._openapi: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        system.events.subscribe(self._on_event)
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        # A dynamic child's name may be taken again by another cell, of another class.
+        if isinstance(event, DynamicChildStarted | DynamicChildTerminated):
+            self.forget(event.agent)
+
+    def forget(self, name: str) -> None:
+        """Forget what is cached of agent ``name`` (any thread)."""
+        self._types.pop(name, None)
+        self._hot.pop(name, None)
 
     def clear(self) -> None:
         """Forget everything (after a live reload)."""

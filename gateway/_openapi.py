@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from gateway._children import NAME_PATTERN, ChildCreated, ChildRequest
 from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
@@ -58,6 +59,8 @@ def openapi_document(
     paths: dict[str, Any] = document["paths"]
     paths.update(_views(refs))
     paths.update(entity_paths(system, components))
+    paths["/v1/agents/{name}"]["delete"] = _terminate_child()
+    paths.update(_children(system, components, refs))
     paths.update(_streams())
     paths.update(_probes(refs))
     paths["/problems/{slug}"] = _get(
@@ -80,7 +83,10 @@ def openapi_document(
 
 def _components(components: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Add the gateway's own body types to ``components``; their refs by name."""
-    types = [introspect.AgentView, introspect.TreeView, Health, Readiness, ProblemType]
+    types = [
+        introspect.AgentView, introspect.TreeView, Health, Readiness, ProblemType, ChildCreated,
+        ChildRequest,
+    ]  # fmt: skip
     refs, found = msgspec.json.schema_components(types, ref_template=_REF)
     for name, component in found.items():
         components.setdefault(name, component)
@@ -142,6 +148,92 @@ def _views(refs: dict[str, dict[str, str]]) -> dict[str, Any]:
         ),
         "/v1/tree": _get("tree", "The supervision tree", refs["TreeView"], viewed, timed=True),
         "/v1/openapi.json": _get("openapi", "This document", {"type": "object"}, {}),
+    }
+
+
+def _children(
+    system: ActorSystem, components: dict[str, Any], refs: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """``POST /v1/supervisors/<name>/children`` for each dynamic supervisor: the body is one
+    of its templates (``template`` its class name, ``config`` what its Config takes)."""
+    paths: dict[str, Any] = {}
+    for node in system.walk():
+        if node.kind != "supervisor" or not node.dynamic:
+            continue
+        templates = system.dynamic_templates(node.name)
+        bodies = [_child_body(name, agent, components) for name, agent in sorted(templates.items())]
+        created = {
+            "description": "Started; Location is the child's /v1/agents/{name}",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": refs["ChildCreated"]}},
+        }
+        responses = {
+            "201": created,
+            "400": _problem("Malformed JSON or X-Timeout-Ms"),
+            "403": _problem("Denied by policy (StartChild to this supervisor)"),
+            "404": _problem("No such supervisor, or it is not dynamic"),
+            "409": _problem("An agent of that name exists"),
+            "413": _problem("Body too large"),
+            "415": _problem("Not JSON"),
+            "422": _problem("Invalid body or config (errors names the field), unknown template"),
+            "429": _problem("max_children reached, or quota exceeded", retry=True),
+            "503": _problem(
+                "The child failed to start, or the supervisor is unavailable", retry=True
+            ),
+            "504": _problem("Deadline exceeded"),
+        }
+        operation = {
+            "operationId": f"{node.name}.start_child",
+            "summary": f"Start a child of dynamic supervisor {node.name} from one of its templates",
+            "parameters": [_TIMEOUT_HEADER],
+            "requestBody": {
+                "required": True,
+                # No templates: any body is refused (422 unknown-template).
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": bodies} if bodies else refs["ChildRequest"]
+                    }
+                },
+            },
+            "responses": responses,
+        }
+        paths[f"/v1/supervisors/{node.name}/children"] = {"post": operation}
+    return paths
+
+
+def _child_body(template: str, agent: type, components: dict[str, Any]) -> dict[str, Any]:
+    """The request body that starts a child of class ``agent`` (template ``template``)."""
+    schema = getattr(agent, "Config", None)
+    if schema is None:
+        config: dict[str, Any] = {"type": "null"}
+    else:
+        (ref,), found = msgspec.json.schema_components([schema], ref_template=_REF)
+        for component_name, component in found.items():
+            components.setdefault(component_name, component)
+        config = {"anyOf": [ref, {"type": "null"}]}
+    child = {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 200}
+    return {
+        "type": "object",
+        "properties": {"name": child, "template": {"const": template}, "config": config},
+        "required": ["name", "template"],
+        "additionalProperties": False,
+    }
+
+
+def _terminate_child() -> dict[str, Any]:
+    return {
+        "operationId": "agents.terminate",
+        "summary": "Stop a dynamic child for good (never an agent declared in the wiring)",
+        "parameters": [_path("name", _NAME), _TIMEOUT_HEADER],
+        "responses": {
+            "204": {"description": "Stopped; its name is free again"},
+            "400": _problem("Malformed X-Timeout-Ms"),
+            "403": _problem("Denied by policy (TerminateChild to its supervisor)"),
+            "404": _problem("No agent of that name"),
+            "409": _problem("Declared in the wiring: not a dynamic child"),
+            "429": _problem("Quota exceeded", retry=True),
+            "504": _problem("Deadline exceeded"),
+        },
     }
 
 

@@ -42,6 +42,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/agents/{name}/{type}", "ask"),
     Route("GET", "/v1/agents", "agents"),
     Route("GET", "/v1/agents/{name}", "agent"),
+    Route("DELETE", "/v1/agents/{name}", "terminate_child"),
+    Route("POST", "/v1/supervisors/{name}/children", "start_child"),
     Route("GET", "/v1/tree", "tree"),
     Route("GET", "/v1/entities", "entity_kinds"),
     Route("GET", "/v1/entities/{kind}", "entity_kind"),

@@ -68,6 +68,9 @@ def _supervisor(
         restart=node.restart,
         shutdown=_shutdown(node.shutdown),
         depends_on=tuple(node.depends_on),
+        dynamic=node.dynamic,
+        max_children=node.max_children,
+        templates=wiring.templates.get(node.name, ()),
     )
 
 

@@ -43,9 +43,13 @@ def _tree_lines(
     if isinstance(node, WorkerNode):
         pool = f" pool={node.pool.size}x{node.pool.routing.value}" if node.pool else ""
         return [f"{pad}- {shown} [worker {node.agent}] restart={node.restart.value}{pool}{depends}"]
+    dynamic = ""
+    if node.dynamic:
+        limit = "no limit" if node.max_children is None else f"max {node.max_children}"
+        dynamic = f" dynamic ({limit}; templates: {', '.join(node.templates) or 'none'})"
     lines = [
         f"{pad}+ {shown} [supervisor {node.strategy.value}, intensity {node.intensity}"
-        f"/{node.period:g}s] restart={node.restart.value}{depends}"
+        f"/{node.period:g}s] restart={node.restart.value}{depends}{dynamic}"
     ]
     children: list[SupervisorNode | WorkerNode] = node.children  # type: ignore[assignment]
     order = start_order([(child.name, child.depends_on) for child in children])

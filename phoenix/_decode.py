@@ -246,12 +246,12 @@ def _decode_mapping(value: dict[str, Any], tp: Any, path: str, doc: Document) ->
 
 
 def decode_node(value: Any, path: str, doc: Document) -> SupervisorNode | WorkerNode | Any:
-    """A worker (has ``agent``) or a supervisor (has ``children`` or ``strategy``)."""
+    """A worker (has ``agent``) or a supervisor (has ``children``, ``strategy`` or ``dynamic``)."""
     if not isinstance(value, dict):
         doc.problem(path, f"expected a mapping (a worker or a supervisor), got {_kind(value)}")
         return INVALID
     is_worker = "agent" in value or "entity" in value
-    is_supervisor = "children" in value or "strategy" in value
+    is_supervisor = "children" in value or "strategy" in value or "dynamic" in value
     if is_worker and is_supervisor:
         doc.problem(path, "a node is a worker (agent) or a supervisor (children), not both")
         return INVALID

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from phoenix._decode import INVALID, decode_node, decode_struct
+from phoenix._dynamic import check_dynamic
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._order import start_order
 from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
@@ -45,6 +46,8 @@ class Wiring(msgspec.Struct, frozen=True):
     secrets: frozenset[str]
     #: The ``ray:`` settings (used by ``placement: ray`` workers).
     ray: RaySettings = RaySettings()
+    #: Dynamic supervisor name -> its templates (Agent classes).
+    templates: dict[str, tuple[type, ...]] = {}
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Wiring:
@@ -82,12 +85,14 @@ def load_text(
     _check_dependencies(nodes, doc)
     _check_start_order(raw_root, "$.root", {node.name for node in nodes}, set(), doc)
     agents, configs = _resolve_agents(nodes, doc)
+    templates = check_dynamic(raw_root, "$.root", doc, _import)
     _check_ray(nodes, agents, doc)
     if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
         # What stands in for an unreadable value has its problem already: no second one.
         found = doc.problems[read:]
         raise WiringError(doc.problems[:read] + [p for p in found if doc.readable(p.path)])
-    return Wiring(file, top.system, root, agents, configs, frozenset(doc.secrets), top.ray)
+    secrets = frozenset(doc.secrets)
+    return Wiring(file, top.system, root, agents, configs, secrets, top.ray, templates)
 
 
 class _Raw(msgspec.Struct, frozen=True):

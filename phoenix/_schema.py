@@ -95,6 +95,17 @@ class SupervisorNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     depends_on: list[str] = []
     #: Worker and supervisor nodes, started in order (depends_on permitting).
     children: list[dict[str, Any]] = []
+    #: A dynamic supervisor (Elixir's DynamicSupervisor): no ``children`` here, they are
+    #: started at run time (``POST /v1/supervisors/<name>/children``,
+    #: ``ActorSystem.start_child``); one_for_one; restart types, intensity and backoff apply.
+    dynamic: bool = False
+    #: At most this many children at a time (dynamic only; null: no limit). Over HTTP
+    #: a start past it is 429 ``too-many-children``.
+    max_children: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: The agent classes (``package.module:Class``) HTTP may start here (dynamic only),
+    #: named by class name in a request; the request's ``config`` is decoded by the
+    #: class's ``Config``.
+    templates: list[str] = []
 
 
 class WiringFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

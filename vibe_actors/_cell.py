@@ -278,7 +278,7 @@ class Cell:
         )
         self.host = None
         self.status = AgentStatus.RESTARTING
-        self._notify_parent(ChildExited(self.name, host.incarnation, failure))
+        self._notify_parent(ChildExited(self.name, host.incarnation, failure, self))
         return failure
 
     def incarnation_crashed(self, host: Incarnation, error: BaseException) -> None:
@@ -287,13 +287,13 @@ class Cell:
             return
         self.host = None
         self.status = AgentStatus.RESTARTING
-        self._notify_parent(ChildExited(self.name, host.incarnation, error))
+        self._notify_parent(ChildExited(self.name, host.incarnation, error, self))
 
     def incarnation_stopped(self, host: Incarnation) -> None:
         """Called in the incarnation's thread after a graceful stop."""
         if host.stopped_normally and host.incarnation == self.incarnation and not host.retired:
             self.host = None
-            self._notify_parent(ChildExited(self.name, host.incarnation, None))
+            self._notify_parent(ChildExited(self.name, host.incarnation, None, self))
 
     def _notify_parent(self, signal: ChildExited) -> None:
         if self.parent is not None:

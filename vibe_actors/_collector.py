@@ -18,6 +18,8 @@ name                                                   type       labels
 ``vibe_entity_activation_seconds``                     histogram  kind
 ``vibe_entity_passivations_total``                     counter    kind, reason
 ``vibe_entity_crashes_total``                          counter    kind
+``vibe_dynamic_children``                              gauge      supervisor
+``vibe_dynamic_child_starts_total``                    counter    supervisor, outcome
 =====================================================  =========  ==========================
 """
 
@@ -38,7 +40,8 @@ from prometheus_client.registry import Collector
 from vibe_actors._entity_kind import PassivationReason
 from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import SupervisorSpec
-from vibe_actors._stats import DURATION_BUCKETS
+from vibe_actors._stats import DURATION_BUCKETS, ChildStarts
+from vibe_actors._tree import is_dynamic
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
@@ -67,6 +70,7 @@ class SystemCollector(Collector):
         yield dead
         yield from _failures(system, cells)
         yield from _entities(system.routes.entity_kinds())
+        yield from _dynamic(system, cells)
 
 
 def _per_agent(cells: list[Cell]) -> Iterator[Metric]:
@@ -176,6 +180,29 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
             passivations.add_metric([kind, reason], counts.get(reason, 0))
         crashes.add_metric([kind], sum(stats.crashes))
     yield from (active, activations, durations, passivations, crashes)
+
+
+def _dynamic(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
+    """Children per dynamic supervisor, and start requests by outcome (zeros included)."""
+    children = GaugeMetricFamily(
+        "vibe_dynamic_children",
+        "Children of each dynamic supervisor (restarting ones included).",
+        labels=["supervisor"],
+    )
+    starts = CounterMetricFamily(
+        "vibe_dynamic_child_starts",
+        "Requests to start a dynamic child, by outcome (started, start_failed, full, name_taken).",
+        labels=["supervisor", "outcome"],
+    )
+    counted = system.dynamic_starts.counts()
+    for cell in cells:
+        if is_dynamic(cell.spec):
+            children.add_metric([cell.name], len(cell.children))
+            for outcome in ChildStarts.OUTCOMES:
+                counted.setdefault((cell.name, outcome), 0)
+    for (supervisor, outcome), count in sorted(counted.items()):
+        starts.add_metric([supervisor, outcome], count)
+    yield from (children, starts)
 
 
 def _bound(value: float) -> str:

@@ -13,10 +13,13 @@ __all__ = [
     "InjectedCrash",
     "MailboxFullError",
     "NotAMessage",
+    "NameTaken",
+    "NotDynamic",
     "RestartIntensityExceeded",
     "SelfAsk",
     "StashOverflow",
     "StartFailed",
+    "SupervisorFull",
     "SystemFailed",
     "SystemNotRunning",
     "UnavailableError",
@@ -237,3 +240,67 @@ class StashOverflow(VibeError):
         )
         self.agent = agent
         self.capacity = capacity
+
+
+class NameTaken(VibeError, ValueError):
+    """An agent of that name already exists, anywhere in the system.
+
+    Raised by :meth:`ActorSystem.start_child` (a dynamic child's name must be
+    free: names are one namespace, pool workers ``<pool>.<i>`` included, and a
+    name held by a stopped transient child still counts), and by
+    :meth:`ActorSystem.make_cell`. A ValueError too, as it always was. The
+    name is free again once its agent is terminated or removed.
+    """
+
+    def __init__(self, name: str, holder: str | None = None) -> None:
+        where = "" if holder is None else f" (at {holder})"
+        super().__init__(f"an agent named {name!r} already exists{where}; names are unique")
+        self.name = name
+        self.holder = holder
+
+
+class SupervisorFull(VibeError):
+    """A dynamic supervisor already runs ``limit`` children (its ``max_children``).
+
+    Raised by :meth:`ActorSystem.start_child`; nothing was started. Children
+    restarting count, as in Elixir's DynamicSupervisor. ``setting`` says what
+    to change to allow more (the gateway answers 429 ``too-many-children``).
+    """
+
+    def __init__(self, supervisor: str, limit: int) -> None:
+        self.setting = (
+            f"raise max_children: SupervisorSpec(name={supervisor!r}, max_children=...), or "
+            f"max_children: of {supervisor!r} in the wiring file; or terminate a child"
+        )
+        super().__init__(
+            f"dynamic supervisor {supervisor!r} is full: it runs its limit of {limit} "
+            f"children (max_children={limit}); to allow more, {self.setting}"
+        )
+        self.supervisor = supervisor
+        self.limit = limit
+
+
+class NotDynamic(VibeError):
+    """The operation needs a dynamic supervisor, or a dynamic child, and got another agent.
+
+    Raised by :meth:`ActorSystem.start_child` when ``supervisor`` is not a
+    supervisor declared ``dynamic`` (``kind`` is ``"supervisor"``), and by
+    :meth:`ActorSystem.terminate_child` when ``name`` was not started by
+    ``start_child`` (``kind`` is ``"child"``): an agent declared in the tree is
+    never stopped that way; remove it from the tree and reload instead.
+    """
+
+    def __init__(self, name: str, kind: str) -> None:
+        if kind == "supervisor":
+            text = (
+                f"{name!r} is not a dynamic supervisor: declare it with dynamic: true "
+                "(SupervisorSpec(dynamic=True)) to start children in it at run time"
+            )
+        else:
+            text = (
+                f"{name!r} is not a dynamic child (it is declared in the tree): "
+                "remove it from the tree and reload to stop it"
+            )
+        super().__init__(text)
+        self.name = name
+        self.kind = kind

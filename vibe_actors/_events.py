@@ -23,6 +23,8 @@ __all__ = [
     "AgentRestarted",
     "CircuitOpened",
     "DeadLettered",
+    "DynamicChildStarted",
+    "DynamicChildTerminated",
     "EventStream",
     "RuntimeEvent",
     "SupervisorGaveUp",
@@ -89,6 +91,31 @@ class DeadLettered(RuntimeEvent):
     agent: str
     reason: str
     message_type: str
+
+
+class DynamicChildStarted(RuntimeEvent):
+    """``supervisor`` (a dynamic supervisor) started ``agent`` at run time (start_child)."""
+
+    agent: str
+    supervisor: str
+    #: The Agent class, ``module:Class``.
+    agent_class: str
+    request_id: str | None = None
+
+
+class DynamicChildTerminated(RuntimeEvent):
+    """A dynamic child left its supervisor for good; its name is free again.
+
+    ``reason``: ``terminated`` (terminate_child), ``supervisor restarted``
+    (a dynamic supervisor restarts empty, as in OTP), or the exit of a child
+    that is not restarted (a temporary one; a transient one that stopped):
+    ``normal`` or its failure, ``ExcType: message``.
+    """
+
+    agent: str
+    supervisor: str
+    reason: str
+    request_id: str | None = None
 
 
 class TreeReloaded(RuntimeEvent):

@@ -71,8 +71,9 @@ def diff_children(
 ) -> ChildDiff:
     """Compare two child lists by name.
 
-    A child whose kind changed (worker <-> supervisor) counts as removed and
-    added. ``removed`` is in reverse old order (the order to stop them); the
+    A child whose kind changed (worker <-> supervisor, or a supervisor that
+    turned dynamic or static) counts as removed and added: a supervisor that
+    stops being dynamic loses its dynamic children. ``removed`` is in reverse old order (the order to stop them); the
     other tuples follow the new order.
     """
     old_by_name = {spec.name: spec for spec in old}
@@ -80,11 +81,11 @@ def diff_children(
     removed, added, changed, nested, unchanged = [], [], [], [], []
     for spec in reversed(old):
         replacement = new_by_name.get(spec.name)
-        if replacement is None or type(replacement) is not type(spec):
+        if replacement is None or not _same_kind(spec, replacement):
             removed.append(spec.name)
     for spec in new:
         previous = old_by_name.get(spec.name)
-        if previous is None or type(previous) is not type(spec):
+        if previous is None or not _same_kind(previous, spec):
             added.append(spec.name)
         elif isinstance(spec, SupervisorSpec):
             nested.append(spec.name)
@@ -93,3 +94,10 @@ def diff_children(
         else:
             changed.append(spec.name)
     return ChildDiff(tuple(removed), tuple(added), tuple(changed), tuple(nested), tuple(unchanged))
+
+
+def _same_kind(old: WorkerSpec | SupervisorSpec, new: WorkerSpec | SupervisorSpec) -> bool:
+    """Worker and worker, or supervisors both dynamic or both not."""
+    if isinstance(old, SupervisorSpec) and isinstance(new, SupervisorSpec):
+        return old.dynamic == new.dynamic
+    return type(old) is type(new)

@@ -20,15 +20,24 @@ class AgentStatus(enum.StrEnum):
 
 
 class ChildExited:
-    """A child incarnation ended by itself: it crashed, or stopped normally."""
+    """A child incarnation ended by itself: it crashed, or stopped normally.
 
-    __slots__ = ("abnormal", "error", "incarnation", "name")
+    ``source`` is the child's cell (None: not known). A supervisor ignores a
+    signal from a cell that is no longer its child of that name: a name can
+    be taken again by a new cell (a dynamic child terminated and started
+    again), whose incarnations count from 1 again.
+    """
 
-    def __init__(self, name: str, incarnation: int, error: BaseException | None) -> None:
+    __slots__ = ("abnormal", "error", "incarnation", "name", "source")
+
+    def __init__(
+        self, name: str, incarnation: int, error: BaseException | None, source: object = None
+    ) -> None:
         self.name = name
         self.incarnation = incarnation
         self.error = error
         self.abnormal = error is not None
+        self.source = source
 
 
 class InjectedFault:

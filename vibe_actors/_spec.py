@@ -186,6 +186,15 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
     supervisor (``ActorSystem([...])`` builds one with these defaults) that
     stops the whole system. Raise ``intensity`` (or shorten ``period``) for
     children expected to crash now and then.
+
+    ``dynamic=True`` makes it a dynamic supervisor (Elixir's
+    DynamicSupervisor): it has no static ``children`` and is ``one_for_one``;
+    its children are started at run time with :meth:`ActorSystem.start_child`
+    (at most ``max_children`` at a time, None: no limit) and stopped with
+    :meth:`ActorSystem.terminate_child`. ``templates`` are the Agent classes
+    (or ``package.module:Class`` import strings) the HTTP gateway may start
+    in it, named by class name; trusted code may start any agent. Setting
+    ``max_children`` or ``templates`` without ``dynamic`` raises ValueError.
     """
 
     name: str
@@ -197,6 +206,9 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
     restart: RestartType = RestartType.PERMANENT
     shutdown: float | str = 30.0
     depends_on: tuple[str, ...] = ()
+    dynamic: bool = False
+    max_children: int | None = None
+    templates: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -205,11 +217,37 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"intensity must be >= 0, got {self.intensity}")
         if self.period <= 0:
             raise ValueError(f"period must be > 0, got {self.period}")
+        _check_dynamic(self)
         seen: set[str] = set()
         for child in self.children:
             if child.name in seen:
                 raise ValueError(f"duplicate child name {child.name!r} under {self.name!r}")
             seen.add(child.name)
+
+
+def _check_dynamic(spec: SupervisorSpec) -> None:
+    """A dynamic supervisor is one_for_one with no static children; only it takes
+    ``max_children`` and ``templates``."""
+    if not spec.dynamic:
+        if spec.max_children is not None or spec.templates:
+            raise ValueError(
+                f"max_children and templates are for a dynamic supervisor: set dynamic "
+                f"on {spec.name!r} (dynamic=True, or dynamic: true in the wiring file)"
+            )
+        return
+    if spec.strategy is not Strategy.ONE_FOR_ONE:
+        raise ValueError(
+            f"a dynamic supervisor is one_for_one: {spec.name!r} has strategy "
+            f"{spec.strategy.value!r} (drop strategy, or set it to one_for_one)"
+        )
+    if spec.children:
+        raise ValueError(
+            f"a dynamic supervisor has no static children: {spec.name!r} lists "
+            f"{len(spec.children)}; start them with ActorSystem.start_child, or use "
+            "a supervisor that is not dynamic"
+        )
+    if spec.max_children is not None and spec.max_children < 0:
+        raise ValueError(f"max_children must be >= 0 (or None), got {spec.max_children}")
 
 
 def _check_name(name: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 
-__all__ = ["DURATION_BUCKETS", "AgentStats", "Outcome"]
+__all__ = ["DURATION_BUCKETS", "AgentStats", "ChildStarts", "FailureCounts", "Outcome"]
 
 #: Upper bounds (seconds) of ``vibe_message_duration_seconds``; handlers run in µs to s.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -128,3 +128,26 @@ class FailureCounts:
     def abandonments(self) -> dict[str, int]:
         with self._lock:
             return dict(self._abandoned)
+
+
+class ChildStarts:
+    """Requests to start a dynamic child, by supervisor and outcome (thread-safe).
+
+    Outcomes: ``started``, ``start_failed``, ``full``, ``name_taken``. Read by
+    the metrics (``vibe_dynamic_child_starts_total``).
+    """
+
+    OUTCOMES = ("started", "start_failed", "full", "name_taken")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def count(self, supervisor: str, outcome: str) -> None:
+        with self._lock:
+            key = (supervisor, outcome)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)

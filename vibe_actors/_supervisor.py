@@ -24,7 +24,7 @@ from msgspec import structs
 
 from vibe_actors._agent import Agent
 from vibe_actors._envelope import Envelope
-from vibe_actors._errors import RestartIntensityExceeded, StartFailed
+from vibe_actors._errors import NameTaken, RestartIntensityExceeded, StartFailed
 from vibe_actors._events import AgentRestarted, SupervisorGaveUp
 from vibe_actors._future import ReplyFuture
 from vibe_actors._handlers import handler
@@ -92,6 +92,8 @@ class Supervisor(Agent):
         child = self._cell.children.get(signal.name)
         if child is None or signal.incarnation != child.incarnation:
             return  # stale: that incarnation was already replaced
+        if signal.source is not None and signal.source is not child:
+            return  # stale: from a cell that held the name before this one
         self._handle_exit(child, signal.error)
 
     @handler
@@ -232,7 +234,11 @@ class Supervisor(Agent):
         for spec in new.children:
             child = children.get(spec.name)
             if child is None:
-                child = self.system.make_cell(spec, cell)
+                try:
+                    child = self.system.make_cell(spec, cell)
+                except NameTaken as exc:  # a dynamic child took the name since apply() checked
+                    report = report.merge(ApplyReport(failed=(f"{spec.name}: {exc}",)))
+                    continue
             if spec.name in fresh:
                 try:
                     child.start(self.system.config.start_timeout)

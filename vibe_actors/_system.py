@@ -17,16 +17,25 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
+from vibe_actors import _dynamic_api as dynamic
 from vibe_actors._agent import Agent
 from vibe_actors._authz import Authorizer, Caller
 from vibe_actors._cell import Cell
 from vibe_actors._collector import SystemCollector
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
+from vibe_actors._dynamic import DynamicSupervisor
 from vibe_actors._entity import check_id, split_address
 from vibe_actors._entity_kind import EntityKindInfo, EntityRouter, entity_supervisor
 from vibe_actors._envelope import Envelope
-from vibe_actors._errors import AgentHung, StartFailed, SystemFailed, SystemNotRunning, UnknownAgent
+from vibe_actors._errors import (
+    AgentHung,
+    NameTaken,
+    StartFailed,
+    SystemFailed,
+    SystemNotRunning,
+    UnknownAgent,
+)
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
 from vibe_actors._incarnation import thread_stack
@@ -37,10 +46,17 @@ from vibe_actors._route_table import RouteTable
 from vibe_actors._router import Router
 from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
-from vibe_actors._stats import FailureCounts
+from vibe_actors._stats import ChildStarts, FailureCounts
 from vibe_actors._supervisor import Supervisor
 from vibe_actors._timers import TimerService
-from vibe_actors._tree import TreeNode, all_specs, pool_supervisor, snapshot, validate_tree
+from vibe_actors._tree import (
+    TreeNode,
+    all_specs,
+    pool_supervisor,
+    snapshot,
+    template_classes,
+    validate_tree,
+)
 
 if TYPE_CHECKING:
     from vibe_actors._agent import M
@@ -125,6 +141,8 @@ class ActorSystem:
         self._done = threading.Event()
         #: Supervisors that gave up and incarnations abandoned, by name (for the metrics).
         self.failures = FailureCounts()
+        #: Requests to start dynamic children, by supervisor and outcome (for the metrics).
+        self.dynamic_starts = ChildStarts()
         #: Who watches whom (Agent.watch); Terminated when a watched agent stops for good.
         self.deathwatch = DeathWatch(self._cells)
         self._authorizer: Authorizer | None = None
@@ -420,18 +438,24 @@ class ActorSystem:
 
     # -- cells -----------------------------------------------------------------
 
-    def make_cell(self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None) -> Cell:
+    def make_cell(
+        self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None, *, exclusive: bool = False
+    ) -> Cell:
         """A new cell for ``spec`` under ``parent`` (a supervisor's, when it starts a child),
-        registered and routable; not started. Raises ValueError if a live agent has the name.
+        registered and routable; not started.
+
+        Raises :class:`NameTaken` (a ValueError) if a live agent has the name, or with
+        ``exclusive`` (a dynamic child) if any agent has it, stopped ones included.
         """
         with self._lock:
-            if (
-                spec.name in self._cells
-                and self._cells[spec.name].status is not AgentStatus.STOPPED
-            ):
-                raise ValueError(f"an agent named {spec.name!r} already exists")
+            held = self._cells.get(spec.name)
+            if held is not None and (exclusive or held.status is not AgentStatus.STOPPED):
+                raise NameTaken(spec.name, held.path)
+            if exclusive and spec.name in self.routes:
+                raise NameTaken(spec.name)
             if isinstance(spec, SupervisorSpec):
-                cell = Cell(self, spec, Supervisor, spec, parent, self._root_exited)
+                kind = DynamicSupervisor if spec.dynamic else Supervisor
+                cell = Cell(self, spec, kind, spec, parent, self._root_exited)
             elif spec.pool is not None:
                 pool = pool_supervisor(spec, parent)
                 cell = Cell(self, pool, Supervisor, None, parent, self._root_exited)
@@ -439,10 +463,10 @@ class ActorSystem:
                 self.routes.add(spec.name, Router(spec.name, spec.pool, cell))
             elif spec.entity is not None:
                 parent_spec = parent.spec if parent is not None else None
-                kind, stats = entity_supervisor(
+                shards, stats = entity_supervisor(
                     spec, parent_spec if isinstance(parent_spec, SupervisorSpec) else None
                 )
-                cell = Cell(self, kind, Supervisor, None, parent, self._root_exited)
+                cell = Cell(self, shards, Supervisor, None, parent, self._root_exited)
                 cell.config = cell.spec
                 self.routes.add(spec.name + "/", EntityRouter(spec.name, spec, cell, stats))
             else:
@@ -471,6 +495,7 @@ class ActorSystem:
                 f"the root is {self.root_spec.name!r}; cannot rename it to {new_root.name!r}"
             )
         validate_tree(new_root)
+        dynamic.check_reload(self, self.root_spec, new_root)
         future = ReplyFuture(new_root.name, timeout)
         self._root.mailbox.put_system(Envelope(ApplySpec(new_root), future))
         report: ApplyReport = raise_for_error(future.wait())
@@ -491,6 +516,75 @@ class ActorSystem:
             failed=list(report.failed),
         )
         return report
+
+    # -- dynamic supervisors (vibe_actors._dynamic, _dynamic_api) -------------------
+
+    def start_child(
+        self,
+        supervisor: str,
+        spec: WorkerSpec,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> Ref[Any]:
+        """Start ``spec`` as a child of dynamic supervisor ``supervisor``; its Ref once started.
+
+        From any thread, a handler included. Returns after the child's
+        ``on_start`` returned. Raises :class:`UnknownAgent` (no such supervisor),
+        :class:`NotDynamic` (not a dynamic one), :class:`SupervisorFull` (at its
+        ``max_children``), :class:`NameTaken`, :class:`StartFailed` (the child's
+        ``on_start`` raised or did not confirm in time; the cause is chained and
+        the name is free again), :class:`DeadlineExceededError` after ``timeout``
+        (default: ``start_timeout + ask_timeout``), :class:`UnavailableError` if
+        the supervisor has stopped for good, :class:`SelfAsk` if called from the
+        supervisor's thread or from ``on_start`` of an agent below it,
+        :class:`SystemNotRunning`; TypeError/ValueError for a spec that is not one
+        valid worker (a pool, ``depends_on``, not an Agent, a bad config).
+        """
+        return dynamic.start_child(self, supervisor, spec, timeout=timeout, request_id=request_id)
+
+    async def start_child_async(
+        self,
+        supervisor: str,
+        spec: WorkerSpec,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> Ref[Any]:
+        """:meth:`start_child` for asyncio code: awaiting never blocks the event loop."""
+        return await dynamic.start_child_async(
+            self, supervisor, spec, timeout=timeout, request_id=request_id
+        )
+
+    def terminate_child(
+        self, name: str, *, timeout: float | None = None, request_id: str | None = None
+    ) -> None:
+        """Stop dynamic child ``name`` for good (within its shutdown) and free its name.
+
+        From any thread; returns once it is stopped. From the child itself (its
+        own thread, or one below it) the request is sent and the call returns
+        at once: the child stops after its current message. Raises
+        :class:`UnknownAgent`, :class:`NotDynamic` (an agent declared in the
+        tree is never stopped this way), :class:`DeadlineExceededError` after
+        ``timeout`` (default: ``ask_timeout`` plus the child's shutdown),
+        :class:`SelfAsk` from the supervisor's thread, :class:`SystemNotRunning`.
+        """
+        dynamic.terminate_child(self, name, timeout=timeout, request_id=request_id)
+
+    async def terminate_child_async(
+        self, name: str, *, timeout: float | None = None, request_id: str | None = None
+    ) -> None:
+        """:meth:`terminate_child` for asyncio code: awaiting never blocks the event loop."""
+        await dynamic.terminate_child_async(self, name, timeout=timeout, request_id=request_id)
+
+    def dynamic_templates(self, supervisor: str) -> dict[str, type[Agent]]:
+        """The templates of dynamic supervisor ``supervisor`` by class name (what HTTP may start).
+
+        Raises :class:`UnknownAgent`, :class:`NotDynamic`.
+        """
+        spec = dynamic.dynamic_supervisor(self, supervisor).spec
+        assert isinstance(spec, SupervisorSpec)  # dynamic_supervisor checked it
+        return template_classes(spec)
 
     def forget(self, cell: Cell) -> None:
         """Unregister ``cell`` and its descendants (a supervisor removing a child for good);

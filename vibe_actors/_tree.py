@@ -17,12 +17,21 @@ import msgspec
 from vibe_actors._agent import Agent
 from vibe_actors._entity import Entity
 from vibe_actors._handlers import coerce_config
+from vibe_actors._imports import resolve_import
 from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
 
-__all__ = ["TreeNode", "all_specs", "pool_supervisor", "snapshot", "validate_tree"]
+__all__ = [
+    "TreeNode",
+    "all_specs",
+    "is_dynamic",
+    "pool_supervisor",
+    "snapshot",
+    "template_classes",
+    "validate_tree",
+]
 
 
 class TreeNode(msgspec.Struct, frozen=True):
@@ -43,6 +52,9 @@ class TreeNode(msgspec.Struct, frozen=True):
     degraded: str | None = None
     #: Why the agent cannot do all its work while it serves (``Agent.impair``), else None.
     impaired: str | None = None
+    #: Started at run time by a dynamic supervisor (``ActorSystem.start_child``); for a
+    #: supervisor: it is a dynamic one.
+    dynamic: bool = False
 
 
 def all_specs(root: SupervisorSpec) -> Iterator[WorkerSpec | SupervisorSpec]:
@@ -67,6 +79,13 @@ def validate_tree(root: SupervisorSpec) -> None:
         here = f"{path}/{spec.name}" if path else spec.name
         claim(spec.name, here)
         if isinstance(spec, SupervisorSpec):
+            if spec.dynamic:
+                try:
+                    template_classes(spec)
+                except TypeError as exc:
+                    raise TypeError(f"{here}: templates: {exc}") from exc
+                except ValueError as exc:  # two of one class name; an import string
+                    raise ValueError(f"{here}: templates: {exc}") from exc
             for child in spec.children:
                 visit(child, here)
             return
@@ -88,6 +107,37 @@ def validate_tree(root: SupervisorSpec) -> None:
                 claim(f"{spec.name}.{index}", f"{here} (pool worker)")
 
     visit(root, "")
+
+
+def is_dynamic(spec: WorkerSpec | SupervisorSpec) -> bool:
+    """Whether ``spec`` is a dynamic supervisor's (``SupervisorSpec(dynamic=True)``)."""
+    return isinstance(spec, SupervisorSpec) and spec.dynamic
+
+
+def template_classes(spec: SupervisorSpec) -> dict[str, type[Agent]]:
+    """A dynamic supervisor's templates by class name, import strings resolved.
+
+    Raises TypeError if one is not an Agent subclass, ValueError if two share
+    a class name (the name is how a client picks one), and
+    :class:`ImportStringError` (a ValueError) for a string that does not resolve.
+    """
+    found: dict[str, type[Agent]] = {}
+    for template in spec.templates:
+        value = resolve_import(template) if isinstance(template, str) else template
+        if not (isinstance(value, type) and issubclass(value, Agent)):
+            raise TypeError(f"a template must be an Agent subclass, got {template!r}")
+        other = found.get(value.__name__)
+        if other is not None and other is not value:
+            raise ValueError(
+                f"two templates are named {value.__name__!r} ({_qualified(other)} and "
+                f"{_qualified(value)}): a client names a template by its class name"
+            )
+        found[value.__name__] = value
+    return found
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
@@ -133,7 +183,7 @@ def snapshot(cell: Cell) -> TreeNode:
     return TreeNode(
         name=cell.name,
         kind=kind,
-        agent=f"{agent_class.__module__}:{agent_class.__qualname__}",
+        agent=_qualified(agent_class),
         status=cell.status.value,
         restarts=cell.restarts,
         incarnation=cell.incarnation,
@@ -144,4 +194,5 @@ def snapshot(cell: Cell) -> TreeNode:
         children=tuple(snapshot(child) for child in list(cell.children.values())),
         degraded=cell.degraded,
         impaired=cell.impaired,
+        dynamic=is_dynamic(spec) or (cell.parent is not None and is_dynamic(cell.parent.spec)),
     )

@@ -152,10 +152,14 @@ def test_the_document_and_the_route_table_agree(gateway):
         (path, method)
         for path, item in document["paths"].items()
         for method in item
-        if not path.startswith("/v1/agents/") or path == "/v1/agents/{name}"
+        if not path.startswith(("/v1/agents/", "/v1/supervisors/")) or path == "/v1/agents/{name}"
     }
-    # the asks are documented per agent (or entity kind) and message type
-    asks = {("/v1/agents/{name}/{type}", "post"), ("/v1/entities/{kind}/{id}/{type}", "post")}
+    # Documented per agent (or entity kind) and message type, and per dynamic supervisor.
+    asks = {
+        ("/v1/agents/{name}/{type}", "post"),
+        ("/v1/entities/{kind}/{id}/{type}", "post"),
+        ("/v1/supervisors/{name}/children", "post"),
+    }
     assert documented == table - asks
     assert ("/v1/agents/w/Add", "post") in {(p, m) for p, i in document["paths"].items() for m in i}
 

@@ -269,11 +269,12 @@ def test_corrupted_encodings_decode_or_raise_codec_error(message_type: type) -> 
     check()
 
 
-def test_an_unencodable_payload_is_an_encode_error_not_a_crash() -> None:
+def test_an_unencodable_payload_is_a_codec_error_not_a_crash() -> None:
     from vibe_actors.agents.state import Put
 
-    with pytest.raises((TypeError, msgspec.EncodeError)):
+    with pytest.raises(CodecError, match="Put cannot be serialized") as error:
         roundtrip(Put(key="k", value={1j}))
+    assert error.value.path == "$.value"
     with pytest.raises((TypeError, msgspec.EncodeError, OverflowError)):
         encode_msgpack(Put(key="k", value=2**70))
 

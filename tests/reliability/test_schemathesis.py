@@ -1,6 +1,7 @@
 """Schemathesis against a live gateway's ``/v1/openapi.json``: no 500, answers match it.
 
-One ``python -m gateway`` (the shipped wiring.yaml) serves the module; the
+One ``python -m gateway`` (the shipped wiring.yaml, plus a dynamic supervisor) serves the
+module; the
 schema is loaded from it, and every operation (every route the gateway
 serves: one POST per agent and message type, the views, the topic streams,
 the probes, ``/metrics`` and the document itself) gets generated requests,
@@ -45,11 +46,25 @@ CHECKS = [
 _EVENT_STREAM = "text/event-stream"
 
 
+#: The shipped wiring plus a dynamic supervisor, so that starting children is fuzzed too
+#: (bounded by its max_children; a Counter's config is safe in a client's hands).
+SESSIONS = """
+    - name: sessions
+      dynamic: true
+      max_children: 20
+      intensity: 5
+      period: 30s
+      templates: [tests.phoenix.agents:Counter]
+"""
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("schemathesis")
     (tmp / "data").mkdir()
-    served = Gateway(tmp / "gateway.log", tmp / "data", ROOT / "wiring.yaml", False, ())
+    wiring = tmp / "wiring.yaml"
+    wiring.write_text((ROOT / "wiring.yaml").read_text() + SESSIONS)
+    served = Gateway(tmp / "gateway.log", tmp / "data", wiring, False, ())
     try:
         served.wait_ready()
         yield served
@@ -130,6 +145,8 @@ def test_every_operation_answers_as_documented(gateway: Gateway, examples: int) 
     assert len(operations) >= 50, len(operations)  # every agent's every message type
     routes = {operation.path for operation in operations}
     assert {"/v1/agents", "/v1/tree", "/v1/topics/{topic}/events", "/metrics"} <= routes
+    # The dynamic routes too: starting children (bounded by max_children) and deleting them.
+    assert {"/v1/supervisors/sessions/children", "/v1/agents/{name}"} <= routes
     failures: list[str] = []
     sent = 0
     for operation in operations:

@@ -110,6 +110,8 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
     children: list[TreeView] = []
     #: Where it runs: ``local`` or ``ray`` (supervisors are always local).
     placement: str = "local"
+    #: A dynamic supervisor, or a child it started at run time.
+    dynamic: bool = False
 
 
 def status_of(node: TreeNode) -> str:
@@ -192,6 +194,7 @@ def tree(system: ActorSystem, rates: Mapping[str, float] | None = None) -> TreeV
             degraded=node.degraded, impaired=node.impaired, strategy=node.strategy,
             children=[view(child) for child in node.children],
             placement="local" if node.kind == "supervisor" else _placement(system, node.name),
+            dynamic=node.dynamic,
         )  # fmt: skip
 
     return view(system.tree())
