@@ -229,6 +229,111 @@ def _boot(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _blocks(per_entity: float) -> str:
+    """Objects left per entity: noise around 0 is 0 (no "-0.00")."""
+    return "0.00" if abs(per_entity) < 0.005 else f"{per_entity:.2f}"
+
+
+def _entities(r: dict[str, Any]) -> list[str]:
+    m, pk, small, a, h, d = (
+        r["million"], r["pykka"], r["million_at_pykka_n"], r["activation"], r["hop"], r["durable"]
+    )  # fmt: skip
+    kib = 1024
+    memory = [
+        ["entities (in memory)", f"{m['n']:,}", f"{m['handled_per_s']:,.0f}",
+         f"{m['rss_per_entity_bytes']:,.0f}", f"{(m['rss_after_kib'] - m['rss_before_kib']) / kib:,.0f}"],
+        ["entities (in memory)", f"{small['n']:,}", f"{small['handled_per_s']:,.0f}",
+         f"{small['rss_per_entity_bytes']:,.0f}",
+         f"{(small['rss_after_kib'] - small['rss_before_kib']) / kib:,.1f}"],
+        [f"Pykka actor per id (stopped by {pk['stopped_by']})", f"{pk['n']:,}",
+         f"{pk['activated_per_s']:,.0f}", f"{pk['rss_per_actor_bytes']:,.0f}",
+         f"{(pk['rss_after_kib'] - pk['rss_before_kib']) / kib:,.0f}"],
+    ]  # fmt: skip
+    ray = r["ray"]
+    if "skipped" not in ray:
+        pss = ray["pss_per_actor_kib"] or ray["rss_per_actor_kib"]
+        memory.append(["Ray actor per id (a process each; PSS)", f"{ray['n']:,}",
+                       f"{ray['activated_per_s']:,.1f}", f"{pss * kib:,.0f}",
+                       f"{pss * ray['n'] / kib:,.0f}"])  # fmt: skip
+    latency = [
+        [name, f"{x['p50_us']:.1f}", f"{x['p99_us']:.1f}", f"{x['p999_us']:.1f}"]
+        for name, x in (("ask to a new id (activation)", a["first_message"]),
+                        ("the same ask, the entity active", a["active_entity"]),
+                        ("the same ask to a plain agent", a["plain_agent"]))
+    ]  # fmt: skip
+    hop = [
+        [name, f"{h[key]['tell_per_s']:,.0f}", f"{h[key]['ask_per_s']:,.0f}",
+         f"{h[key]['ask']['p50_us']:.1f}", f"{h[key]['pipelined_ask_per_s']:,.0f}"]
+        for name, key in (("active entity", "entity"), ("plain agent", "agent"))
+    ]  # fmt: skip
+    ratios = h["ratios"]
+    hop.append(["entity / agent", f"{ratios['tell_entity_vs_agent']:.2f}x",
+                f"{ratios['ask_entity_vs_agent']:.2f}x",
+                f"{1 / ratios['ask_p50_agent_over_entity']:.2f}x",
+                f"{ratios['pipelined_ask_entity_vs_agent']:.2f}x"])  # fmt: skip
+    durable = []
+    for shards in d["shards"]:
+        e = d[f"entities_{shards}"]
+        durable.append([f"entities, {shards} shard{'s' if shards > 1 else ''}",
+                        f"{e['writes_per_s']:,.0f}", f"{e['p50_ms']:.2f}", f"{e['p99_ms']:.2f}",
+                        f"{e['commits']:,}", f"{e['writes_per_commit']:.1f}",
+                        f"{d['ratios'][f'shards_{shards}_vs_one_tx']:.1f}x"])  # fmt: skip
+    o = d["one_tx"]
+    durable.append(["one transaction per write", f"{o['writes_per_s']:,.0f}", f"{o['p50_ms']:.2f}",
+                    f"{o['p99_ms']:.2f}", f"{o['writes']:,}", "1.0", "1.0x"])  # fmt: skip
+    ray_line = (
+        f"Ray was not measured: {ray['skipped']}."
+        if "skipped" in ray
+        else f"Ray actor per id: {ray['n']} actors pinned with the driver to core 0, `ray.init` "
+        f"{ray['init_s']:.1f} s, an ask to an active Ray actor p50 {ray['ask']['p50_us']:,.0f} us "
+        f"({r['ratios']['ray_ask_p50_over_entity']:.0f}x an active entity's)."
+    )
+    return [
+        "Each part in a fresh process pinned to core 0 (`benchmarks/entities.py`). Entities: a "
+        "kind of 8 shards, a state of one int, the message `Inc` and its reply `Count` of the "
+        "core benchmark.",
+        "",
+        "**A million entities in one process, and actor-per-id.** Tell one message to each of N "
+        "new ids, then one ask per shard; RSS (`/proc/self/statm`) after minus before, over N "
+        "(the id string, the instance, its state and its slot in the shard's table).",
+        "",
+        *_table(["system", "ids", "activated/s", "RSS B per id", "RSS growth MiB"], memory),
+        f"The state alone is {m['state_bytes']:.0f} B (tracemalloc), so an idle entity costs "
+        f"{m['rss_per_entity_beyond_state_bytes']:.0f} B beyond its state "
+        f"({m['python_blocks_per_entity']:.1f} Python objects). {ray_line}",
+        "",
+        f"**Passivating them returns the memory.** All {m['passivated_idle']:,} passivated by idle "
+        f"time (a ManualClock advanced past `passivate_after`) in {m['passivate_s']:.1f} s. RSS: "
+        f"{m['rss_before_kib'] / kib:,.0f} MiB before, {m['rss_after_kib'] / kib:,.0f} MiB with "
+        f"them, {m['rss_passivated_kib'] / kib:,.0f} MiB after passivation and `gc.collect()`, "
+        f"{m['rss_trimmed_kib'] / kib:,.0f} MiB after glibc's `malloc_trim(0)` "
+        f"({m['rss_returned_fraction']:.0%} of the growth returned); Python objects left per "
+        f"entity: {_blocks(m['python_blocks_left_per_entity'])}.",
+        "",
+        f"**Activation of {a['n']:,} new ids**: {a['tell_activations_per_s']:,.0f}/s by tell (then "
+        f"an ask per shard), {a['pipelined_ask_activations_per_s']:,.0f}/s by pipelined ask (1000 "
+        f"in flight); inside the shard an activation takes {a['activation_mean_us_in_shard']:.1f}"
+        " us on average. Latency (us) of a sequential ask timed in the caller's thread around "
+        "`system.entity(kind, id).ask(msg)`:",
+        "",
+        *_table(["ask", "p50 us", "p99 us", "p99.9 us"], latency),
+        "**Hop: one active entity against one plain agent**, same message, same handler work, "
+        "best of 5 alternating rounds (tell: n tells then an ask; ask/s: 1 / mean latency of "
+        "sequential asks).",
+        "",
+        *_table(["target", "tell/s", "ask/s", "ask p50 us", "pipelined ask/s"], hop),
+        f"**Durable writes**: {d['writers']} threads, each asking a state-changing message of its "
+        f"own id in a loop ({d['seconds']:.0f} s per variant), against the same writes done "
+        "directly, one SQLite transaction each with the runtime's settings (WAL, "
+        "`synchronous=FULL`), the writers queueing on a lock in the process.",
+        "",
+        *_table(
+            ["variant", "writes/s", "p50 ms", "p99 ms", "commits", "writes/commit", "ratio"],
+            durable,
+        ),  # fmt: skip
+    ]
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "core": ("Core: tell, ask, pipelined ask", _core),
     "load": ("Open-loop latency under load", _load),
@@ -239,6 +344,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "ledger": ("Durable ledger appends", _ledger),
     "gateway": ("Gateway against bare ASGI", _gateway),
     "boot": ("Boot of the default wiring", _boot),
+    "entities": ("Entities", _entities),
 }
 
 

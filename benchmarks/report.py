@@ -69,6 +69,12 @@ def targets(suite: dict[str, Any]) -> list[tuple[str, str, str]]:
     add("gateway >= 70% of bare ASGI at 64 connections",
         gateway.get("64", gateway.get(64)), lambda v: v >= 0.7,
         "{:.0%}", suite.get("gateway", {}).get("reason", "gateway did not run"))  # fmt: skip
+    entities = _get(suite, "entities", "targets")
+    if entities is None:
+        reason = suite.get("entities", {}).get("reason", "entities did not run")
+        rows.append(("entity targets (benchmarks/entities.py)", "-", f"not measured ({reason})"))
+    else:
+        rows += [(t["target"], t["figure"], "met" if t["met"] else "**MISSED**") for t in entities]
     return rows
 
 

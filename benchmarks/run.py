@@ -4,7 +4,7 @@
 
 Each benchmark runs in its own process. Single-process comparisons run under
 ``taskset -c 0`` (every variant and its baseline in the same process, on the
-same core); ``scale`` pins each of its child processes to core 0; ``boot``
+same core); ``scale`` and ``entities`` pin each of their child processes to core 0; ``boot``
 pins both the bare interpreter and the boot to core 0; ``gateway`` pins the
 servers to core 0 and wrk to core 1. The full run writes
 ``benchmarks/results/<date>.json`` and regenerates ``docs/benchmarks.md``
@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, tuple[bool, str]] = {
     "peer": (True, "taskset -c 0"),
     "ledger": (True, "taskset -c 0"),
     "scale": (False, "each child process taskset -c 0"),
+    "entities": (False, "each child process taskset -c 0"),
     "boot": (False, "both processes taskset -c 0"),
     "gateway": (False, "servers taskset -c 0, wrk taskset -c 1"),
 }

@@ -102,6 +102,7 @@ def _worker(node: WorkerNode, wiring: Wiring, problems: list[WiringProblem]) -> 
             state=entity.state,
         ),
         depends_on=tuple(node.depends_on),
+        directives=wiring.directives.get(node.name) or None,
     )
 
 

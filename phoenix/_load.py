@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from phoenix._decode import INVALID, decode_node, decode_struct
+from phoenix._directives import resolve_directives
 from phoenix._dynamic import check_dynamic
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._order import start_order
@@ -19,6 +20,7 @@ from phoenix._schema import SupervisorNode, WiringFile, WorkerNode
 from phoenix._yaml import Document, parse
 from vibe_actors import (
     Agent,
+    Directive,
     Entity,
     ImportModuleFailed,
     ImportModuleNotFound,
@@ -48,6 +50,8 @@ class Wiring(msgspec.Struct, frozen=True):
     ray: RaySettings = RaySettings()
     #: Dynamic supervisor name -> its templates (Agent classes).
     templates: dict[str, tuple[type, ...]] = {}
+    #: Worker name -> its directives (exception class -> Directive).
+    directives: dict[str, dict[type, Directive]] = {}
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Wiring:
@@ -86,13 +90,14 @@ def load_text(
     _check_start_order(raw_root, "$.root", {node.name for node in nodes}, set(), doc)
     agents, configs = _resolve_agents(nodes, doc)
     templates = check_dynamic(raw_root, "$.root", doc, _import)
+    directives = resolve_directives(raw_root, "$.root", doc)
     _check_ray(nodes, agents, doc)
     if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
         # What stands in for an unreadable value has its problem already: no second one.
         found = doc.problems[read:]
         raise WiringError(doc.problems[:read] + [p for p in found if doc.readable(p.path)])
     secrets = frozenset(doc.secrets)
-    return Wiring(file, top.system, root, agents, configs, secrets, top.ray, templates)
+    return Wiring(file, top.system, root, agents, configs, secrets, top.ray, templates, directives)
 
 
 class _Raw(msgspec.Struct, frozen=True):

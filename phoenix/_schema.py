@@ -70,6 +70,9 @@ class WorkerNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     pool: PoolSpec | None = None
     #: Names that must start before this one (and stop after it).
     depends_on: list[str] = []
+    #: Exception -> resume | restart | stop | escalate (a builtin's name or ``module:Class``);
+    #: over the agent class's own ``directives``. Unnamed exceptions restart.
+    directives: dict[str, str] = {}
     #: Settings, validated against the agent class's ``Config`` struct.
     config: dict[str, Any] | None = None
     #: Where it runs: ``local`` (a thread here) or ``ray`` (a Ray actor; see the ``ray:``

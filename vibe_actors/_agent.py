@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
 
 import structlog
@@ -23,6 +23,7 @@ from vibe_actors._handlers import collect_handlers, handler, handler_states, ret
 from vibe_actors._host import Deferred, Host
 from vibe_actors._messages import Message, Ping, Pong, Unavailable
 from vibe_actors._signals import InjectedFault
+from vibe_actors._spec import Directive
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
@@ -90,6 +91,9 @@ class Agent(Generic[M]):
     initial_state: ClassVar[str | None] = None
     #: How many messages :meth:`stash` may hold; one more raises StashOverflow.
     stash_capacity: ClassVar[int] = 1000
+    #: Exception class -> :class:`Directive` (resume, restart, stop, escalate) for a
+    #: handler's exception; the most specific class of its MRO decides; unnamed: restart.
+    directives: ClassVar[Mapping[type[BaseException], Directive]] = {}
     #: State name -> its handler table (the handlers of every state included).
     _states: ClassVar[dict[str, dict[type, Callable[..., Any]]]] = {}
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from vibe_actors._cell_directives import directives_of
 from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import AgentHung, StartFailed
@@ -91,6 +92,7 @@ class Cell:
         self.impaired: str | None = None
         self.children: dict[str, Cell] = {}
         self.watchers: set[str] = set()
+        self.directives = directives_of(agent_class, spec)
         self.deliver = self.mailbox.put
         #: Set by an incarnation that can answer a blocking ask in the asker's
         #: thread (see Agent._answers_inline): called with the ask's envelope, it
@@ -176,6 +178,7 @@ class Cell:
         self.spec = spec
         self.agent_class = spec.agent
         self.config = coerce_config(spec.agent, spec.config)
+        self.directives = directives_of(spec.agent, spec)
         claimable = spec.agent.answers_inline()
         if spec.mailbox != self.mailbox.spec or self.mailbox.claimable != claimable:
             old = self.mailbox
@@ -314,6 +317,17 @@ class Cell:
         )
         _log.error(
             "agent_crashed",
+            agent=self.name,
+            incarnation=host.incarnation,
+            message_type=type(env.message).__name__,
+            request_id=env.request_id,
+            exc_info=error,
+        )
+
+    def log_resumed(self, host: Incarnation, env: Envelope, error: BaseException) -> None:
+        """Log a handler failure the agent resumes from (Directive.RESUME)."""
+        _log.warning(
+            "agent_resumed",
             agent=self.name,
             incarnation=host.incarnation,
             message_type=type(env.message).__name__,

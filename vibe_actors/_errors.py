@@ -8,6 +8,7 @@ __all__ = [
     "AgentCrashedError",
     "AgentHung",
     "AskError",
+    "ChildEscalated",
     "DeadlineExceededError",
     "ForbiddenError",
     "InjectedCrash",
@@ -304,3 +305,34 @@ class NotDynamic(VibeError):
         super().__init__(text)
         self.name = name
         self.kind = kind
+
+
+class ChildEscalated(VibeError):
+    """A child's handler raised an exception its directives escalate (Directive.ESCALATE).
+
+    Raised in the child's supervisor, which fails with it: its own supervisor
+    then decides (restarting it restarts all its children; at the root the
+    system fails). ``child`` names the agent, ``__cause__`` is its exception.
+    """
+
+    def __init__(self, supervisor: str, child: str, error: BaseException) -> None:
+        super().__init__(
+            f"{supervisor}: {child} raised {type(error).__name__}: {error} (escalated by its "
+            "directives)"
+        )
+        self.supervisor = supervisor
+        self.child = child
+        self.error = error
+
+
+class StoppedByDirective(VibeError):
+    """A child's handler raised an exception its directives stop it for (Directive.STOP).
+
+    Reported to the supervisor as the child's failure: the child stops for good,
+    whatever its restart type, and it does not count toward restart intensity.
+    """
+
+    def __init__(self, child: str, error: BaseException) -> None:
+        super().__init__(f"{child} stopped by its directives after {type(error).__name__}: {error}")
+        self.child = child
+        self.error = error

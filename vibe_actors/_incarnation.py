@@ -42,9 +42,17 @@ import msgspec
 import pykka
 
 from vibe_actors._agent import Deferred
+from vibe_actors._cell_directives import EscalationRequested, directive_for
 from vibe_actors._envelope import Control, Envelope, ReplySlot
-from vibe_actors._errors import SelfAsk, StashOverflow
-from vibe_actors._messages import IS_ERROR_REPLY, AgentCrashed, ReceiveTimeout, Unavailable
+from vibe_actors._errors import SelfAsk, StashOverflow, StoppedByDirective
+from vibe_actors._messages import (
+    IS_ERROR_REPLY,
+    AgentCrashed,
+    HandlerFailed,
+    ReceiveTimeout,
+    Unavailable,
+)
+from vibe_actors._spec import Directive
 from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 
 if TYPE_CHECKING:
@@ -97,6 +105,8 @@ class Incarnation(pykka.ThreadingActor):
         self.started = threading.Event()
         self.start_error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        #: What the crash that ended this incarnation asks of its supervisor (its directive).
+        self.directive = Directive.RESTART
         #: The handles of replies deferred and not given yet (see Deferred).
         self.deferred: set[Deferred] = set()
         #: The target and reply of the blocking ask this thread made last (blocking_ask);
@@ -294,7 +304,7 @@ class Incarnation(pykka.ThreadingActor):
                 error = f"crashed before its deferred reply: {_short(crash)}"
                 self.fail_deferred(AgentCrashed(agent=cell.name, error=error))
             self._finish()
-            cell.incarnation_crashed(self, crash)
+            cell.incarnation_crashed(self, _directed(cell.name, crash, self.directive))
         else:
             if not self.retired:
                 run_hook(agent, "on_stop", agent.on_stop)
@@ -318,6 +328,7 @@ class Incarnation(pykka.ThreadingActor):
         bounds = DURATION_BUCKETS
         is_error = IS_ERROR_REPLY
         name = cell.name
+        directives = cell.directives
         while True:
             env = pending.popleft() if pending else get()
             if isinstance(env, Control):
@@ -345,11 +356,22 @@ class Incarnation(pykka.ThreadingActor):
             try:
                 result = fn(agent, msg)
             except Exception as exc:  # noqa: BLE001 - a crash: reported, then supervised
+                directive = directive_for(directives, exc) if directives else _RESTART
+                if directive is Directive.RESUME:  # the state stays; only this message failed
+                    stats.record(cls, Outcome.FAILED, _perf() - started)
+                    self.current = None
+                    if env.reply is not None:
+                        env.reply.resolve(HandlerFailed(agent=name, error=_short(exc)))
+                    cell.log_resumed(self, env, exc)
+                    if self.halted:
+                        return None
+                    continue
                 stats.record(cls, Outcome.CRASHED, _perf() - started)
                 self.current = None
                 if env.reply is not None:
                     env.reply.resolve(AgentCrashed(agent=name, error=_short(exc)))
                 cell.log_crash(self, env, exc)
+                self.directive = directive
                 return exc
             elapsed = _perf() - started
             buckets[_bisect(bounds, elapsed)] += 1
@@ -417,6 +439,22 @@ def run_hook(agent: Agent, hook: str, fn: Callable[..., None], *args: Any) -> No
         fn(*args)
     except Exception:
         agent.log.exception("hook_failed", hook=hook)
+
+
+_RESTART = Directive.RESTART
+
+
+def _directed(name: str, crash: BaseException, directive: Directive) -> BaseException:
+    """The failure to report: the crash itself, or wrapped for a stop or an escalation."""
+    if directive is Directive.STOP:
+        stopped = StoppedByDirective(name, crash)
+        stopped.__cause__ = crash
+        return stopped
+    if directive is Directive.ESCALATE:
+        escalation = EscalationRequested(name, crash)
+        escalation.__cause__ = crash
+        return escalation
+    return crash
 
 
 def _short(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "DeadlineExceeded",
     "ErrorReply",
     "Forbidden",
+    "HandlerFailed",
     "MailboxFull",
     "Message",
     "Ping",
@@ -154,6 +155,15 @@ class Unavailable(ErrorReply):
     agent: str
     reason: str
     http_status: ClassVar[int] = 503
+
+
+class HandlerFailed(ErrorReply):
+    """The handler raised an exception its agent resumes from (Directive.RESUME): the agent
+    kept running with its state; this message was not processed."""
+
+    agent: str
+    error: str
+    http_status: ClassVar[int] = 500
 
 
 class UnknownMessage(ErrorReply):

@@ -18,6 +18,7 @@ import msgspec
 __all__ = [
     "BRUTAL_KILL",
     "BackoffSpec",
+    "Directive",
     "EntitySpec",
     "EntityState",
     "MailboxSpec",
@@ -45,6 +46,20 @@ class RestartType(enum.StrEnum):
     PERMANENT = "permanent"  #: always
     TRANSIENT = "transient"  #: only after a failure, not after a normal stop
     TEMPORARY = "temporary"  #: never; it is removed from the tree
+
+
+class Directive(enum.StrEnum):
+    """What a handler's exception does (Akka's supervisor decider), per exception type.
+
+    Declared on the agent class (``directives = {ValueError: Directive.RESUME}``)
+    or its WorkerSpec (which wins); the most specific class in the exception's
+    MRO decides; an exception no directive names restarts, as always.
+    """
+
+    RESUME = "resume"  #: keep the incarnation and its state; the asker gets HandlerFailed
+    RESTART = "restart"  #: a crash: the supervisor restarts it (the default)
+    STOP = "stop"  #: the agent stops for good, whatever its restart type
+    ESCALATE = "escalate"  #: its supervisor fails with it (the parent decides)
 
 
 class Overflow(enum.StrEnum):
@@ -166,6 +181,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     pool: PoolSpec | None = None
     #: Set for an entity kind: ``agent`` is then an Entity subclass (see EntitySpec).
     entity: EntitySpec | None = None
+    #: Exception class -> Directive, over the agent class's ``directives``.
+    directives: dict[Any, Directive] | None = None
     depends_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

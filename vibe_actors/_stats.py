@@ -36,6 +36,7 @@ class Outcome:
     OK = "ok"  #: handled; an ask got its reply
     ERROR_REPLY = "error_reply"  #: handled; the reply was an ErrorReply
     CRASHED = "crashed"  #: the handler raised
+    FAILED = "failed"  #: the handler raised and the agent resumed (Directive.RESUME)
     EXPIRED = "expired"  #: an ask's deadline passed before its handler started
     UNHANDLED = "unhandled"  #: no handler for the type
 
@@ -54,6 +55,7 @@ class AgentStats:
         "duration_sum",
         "error_reply",
         "expired",
+        "failed",
         "ok",
         "restarts",
         "unhandled",
@@ -63,12 +65,14 @@ class AgentStats:
         self.ok: dict[type, int] = {}
         self.error_reply: dict[type, int] = {}
         self.crashed: dict[type, int] = {}
+        self.failed: dict[type, int] = {}
         self.expired: dict[type, int] = {}
         self.unhandled: dict[type, int] = {}
         self.by_outcome: dict[str, dict[type, int]] = {
             Outcome.OK: self.ok,
             Outcome.ERROR_REPLY: self.error_reply,
             Outcome.CRASHED: self.crashed,
+            Outcome.FAILED: self.failed,
             Outcome.EXPIRED: self.expired,
             Outcome.UNHANDLED: self.unhandled,
         }

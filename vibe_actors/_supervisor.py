@@ -23,8 +23,15 @@ from typing import TYPE_CHECKING
 from msgspec import structs
 
 from vibe_actors._agent import Agent
+from vibe_actors._cell_directives import EscalationRequested
 from vibe_actors._envelope import Envelope
-from vibe_actors._errors import NameTaken, RestartIntensityExceeded, StartFailed
+from vibe_actors._errors import (
+    ChildEscalated,
+    NameTaken,
+    RestartIntensityExceeded,
+    StartFailed,
+    StoppedByDirective,
+)
 from vibe_actors._events import AgentRestarted, SupervisorGaveUp
 from vibe_actors._future import ReplyFuture
 from vibe_actors._handlers import handler
@@ -37,7 +44,7 @@ from vibe_actors._restart_policy import (
     restart_plan,
 )
 from vibe_actors._signals import AgentStatus, ChildExited, RestartDue
-from vibe_actors._spec import SupervisorSpec, WorkerSpec
+from vibe_actors._spec import RestartType, SupervisorSpec, WorkerSpec
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
@@ -101,15 +108,24 @@ class Supervisor(Agent):
         self._restart(signal.names)
 
     def _handle_exit(self, child: Cell, error: BaseException | None) -> None:
+        if isinstance(error, EscalationRequested):  # the child's directives: fail with it
+            self.log.error("supervisor_escalating", child=child.name, error=str(error))
+            raise ChildEscalated(self.name, child.name, error.error) from error.error
         spec = self.config
         children = self._cell.children
+        # Stopped for good by its directives: as a transient child that stopped normally
+        # (kept in the tree, stopped; its siblings untouched; no restart counted).
+        stopping = isinstance(error, StoppedByDirective)
         states = [
             ChildState(
-                name, cell.spec.restart, cell is not child and cell.status is AgentStatus.STOPPED
+                name,
+                RestartType.TRANSIENT if stopping and cell is child else cell.spec.restart,
+                cell is not child and cell.status is AgentStatus.STOPPED,
             )
             for name, cell in children.items()
         ]
-        plan = restart_plan(spec.strategy, states, child.name, abnormal=error is not None)
+        abnormal = error is not None and not stopping
+        plan = restart_plan(spec.strategy, states, child.name, abnormal=abnormal)
         reason = "normal" if error is None else f"{type(error).__name__}: {error}"
         if not plan.start and not plan.stop:
             for name in (*plan.remove, *plan.keep_stopped):

@@ -97,7 +97,7 @@ CASES = [
         "several.yaml",
         [
             "several.yaml:7:16: $.root.children[0].restart: expected permanent|transient|temporary, got 'permanant'",
-            "several.yaml:8:7: $.root.children[0].colour: unknown field 'colour' (expected one of: agent, config, depends_on, entity, mailbox, name, placement, pool, restart, shutdown)",
+            "several.yaml:8:7: $.root.children[0].colour: unknown field 'colour' (expected one of: agent, config, depends_on, directives, entity, mailbox, name, placement, pool, restart, shutdown)",
             "several.yaml:9:13: $.root.children[1].name: duplicate name 'a' (first at $.root.children[0])",
             "several.yaml:10:14: $.root.children[1].agent: module 'tests.no_such_module' not found",
             "several.yaml:11:20: $.root.children[1].depends_on[0]: unknown agent 'ghost' in depends_on",
@@ -112,7 +112,7 @@ CASES = [
     (
         "unknown_field.yaml",
         [
-            "unknown_field.yaml:7:7: $.root.children[0].colour: unknown field 'colour' (expected one of: agent, config, depends_on, entity, mailbox, name, placement, pool, restart, shutdown)"
+            "unknown_field.yaml:7:7: $.root.children[0].colour: unknown field 'colour' (expected one of: agent, config, depends_on, directives, entity, mailbox, name, placement, pool, restart, shutdown)"
         ],
     ),
     (
