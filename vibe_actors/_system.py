@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
@@ -26,34 +26,30 @@ from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
 from vibe_actors._dynamic import DynamicSupervisor
 from vibe_actors._entity import check_id, split_address
-from vibe_actors._entity_kind import EntityKindInfo, EntityRouter, entity_supervisor
+from vibe_actors._entity_kind import EntityRouter, entity_supervisor
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import (
-    AgentHung,
     NameTaken,
     StartFailed,
     SystemFailed,
     SystemNotRunning,
-    UnknownAgent,
 )
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._incarnation import thread_stack
 from vibe_actors._messages import Forbidden, Unavailable
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
 from vibe_actors._route_table import RouteTable
 from vibe_actors._router import Router
-from vibe_actors._signals import AgentStatus, ChildExited, InjectedFault
+from vibe_actors._signals import AgentStatus, ChildExited
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
 from vibe_actors._stats import ChildStarts, FailureCounts
 from vibe_actors._supervisor import Supervisor
+from vibe_actors._system_entities import EntityAccess
+from vibe_actors._system_inspect import Introspection
 from vibe_actors._timers import TimerService
 from vibe_actors._tree import (
-    TreeNode,
-    all_specs,
     pool_supervisor,
-    snapshot,
     template_classes,
     validate_tree,
 )
@@ -95,8 +91,10 @@ class SystemConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # ActorSystem has more methods than a class here should: it is the embedding API, the
 # one object a program holds. Each method is a few lines over a part that owns the
 # work (the route table, death-watch, failure counts, timers, the cells, the tree's
-# supervisors, vibe_actors._reload); a new capability adds a part, not logic here.
-class ActorSystem:
+# supervisors, vibe_actors._reload); a new capability adds a part, not logic here. This
+# module is over 400 lines for that reason; the entity and introspection parts of the
+# API are mixins in their own modules (_system_entities, _system_inspect).
+class ActorSystem(EntityAccess, Introspection):
     """A supervision tree of agents, started from a :class:`SupervisorSpec`.
 
     ``root`` may also be a sequence of child specs, wrapped in a one_for_one
@@ -281,44 +279,6 @@ class ActorSystem:
         if address is not None:
             return Ref(self, address[0], sender, check_id(address[1]))
         return Ref(self, name, sender)
-
-    def entity(self, kind: str, entity_id: str, sender: str | None = None) -> Ref[Any]:
-        """A ref to the entity ``entity_id`` of the entity kind ``kind``.
-
-        Usable everywhere a ref is (tell, ask, ask_async); the first message
-        activates the entity. Raises ValueError for an invalid id (empty, or
-        over 256 characters) and :class:`UnknownAgent` when the system runs and
-        has no entity kind ``kind``.
-        """
-        check_id(entity_id)
-        if self._state == "running" and self.routes.entity_kind(kind) is None:
-            raise UnknownAgent(kind)
-        return Ref(self, kind, sender, entity_id)
-
-    def entity_kinds(self) -> list[str]:
-        """The names of the entity kinds in the running tree."""
-        return [router.name for router in self.routes.entity_kinds()]
-
-    def entity_shard(self, kind: str, entity_id: str) -> str:
-        """The name of the shard agent that serves ``entity_id`` of ``kind``.
-
-        Raises :class:`UnknownAgent` if there is no such kind, ValueError for an invalid id.
-        """
-        check_id(entity_id)
-        router = self.routes.entity_kind(kind)
-        if router is None:
-            raise UnknownAgent(kind)
-        return router.shard_for(entity_id).name
-
-    def entity_info(self, kind: str) -> EntityKindInfo:
-        """A snapshot of entity kind ``kind``: shards, active entities, counters.
-
-        Raises :class:`UnknownAgent` if there is no such kind.
-        """
-        router = self.routes.entity_kind(kind)
-        if router is None:
-            raise UnknownAgent(kind)
-        return router.info()
 
     def tell(
         self,
@@ -610,124 +570,3 @@ class ActorSystem:
             if key not in self._shared_metrics:
                 self._shared_metrics[key] = build(self.registry)
             return self._shared_metrics[key]  # type: ignore[no-any-return]
-
-    def cells(self) -> list[Cell]:
-        """Every cell (workers, pools, supervisors), in no particular order (runtime
-        internals: the metrics and the progress monitor read them)."""
-        with self._lock:
-            return list(self._cells.values())
-
-    def cell(self, name: str) -> Cell:
-        """The cell behind ``name`` (runtime internals, for introspection and tests).
-
-        Raises :class:`UnknownAgent`.
-        """
-        cell = self._cells.get(name)
-        if cell is None:
-            raise UnknownAgent(name)
-        return cell
-
-    def inject_fault(self, name: str, kind: str, seconds: float = 0.0) -> None:
-        """Make ``name``'s next handler crash (``"crash"``) or block ``seconds`` (``"hang"``).
-
-        The fault runs inside the agent's own thread, ahead of any bound (it is
-        a system message), after the messages already queued. For a pool, one
-        worker is picked as a message would be, for an entity kind its first shard.
-        Raises :class:`UnknownAgent`,
-        and ValueError for another kind.
-        """
-        self._inject(name, InjectedFault(kind, seconds))
-
-    def _inject(self, name: str, fault: InjectedFault) -> None:
-        """Put ``fault`` in ``name``'s mailbox as a system message (see :meth:`inject_fault`)."""
-        kind = self.routes.entity_kind(name)
-        route = kind.shards[0] if kind is not None and kind.shards else self.routes.get(name)
-        if route is None or isinstance(route, EntityRouter):
-            raise UnknownAgent(name)
-        envelope = Envelope(fault)
-        target = route.pick(envelope) if isinstance(route, Router) else route
-        target.mailbox.put_system(envelope)
-
-    def replace_hung(self, name: str, reason: str) -> AgentHung | None:
-        """Declare ``name`` hung: abandon its stuck incarnation, let its supervisor replace it.
-
-        For the watchdog. Returns the failure reported to the supervisor (with
-        the stuck thread's stack), or None if ``name`` had no running
-        incarnation. Raises :class:`UnknownAgent`.
-        """
-        return self.cell(name).replace_hung(reason)
-
-    def status(self, name: str) -> AgentStatus:
-        """The status of agent ``name``; a pool is RUNNING while any worker runs.
-
-        Raises :class:`UnknownAgent`.
-        """
-        cell = self.cell(name)
-        if self.routes.is_pool(name) or self.routes.entity_kind(name) is not None:
-            statuses = {child.status for child in list(cell.children.values())}
-            if AgentStatus.RUNNING in statuses:
-                return AgentStatus.RUNNING
-        return cell.status
-
-    def agent_class(self, name: str) -> type[Agent]:
-        """The Agent class behind ``name`` (a pool's worker class, an entity kind's Entity
-        class; for ``kind/id``, the kind's). Raises :class:`UnknownAgent`."""
-        address = split_address(name)
-        if address is not None:
-            name = address[0]
-            if self.routes.entity_kind(name) is None:
-                raise UnknownAgent(name)
-        cell = self.cell(name)
-        kind = self.routes.entity_kind(name)
-        if kind is not None:
-            return kind.entity_class  # type: ignore[return-value] # same protocol API
-        if self.routes.is_pool(name):
-            spec = next(s for s in all_specs(self.root_spec) if s.name == name)
-            assert isinstance(spec, WorkerSpec)
-            agent: type[Agent] = spec.agent
-            return agent
-        return cell.agent_class
-
-    def message_types(self, name: str) -> tuple[type, ...]:
-        """The message types the agent (or pool) ``name`` handles: its protocol.
-
-        Raises :class:`UnknownAgent`.
-        """
-        return self.agent_class(name).message_types()
-
-    def names(self) -> list[str]:
-        """Every agent name in the tree (supervisors and pool workers included)."""
-        return [cell.name for cell in self.cells()]
-
-    def thread_stack(self, name: str) -> str | None:
-        """The current stack of agent ``name``'s thread (None if it has no live incarnation).
-
-        For diagnosing a stuck agent. Raises :class:`UnknownAgent`.
-        """
-        host = self.cell(name).host
-        return thread_stack(host.thread if host is not None else None)
-
-    @staticmethod
-    def _is_agent_thread() -> bool:
-        return threading.current_thread().name.startswith("vibe:")
-
-    def threads(self) -> list[threading.Thread]:
-        """Live actor threads of this system (for leak checks after shutdown)."""
-        mine = {cell.host.thread for cell in self.cells() if cell.host is not None}
-        return [t for t in threading.enumerate() if t in mine and t.is_alive()]
-
-    # -- introspection ---------------------------------------------------------
-
-    def tree(self) -> TreeNode:
-        """A snapshot of the supervision tree. Raises :class:`SystemNotRunning` before start."""
-        if self._root is None:
-            raise SystemNotRunning("the system has not been started")
-        return snapshot(self._root)
-
-    def walk(self) -> Iterator[TreeNode]:
-        """Every node of :meth:`tree`, depth first."""
-        stack = [self.tree()]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(node.children))
