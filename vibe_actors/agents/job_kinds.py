@@ -24,8 +24,8 @@ from typing import Annotated, Any
 import msgspec
 
 from vibe_actors import Ping
-from vibe_actors.agents._jobs_child import JobContext
-from vibe_actors.agents._jobs_wire import job_args
+from vibe_actors.agents.jobs._child import JobContext
+from vibe_actors.agents.jobs._wire import job_args
 
 __all__ = ["MAX_SLEEP", "SleepArgs", "echo", "fail", "ping", "sleep", "verify_ledger"]
 
