@@ -25,14 +25,18 @@ from vibe_actors.store._database import (
     StoreRejected,
     StoreVersionError,
 )
+from vibe_actors.store._group_commit import Acknowledgement, BatchNotCommitted, GroupCommit
 from vibe_actors.store._health import GuardedWrites, StorageUnavailable
 from vibe_actors.store._sqlite import SqliteDatabase, database_path
 from vibe_actors.store._store import ClosesStore, Store, degrade_for, open_store
 
 __all__ = [
+    "Acknowledgement",
+    "BatchNotCommitted",
     "ClosesStore",
     "Connection",
     "Database",
+    "GroupCommit",
     "GuardedWrites",
     "Rows",
     "Schema",

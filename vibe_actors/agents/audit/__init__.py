@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -63,25 +63,32 @@ from vibe_actors import (
     DeadLetter,
     Deferred,
     ErrorReply,
-    Message,
+    Ref,
     RuntimeEvent,
     SupervisorGaveUp,
     TreeReloaded,
     handler,
 )
 from vibe_actors.agents.audit._metrics import build_metrics
-from vibe_actors.agents.ledger import (
-    MAX_LIMIT,
+from vibe_actors.agents.audit.protocol import (
+    AuditChainBroken,
+    AuditConfig,
+    AuditRecords,
+    AuditUnavailable,
+    AuditVerified,
+    Recent,
+    VerifyNow,
+)
+from vibe_actors.agents.ledger.protocol import (
     Append,
-    Ledger,
-    Record,
+    Read,
     Records,
-    StreamName,
+    Streams,
     Tail,
     Verified,
     Verify,
 )
-from vibe_actors.agents.policy import PolicyChanged, PolicyDenied
+from vibe_actors.agents.policy.protocol import PolicyChanged, PolicyDenied
 
 __all__ = [
     "AUDITED_EVENTS",
@@ -118,61 +125,6 @@ _AuditedEvent = (
 )
 
 
-class AuditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Audit`."""
-
-    #: The ledger agent that keeps the trail, and its stream.
-    ledger: str = "ledger"
-    stream: StreamName = "audit"
-    #: Seconds between chain verifications.
-    verify_interval: Annotated[float, msgspec.Meta(gt=0)] = 300.0
-    #: Seconds between dead-letter and policy-denial summaries.
-    dead_letter_flush: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    #: How long an append may wait for the ledger (e.g. while it restarts).
-    append_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-
-
-# -- messages -----------------------------------------------------------------------------
-
-
-class Recent(Message):
-    """The newest ``limit`` audit records."""
-
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 100
-
-
-class AuditRecords(Message):
-    """Audit records, oldest first; each ``data`` is an event with its ``type``."""
-
-    records: list[Record]
-
-
-class VerifyNow(Message):
-    """Verify the audit chain now (otherwise done every ``verify_interval``)."""
-
-
-class AuditVerified(Message):
-    """The verdict; ``broken_at`` is the first bad seq when ``ok`` is false."""
-
-    ok: bool
-    count: int
-    broken_at: int | None = None
-
-
-class AuditUnavailable(ErrorReply):
-    """The ledger could not answer (its reply is in ``detail``)."""
-
-    http_status: ClassVar[int] = 503
-
-
-class AuditChainBroken(RuntimeEvent):
-    """The audit trail's chain no longer verifies: record ``broken_at`` was altered or removed."""
-
-    ledger: str
-    stream: str
-    broken_at: int | None
-
-
 # -- private self-messages ----------------------------------------------------------------
 
 
@@ -207,7 +159,7 @@ class Audit(Agent[Recent | VerifyNow]):
 
     def on_start(self) -> None:
         self._metrics = self.system.shared_metrics("audit", build_metrics)
-        self._ledger = self.ref(self.config.ledger, agent=Ledger)  # a Ref[Append | Read | ...]
+        self._ledger: Ref[Append | Read | Tail | Verify | Streams] = self.ref(self.config.ledger)
         self._self = self.ref(self.name)
         self._ignored = frozenset({self.name, self.config.ledger})
         self._lock = threading.Lock()

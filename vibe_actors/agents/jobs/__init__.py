@@ -107,15 +107,12 @@ from typing import ClassVar, NamedTuple
 
 import msgspec
 
-from vibe_actors import Agent, Deferred, Unavailable, handler
-from vibe_actors.agents.jobs._dispatcher import Engine, backoff_delay
+from vibe_actors import Agent, Unavailable, handler
+from vibe_actors.agents.jobs._dispatcher import JobDispatcher, backoff_delay
 from vibe_actors.agents.jobs._health import Recorder
 from vibe_actors.agents.jobs._internal import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
-
-# Re-exported: callers (the tests) import ``_describe`` from this module.
-from vibe_actors.agents.jobs._internal import describe as _describe  # noqa: F401
 from vibe_actors.agents.jobs._metrics import build_metrics
-from vibe_actors.agents.jobs._store import FINISHED, JobStore, NewJob, encode_caller
+from vibe_actors.agents.jobs._store import FINISHED, JobRow, JobStore, NewJob, encode_caller
 from vibe_actors.agents.jobs._wire import args_schema, job_args, load_callable
 from vibe_actors.agents.jobs._worker import JobContext, JobWorker, JobWorkerConfig
 from vibe_actors.agents.jobs.protocol import (
@@ -134,11 +131,17 @@ from vibe_actors.agents.jobs.protocol import (
     Status,
     Submit,
     UnknownKind,
-    job_status,
 )
-from vibe_actors.store._database import StoreError, StoreRejected
-from vibe_actors.store._health import GuardedWrites, StorageUnavailable
-from vibe_actors.store._store import degrade_for, open_store
+from vibe_actors.store import (
+    BatchNotCommitted,
+    GroupCommit,
+    GuardedWrites,
+    StorageUnavailable,
+    StoreError,
+    StoreRejected,
+    degrade_for,
+    open_store,
+)
 
 __all__ = [
     "Accepted",
@@ -165,12 +168,30 @@ __all__ = [
 ]
 
 
-class _Pending(NamedTuple):
-    """A submission waiting for its batch's commit."""
+def job_status(row: JobRow) -> JobStatus:
+    """Job ``row`` as the protocol shows it."""
+    return JobStatus(
+        job_id=row.id,
+        kind=row.kind,
+        state=row.state,
+        attempts=row.attempts,
+        result=row.result,
+        error=row.error,
+        submitted_at=row.submitted_at,
+        finished_at=row.finished_at,
+    )
 
-    deferred: Deferred
+
+class _Submission(NamedTuple):
+    """A job to insert, and the request that submitted it (for the log)."""
+
     job: NewJob
     request_id: str | None
+
+
+def _accepted(submission: _Submission) -> Accepted:
+    """The reply to a submission whose job committed."""
+    return Accepted(job_id=submission.job.id)
 
 
 class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
@@ -178,7 +199,7 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
 
     It answers the public protocol and commits submissions in batches; the
     queue, the attempts and the workers belong to its engine
-    (``_jobs_engine.Engine``: None while degraded, until its start-up
+    (``_dispatcher.JobDispatcher``: None while degraded, until its start-up
     recovery could be written, or once released); the jobs' reads and state
     changes go through its recorder (``_jobs_health.Recorder``).
     """
@@ -198,9 +219,10 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
             if schema is not None:
                 self._schemas[kind] = schema
         self._metrics = self.system.shared_metrics("jobs", build_metrics)
-        self._batch: list[_Pending] = []
+        #: The submissions waiting for their batch's commit (group commit).
+        self._batch: GroupCommit[_Submission] = GroupCommit(_accepted, self._not_saved)
         self._me = self.ref(self.name)
-        self._engine: Engine | None = None
+        self._engine: JobDispatcher | None = None
         self._jobs: Recorder | None = None
         try:
             store = open_store(JobStore, self)
@@ -217,17 +239,17 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
         except StoreError as exc:  # a full disk: impaired, the probe tries again
             self.write_failed(exc, "start-up recovery")
 
-    def _start_engine(self) -> Engine:
+    def _start_engine(self) -> JobDispatcher:
         """Recover what an earlier incarnation left running, then serve; raises StoreError."""
         jobs = self._jobs
         assert jobs is not None
         requeued, failed = jobs.store.recover()
         jobs.prune(self._settings.keep_finished)  # a failure impairs, a later prune retries
-        engine = self._engine = Engine(self, jobs, self._metrics, self._settings)
+        engine = self._engine = JobDispatcher(self, jobs, self._metrics, self._settings)
         engine.start(requeued, failed)
         return engine
 
-    def _catch_up(self) -> Engine:
+    def _catch_up(self) -> JobDispatcher:
         """Write what this incarnation could not yet: its start-up recovery, or the state
         changes kept while writes failed; returns the engine. Raises StoreError."""
         engine = self._engine if self._engine is not None else self._start_engine()
@@ -246,10 +268,9 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
         self._release("crashed")
 
     def _release(self, why: str) -> None:
-        for pending in getattr(self, "_batch", []):
-            reason = f"jobs {why} before the commit"
-            pending.deferred.resolve(Unavailable(agent=self.name, reason=reason))
-        self._batch = []
+        batch: GroupCommit[_Submission] | None = getattr(self, "_batch", None)
+        if batch is not None:
+            batch.abandon(Unavailable(agent=self.name, reason=f"jobs {why} before the commit"))
         self._engine = None
         jobs, self._jobs = getattr(self, "_jobs", None), None
         if jobs is None:
@@ -284,8 +305,7 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
         envelope = self.envelope
         request_id = envelope.request_id if envelope is not None else None
         # Group commit: Submits queued behind this one join the batch, Flush commits it.
-        self._batch.append(_Pending(self.defer(), job, request_id))
-        if len(self._batch) == 1:
+        if self._batch.submit(_Submission(job, request_id), self.defer()):
             self._me.tell(Flush(self.incarnation))
         return None
 
@@ -325,44 +345,41 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
 
     @handler
     def _flush(self, msg: Flush) -> None:
-        jobs = self._jobs
-        if msg.incarnation != self.incarnation or jobs is None or not self._batch:
+        if msg.incarnation != self.incarnation or self._jobs is None or not self._batch:
             return
-        # The batch stays in self._batch until answered: should anything unforeseen
-        # raise here, the crash hook (_release) still answers every asker.
-        batch = self._batch
         try:
-            engine = self._catch_up()  # what was kept first: the file keeps the order
-            jobs.store.insert(pending.job for pending in batch)
-        except StoreError as exc:
-            self._not_saved(batch, exc.reason, path=exc.path)
-            self.write_failed(exc, "Submit")
-            return
-        except (OverflowError, StoreRejected) as exc:
-            # A value the store cannot hold (the message bounds exclude it) or a
-            # constraint: the transaction was rolled back, the store is as before.
-            reason = (
-                exc.reason if isinstance(exc, StoreRejected) else f"{type(exc).__name__}: {exc}"
-            )
-            self._not_saved(batch, reason, path=jobs.store.path)
-            return
-        self.write_succeeded()
-        self._batch = []
-        for pending in batch:
-            pending.deferred.resolve(Accepted(job_id=pending.job.id))
-        engine.submitted(pending.job.id for pending in batch)
+            committed = self._batch.commit(self._insert)
+        except BatchNotCommitted:
+            return  # every submission of it was answered JobsNotSaved
+        assert self._engine is not None  # _insert started it
+        self._engine.submitted(submission.job.id for submission in committed)
 
-    def _not_saved(self, batch: list[_Pending], reason: str, path: str) -> None:
-        """Answer every submission of a batch whose commit failed ``JobsNotSaved``."""
-        self._batch = []
+    def _insert(self, batch: list[_Submission]) -> None:
+        """A batch's transaction: what was kept first (the file keeps the order), then its
+        jobs. Raises StoreError (the storage) or StoreRejected (a constraint, or a value the
+        store cannot hold: the message bounds exclude it); either way nothing is kept."""
+        jobs = self._jobs
+        assert jobs is not None
+        self._catch_up()
+        try:
+            jobs.store.insert(submission.job for submission in batch)
+        except OverflowError as exc:
+            raise StoreRejected(jobs.store.path, f"{type(exc).__name__}: {exc}") from exc
+        self.write_succeeded()
+
+    def _not_saved(
+        self, error: StoreError | StoreRejected, batch: list[_Submission]
+    ) -> JobsNotSaved | StorageUnavailable:
+        """The reply of every submission of a batch whose commit failed: logged, counted and,
+        for a failure of the storage, the agent impaired first (``/readyz`` says so)."""
+        path, reason = error.path, error.reason
         self._metrics.not_saved.inc(len(batch))
         self.log.error("jobs_not_saved", path=path, error=reason, count=len(batch),
-                       request_ids=[p.request_id for p in batch],
-                       job_ids=[p.job.id for p in batch])  # fmt: skip
-        for pending in batch:
-            pending.deferred.resolve(
-                JobsNotSaved(path=path, detail=f"the job was not saved: {path}: {reason}")
-            )
+                       request_ids=[s.request_id for s in batch],
+                       job_ids=[s.job.id for s in batch])  # fmt: skip
+        if isinstance(error, StoreError):
+            self.write_failed(error, "Submit")
+        return JobsNotSaved(path=path, detail=f"the job was not saved: {path}: {reason}")
 
     @handler
     def _timeout(self, msg: Timeout) -> None:

@@ -1,6 +1,6 @@
-"""The jobs coordinator's engine: the queue, the attempts in flight and the worker pool's state.
+"""The jobs coordinator's dispatcher: the queue, the attempts in flight, the worker pool's state.
 
-The :class:`~vibe_actors.agents.jobs.Jobs` agent owns one :class:`Engine` per
+The :class:`~vibe_actors.agents.jobs.Jobs` agent owns one :class:`JobDispatcher` per
 incarnation (built once its store is open and recovered) and delegates to it
 everything past its public protocol: dispatching queued jobs to idle
 workers, ending attempts (success, retry after a backoff, failure), probing
@@ -43,7 +43,7 @@ from vibe_actors.agents.jobs._store import JobRow, Transition
 from vibe_actors.agents.jobs._worker import Run, RunResult
 from vibe_actors.agents.jobs.protocol import JobsConfig
 
-__all__ = ["Engine", "backoff_delay"]
+__all__ = ["JobDispatcher", "backoff_delay"]
 
 #: A probe waits behind the job in the worker's mailbox; it may take as long as the job.
 _PROBE_TIMEOUT = 86_400.0
@@ -60,7 +60,7 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
     return min(maximum, initial * 2.0 ** min(attempt - 1, 1000))  # 2.0 ** 1024 overflows
 
 
-class Engine:
+class JobDispatcher:
     """Queue and worker state of one incarnation of the jobs coordinator."""
 
     def __init__(

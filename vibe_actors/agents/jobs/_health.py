@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vibe_actors.agents.jobs._store import JobRow, JobStore, Transition, after
-from vibe_actors.store._database import StoreError
+from vibe_actors.store import StoreError
 
 __all__ = ["BATCH", "Recorder"]
 

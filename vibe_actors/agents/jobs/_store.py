@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from vibe_actors import Caller
-from vibe_actors.store._database import Schema
-from vibe_actors.store._store import Store
+from vibe_actors.agents.jobs.protocol import JobState
+from vibe_actors.store import Schema, Store
 
 __all__ = [
     "FINISHED",
@@ -38,8 +38,6 @@ __all__ = [
 ]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-#: A job's state; the table's CHECK constraint holds ``state`` to these values.
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 _SCHEMA = """

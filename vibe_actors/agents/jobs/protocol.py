@@ -10,14 +10,15 @@ for a message built in process.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
 from vibe_actors import ErrorReply, Message
 from vibe_actors._imports import split_import_string
-from vibe_actors.agents.jobs._store import JobRow, JobState
+from vibe_actors.agents.jobs._child import JobContext
+from vibe_actors.agents.jobs._wire import job_args
 
 __all__ = [
     "MAX_LIST",
@@ -36,7 +37,9 @@ __all__ = [
     "Status",
     "Submit",
     "UnknownKind",
-    "job_status",
+    "JobContext",
+    "JobState",
+    "job_args",
 ]
 
 #: Upper bounds of what a submission (or the settings) may ask for: every number that
@@ -44,6 +47,9 @@ __all__ = [
 MAX_RETRIES = 100
 MAX_TIMEOUT = 86_400.0
 MAX_LIST = 10_000
+
+#: A job's state; the table's CHECK constraint holds ``state`` to these values.
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 _MAX_CONCURRENCY = 1024
 _MAX_KEEP = 1_000_000_000
@@ -167,17 +173,3 @@ class JobsNotSaved(ErrorReply):
     #: The file that could not be written.
     path: str | None = None
     http_status: ClassVar[int] = 503
-
-
-def job_status(row: JobRow) -> JobStatus:
-    """Job ``row`` as the protocol shows it."""
-    return JobStatus(
-        job_id=row.id,
-        kind=row.kind,
-        state=row.state,
-        attempts=row.attempts,
-        result=row.result,
-        error=row.error,
-        submitted_at=row.submitted_at,
-        finished_at=row.finished_at,
-    )

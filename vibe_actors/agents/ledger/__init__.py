@@ -89,7 +89,7 @@ from typing import ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, Deferred, handler
+from vibe_actors import Agent, handler
 from vibe_actors.agents.ledger._checkpoints import (
     CheckpointError,
     CheckpointWriter,
@@ -131,8 +131,15 @@ from vibe_actors.agents.ledger.protocol import (
     limit_problem,
     stream_problem,
 )
-from vibe_actors.store._database import StoreError
-from vibe_actors.store._store import ClosesStore, degrade_for, open_store
+from vibe_actors.store import (
+    BatchNotCommitted,
+    ClosesStore,
+    GroupCommit,
+    StoreError,
+    StoreRejected,
+    degrade_for,
+    open_store,
+)
 
 __all__ = [
     "MAX_LIMIT",
@@ -179,7 +186,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         #: Committed heads, and the heads including the pending batch.
         self._heads: dict[str, Head] = {}
         self._tentative: dict[str, Head] = {}
-        self._pending: list[tuple[Row, Deferred | None]] = []
+        #: The appends waiting for their batch's commit (group commit).
+        self._batch: GroupCommit[Row] = GroupCommit(_appended, self._commit_failed)
         self._flush_queued = False
         self._checkpoints = CheckpointWriter(
             checkpoint_path(data_dir, self.name, config.checkpoint_file),
@@ -256,10 +264,10 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         row = Row(stream, seq, ts, data, digest)
         self._tentative[stream] = Head(seq, digest)
         if not self.config.group_commit:
-            self._pending.append((row, None))
+            self._batch.submit(row)
             return self._commit() or Appended(stream=stream, seq=seq, hash=digest)
-        self._pending.append((row, self.defer()))
-        if len(self._pending) >= self.config.max_batch or self.mailbox_size == 0:
+        self._batch.submit(row, self.defer())
+        if len(self._batch) >= self.config.max_batch or self.mailbox_size == 0:
             self._commit()
         elif not self._flush_queued:
             # Whatever is queued behind (a Ping, a timer) the batch commits at the latest here.
@@ -288,27 +296,34 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
 
     def _commit(self) -> LedgerUnavailable | None:
         """Commit the pending batch, then answer it; returns the error if it failed."""
-        pending, self._pending = self._pending, []
         tentative, self._tentative = self._tentative, {}
-        if not pending:
+        if not self._batch:
             return None
-        assert self._store is not None
-        started = time.perf_counter()
         try:
-            self._store.commit([row for row, _ in pending], tentative)
-        except StoreError as exc:
-            return self._commit_failed(pending, exc)
-        metrics = self._metrics
-        metrics.commit_seconds.observe(time.perf_counter() - started)
-        metrics.batch_size.observe(len(pending))
-        metrics.appends.inc(len(pending))
-        self._heads.update(tentative)
-        self._streams_gauge.set(len(self._heads))
-        for row, deferred in pending:
-            if deferred is not None:
-                deferred.resolve(Appended(stream=row.stream, seq=row.seq, hash=row.hash))
+            self._batch.commit(lambda rows: self._write(rows, tentative))
+        except BatchNotCommitted as failed:
+            # The heads in memory may no longer match the file: reload them. If the
+            # file cannot even be read, this raises and the agent crashes on
+            # purpose (the supervisor restarts it; a new incarnation reopens the file).
+            assert self._store is not None
+            self._heads = self._store.heads()
+            self._streams_gauge.set(len(self._heads))
+            reply: LedgerUnavailable = failed.reply
+            return reply
         self._checkpoint(tentative)
         return None
+
+    def _write(self, rows: list[Row], heads: dict[str, Head]) -> None:
+        """A batch's transaction, then what its commit changes here (before any reply)."""
+        assert self._store is not None
+        started = time.perf_counter()
+        self._store.commit(rows, heads)
+        metrics = self._metrics
+        metrics.commit_seconds.observe(time.perf_counter() - started)
+        metrics.batch_size.observe(len(rows))
+        metrics.appends.inc(len(rows))
+        self._heads.update(heads)
+        self._streams_gauge.set(len(self._heads))
 
     def _checkpoint(self, committed: dict[str, Head]) -> None:
         """Hand the durably committed heads to the checkpoint writer (once per commit)."""
@@ -324,30 +339,17 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         self._metrics.checkpoint_failures.inc()
         self.log.error("ledger_checkpoint_write_failed", path=error.path, error=error.reason)
 
-    def _commit_failed(
-        self, pending: list[tuple[Row, Deferred | None]], exc: StoreError
-    ) -> LedgerUnavailable:
+    def _commit_failed(self, exc: StoreError | StoreRejected, rows: list[Row]) -> LedgerUnavailable:
+        """The reply of every append of a batch whose commit failed (logged and counted)."""
         self._metrics.failures.inc()
-        self.log.error("ledger_commit_failed", path=exc.path, error=exc.reason, batch=len(pending))
-        error = LedgerUnavailable(detail=f"not stored: {exc}")
-        for _, deferred in pending:
-            if deferred is not None:
-                deferred.resolve(error)
-        # The heads in memory may no longer match the file: reload them. If the
-        # file cannot even be read, this raises and the agent crashes on
-        # purpose (the supervisor restarts it; a new incarnation reopens the file).
-        assert self._store is not None
-        self._heads = self._store.heads()
-        self._streams_gauge.set(len(self._heads))
-        return error
+        self.log.error("ledger_commit_failed", path=exc.path, error=exc.reason, batch=len(rows))
+        return LedgerUnavailable(detail=f"not stored: {exc}")
 
     def _abandon_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, []
         self._tentative = {}
-        error = LedgerUnavailable(detail=f"not stored: {reason}")
-        for _, deferred in pending:
-            if deferred is not None:
-                deferred.resolve(error)
+        batch: GroupCommit[Row] | None = getattr(self, "_batch", None)
+        if batch is not None:
+            batch.abandon(LedgerUnavailable(detail=f"not stored: {reason}"))
 
     # -- reads (each first commits what is pending: a reader sees every earlier append) ----
 
@@ -392,3 +394,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
                 for name, head in sorted(self._heads.items())
             ]
         )
+
+
+def _appended(row: Row) -> Appended:
+    """The reply to an append whose record committed."""
+    return Appended(stream=row.stream, seq=row.seq, hash=row.hash)

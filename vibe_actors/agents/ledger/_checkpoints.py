@@ -43,7 +43,7 @@ import msgspec
 from vibe_actors import VibeError
 from vibe_actors.agents.ledger._keys import LedgerKey, fsync_directory
 from vibe_actors.agents.ledger._store import MAX_SEQ, Head
-from vibe_actors.store._database import StoreError
+from vibe_actors.store import StoreError
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -21,7 +21,7 @@ from vibe_actors.agents.ledger._checkpoints import (
 )
 from vibe_actors.agents.ledger._keys import KeyFileError, LedgerKey, load_key
 from vibe_actors.agents.ledger._store import CHAIN_RULE, Head, LedgerStore
-from vibe_actors.store._database import StoreError
+from vibe_actors.store import StoreError
 
 __all__ = ["ChainState", "open_chain"]
 

@@ -32,7 +32,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-from vibe_actors.store._database import StoreError
+from vibe_actors.store import StoreError
 
 __all__ = [
     "KEY_BYTES",

@@ -35,8 +35,7 @@ import msgspec
 
 from vibe_actors import VibeError
 from vibe_actors.agents.ledger._keys import LedgerKey
-from vibe_actors.store._database import Schema, StoreError, StoreRejected
-from vibe_actors.store._store import Store
+from vibe_actors.store import Schema, Store, StoreError, StoreRejected
 
 __all__ = [
     "CHAIN_RULE",

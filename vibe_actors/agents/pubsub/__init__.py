@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
+from vibe_actors import Agent, Terminated, handler
 from vibe_actors.agents.pubsub._delivery import Delivered, Fanout
 from vibe_actors.agents.pubsub._listeners import (
     Listen,
@@ -73,23 +73,24 @@ from vibe_actors.agents.pubsub._metrics import build_metrics
 from vibe_actors.agents.pubsub._store import PubSubStore, Topic
 from vibe_actors.agents.pubsub.protocol import (
     MAX_TOPIC_LENGTH,
-    AgentName,
     Event,
     InvalidTopic,
+    NotSubscribed,
     Publish,
     Published,
     PubSubConfig,
     PubSubNotSaved,
+    Subscribe,
+    Subscribed,
     TooManyTopics,
     TopicInfo,
     TopicList,
-    TopicName,
     Topics,
+    Unsubscribe,
+    Unsubscribed,
 )
-from vibe_actors.agents.registry import NoSuchAgent, presence
-from vibe_actors.store._database import StoreError
-from vibe_actors.store._health import GuardedWrites
-from vibe_actors.store._store import ClosesStore, degrade_for, open_store
+from vibe_actors.agents.registry.protocol import NoSuchAgent, presence
+from vibe_actors.store import ClosesStore, GuardedWrites, StoreError, degrade_for, open_store
 
 __all__ = [
     "Event",
@@ -113,35 +114,6 @@ __all__ = [
     "Unsubscribed",
     "listen",
 ]
-
-
-# -- messages shared by name with other agents (kept here: see _pubsub_messages)
-
-
-class Subscribe(Message):
-    topic: TopicName
-    subscriber: AgentName
-
-
-class Subscribed(Message):
-    topic: str
-    subscriber: str
-
-
-class Unsubscribe(Message):
-    topic: TopicName
-    subscriber: AgentName
-
-
-class Unsubscribed(Message):
-    topic: str
-    subscriber: str
-
-
-class NotSubscribed(ErrorReply):
-    topic: str
-    subscriber: str
-    http_status: ClassVar[int] = 404
 
 
 # -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)

@@ -33,7 +33,7 @@ from vibe_actors.agents.pubsub._listeners import callback
 from vibe_actors.agents.pubsub._metrics import Metrics
 
 if TYPE_CHECKING:
-    from vibe_actors.agents.pubsub import Event
+    from vibe_actors.agents.pubsub.protocol import Event
 
 __all__ = ["Delivered", "Fanout"]
 

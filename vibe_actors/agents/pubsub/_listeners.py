@@ -22,7 +22,7 @@ import msgspec
 from vibe_actors import ActorSystem
 
 if TYPE_CHECKING:
-    from vibe_actors.agents.pubsub import Event
+    from vibe_actors.agents.pubsub.protocol import Event
 
 __all__ = ["Callback", "Listen", "Listener", "Unlisten", "callback", "callbacks", "listen"]
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vibe_actors.store._database import Schema
-from vibe_actors.store._store import Store
+from vibe_actors.store import Schema, Store
 
 __all__ = ["PubSubStore", "Topic"]
 

@@ -1,11 +1,10 @@
 """The pubsub agent's settings, messages and replies (re-exported by
 :mod:`vibe_actors.agents.pubsub`, which is where to import them from).
 
-``Subscribe``, ``Subscribed``, ``Unsubscribe``, ``Unsubscribed`` and
-``NotSubscribed`` stay in :mod:`vibe_actors.agents.pubsub`: other agents have
-messages of the same names, so the OpenAPI document names those schemas by
-module, and the public module's name is the one to keep there.
-"""
+Other agents import these names from here, never the agent's package. Some of
+them have namesakes in other agents (``Subscribe``...): the OpenAPI document
+names those schemas by the module they are imported from, :mod:`vibe_actors.agents.pubsub`
+(see :func:`vibe_actors.agents.schema.openapi`)."""
 
 from __future__ import annotations
 
@@ -29,6 +28,11 @@ __all__ = [
     "TopicList",
     "TopicName",
     "Topics",
+    "Subscribe",
+    "Subscribed",
+    "Unsubscribe",
+    "Unsubscribed",
+    "NotSubscribed",
 ]
 
 
@@ -113,3 +117,32 @@ class TooManyTopics(ErrorReply):
 
     limit: int
     http_status: ClassVar[int] = 429
+
+
+# -- messages of the same names as other agents' (see the module docstring)
+
+
+class Subscribe(Message):
+    topic: TopicName
+    subscriber: AgentName
+
+
+class Subscribed(Message):
+    topic: str
+    subscriber: str
+
+
+class Unsubscribe(Message):
+    topic: TopicName
+    subscriber: AgentName
+
+
+class Unsubscribed(Message):
+    topic: str
+    subscriber: str
+
+
+class NotSubscribed(ErrorReply):
+    topic: str
+    subscriber: str
+    http_status: ClassVar[int] = 404

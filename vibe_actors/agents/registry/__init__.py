@@ -67,9 +67,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from vibe_actors import Agent, ErrorReply, Message, Terminated, handler
+import msgspec
+
+from vibe_actors import Agent, Terminated, handler
 from vibe_actors.agents.registry._index import Record
-from vibe_actors.agents.registry._keeper import Engine, _Recheck, presence
+from vibe_actors.agents.registry._keeper import DirectoryKeeper
 from vibe_actors.agents.registry._metrics import build_metrics
 from vibe_actors.agents.registry._store import RegistryStore
 from vibe_actors.agents.registry.protocol import (
@@ -81,21 +83,27 @@ from vibe_actors.agents.registry.protocol import (
     InvalidRegistration,
     Lookup,
     Name,
+    NoSuchAgent,
+    NotFound,
+    NotSubscribed,
     Register,
     Registered,
     Registration,
     RegistryChanged,
     RegistryConfig,
     RegistryNotSaved,
+    Subscribe,
+    Subscribed,
     TooManyNames,
     TooManyRegistrySubscriptions,
     Unregister,
     Unregistered,
+    Unsubscribe,
+    Unsubscribed,
     out_of_bounds,
+    presence,
 )
-from vibe_actors.store._database import StoreError
-from vibe_actors.store._health import GuardedWrites
-from vibe_actors.store._store import degrade_for, open_store
+from vibe_actors.store import GuardedWrites, StoreError, degrade_for, open_store
 
 __all__ = [
     "MAX_CAPABILITIES",
@@ -128,47 +136,14 @@ __all__ = [
 ]
 
 
-# -- messages (the rest are in _registry_messages) -----------------------------------------
+# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
 
 
-class Subscribe(Message):
-    """Tell ``subscriber`` ``RegistryChanged`` whenever the agents of ``capability`` change."""
+class _Recheck(msgspec.Struct, frozen=True):
+    """Timer: look again for the agents of pending entries (internal, not forgeable).
 
-    capability: Name
-    subscriber: Name
-
-
-class Subscribed(Message):
-    capability: str
-    names: list[str]
-
-
-class Unsubscribe(Message):
-    capability: Name
-    subscriber: Name
-
-
-class Unsubscribed(Message):
-    capability: str
-    subscriber: str
-
-
-class NoSuchAgent(ErrorReply):
-    """No running agent is called ``agent``."""
-
-    agent: str
-    http_status: ClassVar[int] = 404
-
-
-class NotFound(ErrorReply):
-    name: str
-    http_status: ClassVar[int] = 404
-
-
-class NotSubscribed(ErrorReply):
-    capability: str
-    subscriber: str
-    http_status: ClassVar[int] = 404
+    Its class name is a label value of the runtime's message metrics: keep it.
+    """
 
 
 def _invalid(*, capabilities: Sequence[str] = (), **fields: str) -> InvalidRegistration | None:
@@ -186,14 +161,14 @@ class Registry(
     """Capability registry with death-watch (see the module docstring for the contract).
 
     It answers the public protocol; the directory, the store, the watches and
-    the notices to subscribers belong to its engine (``_registry_engine.Engine``).
+    the notices to subscribers belong to its engine (``_keeper.DirectoryKeeper``).
     """
 
     Config: ClassVar = RegistryConfig
 
     def on_start(self) -> None:
         metrics = self.system.shared_metrics("registry", build_metrics)
-        engine = self._engine = Engine(self, metrics, self.config.recheck_interval, RegistryChanged)
+        engine = self._engine = DirectoryKeeper(self, metrics, self._recheck_later)
         if self.config.persist:
             try:
                 engine.store = open_store(RegistryStore, self)
@@ -204,6 +179,9 @@ class Registry(
         engine.settle(initial=True)
         pending = engine.dir.pending_count()
         self.log.info("registry_started", entries=len(engine.dir.entries), pending=pending)
+
+    def _recheck_later(self) -> None:
+        self.start_timer("recheck", _Recheck(), self.config.recheck_interval)
 
     def on_stop(self) -> None:
         self._engine.close()

@@ -1,7 +1,8 @@
-"""The registry agent's engine: its directory and store kept in step, with watches and notices.
+"""The registry agent's directory keeper: its directory and store kept in step, with watches
+and notices.
 
 The :class:`~vibe_actors.agents.registry.Registry` agent owns one
-:class:`Engine` per incarnation and delegates to it everything past its
+:class:`DirectoryKeeper` per incarnation and delegates to it everything past its
 public protocol: loading the static entries and the stored items as
 pending, settling them (admitting or dropping them as their agents appear
 or the system finishes starting), writing changes to the store, watching
@@ -15,48 +16,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
-
-from vibe_actors import ActorSystem, Agent, AgentStatus, Terminated, UnknownAgent
+from vibe_actors import Agent, Terminated
 from vibe_actors.agents.registry._index import Directory, Record
 from vibe_actors.agents.registry._metrics import Metrics
 from vibe_actors.agents.registry._store import RegistryStore
-from vibe_actors.store._database import StoreError
+from vibe_actors.agents.registry.protocol import Entry, RegistryChanged, presence
+from vibe_actors.store import StoreError
 
-if TYPE_CHECKING:
-    from vibe_actors.agents.registry.protocol import Entry, RegistryChanged
-
-__all__ = ["Engine", "_Recheck", "presence"]
+__all__ = ["DirectoryKeeper"]
 
 
-class _Recheck(msgspec.Struct, frozen=True):
-    """Timer: look again for the agents of pending entries (internal, not forgeable).
-
-    Its class name is a label value of the runtime's message metrics: keep it.
-    """
-
-
-def presence(system: ActorSystem, name: str) -> str:
-    """``"alive"`` (running or being restarted), ``"dead"`` (stopped for good) or ``"absent"``."""
-    try:
-        status = system.status(name)
-    except UnknownAgent:
-        return "absent"
-    return "dead" if status is AgentStatus.STOPPED else "alive"
-
-
-class Engine:
+class DirectoryKeeper:
     """Directory, store, watches and notices of one incarnation of the registry agent."""
 
-    def __init__(
-        self, agent: Agent, metrics: Metrics, recheck: float, notice: type[RegistryChanged]
-    ) -> None:
+    def __init__(self, agent: Agent, metrics: Metrics, recheck_later: Callable[[], None]) -> None:
         self._agent = agent
         self._metrics = metrics
-        self._recheck = recheck
-        self._notice = notice  # the public message's type, defined in the agent's module
+        #: Starts the agent's timer that settles again later (its ``_Recheck``).
+        self._recheck_later = recheck_later
         self.dir = Directory()
         #: None without ``persist`` (or before it is opened).
         self.store: RegistryStore | None = None
@@ -100,7 +79,7 @@ class Engine:
             agent.log.warning("registry_entry_skipped", name=name)
         self._metrics.entries.labels(agent.name).set(len(self.dir.entries))
         if self.dir.pending_count():
-            agent.start_timer("recheck", _Recheck(), self._recheck)
+            self._recheck_later()
 
     def catch_up(self) -> None:
         """Settle before answering a query, so that right after the system's start the
@@ -144,7 +123,7 @@ class Engine:
         self._metrics.entries.labels(agent.name).set(len(self.dir.entries))
         for cap, names, subscribers in self.dir.changes(before):
             for subscriber in subscribers:
-                agent.ref(subscriber).tell(self._notice(capability=cap, names=names))
+                agent.ref(subscriber).tell(RegistryChanged(capability=cap, names=names))
 
     def refused(self, limit: str) -> None:
         """Count a ``Register`` or ``Subscribe`` refused by the setting ``limit``."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 
 from vibe_actors.agents.registry._index import Record
-from vibe_actors.store._database import Schema
-from vibe_actors.store._store import Store
+from vibe_actors.store import Schema, Store
 
 __all__ = ["RegistryStore"]
 

@@ -1,10 +1,10 @@
 """The registry agent's settings, messages, replies and their bounds (re-exported by
 :mod:`vibe_actors.agents.registry`, which is where to import them from).
 
-``Subscribe``, ``Subscribed``, ``Unsubscribe``, ``Unsubscribed``, ``NoSuchAgent``,
-``NotFound`` and ``NotSubscribed`` stay in :mod:`vibe_actors.agents.registry`:
-other agents have messages of the same names, so the OpenAPI document names
-those schemas by module, and the public module's name is the one to keep there.
+Other agents import these names from here, never the agent's package. Some of
+them have namesakes in other agents (``Subscribe``...): the OpenAPI document
+names those schemas by the module they are imported from, :mod:`vibe_actors.agents.registry`
+(see :func:`vibe_actors.agents.schema.openapi`).
 
 Every string a client sends is a :data:`Name` (at most :data:`MAX_NAME_LENGTH`
 characters) and a ``Register`` names at most :data:`MAX_CAPABILITIES`
@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from vibe_actors import ErrorReply, Message
+from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Message, UnknownAgent
 
 __all__ = [
     "MAX_CAPABILITIES",
@@ -46,6 +46,14 @@ __all__ = [
     "Unregister",
     "Unregistered",
     "out_of_bounds",
+    "presence",
+    "Subscribe",
+    "Subscribed",
+    "Unsubscribe",
+    "Unsubscribed",
+    "NoSuchAgent",
+    "NotFound",
+    "NotSubscribed",
 ]
 
 #: The longest agent name or capability accepted (as the other agents' names).
@@ -188,3 +196,55 @@ class TooManyRegistrySubscriptions(ErrorReply):
 
     limit: int
     http_status: ClassVar[int] = 429
+
+
+# -- messages of the same names as other agents' (see the module docstring)
+
+
+class Subscribe(Message):
+    """Tell ``subscriber`` ``RegistryChanged`` whenever the agents of ``capability`` change."""
+
+    capability: Name
+    subscriber: Name
+
+
+class Subscribed(Message):
+    capability: str
+    names: list[str]
+
+
+class Unsubscribe(Message):
+    capability: Name
+    subscriber: Name
+
+
+class Unsubscribed(Message):
+    capability: str
+    subscriber: str
+
+
+class NoSuchAgent(ErrorReply):
+    """No running agent is called ``agent``."""
+
+    agent: str
+    http_status: ClassVar[int] = 404
+
+
+class NotFound(ErrorReply):
+    name: str
+    http_status: ClassVar[int] = 404
+
+
+class NotSubscribed(ErrorReply):
+    capability: str
+    subscriber: str
+    http_status: ClassVar[int] = 404
+
+
+def presence(system: ActorSystem, name: str) -> str:
+    """``"alive"`` (running or being restarted), ``"dead"`` (stopped for good) or ``"absent"``."""
+    try:
+        status = system.status(name)
+    except UnknownAgent:
+        return "absent"
+    return "dead" if status is AgentStatus.STOPPED else "alive"

@@ -92,9 +92,14 @@ from vibe_actors.agents.scheduler.protocol import (
     invalid_field,
     schedule_info,
 )
-from vibe_actors.store._database import StoreError
-from vibe_actors.store._health import GuardedWrites, StorageUnavailable
-from vibe_actors.store._store import ClosesStore, degrade_for, open_store
+from vibe_actors.store import (
+    ClosesStore,
+    GuardedWrites,
+    StorageUnavailable,
+    StoreError,
+    degrade_for,
+    open_store,
+)
 
 __all__ = [
     "Cancel",

@@ -23,8 +23,7 @@ from typing import Any
 import msgspec
 
 from vibe_actors import Caller
-from vibe_actors.store._database import Schema
-from vibe_actors.store._store import Store
+from vibe_actors.store import Schema, Store
 
 __all__ = ["Entry", "ReminderRow", "ScheduleBook", "SchedulerStore"]
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from vibe_actors import ActorSystem, Agent, Message, RuntimeEvent, TreeReloaded, handler
+from vibe_actors import ActorSystem, Agent, RuntimeEvent, TreeReloaded, handler
 from vibe_actors.agents.schema._documents import (
     TIMEOUT_HEADER,
     TIMEOUT_MS_DIGITS,
@@ -44,6 +44,15 @@ from vibe_actors.agents.schema._documents import (
 from vibe_actors.agents.schema._documents import agent_schemas as agent_schemas
 from vibe_actors.agents.schema._documents import error_replies as error_replies
 from vibe_actors.agents.schema._documents import tagged_types as tagged_types
+from vibe_actors.agents.schema.protocol import (
+    Catalogue,
+    CatalogueReply,
+    Diagram,
+    MermaidDiagram,
+    OpenAPI,
+    OpenAPIDocument,
+    SchemaConfig,
+)
 
 __all__ = [
     "Catalogue",
@@ -64,39 +73,6 @@ __all__ = [
     "replies_none",
     "tree_shape",
 ]
-
-
-class SchemaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`Schema`."""
-
-    title: str = "vibe-actors"
-    version: str = "1"
-
-
-class Catalogue(Message):
-    """Ask for every agent's message schemas."""
-
-
-class CatalogueReply(Message):
-    """Agent name -> message tag -> JSON Schema."""
-
-    agents: dict[str, dict[str, Any]]
-
-
-class OpenAPI(Message):
-    """Ask for the OpenAPI 3.1 document of the HTTP gateway's agent API."""
-
-
-class OpenAPIDocument(Message):
-    document: dict[str, Any]
-
-
-class Diagram(Message):
-    """Ask for a Mermaid diagram of the supervision tree."""
-
-
-class MermaidDiagram(Message):
-    text: str
 
 
 # -- the agent ----------------------------------------------------------------------------

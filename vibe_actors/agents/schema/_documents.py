@@ -27,6 +27,7 @@ from vibe_actors import (
     UnknownAgent,
     UnknownMessage,
 )
+from vibe_actors.agents.schema._components import schema_components
 
 #: The error replies the runtime itself may give to any ask.
 RUNTIME_ERROR_REPLIES = (
@@ -215,7 +216,7 @@ def agent_schemas(types: dict[str, type]) -> dict[str, Any]:
     """Tag -> standalone JSON Schema for one agent's message types."""
     if not types:
         return {}
-    refs, components = msgspec.json.schema_components(list(types.values()))
+    refs, components = schema_components(types.values())
     names = _component_names(refs, "#/$defs/")
     return {tag: _standalone(name, components) for tag, name in zip(types, names, strict=True)}
 
@@ -243,7 +244,7 @@ def openapi(system: ActorSystem, title: str = "vibe-actors", version: str = "1")
             operations.append((node.name, tag, message_type, replies, empty))
             every.extend([message_type, *replies])
     unique = list(dict.fromkeys(every))
-    refs, components = msgspec.json.schema_components(unique, ref_template=_COMPONENTS + "{name}")
+    refs, components = schema_components(unique, ref_template=_COMPONENTS + "{name}")
     ref_of = dict(zip(unique, refs, strict=True))
     for message_type in {message_type for _, _, message_type, _, _ in operations}:
         _tag_optional(components[ref_of[message_type]["$ref"].removeprefix(_COMPONENTS)])

@@ -45,18 +45,39 @@ a probe write succeeds (:mod:`vibe_actors.store._health`).
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Annotated, Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, ErrorReply, Message, handler
+from vibe_actors import Agent, handler
 from vibe_actors.agents.state._metrics import build_metrics
 from vibe_actors.agents.state._store import Mismatch, StateStore
-from vibe_actors.store._database import StoreError
-from vibe_actors.store._health import GuardedWrites, StorageUnavailable
-from vibe_actors.store._store import ClosesStore, degrade_for, open_store
+from vibe_actors.agents.state.protocol import (
+    MAX_KEY_LENGTH,
+    MAX_LIMIT,
+    Conflict,
+    Delete,
+    Deleted,
+    Entry,
+    Get,
+    InvalidRequest,
+    KeyList,
+    Keys,
+    NotFound,
+    Put,
+    StateConfig,
+    Stored,
+    TooManyKeys,
+)
+from vibe_actors.store import (
+    ClosesStore,
+    GuardedWrites,
+    StorageUnavailable,
+    StoreError,
+    degrade_for,
+    open_store,
+)
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -76,119 +97,6 @@ __all__ = [
     "Stored",
     "TooManyKeys",
 ]
-
-MAX_KEY_LENGTH = 1024
-MAX_LIMIT = 10_000
-#: Ten years: a longer TTL is almost certainly a unit mistake.
-MAX_TTL = 10 * 365 * 86400.0
-
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
-Version = Annotated[int, msgspec.Meta(ge=0)]
-Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL)]
-
-
-class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Settings of :class:`State`."""
-
-    #: Seconds between purges of expired keys.
-    sweep_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
-    #: Largest encoded value accepted (msgpack bytes).
-    max_value_bytes: Annotated[int, msgspec.Meta(gt=0)] = 1024 * 1024
-    #: Keys held at most (expired ones not yet purged count): a Put of a new key past
-    #: it is ``TooManyKeys`` (429).
-    max_keys: Annotated[int, msgspec.Meta(gt=0)] = 1_000_000
-
-    def __post_init__(self) -> None:
-        if self.max_keys <= 0:
-            raise ValueError(f"max_keys must be > 0, got {self.max_keys}")
-        if not (math.isfinite(self.sweep_interval) and self.sweep_interval > 0):
-            raise ValueError(
-                f"sweep_interval must be a finite number > 0, got {self.sweep_interval}"
-            )
-        if self.max_value_bytes <= 0:
-            raise ValueError(f"max_value_bytes must be > 0, got {self.max_value_bytes}")
-
-
-# -- messages ---------------------------------------------------------------------
-
-
-class Put(Message):
-    """Store ``value`` under ``key`` (see the module docstring for the version rules)."""
-
-    key: Key
-    value: Any
-    expected_version: Version | None = None
-    ttl: Ttl | None = None
-
-
-class Stored(Message):
-    key: str
-    version: int
-
-
-class Get(Message):
-    key: Key
-
-
-class Entry(Message):
-    key: str
-    value: Any
-    version: int
-    #: Wall-clock seconds after which the key is gone; None: never.
-    expires_at: float | None = None
-
-
-class Delete(Message):
-    key: Key
-    expected_version: Version | None = None
-
-
-class Deleted(Message):
-    key: str
-
-
-class Keys(Message):
-    """Live keys starting with ``prefix``, in key order, at most ``limit``."""
-
-    prefix: Annotated[str, msgspec.Meta(max_length=MAX_KEY_LENGTH)] = ""
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 100
-
-
-class KeyList(Message):
-    keys: list[str]
-    #: More keys match than ``limit``.
-    truncated: bool
-
-
-class NotFound(ErrorReply):
-    """The key does not exist (or has expired)."""
-
-    key: str
-    http_status: ClassVar[int] = 404
-
-
-class Conflict(ErrorReply):
-    """``expected_version`` did not hold; ``actual`` is the current version (0: absent)."""
-
-    key: str
-    expected: int
-    actual: int
-    http_status: ClassVar[int] = 409
-
-
-class InvalidRequest(ErrorReply):
-    """A field breaks its constraint; ``field`` names it."""
-
-    field: str
-    http_status: ClassVar[int] = 422
-
-
-class TooManyKeys(ErrorReply):
-    """A Put of a new key while ``limit`` keys are held."""
-
-    limit: int
-    http_status: ClassVar[int] = 429
-
 
 # -- internal messages: plain Structs, outside the public protocol
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vibe_actors.store._database import Connection, Schema
-from vibe_actors.store._store import Store
+from vibe_actors.store import Connection, Schema, Store
 
 __all__ = ["Created", "Deletion", "Mismatch", "Row", "StateStore", "prefix_bound"]
 

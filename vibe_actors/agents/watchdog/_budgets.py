@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from vibe_actors._progress import MonitorSettings, OnStuck
 
 if TYPE_CHECKING:
-    from vibe_actors.agents.watchdog import WatchdogConfig
+    from vibe_actors.agents.watchdog.protocol import WatchdogConfig
 
 __all__ = ["budget", "heartbeat_deadline", "monitor_settings"]
 

@@ -77,10 +77,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vibe_actors import Agent, Caller, Forbidden, Message, Unavailable, handler
-from vibe_actors.agents import pubsub
-from vibe_actors.agents.webhooks._deliveries import Engine, PendingCheck, _Retry
+import msgspec
+
+from vibe_actors import Agent, Caller, Forbidden, Unavailable, handler
+from vibe_actors.agents.pubsub import protocol as pubsub
 from vibe_actors.agents.webhooks._delivery import Attempted, Breaker, Check, Checked, origin
+from vibe_actors.agents.webhooks._dispatcher import PendingCheck, WebhookDispatcher
 from vibe_actors.agents.webhooks._http_client import PinnedClient, parse_allow, url_problem
 from vibe_actors.agents.webhooks._metrics import build_metrics
 from vibe_actors.agents.webhooks.protocol import (
@@ -90,8 +92,12 @@ from vibe_actors.agents.webhooks.protocol import (
     DeliveryRecord,
     InvalidWebhook,
     Queued,
+    Subscribe,
+    Subscribed,
     TooManySubscriptions,
     UnknownSubscription,
+    Unsubscribe,
+    Unsubscribed,
     WebhookRefused,
     WebhooksBusy,
     WebhooksConfig,
@@ -120,34 +126,16 @@ __all__ = [
 ]
 
 
-# -- messages (the rest are in _webhooks_messages) -----------------------------------------
+# -- internal messages: plain Structs, outside the public protocol (not forgeable over HTTP)
 
 
-class Subscribe(Message):
-    """POST every event of ``topic`` to ``url``, signed with ``secret``."""
+class _Retry(msgspec.Struct, frozen=True):
+    """Timer: attempt ``delivery`` again (internal: a plain Struct, not forgeable over HTTP).
 
-    topic: str
-    url: str
-    secret: str
-    sensitive_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+    Its class name is a label value of the runtime's message metrics: keep it.
+    """
 
-    def __repr__(self) -> str:
-        return f"Subscribe(topic={self.topic!r}, url={origin(self.url)!r}, secret=<redacted>)"
-
-    def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return [("topic", self.topic), ("url", origin(self.url))]
-
-
-class Subscribed(Message):
-    id: str
-
-
-class Unsubscribe(Message):
-    id: str
-
-
-class Unsubscribed(Message):
-    id: str
+    delivery: str
 
 
 # -- the agent ----------------------------------------------------------------------------
@@ -157,7 +145,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     """Outbound webhook delivery (see the module docstring for the whole contract).
 
     It answers the public protocol; the subscriptions, deliveries, breakers
-    and history belong to its engine (``_webhooks_engine.Engine``, one per
+    and history belong to its engine (``_dispatcher.WebhookDispatcher``, one per
     incarnation).
     """
 
@@ -174,8 +162,13 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
             else None
         )
         metrics = self.system.shared_metrics("webhooks", build_metrics)
-        self._engine = Engine(self, settings, path, self._make_client, DeliveryRecord, metrics)
+        self._engine = WebhookDispatcher(
+            self, settings, path, self._make_client, self._retry_later, metrics
+        )
         self.log.info("webhooks_started", subscriptions=len(self._engine.subs))
+
+    def _retry_later(self, delivery: str, delay: float) -> None:
+        self.start_timer(("retry", delivery), _Retry(delivery), delay)
 
     def _make_client(self) -> PinnedClient:
         s = self._settings

@@ -1,11 +1,10 @@
 """The webhooks agent's settings, replies and delivery messages (re-exported by
 :mod:`vibe_actors.agents.webhooks`, which is where to import them from).
 
-``Subscribe``, ``Subscribed``, ``Unsubscribe`` and ``Unsubscribed`` stay in
-:mod:`vibe_actors.agents.webhooks`: pubsub and the registry have messages of
-the same names, so the OpenAPI document names those schemas by module, and
-the public module's name is the one to keep there.
-"""
+Other agents import these names from here, never the agent's package. Some of
+them have namesakes in other agents (``Subscribe``...): the OpenAPI document
+names those schemas by the module they are imported from, :mod:`vibe_actors.agents.webhooks`
+(see :func:`vibe_actors.agents.schema.openapi`)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
-from vibe_actors.agents.webhooks._delivery import Outcome
+from vibe_actors.agents.webhooks._delivery import Outcome, origin
 from vibe_actors.agents.webhooks._http_client import parse_allow
 
 __all__ = [
@@ -30,6 +29,10 @@ __all__ = [
     "WebhooksBusy",
     "WebhooksConfig",
     "WebhooksNotSaved",
+    "Subscribe",
+    "Subscribed",
+    "Unsubscribe",
+    "Unsubscribed",
 ]
 
 
@@ -149,3 +152,33 @@ class TooManySubscriptions(ErrorReply):
 
     limit: int
     http_status: ClassVar[int] = 429
+
+
+# -- messages of the same names as other agents' (see the module docstring)
+
+
+class Subscribe(Message):
+    """POST every event of ``topic`` to ``url``, signed with ``secret``."""
+
+    topic: str
+    url: str
+    secret: str
+    sensitive_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+
+    def __repr__(self) -> str:
+        return f"Subscribe(topic={self.topic!r}, url={origin(self.url)!r}, secret=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("topic", self.topic), ("url", origin(self.url))]
+
+
+class Subscribed(Message):
+    id: str
+
+
+class Unsubscribe(Message):
+    id: str
+
+
+class Unsubscribed(Message):
+    id: str

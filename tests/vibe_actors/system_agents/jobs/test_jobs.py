@@ -218,7 +218,7 @@ def test_a_worker_crash_mid_job_is_a_failed_attempt_and_retried(make_system, tmp
 
 
 def test_agent_crashed_error_text_names_the_worker():
-    from vibe_actors.agents.jobs import _describe
+    from vibe_actors.agents.jobs._internal import describe as _describe
 
     text = _describe(AgentCrashed(agent="job-workers.1", error="RuntimeError: boom"))
     assert text == "AgentCrashed from job-workers.1: error=RuntimeError: boom"

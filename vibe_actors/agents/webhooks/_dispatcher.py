@@ -1,7 +1,7 @@
-"""The webhooks agent's engine: subscriptions, deliveries in flight, breakers and history.
+"""The webhooks agent's dispatcher: subscriptions, deliveries in flight, breakers, history.
 
 The :class:`~vibe_actors.agents.webhooks.Webhooks` agent owns one
-:class:`Engine` per incarnation and delegates to it everything past its
+:class:`WebhookDispatcher` per incarnation and delegates to it everything past its
 public protocol: following topics at pubsub, adding and removing
 subscriptions (written to the file before the change counts), starting
 deliveries, ending attempts (retry after a backoff, or final) and recording
@@ -18,12 +18,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-import msgspec
+from typing import Any, NamedTuple
 
 from vibe_actors import Agent, Caller, Deferred, ErrorReply, encode_json
-from vibe_actors.agents import pubsub
+from vibe_actors.agents.pubsub import protocol as pubsub
 from vibe_actors.agents.webhooks._delivery import (
     Attempted,
     Breaker,
@@ -37,20 +35,9 @@ from vibe_actors.agents.webhooks._delivery import (
 from vibe_actors.agents.webhooks._http_client import SIGNATURE_HEADER, PinnedClient, sign
 from vibe_actors.agents.webhooks._metrics import Metrics
 from vibe_actors.agents.webhooks._store import Subscription, load, save
+from vibe_actors.agents.webhooks.protocol import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
 
-if TYPE_CHECKING:
-    from vibe_actors.agents.webhooks import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
-
-__all__ = ["Engine", "PendingCheck", "_Retry"]
-
-
-class _Retry(msgspec.Struct, frozen=True):
-    """Timer: attempt ``delivery`` again (internal: a plain Struct, not forgeable over HTTP).
-
-    Its class name is a label value of the runtime's message metrics: keep it.
-    """
-
-    delivery: str
+__all__ = ["PendingCheck", "WebhookDispatcher"]
 
 
 class PendingCheck(NamedTuple):
@@ -62,7 +49,7 @@ class PendingCheck(NamedTuple):
     request_id: str | None
 
 
-class Engine:
+class WebhookDispatcher:
     """Subscriptions and deliveries of one incarnation of the webhooks agent."""
 
     def __init__(
@@ -71,13 +58,14 @@ class Engine:
         settings: WebhooksConfig,
         path: Path | None,
         make_client: Callable[[], PinnedClient],
-        record: type[DeliveryRecord],
+        retry_later: Callable[[str, float], None],
         metrics: Metrics,
     ) -> None:
         self._agent = agent
         self._settings = settings
         self._path = path
-        self._record_type = record  # the public reply's type, defined in the agent's module
+        #: ``retry_later(delivery, delay)`` starts the agent's timer for a retry (its ``_Retry``).
+        self._retry_later = retry_later
         self._metrics = metrics
         self.subs = load(path)  # before the threads start: a bad file fails the start
         self._count()
@@ -234,7 +222,7 @@ class Engine:
             )
             delay = max(delay, at_least)
             self._record(pending, outcome, final=False, status=status, error=error, retry_in=delay)
-            self._agent.start_timer(("retry", pending.delivery), _Retry(pending.delivery), delay)
+            self._retry_later(pending.delivery, delay)
             return
         self._record(pending, outcome, final=True, status=status, error=error)
         del self.pending[pending.delivery]
@@ -255,7 +243,7 @@ class Engine:
 
     def _record(self, pending: Pending, outcome: Outcome, *, final: bool, **fields: Any) -> None:
         self.history.append(
-            self._record_type(
+            DeliveryRecord(
                 delivery=pending.delivery,
                 subscription=pending.subscription,
                 topic=pending.topic,

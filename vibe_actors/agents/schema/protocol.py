@@ -1,0 +1,54 @@
+"""The schema agent's settings, messages and replies (re-exported by
+:mod:`vibe_actors.agents.schema`); other agents import them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from vibe_actors import Message
+
+__all__ = [
+    "Catalogue",
+    "CatalogueReply",
+    "Diagram",
+    "MermaidDiagram",
+    "OpenAPI",
+    "OpenAPIDocument",
+    "SchemaConfig",
+]
+
+
+class SchemaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings of :class:`Schema`."""
+
+    title: str = "vibe-actors"
+    version: str = "1"
+
+
+class Catalogue(Message):
+    """Ask for every agent's message schemas."""
+
+
+class CatalogueReply(Message):
+    """Agent name -> message tag -> JSON Schema."""
+
+    agents: dict[str, dict[str, Any]]
+
+
+class OpenAPI(Message):
+    """Ask for the OpenAPI 3.1 document of the HTTP gateway's agent API."""
+
+
+class OpenAPIDocument(Message):
+    document: dict[str, Any]
+
+
+class Diagram(Message):
+    """Ask for a Mermaid diagram of the supervision tree."""
+
+
+class MermaidDiagram(Message):
+    text: str
