@@ -310,9 +310,12 @@ SURFACE: dict[str, set[str]] = {
         "TIMEOUT_HEADER",
         "TIMEOUT_MS_DIGITS",
         "catalogue",
+        "http_json",
+        "http_name",
         "mermaid",
         "openapi",
         "replies_none",
+        "retagged",
         "tree_shape",
     },
     "vibe_actors.agents.state": {

@@ -68,17 +68,7 @@ def open_database(path: Path, schema: Schema | str = "") -> sqlite3.Connection:
     database, is corrupt or truncated; :class:`StoreVersionError` if it
     records a newer schema version than ``schema``.
     """
-    try:
-        private_dir(path.parent)
-    except OSError as exc:
-        reason = f"cannot create the data directory or make it private: {exc.strerror}"
-        raise StoreError(path.parent, reason) from exc
-    try:
-        private_file(path)
-        for suffix in _COMPANION_SUFFIXES:
-            tighten(path.with_name(path.name + suffix))
-    except OSError as exc:
-        raise StoreError(path, f"cannot make the database file private: {exc.strerror}") from exc
+    _make_private(path)
     connection: sqlite3.Connection | None = None
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=10.0)
@@ -101,6 +91,22 @@ def open_database(path: Path, schema: Schema | str = "") -> sqlite3.Connection:
         kind = StoreError if isinstance(exc, sqlite3.OperationalError) else StoreCorrupt
         raise kind(path, f"not a usable SQLite database ({exc})") from exc
     return connection
+
+
+def _make_private(path: Path) -> None:
+    """Create the directory and the file of ``path`` private (or tighten them, and the
+    file's companions); raises :class:`StoreError` naming what could not be."""
+    try:
+        private_dir(path.parent)
+    except OSError as exc:
+        reason = f"cannot create the data directory or make it private: {exc.strerror}"
+        raise StoreError(path.parent, reason) from exc
+    try:
+        private_file(path)
+        for suffix in _COMPANION_SUFFIXES:
+            tighten(path.with_name(path.name + suffix))
+    except OSError as exc:
+        raise StoreError(path, f"cannot make the database file private: {exc.strerror}") from exc
 
 
 def _apply_schema(connection: sqlite3.Connection, path: Path, schema: Schema) -> None:

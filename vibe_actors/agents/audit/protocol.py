@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message, RuntimeEvent
+from vibe_actors._messages import namespaced
 from vibe_actors.agents.ledger.protocol import MAX_LIMIT, Record, StreamName
 
 __all__ = [
@@ -20,6 +21,18 @@ __all__ = [
     "Recent",
     "VerifyNow",
 ]
+
+
+_tag = namespaced("audit")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the audit agent's messages: tagged ``audit.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the audit agent's error replies, tagged like its messages."""
 
 
 class AuditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -39,23 +52,23 @@ class AuditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # -- messages -----------------------------------------------------------------------------
 
 
-class Recent(Message):
+class Recent(_Message):
     """The newest ``limit`` audit records."""
 
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 100
 
 
-class AuditRecords(Message):
+class AuditRecords(_Message):
     """Audit records, oldest first; each ``data`` is an event with its ``type``."""
 
     records: list[Record]
 
 
-class VerifyNow(Message):
+class VerifyNow(_Message):
     """Verify the audit chain now (otherwise done every ``verify_interval``)."""
 
 
-class AuditVerified(Message):
+class AuditVerified(_Message):
     """The verdict; ``broken_at`` is the first bad seq when ``ok`` is false."""
 
     ok: bool
@@ -63,7 +76,7 @@ class AuditVerified(Message):
     broken_at: int | None = None
 
 
-class AuditUnavailable(ErrorReply):
+class AuditUnavailable(_ErrorReply):
     """The ledger could not answer (its reply is in ``detail``)."""
 
     http_status: ClassVar[int] = 503

@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "AgentList",
@@ -22,6 +23,18 @@ __all__ = [
     "TreeReply",
     "TreeView",
 ]
+
+
+_tag = namespaced("introspect")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the introspect agent's messages: tagged ``introspect.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the introspect agent's error replies, tagged like its messages."""
 
 
 class IntrospectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -84,40 +97,40 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
 # -- messages -------------------------------------------------------------------------
 
 
-class Agents(Message):
+class Agents(_Message):
     """Ask for every agent's view."""
 
 
-class AgentList(Message):
+class AgentList(_Message):
     """Reply to :class:`Agents`."""
 
     agents: list[AgentView]
 
 
-class Describe(Message):
+class Describe(_Message):
     """Ask for one agent's view."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class Description(Message):
+class Description(_Message):
     """Reply to :class:`Describe`."""
 
     agent: AgentView
 
 
-class NoSuchAgent(ErrorReply):
+class NoSuchAgent(_ErrorReply):
     """No agent (or pool) by that name receives messages."""
 
     name: str
     http_status: ClassVar[int] = 404
 
 
-class Tree(Message):
+class Tree(_Message):
     """Ask for the supervision tree."""
 
 
-class TreeReply(Message):
+class TreeReply(_Message):
     """Reply to :class:`Tree`."""
 
     root: TreeView

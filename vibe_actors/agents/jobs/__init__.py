@@ -100,6 +100,9 @@ workers' ``vibe_job_processes_started_total``,
 ``vibe_job_processes_died_total``; ``vibe_store_write_failures_total{agent}``.
 """
 
+# Past ~400 lines only by the docstring above: it is the agent's whole contract (its
+# reference page), and the code it describes is about 300 lines.
+
 from __future__ import annotations
 
 import uuid
@@ -110,9 +113,18 @@ import msgspec
 from vibe_actors import Agent, Unavailable, handler
 from vibe_actors.agents.jobs._dispatcher import JobDispatcher, backoff_delay
 from vibe_actors.agents.jobs._health import Recorder
-from vibe_actors.agents.jobs._internal import Done, Flush, Freed, Probe, Refresh, Retry, Timeout
+from vibe_actors.agents.jobs._internal import (
+    Done,
+    Flush,
+    Freed,
+    Probe,
+    Refresh,
+    Retry,
+    Timeout,
+    job_status,
+)
 from vibe_actors.agents.jobs._metrics import build_metrics
-from vibe_actors.agents.jobs._store import FINISHED, JobRow, JobStore, NewJob, encode_caller
+from vibe_actors.agents.jobs._store import FINISHED, JobStore, NewJob, encode_caller
 from vibe_actors.agents.jobs._wire import args_schema, job_args, load_callable
 from vibe_actors.agents.jobs._worker import JobContext, JobWorker, JobWorkerConfig
 from vibe_actors.agents.jobs.protocol import (
@@ -166,20 +178,6 @@ __all__ = [
     "backoff_delay",
     "job_args",
 ]
-
-
-def job_status(row: JobRow) -> JobStatus:
-    """Job ``row`` as the protocol shows it."""
-    return JobStatus(
-        job_id=row.id,
-        kind=row.kind,
-        state=row.state,
-        attempts=row.attempts,
-        result=row.result,
-        error=row.error,
-        submitted_at=row.submitted_at,
-        finished_at=row.finished_at,
-    )
 
 
 class _Submission(NamedTuple):

@@ -14,8 +14,21 @@ from typing import Any
 import msgspec
 
 from vibe_actors import DeadlineExceeded, ErrorReply, ReplyFuture
+from vibe_actors.agents.jobs._store import JobRow
+from vibe_actors.agents.jobs.protocol import JobStatus
 
-__all__ = ["Done", "Flight", "Flush", "Freed", "Probe", "Refresh", "Retry", "Timeout", "describe"]
+__all__ = [
+    "Done",
+    "Flight",
+    "Flush",
+    "Freed",
+    "Probe",
+    "Refresh",
+    "Retry",
+    "Timeout",
+    "describe",
+    "job_status",
+]
 
 
 class Flush(msgspec.Struct, frozen=True):
@@ -81,3 +94,17 @@ def describe(reply: Any) -> str:
             f"{type(reply).__name__} from {getattr(reply, 'agent', '?')}: {extra or reply.detail}"
         )
     return f"unexpected reply {type(reply).__name__}"
+
+
+def job_status(row: JobRow) -> JobStatus:
+    """Job ``row`` as the protocol shows it."""
+    return JobStatus(
+        job_id=row.id,
+        kind=row.kind,
+        state=row.state,
+        attempts=row.attempts,
+        result=row.result,
+        error=row.error,
+        submitted_at=row.submitted_at,
+        finished_at=row.finished_at,
+    )

@@ -17,6 +17,7 @@ from msgspec import Meta
 
 from vibe_actors import ErrorReply, Message
 from vibe_actors._imports import split_import_string
+from vibe_actors._messages import namespaced
 from vibe_actors.agents.jobs._child import JobContext
 from vibe_actors.agents.jobs._wire import job_args
 
@@ -41,6 +42,19 @@ __all__ = [
     "JobState",
     "job_args",
 ]
+
+
+_tag = namespaced("jobs")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the jobs agent's messages: tagged ``jobs.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the jobs agent's error replies, tagged like its messages."""
+
 
 #: Upper bounds of what a submission (or the settings) may ask for: every number that
 #: reaches the SQLite file or a timer is bounded, so none overflows an INTEGER column.
@@ -88,7 +102,7 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             )
 
 
-class Submit(Message):
+class Submit(_Message):
     """Run ``kind`` with ``args``; ``retries``/``timeout`` default to the agent's settings.
 
     The bounds are msgspec constraints (checked when a Submit is decoded, shown
@@ -107,19 +121,19 @@ class Submit(Message):
             raise ValueError(f"timeout must be > 0 and <= {MAX_TIMEOUT:g}, got {self.timeout}")
 
 
-class Accepted(Message):
+class Accepted(_Message):
     job_id: str
 
 
-class Status(Message):
+class Status(_Message):
     job_id: str
 
 
-class Cancel(Message):
+class Cancel(_Message):
     job_id: str
 
 
-class List(Message):
+class List(_Message):
     """The latest ``limit`` jobs (in ``state`` if given), newest first."""
 
     state: JobState | None = None
@@ -130,7 +144,7 @@ class List(Message):
             raise ValueError(f"limit must be between 1 and {MAX_LIST}, got {self.limit}")
 
 
-class JobStatus(Message):
+class JobStatus(_Message):
     """A job. ``attempts``: started so far; ``error``: the last failed attempt's."""
 
     job_id: str
@@ -143,31 +157,31 @@ class JobStatus(Message):
     finished_at: float | None = None
 
 
-class JobList(Message):
+class JobList(_Message):
     jobs: list[JobStatus]
 
 
-class UnknownKind(ErrorReply):
+class UnknownKind(_ErrorReply):
     kind: str
     http_status: ClassVar[int] = 422
 
 
-class InvalidJob(ErrorReply):
+class InvalidJob(_ErrorReply):
     http_status: ClassVar[int] = 422
 
 
-class JobNotFound(ErrorReply):
+class JobNotFound(_ErrorReply):
     job_id: str
     http_status: ClassVar[int] = 404
 
 
-class AlreadyFinished(ErrorReply):
+class AlreadyFinished(_ErrorReply):
     job_id: str
     state: JobState
     http_status: ClassVar[int] = 409
 
 
-class JobsNotSaved(ErrorReply):
+class JobsNotSaved(_ErrorReply):
     """The commit of the submission's batch failed (a full disk...): nothing was saved."""
 
     #: The file that could not be written.

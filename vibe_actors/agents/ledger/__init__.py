@@ -82,6 +82,9 @@ Protocol: ``Append`` -> ``Appended``; ``Read`` / ``Tail`` -> ``Records``;
 ``2**63 - 1``, by the message's schema and again by the store).
 """
 
+# Past ~400 lines only by the docstring above: it is the agent's whole contract (its
+# reference page), and the code it describes is about 300 lines.
+
 from __future__ import annotations
 
 import time

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 from vibe_actors.agents.ledger._store import (
     MAX_SEQ,
     MAX_STREAM_LENGTH,
@@ -45,6 +46,19 @@ __all__ = [
     "limit_problem",
     "stream_problem",
 ]
+
+
+_tag = namespaced("ledger")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the ledger agent's messages: tagged ``ledger.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the ledger agent's error replies, tagged like its messages."""
+
 
 #: The most records one Read or Tail returns.
 MAX_LIMIT = 1000
@@ -87,14 +101,14 @@ class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 # -- messages ---------------------------------------------------------------------------
 
 
-class Append(Message):
+class Append(_Message):
     """Append ``data`` (any JSON value) to ``stream``."""
 
     stream: StreamName
     data: Any
 
 
-class Appended(Message):
+class Appended(_Message):
     """Durably stored as record ``seq`` of ``stream``, chained as ``hash``."""
 
     stream: str
@@ -102,7 +116,7 @@ class Appended(Message):
     hash: str
 
 
-class Read(Message):
+class Read(_Message):
     """Up to ``limit`` records of ``stream`` after seq ``after``, oldest first."""
 
     stream: StreamName
@@ -110,7 +124,7 @@ class Read(Message):
     limit: Limit = 100
 
 
-class Tail(Message):
+class Tail(_Message):
     """The last ``limit`` records of ``stream``, oldest first."""
 
     stream: StreamName
@@ -126,21 +140,21 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     ts: float
 
 
-class Records(Message):
+class Records(_Message):
     """Records of ``stream`` in seq order (empty for an unknown stream)."""
 
     stream: str
     records: list[Record]
 
 
-class Verify(Message):
+class Verify(_Message):
     """Recompute the chain of ``stream`` with the key, and check it against the
     signed checkpoint."""
 
     stream: StreamName
 
 
-class Verified(Message):
+class Verified(_Message):
     """``ok``: the chain holds; else ``broken_at`` is the first seq that does not
     (None when no record is to blame, e.g. the checkpoint file is missing) and
     ``reason`` says what is wrong.
@@ -156,7 +170,7 @@ class Verified(Message):
     reason: str | None = None
 
 
-class Streams(Message):
+class Streams(_Message):
     """List every stream."""
 
 
@@ -166,24 +180,24 @@ class StreamInfo(msgspec.Struct, frozen=True, kw_only=True):
     head: str
 
 
-class StreamList(Message):
+class StreamList(_Message):
     streams: list[StreamInfo]
 
 
-class InvalidInput(ErrorReply):
+class InvalidInput(_ErrorReply):
     """A field of the request is not acceptable; ``field`` names it (e.g. ``data.items[2]``)."""
 
     field: str
     http_status: ClassVar[int] = 422
 
 
-class LedgerUnavailable(ErrorReply):
+class LedgerUnavailable(_ErrorReply):
     """The store failed: the append was not stored (or the read could not be served)."""
 
     http_status: ClassVar[int] = 503
 
 
-class TooManyStreams(ErrorReply):
+class TooManyStreams(_ErrorReply):
     """Not stored: the append would start a new stream while ``limit`` streams are held
     (a stream is never removed, so no new one fits until ``max_streams`` is raised)."""
 
@@ -191,7 +205,7 @@ class TooManyStreams(ErrorReply):
     http_status: ClassVar[int] = 429
 
 
-class StreamHeld(ErrorReply):
+class StreamHeld(_ErrorReply):
     """Not stored: the stream's records no longer reach its signed checkpoint (removed or
     replaced), and an append would paper over it. ``Verify`` says where."""
 

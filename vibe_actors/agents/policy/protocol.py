@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 import msgspec
 
 from vibe_actors import Caller, ErrorReply, Message, RuntimeEvent
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "WILDCARD",
@@ -26,6 +27,19 @@ __all__ = [
     "Rule",
     "Snapshot",
 ]
+
+
+_tag = namespaced("policy")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the policy agent's messages: tagged ``policy.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the policy agent's error replies, tagged like its messages."""
+
 
 #: Matches any agent or message type (and, as ``principal``, any named principal).
 WILDCARD = "*"
@@ -78,7 +92,7 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 # -- messages -----------------------------------------------------------------
 
 
-class Check(Message):
+class Check(_Message):
     """May ``principal`` (None: anonymous) send a ``message`` (type name) to ``agent``?"""
 
     agent: str
@@ -86,7 +100,7 @@ class Check(Message):
     principal: str | None = None
 
 
-class Decision(Message):
+class Decision(_Message):
     """The answer: ``rule`` is the deciding rule's index (None: default or disabled)."""
 
     allowed: bool
@@ -94,11 +108,11 @@ class Decision(Message):
     reason: str = ""
 
 
-class Snapshot(Message):
+class Snapshot(_Message):
     """Ask for the current policy (to build a :class:`PolicySnapshot`)."""
 
 
-class PolicySnapshotReply(Message):
+class PolicySnapshotReply(_Message):
     """The current policy; ``version`` grows with every change."""
 
     version: int
@@ -107,7 +121,7 @@ class PolicySnapshotReply(Message):
     roles: dict[str, list[str]]
 
 
-class Reload(Message):
+class Reload(_Message):
     """Replace the rules and roles; ``enabled`` None keeps the current setting."""
 
     rules: list[Rule]
@@ -115,13 +129,13 @@ class Reload(Message):
     enabled: bool | None = None
 
 
-class PolicyReloaded(Message):
+class PolicyReloaded(_Message):
     """The reload took effect (and was persisted, if the agent persists)."""
 
     version: int
 
 
-class PolicyNotSaved(ErrorReply):
+class PolicyNotSaved(_ErrorReply):
     """The reload could not be persisted; the previous policy is still in force."""
 
     http_status: ClassVar[int] = 503

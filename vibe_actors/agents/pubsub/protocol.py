@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "MAX_TOPIC_LENGTH",
@@ -34,6 +35,18 @@ __all__ = [
     "Unsubscribed",
     "NotSubscribed",
 ]
+
+
+_tag = namespaced("pubsub")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the pubsub agent's messages: tagged ``pubsub.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the pubsub agent's error replies, tagged like its messages."""
 
 
 class PubSubConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,19 +81,19 @@ TopicName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGT
 AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class Publish(Message):
+class Publish(_Message):
     topic: TopicName
     data: Any = None
 
 
-class Published(Message):
+class Published(_Message):
     topic: str
     subscribers: int  #: recipients the event was handed to (agents and listeners)
     seq: int
     dropped: int = 0  #: subscribers whose buffer was full
 
 
-class Event(Message):
+class Event(_Message):
     """One published event, as each subscriber receives it."""
 
     topic: str
@@ -89,7 +102,7 @@ class Event(Message):
     published_at: float  #: wall-clock time (time.time())
 
 
-class Topics(Message):
+class Topics(_Message):
     pass
 
 
@@ -100,19 +113,19 @@ class TopicInfo(msgspec.Struct, frozen=True, kw_only=True):
     seq: int  #: the last sequence number published (0: none since the start)
 
 
-class TopicList(Message):
+class TopicList(_Message):
     topics: list[TopicInfo]
 
 
-class InvalidTopic(ErrorReply):
+class InvalidTopic(_ErrorReply):
     http_status: ClassVar[int] = 422
 
 
-class PubSubNotSaved(ErrorReply):
+class PubSubNotSaved(_ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class TooManyTopics(ErrorReply):
+class TooManyTopics(_ErrorReply):
     """A new topic, or a new subscriber of a topic, past the configured maximum."""
 
     limit: int
@@ -122,27 +135,27 @@ class TooManyTopics(ErrorReply):
 # -- messages of the same names as other agents' (see the module docstring)
 
 
-class Subscribe(Message):
+class Subscribe(_Message):
     topic: TopicName
     subscriber: AgentName
 
 
-class Subscribed(Message):
+class Subscribed(_Message):
     topic: str
     subscriber: str
 
 
-class Unsubscribe(Message):
+class Unsubscribe(_Message):
     topic: TopicName
     subscriber: AgentName
 
 
-class Unsubscribed(Message):
+class Unsubscribed(_Message):
     topic: str
     subscriber: str
 
 
-class NotSubscribed(ErrorReply):
+class NotSubscribed(_ErrorReply):
     topic: str
     subscriber: str
     http_status: ClassVar[int] = 404

@@ -10,6 +10,7 @@ from typing import ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "WILDCARD",
@@ -20,6 +21,18 @@ __all__ = [
     "Limit",
     "QuotaConfig",
 ]
+
+
+_tag = namespaced("quota")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the quota agent's messages: tagged ``quota.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the quota agent's error replies, tagged like its messages."""
 
 
 WILDCARD = "*"
@@ -51,7 +64,7 @@ class QuotaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # -- messages ---------------------------------------------------------------------
 
 
-class Acquire(Message):
+class Acquire(_Message):
     """Take ``cost`` tokens for ``principal`` (None: anonymous) sending to ``agent``."""
 
     agent: str
@@ -63,13 +76,13 @@ class Acquire(Message):
             raise ValueError(f"cost must be a finite number >= 0, got {self.cost}")
 
 
-class Granted(Message):
+class Granted(_Message):
     """Taken. ``remaining``: tokens left in the tightest bucket (None: no limit applies)."""
 
     remaining: float | None
 
 
-class Denied(ErrorReply):
+class Denied(_ErrorReply):
     """Not enough tokens: nothing was taken; try again in ``retry_after`` seconds."""
 
     retry_after: float
@@ -77,7 +90,7 @@ class Denied(ErrorReply):
     http_status: ClassVar[int] = 429
 
 
-class CostExceedsBurst(ErrorReply):
+class CostExceedsBurst(_ErrorReply):
     """``cost`` is larger than the burst of limit ``limit``: it can never be granted."""
 
     limit: int

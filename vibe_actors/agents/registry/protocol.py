@@ -25,6 +25,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from vibe_actors import ActorSystem, AgentStatus, ErrorReply, Message, UnknownAgent
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "MAX_CAPABILITIES",
@@ -55,6 +56,19 @@ __all__ = [
     "NotFound",
     "NotSubscribed",
 ]
+
+
+_tag = namespaced("registry")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the registry agent's messages: tagged ``registry.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the registry agent's error replies, tagged like its messages."""
+
 
 #: The longest agent name or capability accepted (as the other agents' names).
 MAX_NAME_LENGTH = 256
@@ -124,44 +138,44 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 # -- messages ---------------------------------------------------------------------------
 
 
-class Register(Message):
+class Register(_Message):
     name: Name
     capabilities: Capabilities = []
 
 
-class Registered(Message):
+class Registered(_Message):
     name: str
     capabilities: list[str]
 
 
-class Unregister(Message):
+class Unregister(_Message):
     name: Name
 
 
-class Unregistered(Message):
+class Unregistered(_Message):
     name: str
 
 
-class Lookup(Message):
+class Lookup(_Message):
     name: Name
 
 
-class Registration(Message):
+class Registration(_Message):
     name: str
     capabilities: list[str]
     registered_at: float  #: wall-clock time (time.time()) of the registration
 
 
-class Find(Message):
+class Find(_Message):
     capability: Name
 
 
-class Found(Message):
+class Found(_Message):
     capability: str
     names: list[str]
 
 
-class RegistryChanged(Message):
+class RegistryChanged(_Message):
     """Told to subscribers: the agents that now offer ``capability`` (sorted)."""
 
     capability: str
@@ -171,25 +185,25 @@ class RegistryChanged(Message):
 # -- replies ----------------------------------------------------------------------------
 
 
-class InvalidRegistration(ErrorReply):
+class InvalidRegistration(_ErrorReply):
     """An empty name or capability; or, in a message built in process, one longer than
     ``MAX_NAME_LENGTH`` or more than ``MAX_CAPABILITIES`` capabilities."""
 
     http_status: ClassVar[int] = 422
 
 
-class RegistryNotSaved(ErrorReply):
+class RegistryNotSaved(_ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class TooManyNames(ErrorReply):
+class TooManyNames(_ErrorReply):
     """A ``Register`` of a new name while ``limit`` names are held."""
 
     limit: int
     http_status: ClassVar[int] = 429
 
 
-class TooManyRegistrySubscriptions(ErrorReply):
+class TooManyRegistrySubscriptions(_ErrorReply):
     """A ``Subscribe`` of a new (capability, subscriber) pair while ``limit`` pairs are
     held; ``Unsubscribe`` frees a slot. (Not ``TooManySubscriptions``: the webhooks
     agent's reply has that name.)"""
@@ -201,41 +215,41 @@ class TooManyRegistrySubscriptions(ErrorReply):
 # -- messages of the same names as other agents' (see the module docstring)
 
 
-class Subscribe(Message):
+class Subscribe(_Message):
     """Tell ``subscriber`` ``RegistryChanged`` whenever the agents of ``capability`` change."""
 
     capability: Name
     subscriber: Name
 
 
-class Subscribed(Message):
+class Subscribed(_Message):
     capability: str
     names: list[str]
 
 
-class Unsubscribe(Message):
+class Unsubscribe(_Message):
     capability: Name
     subscriber: Name
 
 
-class Unsubscribed(Message):
+class Unsubscribed(_Message):
     capability: str
     subscriber: str
 
 
-class NoSuchAgent(ErrorReply):
+class NoSuchAgent(_ErrorReply):
     """No running agent is called ``agent``."""
 
     agent: str
     http_status: ClassVar[int] = 404
 
 
-class NotFound(ErrorReply):
+class NotFound(_ErrorReply):
     name: str
     http_status: ClassVar[int] = 404
 
 
-class NotSubscribed(ErrorReply):
+class NotSubscribed(_ErrorReply):
     capability: str
     subscriber: str
     http_status: ClassVar[int] = 404

@@ -44,6 +44,7 @@ from vibe_actors.agents.schema._documents import (
 from vibe_actors.agents.schema._documents import agent_schemas as agent_schemas
 from vibe_actors.agents.schema._documents import error_replies as error_replies
 from vibe_actors.agents.schema._documents import tagged_types as tagged_types
+from vibe_actors.agents.schema._http_names import http_json, http_name, retagged
 from vibe_actors.agents.schema.protocol import (
     Catalogue,
     CatalogueReply,
@@ -68,9 +69,12 @@ __all__ = [
     "Schema",
     "SchemaConfig",
     "catalogue",
+    "http_json",
+    "http_name",
     "mermaid",
     "openapi",
     "replies_none",
+    "retagged",
     "tree_shape",
 ]
 

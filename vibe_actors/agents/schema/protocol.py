@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from vibe_actors import Message
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "Catalogue",
@@ -21,6 +22,14 @@ __all__ = [
 ]
 
 
+_tag = namespaced("schema")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the schema agent's messages: tagged ``schema.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
 class SchemaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Settings of :class:`Schema`."""
 
@@ -28,27 +37,27 @@ class SchemaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     version: str = "1"
 
 
-class Catalogue(Message):
+class Catalogue(_Message):
     """Ask for every agent's message schemas."""
 
 
-class CatalogueReply(Message):
+class CatalogueReply(_Message):
     """Agent name -> message tag -> JSON Schema."""
 
     agents: dict[str, dict[str, Any]]
 
 
-class OpenAPI(Message):
+class OpenAPI(_Message):
     """Ask for the OpenAPI 3.1 document of the HTTP gateway's agent API."""
 
 
-class OpenAPIDocument(Message):
+class OpenAPIDocument(_Message):
     document: dict[str, Any]
 
 
-class Diagram(Message):
+class Diagram(_Message):
     """Ask for a Mermaid diagram of the supervision tree."""
 
 
-class MermaidDiagram(Message):
+class MermaidDiagram(_Message):
     text: str

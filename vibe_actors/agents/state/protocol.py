@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -32,6 +33,18 @@ __all__ = [
     "Ttl",
     "Version",
 ]
+
+
+_tag = namespaced("state")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the state agent's messages: tagged ``state.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the state agent's error replies, tagged like its messages."""
 
 
 MAX_KEY_LENGTH = 1024
@@ -69,7 +82,7 @@ class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # -- messages ---------------------------------------------------------------------
 
 
-class Put(Message):
+class Put(_Message):
     """Store ``value`` under ``key`` (see the module docstring for the version rules)."""
 
     key: Key
@@ -78,16 +91,16 @@ class Put(Message):
     ttl: Ttl | None = None
 
 
-class Stored(Message):
+class Stored(_Message):
     key: str
     version: int
 
 
-class Get(Message):
+class Get(_Message):
     key: Key
 
 
-class Entry(Message):
+class Entry(_Message):
     key: str
     value: Any
     version: int
@@ -95,36 +108,36 @@ class Entry(Message):
     expires_at: float | None = None
 
 
-class Delete(Message):
+class Delete(_Message):
     key: Key
     expected_version: Version | None = None
 
 
-class Deleted(Message):
+class Deleted(_Message):
     key: str
 
 
-class Keys(Message):
+class Keys(_Message):
     """Live keys starting with ``prefix``, in key order, at most ``limit``."""
 
     prefix: Annotated[str, msgspec.Meta(max_length=MAX_KEY_LENGTH)] = ""
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 100
 
 
-class KeyList(Message):
+class KeyList(_Message):
     keys: list[str]
     #: More keys match than ``limit``.
     truncated: bool
 
 
-class NotFound(ErrorReply):
+class NotFound(_ErrorReply):
     """The key does not exist (or has expired)."""
 
     key: str
     http_status: ClassVar[int] = 404
 
 
-class Conflict(ErrorReply):
+class Conflict(_ErrorReply):
     """``expected_version`` did not hold; ``actual`` is the current version (0: absent)."""
 
     key: str
@@ -133,14 +146,14 @@ class Conflict(ErrorReply):
     http_status: ClassVar[int] = 409
 
 
-class InvalidRequest(ErrorReply):
+class InvalidRequest(_ErrorReply):
     """A field breaks its constraint; ``field`` names it."""
 
     field: str
     http_status: ClassVar[int] = 422
 
 
-class TooManyKeys(ErrorReply):
+class TooManyKeys(_ErrorReply):
     """A Put of a new key while ``limit`` keys are held."""
 
     limit: int

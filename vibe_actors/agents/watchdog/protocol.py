@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from vibe_actors import Message, RuntimeEvent
+from vibe_actors._messages import namespaced
 
 __all__ = [
     "AgentDeclaredHung",
@@ -19,6 +20,14 @@ __all__ = [
     "WatchdogConfig",
     "WatchdogReport",
 ]
+
+
+_tag = namespaced("watchdog")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the watchdog agent's messages: tagged ``watchdog.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
 
 
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -53,7 +62,7 @@ class WatchdogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 # -- messages -----------------------------------------------------------------------
 
 
-class Report(Message):
+class Report(_Message):
     """Ask for the watchdog's view: per-agent heartbeat state and recent incidents."""
 
 
@@ -82,7 +91,7 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     replaced: bool
 
 
-class WatchdogReport(Message):
+class WatchdogReport(_Message):
     """The reply to :class:`Report`."""
 
     interval: float

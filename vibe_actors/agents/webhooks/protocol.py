@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from vibe_actors import ErrorReply, Message
+from vibe_actors._messages import namespaced
 from vibe_actors.agents.webhooks._delivery import Outcome, origin
 from vibe_actors.agents.webhooks._http_client import parse_allow
 
@@ -34,6 +35,18 @@ __all__ = [
     "Unsubscribe",
     "Unsubscribed",
 ]
+
+
+_tag = namespaced("webhooks")
+
+
+class _Message(Message, tag=_tag):
+    """Base of the webhooks agent's messages: tagged ``webhooks.<ClassName>`` on the wire,
+    named by the class name over HTTP."""
+
+
+class _ErrorReply(ErrorReply, tag=_tag):
+    """Base of the webhooks agent's error replies, tagged like its messages."""
 
 
 class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,7 +91,7 @@ class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 # -- messages ---------------------------------------------------------------------
 
 
-class Deliver(Message):
+class Deliver(_Message):
     """An event of ``topic`` to deliver to its subscriptions (pubsub's ``Event`` shape)."""
 
     topic: str
@@ -86,14 +99,14 @@ class Deliver(Message):
     seq: int | None = None
 
 
-class Queued(Message):
+class Queued(_Message):
     """Delivery ids started for the event; ``dropped``: refused because ``max_pending``."""
 
     deliveries: list[str]
     dropped: int = 0
 
 
-class Deliveries(Message):
+class Deliveries(_Message):
     """The last ``limit`` attempts, of subscription ``id`` or of all."""
 
     id: str | None = None
@@ -117,36 +130,36 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     at: float = 0.0
 
 
-class DeliveriesReply(Message):
+class DeliveriesReply(_Message):
     deliveries: list[DeliveryRecord]
     #: subscription id -> closed | open | half_open (of its URL's breaker).
     circuits: dict[str, str]
 
 
-class InvalidWebhook(ErrorReply):
+class InvalidWebhook(_ErrorReply):
     http_status: ClassVar[int] = 422
 
 
-class WebhookRefused(ErrorReply):
+class WebhookRefused(_ErrorReply):
     """The SSRF guard refuses the URL's host (``detail`` says which address and why)."""
 
     http_status: ClassVar[int] = 403
 
 
-class UnknownSubscription(ErrorReply):
+class UnknownSubscription(_ErrorReply):
     id: str
     http_status: ClassVar[int] = 404
 
 
-class WebhooksBusy(ErrorReply):
+class WebhooksBusy(_ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class WebhooksNotSaved(ErrorReply):
+class WebhooksNotSaved(_ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class TooManySubscriptions(ErrorReply):
+class TooManySubscriptions(_ErrorReply):
     """A ``Subscribe`` while ``limit`` subscriptions are held, in all or by its caller
     (``detail`` says which); ``Unsubscribe`` frees a slot."""
 
@@ -157,7 +170,7 @@ class TooManySubscriptions(ErrorReply):
 # -- messages of the same names as other agents' (see the module docstring)
 
 
-class Subscribe(Message):
+class Subscribe(_Message):
     """POST every event of ``topic`` to ``url``, signed with ``secret``."""
 
     topic: str
@@ -172,13 +185,13 @@ class Subscribe(Message):
         return [("topic", self.topic), ("url", origin(self.url))]
 
 
-class Subscribed(Message):
+class Subscribed(_Message):
     id: str
 
 
-class Unsubscribe(Message):
+class Unsubscribe(_Message):
     id: str
 
 
-class Unsubscribed(Message):
+class Unsubscribed(_Message):
     id: str

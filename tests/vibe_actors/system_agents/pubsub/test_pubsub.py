@@ -456,6 +456,6 @@ def test_topics_and_subscribers_are_capped(make_system, tmp_path):
     sample = system.registry.get_sample_value
     assert sample("vibe_pubsub_topics", {"agent": "pubsub"}) == 2
     assert sample("vibe_pubsub_refused_total", {"agent": "pubsub", "limit": "max_topics"}) == 1
-    long_name = encode_json({"type": "Publish", "topic": "x" * (MAX_TOPIC_LENGTH + 1)})
+    long_name = encode_json({"type": "pubsub.Publish", "topic": "x" * (MAX_TOPIC_LENGTH + 1)})
     with pytest.raises(msgspec.ValidationError, match="length <= 256"):
         msgspec.json.decode(long_name, type=Publish)

@@ -71,7 +71,7 @@ def test_a_decoded_message_past_a_bound_is_refused_naming_the_field(body, path):
     message_type = {
         t.__name__: t for t in (Register, Unregister, Lookup, Find, Subscribe, Unsubscribe)
     }[body["type"]]
-    data = encode_json(body)
+    data = encode_json({**body, "type": message_type.__struct_config__.tag})  # its wire tag
     with pytest.raises(CodecError) as raised:
         decode_json(data, message_type)
     assert raised.value.path == path
@@ -83,7 +83,7 @@ def test_messages_at_the_bounds_decode():
     from vibe_actors.agents.registry import MAX_CAPABILITIES, MAX_NAME_LENGTH
 
     assert (MAX_NAME_LENGTH, MAX_CAPABILITIES) == (256, 64)
-    body = {"type": "Register", "name": "x" * 256, "capabilities": ["y" * 256] * 64}
+    body = {"type": "registry.Register", "name": "x" * 256, "capabilities": ["y" * 256] * 64}
     assert decode_json(encode_json(body), Register) == Register(
         name="x" * 256, capabilities=["y" * 256] * 64
     )
