@@ -62,7 +62,7 @@ import pykka
 import vibe_actors as va
 from vibe_actors._entity_durable import _UPSERT, SCHEMA
 from vibe_actors._entity_kind import shard_of
-from vibe_actors.agents._sqlite import open_database, transaction
+from vibe_actors.store._sqlite import open_database, transaction
 from vibe_actors.testing import ManualClock
 
 from benchmarks._common import main_for, percentiles

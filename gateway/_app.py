@@ -193,7 +193,8 @@ class Gateway(EntityRoutes):
         self, send: Send, problem: Problem, headers: tuple[tuple[bytes, bytes], ...]
     ) -> None:
         extra = ((b"x-request-id", problem.request_id.encode()), *headers)
-        await respond(send, problem.status, _encode(problem), _PROBLEM, extra)
+        body = schema.http_json(problem, problem.reply)  # its reply's type by HTTP name
+        await respond(send, problem.status, body, _PROBLEM, extra)
 
     # -- the read-only routes ------------------------------------------------------
 
@@ -343,7 +344,7 @@ class Gateway(EntityRoutes):
             # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
             # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
             # past ~1000 levels in free-form `Any` fields).
-            raise invalid_body(message_type, exc, request_id) from None
+            message = self._decode_http_named(message_type, decoder, body, exc, request_id)
         if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
             check_json_nesting(message, body, request_id)
         self._admit(name, tag, cell, request_id)
@@ -366,12 +367,30 @@ class Gateway(EntityRoutes):
         if reply is None:
             await respond(request.send, 204, b"", extra=request.ok)
             return 204
-        body = _encode(reply)
+        body = schema.http_json(reply)  # a namespaced tag shown as the type's HTTP name
         send = request.send  # the response in two sends here: this is every ask's way out
         headers_out = [_JSON, (b"content-length", b"%d" % len(body)), *request.ok]
         await send({"type": "http.response.start", "status": 200, "headers": headers_out})
         await send({"type": "http.response.body", "body": body})
         return 200
+
+    @staticmethod
+    def _decode_http_named(
+        message_type: type,
+        decoder: Any,
+        body: bytes,
+        error: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
+        request_id: str,
+    ) -> Any:
+        """A body whose ``type`` is the HTTP name of a namespaced message type, decoded;
+        raises Reject (422) with ``error``, or with the retagged body's own, otherwise."""
+        retagged = schema.retagged(message_type, body)
+        if retagged is None:
+            raise invalid_body(message_type, error, request_id) from None
+        try:
+            return decoder.decode(retagged)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as again:
+            raise invalid_body(message_type, again, request_id) from None
 
     def _admit(self, name: str, tag: str, cell: HasStatus | None, request_id: str) -> None:
         """503 while ``tag`` requests to ``name`` are refused by the circuit breaker, or while

@@ -33,9 +33,7 @@ from vibe_actors._agent import Deferred
 from vibe_actors._entity import entity_address
 from vibe_actors._entity_kind import PassivationReason
 from vibe_actors._messages import Unavailable
-from vibe_actors.agents._sqlite import SqliteDatabase, database_path
-from vibe_actors.agents._store import Schema, StoreError
-from vibe_actors.agents._store_base import Store
+from vibe_actors.store import Schema, SqliteDatabase, Store, StoreError, database_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -45,7 +45,7 @@ from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, ErrorReply, Unavailable, UnknownMessage
 from vibe_actors._spec import EntityState
 from vibe_actors._stats import DURATION_BUCKETS
-from vibe_actors.agents._store import StoreError
+from vibe_actors.store import StoreError
 
 if TYPE_CHECKING:
     from vibe_actors._entity import Entity

@@ -2,13 +2,19 @@
 
 Every message is a frozen :class:`msgspec.Struct` tagged with its class name,
 so any agent's protocol is a tagged union that encodes to msgpack or JSON and
-decodes back without ambiguity. Replies are messages too; a failure comes
+decodes back without ambiguity. A message type may name its tag itself
+(``class Put(Message, tag="kv.Put")``, msgspec's ``tag=``); the system agents
+namespace theirs by agent (``pubsub.Subscribe``, :func:`namespaced`), so that
+messages of the same name in two agents never share a tag. Over HTTP a
+message type is named by its class name whatever its tag (its *HTTP name*:
+the route segment, and the ``type`` the gateway shows for a namespaced one). Replies are messages too; a failure comes
 back as an :class:`ErrorReply` subclass, never as a bare exception raised in
 another thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar, dataclass_transform
 
 import msgspec
@@ -51,6 +57,30 @@ class Message(msgspec.Struct, frozen=True, tag=True, kw_only=True, forbid_unknow
     """
 
     sensitive_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+#: Wire tag -> HTTP name (the class name) of every message type tagged by :func:`namespaced`.
+#: Filled as the classes are defined; read by the HTTP face (``vibe_actors.agents.schema``).
+HTTP_NAMES: dict[str, str] = {}
+
+
+def namespaced(namespace: str) -> Callable[[str], str]:
+    """The ``tag=`` of a message base whose subclasses are tagged ``"<namespace>.<ClassName>"``.
+
+    msgspec calls it with the name of each class that inherits it; each tag is
+    recorded in :data:`HTTP_NAMES` with its class name. A system agent's
+    protocol module derives its messages from such a base::
+
+        class _Message(Message, tag=namespaced("pubsub")): ...
+        class Subscribe(_Message): ...   # tagged "pubsub.Subscribe"
+    """
+
+    def tag(class_name: str) -> str:
+        wire = f"{namespace}.{class_name}"
+        HTTP_NAMES[wire] = class_name
+        return wire
+
+    return tag
 
 
 class ErrorReply(Message, kw_only=True):

@@ -7,7 +7,7 @@ from vibe_actors.agents.jobs import Jobs, JobsConfig, JobWorker
 from vibe_actors.agents.state import State
 
 from tests.conftest import wait_until
-from tests.vibe_actors.system_agents import test_jobs_full_disk as jobs_disk
+from tests.vibe_actors.system_agents.jobs import test_jobs_full_disk as jobs_disk
 from tests.vibe_actors.system_agents.test_full_disk import BIG, fill_disk, free_disk
 
 

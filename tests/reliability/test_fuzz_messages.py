@@ -46,6 +46,7 @@ from vibe_actors._messages import (
     Unavailable,
     UnknownMessage,
 )
+from vibe_actors.agents.schema import http_name
 
 from tests.reliability.conftest import FULL
 
@@ -206,7 +207,9 @@ def test_valid_messages_round_trip_through_msgpack_and_json(message_type: type) 
         assert decode_json(encode_json(message), message_type) == message
         assert roundtrip(message) == message  # what serialize_messages=True does
         tag = msgspec.json.decode(encode_json(message))["type"]
-        assert tag == message_type.__name__
+        # Its wire tag ("pubsub.Subscribe" for a system agent's), whose HTTP name is its class's.
+        assert tag == message_type.__struct_config__.tag
+        assert http_name(tag) == message_type.__name__
 
     check()
 

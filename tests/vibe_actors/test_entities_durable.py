@@ -23,7 +23,7 @@ from vibe_actors import (
     handler,
 )
 from vibe_actors._entity_durable import EntityStateStore
-from vibe_actors.agents._store import StoreError
+from vibe_actors.store import StoreError
 from vibe_actors.testing import hang
 
 from tests.conftest import wait_until

@@ -24,8 +24,7 @@ from typing import Annotated, Any
 import msgspec
 
 from vibe_actors import Ping
-from vibe_actors.agents._jobs_child import JobContext
-from vibe_actors.agents._jobs_wire import job_args
+from vibe_actors.agents.jobs.protocol import JobContext, job_args
 
 __all__ = ["MAX_SLEEP", "SleepArgs", "echo", "fail", "ping", "sleep", "verify_ledger"]
 
@@ -83,7 +82,7 @@ def verify_ledger(args: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     not mend it): alert on ``ok``. The job fails if the ledger cannot be asked.
     """
     # Imported here: the jobs agent must not depend on the ledger being installed.
-    from vibe_actors.agents.ledger import StreamList, Streams, Verified, Verify
+    from vibe_actors.agents.ledger.protocol import StreamList, Streams, Verified, Verify
 
     ledger, timeout = ctx.system.ref(_name(args, "ledger", "ledger")), _timeout(args, 30.0)
     listing: StreamList = ledger.ask(Streams(), timeout=timeout)

@@ -18,8 +18,8 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from vibe_actors import Caller, Ping, WorkerSpec
-from vibe_actors.agents import _ledger_store
 from vibe_actors.agents.ledger import Append, Appended, Streams
+from vibe_actors.agents.ledger import _store as _ledger_store
 from vibe_actors.agents.registry import Lookup, Register, Registered, Unregister
 from vibe_actors.agents.webhooks import (
     Deliveries,
@@ -30,9 +30,9 @@ from vibe_actors.agents.webhooks import (
     WebhooksConfig,
 )
 
-from tests.vibe_actors.system_agents.test_ledger import ledger_spec
-from tests.vibe_actors.system_agents.test_registry import member, registry, restart, tree
-from tests.vibe_actors.system_agents.test_webhooks import LOCAL, SECRET
+from tests.vibe_actors.system_agents.ledger.test_ledger import ledger_spec
+from tests.vibe_actors.system_agents.registry.test_registry import member, registry, restart, tree
+from tests.vibe_actors.system_agents.webhooks.test_webhooks import LOCAL, SECRET
 
 
 def refusals(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:

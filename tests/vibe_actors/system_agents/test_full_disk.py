@@ -14,9 +14,9 @@ import pytest
 
 from vibe_actors import ActorSystem, Agent, SupervisorSpec, WorkerSpec
 from vibe_actors._signals import InjectedFault
-from vibe_actors.agents._store_health import StorageUnavailable
 from vibe_actors.agents.scheduler import Cancel, List, Schedule, Scheduled, Scheduler
 from vibe_actors.agents.state import Get, NotFound, Put, State, Stored
+from vibe_actors.store._health import StorageUnavailable
 
 from tests.conftest import wait_until
 

@@ -1,0 +1,158 @@
+"""The state agent's table: versioned entries with an optional expiry.
+
+One row per live key. ``expires_at`` is wall-clock seconds (``time.time()``),
+so an expiry survives a restart; a row past it is treated as absent by every
+read and removed by :meth:`StateStore.sweep` or the next write of its key.
+Values are stored as msgpack (bytes stay bytes, ints stay ints). Every write
+runs in its own transaction and is durable when the method returns (see
+:mod:`vibe_actors.store._database`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vibe_actors.store import Connection, Schema, Store
+
+__all__ = ["Created", "Deletion", "Mismatch", "Row", "StateStore", "prefix_bound"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    expires_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_expiry ON entries (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    value: bytes
+    version: int
+    expires_at: float | None
+
+    def live(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A put took effect: ``version`` is the key's new version; ``added``: a new row."""
+
+    version: int
+    added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """``found``: the key was live (and is now gone); ``removed``: rows deleted (0 or 1)."""
+
+    found: bool
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """``expected_version`` did not hold; ``actual`` is the current version (0: absent)."""
+
+    actual: int
+
+
+def prefix_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
+
+    SQLite compares TEXT as UTF-8 bytes, which orders like code points, so
+    bumping the last code point gives the exclusive upper bound of the range.
+    """
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            bumped = last + 1
+            if 0xD800 <= bumped <= 0xDFFF:  # surrogates cannot be encoded; skip them
+                bumped = 0xE000
+            return prefix[:-1] + chr(bumped)
+        prefix = prefix[:-1]
+    return None
+
+
+class StateStore(Store):
+    """The table of one state agent; used from the agent's thread only."""
+
+    schema = Schema(SCHEMA)
+
+    def count(self) -> int:
+        """Rows held, expired ones not yet purged included."""
+        return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def get(self, key: str) -> Row | None:
+        """The row of ``key``, expired or not (see :meth:`Row.live`)."""
+        found = self._db.execute(
+            "SELECT value, version, expires_at FROM entries WHERE key = ?", (key,)
+        ).fetchone()
+        return None if found is None else Row(found[0], found[1], found[2])
+
+    @staticmethod
+    def _current(db: Connection, key: str, now: float) -> tuple[int, bool]:
+        """The live version of ``key`` (0: absent or expired) and whether it has a row."""
+        found = db.execute(
+            "SELECT version, expires_at FROM entries WHERE key = ?", (key,)
+        ).fetchone()
+        if found is None:
+            return 0, False
+        live = found[1] is None or found[1] > now
+        return (int(found[0]) if live else 0), True
+
+    def put(
+        self, key: str, value: bytes, expected: int | None, expires_at: float | None, now: float
+    ) -> Created | Mismatch:
+        """Write ``key`` if its current version (0: absent or expired) is ``expected``."""
+        with self._db.transaction() as db:
+            current, had_row = self._current(db, key, now)
+            if expected is not None and expected != current:
+                return Mismatch(current)
+            db.execute(
+                "INSERT OR REPLACE INTO entries (key, value, version, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, value, current + 1, expires_at),
+            )
+        return Created(current + 1, added=not had_row)
+
+    def delete(self, key: str, expected: int | None, now: float) -> Deletion | Mismatch:
+        """Remove ``key`` if live (and at ``expected``); an expired row is purged either way."""
+        with self._db.transaction() as db:
+            current, had_row = self._current(db, key, now)
+            if current and expected is not None and expected != current:
+                return Mismatch(current)
+            if had_row:
+                db.execute("DELETE FROM entries WHERE key = ?", (key,))
+        return Deletion(found=current > 0, removed=int(had_row))
+
+    def purge(self, key: str, now: float) -> int:
+        """Remove ``key`` if it has expired; returns the rows removed (0 or 1)."""
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM entries WHERE key = ? AND expires_at <= ?", (key, now))
+        return cursor.rowcount
+
+    def sweep(self, now: float) -> int:
+        """Remove every expired row; returns how many."""
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
+        return cursor.rowcount
+
+    def keys(self, prefix: str, limit: int, now: float) -> tuple[list[str], bool]:
+        """Live keys starting with ``prefix`` in key order, at most ``limit``; and whether
+        more exist."""
+        upper = prefix_bound(prefix)
+        # _LIVE is a constant; every value is a bound parameter.
+        sql = f"SELECT key FROM entries WHERE key >= ? AND {_LIVE}"  # nosec B608
+        params: tuple[object, ...] = (prefix, now)
+        if upper is not None:
+            sql += " AND key < ?"
+            params += (upper,)
+        rows = self._db.execute(sql + " ORDER BY key LIMIT ?", (*params, limit + 1)).fetchall()
+        return [r[0] for r in rows[:limit]], len(rows) > limit

@@ -1,0 +1,96 @@
+"""The base of every agent's store, and how an agent opens, degrades on and closes one.
+
+A store module subclasses :class:`Store`, names its tables in ``schema`` and
+writes its queries against ``self._db`` (a
+:class:`~vibe_actors.store._database.Database`); an agent gets its store from
+:func:`open_store`, degrades with :func:`degrade_for` when it cannot, and
+closes it with :class:`ClosesStore`. Nothing here depends on the backend but
+:func:`open_store`, the one place that chooses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from vibe_actors import Agent
+from vibe_actors.store._database import Database, Schema, StoreError
+from vibe_actors.store._sqlite import SqliteDatabase, database_path
+
+__all__ = ["ClosesStore", "Store", "degrade_for", "open_store"]
+
+S = TypeVar("S", bound="Store")
+
+
+class Store:
+    """Base of an agent's store: its tables (``schema``) on one database, closed once.
+
+    Constructed with an open :class:`~vibe_actors.store._database.Database`, or
+    with the path of a SQLite file (opened with ``schema``); raises
+    :class:`StoreError` if it cannot be used. Use from the agent's thread only.
+    """
+
+    #: The store's tables and their version.
+    schema: ClassVar[Schema]
+
+    def __init__(self, database: Database | Path) -> None:
+        if isinstance(database, Path):
+            database = SqliteDatabase(database, self.schema)
+        self._db: Database = database
+
+    @property
+    def path(self) -> str:
+        """Where the data is (the file), for messages."""
+        return self._db.path
+
+    def probe_write(self) -> None:
+        """A one-row durable write (is the store writable again?); raises StoreError."""
+        self._db.probe_write()
+
+    def close(self) -> None:
+        """Release the database; later calls do nothing."""
+        self._db.close()
+
+
+def open_store(kind: type[S], agent: Agent[Any]) -> S:
+    """``agent``'s store of class ``kind`` on the system's backend; raises :class:`StoreError`.
+
+    The one place a backend is chosen: today the SQLite file
+    ``database_path(data_dir, agent.name)``. A second backend is picked here
+    from the system's configuration, and its database handed to ``kind``.
+    """
+    return kind(
+        SqliteDatabase(database_path(agent.system.config.data_dir, agent.name), kind.schema)
+    )
+
+
+def degrade_for(agent: Agent[Any], error: StoreError) -> None:
+    """Log that ``agent``'s store is unusable and degrade it (see :meth:`Agent.degrade`).
+
+    What every durable agent does when its store cannot be opened at start:
+    the agent answers ``Unavailable`` naming the store, the rest of the
+    system runs, and the next incarnation tries it again.
+    """
+    agent.log.error("store_unavailable", path=error.path, error=error.reason)
+    agent.degrade(str(error))
+
+
+class ClosesStore:
+    """Mixin for an agent that keeps its store in ``self._store``: closed when the
+    incarnation ends, by a stop or a crash (put it before ``Agent`` in the bases).
+
+    An agent with more to do on stop overrides ``on_stop`` and calls ``_close``.
+    """
+
+    _store: Any
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, error: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        store, self._store = getattr(self, "_store", None), None
+        if store is not None:
+            store.close()
