@@ -121,6 +121,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         "gateway_starting",
         host=settings.host,
         port=settings.port,
+        wiring=settings.wiring,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
         breaker=msgspec.structs.asdict(app.settings.breaker),

@@ -15,13 +15,17 @@ from typing import Annotated, Literal
 
 import msgspec
 
+import phoenix
 from gateway._admission import AdmissionLimits
 from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
 from gateway._cors import check_origins
 from gateway._server import ServerLimits
 
-__all__ = ["GatewaySettings", "SettingsError", "parse_settings"]
+__all__ = ["GatewaySettings", "SettingsError", "default_wiring_file", "parse_settings"]
+
+#: The wiring of the working directory: the repository's, where `make run` starts.
+LOCAL_WIRING = "wiring.yaml"
 
 
 class SettingsError(ValueError):
@@ -188,7 +192,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _OPTIONS: dict[str, tuple[str, str]] = {
     "host": ("VIBE_HOST", "interface to listen on"),
     "port": ("VIBE_PORT", "TCP port to listen on"),
-    "wiring": ("VIBE_WIRING", "the wiring.yaml that describes the supervision tree"),
+    "wiring": (
+        "VIBE_WIRING",
+        "the wiring.yaml that describes the supervision tree (default: ./wiring.yaml if it "
+        "exists, else the one shipped in the package: the 13 system agents)",
+    ),
     "data_dir": ("VIBE_DATA_DIR", "directory for the agents' durable data (SQLite files)"),
     "log_level": ("VIBE_LOG_LEVEL", "debug, info, warning or error"),
     "log_format": ("VIBE_LOG_FORMAT", "json (one object per line) or console (for people)"),
@@ -322,6 +330,19 @@ def _tokens(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
     return tokens
 
 
+def default_wiring_file() -> str:
+    """The wiring to boot when neither ``--wiring`` nor ``VIBE_WIRING`` names one.
+
+    ``./wiring.yaml`` if it exists (the repository's, so ``make run`` is unchanged; one
+    that exists but cannot be read fails the start, it is not skipped), else the wiring
+    shipped in the package (:func:`phoenix.default_wiring`). Raises
+    :class:`FileNotFoundError` if the package's copy is missing (a broken install).
+    """
+    if os.path.exists(LOCAL_WIRING):
+        return LOCAL_WIRING
+    return str(phoenix.default_wiring())
+
+
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> GatewaySettings:
@@ -342,6 +363,11 @@ def parse_settings(
             values[field] = msgspec.convert(value, _FIELD_TYPES[field], strict=False)
         except msgspec.ValidationError as exc:
             problems.append(f"{_named(field)}: {exc} (got {value!r})".replace(" - at `$`", ""))
+    if "wiring" not in values:
+        try:
+            values["wiring"] = default_wiring_file()
+        except FileNotFoundError as exc:
+            problems.append(f"{_named('wiring')}: not given, no ./wiring.yaml, and {exc}")
     values["tokens"] = _tokens(environ, problems)
     if problems:
         raise SettingsError(problems)

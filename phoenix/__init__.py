@@ -2,11 +2,13 @@
 
 ``load`` validates (every problem at once, each with file:line:column and
 path), ``build`` turns the result into the runtime's specs, ``boot`` starts
-it, ``reload`` applies a changed file to a running system. The CLI is
-``python -m phoenix check|tree|schema``.
+it, ``reload`` applies a changed file to a running system, and
+``default_wiring`` is the wiring shipped in the package (the 13 system agents).
+The CLI is ``python -m phoenix check|tree|schema|init`` (``vibe-phoenix``).
 """
 
 from phoenix._build import boot, build, reload
+from phoenix._default import default_wiring
 from phoenix._errors import WiringError, WiringProblem
 from phoenix._load import Wiring, load, load_text
 from phoenix._schema import SupervisorNode, WiringFile, WorkerNode, json_schema
@@ -20,6 +22,7 @@ __all__ = [
     "WorkerNode",
     "boot",
     "build",
+    "default_wiring",
     "json_schema",
     "load",
     "load_text",

@@ -1,9 +1,11 @@
-"""``python -m phoenix check|tree|schema``: validate, show, and describe wiring files.
+"""``python -m phoenix check|tree|schema|init`` (or ``vibe-phoenix``): validate, show,
+describe and start wiring files.
 
-Exit codes: 0 when the file is valid (or for ``schema``), 1 with one line per
-problem (never a traceback), 2 for a usage error, 141 (128 + SIGPIPE, as a
-shell reports ``yes | head``) when the output was closed early
-(``python -m phoenix schema | head``), quietly.
+Exit codes: 0 when the file is valid (or for ``schema``, or once ``init`` has
+written its file), 1 with one line per problem (never a traceback; for ``init``:
+the file exists and ``--force`` was not given, or it cannot be written), 2 for a
+usage error, 141 (128 + SIGPIPE, as a shell reports ``yes | head``) when the
+output was closed early (``python -m phoenix schema | head``), quietly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from phoenix._default import default_wiring
 from phoenix._errors import WiringError
 from phoenix._load import Wiring, load
 from phoenix._order import start_order
@@ -89,10 +92,17 @@ def _run(argv: Sequence[str] | None) -> int:
     )
     tree.add_argument("file")
     commands.add_parser("schema", help="print the JSON Schema of wiring files (for editors)")
+    init = commands.add_parser(
+        "init", help="write a starting wiring file: the shipped one, with the 13 system agents"
+    )
+    init.add_argument("file", nargs="?", default="wiring.yaml", help="default: wiring.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
+    if args.command == "init":
+        return _init(args.file, force=args.force)
     try:
         wiring = load(args.file)
     except WiringError as exc:
@@ -103,4 +113,27 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f"{args.file}: ok ({len(wiring.agents)} agents)")
     else:
         print("\n".join(_tree_lines(wiring.root, wiring, "$.root", 0)))
+    return 0
+
+
+def _init(file: str, *, force: bool) -> int:
+    """Write the shipped wiring to ``file``: 0, or 1 with one line if ``file`` exists
+    (without ``force``; it is left untouched, and the check and the creation are one
+    step, so no other writer can slip in between), if it cannot be written, or if the
+    shipped wiring is missing (a broken install)."""
+    try:
+        text = default_wiring().read_bytes()
+    except OSError as exc:
+        print(f"phoenix init: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with open(file, "wb" if force else "xb") as handle:
+            handle.write(text)
+    except FileExistsError:
+        print(f"{file}: already exists; pass --force to overwrite it", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{file}: cannot write: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"{file}: written; check it with `python -m phoenix check {file}`")
     return 0

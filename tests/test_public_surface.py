@@ -411,6 +411,7 @@ SURFACE: dict[str, set[str]] = {
         "WorkerNode",
         "boot",
         "build",
+        "default_wiring",
         "json_schema",
         "load",
         "load_text",

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import gateway._main
+import phoenix
 from gateway import (
     AppSettings,
     BreakerSettings,
@@ -194,3 +195,38 @@ def test_an_unknown_server_limit_is_an_error_not_ignored() -> None:
 
     with pytest.raises(TypeError, match="header_timout"):
         uvicorn_config(object(), "127.0.0.1", 0, header_timout=1.0)
+
+
+def test_without_a_wiring_setting_the_working_directorys_wiring_yaml_is_used(
+    tmp_path, monkeypatch
+) -> None:
+    (tmp_path / "wiring.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_settings([], {}).wiring == "wiring.yaml"  # the repository's `make run`
+
+
+def test_without_a_wiring_setting_or_file_the_shipped_wiring_is_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no wiring.yaml here: an installed package, anywhere
+    assert parse_settings([], {}).wiring == str(phoenix.default_wiring())
+
+
+def test_a_wiring_flag_or_variable_wins_over_every_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_settings([], {"VIBE_WIRING": "env.yaml"}).wiring == "env.yaml"
+    flag = parse_settings(["--wiring", "flag.yaml"], {"VIBE_WIRING": "env.yaml"})
+    assert flag.wiring == "flag.yaml"
+
+
+def test_a_missing_shipped_wiring_is_a_settings_problem_naming_the_flag(
+    tmp_path, monkeypatch
+) -> None:
+    def missing() -> Path:
+        raise FileNotFoundError("the shipped wiring is gone")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(phoenix, "default_wiring", missing)
+    with pytest.raises(SettingsError) as error:
+        parse_settings([], {})
+    assert error.value.problems == [
+        "--wiring / VIBE_WIRING: not given, no ./wiring.yaml, and the shipped wiring is gone"
+    ]
