@@ -65,7 +65,7 @@ _log = structlog.get_logger("gateway.protocol")
 _encode = msgspec.json.Encoder().encode
 
 # Admission hooks the method uvicorn's httptools protocol starts each request's task
-# with (uvicorn 0.55, pinned in constraints.txt); without it every budget would be
+# with (uvicorn 0.45+, the range pyproject pins); without it every budget would be
 # silently off, so a uvicorn without it is refused here, at import.
 if not callable(getattr(HttpToolsProtocol, "_start_asgi_task", None)):
     raise RuntimeError("gateway needs a uvicorn whose HttpToolsProtocol has _start_asgi_task")
