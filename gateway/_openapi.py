@@ -22,7 +22,7 @@ from gateway._children import NAME_PATTERN, ChildCreated, ChildRequest
 from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
-from gateway._sse import TOPIC_PATTERN
+from gateway._sse import LAST_EVENT_ID_PATTERN, TOPIC_PATTERN
 from vibe_actors import ActorSystem
 from vibe_actors.agents import introspect, schema
 
@@ -241,12 +241,25 @@ def _streams() -> dict[str, Any]:
     operation = {
         "operationId": "topics.events",
         "summary": "A live Server-Sent Events stream of a topic's events",
-        "parameters": [_path("topic", {"type": "string", "pattern": f"^{TOPIC_PATTERN}$"})],
+        "parameters": [
+            _path("topic", {"type": "string", "pattern": f"^{TOPIC_PATTERN}$"}),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "Resume after this event: the events after it that the topic's "
+                "history holds are sent first (an `event: gap` says what it no longer holds)",
+                "schema": {"type": "string", "pattern": f"^{LAST_EVENT_ID_PATTERN}$"},
+            },
+        ],
         "responses": {
             "200": {
-                "description": "One `event` per published event; comments keep it alive",
+                "description": "`retry:` first; then one `event: message` per published event "
+                "(`dropped` and `gap` events say what was missed), each with an `id`; comments "
+                "keep it alive",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
+            "400": _problem("Malformed Last-Event-ID"),
             "403": _problem("Denied by policy"),
             "422": _problem("Invalid topic name"),
             "429": _problem("Quota exceeded, or too many streams of this client", retry=True),
@@ -260,6 +273,7 @@ def _probes(refs: dict[str, dict[str, str]]) -> dict[str, Any]:
     readiness = {"application/json": {"schema": refs["Readiness"]}}
     return {
         "/healthz": _get("healthz", "Liveness: the process answers", refs["Health"], {}),
+        "/livez": _get("livez", "Liveness (as /healthz): the process answers", refs["Health"], {}),
         "/readyz": {
             "get": {
                 "operationId": "readyz",

@@ -17,16 +17,24 @@ def tree():
 
 
 def iter_events(lines):
-    """SSE messages from an iterator of lines, as dicts of their fields."""
+    """SSE messages from an iterator of lines, as dicts of their fields (a block without
+    data, as the stream's opening ``retry:``, is no message)."""
     fields = {}
     for line in lines:
         if line == "":
-            if fields:
+            if "data" in fields:
                 yield fields
-                fields = {}
+            fields = {}
         elif not line.startswith(":"):
             key, _, value = line.partition(": ")
             fields[key] = value
+
+
+def subscribed(lines, retry_ms=3000):
+    """The stream's opening: the reconnection delay, then the comment that says the stream
+    listens from here on."""
+    assert next(lines) == f"retry: {retry_ms}"
+    assert next(lines) == ": subscribed"
 
 
 def read_events(lines, count):
@@ -44,7 +52,7 @@ def test_published_events_stream_to_the_client_in_order(gateway, tmp_path):
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
         lines = response.iter_lines()
-        assert next(lines) == ": subscribed"  # the listener is registered from here on
+        subscribed(lines)  # the listener is registered from here on
         for n in range(3):
             system.ask("pubsub", Publish(topic="orders", data={"n": n}))
         system.ask("pubsub", Publish(topic="other", data="not for this stream"))
@@ -63,7 +71,7 @@ def test_every_event_is_delivered_or_reported_dropped(gateway, tmp_path):
     system, client = gateway(tree(), {"data_dir": str(tmp_path)}, stream_buffer=2)
     with client.stream("GET", "/v1/topics/t/events") as response:
         lines = response.iter_lines()
-        assert next(lines) == ": subscribed"
+        subscribed(lines)
         for n in range(200):
             system.tell("pubsub", Publish(topic="t", data=n))
         system.ask("pubsub", Publish(topic="t", data="last"))
@@ -89,12 +97,13 @@ def test_a_full_stream_drops_counts_and_reports_before_the_next_event():
 
     async def scenario():
         owner = TopicStreams(system=None, buffer=2)  # type: ignore[arg-type]
-        stream = _Stream(owner, 2)
+        stream = _Stream(owner, 2, 0)
         events = [Event(topic="t", data=n, seq=n + 1, published_at=1.0) for n in range(5)]
         for event in events:
             stream.offer(event)
         first = stream.encode(stream.queue.get_nowait())
-        assert first.startswith(b'event: dropped\ndata: {"dropped":3}\n\nid: 1\n')
+        # The drop's id is the last event sent before it (here: where the stream started).
+        assert first.startswith(b'id: 0\nevent: dropped\ndata: {"dropped":3}\n\nid: 1\n')
         second = stream.encode(stream.queue.get_nowait())
         assert second.startswith(b"id: 2\nevent: message\n")
         assert (owner.dropped, owner.events_sent, stream.dropped_total) == (3, 2, 3)
@@ -116,7 +125,7 @@ def test_bad_topic_no_pubsub_and_shutdown(gateway, tmp_path):
     assert missing.status_code == 404 and missing.json()["type"].endswith("no-pubsub")
     with client.stream("GET", "/v1/topics/t/events") as response:
         lines = response.iter_lines()
-        assert next(lines) == ": subscribed"
+        subscribed(lines)
         client.app.close_streams()  # what the server does when its drain begins
         assert list(lines) == [""]  # the stream ends cleanly, after the comment's blank line
     refused = client.get("/v1/topics/t/events")
