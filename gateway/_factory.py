@@ -5,7 +5,8 @@
 ``uvicorn``'s or ``gunicorn``'s flags are not read), configures logging, and
 returns an ASGI app whose lifespan starts the system from ``VIBE_WIRING``
 (``lifespan.startup``) and stops it (``lifespan.shutdown``, after the server
-has drained its connections: ``system_stopped`` is logged). So
+has drained its connections: the runtime logs ``system_stopped``, then the
+gateway ``gateway_stopped``). So
 ``uvicorn gateway:app_factory --factory`` or gunicorn's uvicorn worker
 (``gunicorn 'gateway:app_factory()' -k uvicorn.workers.UvicornWorker``) serve
 every agent of the wiring.
@@ -120,7 +121,7 @@ class FactoryApp:
             target=_stop_serving_if_failed, args=(system,), name="gateway:watch-system", daemon=True
         ).start()
         _log.info(
-            "system_started",
+            "gateway_started",
             wiring=settings.wiring,
             agents=len(system.names()),
             access_log=self.gateway.access is not None,
@@ -140,7 +141,7 @@ class FactoryApp:
         if system.failure is not None:
             failure = f"the actor system failed: {system.failure}"
             report_problems("system_failed", [failure], self.settings.log_format)
-        _log.info("system_stopped", clean=clean)
+        _log.info("gateway_stopped", clean=clean)
 
 
 def _stop_serving_if_failed(system: ActorSystem) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -176,9 +175,12 @@ def test_the_shipped_wiring_serves_all_13_system_agents(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, logs = process.communicate(timeout=15)
     assert process.returncode == 0
-    events = [json.loads(line) for line in logs.splitlines() if line.startswith(b"{")]
-    starting = [e for e in events if e["event"] == "gateway_starting"]
+    logged = events(logs)  # every line is JSON (the default format), uvicorn's included
+    starting = [e for e in logged if e["event"] == "gateway_starting"]
     assert [e["gc_threshold"] for e in starting] == [2500]  # process tuning, at the edge
+    assert starting[0]["access_log"] is True  # on by default with the json format
+    pings = [e for e in logged if e["logger"] == "gateway.access" and e["method"] == "POST"]
+    assert len(pings) == len(SYSTEM_AGENTS) and {e["status"] for e in pings} == {200}
 
 
 def test_sighup_reloads_the_wiring_restarting_only_what_changed(tmp_path):
