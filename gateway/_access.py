@@ -3,19 +3,23 @@
 Each line is an ``info`` event ``request`` of the logger ``gateway.access``
 with ``method``, ``route`` (the route template, the ``route`` label of the
 metrics: bounded, and no path parameter, so nothing secret a client put in a
-path), ``status``, ``duration_ms``, ``request_id``, ``principal`` (null when
-unauthenticated) and ``client`` (``host:port``; null on a Unix socket).
+path), ``status``, ``duration_ms`` (to the microsecond), ``request_id``,
+``principal`` (null when unauthenticated), and ``client`` and
+``client_port``, the peer's address (the proxy's client with
+``--proxy-headers``; null on a Unix socket).
 
 The figures are those the request's metrics already have
 (``Gateway.__call__``). With the json format configured at the edge
 (:func:`gateway._logging.json_lines`), a line is a small fixed-layout
-msgspec struct appended to a list; the lines of one turn of the event loop
-are encoded in one ``encode_lines`` call and written in one write, at the
-end of that turn, through the log handler (under its lock, so lines never
-interleave with other records). No dict is built, and structlog's processor
-chain is not run per request. Otherwise (the console format, or an
-embedding application's own logging) each line is a structlog event of the
-same name and fields.
+msgspec struct appended to a list, made of the request's own objects (no
+formatting per request); the lines of one turn of the event loop are stamped,
+encoded in one ``encode_lines`` call and written in one write at the end of
+that turn, through the log handler (under its lock, so lines never
+interleave with other records). So a line's ``timestamp`` is when it was
+written, at most one turn of the loop after the response. No dict is built,
+and structlog's processor chain is not run per request. Otherwise (the
+console format, or an embedding application's own logging) each line is a
+structlog event of the same name and fields.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class AccessLine(msgspec.Struct, gc=False):
     request_id: str
     principal: str | None
     client: str | None
+    client_port: int | None
 
 
 class AccessLog:
@@ -82,8 +87,8 @@ class AccessLog:
         client: tuple[str, int] | None,
     ) -> None:
         """One request's line (``duration`` in seconds)."""
-        address = None if client is None else f"{client[0]}:{client[1]}"
-        duration_ms = round(duration * 1000, 3)
+        duration_ms = int(duration * 1_000_000) / 1000  # cheaper than round(), same digits
+        host, port = (None, None) if client is None else client
         sink = self._sink
         if sink is None:
             _log.info(
@@ -94,38 +99,34 @@ class AccessLog:
                 duration_ms=duration_ms,
                 request_id=request_id,
                 principal=principal,
-                client=address,
+                client=host,
+                client_port=port,
             )
             return
+        pending = self._pending
+        # Positional: the fields in order; the timestamp is set when the line is written.
+        line = AccessLine("request", "info", _LOGGER, "", method, route, status, duration_ms,
+                          request_id, principal, host, port)  # fmt: skip
+        pending.append(line)
+        if len(pending) == 1:  # the first of this turn of the loop: write them at its end
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Stamp and write the lines recorded so far (the loop does at the end of each turn)."""
+        pending = self._pending
+        if not pending or self._sink is None:
+            return
+        self._pending = []
+        timestamp = self._timestamp()
+        for line in pending:
+            line.timestamp = timestamp
+        self._sink.write(self._encode_lines(pending))
+
+    def _timestamp(self) -> str:
+        """Now, as structlog's ISO stamp in UTC (the second's part made once a second)."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        timestamp = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
-        pending = self._pending
-        pending.append(
-            AccessLine(
-                "request",
-                "info",
-                _LOGGER,
-                timestamp,
-                method,
-                route,
-                status,
-                duration_ms,
-                request_id,
-                principal,
-                address,
-            )  # fmt: skip
-        )
-        if len(pending) == 1:  # the first of this turn of the loop: write them at its end
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write the lines recorded so far (the loop does at the end of each turn)."""
-        pending = self._pending
-        if not pending or self._sink is None:
-            return
-        self._pending = []
-        self._sink.write(self._encode_lines(pending))
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
