@@ -140,7 +140,7 @@ class FactoryApp:
         clean = system.shutdown(timeout=self.settings.drain_timeout)
         if system.failure is not None:
             failure = f"the actor system failed: {system.failure}"
-            report_problems("system_failed", [failure], self.settings.log_format)
+            report_problems("gateway_failed", [failure], self.settings.log_format)
         _log.info("gateway_stopped", clean=clean)
 
 

@@ -139,6 +139,6 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         clean = system.shutdown(timeout=settings.drain_timeout)
     if system.failure is not None:
         failure = f"the actor system failed: {system.failure}"
-        return _fail([failure], 1, settings.log_format, "system_failed")
+        return _fail([failure], 1, settings.log_format, "gateway_failed")
     _log.info("gateway_stopped", clean=clean)
     return 0

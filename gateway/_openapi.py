@@ -237,6 +237,19 @@ def _terminate_child() -> dict[str, Any]:
     }
 
 
+#: One event of a topic stream (OpenAPI 3.1: the schema of an event-stream describes each
+#: event; gateway._sse documents the data of each kind).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["message", "dropped", "gap"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "id", "data"],
+}
+
+
 def _streams() -> dict[str, Any]:
     operation = {
         "operationId": "topics.events",
@@ -257,7 +270,7 @@ def _streams() -> dict[str, Any]:
                 "description": "`retry:` first; then one `event: message` per published event "
                 "(`dropped` and `gap` events say what was missed), each with an `id`; comments "
                 "keep it alive",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             },
             "400": _problem("Malformed Last-Event-ID"),
             "403": _problem("Denied by policy"),

@@ -34,6 +34,10 @@ def json_logs(monkeypatch):
     uvicorn_access = logging.getLogger("uvicorn.access")
     saved_access = (uvicorn_access.handlers[:], uvicorn_access.propagate)
     configure_logging("info", "json")
+    # Loggers first used now must not keep this configuration for the rest of the session.
+    structlog.configure(cache_logger_on_first_use=False)
+    # Loggers first used now must not keep this configuration for the rest of the session.
+    structlog.configure(cache_logger_on_first_use=False)
 
     def lines() -> list[dict]:
         stream.flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import gateway._factory
 from gateway import FactoryApp, GatewaySettings, SettingsError, app_factory
 
 from tests.conftest import wait_until
@@ -97,8 +98,14 @@ def test_requests_before_the_lifespan_started_the_system_are_503_problems():
 
 
 def test_the_factory_reads_vibe_variables_only(monkeypatch):
+    reported = []
+    monkeypatch.setattr(  # not the test process's logging: record what would be logged
+        gateway._factory, "report_problems", lambda *args: reported.append(args)
+    )
     monkeypatch.setattr(sys, "argv", ["uvicorn", "--port", "1", "--no-such-gateway-flag"])
     monkeypatch.setenv("VIBE_PORT", "eighty")
     with pytest.raises(SettingsError) as caught:
         app_factory()
-    assert caught.value.problems == ["--port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')"]
+    problem = "--port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')"
+    assert caught.value.problems == [problem]
+    assert reported == [("invalid_settings", [problem], "json")]

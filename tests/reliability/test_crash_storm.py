@@ -119,7 +119,7 @@ def test_a_crash_storm_escalates_as_the_wiring_says_then_exits_1(
     failure = [
         event["problem"]
         for event in map(json.loads, logs.splitlines())
-        if event["event"] == "system_failed"
+        if event["event"] == "gateway_failed"
     ]  # and every line is JSON (the gateway's default format)
     assert len(failure) == 1, logs[-3000:]
     assert failure[0].startswith("the actor system failed: "), failure
