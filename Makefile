@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 PYTEST_ARGS ?=
 
-.PHONY: run test lint audit bench bench-quick docs lock clean
+.PHONY: run test lint audit bench bench-quick docs lock clean test-uvicorn-oldest
 
 # `make run` installs the runtime only; `make test` adds the test and deploy-check tools.
 # Every install is constrained to the versions CI last passed with (constraints.txt, `make lock`).
@@ -108,6 +108,23 @@ test-ray: $(RAY_STAMP)
 
 bench-ray: $(RAY_STAMP)
 	$(BIN)/python -m benchmarks.ray_placement --quick
+
+# The gateway subclasses uvicorn internals (its httptools protocol, its signal handling), so
+# pyproject pins uvicorn to the range its tests passed with. This runs tests/gateway against the
+# oldest of that range: a throwaway venv holding only that uvicorn, layered over .venv's packages
+# (so it takes seconds, not a fresh install). Keep UVICORN_OLDEST equal to pyproject's lower bound.
+UVICORN_OLDEST ?= 0.45.0
+OLDEST_VENV := .venv-uvicorn-oldest
+test-uvicorn-oldest: $(STAMP)
+	rm -rf $(OLDEST_VENV)
+	$(BIN)/python -m venv --without-pip $(OLDEST_VENV)
+	$(BIN)/python -c "import site, sys; print('import site; site.addsitedir(%r)' % site.getsitepackages()[0])" \
+		> "$$($(OLDEST_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz-vibe-venv.pth"
+	$(BIN)/python -m pip install --quiet --no-deps --target \
+		"$$($(OLDEST_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')" 'uvicorn==$(UVICORN_OLDEST)'
+	$(OLDEST_VENV)/bin/python -c "import uvicorn, sys; assert uvicorn.__version__ == '$(UVICORN_OLDEST)', uvicorn.__file__; print('uvicorn', uvicorn.__version__, 'from', uvicorn.__file__)"
+	$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/gateway $(PYTEST_ARGS)
+	rm -rf $(OLDEST_VENV)
 
 # Re-resolve every dependency (all extras) in a scratch venv and write constraints.txt.
 LOCK_VENV := .venv-lock

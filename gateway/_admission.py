@@ -10,7 +10,7 @@ own limit is off):
 * **Requests** (``max_concurrency``): requests in flight, from their complete
   headers until their task ends (a request whose client left still counts
   until its handler returns). Probes and event streams are not counted here.
-* **Probes** (``probe_reserve``): ``GET /healthz``, ``/readyz`` and
+* **Probes** (``probe_reserve``): ``GET /healthz``, ``/livez``, ``/readyz`` and
   ``/metrics`` (exact paths) have a budget of their own, so they are served
   however busy the rest is.
 * **Event streams** (``max_streams`` in all, ``max_streams_per_client`` per
@@ -68,7 +68,7 @@ _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
 
 #: The probes' exact paths: served from ``probe_reserve``, never from the request budget.
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 
 #: Values of ``vibe_http_refused_total{reason}``: what a refused request (or, for
 #: ``connections``, a connection closed at once) ran into.

@@ -23,6 +23,7 @@ import msgspec
 import structlog
 
 from gateway import _children as children
+from gateway._access import AccessLog
 from gateway._app_settings import AppSettings
 from gateway._body import (
     check_declared_length,
@@ -42,6 +43,7 @@ from gateway._http import (
     Receive,
     Scope,
     Send,
+    header,
     respond,
 )
 from gateway._http_metrics import HttpMetrics
@@ -93,6 +95,9 @@ class Gateway(EntityRoutes):
             buffer=self.settings.stream_buffer,
             keepalive=self.settings.keepalive_seconds,
             max_streams=self.settings.max_streams,
+            history=self.settings.stream_history,
+            history_topics=self.settings.history_topics,
+            retry_ms=self.settings.retry_ms,
         )
         self.metrics = HttpMetrics(self._stream_figures)
         self.breaker = CrashBreaker(system, self.metrics.registry, self.settings.breaker)
@@ -109,6 +114,8 @@ class Gateway(EntityRoutes):
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
         self.router = Router(r for r in ROUTES if self.settings.chaos or not r.chaos)
         self._cors = Cors(self.settings.cors_origins) if self.settings.cors_origins else None
+        #: One line per request (gateway._access), as the process's logging is configured.
+        self.access = AccessLog.for_process() if self.settings.access_log else None
 
     def close_streams(self) -> None:
         """End every open event stream (call on the event loop when the drain begins)."""
@@ -130,7 +137,7 @@ class Gateway(EntityRoutes):
             if self._cors is not None and request.origin is not None:
                 if request.method == "OPTIONS" and request.cors_method is not None:
                     status = await self._preflight(request, self._cors)
-                    self.metrics.observe(label, "OPTIONS", status, _perf_counter() - started)
+                    self._observe(request, label, status, _perf_counter() - started)
                     return
                 if self._cors.allows(request.origin):
                     request.send = self._cors.wrap(send, request.origin)
@@ -151,7 +158,22 @@ class Gateway(EntityRoutes):
                 500, "internal", "internal error; see the server log", request.request_id
             )
             await self._problem(request.send, problem, ())
-        self.metrics.observe(label, scope["method"], status, _perf_counter() - started)
+        duration = _perf_counter() - started
+        self.metrics.observe(label, scope["method"], status, duration)
+        if self.access is not None:
+            self.access.record(
+                scope["method"], label, status, duration, request.request_id,
+                request.principal, scope.get("client"),
+            )  # fmt: skip
+
+    def _observe(self, request: Request, label: str, status: int, duration: float) -> None:
+        """The metrics and the access line of a request answered before its route."""
+        self.metrics.observe(label, request.method, status, duration)
+        if self.access is not None:
+            self.access.record(
+                request.method, label, status, duration, request.request_id,
+                request.principal, request.scope.get("client"),
+            )  # fmt: skip
 
     def _route(self, request: Request) -> tuple[Route, tuple[str, ...]]:
         """The route of ``request``, its principal authenticated; raises Reject (401, 404, 405).
@@ -424,8 +446,11 @@ class Gateway(EntityRoutes):
                     verdict.status, verdict.slug, verdict.detail, request.request_id
                 )
                 raise Reject(problem)
+        resume = header(request.scope, b"last-event-id")
         try:
-            await self.streams.stream(topic, request.send, request.receive, request.request_id)
+            await self.streams.stream(
+                topic, request.send, request.receive, request.request_id, resume
+            )
         except StreamRefused as exc:
             problem = make_problem(exc.status, exc.slug, exc.detail, request.request_id)
             raise Reject(problem, (RETRY_AFTER,) if exc.status == 503 else ()) from None

@@ -24,8 +24,17 @@ class AppSettings(msgspec.Struct, frozen=True):
     pubsub: str = "pubsub"
     #: The streams the app serves at once (the admission's stream budget, by default).
     max_streams: int = AdmissionLimits().max_streams
+    #: Events queued per stream for a slow client, and seconds between keep-alive comments.
     stream_buffer: int = 256
     keepalive_seconds: float = 15.0
+    #: Events kept per topic for a client reconnecting with Last-Event-ID, in how many
+    #: topics at most, and the reconnection delay (ms) each stream asks of its client.
+    stream_history: int = 256
+    history_topics: int = 256
+    retry_ms: int = 3000
+
+    #: One line per request (gateway._access): method, route, status, duration, ids, client.
+    access_log: bool = False
 
     #: Origins a browser page may call the API from (``*``: any); none: CORS is off.
     cors_origins: tuple[str, ...] = ()

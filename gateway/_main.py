@@ -2,12 +2,14 @@
 
 Exit codes: 0 after a clean drain and stop; 1 if the wiring is invalid, the
 system fails to start, or the root supervisor gives up while serving; 2 for
-invalid settings. Problems are printed one per line, never a traceback.
+invalid settings. Problems are reported one per line, never a traceback: with
+``--log-format json`` (the default) each is a JSON ``error`` event naming the
+problem, with ``console`` a ``gateway: ...`` line
+(:func:`gateway._logging.report_problems`).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import msgspec
@@ -17,7 +19,7 @@ import phoenix
 from gateway._admission import Admission
 from gateway._app import Gateway, create_app
 from gateway._http_metrics import AdmissionMetrics
-from gateway._logging import configure_logging
+from gateway._logging import configure_logging, report_problems
 from gateway._server import (
     GatewayServer,
     ensure_descriptors,
@@ -33,9 +35,8 @@ __all__ = ["main"]
 _log = structlog.get_logger("gateway")
 
 
-def _fail(lines: Sequence[str], code: int) -> int:
-    for line in lines:
-        print(f"gateway: {line}", file=sys.stderr)
+def _fail(lines: Sequence[str], code: int, fmt: str = "json", event: str = "gateway_failed") -> int:
+    report_problems(event, lines, fmt)
     return code
 
 
@@ -54,19 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = parse_settings(argv)
     except SettingsError as exc:
-        return _fail(exc.problems, 2)
+        return _fail(exc.problems, 2, exc.log_format, "invalid_settings")
+    fmt = settings.log_format
+    configure_logging(settings.log_level, fmt)
     try:
         ensure_descriptors(settings.max_connections)
     except ValueError as exc:
-        return _fail([str(exc)], 2)
-    configure_logging(settings.log_level, settings.log_format)
+        return _fail([str(exc)], 2, fmt, "invalid_settings")
     tune_gc(settings.gc_threshold)
     try:
         system = boot(settings)
     except phoenix.WiringError as exc:
-        return _fail(str(exc).splitlines(), 1)
+        return _fail(str(exc).splitlines(), 1, fmt, "invalid_wiring")
     except StartFailed as exc:
-        return _fail([str(exc)], 1)
+        return _fail([str(exc)], 1, fmt, "start_failed")
     return serve(system, settings)
 
 
@@ -113,6 +115,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         settings.port,
         admission=admission,
         on_cut_off=app.metrics.cut_off,
+        **settings.uvicorn_options(),
         **msgspec.structs.asdict(settings.server_limits()),
     )
     server = GatewayServer(config, on_reload=reload, on_shutdown=app.close_streams)
@@ -122,6 +125,10 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         host=settings.host,
         port=settings.port,
         wiring=settings.wiring,
+        uds=settings.uds or None,
+        root_path=settings.root_path,
+        tls=bool(settings.ssl_certfile),
+        access_log=app.access is not None,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
         breaker=msgspec.structs.asdict(app.settings.breaker),
@@ -132,6 +139,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
     finally:  # whatever started the system stops it, also if serving failed
         clean = system.shutdown(timeout=settings.drain_timeout)
     if system.failure is not None:
-        return _fail([f"the actor system failed: {system.failure}"], 1)
+        failure = f"the actor system failed: {system.failure}"
+        return _fail([failure], 1, settings.log_format, "gateway_failed")
     _log.info("gateway_stopped", clean=clean)
     return 0

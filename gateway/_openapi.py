@@ -22,7 +22,7 @@ from gateway._children import NAME_PATTERN, ChildCreated, ChildRequest
 from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
-from gateway._sse import TOPIC_PATTERN
+from gateway._sse import LAST_EVENT_ID_PATTERN, TOPIC_PATTERN
 from vibe_actors import ActorSystem
 from vibe_actors.agents import introspect, schema
 
@@ -237,16 +237,42 @@ def _terminate_child() -> dict[str, Any]:
     }
 
 
+#: One event of a topic stream (OpenAPI 3.1: the schema of an event-stream describes each
+#: event; gateway._sse documents the data of each kind).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["message", "dropped", "gap"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "id", "data"],
+}
+
+
 def _streams() -> dict[str, Any]:
     operation = {
         "operationId": "topics.events",
         "summary": "A live Server-Sent Events stream of a topic's events",
-        "parameters": [_path("topic", {"type": "string", "pattern": f"^{TOPIC_PATTERN}$"})],
+        "parameters": [
+            _path("topic", {"type": "string", "pattern": f"^{TOPIC_PATTERN}$"}),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "Resume after this event: the events after it that the topic's "
+                "history holds are sent first (an `event: gap` says what it no longer holds)",
+                "schema": {"type": "string", "pattern": f"^{LAST_EVENT_ID_PATTERN}$"},
+            },
+        ],
         "responses": {
             "200": {
-                "description": "One `event` per published event; comments keep it alive",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "`retry:` first; then one `event: message` per published event "
+                "(`dropped` and `gap` events say what was missed), each with an `id`; comments "
+                "keep it alive",
+                "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             },
+            "400": _problem("Malformed Last-Event-ID"),
             "403": _problem("Denied by policy"),
             "422": _problem("Invalid topic name"),
             "429": _problem("Quota exceeded, or too many streams of this client", retry=True),
@@ -260,6 +286,7 @@ def _probes(refs: dict[str, dict[str, str]]) -> dict[str, Any]:
     readiness = {"application/json": {"schema": refs["Readiness"]}}
     return {
         "/healthz": _get("healthz", "Liveness: the process answers", refs["Health"], {}),
+        "/livez": _get("livez", "Liveness (as /healthz): the process answers", refs["Health"], {}),
         "/readyz": {
             "get": {
                 "operationId": "readyz",

@@ -1,6 +1,7 @@
 """The operational routes: probes, metrics, and chaos (fault injection).
 
-``/healthz`` never waits on agents; ``/readyz`` is 503 naming every permanent
+``/healthz`` (and ``/livez``, the same answer under the name Kubernetes uses) never
+waits on agents; ``/readyz`` is 503 naming every permanent
 agent that is not serving: not running, degraded (running but refusing work),
 impaired (running, but its durable writes fail: a full disk),
 or not answering (stuck in one message past its heartbeat deadline, as the
@@ -50,7 +51,7 @@ def probe(
     name: str, system: ActorSystem, http_registry: CollectorRegistry
 ) -> tuple[int, bytes, bytes]:
     """(status, body, content type) of ``/healthz``, ``/readyz`` or ``/metrics``."""
-    if name == "healthz":
+    if name in ("healthz", "livez"):
         return 200, _HEALTHY, _JSON
     if name == "metrics":
         return 200, generate_latest(system.registry) + generate_latest(http_registry), _METRICS_TYPE

@@ -36,6 +36,7 @@ def _types(*rows: tuple[str, int, str, str]) -> dict[str, ProblemType]:
 PROBLEM_TYPES: dict[str, ProblemType] = _types(
     ("bad-content-length", 400, "Content-Length is no length", "More than 18 digits, or not a number."),
     ("bad-seconds", 400, "Bad hang duration", "Chaos `seconds` must be a finite number in (0, 3600]."),
+    ("bad-last-event-id", 400, "Bad Last-Event-ID", "Last-Event-ID must be an id the event stream sent: up to 18 digits."),
     ("bad-timeout", 400, "Bad X-Timeout-Ms", "X-Timeout-Ms must be a positive integer of milliseconds, at most 9 digits."),
     ("malformed-json", 400, "Malformed JSON", "The body is not JSON (or not UTF-8, or nested past the decoder's limit)."),
     ("unauthorized", 401, "Bearer token required", "Every /v1 route needs `Authorization: Bearer <token>` when tokens are configured."),
@@ -67,6 +68,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = _types(
     ("circuit-open", 503, "Circuit open", "Requests of this type to this agent kept crashing its handler; refused for a while."),
     ("over-capacity", 503, "Over capacity", "A budget of the gateway is spent (requests, probes, connections); retry soon."),
     ("too-many-streams", 503, "Too many streams", "The event-stream budget (in all, or of this client) is spent."),
+    ("not-started", 503, "Not started", "The app factory's system is not started: serve it with the ASGI lifespan on."),
     ("shutting-down", 503, "Shutting down", "The gateway is draining; retry on another replica or later."),
     ("start-failed", 503, "Start failed", "The child's `on_start` failed; the detail names the exception type, the server log the cause."),
     ("policy-unavailable", 503, "Policy not loaded", "The policy agent has not loaded its policy yet."),

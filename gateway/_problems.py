@@ -5,6 +5,7 @@ Every error the gateway returns is a :class:`Problem`; a traceback never is.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from gateway._problem_types import PROBLEM_TYPES, reply_type
@@ -13,6 +14,7 @@ from gateway._problem_types import PROBLEM_TYPES, reply_type
 from vibe_actors.agents.schema import FieldError, Problem
 
 __all__ = [
+    "REASON_PHRASES",
     "RETRY_AFTER",
     "STATUS_TITLES",
     "FieldError",
@@ -25,22 +27,21 @@ __all__ = [
 #: The header sent with every 429 and 503: come back in a second.
 RETRY_AFTER = (b"retry-after", b"1")
 
-STATUS_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
+#: RFC 9110's reason phrase of every status (and RFC 6585's of 428, 429, 431, 511), for the
+#: status lines the server writes (gateway._protocol) and the problems' fallback titles.
+#: Python's http.HTTPStatus has RFC 7231's older phrases for these before 3.13.
+REASON_PHRASES: dict[int, str] = {
+    **{int(status): status.phrase for status in HTTPStatus},
     413: "Content Too Large",
-    415: "Unsupported Media Type",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
     422: "Unprocessable Content",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
+}
+
+#: The title of a problem whose type the gateway does not list (its status's phrase).
+STATUS_TITLES = {
+    status: REASON_PHRASES[status]
+    for status in (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500, 503, 504)
 }
 
 

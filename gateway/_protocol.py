@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import msgspec
 import structlog
 from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -56,7 +57,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from gateway._admission import PROBE_PATHS, Admission, Peer, is_stream_path
-from gateway._problems import make_problem
+from gateway._problems import REASON_PHRASES, make_problem
 from gateway._request import request_id
 
 __all__ = ["GatewayHttpProtocol", "header_limited"]
@@ -65,10 +66,23 @@ _log = structlog.get_logger("gateway.protocol")
 _encode = msgspec.json.Encoder().encode
 
 # Admission hooks the method uvicorn's httptools protocol starts each request's task
-# with (uvicorn 0.55, pinned in constraints.txt); without it every budget would be
+# with (uvicorn 0.45+, the range pyproject pins); without it every budget would be
 # silently off, so a uvicorn without it is refused here, at import.
 if not callable(getattr(HttpToolsProtocol, "_start_asgi_task", None)):
     raise RuntimeError("gateway needs a uvicorn whose HttpToolsProtocol has _start_asgi_task")
+
+
+def use_rfc9110_reason_phrases() -> None:
+    """Make uvicorn's status lines say RFC 9110's reason phrases (413 Content Too Large,
+    422 Unprocessable Content, ...): uvicorn builds them from Python's http.HTTPStatus,
+    whose phrases before 3.13 are RFC 7231's. Done once, when the gateway is imported;
+    it changes uvicorn's tables for the process (its other servers too, to the same end)."""
+    for status, phrase in REASON_PHRASES.items():
+        STATUS_LINE[status] = b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode())
+        h11_impl.STATUS_PHRASES[status] = phrase.encode()
+
+
+use_rfc9110_reason_phrases()
 
 
 #: What a request in flight was admitted on (GatewayHttpProtocol._admitted).
@@ -249,6 +263,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         # client leaves first (connection_lost).
         admission = self._admission
         path = cycle.scope["path"]
+        root = self.root_path  # uvicorn's --root-path is in front of every path
+        if root and path.startswith(root):
+            path = path[len(root) :]
         admitted = _NONE
         if path in PROBE_PATHS:
             if admission.probes < admission.max_probes:

@@ -55,6 +55,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/chaos/{name}/hang", "chaos", chaos=True),
     Route("GET", "/problems/{slug}", "problem_type", secured=False),
     Route("GET", "/healthz", "probe", secured=False),
+    Route("GET", "/livez", "probe", secured=False),
     Route("GET", "/readyz", "probe", secured=False),
     Route("GET", "/metrics", "probe", secured=False),
 )
@@ -127,4 +128,14 @@ class Router:
                 allowed.append(route)
         if not allowed:
             raise NotFound(path)
-        raise MethodNotAllowed(allowed[0], [r.method for r in allowed])
+        raise MethodNotAllowed(allowed[0], _allow(allowed))
+
+
+def _allow(routes: Sequence[Route]) -> list[str]:
+    """The methods of ``routes``, HEAD after GET (a GET route serves HEAD too)."""
+    methods: list[str] = []
+    for route in routes:
+        methods.append(route.method)
+        if route.method == "GET":
+            methods.append("HEAD")
+    return methods

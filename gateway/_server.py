@@ -69,6 +69,12 @@ def uvicorn_config(
     *,
     admission: Admission | None = None,
     on_cut_off: Callable[[str], None] | None = None,
+    root_path: str = "",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str | None = None,
+    uds: str | None = None,
+    ssl_keyfile: str | None = None,
+    ssl_certfile: str | None = None,
     **limits: Any,
 ) -> uvicorn.Config:
     """The one uvicorn configuration (used by the gateway and by its benchmark baseline).
@@ -82,6 +88,11 @@ def uvicorn_config(
     ``limit_concurrency`` is off, so that a refusal is a 503 problem+json and
     probes keep a reserve. WebSocket upgrades are off: the gateway serves none,
     and an upgraded connection would leave the protocol that counts it.
+
+    ``root_path``, ``proxy_headers``, ``forwarded_allow_ips``, ``uds``,
+    ``ssl_keyfile`` and ``ssl_certfile`` are uvicorn's settings of those names:
+    no proxy is trusted by default (that saves a middleware hop per request);
+    ``uds`` listens on a Unix socket instead of ``host`` and ``port``.
     """
     if "max_concurrency" in limits:  # uvicorn's limit once; silently ignored, it would mislead
         raise TypeError("max_concurrency is a budget of the admission: pass admission=Admission()")
@@ -104,7 +115,12 @@ def uvicorn_config(
         access_log=False,
         log_config=None,
         server_header=False,
-        proxy_headers=False,  # no proxy in front by default; saves a middleware hop per request
+        root_path=root_path,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        uds=uds,
+        ssl_keyfile=ssl_keyfile,
+        ssl_certfile=ssl_certfile,
         limit_concurrency=None,  # the admission decides (see above)
         timeout_keep_alive=server.keep_alive_timeout,
         # Annotated int by uvicorn, used as asyncio.wait_for's seconds: a float is right.

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 
@@ -29,11 +30,16 @@ LOCAL_WIRING = "wiring.yaml"
 
 
 class SettingsError(ValueError):
-    """Invalid gateway configuration; ``problems`` holds one line per problem."""
+    """Invalid gateway configuration; ``problems`` holds one line per problem.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``log_format`` is the format the problems are reported in: the one asked
+    for (``--log-format``/``VIBE_LOG_FORMAT``) when it is valid, else the default.
+    """
+
+    def __init__(self, problems: list[str], log_format: str = "json") -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.log_format = log_format
 
 
 #: The defaults of each part's own settings, so that a flag's default cannot drift from them.
@@ -56,6 +62,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = "./var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    #: One line per request (gateway._access); None: on with the json format, off with console.
+    access_log: bool | None = None
     chaos: bool = False
     #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
     tokens: dict[str, str] = {}
@@ -79,6 +87,24 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_header_bytes: int = _SERVER.max_header_bytes
     #: Origins a browser page may call the API from, comma-separated ("*": any; "": off).
     cors_origins: str = ""
+    #: Serving behind a proxy, or on a Unix socket, or over TLS (uvicorn's settings of the
+    #: same names): the mount's path prefix, whether X-Forwarded-For/-Proto are trusted and
+    #: from which addresses, a Unix socket path instead of host and port, the TLS key and
+    #: certificate files ("": none).
+    root_path: str = ""
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    uds: str = ""
+    ssl_keyfile: str = ""
+    ssl_certfile: str = ""
+    #: Event streams (gateway._sse): each stream's queue, the keep-alive comment's interval,
+    #: the events kept per topic for Last-Event-ID, how many topics keep them, and the
+    #: reconnection delay the stream asks of its client.
+    sse_buffer: int = _APP.stream_buffer
+    sse_keepalive: float = _APP.keepalive_seconds
+    sse_history: int = _APP.stream_history
+    sse_history_topics: int = _APP.history_topics
+    sse_retry_ms: int = _APP.retry_ms
     #: Young-generation threshold of Python's cyclic garbage collector; 0 keeps Python's 700.
     gc_threshold: int = 10_000
     #: The circuit breaker per (agent, message type) (gateway._breaker; its defaults are
@@ -110,6 +136,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):  # nan and inf are no duration
                 raise ValueError(f"{name} must be > 0 and finite, got {value}")
+        self._check_serving()
+        self._check_streams()
         if not (math.isfinite(self.drain_timeout) and self.drain_timeout >= 0):
             raise ValueError(f"drain_timeout must be >= 0 and finite, got {self.drain_timeout}")
         if self.gc_threshold < 0:
@@ -122,6 +150,39 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"{_named('cors_origins')}: " + "; ".join(problems))
         self._check_breaker()
         self.breaker_settings()  # and BreakerSettings' own checks, should it gain some
+
+    def _check_serving(self) -> None:
+        """root_path, TLS and the Unix socket, each named by its flag and variable."""
+        root = self.root_path
+        if root and (not root.startswith("/") or root.endswith("/")):
+            raise ValueError(
+                f"{_named('root_path')}: must start with / and not end with one, got {root!r}"
+            )
+        if bool(self.ssl_keyfile) != bool(self.ssl_certfile):
+            raise ValueError(
+                f"{_named('ssl_keyfile')} and {_named('ssl_certfile')}: give both or neither"
+            )
+        for name in ("ssl_keyfile", "ssl_certfile"):
+            path = getattr(self, name)
+            if path and not os.access(path, os.R_OK):
+                raise ValueError(f"{_named(name)}: cannot read {path!r}")
+
+    def _check_streams(self) -> None:
+        """The event streams' settings, each named by its flag and variable."""
+        at_least = {"sse_buffer": 1, "sse_history": 0, "sse_history_topics": 1, "sse_retry_ms": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value < low:
+                raise ValueError(f"{_named(name)}: must be >= {low}, got {value}")
+        keepalive = self.sse_keepalive
+        if not (math.isfinite(keepalive) and keepalive > 0):
+            raise ValueError(
+                f"{_named('sse_keepalive')}: must be a finite number > 0, got {keepalive}"
+            )
+
+    def access_log_on(self) -> bool:
+        """The access log's state: as set, else on for the json format, off for console."""
+        return self.log_format == "json" if self.access_log is None else self.access_log
 
     def _check_breaker(self) -> None:
         """The breaker's settings, each named by its flag and variable (BreakerSettings'
@@ -164,6 +225,12 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             max_streams=self.max_streams,
             cors_origins=self.cors_origin_list(),
             breaker=self.breaker_settings(),
+            stream_buffer=self.sse_buffer,
+            keepalive_seconds=self.sse_keepalive,
+            stream_history=self.sse_history,
+            history_topics=self.sse_history_topics,
+            retry_ms=self.sse_retry_ms,
+            access_log=self.access_log_on(),
         )
 
     def server_limits(self) -> ServerLimits:
@@ -175,6 +242,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             max_header_bytes=self.max_header_bytes,
             drain_timeout=self.drain_timeout,
         )
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """uvicorn's own settings of the same names (gateway.uvicorn_config's keywords)."""
+        return {
+            "root_path": self.root_path,
+            "proxy_headers": self.proxy_headers,
+            "forwarded_allow_ips": self.forwarded_allow_ips,
+            "uds": self.uds or None,
+            "ssl_keyfile": self.ssl_keyfile or None,
+            "ssl_certfile": self.ssl_certfile or None,
+        }
 
     def admission_limits(self) -> AdmissionLimits:
         """The admission budgets; raises ValueError (one line) if they do not fit together."""
@@ -200,6 +278,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("VIBE_DATA_DIR", "directory for the agents' durable data (SQLite files)"),
     "log_level": ("VIBE_LOG_LEVEL", "debug, info, warning or error"),
     "log_format": ("VIBE_LOG_FORMAT", "json (one object per line) or console (for people)"),
+    "access_log": (
+        "VIBE_ACCESS_LOG",
+        "one log line per request (method, route, status, duration, request id, principal, "
+        "client); default: on with --log-format json, off with console",
+    ),
     "chaos": ("VIBE_CHAOS", "enable POST /v1/chaos/{name}/crash|hang (never in production)"),
     "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
     "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
@@ -221,7 +304,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "probe_reserve": (
         "VIBE_PROBE_RESERVE",
-        "in-flight GET /healthz, /readyz and /metrics, served apart from max-concurrency "
+        "in-flight GET /healthz, /livez, /readyz and /metrics, served apart from max-concurrency "
         "(503 problem+json beyond)",
     ),
     "max_streams": (
@@ -251,6 +334,49 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "max_header_bytes": (
         "VIBE_MAX_HEADER_BYTES",
         "largest request line and headers accepted (431 and close beyond)",
+    ),
+    "root_path": (
+        "VIBE_ROOT_PATH",
+        "the path prefix a proxy serves the gateway under (/api): taken off each request's "
+        "path, and the OpenAPI document's server URL (as uvicorn's --root-path)",
+    ),
+    "proxy_headers": (
+        "VIBE_PROXY_HEADERS",
+        "trust X-Forwarded-For and X-Forwarded-Proto from --forwarded-allow-ips for the client "
+        "address (access log) and scheme (default: off)",
+    ),
+    "forwarded_allow_ips": (
+        "VIBE_FORWARDED_ALLOW_IPS",
+        "comma-separated addresses or networks whose X-Forwarded-* headers are trusted with "
+        "--proxy-headers, or * for any (default 127.0.0.1)",
+    ),
+    "uds": ("VIBE_UDS", "listen on this Unix socket instead of --host and --port"),
+    "ssl_keyfile": ("VIBE_SSL_KEYFILE", "the TLS private key (PEM); with --ssl-certfile"),
+    "ssl_certfile": ("VIBE_SSL_CERTFILE", "the TLS certificate chain (PEM); with --ssl-keyfile"),
+    "sse_buffer": (
+        "VIBE_SSE_BUFFER",
+        "events queued per event stream for a slow client; past it events are dropped for "
+        f"that client and reported to it (default {_APP.stream_buffer})",
+    ),
+    "sse_keepalive": (
+        "VIBE_SSE_KEEPALIVE",
+        "seconds between keep-alive comments on an idle event stream "
+        f"(default {_APP.keepalive_seconds:g})",
+    ),
+    "sse_history": (
+        "VIBE_SSE_HISTORY",
+        "events kept per topic, replayed to a client reconnecting with Last-Event-ID "
+        f"(default {_APP.stream_history}; 0: none, a reconnection is told it missed events)",
+    ),
+    "sse_history_topics": (
+        "VIBE_SSE_HISTORY_TOPICS",
+        "topics whose history is kept (the least recently streamed beyond it is forgotten; "
+        f"default {_APP.history_topics})",
+    ),
+    "sse_retry_ms": (
+        "VIBE_SSE_RETRY_MS",
+        "the reconnection delay an event stream asks of its client (its retry: field; "
+        f"default {_APP.retry_ms})",
     ),
     "gc_threshold": (
         "VIBE_GC_THRESHOLD",
@@ -287,26 +413,76 @@ _OPTIONS: dict[str, tuple[str, str]] = {
 
 _FIELD_TYPES = {field.name: field.type for field in msgspec.structs.fields(GatewaySettings)}
 
+#: Settings that uvicorn has under another flag of the same meaning: uvicorn's name first
+#: (as `uvicorn` takes it), the gateway's own kept as an alias.
+_UVICORN_NAMES = {
+    "keep_alive_timeout": "--timeout-keep-alive",
+    "max_concurrency": "--limit-concurrency",
+    "drain_timeout": "--timeout-graceful-shutdown",
+}
+#: Switches: ``--x`` / ``--no-x`` (``--chaos`` has no negative), and their variables'
+#: spellings of true and false.
+_SWITCHES = {"chaos", "access_log", "proxy_headers"}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _flags(field: str) -> list[str]:
+    """The flags of ``field``: uvicorn's spelling first where it has one."""
+    own = "--" + field.replace("_", "-")
+    return [_UVICORN_NAMES[field], own] if field in _UVICORN_NAMES else [own]
+
 
 def _named(field: str) -> str:
-    """How an operator sets ``field``: ``--breaker-window / VIBE_BREAKER_WINDOW``."""
-    return f"--{field.replace('_', '-')} / {_OPTIONS[field][0]}"
+    """How an operator sets ``field``: ``--breaker-window / VIBE_BREAKER_WINDOW``
+    (every flag of it: ``--timeout-keep-alive / --keep-alive-timeout / VIBE_...``)."""
+    return f"{' / '.join(_flags(field))} / {_OPTIONS[field][0]}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors (an unknown flag, a missing value) are settings problems like any other:
+    reported in the log format, one line each, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SettingsError([f"{message} (python -m gateway --help lists the flags)"])
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m gateway",
         description="Start the actor system from wiring.yaml and serve it over HTTP.",
-        epilog="Every flag can also be set by its VIBE_* variable. Bearer tokens come only from "
-        "VIBE_TOKENS ('principal:token,...') or VIBE_TOKENS_FILE (one 'principal:token' a line).",
+        epilog="Every flag can also be set by its VIBE_* variable; switches take 1/0, true/false, "
+        "yes/no or on/off there. Bearer tokens come only from VIBE_TOKENS ('principal:token,...') "
+        "or VIBE_TOKENS_FILE (one 'principal:token' a line).",
     )
     for field, (env, text) in _OPTIONS.items():
-        flag = "--" + field.replace("_", "-")
+        flags = _flags(field)
         if field == "chaos":
-            parser.add_argument(flag, action="store_true", default=None, help=f"{text} [{env}]")
+            parser.add_argument(*flags, action="store_true", default=None, help=f"{text} [{env}]")
+        elif field in _SWITCHES:
+            parser.add_argument(
+                *flags, action=argparse.BooleanOptionalAction, default=None, help=f"{text} [{env}]"
+            )
         else:
-            parser.add_argument(flag, dest=field, default=None, help=f"{text} [{env}]")
+            parser.add_argument(*flags, dest=field, default=None, help=f"{text} [{env}]")
     return parser
+
+
+def _switch(raw: str) -> bool | None:
+    """A switch's variable as a bool (None: not a spelling of either)."""
+    value = raw.strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else None
+
+
+def _requested_format(argv: Sequence[str] | None, environ: Mapping[str, str]) -> str:
+    """The log format asked for, found without parsing the rest (to report usage errors in)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            return "console" if args[i + 1] == "console" else "json"
+        if arg.startswith("--log-format="):
+            return "console" if arg.partition("=")[2] == "console" else "json"
+    return "console" if environ.get("VIBE_LOG_FORMAT") == "console" else "json"
 
 
 def _tokens(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
@@ -348,15 +524,24 @@ def parse_settings(
 ) -> GatewaySettings:
     """Build the settings; raises :class:`SettingsError` listing every problem."""
     environ = os.environ if environ is None else environ
-    args = vars(_parser().parse_args(argv))
+    try:
+        args = vars(_parser().parse_args(argv))
+    except SettingsError as exc:
+        raise SettingsError(exc.problems, _requested_format(argv, environ)) from None
     problems: list[str] = []
     values: dict[str, object] = {}
     for field, (env, _) in _OPTIONS.items():
         value = args.get(field)
         if value is None and env in environ:
             value = environ[env]
-            if field == "chaos":
-                value = value.strip().lower() in ("1", "true", "yes", "on")
+            if field in _SWITCHES:
+                value = _switch(environ[env])
+                if value is None:
+                    problems.append(
+                        f"{_named(field)}: expected 1/0, true/false, yes/no or on/off "
+                        f"(got {environ[env]!r})"
+                    )
+                    continue
         if value is None:
             continue
         try:
@@ -369,9 +554,10 @@ def parse_settings(
         except FileNotFoundError as exc:
             problems.append(f"{_named('wiring')}: not given, no ./wiring.yaml, and {exc}")
     values["tokens"] = _tokens(environ, problems)
+    log_format = str(values.get("log_format", "json"))
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems, log_format)
     try:
         return GatewaySettings(**values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise SettingsError([str(exc)]) from exc
+        raise SettingsError([str(exc)], log_format) from exc

@@ -1,20 +1,45 @@
-"""``GET /v1/topics/{topic}/events``: a pubsub topic as Server-Sent Events.
+"""``GET /v1/topics/{topic}/events``: a pubsub topic as Server-Sent Events, resumable.
 
-Each connection registers an in-process listener with the pubsub agent
-(:func:`vibe_actors.agents.pubsub.listen`). The listener runs in the pubsub
-agent's thread and only hands the event to this connection's event loop
-(``call_soon_threadsafe``) into a bounded queue: a slow HTTP client never
-slows the publisher or other subscribers. When the queue is full new events
-are dropped for this client, counted in ``vibe_sse_dropped_total``, and the
+Each topic that has been streamed has one in-process listener with the pubsub
+agent (:func:`vibe_actors.agents.pubsub.listen`) and a bounded history of its
+recent events (``history`` events). The listener runs in the pubsub agent's
+thread and only hands the event to the event loop (``call_soon_threadsafe``);
+there it is added to the topic's history and offered to each open stream of
+the topic, into that stream's bounded queue: a slow HTTP client never slows
+the publisher or other subscribers. When a stream's queue is full new events
+are dropped for that client, counted in ``vibe_sse_dropped_total``, and the
 client is told how many with an ``event: dropped`` message before the next
 event it gets.
 
-Wire format: one SSE message per pubsub event, ``id`` the topic's sequence
-number, ``event: message``, ``data`` the JSON of ``{topic, seq, data,
-published_at}``. A comment line every ``keepalive`` seconds keeps proxies
-from closing an idle stream. The stream ends when the client disconnects or
-the server shuts down (:meth:`TopicStreams.close_all`, called at the start
-of the drain so open streams do not hold the drain up).
+Resuming: a client that reconnects with ``Last-Event-ID: N`` (browsers'
+``EventSource`` do by themselves) first gets, from the topic's history, every
+event after ``N``, then the live ones, with no gap and no duplicate (the
+replay is read and the stream attached in one step of the loop). When the
+history cannot say what came after ``N`` (the events are older than it keeps,
+the topic was not being kept then, or ``N`` is no id of this topic) the
+client gets an ``event: gap`` first, never a silent gap, then all that the
+history holds. The history keeps a topic once it has been streamed, also
+while no client is connected (that is what a reconnecting client missed), for
+the ``history_topics`` most recently streamed topics; a topic with a stream
+open is never forgotten.
+
+Wire format. The stream starts with ``retry: <retry_ms>`` (the reconnection
+delay asked of the client) and a ``: subscribed`` comment. Every event has an
+``id``: its position in the topic, the value to send back as Last-Event-ID.
+
+* ``event: message``, ``id`` the topic's sequence number, ``data`` the JSON
+  of ``{topic, seq, data, published_at}``;
+* ``event: dropped``, ``data`` ``{"dropped": count}``: events this client's
+  queue had no room for; ``id`` the last event delivered before them (send it
+  back to have them replayed while the history holds them);
+* ``event: gap``, ``data`` ``{"last_event_id": N, "resumed_from": id}``: the
+  events after ``N`` up to ``resumed_from`` cannot be replayed; ``id`` is
+  ``resumed_from``, and the events after it follow.
+
+A comment line every ``keepalive`` seconds keeps proxies from closing an idle
+stream. The stream ends when the client disconnects or the server shuts down
+(:meth:`TopicStreams.close_all`, called at the start of the drain so open
+streams do not hold the drain up).
 
 How many streams may be open, in all and per client address, is decided
 before the app by the server's admission (:mod:`gateway._admission`,
@@ -27,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +62,7 @@ import structlog
 from vibe_actors import ActorSystem, AskError, ErrorReply, UnknownAgent
 from vibe_actors.agents import pubsub
 
-__all__ = ["TOPIC_PATTERN", "StreamRefused", "TopicStreams"]
+__all__ = ["LAST_EVENT_ID_PATTERN", "TOPIC_PATTERN", "StreamRefused", "TopicStreams"]
 
 _log = structlog.get_logger("gateway.sse")
 
@@ -46,6 +72,9 @@ Receive = Callable[[], Any]
 #: A topic a stream may name (the OpenAPI document states it as the path parameter's pattern).
 TOPIC_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}"
 _TOPIC = re.compile(TOPIC_PATTERN)
+#: A Last-Event-ID the gateway can have sent (empty: none, as after an id-less event).
+LAST_EVENT_ID_PATTERN = r"[0-9]{0,18}"
+_LAST_EVENT_ID = re.compile(LAST_EVENT_ID_PATTERN)
 _CLOSE = object()
 
 
@@ -60,7 +89,8 @@ class StreamRefused(Exception):
 
 
 class TopicStreams:
-    """The open SSE streams of one gateway app (used only on its event loop)."""
+    """The open SSE streams and the topic histories of one gateway app (used only on its
+    event loop, but for :meth:`close_all`)."""
 
     def __init__(
         self,
@@ -70,13 +100,21 @@ class TopicStreams:
         buffer: int = 256,
         keepalive: float = 15.0,
         max_streams: int = 256,
+        history: int = 256,
+        history_topics: int = 256,
+        retry_ms: int = 3000,
     ) -> None:
         self._system = system
         self._pubsub = pubsub_agent
         self._buffer = buffer
         self._keepalive = keepalive
         self._max_streams = max_streams
+        self._history = history
+        self._history_topics = history_topics
+        self._opening = b"retry: %d\n: subscribed\n\n" % retry_ms
         self._open: set[_Stream] = set()
+        #: topic -> its history, the least recently streamed first.
+        self._topics: OrderedDict[str, _Topic] = OrderedDict()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events_sent = 0
@@ -85,6 +123,11 @@ class TopicStreams:
     @property
     def open_streams(self) -> int:
         return len(self._open)
+
+    @property
+    def kept_topics(self) -> int:
+        """Topics whose history is kept."""
+        return len(self._topics)
 
     def close_all(self) -> None:
         """End every open stream (server shutdown); new streams are refused from now on.
@@ -107,60 +150,138 @@ class TopicStreams:
     def _end_streams(self) -> None:
         for stream in list(self._open):
             stream.close()
+        for topic in self._topics.values():
+            topic.close()
+        self._topics.clear()
 
-    async def stream(self, topic: str, send: Send, receive: Receive, request_id: str) -> None:
+    async def stream(
+        self,
+        topic: str,
+        send: Send,
+        receive: Receive,
+        request_id: str,
+        last_event_id: bytes | None = None,
+    ) -> None:
         """Serve one stream until the client leaves or the server shuts down.
 
-        Raises :class:`StreamRefused` (before the response starts) for an
-        invalid topic, too many streams, shutdown, or a pubsub agent that is
-        missing or unavailable.
+        ``last_event_id``: the Last-Event-ID header's value (the events after it
+        are replayed first). Raises :class:`StreamRefused` (before the response
+        starts) for an invalid topic or Last-Event-ID, too many streams,
+        shutdown, or a pubsub agent that is missing or unavailable.
         """
         if not _TOPIC.fullmatch(topic):
             raise StreamRefused(422, "invalid-topic", f"invalid topic name {topic!r}")
+        resume = _last_event_id(last_event_id)
         if self._closing:
             raise StreamRefused(503, "shutting-down", "the server is shutting down")
         if len(self._open) >= self._max_streams:
             raise StreamRefused(503, "too-many-streams", "too many open event streams")
-        self._loop = loop = asyncio.get_running_loop()
-        stream = _Stream(self, self._buffer)
-        listener = await self._listen(topic, loop, stream)
+        self._loop = asyncio.get_running_loop()
+        kept = await self._topic(topic)
+        # From here to the stream's registration nothing awaits: the replay and the live
+        # events meet without a gap or a duplicate.
+        stream = _Stream(self, self._buffer, kept.latest if resume is None else resume)
+        backlog = b"" if resume is None else kept.replay(stream, resume)
+        kept.streams.add(stream)
         self._open.add(stream)
         log = _log.bind(topic=topic, request_id=request_id)
-        log.info("sse_opened", streams=len(self._open))
+        log.info("sse_opened", streams=len(self._open), resumed_from=resume)
         try:
-            await self._pump(stream, send, receive, request_id)
+            await self._pump(stream, send, receive, request_id, backlog)
         finally:
             self._open.discard(stream)
-            listener.close()
+            kept.streams.discard(stream)
             log.info("sse_closed", streams=len(self._open), dropped=stream.dropped_total)
 
-    async def _listen(
-        self, topic: str, loop: asyncio.AbstractEventLoop, stream: _Stream
-    ) -> pubsub.Listener:
-        def deliver(event: pubsub.Event) -> None:
-            # In the pubsub agent's thread: hand over, never block.
-            try:
-                loop.call_soon_threadsafe(stream.offer, event)
-            except RuntimeError:  # the loop is closed: this stream is gone
-                _log.debug("sse_event_after_close", topic=topic)
+    async def _topic(self, topic: str) -> _Topic:
+        """The kept topic, listened to (its first stream starts listening)."""
+        while True:
+            kept = self._topics.get(topic)
+            if kept is None:
+                return await self._keep(topic)
+            self._topics.move_to_end(topic)
+            if not kept.ready.done():  # another stream is starting to listen: wait for it
+                await asyncio.wait({kept.ready})
+            if kept.ready.cancelled():
+                continue  # that stream was cancelled before it listened: start anew
+            refused = kept.ready.exception()
+            if refused is not None:
+                raise refused
+            return kept
 
+    async def _keep(self, topic: str) -> _Topic:
+        self._check_pubsub()
+        kept = self._topics[topic] = _Topic(self._history)
+        self._forget_idle()
+        try:
+            kept.listener, kept.floor = await self._listen(topic, kept)
+        except BaseException as exc:
+            if self._topics.get(topic) is kept:
+                del self._topics[topic]
+            kept.failed(exc)
+            raise
+        if self._closing:  # the server began to drain meanwhile
+            kept.close()
+            raise StreamRefused(503, "shutting-down", "the server is shutting down")
+        kept.latest = max(kept.latest, kept.floor)
+        kept.ready.set_result(None)
+        return kept
+
+    def _forget_idle(self) -> None:
+        """Forget the least recently streamed topics past ``history_topics``, sparing those
+        with an open stream (or one starting)."""
+        excess = len(self._topics) - self._history_topics
+        if excess <= 0:
+            return
+        for name, kept in list(self._topics.items()):
+            if excess == 0:
+                break
+            if not kept.streams and kept.ready.done():
+                del self._topics[name]
+                kept.close()
+                excess -= 1
+
+    def _check_pubsub(self) -> None:
         try:
             self._system.agent_class(self._pubsub)
         except UnknownAgent:
             raise StreamRefused(404, "no-pubsub", "this system has no pubsub agent") from None
+
+    async def _listen(self, topic: str, kept: _Topic) -> tuple[pubsub.Listener, int]:
+        """Listen to ``topic`` for ``kept``; returns the listener and the topic's sequence
+        number read after it was registered (every later event reaches ``kept``)."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(event: pubsub.Event) -> None:
+            # In the pubsub agent's thread: hand over, never block.
+            try:
+                loop.call_soon_threadsafe(kept.offer, event)
+            except RuntimeError:  # the loop is closed: this app is gone
+                _log.debug("sse_event_after_close", topic=topic)
+
         try:
-            # listen() asks the pubsub agent (so no event published after it returns is
-            # missed): a blocking call, made once per stream off the event loop.
-            return await asyncio.to_thread(
+            # listen() and the sequence number are asks of the pubsub agent (so no event
+            # published after they return is missed): blocking calls, made once per kept
+            # topic, off the event loop.
+            listener = await asyncio.to_thread(
                 pubsub.listen, self._system, topic, deliver, pubsub=self._pubsub
             )
         except AskError as exc:
-            reply = exc.reply
-            status = reply.http_status if isinstance(reply, ErrorReply) else 503
-            detail = f"the pubsub agent cannot take the stream ({type(reply).__name__})"
-            raise StreamRefused(status, "pubsub-unavailable", detail) from None
+            raise _unavailable(exc) from None
+        try:
+            topics = await asyncio.to_thread(self._system.ask, self._pubsub, pubsub.Topics())
+        except AskError as exc:
+            listener.close()
+            raise _unavailable(exc) from None
+        except BaseException:
+            listener.close()
+            raise
+        seq = next((t.seq for t in topics.topics if t.topic == topic), 0)
+        return listener, seq
 
-    async def _pump(self, stream: _Stream, send: Send, receive: Receive, request_id: str) -> None:
+    async def _pump(
+        self, stream: _Stream, send: Send, receive: Receive, request_id: str, backlog: bytes
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -173,7 +294,7 @@ class TopicStreams:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": b": subscribed\n\n", "more_body": True})
+        await send(_chunk(self._opening + backlog))
         disconnected = asyncio.ensure_future(_disconnect(receive))
         try:
             while True:
@@ -199,16 +320,83 @@ class TopicStreams:
             disconnected.cancel()
 
 
+class _Topic:
+    """One kept topic: its listener, its recent events, and its open streams.
+
+    Every event published with a sequence number above ``floor`` is in
+    ``events`` (``floor`` rises as the oldest ones are let go); ``latest`` is
+    the last sequence number known.
+    """
+
+    __slots__ = ("_size", "events", "floor", "latest", "listener", "ready", "streams")
+
+    def __init__(self, size: int) -> None:
+        self.events: deque[pubsub.Event] = deque()
+        self._size = size
+        self.floor = 0
+        self.latest = 0
+        self.listener: pubsub.Listener | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.streams: set[_Stream] = set()
+
+    def offer(self, event: pubsub.Event) -> None:
+        """On the loop: keep ``event`` and offer it to every open stream of the topic."""
+        if event.seq <= self.latest and self.ready.done():
+            # The numbering started over (a pubsub agent without persistence restarted):
+            # the ids kept mean nothing any more.
+            self.events.clear()
+            self.floor = event.seq - 1
+        self.latest = event.seq
+        events = self.events
+        if self._size:
+            if len(events) >= self._size:
+                self.floor = events.popleft().seq
+            events.append(event)
+        else:
+            self.floor = event.seq
+        for stream in self.streams:
+            stream.offer(event)
+
+    def replay(self, stream: _Stream, after: int) -> bytes:
+        """What a stream resuming after id ``after`` is sent before the live events."""
+        gap = b""
+        if after < self.floor or after > self.latest:
+            resumed = self.floor if after < self.floor else self.latest
+            data = msgspec.json.encode({"last_event_id": after, "resumed_from": resumed})
+            gap = b"id: %d\nevent: gap\ndata: %s\n\n" % (resumed, data)
+            after = resumed
+            stream.position = resumed
+        return gap + b"".join(stream.encode(e) for e in self.events if e.seq > after)
+
+    def failed(self, exc: BaseException) -> None:
+        """Listening failed: a refusal is every waiting stream's; anything else (a
+        cancellation) makes them start anew."""
+        if self.ready.done():
+            return
+        if isinstance(exc, StreamRefused):
+            self.ready.set_exception(exc)
+            self.ready.exception()  # marked retrieved: the waiters raise it, or none does
+        else:
+            self.ready.cancel()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+
 class _Stream:
     """One connection's bounded queue of events, and what it had to drop."""
 
-    __slots__ = ("dropped", "dropped_total", "owner", "queue")
+    __slots__ = ("dropped", "dropped_total", "owner", "position", "queue")
 
-    def __init__(self, owner: TopicStreams, size: int) -> None:
+    def __init__(self, owner: TopicStreams, size: int, position: int) -> None:
         self.owner = owner
         self.queue: asyncio.Queue[Any] = asyncio.Queue(size)
         self.dropped = 0  # since the last event sent (reported to the client)
         self.dropped_total = 0
+        #: The id of the last event this client was sent (or resumed from).
+        self.position = position
 
     def offer(self, event: pubsub.Event) -> None:
         """On the loop: queue ``event``, or drop and count it if the client is behind."""
@@ -229,8 +417,10 @@ class _Stream:
         prefix = b""
         if self.dropped:
             count, self.dropped = self.dropped, 0
-            prefix = b"event: dropped\ndata: " + msgspec.json.encode({"dropped": count}) + b"\n\n"
+            data = msgspec.json.encode({"dropped": count})
+            prefix = b"id: %d\nevent: dropped\ndata: %s\n\n" % (self.position, data)
         self.owner.events_sent += 1
+        self.position = event.seq
         data = msgspec.json.encode(
             {
                 "topic": event.topic,
@@ -240,6 +430,24 @@ class _Stream:
             }
         )
         return prefix + b"id: %d\nevent: message\ndata: %s\n\n" % (event.seq, data)
+
+
+def _last_event_id(raw: bytes | None) -> int | None:
+    """The id a client resumes after (None: a new stream); raises StreamRefused (400)."""
+    if not raw:
+        return None
+    text = raw.decode("latin-1").strip()
+    if not _LAST_EVENT_ID.fullmatch(text):
+        detail = "Last-Event-ID must be an id this stream sent: up to 18 digits"
+        raise StreamRefused(400, "bad-last-event-id", detail)
+    return int(text) if text else None
+
+
+def _unavailable(exc: AskError) -> StreamRefused:
+    reply = exc.reply
+    status = reply.http_status if isinstance(reply, ErrorReply) else 503
+    detail = f"the pubsub agent cannot take the stream ({type(reply).__name__})"
+    return StreamRefused(status, "pubsub-unavailable", detail)
 
 
 def _chunk(body: bytes) -> dict[str, Any]:

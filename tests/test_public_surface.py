@@ -392,11 +392,13 @@ SURFACE: dict[str, set[str]] = {
     "gateway": {
         "AppSettings",
         "BreakerSettings",
+        "FactoryApp",
         "Gateway",
         "GatewayServer",
         "GatewaySettings",
         "ServerLimits",
         "SettingsError",
+        "app_factory",
         "create_app",
         "parse_settings",
         "tune_gc",

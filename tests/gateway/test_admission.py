@@ -35,6 +35,7 @@ from gateway._settings import SettingsError
 from vibe_actors import ActorSystem, SupervisorSpec
 
 from tests.conftest import wait_until, worker
+from tests.gateway.logs import problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,8 +100,8 @@ def test_a_stream_budget_not_below_the_connections_stops_the_process_with_exit_2
         cwd=ROOT, capture_output=True, text=True, timeout=30, env=env,
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "gateway: max_streams (2000) must be at most half of max_connections (2048): "
+    assert problems(result.stderr, "invalid_settings") == [
+        "max_streams (2000) must be at most half of max_connections (2048): "
         "long-lived streams must leave connections for everything else"
     ]
 

@@ -22,7 +22,7 @@ from vibe_actors.agents.pubsub import Publish, PubSub
 
 from tests.conftest import worker
 from tests.gateway.conftest import serve
-from tests.gateway.test_sse import read_events
+from tests.gateway.test_sse import read_events, subscribed
 
 
 def tree() -> SupervisorSpec:
@@ -78,7 +78,7 @@ def test_events_stream_under_the_mount(mounted):
     with client.stream("GET", "/actors/v1/topics/orders/events") as response:
         assert response.status_code == 200
         lines = response.iter_lines()
-        assert next(lines) == ": subscribed"
+        subscribed(lines)
         system.ask("pubsub", Publish(topic="orders", data={"n": 1}))
         (event,) = read_events(lines, 1)
     assert json.loads(event["data"])["data"] == {"n": 1}

@@ -22,6 +22,7 @@ from tests.conftest import worker
 JSON = {"content-type": "application/json"}
 GATEWAY_ROUTES = {
     "/healthz",
+    "/livez",
     "/readyz",
     "/metrics",
     "/v1/openapi.json",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_until
+from tests.gateway.logs import events, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,27 +89,64 @@ def run_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )  # fmt: skip
 
 
-def test_bad_settings_exit_2_with_one_line_per_problem():
-    import os
+BAD_SETTINGS = [
+    "--port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')",
+    "--log-format / VIBE_LOG_FORMAT: Invalid enum value 'xml' (got 'xml')",
+    "VIBE_TOKENS: entry 1 is not 'principal:token'",
+]
 
+
+def test_bad_settings_exit_2_with_one_json_line_per_problem():
+    # An invalid format is no format: the problems are in the default one (json).
     env = {**os.environ, "VIBE_PORT": "eighty", "VIBE_TOKENS": "alice-without-colon"}
     result = run_gateway("--log-format", "xml", env=env)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines == [
-        "gateway: --port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')",
-        "gateway: --log-format / VIBE_LOG_FORMAT: Invalid enum value 'xml' (got 'xml')",
-        "gateway: VIBE_TOKENS: entry 1 is not 'principal:token'",
-    ]
+    assert problems(result.stderr, "invalid_settings") == BAD_SETTINGS
     assert "alice-without-colon" not in result.stderr
 
 
-def test_an_invalid_wiring_exits_1_naming_file_and_line(tmp_path):
+def test_bad_settings_in_the_console_format_are_gateway_lines():
+    env = {**os.environ, "VIBE_PORT": "eighty", "VIBE_TOKENS": "alice-without-colon"}
+    result = run_gateway("--log-format", "console", "--log-level", "loud", env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "gateway: --port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')",
+        "gateway: --log-level / VIBE_LOG_LEVEL: Invalid enum value 'loud' (got 'loud')",
+        "gateway: VIBE_TOKENS: entry 1 is not 'principal:token'",
+    ]
+
+
+def test_a_usage_error_is_a_json_problem_too():
+    result = run_gateway("--no-such-flag")
+    assert result.returncode == 2
+    (problem,) = problems(result.stderr, "invalid_settings")
+    assert problem.startswith("unrecognized arguments: --no-such-flag")
+
+
+def test_an_invalid_wiring_exits_1_naming_file_and_line_in_json(tmp_path):
     bad = ROOT / "tests/phoenix/wirings/bad_enum.yaml"
     result = run_gateway("--wiring", str(bad), "--data-dir", str(tmp_path))
     assert result.returncode == 1
-    assert f"gateway: {bad}:7:16: $.root.children[0].restart: expected" in result.stderr
+    found = problems(result.stderr, "invalid_wiring")  # and every line is JSON
+    assert any(p.startswith(f"{bad}:7:16: $.root.children[0].restart: expected") for p in found)
     assert "Traceback" not in result.stderr
+
+
+def test_an_uncaught_exception_is_one_json_line_with_its_traceback(tmp_path):
+    # A bug that escapes main(): the process's excepthook logs it (in JSON) and it exits 1.
+    code = (
+        "import gateway._main as m, sys\n"
+        "def boom(settings): raise RuntimeError('a bug')\n"
+        "m.boot = boom\n"
+        "sys.exit(m.main(['--data-dir', sys.argv[1]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (crash,) = [e for e in events(result.stderr) if e["event"] == "uncaught_exception"]
+    assert crash["level"] == "critical" and "RuntimeError: a bug" in crash["exception"]
 
 
 SYSTEM_AGENTS = {
@@ -137,9 +175,12 @@ def test_the_shipped_wiring_serves_all_13_system_agents(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, logs = process.communicate(timeout=15)
     assert process.returncode == 0
-    events = [json.loads(line) for line in logs.splitlines() if line.startswith(b"{")]
-    starting = [e for e in events if e["event"] == "gateway_starting"]
+    logged = events(logs)  # every line is JSON (the default format), uvicorn's included
+    starting = [e for e in logged if e["event"] == "gateway_starting"]
     assert [e["gc_threshold"] for e in starting] == [2500]  # process tuning, at the edge
+    assert starting[0]["access_log"] is True  # on by default with the json format
+    pings = [e for e in logged if e["logger"] == "gateway.access" and e["method"] == "POST"]
+    assert len(pings) == len(SYSTEM_AGENTS) and {e["status"] for e in pings} == {200}
 
 
 def test_sighup_reloads_the_wiring_restarting_only_what_changed(tmp_path):

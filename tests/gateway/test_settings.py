@@ -154,11 +154,11 @@ def test_the_gateway_process_serves_with_the_breaker_of_its_settings(
 def test_a_bad_breaker_setting_stops_the_process_with_exit_2() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "--breaker-window", "inf"],
+        [sys.executable, "-m", "gateway", "--breaker-window", "inf", "--log-format", "console"],
         cwd=ROOT, capture_output=True, text=True, timeout=30, env=env,
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines() == [  # for people: the console format
         "gateway: --breaker-window / VIBE_BREAKER_WINDOW: must be a finite number > 0, got inf"
     ]
 
@@ -185,7 +185,7 @@ def test_the_process_defaults_are_the_parts_defaults() -> None:
 
     settings = GatewaySettings()
     app = settings.app_settings()
-    assert app == AppSettings(breaker=BreakerSettings())
+    assert app == AppSettings(breaker=BreakerSettings(), access_log=True)  # json: on
     assert settings.admission_limits() == AdmissionLimits()
     assert settings.server_limits() == ServerLimits(drain_timeout=30.0)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.conftest import wait_until
+from tests.gateway.logs import problems
 from tests.gateway.test_process import ROOT, free_port, healthy, run_gateway
 
 RECURSIVE = "version: 1\nroot: &r\n  name: root\n  children:\n    - *r\n"
@@ -33,7 +34,7 @@ def test_a_recursive_alias_at_start_exits_1_with_one_line(tmp_path):
     result = run_gateway("--wiring", str(wiring), "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [f"gateway: {wiring}{RECURSIVE_PROBLEM}"]
+    assert problems(result.stderr, "invalid_wiring") == [f"{wiring}{RECURSIVE_PROBLEM}"]
 
 
 def test_a_reload_to_a_bomb_or_a_recursive_alias_is_counted_failed_and_serving_goes_on(

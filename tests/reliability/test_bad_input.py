@@ -288,11 +288,11 @@ def test_json_with_parameters_is_accepted(gw: Gateway) -> None:
         ("GET", "/v1/agents/state/Put", "POST"),
         ("PUT", "/v1/agents/state/Put", "POST"),
         ("DELETE", "/v1/agents/state/Put", "POST"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/readyz", "GET"),
-        ("POST", "/v1/agents", "GET"),
-        ("PATCH", "/v1/tree", "GET"),
-        ("POST", "/v1/openapi.json", "GET"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/readyz", "GET, HEAD"),
+        ("POST", "/v1/agents", "GET, HEAD"),
+        ("PATCH", "/v1/tree", "GET, HEAD"),
+        ("POST", "/v1/openapi.json", "GET, HEAD"),
     ],
 )
 def test_a_wrong_method_is_405_with_allow(gw: Gateway, method: str, path: str, allowed: str):

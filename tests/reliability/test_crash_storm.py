@@ -19,6 +19,7 @@ gateway process over the same window is reported for both.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,13 @@ def test_a_crash_storm_escalates_as_the_wiring_says_then_exits_1(
     elapsed = time.monotonic() - started
     logs = gateway.logs()
     assert code == 1, logs[-3000:]
-    failure = [line for line in logs.splitlines() if line.startswith("gateway: ")]
+    failure = [
+        event["problem"]
+        for event in map(json.loads, logs.splitlines())
+        if event["event"] == "gateway_failed"
+    ]  # and every line is JSON (the gateway's default format)
     assert len(failure) == 1, logs[-3000:]
-    assert failure[0].startswith("gateway: the actor system failed: "), failure
+    assert failure[0].startswith("the actor system failed: "), failure
     assert "Traceback" not in logs.split("system_failed_stopping_server")[-1]
     record_property("crashes", len(steps))
     print(f"storm: {len(steps)} crashes of {victim} in {elapsed:.1f} s -> exit 1: {failure[0]}")
