@@ -181,6 +181,10 @@ class ActorSystem(EntityAccess, Introspection):
         Called from inside an agent, it runs in a new thread and returns at once.
         """
         with self._lock:
+            state = self._state
+        if state == "failed" and not self._is_agent_thread():
+            self._done.wait(timeout if timeout is not None else 30.0)  # its teardown finishes
+        with self._lock:
             if self._state in ("new", "stopping", "stopped", "failed"):
                 return self._state in ("new", "stopped")
             self._state = "stopping"
