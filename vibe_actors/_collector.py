@@ -18,6 +18,8 @@ name                                                   type       labels
 ``vibe_entity_activation_seconds``                     histogram  kind
 ``vibe_entity_passivations_total``                     counter    kind, reason
 ``vibe_entity_crashes_total``                          counter    kind
+``vibe_entity_commits_total``                          counter    kind
+``vibe_entity_state_writes_total``                     counter    kind
 ``vibe_dynamic_children``                              gauge      supervisor
 ``vibe_dynamic_child_starts_total``                    counter    supervisor, outcome
 =====================================================  =========  ==========================
@@ -149,7 +151,8 @@ def _failures(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
 
 def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
     """Per entity kind: active entities, activations (and their duration), passivations by
-    reason, crashes. Every reason has a series from the start, zero included."""
+    reason, crashes, and a durable kind's commits and the states they wrote. Every reason
+    has a series from the start, zero included."""
     active = GaugeMetricFamily("vibe_entities_active", "Entities active now.", labels=["kind"])
     activations = CounterMetricFamily(
         "vibe_entity_activations", "Entities activated.", labels=["kind"]
@@ -165,6 +168,14 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
     crashes = CounterMetricFamily(
         "vibe_entity_crashes", "Entity handlers that raised.", labels=["kind"]
     )
+    commits = CounterMetricFamily(
+        "vibe_entity_commits", "Transactions committed by a durable kind's writer.", labels=["kind"]
+    )
+    writes = CounterMetricFamily(
+        "vibe_entity_state_writes",
+        "Entity states written by a durable kind's commits (writes per commit: the grouping).",
+        labels=["kind"],
+    )
     for router in kinds:
         stats, kind = router.stats, router.name
         active.add_metric([kind], stats.total_active())
@@ -179,7 +190,9 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
         for reason in PassivationReason.ALL:
             passivations.add_metric([kind, reason], counts.get(reason, 0))
         crashes.add_metric([kind], sum(stats.crashes))
-    yield from (active, activations, durations, passivations, crashes)
+        commits.add_metric([kind], stats.commits)
+        writes.add_metric([kind], stats.committed_writes)
+    yield from (active, activations, durations, passivations, crashes, commits, writes)
 
 
 def _dynamic(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:

@@ -1,26 +1,25 @@
-"""Durable entity state: saved before the reply leaves, committed in groups.
+"""Durable entity state: saved before the reply leaves, committed by the kind's writer.
 
 One store per entity kind (``<data_dir>/entities.<kind>.db``), one row per
-id: the state encoded with msgpack. Each shard has its own connection and
-commits its own groups:
+id: the state encoded with msgpack. Each shard reads it on its own connection
+(activation); every write goes through the kind's one
+:class:`~vibe_actors._entity_writer.KindWriter`, which commits the writes of all
+its shards in groups on its own thread:
 
 * After a message, the entity's state is encoded and compared with its
-  encoding before the message. A changed state is added to the shard's
-  pending group, and the reply is held (``defer``) until the group commits.
-  A reply from an entity that still has a write pending is held too, so no
-  reply ever shows a state that is not on disk.
-* The group commits in one transaction when the shard's mailbox is empty
-  (at once, for a lone writer), or when the ``_Flush`` the shard posted to
-  itself behind the messages that were queued comes up: every write queued
-  meanwhile shares that one commit (group commit).
-* A commit that fails (a full disk, a read-only file) answers every held reply
-  :class:`Unavailable` (``state not saved``), drops the entities of the group
-  (their next message reloads the last saved state) and marks the shard
-  impaired until a commit succeeds again.
+  encoding before the message. A changed state is handed to the writer with
+  the message's reply, and the shard goes on with its next message: the
+  writer answers the reply once the state is on disk.
+* A reply from an entity that still has a write in flight is handed over too
+  (answered after that write commits), so no reply ever shows a state that is
+  not on disk.
+* A reload (activation) reads the newest state handed over and not yet
+  committed before the store, so passivating an entity never waits for its write.
+* A commit that fails answers its replies :class:`Unavailable` (``state not
+  saved``) and sends the shard :class:`~vibe_actors._entity_writer.SaveFailed`:
+  the shard drops those entities (their next message reloads the last saved
+  state) and is impaired until a commit succeeds again.
 
-Before an entity with a pending write is dropped (passivation, crash), the
-group commits, so that a reload never reads an older state than a reply
-showed.
 """
 
 from __future__ import annotations
@@ -29,21 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from vibe_actors._agent import Deferred
-from vibe_actors._entity import entity_address
-from vibe_actors._entity_kind import PassivationReason
-from vibe_actors._messages import Unavailable
 from vibe_actors.store import Schema, SqliteDatabase, Store, StoreError, database_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from vibe_actors._entity import Entity
     from vibe_actors._entity_kind import ShardSettings
     from vibe_actors._entity_shard import Shard
+    from vibe_actors._entity_writer import KindWriter
     from vibe_actors._envelope import Envelope
 
-__all__ = ["DurableStates", "EntityStateStore", "Flush"]
+__all__ = ["DurableStates", "EntityStateStore", "open_writer_store", "store_path"]
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -60,10 +57,6 @@ _UPSERT = (
     "INSERT INTO entity_state (id, state) VALUES (?, ?) "
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
 )
-
-
-class Flush(msgspec.Struct, frozen=True):
-    """Posted by a shard to itself: commit the pending group."""
 
 
 class EntityStateStore(Store):
@@ -88,130 +81,119 @@ class EntityStateStore(Store):
 
 
 class DurableStates:
-    """One shard's view of its kind's store: loads, and the pending commit group."""
+    """One shard's side of its kind's durable states: loads, and hand-overs to the writer."""
 
-    def __init__(self, shard: Shard, store: EntityStateStore, state_type: type | None) -> None:
+    def __init__(
+        self,
+        shard: Shard,
+        store: EntityStateStore,
+        writer: KindWriter,
+        state_type: type | None,
+    ) -> None:
         self._shard = shard
         self._store = store
+        self._writer = writer
+        self._index = shard.config.index
+        self._incarnation = shard.incarnation
         self._decode: Callable[[bytes], Any] | None = (
             None if state_type is None else msgspec.msgpack.Decoder(state_type).decode
         )
-        #: id -> encoded state, written by the next commit.
-        self._group: dict[str, bytes] = {}
-        #: Held replies: (handle, reply, entity id).
-        self._held: list[tuple[Deferred, Any, str]] = []
-        self._flush_posted = False
-        self.commits = 0
 
     @classmethod
     def open(cls, shard: Shard, settings: ShardSettings) -> DurableStates:
-        """The shard's store, opened; raises :class:`StoreError` if it cannot be used."""
-        path = database_path(shard.system.config.data_dir, f"entities.{settings.kind}")
+        """The shard's reads and its kind's writer, joined; raises :class:`StoreError` if the
+        store cannot be used."""
+        assert settings.writer is not None  # a durable kind has one
+        path = store_path(shard, settings.kind)
         store = EntityStateStore(SqliteDatabase(path, SCHEMA))
-        return cls(shard, store, settings.entity_class.State)
+        try:
+            settings.writer.join(
+                settings.index, shard, shard.incarnation, lambda: open_writer_store(path)
+            )
+        except StoreError:
+            store.close()
+            raise
+        return cls(shard, store, settings.writer, settings.entity_class.State)
 
     @property
     def path(self) -> str:
         return self._store.path
 
     def close(self) -> None:
+        """Leave the writer (it goes on writing what was handed over) and close the reads."""
+        self._writer.leave(self._index, self._incarnation)
         self._store.close()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every write handed over so far is on disk; False on timeout."""
+        return self._writer.flush(timeout)
 
     # -- loading -----------------------------------------------------------------
 
     def load(self, entity_id: str) -> Any:
-        """The saved state of ``entity_id`` (a new one if none); raises StoreError."""
-        saved = self._store.get(entity_id)
+        """The state of ``entity_id`` (a new one if none); raises StoreError."""
+        saved = self._saved_bytes(entity_id)
         if saved is None or self._decode is None:
             return self._shard.new_state()
         return self._decode(saved)
 
     def load_saved(self, entity_id: str) -> Any:
-        """The saved state of ``entity_id``, None if it has none; raises StoreError."""
-        saved = self._store.get(entity_id)
+        """The state of ``entity_id``, None if it has none; raises StoreError."""
+        saved = self._saved_bytes(entity_id)
         if saved is None or self._decode is None:
             return None
         return self._decode(saved)
+
+    def _saved_bytes(self, entity_id: str) -> bytes | None:
+        unsaved = self._writer.unsaved(entity_id)  # handed over, not committed yet: newer
+        return unsaved if unsaved is not None else self._store.get(entity_id)
 
     # -- one message -------------------------------------------------------------
 
     def handle(
         self, entity: Entity[Any], fn: Callable[..., Any], message: Any, env: Envelope
     ) -> Any:
-        """Run ``fn`` on ``entity`` and make its reply wait for its state to be on disk."""
+        """Run ``fn`` on ``entity``; a changed state (and the reply) goes to the writer."""
         shard = self._shard
         before = _encode(entity.state)
         try:
             result = fn(entity, message)
         except Exception as exc:  # noqa: BLE001 - one entity's crash: it alone is dropped
-            if entity.id in self._group:
-                self.commit()  # what earlier replies showed stays what a reload reads
             return shard.entity_crashed(entity, env, exc)
         after = _encode(entity.state)
-        group = self._group
-        if after != before:
-            group[entity.id] = after
-        elif entity.id not in group:
+        writer = self._writer
+        if after == before and not writer.pending(entity.id):
             shard.after_message()
             return result  # nothing to wait for
-        if shard.mailbox_size == 0 and not self._held:
-            error = self.commit()
-            shard.after_message()
-            return result if error is None else self._not_saved(entity.id, error)
-        self._held.append((shard.defer(), result, entity.id))
-        if not self._flush_posted:
-            self._flush_posted = True
-            shard.post_flush()
+        reply = shard.hand_off_reply()
+        state = after if after != before else None
+        writer.hand_over(self._index, self._incarnation, entity.id, state, reply, result)
         shard.after_message()
-        return None  # the reply is held (defer): the loop sends none
-
-    def flushed(self) -> None:
-        """The shard's ``Flush`` came up: commit the group."""
-        self._flush_posted = False
-        self.commit()
+        return None  # the writer answers (the loop sends nothing: the reply was taken)
 
     def pending(self, entity_id: str) -> bool:
-        return entity_id in self._group
+        return self._writer.pending(entity_id)
 
-    # -- commits ---------------------------------------------------------------------
-
-    def commit(self) -> StoreError | None:
-        """Write the pending group, then release the held replies; the error if it failed."""
-        group, held = self._group, self._held
-        self._group, self._held = {}, []
-        error: StoreError | None = None
-        if group:
-            try:
-                self._store.put_many(group)
-            except StoreError as exc:
-                error = exc
-        shard = self._shard
-        if error is None:
-            self.commits += bool(group)
-            shard.storage_ok()
-            for deferred, result, _ in held:
-                deferred.resolve(result)
-            return None
-        shard.storage_failed(error)
-        for deferred, _, entity_id in held:
-            deferred.resolve(self._not_saved(entity_id, error))
-        for entity_id in group:
-            shard.passivate(entity_id, PassivationReason.SAVE_FAILED, save=False)
-        return error
-
-    def _not_saved(self, entity_id: str, error: StoreError) -> Unavailable:
-        return Unavailable(
-            agent=entity_address(self._shard.kind, entity_id),
-            reason=f"state not saved ({error.reason})",
-        )
+    def forgive(self, ids: tuple[str, ...]) -> None:
+        """The shard dropped ``ids`` after a SaveFailed: their hand-overs count again."""
+        self._writer.forgive(ids)
 
     def save_now(self, entity: Entity[Any], before: bytes) -> None:
-        """Save ``entity`` at once if its state differs from ``before`` (a hook changed it)."""
+        """Hand ``entity``'s state over if it differs from ``before`` (a hook changed it)."""
         after = _encode(entity.state)
         if after != before:
-            self._group[entity.id] = after
-            self.commit()
+            self._writer.hand_over(self._index, self._incarnation, entity.id, after, None, None)
 
     @staticmethod
     def encode(state: Any) -> bytes:
         return _encode(state)
+
+
+def store_path(shard: Shard, kind: str) -> Path:
+    """The file of ``kind``'s entity states in ``shard``'s system."""
+    return database_path(shard.system.config.data_dir, f"entities.{kind}")
+
+
+def open_writer_store(path: Path) -> EntityStateStore:
+    """A kind writer's connection (opened in its thread); raises StoreError."""
+    return EntityStateStore(SqliteDatabase(path, SCHEMA))

@@ -3,11 +3,13 @@
 ``WorkerSpec(name="carts", agent=Cart, entity=EntitySpec(shards=8))`` becomes a
 one_for_one supervisor called ``carts`` over the shard agents ``carts.1`` ..
 ``carts.8`` (:func:`entity_supervisor`), and the route ``carts/`` (a name no
-agent can have) to an :class:`EntityRouter`. A send to ``carts/42`` looks that
-route up and the router puts the envelope into the mailbox of the shard the id
-hashes to, in the sender's thread (no hop, as pools do). The hash is stable
-(CRC-32 of the id), so an id always reaches the same shard while the kind's
-shard count is unchanged.
+agent can have) to an :class:`EntityRouter`. A ref to ``carts/42`` is routed
+straight to the shard the id hashes to (:func:`shard_route`, a second route to
+the shard's cell), so a send costs what a send to an agent does; before the
+kind's shards exist, or after it restarted with another shard count, the ref
+asks the router, which picks the shard and delivers in the sender's thread (no
+hop, as pools do). The hash is stable (CRC-32 of the id), so an id always
+reaches the same shard while the kind's shard count is unchanged.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ import msgspec
 
 from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._messages import Unavailable
-from vibe_actors._spec import BackoffSpec, EntitySpec, Strategy, SupervisorSpec, WorkerSpec
+from vibe_actors._spec import (
+    BackoffSpec,
+    EntitySpec,
+    EntityState,
+    Strategy,
+    SupervisorSpec,
+    WorkerSpec,
+)
 from vibe_actors._stats import DURATION_BUCKETS
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
     from vibe_actors._entity import Entity
+    from vibe_actors._entity_writer import KindWriter
     from vibe_actors._envelope import Envelope
 
 __all__ = [
@@ -36,12 +46,25 @@ __all__ = [
     "ShardSettings",
     "entity_supervisor",
     "shard_of",
+    "shard_route",
 ]
 
 
 def shard_of(entity_id: str, shards: int) -> int:
     """The index (0-based) of the shard serving ``entity_id``: stable across processes."""
     return zlib.crc32(entity_id.encode()) % shards
+
+
+def shard_route(kind: str, shards: int, index: int) -> str:
+    """The route of shard ``index`` (0-based) of ``kind`` with ``shards`` shards.
+
+    A second route to the shard's cell, beside its agent name: a ref to an
+    entity sends there directly (no router in between). It names the shard
+    count, so that a ref made before the kind restarted with another count
+    finds no route and asks the kind's router again (see ``Ref._no_route``);
+    like ``kind/``, it is a name no agent can have.
+    """
+    return f"{kind}/{shards}/{index}"
 
 
 class PassivationReason:
@@ -73,6 +96,9 @@ class KindStats:
     activation_seconds: list[float] = field(default_factory=list)
     #: The live shard behaviours' active counts (set by each shard incarnation).
     active: list[Any] = field(default_factory=list)
+    #: Durable kinds: transactions committed by the kind's writer, and the states they wrote.
+    commits: int = 0
+    committed_writes: int = 0
 
     def __post_init__(self) -> None:
         n = self.shards
@@ -106,6 +132,13 @@ class ShardSettings:
     #: The kind's config, coerced to the entity class's ``Config`` (None without one).
     entity_config: Any
     stats: KindStats
+    #: A durable kind's writer, shared by its shards (None for a memory kind).
+    writer: KindWriter | None = None
+
+    @property
+    def route(self) -> str:
+        """This shard's direct route (:func:`shard_route`)."""
+        return shard_route(self.kind, self.spec.shards, self.index)
 
 
 def entity_supervisor(
@@ -113,17 +146,19 @@ def entity_supervisor(
 ) -> tuple[SupervisorSpec, KindStats]:
     """The one_for_one supervisor of ``spec``'s shards, and the kind's counters."""
     from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
+    from vibe_actors._entity_writer import KindWriter  # on vibe_actors.store: built on the core
     from vibe_actors._handlers import coerce_config
 
     entity = spec.entity
     assert entity is not None
     stats = KindStats(entity.shards)
+    writer = KindWriter(spec.name, stats) if entity.state is EntityState.DURABLE else None
     config = coerce_config(spec.agent, spec.config)
     shards = tuple(
         WorkerSpec(
             name=f"{spec.name}.{index + 1}",
             agent=Shard,
-            config=ShardSettings(spec.name, index, spec.agent, entity, config, stats),
+            config=ShardSettings(spec.name, index, spec.agent, entity, config, stats, writer),
             restart=spec.restart,
             shutdown=spec.shutdown,
             mailbox=spec.mailbox,
@@ -207,6 +242,10 @@ class EntityRouter:
             passivate_after=spec.passivate_after,
             max_active=spec.max_active,
         )
+
+    def route_of(self, entity_id: str) -> str:
+        """The direct route of the shard serving ``entity_id`` (:func:`shard_route`)."""
+        return shard_route(self.name, self._count, shard_of(entity_id, self._count))
 
     def shard_for(self, entity_id: str) -> Cell:
         """The shard cell serving ``entity_id`` (the kind must have started)."""

@@ -14,7 +14,7 @@ the shard's fallback handler (:meth:`Shard.on_unhandled`) dispatches it:
 4. passivate what is over ``max_active`` (least recently used first).
 
 The active table is a dict kept in least-recently-used order (an entity is
-moved to the end on every message), so that passivation, by idle time on a
+moved to the end when a message comes for it and it is not already the last), so that passivation, by idle time on a
 periodic sweep or by count, reads it from the front and stops at the first
 entity that stays. One message at a time per shard means one at a time per
 entity, and the shard's FIFO mailbox keeps each sender's order.
@@ -29,17 +29,19 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from msgspec import to_builtins
 
-from vibe_actors._agent import Agent
+from vibe_actors._agent import Agent, Deferred
 from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._entity import EntitySnapshot, InspectEntity, entity_address
-from vibe_actors._entity_durable import DurableStates, Flush
+from vibe_actors._entity_durable import DurableStates
 from vibe_actors._entity_kind import PassivationReason, ShardSettings
+from vibe_actors._entity_writer import SaveFailed
 from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, ErrorReply, Unavailable, UnknownMessage
@@ -48,12 +50,17 @@ from vibe_actors._stats import DURATION_BUCKETS
 from vibe_actors.store import StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vibe_actors._cell import Cell
     from vibe_actors._entity import Entity
     from vibe_actors._timers import TimerHandle
 
 __all__ = ["Shard"]
 
 _log = structlog.get_logger("vibe_actors.entity")
+#: How long a stopping shard waits for its kind's writer to write what it handed over.
+_FLUSH_ON_STOP = 60.0
 _perf = time.perf_counter
 
 
@@ -88,6 +95,8 @@ class Shard(Agent):
         self._max_active = -(-spec.max_active // spec.shards)  # ceil: per shard
         #: id -> instance, least recently used first.
         self.active: dict[str, Entity[Any]] = {}
+        #: The most recently used entity (last in ``active``), if it is still active.
+        self._last: Entity[Any] | None = None
         #: id -> (timer key -> handle), for the entities that have timers.
         self._timers: dict[str, dict[Any, TimerHandle]] = {}
         #: Ids to passivate once the current message is done (Entity.passivate).
@@ -105,16 +114,20 @@ class Shard(Agent):
                 self.degrade(str(exc))  # answers Unavailable; the next incarnation retries
                 return
         self._stats.active[self._index] = self.active
+        table = self._host.handlers  # this incarnation's: each entity message type dispatched
+        for message_type, fn in self._entity_handlers.items():
+            table.setdefault(message_type, partial(self._dispatch, fn))
         if self._idle_after > 0:
             self.start_timer("sweep", _Sweep(), self._idle_after / 2, repeat=True)
 
     def on_stop(self) -> None:
-        if self._durable is not None:
-            self._durable.commit()
         self._passivate_all(PassivationReason.SHUTDOWN)
         self._stats.active[self._index] = None
-        if self._durable is not None:
-            self._durable.close()
+        durable = self._durable
+        if durable is not None:
+            if not durable.flush(_FLUSH_ON_STOP):
+                self.log.error("entity_states_not_flushed", seconds=_FLUSH_ON_STOP)
+            durable.close()
 
     def on_failure(self, error: BaseException) -> None:
         lost = len(self.active)
@@ -128,22 +141,36 @@ class Shard(Agent):
     # -- the dispatch ----------------------------------------------------------
 
     def on_unhandled(self, message: Any) -> Any:
+        """A message no entity handler declares: the entity's ``on_unhandled``, if any."""
+        env: Envelope = self._host.current  # type: ignore[assignment] # always set in a handler
+        if env.entity is None or self._fallback is None:  # or a message of the shard's own
+            return self._refuse(env, message)
+        return self._dispatch(self._fallback, self, message)
+
+    def _dispatch(self, fn: Callable[..., Any], _agent: Shard, message: Any) -> Any:
+        """Run entity handler ``fn`` on ``message``'s entity (activated if it is not active).
+
+        In a shard's handler table for every message type its entity class
+        declares (a partial of this bound method and the handler: the receive loop
+        calls it directly, with the agent, which is this shard).
+        """
+        # The hot path of every entity message: locals, no helper calls but the handler's.
         env: Envelope = self._host.current  # type: ignore[assignment] # always set in a handler
         entity_id = env.entity
-        if entity_id is None:  # a timer or signal of the shard's own with no handler
+        if entity_id is None:  # sent to the shard itself, not to one of its entities
             return self._refuse(env, message)
         active = self.active
-        entity = active.pop(entity_id, None)
+        entity = active.get(entity_id)
         if entity is None:
             activated = self._activate(entity_id, env)
             if isinstance(activated, ErrorReply):
                 return activated
             entity = activated
-        active[entity_id] = entity  # most recently used last
+        elif entity is not self._last:  # most recently used last (a burst moves it once)
+            del active[entity_id]
+            active[entity_id] = entity
+            self._last = entity
         entity._last_used = self._clock()  # noqa: SLF001 - the shard keeps its entities' clocks
-        fn = self._entity_handlers.get(message.__class__) or self._fallback
-        if fn is None:
-            return self._refuse(env, message)
         durable = self._durable
         if durable is not None:
             return durable.handle(entity, fn, message, env)
@@ -151,7 +178,7 @@ class Shard(Agent):
             result = fn(entity, message)
         except Exception as exc:  # noqa: BLE001 - one entity's crash: it alone is dropped
             return self.entity_crashed(entity, env, exc)
-        if self._to_passivate or len(active) > self._max_active:
+        if self._to_passivate:
             self.after_message()
         return result
 
@@ -173,30 +200,39 @@ class Shard(Agent):
 
     # -- durable state (see vibe_actors._entity_durable) -------------------------
 
-    def post_flush(self) -> None:
-        """Queue a Flush behind the messages waiting now (their writes share a commit)."""
-        self._cell.mailbox.put_system(Envelope(Flush()))
+    @property
+    def shard_cell(self) -> Cell:
+        """This shard's cell (the kind's writer sends it SaveFailed)."""
+        return self._cell
+
+    def hand_off_reply(self) -> Deferred | None:
+        """Take the current message's reply (None for a tell) for the kind's writer to answer.
+
+        Unlike :meth:`defer`, the handle is not this incarnation's: a write handed
+        over is committed whatever becomes of the shard, and its reply says so.
+        """
+        env = self._host.current
+        assert env is not None  # called in a handler
+        reply, env.reply = env.reply, None  # the loop will not reply for this message
+        return None if reply is None else Deferred(reply)
 
     @handler
-    def _flush(self, signal: Flush) -> None:
+    def _save_failed(self, lost: SaveFailed) -> None:
+        for entity_id in lost.ids:
+            self.passivate(entity_id, PassivationReason.SAVE_FAILED, save=False)
         if self._durable is not None:
-            self._durable.flushed()
+            self._durable.forgive(lost.ids)
 
     @property
     def durable_commits(self) -> int:
-        """Group commits this incarnation made (0 for a memory kind)."""
-        return 0 if self._durable is None else self._durable.commits
-
-    def storage_ok(self) -> None:
-        if self.impaired is not None:
-            self.impair(None)
-
-    def storage_failed(self, error: StoreError) -> None:
-        self.impair(f"entity state not saved: {error}")
+        """Transactions the kind's writer committed (0 for a memory kind)."""
+        return self._stats.commits
 
     def entity_crashed(self, entity: Entity[Any], env: Envelope, exc: Exception) -> AgentCrashed:
         """Drop ``entity`` after its handler raised ``exc``; the reply for its asker."""
         self.active.pop(entity.id, None)
+        if entity is self._last:
+            self._last = None
         self._cancel_timers(entity.id)
         self._stats.crashes[self._index] += 1
         address = entity_address(self.kind, entity.id)
@@ -242,6 +278,11 @@ class Shard(Agent):
             if isinstance(exc, StoreError):
                 return Unavailable(agent=address, reason=f"state not loaded ({exc.reason})")
             return AgentCrashed(agent=address, error=f"activation failed: {_short(exc)}")
+        active = self.active
+        active[entity_id] = entity
+        self._last = entity
+        while len(active) > self._max_active:  # the new one is the most recent: others go
+            self.passivate(next(iter(active)), PassivationReason.MAX_ACTIVE)
         elapsed = _perf() - started
         stats, index = self._stats, self._index
         stats.activations[index] += 1
@@ -258,10 +299,10 @@ class Shard(Agent):
         entity = self.active.pop(entity_id, None)
         if entity is None:
             return
+        if entity is self._last:
+            self._last = None
         self._cancel_timers(entity_id)
         durable = self._durable if save else None
-        if durable is not None and durable.pending(entity_id):
-            durable.commit()
         before = durable.encode(entity.state) if durable is not None else b""
         try:
             entity.on_passivate()

@@ -103,7 +103,10 @@ class Ref(Generic[M_contra]):
         else:
             #: ``kind/id`` for an entity, as dead letters and errors name it.
             self.name = f"{name}/{entity}"
-            self._route = name + "/"  # the kind's router: a name no agent can have
+            # Straight to the shard's mailbox, as a send to an agent is (no router in between);
+            # before the kind exists, through its router (a name no agent can have).
+            router = system.routes.entity_kind(name)
+            self._route = name + "/" if router is None else router.route_of(entity)
 
     def __repr__(self) -> str:
         return f"<Ref {self.name}>"
@@ -117,6 +120,23 @@ class Ref(Generic[M_contra]):
         ref: Ref[M_contra] = Ref(self._system, self.agent, self.sender, self.entity)
         ref.inherits = False
         return ref
+
+    def _no_route(self, envelope: Envelope) -> None:
+        """Nothing is routed under this ref's route: undeliverable, unless it is an entity's.
+
+        An entity's route names its shard (see :meth:`EntityRouter.route_of`); it goes
+        stale when the kind restarts with another shard count, and does not exist
+        until the kind's shards do: the kind's router decides then (and the ref
+        remembers the shard it picks). Raises :class:`SystemNotRunning` before the start.
+        """
+        system = self._system
+        if self.entity is not None:
+            router = system.routes.entity_kind(self.agent)
+            if router is not None:
+                self._route = router.route_of(self.entity)
+                router.deliver(envelope)
+                return
+        _unknown(system, self.name, envelope)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ref) and other._system is self._system and other.name == self.name
@@ -160,7 +180,7 @@ class Ref(Generic[M_contra]):
             return
         target = system.routes.get(self._route)
         if target is None:
-            _unknown(system, self.name, envelope)
+            self._no_route(envelope)
         else:
             target.deliver(envelope)
 
@@ -220,7 +240,7 @@ class Ref(Generic[M_contra]):
             return future
         target = system.routes.get(self._route)
         if target is None:
-            _unknown(system, self.name, envelope)
+            self._no_route(envelope)
             return future
         if not blocking:
             target.deliver(envelope)
@@ -355,7 +375,7 @@ class Ref(Generic[M_contra]):
             target = system.routes.get(self._route)
             if target is None:
                 try:
-                    _unknown(system, self.name, envelope)
+                    self._no_route(envelope)
                 except SystemNotRunning:
                     bridge.close(slot)
                     raise

@@ -3,7 +3,9 @@
 One entry per agent name: the agent's :class:`~vibe_actors._cell.Cell`, or
 for a pool its :class:`~vibe_actors._router.Router` (which picks a worker);
 and one per entity kind, under ``kind/`` (a name no agent can have), its
-:class:`~vibe_actors._entity_kind.EntityRouter` (which picks the shard).
+:class:`~vibe_actors._entity_kind.EntityRouter` (which picks the shard), and
+one per shard of a kind (its cell again, under :func:`~vibe_actors._entity_kind.shard_route`:
+where a ref to an entity sends).
 Every send (:class:`~vibe_actors.Ref`) looks its target up here and hands the
 envelope to its ``deliver``; a name with no entry is *undeliverable*: the
 asker gets
@@ -46,8 +48,10 @@ class RouteTable:
     def add(self, name: str, target: Cell | Router | EntityRouter) -> None:
         self._targets[name] = target
 
-    def remove(self, name: str) -> None:
-        self._targets.pop(name, None)
+    def remove(self, name: str, target: object = None) -> None:
+        """Remove ``name``'s entry (only if it is ``target``, when given)."""
+        if target is None or self._targets.get(name) is target:
+            self._targets.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._targets

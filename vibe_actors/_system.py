@@ -26,7 +26,7 @@ from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
 from vibe_actors._dynamic import DynamicSupervisor
 from vibe_actors._entity import check_id, split_address
-from vibe_actors._entity_kind import EntityRouter, entity_supervisor
+from vibe_actors._entity_kind import EntityRouter, ShardSettings, entity_supervisor
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import (
     NameTaken,
@@ -438,6 +438,8 @@ class ActorSystem(EntityAccess, Introspection):
             self._cells[spec.name] = cell
             if spec.name not in self.routes:
                 self.routes.add(spec.name, cell)
+            if isinstance(cell.config, ShardSettings):  # an entity kind's shard: refs send here
+                self.routes.add(cell.config.route, cell)
             if parent is not None:
                 parent.children[spec.name] = cell
             return cell
@@ -560,6 +562,8 @@ class ActorSystem(EntityAccess, Introspection):
                 del self._cells[cell.name]
                 self.routes.remove(cell.name)
                 self.routes.remove(cell.name + "/")  # an entity kind's router, if it was one
+                if isinstance(cell.config, ShardSettings):
+                    self.routes.remove(cell.config.route, cell)
 
     def shared_metrics(self, key: str, build: Callable[[CollectorRegistry], T]) -> T:
         """The metrics ``build(self.registry)`` made under ``key``, built once per system.

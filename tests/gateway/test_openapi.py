@@ -142,7 +142,9 @@ def test_the_timeout_header_is_documented_as_the_server_reads_it(gateway):
         validator = jsonschema.Draft202012Validator(header["schema"])
         assert validator.is_valid(value) is valid, value
         response = client.post("/v1/agents/w/Add", json={"n": 1}, headers={"x-timeout-ms": value})
-        assert (response.status_code == 200) is valid, (value, response.text)
+        # A valid deadline is served (200) or runs out (504: 1 ms on a busy machine), never 400.
+        expected = {200, 504} if valid else {400}
+        assert response.status_code in expected, (value, response.text)
 
 
 def test_the_document_and_the_route_table_agree(gateway):

@@ -54,6 +54,10 @@ class Remind(Message):
     delay: float
 
 
+class AskPeer(Message):
+    peer: str
+
+
 class Total(Message):
     id: str
     total: int
@@ -103,6 +107,10 @@ class Counter(Entity[CounterState]):
     @handler
     def remind(self, msg: Remind) -> None:
         self.start_timer("tick", Tick(), msg.delay)
+
+    @handler
+    def ask_peer(self, msg: AskPeer) -> Total:
+        return self.system.entity("counters", msg.peer).ask(Get(), timeout=30)
 
     @handler
     def tick(self, msg: Tick) -> None:
@@ -366,3 +374,40 @@ def test_live_reload_keeps_an_unchanged_kind_and_rebuilds_a_changed_one(make_sys
     assert removed.removed == ("other",)
     with pytest.raises(UnknownAgent):
         system.entity("other", "z")
+
+
+def test_a_ref_follows_its_entity_when_the_shard_count_changes(make_system):
+    from vibe_actors import SupervisorSpec
+
+    system = make_system(SupervisorSpec(name="root", children=(kind(shards=2),)))
+    ids = [str(i) for i in range(20)]
+    refs = {entity_id: system.entity("counters", entity_id) for entity_id in ids}
+    for ref in refs.values():
+        ref.ask(Add(n=1))
+    system.apply(SupervisorSpec(name="root", children=(kind(shards=5),)))
+    for entity_id, ref in refs.items():  # the old refs: their shard routes are gone
+        assert ref.ask(Add(n=2)).total == 2  # reached, once, on the shard it hashes to now
+        shard = system.entity_shard("counters", entity_id)
+        assert entity_id in system.cell(shard).agent.active
+    router = system.routes.entity_kind("counters")
+    assert router.stats.total_active() == len(ids)  # one instance per id
+
+
+def test_an_entity_asking_one_of_its_own_shard_is_refused_at_once(make_system):
+    from vibe_actors import AgentCrashedError
+
+    system = make_system([kind(shards=1)])
+    with pytest.raises(AgentCrashedError, match="SelfAsk"):  # not a 30 s wait for a deadlock
+        system.entity("counters", "a").ask(AskPeer(peer="b"), timeout=10)
+    assert system.entity("counters", "b").ask(Get()).total == 0  # the shard kept serving
+
+
+def test_a_ref_made_before_the_start_reaches_its_shard(tmp_path):
+    system = ActorSystem([kind(shards=3)], SystemConfig(data_dir=str(tmp_path)))
+    ref = system.entity("counters", "early")
+    system.start()
+    try:
+        assert ref.ask(Add(n=5)).total == 5
+        assert ref.ask(Get()).total == 5
+    finally:
+        system.shutdown()
