@@ -81,8 +81,8 @@ def _handled(system: ActorSystem, name: str) -> int:
 
 
 def _counted(node: TreeNode, per_name: Mapping[str, float]) -> float:
-    """A node's figure; a pool's is the sum of its workers'."""
-    if node.kind == "pool":
+    """A node's figure; a pool's is the sum of its workers', an entity kind's of its shards'."""
+    if node.kind in ("pool", "entities"):
         return sum(per_name.get(child.name, 0) for child in node.children)
     return per_name.get(node.name, 0)
 

@@ -19,7 +19,7 @@ The watchdog publishes :class:`AgentDeclaredHung` (stack included) on
 ``Report{}``.
 
 Supervisors are not pinged (they are the ones that act on a hung child);
-agents in ``exclude`` (a name, or a pool's name for all its workers) are
+agents in ``exclude`` (a name, a pool's name for all its workers, or an entity kind's for all its shards) are
 skipped, and ``agents`` overrides deadline and misses per agent (a job worker
 that legitimately runs long handlers wants a larger budget, or exclusion).
 
@@ -302,8 +302,8 @@ class Watchdog(Agent[Report]):
                 if node.name not in excluded and pool not in excluded:
                     names.append(node.name)
                 return
-            for child in node.children:
-                visit(child, node.name if node.kind == "pool" else None)
+            for child in node.children:  # a pool's workers, an entity kind's shards: its name
+                visit(child, node.name if node.kind in ("pool", "entities") else None)
 
         visit(self.system.tree(), None)
         return names

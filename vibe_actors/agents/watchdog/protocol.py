@@ -49,7 +49,7 @@ class WatchdogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     deadline: _Positive = 1.0
     #: Consecutive misses without progress before an agent is declared hung.
     misses: Annotated[int, msgspec.Meta(ge=1)] = 3
-    #: Agents (or pools) never pinged.
+    #: Agents (or pools, or entity kinds: all their workers or shards) never pinged.
     exclude: list[str] = []
     #: Per-agent overrides.
     agents: dict[str, AgentWatch] = {}

@@ -119,3 +119,20 @@ def test_it_serves_again_after_its_own_restart_and_reports_it(make_system):
     wait_until(lambda: system.status("introspect") == "running")
     reply = system.ask("introspect", Describe(name="introspect"))
     assert (reply.agent.restarts, reply.agent.incarnation) == (1, 2)
+
+
+def test_an_entity_kind_sums_its_shards(make_system):
+    from vibe_actors import EntitySpec
+
+    from tests.vibe_actors.test_entities import Counter, Get
+
+    kind = WorkerSpec(name="counters", agent=Counter, entity=EntitySpec(shards=3))
+    system = system_with(make_system, kind)
+    for i in range(12):
+        system.entity("counters", f"id{i}").ask(Get())
+    views = {view.name: view for view in system.ask("introspect", Agents()).agents}
+    shards = [views[f"counters.{i}"].handled for i in (1, 2, 3)]
+    assert views["counters"].kind == "entities"
+    assert views["counters"].handled == sum(shards) >= 12
+    (node,) = [n for n in tree(system).children[0].children if n.name == "counters"]
+    assert node.handled == sum(shards)

@@ -109,6 +109,30 @@ def test_excluded_agents_and_pools_are_never_pinged(make_system, journal):
     journal.gate.set()
 
 
+def test_excluding_an_entity_kind_excludes_its_shards(make_system):
+    import threading
+
+    from vibe_actors import EntitySpec
+
+    from tests.vibe_actors.test_entities import GATES, Block, Counter, Get
+
+    kind = WorkerSpec(name="counters", agent=Counter, entity=EntitySpec(shards=3))
+    system = make_system([kind, worker("free"), watchdog(exclude=["counters"])])
+    GATES["slow"] = gate = threading.Event()
+    try:
+        shard = system.entity_shard("counters", "a")
+        system.entity("counters", "a").tell(Block(key="slow"))  # its shard is busy for long
+        wait_until(lambda: system.cell(shard).host.current is not None, what="the shard busy")
+        start = rounds(system)
+        wait_until(lambda: rounds(system) >= start + 6, what="six watchdog rounds")
+        assert [h.agent for h in system.ask("watchdog", Report()).agents] == ["free"]
+        assert system.cell(shard).incarnation == 1  # not declared hung, not replaced
+        assert shard not in unresponsive(system)  # nor unready
+    finally:
+        gate.set()
+    assert system.entity("counters", "b").ask(Get()).total == 0
+
+
 def test_a_per_agent_budget_overrides_the_default(make_system, journal):
     patient = AgentWatch(deadline=30.0)
     system = make_system([worker("stuck", journal), watchdog(agents={"stuck": patient})])
