@@ -101,6 +101,7 @@ SURFACE: dict[str, set[str]] = {
         "UnknownMessageError",
         "VibeError",
         "WorkerSpec",
+        "backoff_delay",
         "check_nesting",
         "decode_error",
         "decode_json",
@@ -196,7 +197,6 @@ SURFACE: dict[str, set[str]] = {
         "Status",
         "Submit",
         "UnknownKind",
-        "backoff_delay",
         "job_args",
     },
     "vibe_actors.agents.ledger": {

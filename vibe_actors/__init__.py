@@ -6,6 +6,7 @@ modules is internal. See SEMANTICS.md for the runtime's guarantees.
 
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._authz import ANONYMOUS, Authorizer, Caller
+from vibe_actors._backoff import backoff_delay
 from vibe_actors._codec import (
     MAX_NESTING,
     CodecError,
@@ -193,6 +194,7 @@ __all__ = [
     "UnknownMessageError",
     "VibeError",
     "WorkerSpec",
+    "backoff_delay",
     "check_nesting",
     "decode_error",
     "decode_json",

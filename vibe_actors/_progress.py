@@ -191,7 +191,9 @@ class ProgressMonitor:
         grouped = parent is not None and (  # a pool's worker, an entity kind's shard
             routes.is_pool(parent.name) or routes.entity_kind(parent.name) is not None
         )
-        return settings.budget_of(cell.name, parent.name if grouped else None)
+        return settings.budget_of(
+            cell.name, parent.name if parent is not None and grouped else None
+        )
 
     def not_answering(self, now: float) -> frozenset[str]:
         """The watched agents stuck in one message past their budget at ``now``."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from vibe_actors._backoff import backoff_delay
 from vibe_actors._spec import BackoffSpec, RestartType, Strategy
 
 __all__ = [
@@ -27,9 +28,6 @@ __all__ = [
     "next_backoff",
     "restart_plan",
 ]
-
-#: 2 ** 62 seconds is past any max; capping the exponent avoids OverflowError.
-_MAX_EXPONENT = 62
 
 
 class IntensityWindow(msgspec.Struct, frozen=True):
@@ -154,6 +152,7 @@ def next_backoff(
     if consecutive == 0:
         delay = 0.0
     else:
-        exponent = min(consecutive - 1, _MAX_EXPONENT)
-        delay = min(spec.max, spec.min * 2**exponent) * (1 + spec.random_factor * rand)
+        delay = backoff_delay(
+            consecutive, initial=spec.min, maximum=spec.max, jitter=spec.random_factor, rand=rand
+        )
     return delay, BackoffState(consecutive + 1, now)

@@ -45,7 +45,8 @@ worker is free again within ``kill_grace`` of the timeout (not after the
 job). An attempt fails when the job raises, returns something that is not
 JSON-like, exceeds its ``timeout``, its process dies, or its worker crashes
 or is unavailable; a failed attempt is retried after ``min(backoff_max,
-backoff_initial * 2 ** (attempt - 1))`` seconds, up to ``retries`` more
+backoff_initial * 2 ** (attempt - 1))`` seconds, stretched by up to ``backoff_jitter`` at
+random (:func:`vibe_actors.backoff_delay`), up to ``retries`` more
 times, and the job then ends ``failed`` with the last error. A worker whose
 attempt timed out gets no new job until it answers its probe.
 
@@ -111,7 +112,7 @@ from typing import ClassVar, NamedTuple
 import msgspec
 
 from vibe_actors import Agent, Unavailable, handler
-from vibe_actors.agents.jobs._dispatcher import JobDispatcher, backoff_delay
+from vibe_actors.agents.jobs._dispatcher import JobDispatcher
 from vibe_actors.agents.jobs._health import Recorder
 from vibe_actors.agents.jobs._internal import (
     Done,
@@ -175,7 +176,6 @@ __all__ = [
     "Status",
     "Submit",
     "UnknownKind",
-    "backoff_delay",
     "job_args",
 ]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import Agent, DeadlineExceeded, Ping, Pong
+from vibe_actors import Agent, DeadlineExceeded, Ping, Pong, backoff_delay
 from vibe_actors.agents.jobs._health import Recorder
 from vibe_actors.agents.jobs._internal import (
     Done,
@@ -43,7 +43,7 @@ from vibe_actors.agents.jobs._store import JobRow, Transition
 from vibe_actors.agents.jobs._worker import Run, RunResult
 from vibe_actors.agents.jobs.protocol import JobsConfig
 
-__all__ = ["JobDispatcher", "backoff_delay"]
+__all__ = ["JobDispatcher"]
 
 #: A probe waits behind the job in the worker's mailbox; it may take as long as the job.
 _PROBE_TIMEOUT = 86_400.0
@@ -53,11 +53,6 @@ _WORKER_SLACK = START_TIMEOUT + 20.0
 _REPROBE_AFTER = 1.0
 _REFRESH_EVERY = 5.0
 _PRUNE_EVERY = 256
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
-    return min(maximum, initial * 2.0 ** min(attempt - 1, 1000))  # 2.0 ** 1024 overflows
 
 
 class JobDispatcher:
@@ -216,7 +211,12 @@ class JobDispatcher:
             self._fail(flight.job_id, flight.kind, error, flight.attempt)
             return
         settings = self._settings
-        delay = backoff_delay(flight.attempt, settings.backoff_initial, settings.backoff_max)
+        delay = backoff_delay(
+            flight.attempt,
+            initial=settings.backoff_initial,
+            maximum=settings.backoff_max,
+            jitter=settings.backoff_jitter,
+        )
         self.jobs.record(Transition(flight.job_id, "queued", error=error))
         self._backoff.add(flight.job_id)
         self._agent.start_timer(("retry", flight.job_id), Retry(flight.job_id), delay)

@@ -81,6 +81,9 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     default_timeout: float = 60.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    #: Each retry's delay is stretched by up to this fraction, at random (see
+    #: :func:`vibe_actors.backoff_delay`): jobs that failed together retry apart.
+    backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     keep_finished: int = 10_000
 
     def __post_init__(self) -> None:

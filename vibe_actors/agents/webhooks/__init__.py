@@ -33,11 +33,20 @@ Protocol:
   subscription's circuit state.
 
 Each delivery is an HTTP POST of ``{"id", "topic", "seq", "data"}`` as JSON,
-with ``X-Vibe-Signature: sha256=<hex HMAC-SHA256 of the body keyed by the
-secret>``, ``X-Vibe-Delivery`` (the id, the same on every retry, for
-de-duplication) and ``X-Vibe-Attempt``. 2xx is delivered. A network error, a
+signed per the `Standard Webhooks <https://www.standardwebhooks.com/>`_
+specification, so receivers verify it (and reject replays) with its
+libraries: ``webhook-id`` (the delivery id, the same on every retry, for
+de-duplication), ``webhook-timestamp`` (Unix seconds of the attempt) and
+``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, see
+:func:`~vibe_actors.agents.webhooks._http_client.standard_signature` for the
+key: a ``whsec_<base64>`` secret is used as the specification says, any other
+secret's UTF-8 bytes are the key). Also sent: ``X-Vibe-Signature:
+sha256=<hex HMAC-SHA256 of the body keyed by the secret>`` (the original
+scheme, kept for existing receivers), ``X-Vibe-Delivery`` (the id) and
+``X-Vibe-Attempt``. 2xx is delivered. A network error, a
 timeout, 408, 425, 429 or 5xx is retried after ``backoff_initial *
-backoff_multiplier ** (attempt - 1)`` seconds (at most ``backoff_max``), up
+backoff_multiplier ** (attempt - 1)`` seconds (at most ``backoff_max``),
+stretched by up to ``backoff_jitter`` at random (:func:`vibe_actors.backoff_delay`), up
 to ``max_attempts`` attempts; other statuses (redirects included: they are
 not followed) fail at once. Each URL has a circuit breaker: after
 ``breaker_threshold`` consecutive retryable failures it opens, and an attempt
@@ -83,7 +92,12 @@ from vibe_actors import Agent, Caller, Forbidden, Unavailable, handler
 from vibe_actors.agents.pubsub import protocol as pubsub
 from vibe_actors.agents.webhooks._delivery import Attempted, Breaker, Check, Checked, origin
 from vibe_actors.agents.webhooks._dispatcher import PendingCheck, WebhookDispatcher
-from vibe_actors.agents.webhooks._http_client import PinnedClient, parse_allow, url_problem
+from vibe_actors.agents.webhooks._http_client import (
+    PinnedClient,
+    parse_allow,
+    secret_problem,
+    url_problem,
+)
 from vibe_actors.agents.webhooks._metrics import build_metrics
 from vibe_actors.agents.webhooks.protocol import (
     Deliver,
@@ -212,7 +226,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         | Forbidden
         | None
     ):
-        problem = url_problem(msg.url) or _empty(topic=msg.topic, secret=msg.secret)
+        problem = url_problem(msg.url) or _empty(topic=msg.topic) or secret_problem(msg.secret)
         if problem is not None:
             return InvalidWebhook(detail=problem)
         where, caller = self._settings.pubsub, self.caller

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -240,4 +240,6 @@ class Pending:
     url: str
     body: bytes
     headers: dict[str, str]
+    #: The subscription's secret: each attempt is signed anew (its timestamp is its own).
+    secret: str = field(default="", repr=False)
     attempt: int = 0

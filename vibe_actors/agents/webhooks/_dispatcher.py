@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vibe_actors import Agent, Caller, Deferred, ErrorReply, encode_json
+from vibe_actors import Agent, Caller, Deferred, ErrorReply, backoff_delay, encode_json
 from vibe_actors.agents.pubsub import protocol as pubsub
 from vibe_actors.agents.webhooks._delivery import (
     Attempted,
@@ -32,7 +32,12 @@ from vibe_actors.agents.webhooks._delivery import (
     is_retryable,
     origin,
 )
-from vibe_actors.agents.webhooks._http_client import SIGNATURE_HEADER, PinnedClient, sign
+from vibe_actors.agents.webhooks._http_client import (
+    SIGNATURE_HEADER,
+    PinnedClient,
+    sign,
+    standard_signature,
+)
 from vibe_actors.agents.webhooks._metrics import Metrics
 from vibe_actors.agents.webhooks._store import Subscription, load, save
 from vibe_actors.agents.webhooks.protocol import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
@@ -164,7 +169,7 @@ class WebhookDispatcher:
             SIGNATURE_HEADER: sign(sub.secret, body),
             "X-Vibe-Delivery": delivery,
         }
-        return Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers)
+        return Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers, sub.secret)
 
     def _breaker(self, url: str) -> Breaker:
         breaker = self._breakers.get(url)
@@ -182,7 +187,16 @@ class WebhookDispatcher:
                 pending, "circuit_open", None, "circuit open", True, breaker.reopens_in(now)
             )
             return
-        headers = {**pending.headers, "X-Vibe-Attempt": str(pending.attempt)}
+        timestamp = int(time.time())  # the attempt's: receivers refuse stale ones (replays)
+        headers = {
+            **pending.headers,
+            "X-Vibe-Attempt": str(pending.attempt),
+            "webhook-id": pending.delivery,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_signature(
+                pending.secret, pending.delivery, timestamp, pending.body
+            ),
+        }
         self.workers.submit(
             Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
         )
@@ -217,8 +231,12 @@ class WebhookDispatcher:
     ) -> None:
         s = self._settings
         if retryable and pending.attempt < s.max_attempts and pending.subscription in self.subs:
-            delay = min(
-                s.backoff_max, s.backoff_initial * s.backoff_multiplier ** (pending.attempt - 1)
+            delay = backoff_delay(
+                pending.attempt,
+                initial=s.backoff_initial,
+                maximum=s.backoff_max,
+                multiplier=s.backoff_multiplier,
+                jitter=s.backoff_jitter,
             )
             delay = max(delay, at_least)
             self._record(pending, outcome, final=False, status=status, error=error, retry_in=delay)

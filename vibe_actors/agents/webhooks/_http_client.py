@@ -20,6 +20,7 @@ Nothing here logs; no error message contains a secret.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -37,7 +38,9 @@ __all__ = [
     "parse_allow",
     "refusal",
     "resolve",
+    "secret_problem",
     "sign",
+    "standard_signature",
     "url_problem",
 ]
 
@@ -46,6 +49,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 SIGNATURE_HEADER = "X-Vibe-Signature"
+_STANDARD_PREFIX = "whsec_"
 
 
 class Refused(Exception):
@@ -59,6 +63,40 @@ class ResolutionFailed(Exception):
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Vibe-Signature`` value: ``sha256=<hex HMAC-SHA256 of body keyed by secret>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` cannot sign deliveries (None if it can): not empty, and a
+    ``whsec_`` secret is base64."""
+    if not secret:
+        return "the secret must not be empty"
+    if secret.startswith(_STANDARD_PREFIX):
+        try:
+            key = base64.b64decode(secret.removeprefix(_STANDARD_PREFIX), validate=True)
+        except ValueError:
+            return "a secret of the form whsec_... must be base64 after the prefix"
+        if not key:
+            return "the secret must not be empty"
+    return None
+
+
+def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of the Standard Webhooks specification.
+
+    ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``. The key is the
+    secret's bytes: decoded from base64 when the secret has the specification's
+    form (``whsec_<base64>``), else its UTF-8 encoding (so a receiver verifying
+    with a Standard Webhooks library passes it ``base64(secret)``). Raises
+    ValueError for a ``whsec_`` secret that is not base64.
+    """
+    key = (
+        base64.b64decode(secret.removeprefix(_STANDARD_PREFIX), validate=True)
+        if secret.startswith(_STANDARD_PREFIX)
+        else secret.encode()
+    )
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
 def parse_allow(entries: Iterable[str]) -> tuple[Network, ...]:

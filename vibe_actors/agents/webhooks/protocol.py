@@ -63,6 +63,9 @@ class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     backoff_initial: float = 1.0
     backoff_multiplier: float = 2.0
     backoff_max: float = 300.0
+    #: Each retry's delay is stretched by up to this fraction, at random (see
+    #: :func:`vibe_actors.backoff_delay`): deliveries that failed together retry apart.
+    backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
     max_pending: int = 10_000
@@ -84,6 +87,8 @@ class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError("timeouts must be > 0 and max_pending >= 1")
         if self.backoff_initial < 0 or self.backoff_multiplier < 1 or self.breaker_cooldown < 0:
             raise ValueError("backoff_initial, breaker_cooldown >= 0 and backoff_multiplier >= 1")
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max must be >= backoff_initial")
         if min(self.max_subscriptions, self.max_subscriptions_per_caller) < 1:
             raise ValueError("max_subscriptions and max_subscriptions_per_caller must be >= 1")
 

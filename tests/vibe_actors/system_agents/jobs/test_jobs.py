@@ -37,7 +37,6 @@ from vibe_actors.agents.jobs import (
     Status,
     Submit,
     UnknownKind,
-    backoff_delay,
 )
 from vibe_actors.agents.jobs._store import FINISHED, JobStore, NewJob
 from vibe_actors.agents.jobs._wire import load_callable, resolve_struct
@@ -369,18 +368,10 @@ def test_a_kind_whose_module_raises_while_importing_is_a_config_error(tmp_path, 
 # -- backoff ---------------------------------------------------------------------------------
 
 
-@given(
-    attempt=st.integers(1, 200),
-    initial=st.floats(0, 10, allow_nan=False),
-    extra=st.floats(0, 100, allow_nan=False),
-)
-def test_backoff_doubles_from_initial_and_is_capped(attempt, initial, extra):
-    maximum = initial + extra
-    delay = backoff_delay(attempt, initial, maximum)
-    assert 0 <= delay <= maximum
-    assert backoff_delay(1, initial, maximum) == initial
-    assert backoff_delay(attempt + 1, initial, maximum) >= delay
-    assert delay == min(maximum, initial * 2 ** (attempt - 1))
+def test_the_retry_backoff_has_a_bounded_jitter():
+    assert JobsConfig().backoff_jitter == 0.2  # jobs that failed together retry apart
+    with pytest.raises(msgspec.ValidationError, match="backoff_jitter"):
+        msgspec.convert({"backoff_jitter": 2}, JobsConfig)
 
 
 # -- the built-in kinds -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ in the config of the tests that expect a delivery.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -14,12 +15,15 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import msgspec
 import pytest
+from standardwebhooks import Webhook as StandardWebhook
+from standardwebhooks import WebhookVerificationError
 from structlog.testing import capture_logs
 
 from vibe_actors import AskError, Ping, UnavailableError, WorkerSpec
@@ -119,6 +123,7 @@ def hook() -> Iterator[Hook]:
 
 def hooks(tmp_path, make_system, agent: type[Webhooks] = Webhooks, **config: Any):
     config.setdefault("backoff_initial", 0.05)
+    config.setdefault("backoff_jitter", 0.0)  # exact delays; the jitter has its own test
     config.setdefault("timeout", 5.0)
     spec = WorkerSpec(name="hooks", agent=agent, config=WebhooksConfig(**config))
     return make_system([spec], data_dir=str(tmp_path))
@@ -245,6 +250,42 @@ def test_loopback_is_refused_by_default_and_nothing_is_sent(make_system, tmp_pat
     assert SECRET not in str(caught.value)
 
 
+def test_a_delivery_verifies_with_the_standard_webhooks_library(make_system, tmp_path, hook):
+    system = hooks(tmp_path, make_system, allow=LOCAL)
+    system.ask("hooks", Subscribe(topic="orders", url=hook.url, secret=SECRET))
+    standard = "whsec_" + base64.b64encode(b"a 32-byte key, as the spec has it").decode()
+    system.ask("hooks", Subscribe(topic="orders", url=hook.url, secret=standard))
+    system.ask("hooks", Deliver(topic="orders", data={"n": 1}, seq=7))
+    received = hook.received(2)
+    verifiers = [
+        StandardWebhook(base64.b64encode(SECRET.encode()).decode()),  # any secret: its bytes
+        StandardWebhook(standard),  # a whsec_ secret: as the specification says
+    ]
+    for headers, body in received:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        verified = [v for v in verifiers if _verifies(v, body, lowered)]
+        assert len(verified) == 1  # signed with its own subscription's secret only
+        assert json.loads(body)["id"] == lowered["webhook-id"] == lowered["x-vibe-delivery"]
+        assert abs(int(lowered["webhook-timestamp"]) - time.time()) < 60
+    forged = {**lowered, "webhook-timestamp": str(int(time.time()) - 3600)}
+    with pytest.raises(WebhookVerificationError):  # an old timestamp: a replay, refused
+        verifiers[1].verify(body, forged)
+
+
+def _verifies(verifier: StandardWebhook, body: bytes, headers: dict[str, str]) -> bool:
+    try:
+        verifier.verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def test_a_standard_secret_must_be_base64(make_system, tmp_path, hook):
+    system = hooks(tmp_path, make_system, allow=LOCAL)
+    with pytest.raises(AskError, match="InvalidWebhook.*base64"):
+        system.ask("hooks", Subscribe(topic="t", url=hook.url, secret="whsec_not base64!"))
+
+
 def test_delivered_when_allow_listed_with_a_valid_signature(make_system, tmp_path, hook):
     with capture_logs() as logs:
         system = hooks(tmp_path, make_system, allow=LOCAL)
@@ -292,6 +333,17 @@ def test_retried_after_a_500_with_the_same_delivery_id(make_system, tmp_path, ho
         (2, "delivered", 200, True),
     ]
     assert records[0].retry_in == 0.05
+
+
+def test_retries_are_spread_by_the_jitter(make_system, tmp_path, hook):
+    hook.default = 503
+    system = hooks(tmp_path, make_system, allow=LOCAL, max_attempts=3, backoff_jitter=0.5,
+                   breaker_threshold=10)  # fmt: skip
+    system.ask("hooks", Subscribe(topic="t", url=hook.url, secret=SECRET))
+    system.ask("hooks", Deliver(topic="t"))
+    first, second, last = final_records(system).deliveries
+    assert 0.05 <= first.retry_in <= 0.075 and 0.1 <= second.retry_in <= 0.15
+    assert last.retry_in is None
 
 
 def test_retries_stop_after_max_attempts_and_4xx_is_not_retried(make_system, tmp_path, hook):
