@@ -45,7 +45,8 @@ def backoff_delay(
             f"backoff needs multiplier >= 1 and jitter >= 0, got {multiplier}, {jitter}"
         )
     if rand is None:
-        rand = random.random()  # nosec B311 - spreading retries, not a secret
+        # Spreads retries: no secret depends on it.
+        rand = random.random()  # nosec B311
     elif not 0.0 <= rand < 1.0:
         raise ValueError(f"rand must be in [0, 1), got {rand}")
     exponent = attempt - 1
