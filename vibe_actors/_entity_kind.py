@@ -35,6 +35,7 @@ __all__ = [
     "PassivationReason",
     "ShardSettings",
     "entity_supervisor",
+    "shard_agent",
     "shard_of",
 ]
 
@@ -112,7 +113,6 @@ def entity_supervisor(
     spec: WorkerSpec, parent_spec: SupervisorSpec | None
 ) -> tuple[SupervisorSpec, KindStats]:
     """The one_for_one supervisor of ``spec``'s shards, and the kind's counters."""
-    from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
     from vibe_actors._handlers import coerce_config
 
     entity = spec.entity
@@ -122,7 +122,7 @@ def entity_supervisor(
     shards = tuple(
         WorkerSpec(
             name=f"{spec.name}.{index + 1}",
-            agent=Shard,
+            agent=shard_agent(spec.agent),
             config=ShardSettings(spec.name, index, spec.agent, entity, config, stats),
             restart=spec.restart,
             shutdown=spec.shutdown,
@@ -141,6 +141,16 @@ def entity_supervisor(
         depends_on=spec.depends_on,
     )
     return supervisor, stats
+
+
+def shard_agent(entity_class: type) -> type:
+    """The agent class of a kind's shards: :class:`~vibe_actors._entity_shard.Shard`, or
+    for a kind placed on Ray the proxy shard its class names (``vibe_actors.ray.placed``
+    returns an Entity subclass whose ``shard_agent`` is a ``RayShard``)."""
+    from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
+
+    placed: type | None = getattr(entity_class, "shard_agent", None)
+    return Shard if placed is None else placed
 
 
 class EntityKindInfo(msgspec.Struct, frozen=True):
