@@ -78,6 +78,9 @@ def test_entities_live_in_the_shards_ray_actors(
     reply = ann.ask(Deposit(amount=3), timeout=20)
     assert reply.balance == 7 and reply.id == "ann" and reply.pid != os.getpid()
     assert bob.ask(Peek(), timeout=20).balance == 0
+    for _ in range(5):  # tells cross too, in order, before the ask behind them
+        bob.tell(Deposit(amount=2))
+    assert bob.ask(Peek(), timeout=20).balance == 10
     with pytest.raises(AskError) as raised:  # a typed error reply crosses as itself
         ann.ask(Deposit(amount=500), timeout=20)
     assert raised.value.reply == Overdrawn(limit=100)

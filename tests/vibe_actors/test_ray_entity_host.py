@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vibe_actors import (
     AgentCrashed,
@@ -202,3 +204,44 @@ def test_table_helpers() -> None:
     assert activation_bucket(0.0) == 0
     assert activation_bucket(1e9) == len(DURATION_BUCKETS)
     assert idle_ids({}, 1.0) == [] and over_limit({}, 0) is None
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("deposit"), st.sampled_from("abcdef"), st.integers(0, 4)),
+        st.tuples(st.just("rest"), st.sampled_from("abcdef"), st.integers(0, 4)),
+        st.tuples(st.just("sweep"), st.just(""), st.integers(0, 12)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, max_active=st.integers(1, 4))
+def test_the_active_table_follows_the_lru_model(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, int]], max_active: int
+) -> None:
+    """Activation, LRU order, max_active, passivate() and idle sweeps against a plain model."""
+    host = _host(tmp_path_factory.mktemp("lru"), max_active=max_active, passivate_after=5.0)
+    model: dict[str, tuple[int, float]] = {}  # id -> (balance, last used), LRU first
+    now = 0.0
+    for op, entity_id, step in ops:
+        now += step
+        if op == "sweep":
+            host.sweep(now)
+            model = {i: v for i, v in model.items() if v[1] > now - 5.0}
+            continue
+        balance = model.pop(entity_id, (0, now))[0] + (1 if op == "deposit" else 0)
+        message = Deposit(amount=1) if op == "deposit" else Rest()
+        assert _call(host, entity_id, message, at=now).balance == balance
+        if op == "deposit":
+            model[entity_id] = (balance, now)
+        while len(model) > max_active:
+            del model[next(iter(model))]
+        assert list(host.active) == list(model)
+        assert {i: e.state.balance for i, e in host.active.items()} == {
+            i: v[0] for i, v in model.items()
+        }
+    report = host.stop()
+    assert report.active == 0 and host.active == {}
+    assert report.activations == sum(report.passivations.values())
