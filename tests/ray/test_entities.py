@@ -252,3 +252,14 @@ def test_a_wiring_places_an_entity_kind_on_ray(ray_settings: RaySettings, tmp_pa
 
 def _shards(system: ActorSystem, kind: str) -> list[Any]:
     return list(system.cell(kind).children.values())
+
+
+def test_placing_an_entity_class(ray_settings: RaySettings) -> None:
+    cls = placed(Wallet, ray_settings)
+    assert placed(Wallet, ray_settings) is cls  # cached: equal specs for live reload
+    assert issubclass(cls, Wallet) and cls.__qualname__ == "Wallet" and cls.State is Wallet.State
+    assert cls.message_types() == Wallet.message_types()
+    with pytest.raises(TypeError, match="already placed on Ray"):
+        placed(cls, ray_settings)
+    with pytest.raises(TypeError, match="not an Agent class"):
+        placed(int, ray_settings)  # type: ignore[call-overload]
