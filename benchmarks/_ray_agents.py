@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from vibe_actors import Agent, Message, handler
+import msgspec
 
-__all__ = ["Burn", "Burned", "Count", "Counter", "Inc", "RawCounter"]
+from vibe_actors import Agent, Entity, Message, handler
+
+__all__ = ["Burn", "Burned", "Count", "Counter", "CounterEntity", "Inc", "RawCounter"]
 
 
 class Inc(Message):
@@ -46,6 +48,19 @@ class Counter(Agent[Inc | Burn]):
     @handler
     def burn(self, msg: Burn) -> Burned:
         return Burned(result=burn(msg.rounds))
+
+
+class CounterState(msgspec.Struct):
+    value: int = 0
+
+
+class CounterEntity(Entity[CounterState]):
+    """The same counter as an entity (a kind placed on Ray: its shard's Ray actor holds it)."""
+
+    @handler
+    def inc(self, msg: Inc) -> Count:
+        self.state.value += 1
+        return Count(value=self.state.value)
 
 
 class RawCounter:

@@ -14,7 +14,10 @@ Needs the ``ray`` extra. In one run, on one counter agent:
   answering a ``Count`` (Ray pickles both): the raw call a Ray user would write
   for the same exchange;
 * ``host_ray``: our Ray host called directly with msgpack bytes (Ray + our codec,
-  no proxy): the proxy's own cost is ``ray`` minus this.
+  no proxy): the proxy's own cost is ``ray`` minus this;
+* ``entity_ray``: the same counter as an active entity of a kind placed on Ray
+  (one shard): the router, the proxy shard's mailbox and reply lane (entities are
+  never asked in the asker's thread), the id crossing with the message.
 
 Shapes: sequential asks (latency percentiles, and the rate one caller gets;
 the variants take turns in rounds, so a busy moment of the shared machine
@@ -31,10 +34,17 @@ from collections.abc import Callable
 from typing import Any
 
 import vibe_actors.ray as vray  # before Ray: sets its environment (loopback only)
-from vibe_actors import ActorSystem, PoolSpec, SystemConfig, WorkerSpec, encode_msgpack
+from vibe_actors import (
+    ActorSystem,
+    EntitySpec,
+    PoolSpec,
+    SystemConfig,
+    WorkerSpec,
+    encode_msgpack,
+)
 
 from benchmarks._common import main_for, percentiles
-from benchmarks._ray_agents import Burn, Counter, Inc, RawCounter
+from benchmarks._ray_agents import Burn, Counter, CounterEntity, Inc, RawCounter
 
 import ray  # isort: skip - after vibe_actors.ray
 
@@ -80,6 +90,11 @@ def _counters(settings: vray.RaySettings, data_dir: str) -> ActorSystem:
     specs = [
         WorkerSpec(name="local", agent=Counter),
         WorkerSpec(name="placed", agent=vray.placed(Counter, settings)),
+        WorkerSpec(
+            name="counters",
+            agent=vray.placed(CounterEntity, settings),
+            entity=EntitySpec(shards=1, passivate_after=0),
+        ),
     ]
     return ActorSystem(specs, SystemConfig(data_dir=data_dir, ask_timeout=TIMEOUT)).start()
 
@@ -89,6 +104,7 @@ def _asks(system: ActorSystem, n: int) -> dict[str, Any]:
     raw = ray.remote(RawCounter).options(max_restarts=0, max_task_retries=0).remote()
     host = ray.get_actor("placed", namespace="vibe-bench")
     inc = encode_msgpack(Inc())
+    entity = system.entity("counters", "c")
     calls: dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[list[Any]], None]]] = {
         "local": (
             lambda: system.ref("local").ask(Inc(), timeout=TIMEOUT),
@@ -98,6 +114,11 @@ def _asks(system: ActorSystem, n: int) -> dict[str, Any]:
         "ray": (
             lambda: system.ref("placed").ask(Inc(), timeout=TIMEOUT),
             lambda: system.ref("placed").ask_future(Inc(), timeout=TIMEOUT),
+            _wait_futures,
+        ),
+        "entity_ray": (
+            lambda: entity.ask(Inc(), timeout=TIMEOUT),
+            lambda: entity.ask_future(Inc(), timeout=TIMEOUT),
             _wait_futures,
         ),
         "raw_ray": (
@@ -182,7 +203,7 @@ def report(results: dict[str, Any]) -> str:
         "| calls | p50 µs | p99 µs | sequential asks/s | pipelined asks/s |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for name in ("local", "ray", "host_ray", "raw_ray_msg", "raw_ray"):
+    for name in ("local", "ray", "entity_ray", "host_ray", "raw_ray_msg", "raw_ray"):
         r = results[name]
         lines.append(
             f"| {name} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['per_s']:,.0f} "
@@ -195,6 +216,11 @@ def report(results: dict[str, Any]) -> str:
             f"placement: ray over {baseline}: p50 {o['p50']:+.0%}, sequential rate "
             f"{o['sequential_rate']:+.0%}, pipelined rate {o['pipelined_rate']:+.0%}"
         )
+    e, r = results["entity_ray"], results["ray"]
+    lines.append(
+        f"entity on Ray over placement: ray: p50 {e['p50_us'] / r['p50_us'] - 1:+.0%}, "
+        f"pipelined rate {e['pipelined_per_s'] / r['pipelined_per_s']:.2f}x"
+    )
     s = results["scaling"]
     lines += [
         f"CPU-bound Burn on Ray: 1 worker {s['workers_1_jobs_per_s']:.1f} jobs/s, "

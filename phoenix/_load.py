@@ -113,6 +113,8 @@ class _Raw(msgspec.Struct, frozen=True):
     #: Where ``agent`` was written (``.agent``, or ``.entity.agent`` for an entity kind).
     agent_path: str = ".agent"
     entity: bool = False
+    #: An entity kind's ``state`` as written (``memory`` when not written).
+    state: Any = "memory"
 
 
 def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
@@ -140,6 +142,7 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
             placement=value.get("placement", "local"),
             agent_path=".entity.agent" if isinstance(entity, dict) else ".agent",
             entity=isinstance(entity, dict),
+            state=entity.get("state", "memory") if isinstance(entity, dict) else "memory",
         )
     children = value.get("children", [])
     if isinstance(children, list):
@@ -153,19 +156,21 @@ def _problem(file: str, message: str) -> WiringProblem:
 
 def _check_ray(nodes: list[_Raw], agents: dict[str, type], doc: Document) -> None:
     """``placement: ray`` needs Ray installed and replies that can cross as one msgpack
-    union; ``ray.resources`` must name such agents."""
+    union, and takes only ``state: memory`` entity kinds (the Ray side has no store: see
+    docs/scaling.md); ``ray.resources`` must name such agents."""
     placed = {node.name for node in nodes if node.placement == "ray"}
     installed = ray_available()
     for node in nodes:
         if node.placement != "ray":
             continue
-        if node.entity:
+        if not installed:
+            doc.problem(f"{node.path}.placement", INSTALL_HINT)
+        elif node.entity and node.state == "durable":
             doc.problem(
                 f"{node.path}.placement",
-                "an entity kind runs locally (placement: ray for entity kinds is not supported yet)",
+                "an entity kind with state: durable runs locally: placement: ray takes "
+                "state: memory only (the entities' Ray side has no store)",
             )
-        elif not installed:
-            doc.problem(f"{node.path}.placement", INSTALL_HINT)
         elif node.name in agents:
             try:
                 reply_targets(agents[node.name])

@@ -45,6 +45,7 @@ __all__ = [
     "PassivationReason",
     "ShardSettings",
     "entity_supervisor",
+    "shard_agent",
     "shard_of",
     "shard_route",
 ]
@@ -82,8 +83,10 @@ class PassivationReason:
 class KindStats:
     """One kind's counters, kept across shard restarts; read at scrape time.
 
-    Written only by the kind's shard threads (one per shard, each its own
-    counters where it matters: the lists are indexed by shard).
+    Written by the kind's shard threads (one per shard, each its own counters
+    where it matters: the lists are indexed by shard), by a durable kind's
+    writer (``commits``, ``committed_writes``) and, for a kind placed on Ray,
+    by its proxy shards from the Ray side's reports (under their lock).
     """
 
     shards: int
@@ -145,7 +148,6 @@ def entity_supervisor(
     spec: WorkerSpec, parent_spec: SupervisorSpec | None
 ) -> tuple[SupervisorSpec, KindStats]:
     """The one_for_one supervisor of ``spec``'s shards, and the kind's counters."""
-    from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
     from vibe_actors._entity_writer import KindWriter  # on vibe_actors.store: built on the core
     from vibe_actors._handlers import coerce_config
 
@@ -157,7 +159,7 @@ def entity_supervisor(
     shards = tuple(
         WorkerSpec(
             name=f"{spec.name}.{index + 1}",
-            agent=Shard,
+            agent=shard_agent(spec.agent),
             config=ShardSettings(spec.name, index, spec.agent, entity, config, stats, writer),
             restart=spec.restart,
             shutdown=spec.shutdown,
@@ -176,6 +178,16 @@ def entity_supervisor(
         depends_on=spec.depends_on,
     )
     return supervisor, stats
+
+
+def shard_agent(entity_class: type) -> type:
+    """The agent class of a kind's shards: :class:`~vibe_actors._entity_shard.Shard`, or
+    for a kind placed on Ray the proxy shard its class names (``vibe_actors.ray.placed``
+    returns an Entity subclass whose ``shard_agent`` is a ``RayShard``)."""
+    from vibe_actors._entity_shard import Shard  # the shard is an agent: built on this module
+
+    placed: type | None = getattr(entity_class, "shard_agent", None)
+    return Shard if placed is None else placed
 
 
 class EntityKindInfo(msgspec.Struct, frozen=True):

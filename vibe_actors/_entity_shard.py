@@ -28,7 +28,6 @@ for the next incarnation.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +40,12 @@ from vibe_actors._deadletters import DeadLetterReason
 from vibe_actors._entity import EntitySnapshot, InspectEntity, entity_address
 from vibe_actors._entity_durable import DurableStates
 from vibe_actors._entity_kind import PassivationReason, ShardSettings
+from vibe_actors._entity_table import activation_bucket, idle_ids, over_limit, short_error
 from vibe_actors._entity_writer import SaveFailed
 from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import handler
 from vibe_actors._messages import AgentCrashed, ErrorReply, Unavailable, UnknownMessage
 from vibe_actors._spec import EntityState
-from vibe_actors._stats import DURATION_BUCKETS
 from vibe_actors.store import StoreError
 
 if TYPE_CHECKING:
@@ -62,11 +61,6 @@ _log = structlog.get_logger("vibe_actors.entity")
 #: How long a stopping shard waits for its kind's writer to write what it handed over.
 _FLUSH_ON_STOP = 60.0
 _perf = time.perf_counter
-
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 class _Sweep(msgspec.Struct, frozen=True):
@@ -188,9 +182,8 @@ class Shard(Agent):
             ids, self._to_passivate = self._to_passivate, []
             for entity_id in ids:
                 self.passivate(entity_id, PassivationReason.REQUESTED)
-        active = self.active
-        while len(active) > self._max_active:
-            self.passivate(next(iter(active)), PassivationReason.MAX_ACTIVE)
+        while (oldest := over_limit(self.active, self._max_active)) is not None:
+            self.passivate(oldest, PassivationReason.MAX_ACTIVE)
 
     def current_envelope(self) -> Envelope | None:
         return self._host.current
@@ -245,7 +238,7 @@ class Shard(Agent):
             request_id=env.request_id,
             exc_info=exc,
         )
-        return AgentCrashed(agent=address, error=_short(exc))
+        return AgentCrashed(agent=address, error=short_error(exc))
 
     def _refuse(self, env: Envelope, message: Any) -> UnknownMessage:
         address = self.name if env.entity is None else entity_address(self.kind, env.entity)
@@ -277,16 +270,16 @@ class Shard(Agent):
             address = entity_address(self.kind, entity_id)
             if isinstance(exc, StoreError):
                 return Unavailable(agent=address, reason=f"state not loaded ({exc.reason})")
-            return AgentCrashed(agent=address, error=f"activation failed: {_short(exc)}")
+            return AgentCrashed(agent=address, error=f"activation failed: {short_error(exc)}")
         active = self.active
         active[entity_id] = entity
         self._last = entity
-        while len(active) > self._max_active:  # the new one is the most recent: others go
-            self.passivate(next(iter(active)), PassivationReason.MAX_ACTIVE)
+        while (oldest := over_limit(active, self._max_active)) is not None:
+            self.passivate(oldest, PassivationReason.MAX_ACTIVE)  # the new one is the most recent
         elapsed = _perf() - started
         stats, index = self._stats, self._index
         stats.activations[index] += 1
-        stats.activation_buckets[index][bisect_left(DURATION_BUCKETS, elapsed)] += 1
+        stats.activation_buckets[index][activation_bucket(elapsed)] += 1
         stats.activation_seconds[index] += elapsed
         return entity
 
@@ -334,13 +327,7 @@ class Shard(Agent):
 
     @handler
     def _sweep(self, tick: _Sweep) -> None:
-        cutoff = self._clock() - self._idle_after
-        idle = []
-        for entity_id, entity in self.active.items():
-            if entity._last_used > cutoff:  # noqa: SLF001 - see on_unhandled
-                break  # LRU order: every later one was used more recently
-            idle.append(entity_id)
-        for entity_id in idle:
+        for entity_id in idle_ids(self.active, self._clock() - self._idle_after):
             self.passivate(entity_id, PassivationReason.IDLE)
 
     def _passivate_all(self, reason: str) -> None:

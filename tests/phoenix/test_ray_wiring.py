@@ -64,3 +64,31 @@ def test_json_schema_describes_ray() -> None:
     schema = phoenix.json_schema()
     assert "ray" in schema["$defs"]["WiringFile"]["properties"]
     assert schema["$defs"]["WorkerNode"]["properties"]["placement"]["enum"] == ["local", "ray"]
+
+
+def test_an_entity_kind_may_be_placed_on_ray_with_memory_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("phoenix._load.ray_available", lambda: True)
+    assert _problems("ray_entities.yaml") == [
+        "ray_entities.yaml:17:18: $.root.children[1].placement: an entity kind with state: "
+        "durable runs locally: placement: ray takes state: memory only (the entities' Ray "
+        "side has no store)",
+    ]
+
+
+def test_an_entity_kind_on_ray_needs_the_ray_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("phoenix._load.ray_available", lambda: False)
+    assert _problems("ray_entities.yaml") == [
+        f"ray_entities.yaml:10:18: $.root.children[0].placement: {INSTALL_HINT}",
+        f"ray_entities.yaml:17:18: $.root.children[1].placement: {INSTALL_HINT}",
+    ]
+
+
+def test_an_entity_kind_on_ray_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("phoenix._load.ray_available", lambda: True)
+    text = (WIRINGS / "ray_entities.yaml").read_text()
+    wiring = phoenix.load_text(text.split("    - name: vaults")[0])
+    kind = wiring.root.children[0]
+    assert kind.placement == "ray"  # type: ignore[union-attr]
+    assert wiring.ray.for_agent("wallets.2").num_cpus == 0

@@ -14,19 +14,23 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import typing
 from typing import TYPE_CHECKING, Any
 
+from vibe_actors.ray._entity_host import DurableOnRay
 from vibe_actors.ray._host import AgentHost, RemoteFeatureUnavailable
 from vibe_actors.ray._settings import AgentResources, RaySettings
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
+    from vibe_actors._entity import Entity
     from vibe_actors.ray._proxy import RayProxy
 
 __all__ = [
     "INSTALL_HINT",
     "AgentHost",
     "AgentResources",
+    "DurableOnRay",
     "local_environment",
     "RaySettings",
     "RemoteFeatureUnavailable",
@@ -54,15 +58,23 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
-    """The proxy Agent class that runs ``hosted`` on Ray (see ``vibe_actors.ray._placement``).
+@typing.overload
+def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]: ...
+@typing.overload
+def placed(hosted: type[Entity[Any]], settings: RaySettings | None = None) -> type[Entity[Any]]: ...
+def placed(hosted: type, settings: RaySettings | None = None) -> type:
+    """``hosted`` placed on Ray (see ``vibe_actors.ray._placement``).
 
-    Raises ``RuntimeError`` with :data:`INSTALL_HINT` when Ray is not installed.
+    For an Agent class: the proxy Agent class that runs it on Ray. For an
+    Entity class: the Entity class whose kind's shards run on Ray (use it as
+    the ``agent`` of ``WorkerSpec(..., entity=EntitySpec(...))``; see
+    ``vibe_actors.ray._entity_proxy``). Raises ``RuntimeError`` with
+    :data:`INSTALL_HINT` when Ray is not installed.
     """
     if not ray_available():
         raise RuntimeError(INSTALL_HINT)
     placement: Any = importlib.import_module("vibe_actors.ray._placement")
-    result: type[RayProxy] = placement.placed(hosted, settings)
+    result: type = placement.placed(hosted, settings)
     return result
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from vibe_actors._agent import Agent
 from vibe_actors._codec import encode_msgpack
+from vibe_actors._entity import Entity
 from vibe_actors._handlers import handler
+from vibe_actors.ray._entity_proxy import placed_entity
 from vibe_actors.ray._host import forwarded_types, reply_targets, return_annotation
 from vibe_actors.ray._proxy import RayProxy
 from vibe_actors.ray._settings import RaySettings
@@ -25,17 +27,20 @@ _lock = threading.Lock()
 _placed: dict[tuple[type, bytes], type[RayProxy]] = {}
 
 
-def placed(hosted: type[Agent], settings: RaySettings | None = None) -> type[RayProxy]:
+def placed(hosted: type, settings: RaySettings | None = None) -> type:
     """The proxy class that runs ``hosted`` on Ray (one class per hosted class and settings).
 
     It declares the hosted class's message types, reply annotations, ``Config`` and
     name (``module:Class``), so everything that describes agents shows the same
     agent; ``placement`` tells them apart. Raises ``TypeError`` if a handler's
-    declared replies cannot be decoded as one msgpack union.
+    declared replies cannot be decoded as one msgpack union. An Entity class is
+    placed by :func:`vibe_actors.ray._entity_proxy.placed_entity` instead.
     """
-    if issubclass(hosted, RayProxy):
-        raise TypeError(f"{hosted.__qualname__} is already placed on Ray")
     settings = settings or RaySettings()
+    if issubclass(hosted, Entity):
+        return placed_entity(hosted, settings)
+    if not issubclass(hosted, Agent) or issubclass(hosted, RayProxy):
+        raise TypeError(f"{hosted.__qualname__} is not an Agent class that can be placed on Ray")
     # Cached, so that the same wiring builds equal specs (live reload compares them).
     key = (hosted, encode_msgpack(settings))
     with _lock:

@@ -122,11 +122,12 @@ class RayProxy(Agent):
         self._metrics = self.system.shared_metrics("ray_proxy", proxy_metrics)
         self._slots = threading.Semaphore(self.settings.max_in_flight)
         self._lost = False
-        self._batch: list[tuple[bytes, Deferred, Any]] = []
+        self._batch: list[tuple[Any, Deferred, Any]] = []
         connect(self.settings, self.system.config.data_dir)
         self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
         self._lane: ReplyLane | None = ReplyLane(self.name)
-        self._cell.ask_inline = self._ask_inline
+        if self._answers_inline:
+            self._cell.ask_inline = self._ask_inline
         self.log.info("ray_actor_attached", namespace=self.settings.namespace)
 
     def _attach(self, deadline: float) -> Any:
@@ -142,9 +143,8 @@ class RayProxy(Agent):
     def _try_attach(self, deadline: float) -> Any:
         # No reference to a dead actor may outlive this call: Ray frees the name of a dead
         # actor only when its last handle is gone, and get_if_exists would find it again.
-        hosted = self.hosted
         actor = (
-            _host_class()
+            self._remote_class()
             .options(
                 name=self.name,
                 namespace=self.settings.namespace,
@@ -153,12 +153,7 @@ class RayProxy(Agent):
                 max_task_retries=0,
                 num_cpus=self.settings.for_agent(self.name).num_cpus,
             )
-            .remote(
-                f"{hosted.__module__}:{hosted.__qualname__}",
-                self.name,
-                encode_msgpack(self.config),
-                self.incarnation,
-            )
+            .remote(*self._host_args())
         )
         try:
             ray.get(actor.ping.remote(), timeout=max(0.01, deadline - time.monotonic()))
@@ -171,16 +166,40 @@ class RayProxy(Agent):
             return None
         return actor
 
+    # -- what a subclass (an entity kind's shard, vibe_actors.ray._entity_proxy) changes --
+
+    def _remote_class(self) -> Any:
+        """The Ray actor class hosting the behaviour (``ray.remote`` of a host class)."""
+        return _host_class()
+
+    def _host_args(self) -> tuple[Any, ...]:
+        """The host constructor's arguments."""
+        hosted = self.hosted
+        path = f"{hosted.__module__}:{hosted.__qualname__}"
+        return path, self.name, encode_msgpack(self.config), self.incarnation
+
+    def _payload(self, message: Any) -> Any:
+        """What one forwarded message crosses as (``handle``'s argument)."""
+        return encode_msgpack(message)
+
+    def _decode_reply(self, data: Any, target: Any) -> Any:
+        """One result of ``handle`` as a reply; raises CodecError."""
+        return decode_msgpack(data, target)
+
+    def _stopped(self, result: Any) -> None:
+        """The host's ``stop`` returned ``result`` (after every call sent had run)."""
+
     def on_stop(self) -> None:
         # Calls already submitted finish first (Ray runs one caller's calls in order).
         self._send_batch()
         shutdown = self._cell.spec.shutdown
         budget = shutdown if isinstance(shutdown, float | int) else 0.0
         try:
-            ray.get(self._actor.stop.remote(), timeout=max(0.01, float(budget)))
+            stopped = ray.get(self._actor.stop.remote(), timeout=max(0.01, float(budget)))
         except (ray.exceptions.RayError, TimeoutError) as exc:
             self.log.warning("ray_actor_stop_failed", error=str(exc))
         else:  # every call has run: let their replies reach the askers before we end
+            self._stopped(stopped)
             self._await_answers(max(0.01, min(1.0, float(budget))))
         ray.kill(self._actor, no_restart=True)
         self._actor = None
@@ -309,11 +328,11 @@ class RayProxy(Agent):
         target = self._replies.get(type(message), Any)
         if not self._batch:
             if self.mailbox_size == 0:  # nothing to batch with: send it now (no extra hop)
-                self._batch.append((encode_msgpack(message), deferred, target))
+                self._batch.append((self._payload(message), deferred, target))
                 self._send_batch()
                 return
             self._cell.mailbox.put_system(Envelope(_Flush(self.incarnation)))
-        self._batch.append((encode_msgpack(message), deferred, target))
+        self._batch.append((self._payload(message), deferred, target))
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
@@ -345,10 +364,10 @@ class RayProxy(Agent):
         else:
             deferred.resolve(pong)
 
-    def _answer_one(self, batch: list[tuple[bytes, Deferred, Any]], reply: Any) -> None:
+    def _answer_one(self, batch: list[tuple[Any, Deferred, Any]], reply: Any) -> None:
         self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
 
-    def _answer_batch(self, batch: list[tuple[bytes, Deferred, Any]], replies: Any) -> None:
+    def _answer_batch(self, batch: list[tuple[Any, Deferred, Any]], replies: Any) -> None:
         # Every asker is answered, then the slots released, whatever happens below
         # (on_stop waits for the slots: a free slot is an answered call).
         try:
@@ -360,7 +379,7 @@ class RayProxy(Agent):
                     deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
                     continue
                 try:
-                    reply = decode_msgpack(data, target)
+                    reply = self._decode_reply(data, target)
                 except CodecError as exc:
                     deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
                     self._fail(f"undecodable reply: {exc}", "lost")
