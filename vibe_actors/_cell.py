@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,8 @@ _log = structlog.get_logger("vibe_actors.cell")
 
 
 _TIMER_STATES = (AgentStatus.RUNNING, AgentStatus.STARTING)
+#: The characters of a crash's traceback kept for the views (its last ones: the raise).
+_TRACEBACK = 8000
 
 
 class Cell:
@@ -85,6 +88,8 @@ class Cell:
         self.restarts = 0
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None
+        #: The traceback of the last handler crash (None when the last failure was no crash).
+        self.last_traceback: str | None = None
         #: Why the current incarnation refuses work (Agent.degrade), else None.
         self.degraded: str | None = None
         #: Why the current incarnation cannot do all its work while it serves the rest
@@ -307,6 +312,8 @@ class Cell:
     def log_crash(self, host: Incarnation, env: Envelope, error: BaseException) -> None:
         """Record and log a handler crash, with the message's context."""
         self._record_failure(f"{type(error).__name__}: {error}")
+        trace = "".join(traceback.format_exception(error))
+        self.last_traceback = trace if len(trace) <= _TRACEBACK else "..." + trace[-_TRACEBACK:]
         self.system.events.publish(
             AgentCrashedEvent(
                 agent=self.name,
@@ -338,6 +345,7 @@ class Cell:
     def _record_failure(self, text: str) -> None:
         self.last_failure = text if len(text) <= 1000 else text[:997] + "..."
         self.last_failure_at = time.time()
+        self.last_traceback = None
 
     # -- the end -----------------------------------------------------------------
 

@@ -132,7 +132,9 @@ export async function refreshAgent() {
   ]);
   drawChart($("agent-chart"), record(view), WINDOW_MS);
   if (formFor !== name) drawForm(view);
-  $("agent-failure").textContent = view.last_failure ? `${time(view.last_failure_at)}\n${view.last_failure}` : "none";
+  $("agent-failure").textContent = view.last_failure
+    ? `${time(view.last_failure_at)} ${view.last_failure}\n\n${view.last_traceback || ""}`
+    : "none";
   const [text, system] = await Promise.all([metricsText(), api("/v1/system")]);
   if (name !== shown) return;
   const lines = agentLines(text, name);

@@ -17,7 +17,8 @@ export function statusOf(node) {
 
 function drawNode(node) {
   const status = statusOf(node);
-  const label = node.kind === "worker" || node.kind === "pool" ? agentLink(node.name) : el("span", { class: "name", text: node.name });
+  // Workers, pools and entity kinds have a page; a supervisor is its children.
+  const label = node.kind === "supervisor" ? el("span", { class: "name", text: node.name }) : agentLink(node.name);
   const details = [node.kind];
   if (node.strategy) details.push(node.strategy);
   if (node.dynamic) details.push("dynamic");

@@ -16,9 +16,17 @@ import pytest
 from gateway import create_app
 from gateway._admission import is_stream_path
 from gateway._settings import parse_settings
-from vibe_actors import SupervisorSpec, WorkerSpec
+from vibe_actors import (
+    AgentAbandoned,
+    AgentRestarted,
+    CircuitOpened,
+    SupervisorGaveUp,
+    SupervisorSpec,
+    WorkerSpec,
+)
 from vibe_actors.agents.introspect import Introspect
 from vibe_actors.agents.policy import Policy, PolicyConfig, Rule
+from vibe_actors.agents.watchdog.protocol import AgentDeclaredHung
 
 from tests.conftest import wait_until, worker
 from tests.gateway.conftest import serve
@@ -276,6 +284,31 @@ def test_the_system_view_shows_uptime_store_reloads_and_escalations(gateway, tmp
     system.apply(grown)
     (reload,) = client.get("/v1/system").json()["reloads"]
     assert reload["added"] == ["w2"] and reload["failed"] == []
+
+
+def test_escalations_show_with_a_hung_agents_stack(gateway):
+    system, client = gateway(tree())
+    system.events.publish(SupervisorGaveUp(supervisor="data", reason="too many restarts"))
+    system.events.publish(AgentAbandoned(agent="w", reason="did not stop in 5s"))
+    system.events.publish(
+        CircuitOpened(agent="w", message_type="Add", crashes=3, seconds=2.0, by="gateway")
+    )
+    system.events.publish(
+        AgentDeclaredHung(
+            agent="w", incarnation=1, reason="no heartbeat", stack='File "x.py"', replaced=True
+        )
+    )
+    system.events.publish(AgentRestarted(agent="w", incarnation=2, supervisor="root"))  # none
+    escalations = client.get("/v1/system").json()["escalations"]
+    assert [(e["kind"], e["agent"]) for e in escalations] == [
+        ("SupervisorGaveUp", "data"),
+        ("AgentAbandoned", "w"),
+        ("CircuitOpened", "w"),
+        ("AgentDeclaredHung", "w"),
+    ]
+    assert escalations[2]["reason"] == "Add crashed 3 times: refused 2.0s"
+    assert escalations[3]["stack"] == 'File "x.py"' and escalations[0]["stack"] is None
+    assert all(e["at"] > 0 for e in escalations)
 
 
 def test_with_tokens_the_console_api_asks_for_one_and_policy_applies(gateway):

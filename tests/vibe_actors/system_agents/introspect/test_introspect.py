@@ -21,7 +21,7 @@ from vibe_actors.agents.introspect import (
 )
 
 from tests.conftest import wait_until, worker
-from tests.vibe_actors.agents import Add, Echo
+from tests.vibe_actors.agents import Add, Boom, Echo
 
 INTROSPECT = WorkerSpec(
     name="introspect", agent=Introspect, config=IntrospectConfig(sample_interval=0.05)
@@ -67,7 +67,18 @@ def test_failures_restarts_and_handled_counts_show(make_system):
     view = reply.agent
     assert view.restarts == 1 and view.incarnation == 2
     assert view.last_failure.startswith("InjectedCrash") and view.last_failure_at > 0
+    assert view.last_traceback.startswith("Traceback (most recent call last)")
+    assert view.last_traceback.rstrip().endswith(view.last_failure)  # the raise, last
     assert view.handled >= 5
+
+
+def test_a_long_traceback_is_kept_by_its_end(make_system):
+    system = system_with(make_system, worker("a"))
+    with pytest.raises(AskError):
+        system.ask("a", Boom(why="x" * 20_000))
+    wait_until(lambda: system.cell("a").incarnation == 2)
+    trace = system.ask("introspect", Describe(name="a")).agent.last_traceback
+    assert len(trace) <= 8003 and trace.startswith("...") and trace.rstrip().endswith("x")
 
 
 def test_rates_come_from_sampled_windows_and_pools_sum_their_workers(make_system):
