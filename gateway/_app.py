@@ -103,14 +103,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
             retry_ms=self.settings.retry_ms,
         )
         #: The runtime events (GET /v1/events; reloads and escalations for GET /v1/system).
-        self.runtime_events = RuntimeEvents(
-            system,
-            history=self.settings.stream_history,
-            buffer=self.settings.stream_buffer,
-            keepalive=self.settings.keepalive_seconds,
-            max_streams=self.settings.max_streams,
-            retry_ms=self.settings.retry_ms,
-        )
+        self.runtime_events = RuntimeEvents.for_app(system, self.settings)
         self.started_at = time.time()
         #: The console's files (gateway._console), read once; None with the console off.
         self.console = ConsoleFiles() if self.settings.ui else None

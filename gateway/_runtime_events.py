@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from gateway._app_settings import AppSettings
 from gateway._sse import StreamRefused, parse_last_event_id, sse_pump
 from vibe_actors import ActorSystem, RuntimeEvent
 
@@ -56,7 +57,7 @@ class RuntimeEvents:
         retry_ms: int = 3000,
     ) -> None:
         self._lock = threading.Lock()
-        self._history: deque[tuple[int, bytes, RuntimeEvent]] = deque(maxlen=max(history, 1))
+        self._history: deque[_Kept] = deque(maxlen=max(history, 1))
         self._seq = 0
         self._buffer = buffer
         self._keepalive = keepalive
@@ -69,6 +70,18 @@ class RuntimeEvents:
         self.dropped = 0
         self._unsubscribe: Callable[[], None] | None = system.events.subscribe(self._on_event)
 
+    @classmethod
+    def for_app(cls, system: ActorSystem, settings: AppSettings) -> RuntimeEvents:
+        """The runtime events of an app: the topic streams' limits apply to these too."""
+        return cls(
+            system,
+            history=settings.stream_history,
+            buffer=settings.stream_buffer,
+            keepalive=settings.keepalive_seconds,
+            max_streams=settings.max_streams,
+            retry_ms=settings.retry_ms,
+        )
+
     @property
     def open_streams(self) -> int:
         return len(self._streams)
@@ -80,31 +93,29 @@ class RuntimeEvents:
             return self._seq
 
     def _on_event(self, event: RuntimeEvent) -> None:
-        """In the emitting thread: number, encode and keep ``event``; wake the streams."""
-        fields = msgspec.to_builtins(event)
-        fields["type"] = type(event).__name__
-        data = msgspec.json.encode(fields)
+        """In the emitting thread: number and keep ``event``, wake the streams (it is encoded
+        only if a stream sends it: the emitter pays a lock and an append)."""
         with self._lock:
             self._seq += 1
-            item = (self._seq, data, event)
-            self._history.append(item)
+            kept = _Kept(self._seq, event)
+            self._history.append(kept)
             loop = self._loop
         if loop is not None and self._streams:
             try:
-                loop.call_soon_threadsafe(self._offer, item)
+                loop.call_soon_threadsafe(self._offer, kept)
             except RuntimeError:  # the loop is closed: this app is gone
-                _log.debug("runtime_event_after_close", event_type=fields["type"])
+                _log.debug("runtime_event_after_close", event_type=type(event).__name__)
 
-    def _offer(self, item: tuple[int, bytes, RuntimeEvent]) -> None:
+    def _offer(self, kept: _Kept) -> None:
         for stream in self._streams:
-            if not stream.offer(item):
+            if not stream.offer(kept):
                 self.dropped += 1
 
     def recent(self, kinds: Iterable[type[RuntimeEvent]], limit: int = 50) -> list[RuntimeEvent]:
         """The kept events of ``kinds``, oldest first (at most ``limit``)."""
         wanted = tuple(kinds)
         with self._lock:
-            found = [event for _, _, event in self._history if isinstance(event, wanted)]
+            found = [kept.event for kept in self._history if isinstance(kept.event, wanted)]
         return found[-limit:]
 
     def close_all(self) -> None:
@@ -162,31 +173,49 @@ class RuntimeEvents:
         def encode(item: Any) -> bytes | None:
             if item is _CLOSE:
                 return None
-            seq, data, event = item
             prefix = b""
             if stream.pending_drops:
                 count, stream.pending_drops = stream.pending_drops, 0
                 prefix = b"event: dropped\ndata: %s\n\n" % msgspec.json.encode({"dropped": count})
             self.events_sent += 1
-            return prefix + _frame(seq, type(event).__name__, data)
+            kept: _Kept = item
+            return prefix + kept.frame()
 
         return encode
 
     def _replay(self, after: int) -> bytes:
         """Under the lock: the kept events after ``after`` (a gap event if not all are kept)."""
         kept = self._history
-        oldest = kept[0][0] if kept else self._seq + 1
+        oldest = kept[0].seq if kept else self._seq + 1
         gap = b""
         if after > self._seq or after < oldest - 1:
             resumed = self._seq if after > self._seq else oldest - 1
             data = msgspec.json.encode({"last_event_id": after, "resumed_from": resumed})
             gap = b"id: %d\nevent: gap\ndata: %s\n\n" % (resumed, data)
             after = resumed
-        return gap + b"".join(_frame(s, type(e).__name__, d) for s, d, e in kept if s > after)
+        return gap + b"".join(k.frame() for k in kept if k.seq > after)
 
 
-def _frame(seq: int, name: str, data: bytes) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, name.encode(), data)
+class _Kept:
+    """One numbered event, and its SSE frame once a stream needed it."""
+
+    __slots__ = ("_frame", "event", "seq")
+
+    def __init__(self, seq: int, event: RuntimeEvent) -> None:
+        self.seq = seq
+        self.event = event
+        self._frame: bytes | None = None
+
+    def frame(self) -> bytes:
+        """``id``, ``event`` (the type's name) and ``data`` (its fields and ``type``), encoded
+        once (on the event loop; two encodings racing would make the same bytes)."""
+        if self._frame is None:
+            name = type(self.event).__name__
+            fields = msgspec.to_builtins(self.event)
+            fields["type"] = name
+            data = msgspec.json.encode(fields)
+            self._frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, name.encode(), data)
+        return self._frame
 
 
 class _EventQueue:
