@@ -14,8 +14,8 @@ own limit is off):
   ``/metrics`` (exact paths) have a budget of their own, so they are served
   however busy the rest is.
 * **Event streams** (``max_streams`` in all, ``max_streams_per_client`` per
-  client address): ``/v1/topics/{topic}/events``, long-lived, kept off the
-  request budget.
+  client address): ``/v1/topics/{topic}/events`` and ``/v1/events``,
+  long-lived, kept off the request budget.
 * **Connections** (``max_connections`` in all, ``max_idle_per_client`` idle
   ones per client address). A connection is idle while no request of its is in
   flight (a new one is idle until its first request's headers are complete).
@@ -82,12 +82,15 @@ _LOG_EVERY = 10.0
 
 
 def is_stream_path(path: str) -> bool:
-    """True for ``/v1/topics/{topic}/events``, matched as the app routes it.
+    """True for ``/v1/topics/{topic}/events`` and ``/v1/events``, matched as the app routes
+    them.
 
     The app ignores leading and trailing slashes, so this does too: a path the
     app serves as a stream is never counted as a plain request.
     """
     parts = path.strip("/").split("/")
+    if len(parts) == 2:
+        return parts[0] == "v1" and parts[1] == "events"
     return len(parts) == 4 and parts[0] == "v1" and parts[1] == "topics" and parts[3] == "events"
 
 

@@ -16,6 +16,7 @@ reply stays data until it becomes a problem+json answer.
 from __future__ import annotations
 
 import hmac
+import time
 from time import perf_counter as _perf_counter
 from typing import Any
 
@@ -35,6 +36,7 @@ from gateway._body import (
 )
 from gateway._breaker import CrashBreaker
 from gateway._catalog import Catalog, HasStatus, HotEntry
+from gateway._console import ConsoleFiles, ConsoleRoutes
 from gateway._cors import Cors
 from gateway._entity_routes import EntityRoutes
 from gateway._guards import Guards
@@ -58,6 +60,7 @@ from gateway._problems import (
 )
 from gateway._request import Request, lifespan
 from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
+from gateway._runtime_events import RuntimeEvents
 from gateway._sse import StreamRefused, TopicStreams
 from gateway._views import Views
 from vibe_actors import (
@@ -81,7 +84,7 @@ _JSON = (b"content-type", b"application/json")
 _CHAOS = {"crash": "Crash", "hang": "Hang"}
 
 
-class Gateway(EntityRoutes):
+class Gateway(EntityRoutes, ConsoleRoutes):
     """The ASGI callable. See the module docstring."""
 
     def __init__(self, system: ActorSystem, settings: AppSettings | None = None) -> None:
@@ -99,6 +102,11 @@ class Gateway(EntityRoutes):
             history_topics=self.settings.history_topics,
             retry_ms=self.settings.retry_ms,
         )
+        #: The runtime events (GET /v1/events; reloads and escalations for GET /v1/system).
+        self.runtime_events = RuntimeEvents.for_app(system, self.settings)
+        self.started_at = time.time()
+        #: The console's files (gateway._console), read once; None with the console off.
+        self.console = ConsoleFiles() if self.settings.ui else None
         self.metrics = HttpMetrics(self._stream_figures)
         self.breaker = CrashBreaker(system, self.metrics.registry, self.settings.breaker)
         self._tokens = [(p, t.encode()) for p, t in self.settings.tokens.items()]
@@ -112,7 +120,11 @@ class Gateway(EntityRoutes):
         self._max_body = self.settings.max_body_bytes
         guards = Guards(system)
         self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
-        self.router = Router(r for r in ROUTES if self.settings.chaos or not r.chaos)
+        self.router = Router(
+            r
+            for r in ROUTES
+            if (self.settings.chaos or not r.chaos) and (self.settings.ui or not r.console)
+        )
         self._cors = Cors(self.settings.cors_origins) if self.settings.cors_origins else None
         #: One line per request (gateway._access), as the process's logging is configured.
         self.access = AccessLog.for_process() if self.settings.access_log else None
@@ -120,10 +132,15 @@ class Gateway(EntityRoutes):
     def close_streams(self) -> None:
         """End every open event stream (call on the event loop when the drain begins)."""
         self.streams.close_all()
+        self.runtime_events.close_all()
 
     def _stream_figures(self) -> tuple[int, int, int]:
-        streams = self.streams
-        return streams.open_streams, streams.events_sent, streams.dropped
+        streams, events = self.streams, self.runtime_events
+        return (
+            streams.open_streams + events.open_streams,
+            streams.events_sent + events.events_sent,
+            streams.dropped + events.dropped,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -247,7 +264,9 @@ class Gateway(EntityRoutes):
         return await self._json(request, _viewed(tree, request.request_id))
 
     async def openapi(self, request: Request) -> int:
-        document = self.catalog.openapi(secured=bool(self._tokens), chaos=self.settings.chaos)
+        document = self.catalog.openapi(
+            secured=bool(self._tokens), chaos=self.settings.chaos, console=self.settings.ui
+        )
         root = request.scope.get("root_path")
         if root:  # mounted: the paths are below the mount's prefix
             document = {**document, "servers": [{"url": root}]}

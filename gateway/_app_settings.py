@@ -33,6 +33,9 @@ class AppSettings(msgspec.Struct, frozen=True):
     history_topics: int = 256
     retry_ms: int = 3000
 
+    #: The console at /ui/ (gateway._console).
+    ui: bool = True
+
     #: One line per request (gateway._access): method, route, status, duration, ids, client.
     access_log: bool = False
 

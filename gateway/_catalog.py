@@ -102,12 +102,16 @@ class Catalog:
         """JSON Schema of each message type of ``name``, by tag (each one standalone)."""
         return schema.agent_schemas(self.types(name))
 
-    def openapi(self, *, secured: bool, chaos: bool) -> dict[str, Any]:
+    def openapi(self, *, secured: bool, chaos: bool, console: bool = True) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every route, rebuilt when the tree changes shape."""
-        key = (schema.tree_shape(self._system), secured, chaos)
+        key = (schema.tree_shape(self._system), secured, chaos, console)
         if self._openapi is None or self._openapi[0] != key:
             document = openapi_document(
-                self._system, title="vibe-actors gateway", secured=secured, chaos=chaos
+                self._system,
+                title="vibe-actors gateway",
+                secured=secured,
+                chaos=chaos,
+                console=console,
             )
             self._openapi = (key, document)
         return self._openapi[1]

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from gateway._children import NAME_PATTERN, ChildCreated, ChildRequest
+from gateway._openapi_console import console_paths
 from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
@@ -43,13 +44,14 @@ _NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}
 
 
 def openapi_document(
-    system: ActorSystem, *, title: str, secured: bool, chaos: bool
+    system: ActorSystem, *, title: str, secured: bool, chaos: bool, console: bool = True
 ) -> dict[str, Any]:
     """The whole document for a gateway serving ``system``.
 
     ``secured``: bearer tokens are configured (every ``/v1`` route answers 401
     without one; the probes and ``/metrics`` never ask for one). ``chaos``:
-    the fault-injection routes are served. Raises nothing for a running
+    the fault-injection routes are served. ``console``: the console's files
+    are (``/ui``; gateway._console). Raises nothing for a running
     system; a message type whose schema msgspec cannot build raises its
     ``TypeError`` (a bug in that type, caught by the schema agent's tests).
     """
@@ -62,6 +64,7 @@ def openapi_document(
     paths["/v1/agents/{name}"]["delete"] = _terminate_child()
     paths.update(_children(system, components, refs))
     paths.update(_streams())
+    paths.update(console_paths(components, _problem, console=console))
     paths.update(_probes(refs))
     paths["/problems/{slug}"] = _get(
         "problems.describe",

@@ -32,6 +32,8 @@ class Route(NamedTuple):
     secured: bool = True
     #: Served only when fault injection is on (``--chaos``).
     chaos: bool = False
+    #: The console's files: served unless it is off (``--no-ui``).
+    console: bool = False
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -51,9 +53,14 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/entities/{kind}/{id}/{type}", "ask"),
     Route("GET", "/v1/openapi.json", "openapi"),
     Route("GET", "/v1/topics/{topic}/events", "events"),
+    Route("GET", "/v1/events", "runtime_stream"),
+    Route("GET", "/v1/dead-letters", "dead_letter_report"),
+    Route("GET", "/v1/system", "system_view"),
     Route("POST", "/v1/chaos/{name}/crash", "chaos", chaos=True),
     Route("POST", "/v1/chaos/{name}/hang", "chaos", chaos=True),
     Route("GET", "/problems/{slug}", "problem_type", secured=False),
+    Route("GET", "/ui", "ui", secured=False, console=True),
+    Route("GET", "/ui/{file}", "ui", secured=False, console=True),
     Route("GET", "/healthz", "probe", secured=False),
     Route("GET", "/livez", "probe", secured=False),
     Route("GET", "/readyz", "probe", secured=False),

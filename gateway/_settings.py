@@ -65,6 +65,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: One line per request (gateway._access); None: on with the json format, off with console.
     access_log: bool | None = None
     chaos: bool = False
+    #: The console at /ui/ (gateway._console): on unless --no-ui / VIBE_UI=0.
+    ui: bool = True
     #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
     tokens: dict[str, str] = {}
     #: What the app enforces per request (gateway._app.AppSettings; its defaults).
@@ -221,6 +223,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             default_timeout_ms=self.default_timeout_ms,
             max_timeout_ms=self.max_timeout_ms,
             chaos=self.chaos,
+            ui=self.ui,
             tokens=self.tokens,
             max_streams=self.max_streams,
             cors_origins=self.cors_origin_list(),
@@ -284,6 +287,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "client); default: on with --log-format json, off with console",
     ),
     "chaos": ("VIBE_CHAOS", "enable POST /v1/chaos/{name}/crash|hang (never in production)"),
+    "ui": ("VIBE_UI", "serve the web console at /ui/ (--no-ui turns it off)"),
     "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
     "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
     "max_timeout_ms": ("VIBE_MAX_TIMEOUT_MS", "largest X-Timeout-Ms honoured"),
@@ -422,7 +426,7 @@ _UVICORN_NAMES = {
 }
 #: Switches: ``--x`` / ``--no-x`` (``--chaos`` has no negative), and their variables'
 #: spellings of true and false.
-_SWITCHES = {"chaos", "access_log", "proxy_headers"}
+_SWITCHES = {"chaos", "ui", "access_log", "proxy_headers"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 

@@ -62,7 +62,14 @@ import structlog
 from vibe_actors import ActorSystem, AskError, ErrorReply, UnknownAgent
 from vibe_actors.agents import pubsub
 
-__all__ = ["LAST_EVENT_ID_PATTERN", "TOPIC_PATTERN", "StreamRefused", "TopicStreams"]
+__all__ = [
+    "LAST_EVENT_ID_PATTERN",
+    "TOPIC_PATTERN",
+    "StreamRefused",
+    "TopicStreams",
+    "parse_last_event_id",
+    "sse_pump",
+]
 
 _log = structlog.get_logger("gateway.sse")
 
@@ -171,7 +178,7 @@ class TopicStreams:
         """
         if not _TOPIC.fullmatch(topic):
             raise StreamRefused(422, "invalid-topic", f"invalid topic name {topic!r}")
-        resume = _last_event_id(last_event_id)
+        resume = parse_last_event_id(last_event_id)
         if self._closing:
             raise StreamRefused(503, "shutting-down", "the server is shutting down")
         if len(self._open) >= self._max_streams:
@@ -282,42 +289,61 @@ class TopicStreams:
     async def _pump(
         self, stream: _Stream, send: Send, receive: Receive, request_id: str, backlog: bytes
     ) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
-        await send(_chunk(self._opening + backlog))
-        disconnected = asyncio.ensure_future(_disconnect(receive))
-        try:
-            while True:
-                getting = asyncio.ensure_future(stream.queue.get())
-                done, _ = await asyncio.wait(
-                    {getting, disconnected},
-                    timeout=self._keepalive,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if disconnected in done:
-                    getting.cancel()
-                    return
-                if getting not in done:
-                    getting.cancel()
-                    await send(_chunk(b": keepalive\n\n"))
-                    continue
-                item = getting.result()
-                if item is _CLOSE:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return
-                await send(_chunk(stream.encode(item)))
-        finally:
-            disconnected.cancel()
+        def encode(item: Any) -> bytes | None:
+            return None if item is _CLOSE else stream.encode(item)
+
+        await sse_pump(
+            send, receive, request_id, self._opening + backlog, stream.queue.get,
+            self._keepalive, encode,
+        )  # fmt: skip
+
+
+async def sse_pump(
+    send: Send,
+    receive: Receive,
+    request_id: str,
+    opening: bytes,
+    get: Callable[[], Any],
+    keepalive: float,
+    encode: Callable[[Any], bytes | None],
+) -> None:
+    """Serve an event stream: the headers and ``opening``, then ``encode(await get())``
+    until it is None (the server closes the stream) or the client disconnects; a
+    keep-alive comment after ``keepalive`` idle seconds."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send(_chunk(opening))
+    disconnected = asyncio.ensure_future(_disconnect(receive))
+    try:
+        while True:
+            getting = asyncio.ensure_future(get())
+            done, _ = await asyncio.wait(
+                {getting, disconnected}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+            )
+            if disconnected in done:
+                getting.cancel()
+                return
+            if getting not in done:
+                getting.cancel()
+                await send(_chunk(b": keepalive\n\n"))
+                continue
+            body = encode(getting.result())
+            if body is None:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(_chunk(body))
+    finally:
+        disconnected.cancel()
 
 
 class _Topic:
@@ -432,7 +458,7 @@ class _Stream:
         return prefix + b"id: %d\nevent: message\ndata: %s\n\n" % (event.seq, data)
 
 
-def _last_event_id(raw: bytes | None) -> int | None:
+def parse_last_event_id(raw: bytes | None) -> int | None:
     """The id a client resumes after (None: a new stream); raises StreamRefused (400)."""
     if not raw:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ _log = structlog.get_logger("vibe_actors.cell")
 
 
 _TIMER_STATES = (AgentStatus.RUNNING, AgentStatus.STARTING)
+#: A crash's stack kept for the views: its innermost frames, and the characters shown.
+_TRACEBACK_FRAMES = 50
+_TRACEBACK = 8000
 
 
 class Cell:
@@ -85,6 +89,9 @@ class Cell:
         self.restarts = 0
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None
+        #: (file, line, function) of the last handler crash's frames, innermost last (None
+        #: when the last failure was no crash): formatted only when a view asks.
+        self._crash_frames: list[tuple[str, int, str]] | None = None
         #: Why the current incarnation refuses work (Agent.degrade), else None.
         self.degraded: str | None = None
         #: Why the current incarnation cannot do all its work while it serves the rest
@@ -307,6 +314,7 @@ class Cell:
     def log_crash(self, host: Incarnation, env: Envelope, error: BaseException) -> None:
         """Record and log a handler crash, with the message's context."""
         self._record_failure(f"{type(error).__name__}: {error}")
+        self._crash_frames = _frames(error)
         self.system.events.publish(
             AgentCrashedEvent(
                 agent=self.name,
@@ -338,6 +346,19 @@ class Cell:
     def _record_failure(self, text: str) -> None:
         self.last_failure = text if len(text) <= 1000 else text[:997] + "..."
         self.last_failure_at = time.time()
+        self._crash_frames = None
+
+    @property
+    def last_traceback(self) -> str | None:
+        """The last handler crash's traceback (None when the last failure was no crash),
+        its last 8000 characters."""
+        frames = self._crash_frames
+        if frames is None:
+            return None
+        summary = traceback.StackSummary.from_list([(f, n, name, None) for f, n, name in frames])
+        text = "Traceback (most recent call last):\n" + "".join(summary.format())
+        text += f"{self.last_failure}\n"
+        return text if len(text) <= _TRACEBACK else "..." + text[-_TRACEBACK:]
 
     # -- the end -----------------------------------------------------------------
 
@@ -364,3 +385,15 @@ class Cell:
         watchers, self.watchers = self.watchers, set()
         for watcher in watchers:
             self.system.deathwatch.notify(watcher, Terminated(agent=self.name, reason=reason))
+
+
+def _frames(error: BaseException) -> list[tuple[str, int, str]]:
+    """Where ``error`` was raised: (file, line, function) per frame, innermost last (the
+    frames themselves are not kept: they would keep their locals alive)."""
+    frames: list[tuple[str, int, str]] = []
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames[-_TRACEBACK_FRAMES:]

@@ -103,12 +103,14 @@ def test_the_sdist_carries_the_license_and_the_shipped_wiring(dist):
         assert packaged.read() == (ROOT / "wiring.yaml").read_bytes()
 
 
-def test_the_wheel_carries_the_license_metadata_scripts_and_shipped_wiring(dist):
+def test_the_wheel_carries_the_license_metadata_scripts_wiring_and_console(dist):
     (wheel,) = dist.glob("vibe_actors-*.whl")
     info = f"vibe_actors-{VERSION}.dist-info"
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
         assert archive.read("phoenix/default_wiring.yaml") == (ROOT / "wiring.yaml").read_bytes()
+        for shipped in (ROOT / "gateway" / "console").iterdir():  # the web console's files
+            assert archive.read(f"gateway/console/{shipped.name}") == shipped.read_bytes()
         metadata = archive.read(f"{info}/METADATA").decode()
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
     assert "License-Expression: MIT\n" in metadata  # PEP 639, not the deprecated table
@@ -162,6 +164,8 @@ def test_the_wheel_in_a_fresh_venv_serves_the_13_agents_with_no_argument(dist, t
         assert ready.status_code == 200, ready.text
         names = {agent["name"] for agent in httpx.get(f"{url}/v1/agents", timeout=5).json()}
         assert names >= SYSTEM_AGENTS
+        console = httpx.get(f"{url}/ui/", timeout=5)  # the console, from the wheel's files
+        assert console.status_code == 200 and "console.js" in console.text
     finally:
         process.send_signal(signal.SIGTERM)
         _, logs = process.communicate(timeout=30)

@@ -53,6 +53,7 @@ def test_agents_listing_and_detail(gateway):
             "rate": 0.0,
             "last_failure": None,
             "last_failure_at": None,
+            "last_traceback": None,
             "degraded": None,
             "impaired": None,
             "placement": "local",

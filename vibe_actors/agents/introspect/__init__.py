@@ -87,11 +87,13 @@ def _counted(node: TreeNode, per_name: Mapping[str, float]) -> float:
     return per_name.get(node.name, 0)
 
 
-def _last_failure_at(system: ActorSystem, name: str) -> float | None:
+def _failure_details(system: ActorSystem, name: str) -> tuple[float | None, str | None]:
+    """When ``name`` last failed, and the traceback of that failure if it was a crash."""
     try:
-        return system.cell(name).last_failure_at
+        cell = system.cell(name)
     except UnknownAgent:
-        return None
+        return None, None
+    return cell.last_failure_at, cell.last_traceback
 
 
 def _messages(system: ActorSystem, name: str) -> list[str]:
@@ -117,6 +119,7 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
     for node in system.walk():
         if node.kind == "supervisor":
             continue
+        failed_at, trace = _failure_details(system, node.name)
         views.append(
             AgentView(
                 name=node.name, kind=node.kind, status=status_of(node), restarts=node.restarts,
@@ -124,7 +127,7 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
                 agent=node.agent, incarnation=node.incarnation,
                 handled=int(_counted(node, handled)), rate=float(_counted(node, rates)),
                 last_failure=node.last_failure,
-                last_failure_at=_last_failure_at(system, node.name),
+                last_failure_at=failed_at, last_traceback=trace,
                 degraded=node.degraded, impaired=node.impaired,
                 placement=_placement(system, node.name),
             )

@@ -65,6 +65,8 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     rate: float = 0.0
     last_failure: str | None = None
     last_failure_at: float | None = None
+    #: The last handler crash's traceback (None when the last failure was no crash).
+    last_traceback: str | None = None
     degraded: str | None = None
     #: Why it cannot do all its work while serving (durable writes failing), else None.
     impaired: str | None = None

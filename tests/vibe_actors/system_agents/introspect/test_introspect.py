@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from vibe_actors import AskError, PoolSpec, SupervisorSpec, WorkerSpec, decode_json, encode_json
+from vibe_actors._cell import _frames
 from vibe_actors.agents.introspect import (
     AgentList,
     Agents,
@@ -21,7 +22,7 @@ from vibe_actors.agents.introspect import (
 )
 
 from tests.conftest import wait_until, worker
-from tests.vibe_actors.agents import Add, Echo
+from tests.vibe_actors.agents import Add, Boom, Echo
 
 INTROSPECT = WorkerSpec(
     name="introspect", agent=Introspect, config=IntrospectConfig(sample_interval=0.05)
@@ -67,7 +68,35 @@ def test_failures_restarts_and_handled_counts_show(make_system):
     view = reply.agent
     assert view.restarts == 1 and view.incarnation == 2
     assert view.last_failure.startswith("InjectedCrash") and view.last_failure_at > 0
+    assert view.last_traceback.startswith("Traceback (most recent call last)")
+    assert view.last_traceback.rstrip().endswith(view.last_failure)  # the raise, last
     assert view.handled >= 5
+
+
+def test_a_crash_traceback_names_the_raise_and_stays_bounded(make_system):
+    system = system_with(make_system, worker("a"))
+    with pytest.raises(AskError):
+        system.ask("a", Boom(why="x" * 20_000))
+    wait_until(lambda: system.cell("a").incarnation == 2)
+    view = system.ask("introspect", Describe(name="a")).agent
+    trace = view.last_traceback
+    assert trace.startswith("Traceback (most recent call last):\n")
+    assert "in boom\n    raise RuntimeError(msg.why)\n" in trace  # the handler's line
+    assert trace.endswith(view.last_failure + "\n") and len(view.last_failure) == 1000
+    assert len(trace) < 8003
+
+
+def test_a_deep_crash_keeps_its_innermost_frames():
+    def down(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("bottom")
+        down(n - 1)
+
+    with pytest.raises(RuntimeError) as caught:
+        down(200)
+    frames = _frames(caught.value)
+    assert len(frames) == 50 and frames[-1][2] == "down"
+    assert frames[-1][1] == down.__code__.co_firstlineno + 2  # the raise
 
 
 def test_rates_come_from_sampled_windows_and_pools_sum_their_workers(make_system):
