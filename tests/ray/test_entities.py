@@ -139,8 +139,15 @@ def test_a_killed_ray_actor_restarts_the_shard_and_its_entities_reactivate(
     survivors = [i for i in ids if system.entity_shard("wallets-kill", i) != victim]
     assert survivors, "every id hashed to one shard"
     ray.kill(ray.get_actor(victim, namespace=NAMESPACE), no_restart=True)
-    with pytest.raises(AgentCrashedError):  # the call that finds the actor gone
-        system.entity("wallets-kill", "w0").ask(Peek(), timeout=20)
+
+    def finds_it_gone() -> bool:  # ray.kill returns before the actor is dead: ask until then
+        try:
+            system.entity("wallets-kill", "w0").ask(Peek(), timeout=20)
+        except AgentCrashedError:
+            return True
+        return False
+
+    wait_until(finds_it_gone, timeout=30, what="an ask that finds the actor gone")
     wait_until(
         lambda: system.cell(victim).incarnation == 2 and system.status(victim) == "running",
         timeout=30,
