@@ -59,6 +59,7 @@ from gateway._problems import (
 from gateway._request import Request, lifespan
 from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
 from gateway._sse import StreamRefused, TopicStreams
+from gateway._tracing import traced
 from gateway._views import Views
 from vibe_actors import (
     MAX_NESTING,
@@ -68,6 +69,7 @@ from vibe_actors import (
     Caller,
     ErrorReply,
     UnknownAgent,
+    tracing,
 )
 from vibe_actors.agents import schema
 
@@ -130,6 +132,13 @@ class Gateway(EntityRoutes):
             if scope["type"] == "lifespan":
                 await lifespan(receive, send)
             return
+        if tracing.enabled():  # the one check tracing costs a request when it is off
+            await traced(self._serve, scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, int]:
+        """Serve one HTTP request; returns its route's label and its status."""
         started = _perf_counter()
         request = Request(scope, receive, send)
         label, status = UNMATCHED, 500
@@ -138,7 +147,7 @@ class Gateway(EntityRoutes):
                 if request.method == "OPTIONS" and request.cors_method is not None:
                     status = await self._preflight(request, self._cors)
                     self._observe(request, label, status, _perf_counter() - started)
-                    return
+                    return label, status
                 if self._cors.allows(request.origin):
                     request.send = self._cors.wrap(send, request.origin)
             route, request.params = self._route(request)
@@ -165,6 +174,7 @@ class Gateway(EntityRoutes):
                 scope["method"], label, status, duration, request.request_id,
                 request.principal, scope.get("client"),
             )  # fmt: skip
+        return label, status
 
     def _observe(self, request: Request, label: str, status: int, duration: float) -> None:
         """The metrics and the access line of a request answered before its route."""

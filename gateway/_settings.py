@@ -65,6 +65,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: One line per request (gateway._access); None: on with the json format, off with console.
     access_log: bool | None = None
     chaos: bool = False
+    #: Trace with OpenTelemetry (the otel extra; OTEL_* variables configure the exporter).
+    otel: bool = False
     #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
     tokens: dict[str, str] = {}
     #: What the app enforces per request (gateway._app.AppSettings; its defaults).
@@ -284,6 +286,12 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "client); default: on with --log-format json, off with console",
     ),
     "chaos": ("VIBE_CHAOS", "enable POST /v1/chaos/{name}/crash|hang (never in production)"),
+    "otel": (
+        "VIBE_OTEL",
+        "trace requests and messages with OpenTelemetry, exported over OTLP/HTTP (needs the "
+        "otel extra; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER... "
+        "configure it)",
+    ),
     "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
     "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
     "max_timeout_ms": ("VIBE_MAX_TIMEOUT_MS", "largest X-Timeout-Ms honoured"),
@@ -422,7 +430,7 @@ _UVICORN_NAMES = {
 }
 #: Switches: ``--x`` / ``--no-x`` (``--chaos`` has no negative), and their variables'
 #: spellings of true and false.
-_SWITCHES = {"chaos", "access_log", "proxy_headers"}
+_SWITCHES = {"chaos", "access_log", "proxy_headers", "otel"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 

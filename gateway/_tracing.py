@@ -1,0 +1,99 @@
+"""Tracing an HTTP request: one server span per request, W3C trace context in and out.
+
+Only when tracing is on (``--otel``, or the embedding program's
+:func:`vibe_actors.tracing.enable`): the app checks one flag per request and
+otherwise never comes here. The span follows OpenTelemetry's HTTP server
+semantic conventions (``{method} {route}``, ``http.request.method``,
+``http.route``, ``http.response.status_code``, ``url.path``...); it continues
+the trace of an incoming ``traceparent`` (and ``tracestate``), and the answer
+carries the span's own ``traceparent`` beside its ``x-request-id``, so a
+client can find its request in the trace backend. The asks the request makes
+run with the span current, so they carry it to the agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from gateway._http import Receive, Scope, Send
+from vibe_actors.tracing import TracingNotInstalled, configure, tracer
+
+__all__ = ["TracingNotInstalled", "configure", "traced"]
+
+#: The request headers a trace context is read from (lower case, as ASGI gives them).
+_CONTEXT_HEADERS = (b"traceparent", b"tracestate")
+
+Serve = Callable[[Scope, Receive, Send], Awaitable[tuple[str, int]]]
+
+
+async def traced(serve: Serve, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve the request with ``serve`` inside its server span (see the module docstring)."""
+    carrier: dict[str, str] = {}
+    user_agent = None
+    for key, value in scope["headers"]:
+        if key in _CONTEXT_HEADERS:
+            carrier.setdefault(key.decode(), value.decode("latin-1"))
+        elif key == b"user-agent" and user_agent is None:
+            user_agent = value.decode("latin-1")
+    parent = propagate.extract(carrier) if carrier else None
+    method: str = scope["method"]
+    span = tracer().start_span(
+        method, parent, SpanKind.SERVER, _attributes(scope, method, user_agent)
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    context = span.get_span_context()
+    traceparent = (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    ).encode()
+
+    async def send_traced(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (b"traceparent", traceparent)]
+            for key, value in headers:
+                if key == b"x-request-id":
+                    span.set_attribute("vibe.request_id", value.decode("latin-1"))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    try:
+        route, status = await serve(scope, receive, send_traced)
+    except BaseException as exc:  # a bug or a cancellation: on the span, then on its way
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    else:
+        span.set_attribute("http.response.status_code", status)
+        if route != "unmatched":
+            span.set_attribute("http.route", route)
+            span.update_name(f"{method} {route}")
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def _attributes(scope: Scope, method: str, user_agent: str | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    query = scope.get("query_string")
+    if query:
+        attributes["url.query"] = query.decode("latin-1")
+    server = scope.get("server")
+    if server and server[1] is not None:
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    client = scope.get("client")
+    if client:
+        attributes["client.address"], attributes["client.port"] = client[0], client[1]
+    if user_agent is not None:
+        attributes["user_agent.original"] = user_agent
+    return attributes

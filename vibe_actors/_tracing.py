@@ -1,0 +1,214 @@
+"""Tracing with OpenTelemetry: the runtime's side (off unless configured at the edge).
+
+Off, the runtime pays one module-level flag load per send (:data:`ON`) and one
+``None`` check per handled message (the envelope's ``trace``): nothing here is
+called. On (:func:`enable`, from :mod:`vibe_actors.tracing` or the gateway's
+``--otel``), a send records the span context current in the sending thread or
+task (a handler's span, an HTTP request's span, the embedding program's own)
+and when it was sent, in the envelope's ``trace``: ``(SpanContext | None,
+perf_counter)``. The receive loop then handles the message inside a span of its
+own (:func:`handle`), a child of the sender's, attached as the current context
+so that the sends the handler makes carry it on, as deadlines are.
+
+A message whose parent is not sampled gets no span of its own: it runs under
+its parent's non-recording context, which is what the sampler would have
+decided (parent-based) at a fraction of the cost. Timer ticks and the runtime's
+own signals carry no trace and get no span.
+
+Durable work (a reminder, a job, a webhook delivery) keeps its context as a W3C
+``traceparent`` string (:func:`traceparent`) and resumes it later, maybe in
+another process, with :func:`resumed`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+
+from vibe_actors._messages import IS_ERROR_REPLY
+
+if TYPE_CHECKING:
+    from vibe_actors._envelope import Envelope
+
+__all__ = [
+    "ON",
+    "close_failed",
+    "current_traceparent",
+    "disable",
+    "enable",
+    "event",
+    "handle",
+    "inject",
+    "outgoing",
+    "resumed",
+    "span",
+    "tracer",
+]
+
+#: Whether tracing is on: the one check a send makes (a module global, read per send).
+ON = False
+_tracer: trace.Tracer | None = None
+_perf = time.perf_counter
+_get_current_span = trace.get_current_span
+_set_span_in_context = trace.set_span_in_context
+_attach, _detach = otel_context.attach, otel_context.detach
+_SCOPE = "vibe_actors"
+
+
+def enable(provider: trace.TracerProvider | None = None) -> None:
+    """Trace from now on, with ``provider`` (default: OpenTelemetry's global one)."""
+    global ON, _tracer
+    source = provider if provider is not None else trace.get_tracer_provider()
+    _tracer = source.get_tracer(_SCOPE)
+    ON = True
+
+
+def disable() -> None:
+    """Stop tracing: sends carry no context from now on (messages queued with one keep it)."""
+    global ON, _tracer
+    ON = False
+    _tracer = None
+
+
+def tracer() -> trace.Tracer:
+    """The tracer spans are made with (a no-op one when tracing is off)."""
+    return _tracer if _tracer is not None else trace.NoOpTracer()
+
+
+def outgoing() -> tuple[SpanContext | None, float]:
+    """What a send made now carries: the current span's context (None outside any) and the
+    time it was sent (for the receiver's queue wait)."""
+    context = _get_current_span().get_span_context()
+    return (context if context.is_valid else None, _perf())
+
+
+def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
+    """Run handler ``fn`` for ``env`` inside a span (the receive loop's traced path).
+
+    On an exception the span stays open and current, held by ``host.span``, so
+    that the crash is logged with its trace ids; the loop closes it
+    (:func:`close_failed`) once it has decided what the failure is.
+    """
+    parent, sent = env.trace
+    active = _tracer
+    if active is None or (parent is not None and not parent.trace_flags.sampled):
+        # Not sampled (or tracing went off): no span of ours; sends go on carrying the
+        # parent, so that nothing downstream is sampled either (parent-based sampling).
+        current: Any = NonRecordingSpan(parent) if parent is not None else None
+        if current is None:
+            return fn(agent, msg)
+    else:
+        cls = msg.__class__
+        attributes: dict[str, Any] = {
+            "vibe.agent": host.cell.name,
+            "vibe.message.type": cls.__name__,
+            "vibe.incarnation": host.incarnation,
+            "vibe.queue_wait_ms": (_perf() - sent) * 1000.0,
+            "vibe.ask": env.reply is not None,
+        }
+        if env.request_id is not None:
+            attributes["vibe.request_id"] = env.request_id
+        if env.entity is not None:
+            attributes["vibe.entity"] = env.entity
+        context = None if parent is None else _set_span_in_context(NonRecordingSpan(parent))
+        current = active.start_span(
+            f"{host.cell.name} {cls.__name__}",
+            context,
+            SpanKind.CONSUMER,
+            attributes,
+        )
+    token = _attach(_set_span_in_context(current))
+    try:
+        result = fn(agent, msg)
+    except Exception as exc:
+        current.record_exception(exc)
+        current.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
+        host.span = (current, token)
+        raise
+    if current.is_recording():
+        if IS_ERROR_REPLY[result.__class__]:
+            outcome = "error_reply"
+        elif env.reply is None and attributes["vibe.ask"]:
+            outcome = "deferred"
+        else:
+            outcome = "ok"
+        current.set_attribute("vibe.outcome", outcome)
+    _detach(token)
+    current.end()
+    return result
+
+
+def close_failed(host: Any, outcome: str, directive: str) -> Any:
+    """End the span of the message whose handler raised (``outcome``: crashed or failed).
+
+    Returns its context, for the supervisor's signal (None if it was not sampled).
+    """
+    current, token = host.span
+    host.span = None
+    current.set_attribute("vibe.outcome", outcome)
+    current.add_event(f"agent.{outcome}", {"vibe.directive": directive})
+    _detach(token)
+    current.end()
+    context = current.get_span_context()
+    return context if context.is_valid else None
+
+
+def event(name: str, attributes: Mapping[str, Any]) -> None:
+    """Add an event to the current span (for example a supervisor's restart of a child)."""
+    current = _get_current_span()
+    if current.is_recording():
+        current.add_event(name, dict(attributes))
+
+
+@contextmanager
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span]:
+    """A child span of the current one, current inside the block (store transactions).
+
+    Only when :data:`ON`; callers check it first, so that tracing off costs no call.
+    """
+    with tracer().start_as_current_span(name, attributes=attributes) as inner:
+        yield inner
+
+
+def current_traceparent() -> str | None:
+    """The current context as a W3C ``traceparent`` (None when tracing is off or no span
+    is current): what durable work keeps to join its trace later."""
+    if not ON:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def inject(headers: dict[str, str]) -> None:
+    """Add the current context's W3C headers (traceparent, tracestate) to ``headers``."""
+    if ON:
+        propagate.inject(headers)
+
+
+@contextmanager
+def resumed(
+    name: str,
+    traceparent: str | None,
+    attributes: Mapping[str, Any] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[trace.Span | None]:
+    """A span continuing the trace ``traceparent`` was taken from (a reminder's delivery, a
+    job's attempt), current inside the block; a root span if ``traceparent`` is None.
+
+    Yields None, and makes no span, when tracing is off.
+    """
+    if not ON:
+        yield None
+        return
+    parent = None if traceparent is None else propagate.extract({"traceparent": traceparent})
+    with tracer().start_as_current_span(
+        name, parent, kind, attributes=attributes, record_exception=True
+    ) as inner:
+        yield inner
