@@ -5,8 +5,8 @@ Off, the runtime pays one module-level flag load per send (:data:`ON`) and one
 called. On (:func:`enable`, from :mod:`vibe_actors.tracing` or the gateway's
 ``--otel``), a send records the span context current in the sending thread or
 task (a handler's span, an HTTP request's span, the embedding program's own)
-and when it was sent, in the envelope's ``trace``: ``(SpanContext | None,
-perf_counter)``. The receive loop then handles the message inside a span of its
+and when it was sent, in the envelope's ``trace``: ``(SpanContext,
+perf_counter)`` (None outside any span: a trace starts at an edge). The receive loop then handles the message inside a span of its
 own (:func:`handle`), a child of the sender's, attached as the current context
 so that the sends the handler makes carry it on, as deadlines are.
 
@@ -43,12 +43,15 @@ __all__ = [
     "disable",
     "enable",
     "event",
+    "finish",
     "handle",
     "inject",
     "outgoing",
     "resumed",
     "span",
+    "start",
     "tracer",
+    "using",
 ]
 
 #: Whether tracing is on: the one check a send makes (a module global, read per send).
@@ -81,11 +84,16 @@ def tracer() -> trace.Tracer:
     return _tracer if _tracer is not None else trace.NoOpTracer()
 
 
-def outgoing() -> tuple[SpanContext | None, float]:
-    """What a send made now carries: the current span's context (None outside any) and the
-    time it was sent (for the receiver's queue wait)."""
+def outgoing() -> tuple[SpanContext, float] | None:
+    """What a send made now carries: the current span's context and the time it was sent
+    (for the receiver's queue wait); None outside any span.
+
+    A trace begins at an edge (an HTTP request, the embedding program's own span, a
+    reminder or job resumed): a message sent outside any trace starts none, so that
+    the runtime's own chatter (a flush, a tick's fan-out) is not a root span each.
+    """
     context = _get_current_span().get_span_context()
-    return (context if context.is_valid else None, _perf())
+    return (context, _perf()) if context.is_valid else None
 
 
 def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
@@ -97,12 +105,11 @@ def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
     """
     parent, sent = env.trace
     active = _tracer
-    if active is None or (parent is not None and not parent.trace_flags.sampled):
+    current: Any
+    if active is None or not parent.trace_flags.sampled:
         # Not sampled (or tracing went off): no span of ours; sends go on carrying the
         # parent, so that nothing downstream is sampled either (parent-based sampling).
-        current: Any = NonRecordingSpan(parent) if parent is not None else None
-        if current is None:
-            return fn(agent, msg)
+        current = NonRecordingSpan(parent)
     else:
         cls = msg.__class__
         attributes: dict[str, Any] = {
@@ -116,10 +123,9 @@ def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
             attributes["vibe.request_id"] = env.request_id
         if env.entity is not None:
             attributes["vibe.entity"] = env.entity
-        context = None if parent is None else _set_span_in_context(NonRecordingSpan(parent))
         current = active.start_span(
             f"{host.cell.name} {cls.__name__}",
-            context,
+            _set_span_in_context(NonRecordingSpan(parent)),
             SpanKind.CONSUMER,
             attributes,
         )
@@ -200,15 +206,44 @@ def resumed(
     kind: SpanKind = SpanKind.INTERNAL,
 ) -> Iterator[trace.Span | None]:
     """A span continuing the trace ``traceparent`` was taken from (a reminder's delivery, a
-    job's attempt), current inside the block; a root span if ``traceparent`` is None.
+    job's attempt), current inside the block.
 
-    Yields None, and makes no span, when tracing is off.
+    Yields None, and makes no span, when tracing is off or ``traceparent`` is None (the
+    work began outside any trace: it starts none).
     """
-    if not ON:
+    if not ON or traceparent is None:
         yield None
         return
-    parent = None if traceparent is None else propagate.extract({"traceparent": traceparent})
+    parent = propagate.extract({"traceparent": traceparent})
     with tracer().start_as_current_span(
         name, parent, kind, attributes=attributes, record_exception=True
     ) as inner:
         yield inner
+
+
+def start(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> trace.Span | None:
+    """A span continuing ``traceparent``'s trace, started now and ended by :func:`finish`
+    (work spanning several messages: a job's attempt); None when tracing is off or
+    ``traceparent`` is None."""
+    if not ON or traceparent is None:
+        return None
+    parent = propagate.extract({"traceparent": traceparent})
+    return tracer().start_span(name, parent, SpanKind.INTERNAL, attributes)
+
+
+@contextmanager
+def using(current: trace.Span) -> Iterator[None]:
+    """``current`` as the current span inside the block (the sends made there carry it)."""
+    token = _attach(_set_span_in_context(current))
+    try:
+        yield
+    finally:
+        _detach(token)
+
+
+def finish(current: trace.Span, outcome: str, error: str | None = None) -> None:
+    """End ``current`` (from :func:`start`) with its ``outcome`` (and ``error``, if failed)."""
+    current.set_attribute("vibe.outcome", outcome)
+    if error is not None:
+        current.set_status(Status(StatusCode.ERROR, error[:200]))
+    current.end()

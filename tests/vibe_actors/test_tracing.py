@@ -92,18 +92,26 @@ def test_an_ask_through_two_agents_is_one_trace_in_order(make_system, spans):
 
 def test_a_tell_from_a_handler_carries_the_context(make_system, spans):
     system = make_system(specs())
-    system.ref("middle").tell(Relay(tell=True))  # no span current: the handling is a root
+    with spans.provider.get_tracer("test").start_as_current_span("caller") as root:
+        system.ref("middle").tell(Relay(tell=True))
     assert TOLD.wait(5)
     wait_until(lambda: "leaf Ping2" in _by_name(spans), what="the leaf's span")
     found = _by_name(spans)
     middle, leaf = found["middle Relay"], found["leaf Ping2"]
-    assert middle.parent is None
+    assert middle.parent.span_id == root.get_span_context().span_id
     assert leaf.parent.span_id == middle.context.span_id
+
+
+def test_a_send_outside_any_trace_starts_none(make_system, spans):
+    system = make_system(specs())
+    system.ref("middle").ask(Relay())
+    assert spans.get_finished_spans() == ()
 
 
 def test_logs_in_a_handler_carry_the_trace_ids(make_system, spans):
     system = make_system(specs())
-    system.ref("middle").ask(Relay())
+    with spans.provider.get_tracer("test").start_as_current_span("caller"):
+        system.ref("middle").ask(Relay())
     middle = _by_name(spans)["middle Relay"]
     assert LOGGED[0]["trace_id"] == format(middle.context.trace_id, "032x")
     assert LOGGED[0]["span_id"] == format(middle.context.span_id, "016x")
