@@ -15,7 +15,8 @@ three alike:
 
     taskset -c 0 .venv/bin/python -m benchmarks.tracing [--quick] [--ref main] [--json PATH]
 
-The result is the ratios (off/main, on/main); absolute numbers are noise.
+The result is the ratios (off/main, on/main, traced/main): of the best figures, and the
+median of each round's ratio (paired); absolute numbers are noise.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -59,6 +61,7 @@ def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
     sizes = (2_000, 200, 1) if quick else (200_000, 20_000, 3)
     rounds = 1 if quick else rounds
     best: dict[str, dict[str, float]] = {}
+    rounds_seen: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="vibe-bench-tracing-") as tmp:
         baseline = export_ref(ref, Path(tmp))
         variants = {
@@ -68,8 +71,10 @@ def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
             "traced": (ROOT, "traced"),
         }
         for number in range(rounds):
+            rounds_seen.append({})
             for name, (src, mode) in variants.items():
                 figures = run_child(src, mode, sizes, ratio)
+                rounds_seen[-1][name] = figures
                 print(f"round {number + 1} {name}: {figures}", flush=True)
                 mine = best.setdefault(name, {"tell_per_s": 0.0, "ask_per_s": 0.0, "spans": 0})
                 for key in ("tell_per_s", "ask_per_s"):
@@ -80,7 +85,23 @@ def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
         for variant in ("off", "on", "traced")
         for op in ("tell_per_s", "ask_per_s")
     }
-    return {"ref": ref, "ratio": ratio, "rounds": rounds, "best": best, "ratios": ratios}
+    # Paired: each round's variant against that round's main, then the median over rounds
+    # (drift on a shared machine moves a round's figures together).
+    paired = {
+        f"{variant}/main {op}": statistics.median(
+            r[variant][op] / r["main"][op] for r in rounds_seen
+        )
+        for variant in ("off", "on", "traced")
+        for op in ("tell_per_s", "ask_per_s")
+    }
+    return {
+        "ref": ref,
+        "ratio": ratio,
+        "rounds": rounds_seen,
+        "best": best,
+        "ratios_of_best": ratios,
+        "ratios_paired_median": paired,
+    }
 
 
 def main() -> None:
@@ -97,8 +118,9 @@ def main() -> None:
             f"{variant:>5}: tell {figures['tell_per_s']:>10,.0f}/s  "
             f"ask {figures['ask_per_s']:>8,.0f}/s  spans {figures['spans']}"
         )
-    for name, value in results["ratios"].items():
-        print(f"{name}: {value:.3f}")
+    for name, value in results["ratios_of_best"].items():
+        paired = results["ratios_paired_median"][name]
+        print(f"{name}: {value:.3f} (best of each), {paired:.3f} (median of paired rounds)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

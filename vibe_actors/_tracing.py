@@ -45,6 +45,7 @@ __all__ = [
     "event",
     "finish",
     "handle",
+    "headers_of",
     "inject",
     "outgoing",
     "resumed",
@@ -221,14 +222,27 @@ def resumed(
         yield inner
 
 
-def start(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> trace.Span | None:
+def start(
+    name: str,
+    traceparent: str | None,
+    attributes: Mapping[str, Any],
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> trace.Span | None:
     """A span continuing ``traceparent``'s trace, started now and ended by :func:`finish`
-    (work spanning several messages: a job's attempt); None when tracing is off or
-    ``traceparent`` is None."""
+    (work spanning several messages: a job's attempt, a webhook's POST); None when
+    tracing is off or ``traceparent`` is None."""
     if not ON or traceparent is None:
         return None
     parent = propagate.extract({"traceparent": traceparent})
-    return tracer().start_span(name, parent, SpanKind.INTERNAL, attributes)
+    return tracer().start_span(name, parent, kind, attributes)
+
+
+def headers_of(current: trace.Span) -> dict[str, str]:
+    """The W3C headers (traceparent, tracestate) naming ``current`` as the parent: what an
+    outgoing request carries, so that the server's spans join the trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, _set_span_in_context(current))
+    return carrier
 
 
 @contextmanager

@@ -181,3 +181,29 @@ def test_configure_without_the_sdk_says_what_to_install(monkeypatch):
 def test_the_processor_leaves_events_alone_without_a_span(spans):
     assert tracing.add_trace_ids(None, "info", {"event": "x"}) == {"event": "x"}
     structlog.get_logger("t").info("fine")  # the test run's processors are untouched
+
+
+def test_configure_builds_the_sdk_from_the_otel_variables(monkeypatch):
+    from opentelemetry import trace
+
+    installed = []
+    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)  # no global change
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    provider = tracing.configure(service_name="default-name")
+    try:
+        assert installed == [provider] and tracing.enabled()
+        assert provider.resource.attributes["service.name"] == "from-env"
+        assert provider.sampler.rate == 0.25
+    finally:
+        tracing.disable()
+        provider.shutdown()
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    provider = tracing.configure(service_name="default-name")
+    try:
+        assert provider.resource.attributes["service.name"] == "default-name"
+    finally:
+        tracing.disable()
+        provider.shutdown()

@@ -80,3 +80,27 @@ def test_each_job_attempt_is_a_span_of_the_submission_s_trace(make_system, tmp_p
     assert attempts[0].attributes["vibe.job.id"] == job_id
     runs = [s for s in spans.get_finished_spans() if s.name.endswith(" Run")]
     assert {r.parent.span_id for r in runs} == {a.context.span_id for a in attempts}
+
+
+def test_a_listener_such_as_an_sse_stream_takes_the_event_in_its_trace(make_system, spans):
+    from opentelemetry import trace
+
+    from vibe_actors import WorkerSpec
+    from vibe_actors.agents.pubsub import Publish, PubSub, PubSubConfig, listen
+
+    system = make_system([WorkerSpec(name="pubsub", agent=PubSub, config=PubSubConfig())])
+    seen: list[int] = []
+
+    def took(event) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+        raise RuntimeError("a listener's bug")  # logged and kept; its span says so
+
+    tracer = spans.provider.get_tracer("test")
+    with listen(system, "news", took), tracer.start_as_current_span("caller") as root:
+        system.ask("pubsub", Publish(topic="news", data={}))
+    listener = _wait_for_span(spans, "pubsub listener")
+    published = _wait_for_span(spans, "pubsub Publish")
+    assert seen == [root.get_span_context().trace_id]
+    assert listener.parent.span_id == published.context.span_id
+    assert listener.attributes["vibe.topic"] == "news"
+    assert [e.name for e in listener.events] == ["exception"]

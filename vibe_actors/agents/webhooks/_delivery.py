@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -241,3 +241,6 @@ class Pending:
     body: bytes
     headers: dict[str, str]
     attempt: int = 0
+    #: The trace the event was delivered in (tracing on), and the current attempt's span.
+    traceparent: str | None = None
+    span: Any = None
