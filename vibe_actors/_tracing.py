@@ -23,13 +23,13 @@ another process, with :func:`resumed`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from vibe_actors._messages import IS_ERROR_REPLY
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ON",
     "close_failed",
+    "current_context",
     "current_traceparent",
     "disable",
     "enable",
@@ -174,13 +175,26 @@ def event(name: str, attributes: Mapping[str, Any]) -> None:
 
 
 @contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span]:
-    """A child span of the current one, current inside the block (store transactions).
+def span(
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    links: Iterable[SpanContext] = (),
+) -> Iterator[trace.Span]:
+    """A child span of the current one, current inside the block (store transactions),
+    linked to the spans of ``links`` (the other writers of a group commit).
 
     Only when :data:`ON`; callers check it first, so that tracing off costs no call.
     """
-    with tracer().start_as_current_span(name, attributes=attributes) as inner:
+    with tracer().start_as_current_span(
+        name, attributes=attributes, links=[Link(context) for context in links]
+    ) as inner:
         yield inner
+
+
+def current_context() -> SpanContext | None:
+    """The current span's context (None outside any span)."""
+    context = _get_current_span().get_span_context()
+    return context if context.is_valid else None
 
 
 def current_traceparent() -> str | None:

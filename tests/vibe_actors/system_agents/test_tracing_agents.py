@@ -104,3 +104,34 @@ def test_a_listener_such_as_an_sse_stream_takes_the_event_in_its_trace(make_syst
     assert listener.parent.span_id == published.context.span_id
     assert listener.attributes["vibe.topic"] == "news"
     assert [e.name for e in listener.events] == ["exception"]
+
+
+def test_store_writes_are_child_spans_and_a_group_commit_links_its_writers(
+    make_system, tmp_path, spans
+):
+    from vibe_actors import WorkerSpec
+    from vibe_actors.agents.ledger import Append, Ledger
+    from vibe_actors.agents.state import Put, State
+
+    system = make_system(
+        [WorkerSpec(name="ledger", agent=Ledger), WorkerSpec(name="state", agent=State)],
+        data_dir=str(tmp_path),
+    )
+    tracer = spans.provider.get_tracer("test")
+    with tracer.start_as_current_span("first") as first:
+        pending = system.ref("ledger").ask_future(Append(stream="s", data=1))
+    with tracer.start_as_current_span("second") as second:
+        system.ref("ledger").ask(Append(stream="s", data=2))
+        system.ref("state").ask(Put(key="k", value=1))
+    pending.wait()
+    commits = _named(spans, "store group commit")
+    assert commits and sum(c.attributes["vibe.store.writes"] for c in commits) == 2
+    writers = {first.get_span_context().trace_id, second.get_span_context().trace_id}
+    linked = {link.context.trace_id for c in commits for link in c.links}
+    assert linked == writers  # each writer's span is linked from the commit that wrote it
+    by_id = {s.context.span_id: s for s in spans.get_finished_spans()}
+    assert all(by_id[c.parent.span_id].name.startswith("ledger ") for c in commits)
+    (write,) = _named(spans, "store write")
+    assert write.attributes["vibe.store.operation"] == "put"
+    assert by_id[write.parent.span_id].name == "state Put"
+    assert write.context.trace_id == second.get_span_context().trace_id
