@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "benchmarks" / "_tracing_child.py"
 PIN = ["taskset", "-c", "0"]
+VARIANTS = ("off", "on", "traced")
 
 
 def export_ref(ref: str, into: Path) -> Path:
@@ -57,19 +58,22 @@ def run_child(src: Path, mode: str, sizes: tuple[int, int, int], ratio: float) -
     return result
 
 
-def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
+def run(
+    quick: bool, ref: str, ratio: float, rounds: int, only: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
     sizes = (2_000, 200, 1) if quick else (200_000, 20_000, 3)
     rounds = 1 if quick else rounds
     best: dict[str, dict[str, float]] = {}
     rounds_seen: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="vibe-bench-tracing-") as tmp:
         baseline = export_ref(ref, Path(tmp))
-        variants = {
+        every = {
             "main": (baseline, "plain"),
             "off": (ROOT, "plain"),
             "on": (ROOT, "on"),
             "traced": (ROOT, "traced"),
         }
+        variants = {name: every[name] for name in ("main", *only)}
         for number in range(rounds):
             rounds_seen.append({})
             for name, (src, mode) in variants.items():
@@ -82,7 +86,7 @@ def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
                 mine["spans"] = figures["spans"]
     ratios = {
         f"{variant}/main {op}": best[variant][op] / best["main"][op]
-        for variant in ("off", "on", "traced")
+        for variant in only
         for op in ("tell_per_s", "ask_per_s")
     }
     # Paired: each round's variant against that round's main, then the median over rounds
@@ -91,7 +95,7 @@ def run(quick: bool, ref: str, ratio: float, rounds: int) -> dict[str, Any]:
         f"{variant}/main {op}": statistics.median(
             r[variant][op] / r["main"][op] for r in rounds_seen
         )
-        for variant in ("off", "on", "traced")
+        for variant in only
         for op in ("tell_per_s", "ask_per_s")
     }
     return {
@@ -110,9 +114,12 @@ def main() -> None:
     parser.add_argument("--ref", default="main", help="the baseline's git ref")
     parser.add_argument("--ratio", type=float, default=0.01, help="sampling ratio when on")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument(
+        "--only", nargs="+", choices=VARIANTS, default=VARIANTS, help="variants besides main"
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    results = run(args.quick, args.ref, args.ratio, args.rounds)
+    results = run(args.quick, args.ref, args.ratio, args.rounds, tuple(args.only))
     for variant, figures in results["best"].items():
         print(
             f"{variant:>5}: tell {figures['tell_per_s']:>10,.0f}/s  "

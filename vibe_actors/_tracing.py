@@ -6,18 +6,21 @@ called. On (:func:`enable`, from :mod:`vibe_actors.tracing` or the gateway's
 ``--otel``), a send records the span context current in the sending thread or
 task (a handler's span, an HTTP request's span, the embedding program's own)
 and when it was sent, in the envelope's ``trace``: ``(SpanContext,
-perf_counter)`` (None outside any span: a trace starts at an edge). The receive loop then handles the message inside a span of its
-own (:func:`handle`), a child of the sender's, attached as the current context
-so that the sends the handler makes carry it on, as deadlines are.
+perf_counter)``. The receive loop then handles the message inside a span of
+its own (:func:`handle`), a child of the sender's, attached as the current
+context so that the sends the handler makes carry it on, as deadlines are.
 
-A message whose parent is not sampled gets no span of its own: it runs under
-its parent's non-recording context, which is what the sampler would have
-decided (parent-based) at a fraction of the cost. Timer ticks and the runtime's
-own signals carry no trace and get no span.
+Only a sampled trace travels: a send outside any span, or in a span that is
+not sampled, carries None, and its handling makes no span and costs what it
+costs with tracing off. A trace begins at an edge (an HTTP request, the
+embedding program's own span), so the runtime's own chatter (a flush, a
+timer's fan-out) is no root span each; and parent-based sampling would have
+dropped every descendant of an unsampled span anyway, at a cost per message.
+Timer ticks and the runtime's own signals carry no trace.
 
 Durable work (a reminder, a job, a webhook delivery) keeps its context as a W3C
-``traceparent`` string (:func:`traceparent`) and resumes it later, maybe in
-another process, with :func:`resumed`.
+``traceparent`` string (:func:`current_traceparent`) and resumes it later,
+after a restart too, with :func:`resumed` or :func:`start`.
 """
 
 from __future__ import annotations
@@ -88,14 +91,10 @@ def tracer() -> trace.Tracer:
 
 def outgoing() -> tuple[SpanContext, float] | None:
     """What a send made now carries: the current span's context and the time it was sent
-    (for the receiver's queue wait); None outside any span.
-
-    A trace begins at an edge (an HTTP request, the embedding program's own span, a
-    reminder or job resumed): a message sent outside any trace starts none, so that
-    the runtime's own chatter (a flush, a tick's fan-out) is not a root span each.
-    """
+    (for the receiver's queue wait); None outside any span or in an unsampled one (see
+    the module docstring)."""
     context = _get_current_span().get_span_context()
-    return (context, _perf()) if context.is_valid else None
+    return (context, _perf()) if context.trace_flags.sampled else None
 
 
 def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
@@ -107,30 +106,26 @@ def handle(host: Any, fn: Any, agent: Any, msg: Any, env: Envelope) -> Any:
     """
     parent, sent = env.trace
     active = _tracer
-    current: Any
-    if active is None or not parent.trace_flags.sampled:
-        # Not sampled (or tracing went off): no span of ours; sends go on carrying the
-        # parent, so that nothing downstream is sampled either (parent-based sampling).
-        current = NonRecordingSpan(parent)
-    else:
-        cls = msg.__class__
-        attributes: dict[str, Any] = {
-            "vibe.agent": host.cell.name,
-            "vibe.message.type": cls.__name__,
-            "vibe.incarnation": host.incarnation,
-            "vibe.queue_wait_ms": (_perf() - sent) * 1000.0,
-            "vibe.ask": env.reply is not None,
-        }
-        if env.request_id is not None:
-            attributes["vibe.request_id"] = env.request_id
-        if env.entity is not None:
-            attributes["vibe.entity"] = env.entity
-        current = active.start_span(
-            f"{host.cell.name} {cls.__name__}",
-            _set_span_in_context(NonRecordingSpan(parent)),
-            SpanKind.CONSUMER,
-            attributes,
-        )
+    if active is None:  # tracing went off since it was sent
+        return fn(agent, msg)
+    cls = msg.__class__
+    attributes: dict[str, Any] = {
+        "vibe.agent": host.cell.name,
+        "vibe.message.type": cls.__name__,
+        "vibe.incarnation": host.incarnation,
+        "vibe.queue_wait_ms": (_perf() - sent) * 1000.0,
+        "vibe.ask": env.reply is not None,
+    }
+    if env.request_id is not None:
+        attributes["vibe.request_id"] = env.request_id
+    if env.entity is not None:
+        attributes["vibe.entity"] = env.entity
+    current = active.start_span(
+        f"{host.cell.name} {cls.__name__}",
+        _set_span_in_context(NonRecordingSpan(parent)),
+        SpanKind.CONSUMER,
+        attributes,
+    )
     token = _attach(_set_span_in_context(current))
     try:
         result = fn(agent, msg)

@@ -97,3 +97,15 @@ def test_tracing_off_adds_no_header(gateway):
     response = client.post("/v1/agents/front/Greet", json={"who": "ada"})
     assert response.status_code == 200
     assert "traceparent" not in response.headers
+
+
+def test_an_unsampled_incoming_trace_stays_unsampled_all_the_way(gateway, spans):
+    _, client = gateway(specs())
+    unsampled = INCOMING[:-2] + "00"
+    response = client.post(
+        "/v1/agents/front/Greet", json={"who": "ada"}, headers={"traceparent": unsampled}
+    )
+    assert response.status_code == 200
+    assert spans.get_finished_spans() == ()  # neither the request's nor the agents'
+    returned = response.headers["traceparent"].split("-")
+    assert (returned[1], returned[3]) == ("0af7651916cd43dd8448eb211c80319c", "00")
