@@ -55,6 +55,8 @@ __all__ = [
     "resumed",
     "span",
     "start",
+    "start_here",
+    "start_under",
     "tracer",
     "using",
 ]
@@ -244,6 +246,18 @@ def start(
         return None
     parent = propagate.extract({"traceparent": traceparent})
     return tracer().start_span(name, parent, kind, attributes)
+
+
+def start_here(name: str, attributes: Mapping[str, Any]) -> trace.Span:
+    """A ``CLIENT`` span, child of the current one, started now and ended by :func:`finish`
+    (a call to another process: a Ray-placed agent's handling)."""
+    return tracer().start_span(name, None, SpanKind.CLIENT, attributes)
+
+
+def start_under(parent: SpanContext, name: str, attributes: Mapping[str, Any]) -> trace.Span:
+    """As :func:`start_here`, the child of ``parent`` (a context carried by an envelope)."""
+    context = _set_span_in_context(NonRecordingSpan(parent))
+    return tracer().start_span(name, context, SpanKind.CLIENT, attributes)
 
 
 def headers_of(current: trace.Span) -> dict[str, str]:

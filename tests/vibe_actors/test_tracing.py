@@ -207,3 +207,24 @@ def test_configure_builds_the_sdk_from_the_otel_variables(monkeypatch):
     finally:
         tracing.disable()
         provider.shutdown()
+
+
+def test_pools_and_entities_carry_the_context(make_system, spans):
+    from vibe_actors import PoolSpec
+
+    from tests.vibe_actors.test_entities import Add
+    from tests.vibe_actors.test_entities import kind as counters
+
+    system = make_system(
+        [WorkerSpec(name="leaves", agent=Leaf, pool=PoolSpec(size=2)), counters(shards=2)]
+    )
+    with spans.provider.get_tracer("test").start_as_current_span("caller") as root:
+        system.ref("leaves").ask(Ping2())
+        system.entity("counters", "cart-1").ask(Add(n=2))
+    found = _by_name(spans)
+    pooled = next(s for name, s in found.items() if name.startswith("leaves."))
+    entity = next(s for name, s in found.items() if name.endswith(" Add"))
+    span_id = root.get_span_context().span_id
+    assert pooled.parent.span_id == span_id and entity.parent.span_id == span_id
+    assert pooled.attributes["vibe.message.type"] == "Ping2"
+    assert entity.attributes["vibe.entity"] == "cart-1"
