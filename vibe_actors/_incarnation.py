@@ -180,7 +180,8 @@ class Incarnation(pykka.ThreadingActor):
         return True
 
     def defer_reply(self, slot: ReplySlot) -> Deferred:
-        return Deferred(slot, self.deferred)
+        trace = _tracing.current_context() if _tracing.ON else None
+        return Deferred(slot, self.deferred, trace)
 
     def stash_current(self, capacity: int) -> None:
         env = self.current

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ON",
+    "answered",
     "close_failed",
     "current_context",
     "current_traceparent",
@@ -50,7 +51,6 @@ __all__ = [
     "finish",
     "handle",
     "headers_of",
-    "inject",
     "outgoing",
     "resumed",
     "span",
@@ -164,6 +164,14 @@ def close_failed(host: Any, outcome: str, directive: str) -> Any:
     return context if context.is_valid else None
 
 
+def answered(deferred: SpanContext) -> None:
+    """A deferred reply is given: the current span (the handling that gives it, if traced)
+    links to the span of the message that deferred it."""
+    current = _get_current_span()
+    if current.is_recording():
+        current.add_link(deferred, {"vibe.link": "deferred_reply"})
+
+
 def event(name: str, attributes: Mapping[str, Any]) -> None:
     """Add an event to the current span (for example a supervisor's restart of a child)."""
     current = _get_current_span()
@@ -202,12 +210,6 @@ def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
-
-
-def inject(headers: dict[str, str]) -> None:
-    """Add the current context's W3C headers (traceparent, tracestate) to ``headers``."""
-    if ON:
-        propagate.inject(headers)
 
 
 @contextmanager

@@ -78,6 +78,11 @@ def test_each_job_attempt_is_a_span_of_the_submission_s_trace(make_system, tmp_p
     assert {a.context.trace_id for a in attempts} == {trace_id}
     assert {a.parent.span_id for a in attempts} == {submitted.context.span_id}
     assert attempts[0].attributes["vibe.job.id"] == job_id
+    # The Submit's reply was deferred to the group commit: the Flush that gave it links it.
+    flush = _wait_for_span(spans, "jobs Flush")
+    assert [(link.context.span_id, link.attributes["vibe.link"]) for link in flush.links] == [
+        (submitted.context.span_id, "deferred_reply")
+    ]
     runs = [s for s in spans.get_finished_spans() if s.name.endswith(" Run")]
     assert {r.parent.span_id for r in runs} == {a.context.span_id for a in attempts}
 
