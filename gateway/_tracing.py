@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway._http import Receive, Scope, Send
@@ -40,6 +40,9 @@ async def traced(serve: Serve, scope: Scope, receive: Receive, send: Send) -> No
             carrier.setdefault(key.decode(), value.decode("latin-1"))
         elif key == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
+    # Imported here, as in vibe_actors._tracing: it loads entry points, only tracing needs it.
+    from opentelemetry import propagate
+
     parent = propagate.extract(carrier) if carrier else None
     method: str = scope["method"]
     span = tracer().start_span(

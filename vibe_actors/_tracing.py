@@ -28,10 +28,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from vibe_actors._messages import IS_ERROR_REPLY
@@ -69,6 +70,17 @@ _get_current_span = trace.get_current_span
 _set_span_in_context = trace.set_span_in_context
 _attach, _detach = otel_context.attach, otel_context.detach
 _SCOPE = "vibe_actors"
+
+
+def _propagation() -> ModuleType:
+    """OpenTelemetry's propagation API (W3C trace context, or what OTEL_PROPAGATORS names).
+
+    Imported on first use, once tracing is on: importing it loads the propagators'
+    entry points, a cost every ``import vibe_actors`` would otherwise pay.
+    """
+    from opentelemetry import propagate
+
+    return propagate
 
 
 def enable(provider: trace.TracerProvider | None = None) -> None:
@@ -208,7 +220,7 @@ def current_traceparent() -> str | None:
     if not ON:
         return None
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _propagation().inject(carrier)
     return carrier.get("traceparent")
 
 
@@ -228,7 +240,7 @@ def resumed(
     if not ON or traceparent is None:
         yield None
         return
-    parent = propagate.extract({"traceparent": traceparent})
+    parent = _propagation().extract({"traceparent": traceparent})
     with tracer().start_as_current_span(
         name, parent, kind, attributes=attributes, record_exception=True
     ) as inner:
@@ -246,7 +258,7 @@ def start(
     tracing is off or ``traceparent`` is None."""
     if not ON or traceparent is None:
         return None
-    parent = propagate.extract({"traceparent": traceparent})
+    parent = _propagation().extract({"traceparent": traceparent})
     return tracer().start_span(name, parent, kind, attributes)
 
 
@@ -266,7 +278,7 @@ def headers_of(current: trace.Span) -> dict[str, str]:
     """The W3C headers (traceparent, tracestate) naming ``current`` as the parent: what an
     outgoing request carries, so that the server's spans join the trace."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, _set_span_in_context(current))
+    _propagation().inject(carrier, _set_span_in_context(current))
     return carrier
 
 
