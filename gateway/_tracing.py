@@ -13,26 +13,35 @@ run with the span current, so they carry it to the agents.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway._http import Receive, Scope, Send
+from gateway._routes import MethodNotAllowed, NotFound, Router
 from vibe_actors.tracing import TracingNotInstalled, configure, tracer
 
 __all__ = ["TracingNotInstalled", "configure", "traced"]
 
+
+class ASGIApp(Protocol):
+    """The gateway, as this module sees it: an ASGI app with a router."""
+
+    router: Router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
 #: The request headers a trace context is read from (lower case, as ASGI gives them).
 _CONTEXT_HEADERS = (b"traceparent", b"tracestate")
 
-Serve = Callable[[Scope, Receive, Send], Awaitable[tuple[str, int]]]
 
-
-async def traced(serve: Serve, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve the request with ``serve`` inside its server span (see the module docstring)."""
+async def traced(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve the request with ``app`` (the gateway, which serves a scope marked
+    ``vibe.traced`` itself) inside its server span (see the module docstring)."""
     carrier: dict[str, str] = {}
     user_agent = None
     for key, value in scope["headers"]:
@@ -60,25 +69,42 @@ async def traced(serve: Serve, scope: Scope, receive: Receive, send: Send) -> No
             for key, value in headers:
                 if key == b"x-request-id":
                     span.set_attribute("vibe.request_id", value.decode("latin-1"))
+            status = message["status"]
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
             message = {**message, "headers": headers}
         await send(message)
 
     try:
-        route, status = await serve(scope, receive, send_traced)
+        await app({**scope, "vibe.traced": True}, receive, send_traced)
     except BaseException as exc:  # a bug or a cancellation: on the span, then on its way
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         raise
-    else:
-        span.set_attribute("http.response.status_code", status)
-        if route != "unmatched":
-            span.set_attribute("http.route", route)
-            span.update_name(f"{method} {route}")
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
     finally:
         otel_context.detach(token)
+        route = _route_of(app, scope, method)
+        if route is not None:
+            span.set_attribute("http.route", route)
+            span.update_name(f"{method} {route}")
         span.end()
+
+
+def _route_of(app: ASGIApp, scope: Scope, method: str) -> str | None:
+    """The route template the request matched (of another method for a 405), if any: the
+    same label as the request's metrics, from the router's cache."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    try:
+        route, _ = app.router.match(method, path)
+    except NotFound:
+        return None
+    except MethodNotAllowed as exc:
+        return exc.route.template
+    return route.template
 
 
 def _attributes(scope: Scope, method: str, user_agent: str | None) -> dict[str, Any]:
