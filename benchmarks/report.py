@@ -69,6 +69,10 @@ def targets(suite: dict[str, Any]) -> list[tuple[str, str, str]]:
     add("gateway >= 70% of bare ASGI at 64 connections",
         gateway.get("64", gateway.get(64)), lambda v: v >= 0.7,
         "{:.0%}", suite.get("gateway", {}).get("reason", "gateway did not run"))  # fmt: skip
+    tracing = _get(suite, "tracing", "ratios_paired_median") or {}
+    for op in ("tell", "ask"):
+        add(f"tracing off: {op} within 3% of main", tracing.get(f"off/main {op}_per_s"),
+            lambda v: v >= 0.97, "{:.3f}x main", "tracing did not run")  # fmt: skip
     entities = _get(suite, "entities", "targets")
     if entities is None:
         reason = suite.get("entities", {}).get("reason", "entities did not run")

@@ -46,6 +46,7 @@ BENCHMARKS: dict[str, tuple[bool, str]] = {
     "entities": (False, "each child process taskset -c 0"),
     "boot": (False, "both processes taskset -c 0"),
     "gateway": (False, "servers taskset -c 0, wrk taskset -c 1"),
+    "tracing": (False, "each child process taskset -c 0"),
 }
 PACKAGES = (
     "vibe-actors",

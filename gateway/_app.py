@@ -62,6 +62,7 @@ from gateway._request import Request, lifespan
 from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
 from gateway._runtime_events import RuntimeEvents
 from gateway._sse import StreamRefused, TopicStreams
+from gateway._tracing import traced
 from gateway._views import Views
 from vibe_actors import (
     MAX_NESTING,
@@ -71,6 +72,7 @@ from vibe_actors import (
     Caller,
     ErrorReply,
     UnknownAgent,
+    tracing,
 )
 from vibe_actors.agents import schema
 
@@ -146,6 +148,12 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await lifespan(receive, send)
+            return
+        # Tracing off, this check is all it costs. On, traced() calls back in, marked: the
+        # request is served here, not in a helper, as no frame may be added to the stack
+        # a body is decoded on (see ask: each frame is a level of nesting less).
+        if tracing.enabled() and "vibe.traced" not in scope:
+            await traced(self, scope, receive, send)
             return
         started = _perf_counter()
         request = Request(scope, receive, send)

@@ -4,7 +4,7 @@
 (``https://app.example,https://admin.example``), or ``*`` for any. For a
 request whose ``Origin`` is allowed, every response (problems and event
 streams included) carries ``Access-Control-Allow-Origin`` and exposes
-``X-Request-Id`` and ``Retry-After``. A preflight (``OPTIONS`` with
+``X-Request-Id``, ``Retry-After`` and ``traceparent`` (tracing on). A preflight (``OPTIONS`` with
 ``Access-Control-Request-Method``) is answered by the gateway itself, before
 authentication (a browser sends no credentials with it): 204 with the
 methods the path serves and the request headers the API reads, or 403
@@ -22,8 +22,11 @@ from gateway._http import Send
 __all__ = ["ALLOWED_REQUEST_HEADERS", "Cors", "check_origins"]
 
 #: The request headers the API reads (a preflight may ask for any of them).
-ALLOWED_REQUEST_HEADERS = b"authorization, content-type, last-event-id, x-request-id, x-timeout-ms"
-_EXPOSED = (b"access-control-expose-headers", b"retry-after, x-request-id")
+ALLOWED_REQUEST_HEADERS = (
+    b"authorization, content-type, last-event-id, x-request-id, x-timeout-ms,"
+    b" traceparent, tracestate"
+)
+_EXPOSED = (b"access-control-expose-headers", b"retry-after, x-request-id, traceparent")
 _VARY = (b"vary", b"origin")
 #: How long a browser may keep a preflight's answer.
 _MAX_AGE = (b"access-control-max-age", b"600")

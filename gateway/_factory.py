@@ -28,6 +28,7 @@ import asyncio
 import os
 import signal
 import threading
+from typing import Any
 
 import msgspec
 import structlog
@@ -41,6 +42,8 @@ from gateway._problems import make_problem
 from gateway._request import request_id
 from gateway._server import tune_gc
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._tracing import TracingNotInstalled
+from gateway._tracing import configure as configure_tracing
 from vibe_actors import ActorSystem, StartFailed, SystemFailed
 
 __all__ = ["FactoryApp", "app_factory"]
@@ -62,7 +65,14 @@ def app_factory() -> FactoryApp:
         raise
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
-    return FactoryApp(settings)
+    app = FactoryApp(settings)
+    if settings.otel:  # VIBE_OTEL: trace, configured by the OTEL_* variables
+        try:
+            app.tracer_provider = configure_tracing("vibe-gateway")
+        except TracingNotInstalled as exc:
+            report_problems("invalid_settings", [str(exc)], settings.log_format)
+            raise SettingsError([str(exc)], settings.log_format) from exc
+    return app
 
 
 class FactoryApp:
@@ -73,6 +83,8 @@ class FactoryApp:
         self.system: ActorSystem | None = None
         #: The gateway app once the system runs (requests before get a 503 not-started).
         self.gateway: Gateway | None = None
+        #: OpenTelemetry's SDK provider with VIBE_OTEL (shut down last: flushes the spans).
+        self.tracer_provider: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self.gateway
@@ -135,13 +147,14 @@ class FactoryApp:
             gateway.close_streams()
             if gateway.access is not None:
                 gateway.access.flush()
-        if system is None:
-            return
-        clean = system.shutdown(timeout=self.settings.drain_timeout)
-        if system.failure is not None:
-            failure = f"the actor system failed: {system.failure}"
-            report_problems("gateway_failed", [failure], self.settings.log_format)
-        _log.info("gateway_stopped", clean=clean)
+        if system is not None:
+            clean = system.shutdown(timeout=self.settings.drain_timeout)
+            if system.failure is not None:
+                failure = f"the actor system failed: {system.failure}"
+                report_problems("gateway_failed", [failure], self.settings.log_format)
+            _log.info("gateway_stopped", clean=clean)
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
 
 
 def _stop_serving_if_failed(system: ActorSystem) -> None:

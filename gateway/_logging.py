@@ -20,6 +20,8 @@ from types import TracebackType
 
 import structlog
 
+from vibe_actors.tracing import add_trace_ids
+
 __all__ = ["JsonLines", "configure_logging", "json_lines", "report_problems"]
 
 _log = structlog.get_logger("gateway")
@@ -66,6 +68,7 @@ def configure_logging(level: str, fmt: str) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,  # trace_id and span_id while a span is current (tracing on)
     ]
     renderer: structlog.types.Processor
     if fmt == "console":

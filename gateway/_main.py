@@ -28,6 +28,8 @@ from gateway._server import (
     watch_system,
 )
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._tracing import TracingNotInstalled
+from gateway._tracing import configure as configure_tracing
 from vibe_actors import ActorSystem, StartFailed
 
 __all__ = ["main"]
@@ -63,6 +65,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         return _fail([str(exc)], 2, fmt, "invalid_settings")
     tune_gc(settings.gc_threshold)
+    provider = None
+    if settings.otel:
+        try:
+            provider = configure_tracing("vibe-gateway")
+        except TracingNotInstalled as exc:
+            return _fail([str(exc)], 2, fmt, "invalid_settings")
+    try:
+        return _boot_and_serve(settings)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # type: ignore[attr-defined] # the SDK's: flushes the spans
+
+
+def _boot_and_serve(settings: GatewaySettings) -> int:
+    fmt = settings.log_format
     try:
         system = boot(settings)
     except phoenix.WiringError as exc:
@@ -129,6 +146,7 @@ def serve(system: ActorSystem, settings: GatewaySettings) -> int:
         root_path=settings.root_path,
         tls=bool(settings.ssl_certfile),
         access_log=app.access is not None,
+        otel=settings.otel,
         agents=len(system.names()),
         gc_threshold=settings.gc_threshold,
         breaker=msgspec.structs.asdict(app.settings.breaker),

@@ -67,6 +67,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chaos: bool = False
     #: The console at /ui/ (gateway._console): on unless --no-ui / VIBE_UI=0.
     ui: bool = True
+    #: Trace with OpenTelemetry (the otel extra; OTEL_* variables configure the exporter).
+    otel: bool = False
     #: principal -> token, from VIBE_TOKENS ("alice:tok1,bob:tok2") or VIBE_TOKENS_FILE.
     tokens: dict[str, str] = {}
     #: What the app enforces per request (gateway._app.AppSettings; its defaults).
@@ -288,6 +290,12 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "chaos": ("VIBE_CHAOS", "enable POST /v1/chaos/{name}/crash|hang (never in production)"),
     "ui": ("VIBE_UI", "serve the web console at /ui/ (--no-ui turns it off)"),
+    "otel": (
+        "VIBE_OTEL",
+        "trace requests and messages with OpenTelemetry, exported over OTLP/HTTP (needs the "
+        "otel extra; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER... "
+        "configure it)",
+    ),
     "max_body_bytes": ("VIBE_MAX_BODY_BYTES", "largest request body accepted (413 beyond)"),
     "default_timeout_ms": ("VIBE_DEFAULT_TIMEOUT_MS", "ask deadline when X-Timeout-Ms is absent"),
     "max_timeout_ms": ("VIBE_MAX_TIMEOUT_MS", "largest X-Timeout-Ms honoured"),
@@ -426,7 +434,7 @@ _UVICORN_NAMES = {
 }
 #: Switches: ``--x`` / ``--no-x`` (``--chaos`` has no negative), and their variables'
 #: spellings of true and false.
-_SWITCHES = {"chaos", "ui", "access_log", "proxy_headers"}
+_SWITCHES = {"chaos", "ui", "access_log", "proxy_headers", "otel"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 

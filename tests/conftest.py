@@ -91,3 +91,24 @@ def worker(name: str, journal: Journal | None = None, **kwargs: Any) -> WorkerSp
     from tests.vibe_actors.agents import Worker
 
     return WorkerSpec(name=name, agent=Worker, config=journal, **kwargs)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Tracing on for the test, into an in-memory exporter (returned); off afterwards."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from vibe_actors import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    exporter.provider = provider  # for the tests to make spans of their own
+    try:
+        yield exporter
+    finally:
+        tracing.disable()
+        provider.shutdown()

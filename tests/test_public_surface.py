@@ -112,6 +112,15 @@ SURFACE: dict[str, set[str]] = {
         "json_brackets",
         "resolve_import",
     },
+    "vibe_actors.tracing": {
+        "TracingNotInstalled",
+        "add_trace_ids",
+        "configure",
+        "disable",
+        "enable",
+        "enabled",
+        "tracer",
+    },
     "vibe_actors.testing": {
         "EventRecorder",
         "ManualClock",

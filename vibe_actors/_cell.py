@@ -297,7 +297,8 @@ class Cell:
             return
         self.host = None
         self.status = AgentStatus.RESTARTING
-        self._notify_parent(ChildExited(self.name, host.incarnation, error, self))
+        trace = None if host.crash_trace is None else (host.crash_trace, time.perf_counter())
+        self._notify_parent(ChildExited(self.name, host.incarnation, error, self), trace)
 
     def incarnation_stopped(self, host: Incarnation) -> None:
         """Called in the incarnation's thread after a graceful stop."""
@@ -305,9 +306,10 @@ class Cell:
             self.host = None
             self._notify_parent(ChildExited(self.name, host.incarnation, None, self))
 
-    def _notify_parent(self, signal: ChildExited) -> None:
+    def _notify_parent(self, signal: ChildExited, trace: Any = None) -> None:
+        # trace: the crashed message's span, so that the restart joins its trace.
         if self.parent is not None:
-            self.parent.mailbox.put_system(Envelope(signal))
+            self.parent.mailbox.put_system(Envelope(signal, trace=trace))
         elif self._on_root_exit is not None:
             self._on_root_exit(signal)
 

@@ -30,7 +30,9 @@ class Envelope(msgspec.Struct, gc=False):
     ``attempt`` counts redeliveries (0 for the first). ``caller`` is the external
     party the message is sent on behalf of (None: trusted code; see
     :mod:`vibe_actors._authz`), checked when sent. ``entity`` is the id of the
-    entity it is for, when sent to an entity kind (None: to an agent). A C-level struct, not
+    entity it is for, when sent to an entity kind (None: to an agent). ``trace`` is
+    the sender's span context and send time when tracing is on, else None (see
+    :mod:`vibe_actors._tracing`). A C-level struct, not
     tracked by the garbage collector (it never takes part in a cycle): building
     one is on every send's path.
     """
@@ -43,6 +45,7 @@ class Envelope(msgspec.Struct, gc=False):
     attempt: int = 0
     caller: Caller | None = None
     entity: str | None = None
+    trace: Any = None
 
 
 class Control:

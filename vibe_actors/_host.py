@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vibe_actors._tracing import answered
+
 if TYPE_CHECKING:
     from vibe_actors._envelope import Envelope, ReplySlot
     from vibe_actors._system import ActorSystem
@@ -27,14 +29,19 @@ class Deferred:
     graceful stop), and a later :meth:`resolve` is discarded.
     """
 
-    __slots__ = ("_future", "_owner")
+    __slots__ = ("_future", "_owner", "_trace")
 
-    def __init__(self, future: ReplySlot | None, owner: set[Deferred] | None = None) -> None:
+    def __init__(
+        self, future: ReplySlot | None, owner: set[Deferred] | None = None, trace: Any = None
+    ) -> None:
         self._future = future
         #: The set of its host's unanswered handles, while this one is in it.
         self._owner = owner
         if owner is not None:
             owner.add(self)
+        #: The span of the message whose reply this is (tracing on): the span current where
+        #: the reply is given links to it (vibe_actors._tracing.answered).
+        self._trace = trace
 
     def resolve(self, reply: Any) -> None:
         """Send ``reply`` to the asker (nothing happens for a tell)."""
@@ -44,6 +51,8 @@ class Deferred:
             owner.discard(self)
         if self._future is not None:
             self._future.resolve(reply)
+        if self._trace is not None:
+            answered(self._trace)
 
     def answers(self, slot: object) -> bool:
         """Whether this handle resolves the reply ``slot`` (the runtime's ask-cycle check)."""

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import pykka
 
+from vibe_actors import _tracing
 from vibe_actors._agent import Deferred
 from vibe_actors._cell_directives import EscalationRequested, directive_for
 from vibe_actors._envelope import Control, Envelope, ReplySlot
@@ -101,6 +102,12 @@ class Incarnation(pykka.ThreadingActor):
         self.stopped_normally = False
         #: The envelope being handled, else None (the watchdog and replace_hung read it).
         self.current: Envelope | None = None
+        #: The span (and its context token) of a message whose handler raised, until the
+        #: loop has logged the failure and ends it (vibe_actors._tracing.close_failed).
+        self.span: Any = None
+        #: The context of the span of the message whose handler crashed (traced, sampled):
+        #: the supervisor's handling of the exit continues that trace.
+        self.crash_trace: Any = None
         self.timers: dict[Any, TimerHandle] = {}
         self.started = threading.Event()
         self.start_error: BaseException | None = None
@@ -173,7 +180,8 @@ class Incarnation(pykka.ThreadingActor):
         return True
 
     def defer_reply(self, slot: ReplySlot) -> Deferred:
-        return Deferred(slot, self.deferred)
+        trace = _tracing.current_context() if _tracing.ON else None
+        return Deferred(slot, self.deferred, trace)
 
     def stash_current(self, capacity: int) -> None:
         env = self.current
@@ -354,7 +362,10 @@ class Incarnation(pykka.ThreadingActor):
             self.current = env
             started = _perf()
             try:
-                result = fn(agent, msg)
+                if env.trace is None:  # tracing off (or an untraced message): no span
+                    result = fn(agent, msg)
+                else:
+                    result = _tracing.handle(self, fn, agent, msg, env)
             except Exception as exc:  # noqa: BLE001 - a crash: reported, then supervised
                 directive = directive_for(directives, exc) if directives else _RESTART
                 if directive is Directive.RESUME:  # the state stays; only this message failed
@@ -363,6 +374,8 @@ class Incarnation(pykka.ThreadingActor):
                     if env.reply is not None:
                         env.reply.resolve(HandlerFailed(agent=name, error=_short(exc)))
                     cell.log_resumed(self, env, exc)
+                    if self.span is not None:
+                        _tracing.close_failed(self, "failed", directive.value)
                     if self.halted:
                         return None
                     continue
@@ -371,6 +384,8 @@ class Incarnation(pykka.ThreadingActor):
                 if env.reply is not None:
                     env.reply.resolve(AgentCrashed(agent=name, error=_short(exc)))
                 cell.log_crash(self, env, exc)
+                if self.span is not None:  # the supervisor's handling joins the trace
+                    self.crash_trace = _tracing.close_failed(self, "crashed", directive.value)
                 self.directive = directive
                 return exc
             elapsed = _perf() - started

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 import structlog
 
+from vibe_actors import _tracing
 from vibe_actors._asyncio import LoopBridge
 from vibe_actors._authz import Caller
 from vibe_actors._codec import roundtrip
@@ -174,8 +175,9 @@ class Ref(Generic[M_contra]):
             if current is not None and current.deadline is not None and host.name != self.name:
                 deadline = current.deadline  # (not to itself: its own bookkeeping)
         envelope = Envelope(
-            message, None, request_id, self.sender, deadline, 0, caller, self.entity
-        )
+            message, None, request_id, self.sender, deadline, 0, caller, self.entity,
+            _tracing.outgoing() if _tracing.ON else None,
+        )  # fmt: skip
         if caller is not None and system.forbids(self.agent, envelope):
             return
         target = system.routes.get(self._route)
@@ -234,8 +236,9 @@ class Ref(Generic[M_contra]):
                 timeout = max(deadline - now, 0.0)
         future = ReplyFuture(self.name, timeout, callback)
         envelope = Envelope(
-            message, future, request_id, self.sender, deadline, 0, caller, self.entity
-        )
+            message, future, request_id, self.sender, deadline, 0, caller, self.entity,
+            _tracing.outgoing() if _tracing.ON else None,
+        )  # fmt: skip
         if caller is not None and system.forbids(self.agent, envelope):
             return future
         target = system.routes.get(self._route)
@@ -369,8 +372,9 @@ class Ref(Generic[M_contra]):
         bridge = LoopBridge.of(asyncio.get_running_loop())
         slot = bridge.open(self.name, system.config.ask_timeout if timeout is None else timeout)
         envelope = Envelope(
-            message, slot, request_id, self.sender, slot.deadline, 0, caller, self.entity
-        )
+            message, slot, request_id, self.sender, slot.deadline, 0, caller, self.entity,
+            _tracing.outgoing() if _tracing.ON else None,
+        )  # fmt: skip
         if caller is None or not system.forbids(self.agent, envelope):  # else answered Forbidden
             target = system.routes.get(self._route)
             if target is None:

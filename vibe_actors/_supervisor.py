@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from vibe_actors import _tracing
 from vibe_actors._agent import Agent
 from vibe_actors._cell_directives import EscalationRequested
 from vibe_actors._envelope import Envelope
@@ -210,6 +211,9 @@ class Supervisor(Agent):
                 self._handle_exit(child, exc)
                 return
             self.log.info("agent_restarted", child=name, incarnation=child.incarnation)
+            if _tracing.ON:
+                attributes = {"vibe.agent": name, "vibe.incarnation": child.incarnation}
+                _tracing.event("agent.restarted", attributes)
             self.system.events.publish(
                 AgentRestarted(agent=name, incarnation=child.incarnation, supervisor=self.name)
             )

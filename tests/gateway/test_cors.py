@@ -53,6 +53,7 @@ def test_answers_to_an_allowed_origin_carry_the_headers_problems_and_streams_too
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == APP
     assert "x-request-id" in ok.headers["access-control-expose-headers"]
+    assert "traceparent" in ok.headers["access-control-expose-headers"]  # tracing on
     problem = client.post("/v1/agents/w/Add", json={"n": "x"}, headers={"origin": APP})
     assert problem.status_code == 422
     assert problem.headers["access-control-allow-origin"] == APP

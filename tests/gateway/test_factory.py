@@ -109,3 +109,24 @@ def test_the_factory_reads_vibe_variables_only(monkeypatch):
     problem = "--port / VIBE_PORT: Expected `int`, got `str` (got 'eighty')"
     assert caught.value.problems == [problem]
     assert reported == [("invalid_settings", [problem], "json")]
+
+
+def test_vibe_otel_configures_tracing_and_its_provider_is_shut_down_last(monkeypatch):
+    from opentelemetry import trace
+
+    from vibe_actors import tracing
+
+    monkeypatch.setattr(gateway._factory, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(trace, "set_tracer_provider", lambda provider: None)  # no global change
+    monkeypatch.setenv("VIBE_OTEL", "1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    app = app_factory()
+    try:
+        assert app.tracer_provider is not None and tracing.enabled()
+    finally:
+        tracing.disable()
+    provider, shut = app.tracer_provider, []
+    real_shutdown = provider.shutdown
+    monkeypatch.setattr(provider, "shutdown", lambda: shut.append(real_shutdown()))
+    app._stop()  # no system was started: only the provider to shut down
+    assert shut == [None]

@@ -203,10 +203,10 @@ class RayShard(RayProxy):
             return decode_msgpack(data[0], _ERRORS)
         return decode_msgpack(data, target)
 
-    def _answer_one(self, batch: list[tuple[Any, Any, Any]], reply: Any) -> None:
+    def _answer_one(self, batch: list[tuple[Any, Any, Any, Any]], reply: Any) -> None:
         self._answer_batch(batch, reply)  # the host's handle answers as handle_batch does
 
-    def _answer_batch(self, batch: list[tuple[Any, Any, Any]], replies: Any) -> None:
+    def _answer_batch(self, batch: list[tuple[Any, Any, Any, Any]], replies: Any) -> None:
         if not isinstance(replies, BaseException):
             replies, report = replies
             self._apply(report)

@@ -50,6 +50,7 @@ import msgspec
 import ray
 import ray.exceptions
 
+from vibe_actors import _tracing
 from vibe_actors._agent import Agent, Deferred
 from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
@@ -122,7 +123,8 @@ class RayProxy(Agent):
         self._metrics = self.system.shared_metrics("ray_proxy", proxy_metrics)
         self._slots = threading.Semaphore(self.settings.max_in_flight)
         self._lost = False
-        self._batch: list[tuple[Any, Deferred, Any]] = []
+        #: (message, its reply, its reply's type, its call's span (tracing on) or None).
+        self._batch: list[tuple[Any, Deferred, Any, Any]] = []
         connect(self.settings, self.system.config.data_dir)
         self._actor = self._attach(time.monotonic() + self.system.config.start_timeout * 0.9)
         self._lane: ReplyLane | None = ReplyLane(self.name)
@@ -257,7 +259,8 @@ class RayProxy(Agent):
         if not cell.mailbox.claim():
             self._slots.release()
             return False
-        done = functools.partial(self._answer_one, [(b"", Deferred(env.reply), target)])
+        span = None if env.trace is None else ray_call_span(self.name, env, env.trace[0])
+        done = functools.partial(self._answer_one, [(b"", Deferred(env.reply), target, span)])
         lost: ray.exceptions.RayError | None = None
         try:
             ref = self._actor.handle.remote(data)
@@ -326,13 +329,14 @@ class RayProxy(Agent):
                 self._count("deadline")
                 return
         target = self._replies.get(type(message), Any)
+        span = None if env.trace is None else ray_call_span(self.name, env, None)
         if not self._batch:
             if self.mailbox_size == 0:  # nothing to batch with: send it now (no extra hop)
-                self._batch.append((self._payload(message), deferred, target))
+                self._batch.append((self._payload(message), deferred, target, span))
                 self._send_batch()
                 return
             self._cell.mailbox.put_system(Envelope(_Flush(self.incarnation)))
-        self._batch.append((self._payload(message), deferred, target))
+        self._batch.append((self._payload(message), deferred, target, span))
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
@@ -340,7 +344,7 @@ class RayProxy(Agent):
             ref = self._actor.handle.remote(batch[0][0])
             self._submit(ref, functools.partial(self._answer_one, batch))
         elif batch:
-            ref = self._actor.handle_batch.remote([data for data, _, _ in batch])
+            ref = self._actor.handle_batch.remote([data for data, _, _, _ in batch])
             self._submit(ref, functools.partial(self._answer_batch, batch))
 
     def _submit(self, ref: Any, done: Any) -> None:
@@ -364,40 +368,52 @@ class RayProxy(Agent):
         else:
             deferred.resolve(pong)
 
-    def _answer_one(self, batch: list[tuple[Any, Deferred, Any]], reply: Any) -> None:
+    def _answer_one(self, batch: list[tuple[Any, Deferred, Any, Any]], reply: Any) -> None:
         self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
 
-    def _answer_batch(self, batch: list[tuple[Any, Deferred, Any]], replies: Any) -> None:
+    def _answer_batch(self, batch: list[tuple[Any, Deferred, Any, Any]], replies: Any) -> None:
         # Every asker is answered, then the slots released, whatever happens below
         # (on_stop waits for the slots: a free slot is an answered call).
         try:
             error: BaseException | None = None
             if isinstance(replies, BaseException):  # the whole call failed
                 error, replies = replies, [None] * len(batch)
-            for (_, deferred, target), data in zip(batch, replies, strict=True):
+            for (_, deferred, target, span), data in zip(batch, replies, strict=True):
                 if error is not None:
                     deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
+                    if span is not None:
+                        _tracing.finish(span, "lost", _first_line(error))
                     continue
                 try:
                     reply = self._decode_reply(data, target)
                 except CodecError as exc:
                     deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
                     self._fail(f"undecodable reply: {exc}", "lost")
+                    if span is not None:
+                        _tracing.finish(span, "lost", str(exc))
                     continue
-                self._answer(deferred, reply)
+                outcome = self._answer(deferred, reply)
+                if span is not None:
+                    failed = outcome != "ok"
+                    _tracing.finish(
+                        span, outcome, getattr(reply, "error", outcome) if failed else None
+                    )
         finally:
             self._slots.release(len(batch))
 
-    def _answer(self, deferred: Deferred, reply: Any) -> None:
+    def _answer(self, deferred: Deferred, reply: Any) -> str:
+        """Answer ``deferred`` with the host's ``reply``; returns the call's outcome."""
         if isinstance(reply, HostCrashed):
             deferred.resolve(AgentCrashed(agent=self.name, error=reply.error))
             self._fail(reply.error, "crashed")
-        elif isinstance(reply, HostRefused):
+            return "crashed"
+        if isinstance(reply, HostRefused):
             deferred.resolve(Unavailable(agent=self.name, reason=f"crashed: {reply.error}"))
             self._count("refused")
-        else:
-            deferred.resolve(reply)
-            self._count("ok")
+            return "refused"
+        deferred.resolve(reply)
+        self._count("ok")
+        return "ok"
 
     def _fail(self, error: str, outcome: str) -> None:
         self._count(outcome)
@@ -413,13 +429,33 @@ class RayProxy(Agent):
     def _abandon_batch(self, reason: str) -> None:
         """Answer the messages batched but never sent (the incarnation is ending)."""
         batch, self._batch = getattr(self, "_batch", []), []
-        for _, deferred, _ in batch:
+        for _, deferred, _, span in batch:
             deferred.resolve(Unavailable(agent=self.name, reason=reason))
+            if span is not None:
+                _tracing.finish(span, "unavailable", reason)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
+def ray_call_span(name: str, env: Envelope, parent: Any) -> Any:
+    """The span of ``env``'s handling on Ray (tracing on, a sampled trace): a ``CLIENT``
+    span of the proxy's handling (``parent`` None: the current span), or of the asker's
+    (an ask answered in the asker's thread), from the call to its reply.
+
+    The host's process needs no tracing of its own: the call's span is made and ended
+    here, around the Ray call (so it includes the transport both ways).
+    """
+    attributes = {
+        "vibe.agent": name,
+        "vibe.message.type": type(env.message).__name__,
+        "vibe.placement": "ray",
+    }
+    if parent is None:
+        return _tracing.start_here(f"{name} {type(env.message).__name__} on ray", attributes)
+    return _tracing.start_under(parent, f"{name} {type(env.message).__name__} on ray", attributes)
 
 
 def _remaining(env: Envelope) -> float | None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from vibe_actors import VibeError
+from vibe_actors import VibeError, _tracing
 from vibe_actors.store._database import StoreError, StoreRejected
 
 __all__ = ["Acknowledgement", "BatchNotCommitted", "GroupCommit"]
@@ -78,6 +78,8 @@ class GroupCommit(Generic[W]):
         self._refuse = refuse
         self._writes: list[W] = []
         self._acks: list[Acknowledgement | None] = []
+        #: The spans of the writes of the batch (tracing on): its commit span links them.
+        self._traces: list[Any] = []
 
     def __len__(self) -> int:
         """The writes waiting for the next commit."""
@@ -95,6 +97,8 @@ class GroupCommit(Generic[W]):
         """
         self._writes.append(write)
         self._acks.append(ack)
+        if _tracing.ON and (context := _tracing.current_context()) is not None:
+            self._traces.append(context)
         return len(self._writes) == 1
 
     def commit(self, transaction: Callable[[list[W]], None]) -> list[W]:
@@ -107,12 +111,18 @@ class GroupCommit(Generic[W]):
         :class:`BatchNotCommitted` is raised; any other exception propagates
         and leaves the writes pending, unanswered (see :meth:`abandon`).
         """
-        writes, acks = self._writes, self._acks
-        self._writes, self._acks = [], []
+        writes, acks, traces = self._writes, self._acks, self._traces
+        self._writes, self._acks, self._traces = [], [], []
         if not writes:
             return writes
         try:
-            transaction(writes)
+            if _tracing.ON:  # a child of the committing message's span, linked to each writer's
+                with _tracing.span(
+                    "store group commit", {"vibe.store.writes": len(writes)}, traces
+                ):
+                    transaction(writes)
+            else:
+                transaction(writes)
         except (StoreError, StoreRejected) as exc:
             reply = self._refuse(exc, writes)
             for ack in acks:
@@ -122,7 +132,7 @@ class GroupCommit(Generic[W]):
         except BaseException:
             # Not the store's refusal: a bug, or an interrupt. The writes stay pending (ahead of
             # any submitted since) for the owner's crash hook to answer.
-            self._writes[:0], self._acks[:0] = writes, acks
+            self._writes[:0], self._acks[:0], self._traces[:0] = writes, acks, traces
             raise
         acknowledge = self._acknowledge
         for write, ack in zip(writes, acks, strict=True):
@@ -134,7 +144,7 @@ class GroupCommit(Generic[W]):
         """Answer every pending write ``reply`` without writing it (the owner is going away);
         returns how many there were."""
         acks = self._acks
-        self._writes, self._acks = [], []
+        self._writes, self._acks, self._traces = [], [], []
         for ack in acks:
             if ack is not None:
                 ack.resolve(reply)

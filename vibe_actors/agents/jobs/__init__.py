@@ -111,7 +111,7 @@ from typing import ClassVar, NamedTuple
 
 import msgspec
 
-from vibe_actors import Agent, Unavailable, handler
+from vibe_actors import Agent, Unavailable, _tracing, handler
 from vibe_actors.agents.jobs._dispatcher import JobDispatcher
 from vibe_actors.agents.jobs._health import Recorder
 from vibe_actors.agents.jobs._internal import (
@@ -299,7 +299,10 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
                 return InvalidJob(detail=f"args of kind {msg.kind!r}: {exc}")
         retries = settings.default_retries if msg.retries is None else msg.retries
         timeout = settings.default_timeout if msg.timeout is None else msg.timeout
-        job = NewJob(uuid.uuid4().hex, msg.kind, args, retries, timeout, encode_caller(self.caller))
+        job = NewJob(
+            uuid.uuid4().hex, msg.kind, args, retries, timeout, encode_caller(self.caller),
+            _tracing.current_traceparent(),
+        )  # fmt: skip
         envelope = self.envelope
         request_id = envelope.request_id if envelope is not None else None
         # Group commit: Submits queued behind this one join the batch, Flush commits it.

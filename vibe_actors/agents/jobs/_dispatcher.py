@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import Agent, DeadlineExceeded, Ping, Pong, backoff_delay
+from vibe_actors import Agent, DeadlineExceeded, Ping, Pong, _tracing, backoff_delay
 from vibe_actors.agents.jobs._health import Recorder
 from vibe_actors.agents.jobs._internal import (
     Done,
@@ -158,10 +158,17 @@ class JobDispatcher:
         run = Run(job_id=job_id, kind=row.kind, target=target, args=row.args, attempt=attempt,
                   timeout=row.timeout, caller=row.caller)  # fmt: skip
         # A job runs on its own timeout, not on the deadline of the Submit that queued it.
-        future = (
-            agent.ref(worker).without_deadline().ask_future(run, timeout=row.timeout, callback=done)
+        ref = agent.ref(worker).without_deadline()
+        attributes = {"vibe.job.id": job_id, "vibe.job.kind": row.kind, "vibe.job.attempt": attempt}
+        span = _tracing.start("job attempt", row.traceparent, attributes)
+        if span is None:
+            future = ref.ask_future(run, timeout=row.timeout, callback=done)
+        else:  # the worker's handling of the Run is the attempt span's child
+            with _tracing.using(span):
+                future = ref.ask_future(run, timeout=row.timeout, callback=done)
+        self._flights[job_id] = Flight(
+            job_id, row.kind, worker, attempt, row.retries, future, span=span
         )
-        self._flights[job_id] = Flight(job_id, row.kind, worker, attempt, row.retries, future)
         # The worker enforces the timeout (from when its process is ready: kills the
         # process, answers "timed out"). The ask's deadline only holds while the Run is
         # queued; this timer is the backstop for a worker that never answers (resolving
@@ -189,6 +196,9 @@ class JobDispatcher:
         self._worker_done(flight.worker, msg.free)
         if msg.seconds is not None:
             self._metrics.duration.labels(kind=flight.kind).observe(msg.seconds)
+        if flight.span is not None:
+            outcome = "cancelled" if flight.cancelled else "succeeded" if msg.ok else "failed"
+            _tracing.finish(flight.span, outcome, None if msg.ok else msg.error or "failed")
         if flight.cancelled:
             self._agent.log.info("job_result_ignored", job_id=msg.job_id, reason="cancelled",
                                  ok=msg.ok)  # fmt: skip

@@ -82,6 +82,8 @@ class Flight:
     retries: int
     future: ReplyFuture
     cancelled: bool = False
+    #: The attempt's span (tracing on, submitted in a trace), ended with the attempt.
+    span: Any = None
 
 
 def describe(reply: Any) -> str:

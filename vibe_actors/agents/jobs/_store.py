@@ -62,11 +62,13 @@ CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at
 
 _COLUMNS = (
     "id, kind, args, state, attempts, retries, timeout, result, error, submitted_at, finished_at,"
-    " caller"
+    " caller, traceparent"
 )
 #: A job stored before callers were recorded runs its asks as an anonymous caller's: it may
 #: have come from any request, so it gets no more authority than the least one.
 _LEGACY_CALLER = ("jobs", "caller", "TEXT DEFAULT '{\"principal\":null}'")
+#: Version 2: the W3C traceparent of the submission (tracing on), for its attempts' spans.
+_TRACEPARENT = "ALTER TABLE jobs ADD COLUMN traceparent TEXT;"
 _encode_caller = msgspec.json.Encoder().encode
 _decode_caller = msgspec.json.Decoder(Caller).decode
 
@@ -86,6 +88,8 @@ class NewJob(NamedTuple):
     timeout: float
     #: Who submitted it (encoded with :func:`encode_caller`; None: trusted code).
     caller: str | None = None
+    #: The trace it was submitted in (W3C traceparent; None: tracing off, or no trace).
+    traceparent: str | None = None
 
 
 class JobRow(NamedTuple):
@@ -104,6 +108,8 @@ class JobRow(NamedTuple):
     finished_at: float | None
     #: On whose behalf its asks are sent (None: trusted code).
     caller: Caller | None = None
+    #: The trace it was submitted in: each attempt is a span of it (vibe_actors._tracing).
+    traceparent: str | None = None
 
 
 class Transition(NamedTuple):
@@ -150,7 +156,9 @@ def after(row: JobRow, change: Transition) -> JobRow:
 
 
 def _row(values: tuple[Any, ...]) -> JobRow:
-    (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin, who) = values
+    (job_id, kind, args, state, attempts, retries, timeout, result, error, sub, fin, who, tp) = (
+        values
+    )
     return JobRow(
         job_id,
         kind,
@@ -164,13 +172,14 @@ def _row(values: tuple[Any, ...]) -> JobRow:
         sub,
         fin,
         None if who is None else _decode_caller(who),
+        tp,
     )
 
 
 class JobStore(Store):
     """The jobs table of one coordinator (see the module docstring)."""
 
-    schema = Schema(_SCHEMA, legacy_columns=(_LEGACY_CALLER,))
+    schema = Schema(_SCHEMA, upgrades=(_TRACEPARENT,), legacy_columns=(_LEGACY_CALLER,))
 
     # -- reads -----------------------------------------------------------------------
 
@@ -210,9 +219,13 @@ class JobStore(Store):
         now = time.time()
         with self._db.transaction() as db:
             db.executemany(
-                "INSERT INTO jobs (id, kind, args, state, retries, timeout, submitted_at, caller)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                [(j.id, j.kind, j.args, j.retries, j.timeout, now, j.caller) for j in jobs],
+                "INSERT INTO jobs"
+                " (id, kind, args, state, retries, timeout, submitted_at, caller, traceparent)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                [
+                    (j.id, j.kind, j.args, j.retries, j.timeout, now, j.caller, j.traceparent)
+                    for j in jobs
+                ],
             )
         return now
 

@@ -27,6 +27,7 @@ from vibe_actors import (
     MailboxFull,
     Unavailable,
     UnknownMessage,
+    _tracing,
 )
 from vibe_actors._envelope import Envelope
 from vibe_actors.agents.pubsub._listeners import callback
@@ -91,7 +92,12 @@ class Fanout:
         if entry is None:
             return 0  # closed; its Unlisten is on the way
         try:
-            entry.callback(event)
+            if _tracing.ON:  # a listener (an SSE stream) takes the event in the trace
+                attributes = {"vibe.listener": listener, "vibe.topic": event.topic}
+                with _tracing.span("pubsub listener", attributes):
+                    entry.callback(event)
+            else:
+                entry.callback(event)
         except Exception:  # a listener's bug must not fail the publish: logged, kept
             agent.log.exception("pubsub_listener_failed", listener=listener, topic=event.topic)
             return 0

@@ -79,7 +79,7 @@ from typing import ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, Caller, Forbidden, Message, UnknownAgent, handler
+from vibe_actors import Agent, Caller, Forbidden, Message, UnknownAgent, _tracing, handler
 from vibe_actors.agents.scheduler._metrics import build_metrics
 from vibe_actors.agents.scheduler._store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents.scheduler.protocol import (
@@ -237,6 +237,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
             next_at=msg.at if msg.at is not None else now + (msg.every or 0.0),
             decoded=decoded,
             caller=caller,
+            traceparent=_tracing.current_traceparent(),
         )
         try:
             if entry.durable:
@@ -398,7 +399,12 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
                     error=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
                 return "undeliverable"
-        self.ref(entry.target).tell(entry.decoded, caller=entry.caller)
+        if entry.traceparent is None or not _tracing.ON:
+            self.ref(entry.target).tell(entry.decoded, caller=entry.caller)
+        else:  # a span of the trace it was scheduled in, the delivery its child
+            attributes = {"vibe.schedule": entry.name, "vibe.schedule.fired": entry.fired}
+            with _tracing.resumed("scheduler deliver", entry.traceparent, attributes):
+                self.ref(entry.target).tell(entry.decoded, caller=entry.caller)
         return "delivered"
 
     def _count(self) -> None:

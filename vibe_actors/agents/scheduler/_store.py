@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS reminders (
 #: A reminder stored before callers were recorded is delivered as an anonymous caller's:
 #: it may have come from any request, so it gets no more authority than the least one.
 _LEGACY_CALLER = ("reminders", "caller", "TEXT DEFAULT '{\"principal\":null}'")
+#: Version 2: the W3C traceparent of the span that scheduled the reminder (tracing on), so
+#: that its deliveries, after a restart too, join that trace.
+_TRACEPARENT = "ALTER TABLE reminders ADD COLUMN traceparent TEXT;"
 _encode_caller = msgspec.json.Encoder().encode
 _decode_caller = msgspec.json.Decoder(Caller).decode
 
@@ -57,6 +60,8 @@ class ReminderRow:
     fired: int
     #: Who it was scheduled for (None: trusted code); delivered on that caller's behalf.
     caller: Caller | None = None
+    #: The trace it was scheduled in (W3C traceparent; None: tracing was off, or no trace).
+    traceparent: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +80,7 @@ class Entry:
     #: The decoded message; None until known (a reloaded reminder decodes at first fire).
     decoded: Any = None
     caller: Caller | None = None
+    traceparent: str | None = None
 
     @property
     def kind(self) -> str:
@@ -85,13 +91,14 @@ class Entry:
         return cls(
             name=row.name, target=row.target, message=row.message, at=row.at,
             every=row.every, durable=True, next_at=next_at, fired=row.fired,
-            caller=row.caller,
+            caller=row.caller, traceparent=row.traceparent,
         )  # fmt: skip
 
     def row(self) -> ReminderRow:
         return ReminderRow(
             name=self.name, target=self.target, message=self.message, at=self.at,
             every=self.every, next_at=self.next_at, fired=self.fired, caller=self.caller,
+            traceparent=self.traceparent,
         )  # fmt: skip
 
 
@@ -153,11 +160,12 @@ class ScheduleBook:
 class SchedulerStore(Store):
     """The reminders of one scheduler agent; used from the agent's thread only."""
 
-    schema = Schema(SCHEMA, legacy_columns=(_LEGACY_CALLER,))
+    schema = Schema(SCHEMA, upgrades=(_TRACEPARENT,), legacy_columns=(_LEGACY_CALLER,))
 
     def load(self) -> list[ReminderRow]:
         rows = self._db.execute(
-            "SELECT name, target, message, at, every, next_at, fired, caller FROM reminders"
+            "SELECT name, target, message, at, every, next_at, fired, caller, traceparent"
+            " FROM reminders"
         ).fetchall()
         return [
             ReminderRow(
@@ -169,8 +177,9 @@ class SchedulerStore(Store):
                 next_at,
                 fired,
                 None if caller is None else _decode_caller(caller),
+                traceparent,
             )  # fmt: skip
-            for name, target, message, at, every, next_at, fired, caller in rows
+            for name, target, message, at, every, next_at, fired, caller, traceparent in rows
         ]
 
     def save(self, row: ReminderRow) -> None:
@@ -178,8 +187,8 @@ class SchedulerStore(Store):
         with self._db.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO reminders"
-                " (name, target, message, at, every, next_at, fired, caller)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " (name, target, message, at, every, next_at, fired, caller, traceparent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.name,
                     row.target,
@@ -189,6 +198,7 @@ class SchedulerStore(Store):
                     row.next_at,
                     row.fired,
                     None if row.caller is None else _encode_caller(row.caller).decode(),
+                    row.traceparent,
                 ),
             )
 

@@ -50,7 +50,7 @@ from typing import ClassVar
 
 import msgspec
 
-from vibe_actors import Agent, handler
+from vibe_actors import Agent, _tracing, handler
 from vibe_actors.agents.state._metrics import build_metrics
 from vibe_actors.agents.state._store import Mismatch, StateStore
 from vibe_actors.agents.state.protocol import (
@@ -195,7 +195,11 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
         now = time.time()
         expires_at = None if msg.ttl is None else now + msg.ttl
         try:
-            outcome = self._db.put(msg.key, blob, msg.expected_version, expires_at, now)
+            if _tracing.ON:
+                with _tracing.span("store write", {"vibe.store.operation": "put"}):
+                    outcome = self._db.put(msg.key, blob, msg.expected_version, expires_at, now)
+            else:
+                outcome = self._db.put(msg.key, blob, msg.expected_version, expires_at, now)
         except StoreError as exc:
             return self.write_failed(exc, "Put")
         self.write_succeeded()
@@ -232,7 +236,11 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
         if invalid is not None:
             return invalid
         try:
-            outcome = self._db.delete(msg.key, msg.expected_version, time.time())
+            if _tracing.ON:
+                with _tracing.span("store write", {"vibe.store.operation": "delete"}):
+                    outcome = self._db.delete(msg.key, msg.expected_version, time.time())
+            else:
+                outcome = self._db.delete(msg.key, msg.expected_version, time.time())
         except StoreError as exc:
             return self.write_failed(exc, "Delete")
         self.write_succeeded()

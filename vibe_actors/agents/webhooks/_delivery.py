@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -243,3 +243,6 @@ class Pending:
     #: The subscription's secret: each attempt is signed anew (its timestamp is its own).
     secret: str = field(default="", repr=False)
     attempt: int = 0
+    #: The trace the event was delivered in (tracing on), and the current attempt's span.
+    traceparent: str | None = None
+    span: Any = None

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vibe_actors import Agent, Caller, Deferred, ErrorReply, backoff_delay, encode_json
+from opentelemetry.trace import SpanKind
+
+from vibe_actors import Agent, Caller, Deferred, ErrorReply, _tracing, backoff_delay, encode_json
 from vibe_actors.agents.pubsub import protocol as pubsub
 from vibe_actors.agents.webhooks._delivery import (
     Attempted,
@@ -41,6 +43,8 @@ from vibe_actors.agents.webhooks._http_client import (
 from vibe_actors.agents.webhooks._metrics import Metrics
 from vibe_actors.agents.webhooks._store import Subscription, load, save
 from vibe_actors.agents.webhooks.protocol import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
+
+CLIENT = SpanKind.CLIENT
 
 __all__ = ["PendingCheck", "WebhookDispatcher"]
 
@@ -169,7 +173,10 @@ class WebhookDispatcher:
             SIGNATURE_HEADER: sign(sub.secret, body),
             "X-Vibe-Delivery": delivery,
         }
-        return Pending(delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers, sub.secret)
+        return Pending(
+            delivery, sub.id, msg.topic, msg.seq, sub.url, body, headers, sub.secret,
+            traceparent=_tracing.current_traceparent(),
+        )  # fmt: skip
 
     def _breaker(self, url: str) -> Breaker:
         breaker = self._breakers.get(url)
@@ -197,6 +204,13 @@ class WebhookDispatcher:
                 pending.secret, pending.delivery, timestamp, pending.body
             ),
         }
+        attributes = {
+            "http.request.method": "POST", "server.address": origin(pending.url),
+            "vibe.webhook.delivery": pending.delivery, "vibe.webhook.attempt": pending.attempt,
+        }  # fmt: skip
+        pending.span = _tracing.start("webhook POST", pending.traceparent, attributes, CLIENT)
+        if pending.span is not None:  # the receiver's spans join the trace (traceparent)
+            headers.update(_tracing.headers_of(pending.span))
         self.workers.submit(
             Post(pending.delivery, pending.attempt, pending.url, pending.body, headers)
         )
@@ -207,6 +221,11 @@ class WebhookDispatcher:
         if msg.incarnation != self._agent.incarnation or pending is None:
             return
         retryable = is_retryable(msg.outcome, msg.status)
+        if pending.span is not None:
+            if msg.status is not None:
+                pending.span.set_attribute("http.response.status_code", msg.status)
+            _tracing.finish(pending.span, msg.outcome, msg.error)
+            pending.span = None
         breaker = self._breaker(pending.url)
         if msg.outcome in ("delivered", "http_error") and not retryable:
             breaker.success()  # the endpoint answered
