@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -32,6 +32,7 @@ from vibe_actors import (
     ActorSystem,
     AgentAbandoned,
     CircuitOpened,
+    ReloadRejected,
     RuntimeEvent,
     SupervisorGaveUp,
     TreeReloaded,
@@ -127,13 +128,16 @@ class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Reload(msgspec.Struct, frozen=True, kw_only=True):
-    """A live reload applied (SIGHUP)."""
+    """A live reload (SIGHUP): applied, applied in part (``failed``: agents that did not
+    start), or rejected before anything changed (``problems``: the wiring file's)."""
 
     at: float
-    added: list[str]
-    removed: list[str]
-    changed: list[str]
-    failed: list[str]
+    outcome: Literal["applied", "partial", "rejected"]
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    failed: list[str] = []
+    problems: list[str] = []
 
 
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
@@ -149,7 +153,8 @@ class Escalation(msgspec.Struct, frozen=True, kw_only=True):
 
 class SystemView(msgspec.Struct, frozen=True, kw_only=True):
     """``GET /v1/system``: the running system at a glance (reloads and escalations since
-    this gateway started serving, the newest 50 of each)."""
+    this gateway started serving, the newest 50 of each). ``started_at``: when the
+    system started running (wall clock)."""
 
     started_at: float
     uptime_seconds: float
@@ -161,6 +166,21 @@ class SystemView(msgspec.Struct, frozen=True, kw_only=True):
     auth: bool
     reloads: list[Reload]
     escalations: list[Escalation]
+
+
+def _reload(event: RuntimeEvent) -> Reload:
+    """The history entry of a :class:`TreeReloaded` or :class:`ReloadRejected`."""
+    if isinstance(event, ReloadRejected):
+        return Reload(at=event.at, outcome="rejected", problems=list(event.problems))
+    assert isinstance(event, TreeReloaded)
+    return Reload(
+        at=event.at,
+        outcome="partial" if event.failed else "applied",
+        added=list(event.added),
+        removed=list(event.removed),
+        changed=list(event.changed),
+        failed=list(event.failed),
+    )
 
 
 def escalation(event: RuntimeEvent) -> Escalation:
@@ -249,19 +269,12 @@ class ConsoleRoutes:
         self._guard(request, self.settings.introspect, "Agents")
         system = self.system
         reloads = [
-            Reload(
-                at=event.at,
-                added=list(event.added),
-                removed=list(event.removed),
-                changed=list(event.changed),
-                failed=list(event.failed),
-            )
-            for event in self.runtime_events.recent((TreeReloaded,))
-            if isinstance(event, TreeReloaded)
+            _reload(event) for event in self.runtime_events.recent((TreeReloaded, ReloadRejected))
         ]
+        started_at = system.started_at or self.started_at  # the system's; else this app's
         view = SystemView(
-            started_at=self.started_at,
-            uptime_seconds=round(time.time() - self.started_at, 3),
+            started_at=started_at,
+            uptime_seconds=round(time.time() - started_at, 3),
             running=system.running,
             failure=system.failure,
             agents=len(system.names()),

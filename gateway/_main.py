@@ -30,7 +30,7 @@ from gateway._server import (
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 from gateway._tracing import TracingNotInstalled
 from gateway._tracing import configure as configure_tracing
-from vibe_actors import ActorSystem, StartFailed
+from vibe_actors import ActorSystem, ReloadRejected, StartFailed
 
 __all__ = ["main"]
 
@@ -99,7 +99,9 @@ def reload_wiring(system: ActorSystem, wiring: str, app: Gateway) -> None:
         report = phoenix.reload(system, wiring)
     except (phoenix.WiringError, ValueError, TypeError) as exc:
         app.metrics.reloaded("failed")
-        _log.error("reload_failed", problems=str(exc).splitlines())
+        problems = str(exc).splitlines()
+        _log.error("reload_failed", problems=problems)
+        system.events.publish(ReloadRejected(problems=tuple(problems)))  # the reload history
         return
     app.catalog.clear()
     app.metrics.reloaded("ok" if not report.failed else "partial")

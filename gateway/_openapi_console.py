@@ -17,7 +17,7 @@ _REF = "#/components/schemas/{name}"
 RUNTIME_EVENT_NAMES = (
     "AgentCrashedEvent", "AgentRestarted", "SupervisorGaveUp", "AgentAbandoned",
     "CircuitOpened", "DeadLettered", "DynamicChildStarted", "DynamicChildTerminated",
-    "TreeReloaded", "AgentDeclaredHung", "PolicyDenied", "AuditChainBroken",
+    "TreeReloaded", "ReloadRejected", "AgentDeclaredHung", "PolicyDenied", "AuditChainBroken",
 )  # fmt: skip
 _RUNTIME_EVENT = {
     "type": "object",

@@ -94,6 +94,7 @@ SURFACE: dict[str, set[str]] = {
         "Terminated",
         "TreeNode",
         "TreeReloaded",
+        "ReloadRejected",
         "Unavailable",
         "UnavailableError",
         "UnknownAgent",

@@ -127,6 +127,16 @@ class TreeReloaded(RuntimeEvent):
     failed: tuple[str, ...] = ()
 
 
+class ReloadRejected(RuntimeEvent):
+    """A live reload was refused before anything changed (an invalid wiring file).
+
+    Published by whatever reloads (the gateway on SIGHUP); ``problems`` are its
+    one-line problems (``file:line:col: path: message``), never a secret's value.
+    """
+
+    problems: tuple[str, ...]
+
+
 class EventStream:
     """Publish/subscribe for :class:`RuntimeEvent` within one system."""
 

@@ -136,6 +136,8 @@ class ActorSystem(EntityAccess, Introspection):
         self._timers: TimerService
         self._lock = threading.RLock()
         self._state = "new"
+        #: Wall-clock time (time.time()) the system became running; None before.
+        self.started_at: float | None = None
         self._done = threading.Event()
         #: Supervisors that gave up and incarnations abandoned, by name (for the metrics).
         self.failures = FailureCounts()
@@ -170,6 +172,7 @@ class ActorSystem(EntityAccess, Introspection):
             self._done.set()
             raise
         self._state = "running"
+        self.started_at = time.time()
         _log.info("system_started", agents=len(self._cells))
         return self
 

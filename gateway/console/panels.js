@@ -144,7 +144,10 @@ export async function refreshSystem() {
   $("link-openapi").href = `${base}/v1/openapi.json`;
   const reloads = clear($("system-reloads"));
   for (const r of view.reloads.slice().reverse()) {
-    reloads.append(el("li", { text: `${time(r.at)} added [${r.added}] removed [${r.removed}] changed [${r.changed}] failed [${r.failed}]` }));
+    const what = r.outcome === "rejected"
+      ? `rejected: ${r.problems.join("; ")}`
+      : `${r.outcome}: added [${r.added}] removed [${r.removed}] changed [${r.changed}] failed [${r.failed}]`;
+    reloads.append(el("li", { text: `${time(r.at)} ${what}` }));
   }
   const escalations = clear($("system-escalations"));
   for (const e of view.escalations.slice().reverse()) {

@@ -284,6 +284,25 @@ def test_the_system_view_shows_uptime_store_reloads_and_escalations(gateway, tmp
     system.apply(grown)
     (reload,) = client.get("/v1/system").json()["reloads"]
     assert reload["added"] == ["w2"] and reload["failed"] == []
+    assert reload["outcome"] == "applied"
+    assert view["started_at"] == system.started_at  # the system's start, not the app's
+
+
+def test_a_rejected_reload_is_in_the_history_with_its_problems(gateway, tmp_path):
+    from gateway._main import reload_wiring
+    from vibe_actors import ReloadRejected
+
+    system, client = gateway(tree())
+    seen: list[ReloadRejected] = []
+    system.events.subscribe(lambda e: isinstance(e, ReloadRejected) and seen.append(e))
+    broken = tmp_path / "wiring.yaml"
+    broken.write_text("version: 1\nroot: [\n")
+    reload_wiring(system, str(broken), client.app)
+    (reload,) = client.get("/v1/system").json()["reloads"]
+    assert reload["outcome"] == "rejected" and reload["added"] == []
+    assert reload["problems"] and str(broken) in reload["problems"][0]
+    (event,) = seen
+    assert list(event.problems) == reload["problems"]
 
 
 def test_escalations_show_with_a_hung_agents_stack(gateway):

@@ -5,7 +5,7 @@ ledger stream ``stream`` (default ``audit`` in agent ``ledger``):
 
 * supervision: :class:`AgentCrashedEvent`, :class:`AgentRestarted`,
   :class:`SupervisorGaveUp` (an escalation), :class:`AgentAbandoned`;
-* :class:`TreeReloaded` and the policy agent's :class:`PolicyChanged`;
+* :class:`TreeReloaded`, :class:`ReloadRejected` and the policy agent's :class:`PolicyChanged`;
 * :class:`CircuitOpened`: a gateway refuses a message type that kept crashing
   its agent's handler;
 * policy denials (:class:`PolicyDenied`, from the policy agent or a gateway's
@@ -64,6 +64,7 @@ from vibe_actors import (
     Deferred,
     ErrorReply,
     Ref,
+    ReloadRejected,
     RuntimeEvent,
     SupervisorGaveUp,
     TreeReloaded,
@@ -109,6 +110,7 @@ AUDITED_EVENTS = (
     SupervisorGaveUp,
     AgentAbandoned,
     TreeReloaded,
+    ReloadRejected,
     PolicyDenied,
     PolicyChanged,
     CircuitOpened,
@@ -119,6 +121,7 @@ _AuditedEvent = (
     | SupervisorGaveUp
     | AgentAbandoned
     | TreeReloaded
+    | ReloadRejected
     | PolicyDenied
     | PolicyChanged
     | CircuitOpened
