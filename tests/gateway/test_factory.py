@@ -130,3 +130,39 @@ def test_vibe_otel_configures_tracing_and_its_provider_is_shut_down_last(monkeyp
     monkeypatch.setattr(provider, "shutdown", lambda: shut.append(real_shutdown()))
     app._stop()  # no system was started: only the provider to shut down
     assert shut == [None]
+
+
+def test_gunicorns_uvicorn_worker_serves_the_factory_and_sigterm_drains(tmp_path):
+    """``gunicorn 'gateway:app_factory()' -k uvicorn_worker.UvicornWorker``: as users run
+    Starlette apps; the worker's lifespan starts and stops the system."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    path = tmp_path / "wiring.yaml"
+    path.write_text(WIRING)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
+    env.update(VIBE_WIRING=str(path), VIBE_DATA_DIR=str(tmp_path / "var"), VIBE_DRAIN_TIMEOUT="10")
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "gateway:app_factory()",
+             "-k", "uvicorn_worker.UvicornWorker", "-w", "1", "-b", f"127.0.0.1:{port}",
+             "--graceful-timeout", "15"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: healthy(url) or process.poll() is not None, 30, "gunicorn to serve")
+        assert process.poll() is None, log_path.read_text()
+        assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
+        reply = httpx.post(f"{url}/v1/agents/w/Add", json={"n": 5})
+        assert reply.json() == {"type": "Total", "total": 5}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert code == 0, log_path.read_text()
+    # gunicorn's own lines are its format; the gateway's (and the worker's uvicorn's) JSON.
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
+    logged = events("\n".join(lines))
+    names = [e["event"] for e in logged]
+    assert names.index("gateway_started") < names.index("system_stopped")
+    (stopped,) = [e for e in logged if e["event"] == "system_stopped"]
+    assert stopped["clean"] is True
