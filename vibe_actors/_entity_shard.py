@@ -28,7 +28,6 @@ for the next incarnation.
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -110,7 +109,7 @@ class Shard(Agent):
         self._stats.active[self._index] = self.active
         table = self._host.handlers  # this incarnation's: each entity message type dispatched
         for message_type, fn in self._entity_handlers.items():
-            table.setdefault(message_type, partial(self._dispatch, fn))
+            table.setdefault(message_type, self._dispatcher(fn))
         if self._idle_after > 0:
             self.start_timer("sweep", _Sweep(), self._idle_after / 2, repeat=True)
 
@@ -139,51 +138,57 @@ class Shard(Agent):
         env: Envelope = self._host.current  # type: ignore[assignment] # always set in a handler
         if env.entity is None or self._fallback is None:  # or a message of the shard's own
             return self._refuse(env, message)
-        return self._dispatch(self._fallback, self, message)
+        return self._dispatcher(self._fallback)(self, message)
 
-    def _dispatch(self, fn: Callable[..., Any], _agent: Shard, message: Any) -> Any:
-        """Run entity handler ``fn`` on ``message``'s entity (activated if it is not active).
+    def _dispatcher(self, fn: Callable[..., Any]) -> Callable[[Shard, Any], Any]:
+        """The handler-table entry that runs entity handler ``fn`` on a message's entity
+        (activated if it is not active).
 
-        In a shard's handler table for every message type its entity class
-        declares (a partial of this bound method and the handler: the receive loop
-        calls it directly, with the agent, which is this shard).
+        One per message type the entity class declares, in this incarnation's
+        handler table, so the receive loop calls it directly (with the agent,
+        this shard): the hot path of every entity message, kept to locals and
+        the handler's call.
         """
-        # The hot path of every entity message: locals, no helper calls but the handler's.
-        env: Envelope = self._host.current  # type: ignore[assignment] # always set in a handler
-        entity_id = env.entity
-        if entity_id is None:  # sent to the shard itself, not to one of its entities
-            return self._refuse(env, message)
-        active = self.active
-        entity = active.get(entity_id)
-        if entity is None:
-            activated = self._activate(entity_id, env)
-            if isinstance(activated, ErrorReply):
-                return activated
-            entity = activated
-        elif entity is not self._last:  # most recently used last (a burst moves it once)
-            del active[entity_id]
-            active[entity_id] = entity
-            self._last = entity
-        entity._last_used = self._clock()  # noqa: SLF001 - the shard keeps its entities' clocks
-        durable = self._durable
-        if durable is not None:
-            return durable.handle(entity, fn, message, env)
-        try:
-            result = fn(entity, message)
-        except Exception as exc:  # noqa: BLE001 - one entity's crash: it alone is dropped
-            return self.entity_crashed(entity, env, exc)
-        if self._to_passivate:
-            self.after_message()
-        return result
+        clock, durable = self._clock, self._durable
+
+        def dispatch(self: Shard, message: Any) -> Any:
+            env: Envelope = self._host.current  # type: ignore[assignment] # set in a handler
+            entity_id = env.entity
+            if entity_id is None:  # sent to the shard itself, not to one of its entities
+                return self._refuse(env, message)
+            active = self.active
+            entity = active.get(entity_id)
+            if entity is None:
+                activated = self._activate(entity_id, env)
+                if isinstance(activated, ErrorReply):
+                    return activated
+                entity = activated
+            elif entity is not self._last:  # most recently used last (a burst moves it once)
+                del active[entity_id]
+                active[entity_id] = entity
+                self._last = entity
+            entity._last_used = clock()  # noqa: SLF001 - the shard keeps its entities' clocks
+            if durable is not None:
+                return durable.handle(entity, fn, message, env)
+            try:
+                result = fn(entity, message)
+            except Exception as exc:  # noqa: BLE001 - one entity's crash: it alone is dropped
+                return self.entity_crashed(entity, env, exc)
+            if self._to_passivate:
+                self.after_message()
+            return result
+
+        return dispatch
 
     def after_message(self) -> None:
-        """Passivate what was asked for (Entity.passivate) and what is over max_active."""
+        """Passivate what was asked for during the message (Entity.passivate).
+
+        (``max_active`` is held at activation, the only time the table grows.)
+        """
         if self._to_passivate:
             ids, self._to_passivate = self._to_passivate, []
             for entity_id in ids:
                 self.passivate(entity_id, PassivationReason.REQUESTED)
-        while (oldest := over_limit(self.active, self._max_active)) is not None:
-            self.passivate(oldest, PassivationReason.MAX_ACTIVE)
 
     def current_envelope(self) -> Envelope | None:
         return self._host.current
