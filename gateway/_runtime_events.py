@@ -33,7 +33,7 @@ import msgspec
 import structlog
 
 from gateway._app_settings import AppSettings
-from gateway._sse import StreamRefused, parse_last_event_id, sse_pump
+from gateway._sse import StreamRefused, parse_last_event_id, run_on_loop, sse_pump
 from vibe_actors import ActorSystem, RuntimeEvent
 
 __all__ = ["RuntimeEvents"]
@@ -124,17 +124,7 @@ class RuntimeEvents:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # not on an event loop: hand the work to the streams' loop
-            running = None
-        if running is loop:
-            self._end_streams()
-        else:
-            loop.call_soon_threadsafe(self._end_streams)
+        run_on_loop(self._loop, self._end_streams)
 
     def _end_streams(self) -> None:
         for stream in list(self._streams):

@@ -68,6 +68,7 @@ __all__ = [
     "StreamRefused",
     "TopicStreams",
     "parse_last_event_id",
+    "run_on_loop",
     "sse_pump",
 ]
 
@@ -142,17 +143,7 @@ class TopicStreams:
         Safe from any thread: the streams are ended on their event loop.
         """
         self._closing = True
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # not on an event loop: hand the work to the streams' loop
-            running = None
-        if running is loop:
-            self._end_streams()
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._end_streams)
+        run_on_loop(self._loop, self._end_streams)
 
     def _end_streams(self) -> None:
         for stream in list(self._open):
@@ -456,6 +447,21 @@ class _Stream:
             }
         )
         return prefix + b"id: %d\nevent: message\ndata: %s\n\n" % (event.seq, data)
+
+
+def run_on_loop(loop: asyncio.AbstractEventLoop | None, work: Callable[[], None]) -> None:
+    """Run ``work`` on ``loop`` (the streams' loop): now if this thread runs it, else
+    handed to it; nothing if there is no loop or it is closed. Safe from any thread."""
+    if loop is None or loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # not on an event loop: hand the work to the streams' loop
+        running = None
+    if running is loop:
+        work()
+    else:
+        loop.call_soon_threadsafe(work)
 
 
 def parse_last_event_id(raw: bytes | None) -> int | None:
