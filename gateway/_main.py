@@ -29,6 +29,7 @@ from gateway._server import (
 )
 from gateway._settings import GatewaySettings, SettingsError, parse_settings
 from vibe_actors import ActorSystem, StartFailed
+from vibe_actors.store import StoreError, StoreUrlError, check_store
 
 __all__ = ["main"]
 
@@ -41,12 +42,21 @@ def _fail(lines: Sequence[str], code: int, fmt: str = "json", event: str = "gate
 
 
 def boot(settings: GatewaySettings) -> ActorSystem:
-    """Load and validate the wiring, then start the system (data_dir from the settings).
+    """Load and validate the wiring, check the store, then start the system (data_dir, and
+    the store when given, from the settings).
 
-    Raises :class:`phoenix.WiringError` and :class:`vibe_actors.StartFailed`.
+    Raises :class:`phoenix.WiringError`, :class:`vibe_actors.store.StoreUrlError` and
+    :class:`vibe_actors.store.StoreError` (the database cannot be reached: one line, no
+    password), and :class:`vibe_actors.StartFailed`.
     """
     root, system_config = phoenix.build(phoenix.load(settings.wiring))
-    system_config = msgspec.structs.replace(system_config, data_dir=settings.data_dir)
+    system_config = msgspec.structs.replace(
+        system_config,
+        data_dir=settings.data_dir,
+        store=settings.store or system_config.store,
+    )
+    location = check_store(system_config.store)
+    _log.info("store_checked", backend=location.kind, location=location.shown)
     return ActorSystem(root, system_config).start()
 
 
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc).splitlines(), 1, fmt, "invalid_wiring")
     except StartFailed as exc:
         return _fail([str(exc)], 1, fmt, "start_failed")
+    except (StoreError, StoreUrlError) as exc:
+        return _fail([str(exc)], 1, fmt, "store_unavailable")
     return serve(system, settings)
 
 
