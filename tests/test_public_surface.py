@@ -153,6 +153,7 @@ SURFACE: dict[str, set[str]] = {
         "degrade_for",
         "open_store",
         "parse_store_url",
+        "store_in_use",
     },
     "vibe_actors.agents.audit": {
         "AUDITED_EVENTS",

@@ -31,7 +31,14 @@ from vibe_actors.store._group_commit import Acknowledgement, BatchNotCommitted, 
 from vibe_actors.store._health import GuardedWrites, StorageUnavailable
 from vibe_actors.store._postgres import PostgresDatabase
 from vibe_actors.store._sqlite import SqliteDatabase, database_path
-from vibe_actors.store._store import ClosesStore, Store, check_store, degrade_for, open_store
+from vibe_actors.store._store import (
+    ClosesStore,
+    Store,
+    check_store,
+    degrade_for,
+    open_store,
+    store_in_use,
+)
 from vibe_actors.store._url import StoreLocation, StoreUrlError, parse_store_url
 
 __all__ = [
@@ -59,4 +66,5 @@ __all__ = [
     "degrade_for",
     "open_store",
     "parse_store_url",
+    "store_in_use",
 ]

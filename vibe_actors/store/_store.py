@@ -20,7 +20,7 @@ from vibe_actors.store._sqlite import SqliteDatabase, database_path
 from vibe_actors.store._store_metrics import build_store_metrics
 from vibe_actors.store._url import StoreLocation, StoreUrlError, parse_store_url
 
-__all__ = ["ClosesStore", "Store", "check_store", "degrade_for", "open_store"]
+__all__ = ["ClosesStore", "Store", "check_store", "degrade_for", "open_store", "store_in_use"]
 
 S = TypeVar("S", bound="Store")
 
@@ -88,10 +88,17 @@ def open_store(kind: type[S], agent: Agent[Any]) -> S:
         if location.shared:
             agent.log.warning("store_kept_local", backend="sqlite", shared=location.shown)
         database = SqliteDatabase(database_path(config.data_dir, agent.name), kind.schema)
-    metrics.info.labels(agent=agent.name, backend=database.dialect, location=_where(database)).set(
-        1
-    )
+    where = _where(database)
+    metrics.info.labels(agent=agent.name, backend=database.dialect, location=where).set(1)
+    metrics.used[agent.name] = where if database.shared else f"sqlite:{where}"
     return kind(database)
+
+
+def store_in_use(system: Any, agent: str) -> str | None:
+    """Where ``agent`` of ``system`` keeps its store: ``sqlite:<file>`` or the PostgreSQL
+    URL without its password; None if it has not opened one (it keeps no data)."""
+    used: str | None = system.shared_metrics("store", build_store_metrics).used.get(agent)
+    return used
 
 
 def check_store(url: str, timeout: float = 5.0) -> StoreLocation:

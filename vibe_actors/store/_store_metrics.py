@@ -52,6 +52,8 @@ class StoreMetrics:
             registry=registry,
         )
         self._pools: dict[str, Any] = {}
+        #: agent -> where its store is ("sqlite:<file>", or the PostgreSQL URL, no password).
+        self.used: dict[str, str] = {}
         self._lock = threading.Lock()
         registry.register(_PoolCollector(self))
 
