@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["database_url", "postgres_server", "postgres_url", "store"]
+__all__ = ["agent_sql", "database_url", "postgres_server", "postgres_url", "store"]
 
 
 def database_url(server: str, name: str) -> str:
@@ -96,3 +97,21 @@ def store(request: pytest.FixtureRequest) -> str:
         return ""
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def agent_sql(
+    data_dir: object, store: str, agent: str, statement: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
+    """Run ``statement`` (``?`` placeholders) on ``agent``'s tables behind its back, committed:
+    its SQLite file in ``data_dir``, or its namespace of the PostgreSQL ``store``."""
+    if not store:
+        db = sqlite3.connect(Path(str(data_dir)) / f"{agent}.db")
+        try:
+            with db:
+                return db.execute(statement, params).fetchall()
+        finally:
+            db.close()
+    with psycopg.connect(store) as connection:
+        connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(agent)))
+        cursor = connection.execute(statement.replace("?", "%s").encode(), params)
+        return cursor.fetchall() if cursor.description is not None else []
