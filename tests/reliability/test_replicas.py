@@ -4,11 +4,13 @@ Real ``python -m gateway`` processes on loopback, each with its own data
 directory, both started with ``--store`` naming one fresh database: a write on
 A reads on B; compare-and-set races between the replicas lose no update and
 let exactly one of two equal expectations win; a replica killed with SIGKILL
-during writes loses none of the writes it acknowledged.
+during writes loses none of the writes it acknowledged; appends through both
+replicas to one stream get gapless seqs and one chain that verifies on both.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -29,6 +31,17 @@ def _pair(gateways: Callable[..., Gateway], tmp_path: Path, url: str) -> tuple[G
     for replica in replicas:
         replica.wait_ready()
     return replicas[0], replicas[1]
+
+
+def _ledger_pair(
+    gateways: Callable[..., Gateway], tmp_path: Path, url: str
+) -> tuple[Gateway, Gateway]:
+    """Two replicas holding the same chain key (as a mounted secret would give them)."""
+    a = gateways(data_dir=tmp_path / "a", chaos=False, args=("--store", url))
+    keys = tmp_path / "b" / "keys"
+    keys.mkdir(parents=True, mode=0o700)
+    shutil.copy2(tmp_path / "a" / "keys" / "ledger.key", keys / "ledger.key")
+    return a, gateways(data_dir=tmp_path / "b", chaos=False, args=("--store", url))
 
 
 def _post(gateway: Gateway, message: str, body: dict[str, Any]) -> httpx.Response:
@@ -137,3 +150,28 @@ def test_sigkill_during_writes_keeps_every_acknowledged_write(gateways, tmp_path
     assert any(key.startswith("a") for key in acknowledged)
     for key in acknowledged:
         assert _post(b, "Get", {"key": key}).status_code == 200, key
+
+
+def test_appends_through_both_replicas_share_one_gapless_chain(gateways, tmp_path, postgres_url):
+    a, b = _ledger_pair(gateways, tmp_path, postgres_url)
+    acks: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def append(replica: Gateway, writer: int) -> None:
+        for n in range(20):
+            body = {"stream": "orders", "data": {"writer": writer, "n": n}}
+            ack = replica.ask("ledger", "Append", body)
+            with lock:
+                acks.append(ack)
+
+    threads = [threading.Thread(target=append, args=((a, b)[w % 2], w)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(ack["seq"] for ack in acks) == list(range(1, 81))
+    for replica in (a, b):
+        verified = replica.ask("ledger", "Verify", {"stream": "orders"})
+        assert verified["ok"] and verified["count"] == 80, verified
+    records = b.ask("ledger", "Read", {"stream": "orders", "limit": 100})["records"]
+    assert {r["seq"]: r["hash"] for r in records} == {ack["seq"]: ack["hash"] for ack in acks}
