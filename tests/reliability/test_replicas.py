@@ -18,25 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.reliability.conftest import ASK_HEADERS, Gateway
 
+pytestmark = pytest.mark.timeout(300)  # two gateways boot per test (busy CI machines)
+
 
 def _pair(gateways: Callable[..., Gateway], tmp_path: Path, url: str) -> tuple[Gateway, Gateway]:
-    replicas = []
-    for name in ("a", "b"):
-        replicas.append(
-            gateways(data_dir=tmp_path / name, chaos=False, args=("--store", url), ready=False)
-        )
-    for replica in replicas:
-        replica.wait_ready()
-    return replicas[0], replicas[1]
-
-
-def _ledger_pair(
-    gateways: Callable[..., Gateway], tmp_path: Path, url: str
-) -> tuple[Gateway, Gateway]:
-    """Two replicas holding the same chain key (as a mounted secret would give them)."""
+    """Two replicas on one database, holding the same ledger chain key (as a mounted secret
+    would give them: a replica with another key has its ledger degraded, see the ledger)."""
     a = gateways(data_dir=tmp_path / "a", chaos=False, args=("--store", url))
     keys = tmp_path / "b" / "keys"
     keys.mkdir(parents=True, mode=0o700)
@@ -153,7 +144,7 @@ def test_sigkill_during_writes_keeps_every_acknowledged_write(gateways, tmp_path
 
 
 def test_appends_through_both_replicas_share_one_gapless_chain(gateways, tmp_path, postgres_url):
-    a, b = _ledger_pair(gateways, tmp_path, postgres_url)
+    a, b = _pair(gateways, tmp_path, postgres_url)
     acks: list[dict[str, Any]] = []
     lock = threading.Lock()
 

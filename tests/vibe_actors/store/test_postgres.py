@@ -224,3 +224,22 @@ def test_state_answers_503_while_the_database_is_away_and_recovers(
         "vibe_store_errors_total", {"agent": "state", "kind": "unavailable"}
     )
     assert errors is not None and errors >= 1
+
+
+def test_the_pool_and_its_transactions_are_measured(make_system: Any, tmp_path, postgres_url):
+    system = make_system(
+        [WorkerSpec(name="state", agent=State)], data_dir=str(tmp_path), store=postgres_url
+    )
+    assert system.ref("state").ask(Put(key="k", value=1)).version == 1
+    registry, state = system.registry, {"agent": "state"}
+    wait_until(lambda: registry.get_sample_value("vibe_store_pool_connections", state) == 1, 5.0)
+    assert registry.get_sample_value("vibe_store_pool_available", state) == 1
+    assert registry.get_sample_value("vibe_store_pool_errors_total", state) == 0
+    assert registry.get_sample_value("vibe_store_pool_waits_total", state) is not None
+    assert registry.get_sample_value("vibe_store_pool_wait_seconds_total", state) is not None
+    assert registry.get_sample_value("vibe_store_transaction_seconds_count", state) >= 1
+    shown = parse_store_url(postgres_url).shown
+    where = {"agent": "state", "backend": "postgresql", "location": shown}
+    assert registry.get_sample_value("vibe_store_info", where) == 1
+    system.shutdown()
+    assert registry.get_sample_value("vibe_store_pool_connections", state) is None  # closed

@@ -6,13 +6,20 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from psycopg import sql
 
 from vibe_actors import (
@@ -46,6 +53,7 @@ from vibe_actors.agents.state._store import prefix_bound
 from vibe_actors.store._sqlite import database_path
 
 from tests.conftest import wait_until
+from tests.postgres import database_url
 
 
 def spec(config: StateConfig | dict | None = None, name: str = "state") -> WorkerSpec:
@@ -349,19 +357,31 @@ EXPECTATIONS = st.one_of(st.none(), st.integers(0, 4))
 class StateModel(RuleBasedStateMachine):
     """The agent against a dict of key -> (value, version), across crash restarts."""
 
+    #: A PostgreSQL server's URL: each example gets a database of its own there ("": SQLite).
+    server = ""
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="vibe-state-model-")
+        self.database = f"model_{uuid.uuid4().hex[:12]}" if self.server else ""
+        store = ""
+        if self.database:
+            with psycopg.connect(self.server, autocommit=True) as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+            store = database_url(self.server, self.database)
         root = SupervisorSpec(name="root", children=(spec(),), intensity=10, period=60.0)
-        self.system = ActorSystem(
-            root, SystemConfig(data_dir=self.dir, serialize_messages=True)
-        ).start()
+        config = SystemConfig(data_dir=self.dir, serialize_messages=True, store=store)
+        self.system = ActorSystem(root, config).start()
         self.model: dict[str, tuple[Any, int]] = {}
         self.incarnation = 1
 
     def teardown(self) -> None:
         self.system.shutdown(timeout=5.0)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.database:
+            with psycopg.connect(self.server, autocommit=True) as admin:
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                admin.execute(drop.format(sql.Identifier(self.database)))
 
     def _version(self, key: str) -> int:
         return self.model[key][1] if key in self.model else 0
@@ -415,6 +435,15 @@ class StateModel(RuleBasedStateMachine):
 
 TestStateModel = StateModel.TestCase
 TestStateModel.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+
+
+def test_the_model_holds_on_postgresql(postgres_server):
+    class OnPostgres(StateModel):
+        server = postgres_server
+
+    run_state_machine_as_test(
+        OnPostgres, settings=settings(max_examples=15, stateful_step_count=20, deadline=None)
+    )
 
 
 def test_keys_are_capped(make_system, tmp_path, store):
