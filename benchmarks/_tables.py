@@ -191,6 +191,19 @@ def _ledger(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _store(r: dict[str, Any]) -> list[str]:
+    rows = [[agent, variant, f"{x['per_s']:,.0f}", f"{x['p50_ms']:.2f}", f"{x['p99_ms']:.2f}"]
+            for agent in ("ledger", "state") for variant, x in r[agent].items()]  # fmt: skip
+    return [
+        "64 writer threads, each write durable before its reply (benchmarks/store.py): the",
+        "agent on its SQLite file (the baseline) and on a PostgreSQL database on a Unix socket;",
+        "`postgresql_x2`: two replicas' ledgers (32 writers each) appending to the same streams.",
+        "",
+        *_table(["agent", "store", "writes/s", "p50 ms", "p99 ms"], rows),
+        *_table(["ratio", "value"], [[k, f"{v:.2f}x"] for k, v in r["ratios"].items()]),
+    ]
+
+
 def _gateway(r: dict[str, Any]) -> list[str]:
     pykka = r.get("pykka")  # results from before 2026-12-05 have no Pykka reference
     rows = []
@@ -342,6 +355,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "codec": ("Codec", _codec),
     "peer": ("Peer: xoscar", _peer),
     "ledger": ("Durable ledger appends", _ledger),
+    "store": ("Shared store: PostgreSQL against SQLite", _store),
     "gateway": ("Gateway against bare ASGI", _gateway),
     "boot": ("Boot of the default wiring", _boot),
     "entities": ("Entities", _entities),

@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, tuple[bool, str]] = {
     "codec": (True, "taskset -c 0"),
     "peer": (True, "taskset -c 0"),
     "ledger": (True, "taskset -c 0"),
+    "store": (True, "taskset -c 0, the PostgreSQL server it starts on core 1"),
     "scale": (False, "each child process taskset -c 0"),
     "entities": (False, "each child process taskset -c 0"),
     "boot": (False, "both processes taskset -c 0"),

@@ -38,6 +38,7 @@ from vibe_actors import (
     TreeReloaded,
 )
 from vibe_actors.agents.watchdog.protocol import AgentDeclaredHung
+from vibe_actors.store import parse_store_url
 
 if TYPE_CHECKING:
     from gateway._app_settings import AppSettings
@@ -121,9 +122,12 @@ class DeadLetterReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the durable agents keep their data."""
+    """Where the durable agents keep their data: ``backend`` (``sqlite`` or ``postgresql``),
+    ``location`` (``sqlite``, or the PostgreSQL URL without its password) and the data
+    directory (SQLite files, and the stores not on PostgreSQL yet)."""
 
     backend: str
+    location: str
     data_dir: str
 
 
@@ -180,6 +184,13 @@ def _reload(event: RuntimeEvent) -> Reload:
         removed=list(event.removed),
         changed=list(event.changed),
         failed=list(event.failed),
+    )
+
+
+def _store_info(system: ActorSystem) -> StoreInfo:
+    location = parse_store_url(system.config.store)  # checked when the system started
+    return StoreInfo(
+        backend=location.kind, location=location.shown, data_dir=system.config.data_dir
     )
 
 
@@ -278,7 +289,7 @@ class ConsoleRoutes:
             running=system.running,
             failure=system.failure,
             agents=len(system.names()),
-            store=StoreInfo(backend="sqlite", data_dir=system.config.data_dir),
+            store=_store_info(system),
             chaos=self.settings.chaos,
             auth=bool(self._tokens),
             reloads=reloads,

@@ -31,6 +31,7 @@ from gateway._settings import GatewaySettings, SettingsError, parse_settings
 from gateway._tracing import TracingNotInstalled
 from gateway._tracing import configure as configure_tracing
 from vibe_actors import ActorSystem, ReloadRejected, StartFailed
+from vibe_actors.store import StoreError, StoreUrlError, check_store
 
 __all__ = ["main"]
 
@@ -43,12 +44,21 @@ def _fail(lines: Sequence[str], code: int, fmt: str = "json", event: str = "gate
 
 
 def boot(settings: GatewaySettings) -> ActorSystem:
-    """Load and validate the wiring, then start the system (data_dir from the settings).
+    """Load and validate the wiring, check the store, then start the system (data_dir, and
+    the store when given, from the settings).
 
-    Raises :class:`phoenix.WiringError` and :class:`vibe_actors.StartFailed`.
+    Raises :class:`phoenix.WiringError`, :class:`vibe_actors.store.StoreUrlError` and
+    :class:`vibe_actors.store.StoreError` (the database cannot be reached: one line, no
+    password), and :class:`vibe_actors.StartFailed`.
     """
     root, system_config = phoenix.build(phoenix.load(settings.wiring))
-    system_config = msgspec.structs.replace(system_config, data_dir=settings.data_dir)
+    system_config = msgspec.structs.replace(
+        system_config,
+        data_dir=settings.data_dir,
+        store=settings.store or system_config.store,
+    )
+    location = check_store(system_config.store)
+    _log.info("store_checked", backend=location.kind, location=location.shown)
     return ActorSystem(root, system_config).start()
 
 
@@ -86,6 +96,8 @@ def _boot_and_serve(settings: GatewaySettings) -> int:
         return _fail(str(exc).splitlines(), 1, fmt, "invalid_wiring")
     except StartFailed as exc:
         return _fail([str(exc)], 1, fmt, "start_failed")
+    except (StoreError, StoreUrlError) as exc:
+        return _fail([str(exc)], 1, fmt, "store_unavailable")
     return serve(system, settings)
 
 

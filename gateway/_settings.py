@@ -22,6 +22,7 @@ from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
 from gateway._cors import check_origins
 from gateway._server import ServerLimits
+from vibe_actors.store import StoreUrlError, parse_store_url
 
 __all__ = ["GatewaySettings", "SettingsError", "default_wiring_file", "parse_settings"]
 
@@ -60,6 +61,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8000
     wiring: str = "wiring.yaml"
     data_dir: str = "./var"
+    #: Where the durable agents keep their data (vibe_actors.store): "" keeps the wiring's
+    #: ``system.store`` (by default the SQLite files in data_dir); ``postgresql://...`` is one
+    #: database every replica shares. A secret (it may hold a password): never shown whole.
+    store: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     #: One line per request (gateway._access); None: on with the json format, off with console.
@@ -122,6 +127,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         # Tokens are secrets: never in a repr, a log line or an error message.
         shown = {f: getattr(self, f) for f in self.__struct_fields__ if f != "tokens"}
         shown["tokens"] = {principal: "***" for principal in self.tokens}
+        if self.store:
+            shown["store"] = parse_store_url(self.store).shown
         return f"GatewaySettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
@@ -142,6 +149,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"{name} must be > 0 and finite, got {value}")
         self._check_serving()
         self._check_streams()
+        try:
+            parse_store_url(self.store)
+        except StoreUrlError as exc:
+            raise ValueError(f"{_named('store')}: {exc}") from None
         if not (math.isfinite(self.drain_timeout) and self.drain_timeout >= 0):
             raise ValueError(f"drain_timeout must be >= 0 and finite, got {self.drain_timeout}")
         if self.gc_threshold < 0:
@@ -281,6 +292,12 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "exists, else the one shipped in the package: the 13 system agents)",
     ),
     "data_dir": ("VIBE_DATA_DIR", "directory for the agents' durable data (SQLite files)"),
+    "store": (
+        "VIBE_STORE",
+        "where the durable agents keep their data: empty for the SQLite files in --data-dir "
+        "(or the wiring's system.store), or postgresql://user:password@host:port/dbname for one "
+        "database shared by every replica",
+    ),
     "log_level": ("VIBE_LOG_LEVEL", "debug, info, warning or error"),
     "log_format": ("VIBE_LOG_FORMAT", "json (one object per line) or console (for people)"),
     "access_log": (

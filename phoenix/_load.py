@@ -31,6 +31,7 @@ from vibe_actors import (
 )
 from vibe_actors.ray import INSTALL_HINT, RaySettings, ray_available
 from vibe_actors.ray._host import reply_targets
+from vibe_actors.store import StoreUrlError, parse_store_url
 
 __all__ = ["Wiring", "load", "load_text"]
 
@@ -92,6 +93,8 @@ def load_text(
     templates = check_dynamic(raw_root, "$.root", doc, _import)
     directives = resolve_directives(raw_root, "$.root", doc)
     _check_ray(nodes, agents, doc)
+    if top is not INVALID:
+        _check_store(top.system.store, doc)
     if doc.problems or top is INVALID or not isinstance(root, SupervisorNode):
         # What stands in for an unreadable value has its problem already: no second one.
         found = doc.problems[read:]
@@ -148,6 +151,14 @@ def _raw_nodes(value: Any, path: str) -> Iterator[_Raw]:
     if isinstance(children, list):
         for index, child in enumerate(children):
             yield from _raw_nodes(child, f"{path}.children[{index}]")
+
+
+def _check_store(url: str, doc: Document) -> None:
+    """``system.store`` must name a backend this version has (see vibe_actors.store)."""
+    try:
+        parse_store_url(url)
+    except StoreUrlError as exc:
+        doc.problem("$.system.store", str(exc))
 
 
 def _problem(file: str, message: str) -> WiringProblem:

@@ -14,6 +14,8 @@ from vibe_actors import ActorSystem, SupervisorSpec, SystemConfig, WorkerSpec
 
 from tests.vibe_actors.agents import Journal
 
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The test run is an edge, like the CLI: configure logging here, once.

@@ -137,7 +137,7 @@ export async function refreshSystem() {
   facts($("system-facts"), [
     ["uptime", `${Math.round(view.uptime_seconds)} s`], ["running", String(view.running)],
     ["failure", view.failure], ["agents", view.agents],
-    ["store", `${view.store.backend} in ${view.store.data_dir}`],
+    ["store", view.store.backend === "sqlite" ? `sqlite in ${view.store.data_dir}` : view.store.location],
     ["auth", view.auth ? "bearer tokens" : "off"], ["chaos", view.chaos ? "ON" : "off"],
   ]);
   $("link-metrics").href = `${base}/metrics`;

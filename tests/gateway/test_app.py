@@ -57,6 +57,7 @@ def test_agents_listing_and_detail(gateway):
             "degraded": None,
             "impaired": None,
             "placement": "local",
+            "store": None,
         }
     ]
     assert {"Add", "Ping", "Echo"} <= set(agents[0]["messages"])

@@ -277,7 +277,7 @@ def test_the_system_view_shows_uptime_store_reloads_and_escalations(gateway, tmp
     view = client.get("/v1/system").json()
     assert view["running"] is True and view["failure"] is None
     assert view["uptime_seconds"] >= 0 and view["started_at"] > 0
-    assert view["store"] == {"backend": "sqlite", "data_dir": str(tmp_path)}
+    assert view["store"] == {"backend": "sqlite", "location": "sqlite", "data_dir": str(tmp_path)}
     assert view["chaos"] is True and view["auth"] is False
     assert view["reloads"] == [] and view["escalations"] == []
     grown = SupervisorSpec(name="root", intensity=10, children=(*tree().children, worker("w2")))
@@ -346,3 +346,13 @@ def test_with_tokens_the_console_api_asks_for_one_and_policy_applies(gateway):
     assert client.get("/v1/system", headers=alice).json()["auth"] is True
     with client.stream("GET", "/v1/events", headers=alice) as response:
         assert response.status_code == 200
+
+
+def test_the_system_view_names_a_postgresql_store_without_its_password():
+    from gateway._console import _store_info
+    from vibe_actors import ActorSystem, SystemConfig
+
+    config = SystemConfig(store="postgresql://vibe:s3cret@db.example:5432/vibe")
+    info = _store_info(ActorSystem([], config))  # not started: only its settings are read
+    assert info.backend == "postgresql" and "s3cret" not in info.location
+    assert "db.example" in info.location

@@ -12,14 +12,14 @@ module (``_state_store.py``, ``_ledger_store.py``...) keeps its own tables (a
 * :meth:`Database.probe_write`: can it take a write again (after a full disk)?;
 * :meth:`Database.close`.
 
-SQLite is the implementation (:mod:`vibe_actors.store._sqlite`); the one place
-a backend is chosen is :func:`vibe_actors.store._store.open_store`. A
-second backend (PostgreSQL, issue 19) is another module implementing
-:class:`Database` and recording the :class:`Schema` version its own way; no
-agent's logic changes. The SQL the store modules write is SQLite's dialect
-for now (``?`` placeholders, ``INSERT OR REPLACE``/``OR IGNORE``, ``WITHOUT
-ROWID``, ``LIMIT -1``, ``json_each``): where dialects differ, a second backend
-needs its own queries.
+Two implementations: SQLite (:mod:`vibe_actors.store._sqlite`, one file per
+agent, the default) and PostgreSQL (:mod:`vibe_actors.store._postgres`, one
+database shared by every replica); the one place a backend is chosen is
+:func:`vibe_actors.store._store.open_store`. A store's statements use ``?``
+placeholders and the SQL both run (``INSERT ... ON CONFLICT``); where the
+dialects differ (types, ``WITHOUT ROWID``, row locks) the store picks by
+:attr:`Database.dialect`, and names its PostgreSQL tables in
+:attr:`Schema.postgres`. A store whose schema has none keeps its SQLite file.
 """
 
 from __future__ import annotations
@@ -118,11 +118,17 @@ class Schema:
     (:class:`StoreVersionError`). ``legacy_columns`` are ``(table, column,
     definition)`` that a database written before versions were recorded may
     lack: they are added when it is first opened.
+
+    ``postgres`` is the same store's tables on PostgreSQL, as migrations:
+    ``postgres[n - 1]`` brings its namespace from version ``n - 1`` to ``n``
+    (see :mod:`vibe_actors.store._migrations`). Empty: the store does not run
+    on PostgreSQL yet, and keeps its SQLite file whatever the system's store.
     """
 
     tables: str
     upgrades: tuple[str, ...] = ()
     legacy_columns: tuple[tuple[str, str, str], ...] = ()
+    postgres: tuple[str, ...] = ()
 
     @property
     def version(self) -> int:
@@ -163,6 +169,17 @@ class Database(Protocol):
     @property
     def path(self) -> str:
         """Where the data is, as shown to operators (a file's path; never a password)."""
+        ...
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: which SQL a store writes where dialects differ."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes (replicas) write the same data: a store then locks the
+        rows it decides on, and re-reads what it keeps in memory."""
         ...
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows:

@@ -15,7 +15,11 @@ intensity until the process exits. Instead an agent mixing in
   seconds, and the first write that succeeds (a probe or a request) clears
   the impairment: writes resume by themselves when space returns.
 
-Metrics: ``vibe_store_write_failures_total{agent}`` counts failed writes;
+A read that fails (a shared database out of reach) is answered the same way
+(:meth:`GuardedWrites.read_failed`).
+
+Metrics: ``vibe_store_write_failures_total{agent}`` counts failed writes,
+``vibe_store_read_failures_total{agent}`` failed reads;
 ``vibe_agents{state="impaired"}`` counts the agents impaired now.
 """
 
@@ -80,6 +84,25 @@ class GuardedWrites:
             agent=agent.name,
             path=error.path,
             detail=f"cannot write {error.path}: {error.reason}; nothing of this {what} was kept",
+        )
+
+    def read_failed(self, error: StoreError, what: str) -> StorageUnavailable:
+        """Like :meth:`write_failed`, for a read (a shared database out of reach): logged,
+        counted, the agent impaired until a probe write succeeds; returns the 503 reply."""
+        agent = self._as_agent()
+        env = agent.envelope
+        agent.log.error(
+            "store_read_failed", path=error.path, error=error.reason, read=what,
+            request_id=env.request_id if env is not None else None,
+        )  # fmt: skip
+        metrics = agent.system.shared_metrics("store_health", build_metrics)
+        metrics.read_failures.labels(agent=agent.name).inc()
+        agent.impair(f"reads fail: {error}")
+        agent.start_timer(_ProbeStore, _ProbeStore(agent.incarnation), self.store_retry_interval)
+        return StorageUnavailable(
+            agent=agent.name,
+            path=error.path,
+            detail=f"cannot read {error.path}: {error.reason}",
         )
 
     def write_succeeded(self) -> None:

@@ -13,6 +13,7 @@ __all__ = ["Metrics", "build_metrics"]
 @dataclass(frozen=True)
 class Metrics:
     failures: Counter
+    read_failures: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -22,5 +23,11 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "Durable writes that failed (nothing of them was kept), per agent",
             ["agent"],
             registry=registry,
-        )
+        ),
+        read_failures=Counter(
+            "vibe_store_read_failures",
+            "Reads of a durable store that failed (the database out of reach), per agent",
+            ["agent"],
+            registry=registry,
+        ),
     )

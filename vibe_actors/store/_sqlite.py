@@ -246,6 +246,9 @@ class SqliteDatabase:
     :class:`StoreError` naming ``file`` if it cannot be used.
     """
 
+    dialect = "sqlite"
+    shared = False
+
     def __init__(self, file: Path, schema: Schema | str = "") -> None:
         self.file = file
         self.path = str(file)

@@ -15,9 +15,12 @@ from typing import Any, ClassVar, TypeVar
 
 from vibe_actors import Agent
 from vibe_actors.store._database import Database, Schema, StoreError
+from vibe_actors.store._postgres import PostgresDatabase, check_postgres
 from vibe_actors.store._sqlite import SqliteDatabase, database_path
+from vibe_actors.store._store_metrics import build_store_metrics
+from vibe_actors.store._url import StoreLocation, StoreUrlError, parse_store_url
 
-__all__ = ["ClosesStore", "Store", "degrade_for", "open_store"]
+__all__ = ["ClosesStore", "Store", "check_store", "degrade_for", "open_store", "store_in_use"]
 
 S = TypeVar("S", bound="Store")
 
@@ -43,6 +46,16 @@ class Store:
         """Where the data is (the file), for messages."""
         return self._db.path
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas write the same data (see ``Database.shared``)."""
+        return self._db.shared
+
     def probe_write(self) -> None:
         """A one-row durable write (is the store writable again?); raises StoreError."""
         self._db.probe_write()
@@ -55,13 +68,54 @@ class Store:
 def open_store(kind: type[S], agent: Agent[Any]) -> S:
     """``agent``'s store of class ``kind`` on the system's backend; raises :class:`StoreError`.
 
-    The one place a backend is chosen: today the SQLite file
-    ``database_path(data_dir, agent.name)``. A second backend is picked here
-    from the system's configuration, and its database handed to ``kind``.
+    The one place a backend is chosen, from the system's ``store`` (see
+    :mod:`vibe_actors.store._url`): PostgreSQL, in the namespace named after
+    the agent, when the URL names it and ``kind`` has PostgreSQL tables;
+    else the SQLite file ``database_path(data_dir, agent.name)`` (a store not
+    yet on PostgreSQL logs ``store_kept_local`` once per start: its data is
+    this replica's own). Counted in ``vibe_store_info``.
     """
-    return kind(
-        SqliteDatabase(database_path(agent.system.config.data_dir, agent.name), kind.schema)
-    )
+    config = agent.system.config
+    metrics = agent.system.shared_metrics("store", build_store_metrics)
+    try:
+        location = parse_store_url(config.store)
+    except StoreUrlError as exc:
+        raise StoreError("store", str(exc)) from exc
+    database: Database
+    if location.shared and kind.schema.postgres:
+        database = PostgresDatabase(location, agent.name, kind.schema, metrics=metrics)
+    else:
+        if location.shared:
+            agent.log.warning("store_kept_local", backend="sqlite", shared=location.shown)
+        database = SqliteDatabase(database_path(config.data_dir, agent.name), kind.schema)
+    where = _where(database)
+    metrics.info.labels(agent=agent.name, backend=database.dialect, location=where).set(1)
+    metrics.used[agent.name] = where if database.shared else f"sqlite:{where}"
+    return kind(database)
+
+
+def store_in_use(system: Any, agent: str) -> str | None:
+    """Where ``agent`` of ``system`` keeps its store: ``sqlite:<file>`` or the PostgreSQL
+    URL without its password; None if it has not opened one (it keeps no data)."""
+    used: str | None = system.shared_metrics("store", build_store_metrics).used.get(agent)
+    return used
+
+
+def check_store(url: str, timeout: float = 5.0) -> StoreLocation:
+    """The backend ``url`` names, checked as a process checks it at start.
+
+    Raises :class:`StoreUrlError` (the URL is malformed) or :class:`StoreError`
+    (the database cannot be reached or refuses the login), each one line
+    without the password. SQLite is checked by each agent when it opens its file.
+    """
+    location = parse_store_url(url)
+    if location.shared:
+        check_postgres(location, timeout)
+    return location
+
+
+def _where(database: Database) -> str:
+    return database.path.rpartition("#")[0] if database.shared else database.path
 
 
 def degrade_for(agent: Agent[Any], error: StoreError) -> None:

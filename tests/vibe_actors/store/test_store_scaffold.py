@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 import vibe_actors.agents
 import vibe_actors.store
@@ -227,14 +228,18 @@ def test_close_is_idempotent_and_a_closed_store_is_not_used(path):
 
 
 def test_open_store_puts_an_agents_store_in_the_data_directory(tmp_path):
-    agent = SimpleNamespace(name="things", system=SimpleNamespace(config=SimpleNamespace(
-        data_dir=str(tmp_path / "var")
-    )))  # fmt: skip
+    registry = CollectorRegistry()
+    agent = SimpleNamespace(name="things", system=SimpleNamespace(
+        config=SimpleNamespace(data_dir=str(tmp_path / "var"), store=""),
+        shared_metrics=lambda key, build: build(registry),
+    ))  # fmt: skip
     store = open_store(Things, agent)  # type: ignore[arg-type]
     assert isinstance(store, Things) and store.path == str(tmp_path / "var" / "things.db")
     store.add(3)
     store.close()
     assert user_version(tmp_path / "var" / "things.db") == 1
+    where = {"agent": "things", "backend": "sqlite", "location": store.path}
+    assert registry.get_sample_value("vibe_store_info", where) == 1
 
 
 def test_only_the_sqlite_backend_imports_sqlite3():

@@ -261,12 +261,12 @@ def test_new_streams_of_an_uncommitted_batch_count_toward_the_ledger_limit(
     real_commit = _ledger_store.LedgerStore.commit
     entered, gate = threading.Event(), threading.Event()
 
-    def held_commit(self, rows, heads):
+    def held_commit(self, rows, heads, rechain=None):
         # The first commit waits, so the appends sent meanwhile form one batch after it.
         if not entered.is_set():
             entered.set()
             gate.wait(5)
-        return real_commit(self, rows, heads)
+        return real_commit(self, rows, heads, rechain)
 
     monkeypatch.setattr(_ledger_store.LedgerStore, "commit", held_commit)
     try:

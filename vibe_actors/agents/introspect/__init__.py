@@ -47,6 +47,7 @@ from vibe_actors.agents.introspect.protocol import (
     TreeReply,
     TreeView,
 )
+from vibe_actors.store import store_in_use
 
 __all__ = [
     "AgentList",
@@ -130,6 +131,7 @@ def describe(system: ActorSystem, rates: Mapping[str, float] | None = None) -> l
                 last_failure_at=failed_at, last_traceback=trace,
                 degraded=node.degraded, impaired=node.impaired,
                 placement=_placement(system, node.name),
+                store=store_in_use(system, node.name),
             )
         )  # fmt: skip
     return views
@@ -149,7 +151,7 @@ def tree(system: ActorSystem, rates: Mapping[str, float] | None = None) -> TreeV
             degraded=node.degraded, impaired=node.impaired, strategy=node.strategy,
             children=[view(child) for child in node.children],
             placement="local" if node.kind == "supervisor" else _placement(system, node.name),
-            dynamic=node.dynamic,
+            dynamic=node.dynamic, store=store_in_use(system, node.name),
         )  # fmt: skip
 
     return view(system.tree())

@@ -72,6 +72,9 @@ class AgentView(msgspec.Struct, frozen=True, kw_only=True):
     impaired: str | None = None
     #: Where it runs: ``local`` (a thread of this process) or ``ray`` (a Ray actor).
     placement: str = "local"
+    #: Where it keeps its data: ``sqlite:<file>``, or the PostgreSQL URL every replica shares
+    #: (never its password); None: it keeps none.
+    store: str | None = None
 
 
 class TreeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +99,8 @@ class TreeView(msgspec.Struct, frozen=True, kw_only=True):
     placement: str = "local"
     #: A dynamic supervisor, or a child it started at run time.
     dynamic: bool = False
+    #: Where it keeps its data (as in :class:`AgentView`); None: it keeps none.
+    store: str | None = None
 
 
 # -- messages -------------------------------------------------------------------------

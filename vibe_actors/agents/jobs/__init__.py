@@ -74,6 +74,24 @@ recently finished jobs are kept; older ones are deleted. A file that cannot
 be opened (corrupt), or whose data is found damaged, degrades the agent: it
 answers ``Unavailable`` and the rest of the system runs.
 
+Replicas (``store: postgresql://...``): every replica's coordinator of this
+name serves one queue. A job starts only by a claim on the table (``UPDATE
+... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id``: the
+oldest queued jobs that may run, as many as there are free slots and idle
+workers here, whichever replica they were submitted to) that gives this
+coordinator a lease of ``lease`` seconds, renewed every ``lease / 3``; an
+attempt's outcome is recorded only while the coordinator still holds the
+job. A coordinator that stops renewing (its replica died, or lost the
+database for longer than the lease) has its running jobs requeued by another
+replica, the interrupted attempt counted, once; with no attempt left they
+fail. A job waiting out a retry backoff waits in the table (``run_after``),
+and any replica may run it next. ``Cancel`` applies whichever replica holds
+the job (its worker there runs on until the attempt ends, its result
+ignored). ``vibe_jobs_queued`` is the table's count; ``vibe_jobs_total`` and
+``vibe_jobs_running`` count what this replica ran. At start, only running
+jobs whose lease expired are requeued (a restarted coordinator's own wait
+for their lease).
+
 A full disk (any failed write: :mod:`~vibe_actors.agents.jobs._health`)
 never crashes the coordinator. A Submit whose batch cannot be committed is
 answered ``JobsNotSaved`` (503, naming the file; the gateway adds
@@ -118,6 +136,7 @@ from vibe_actors.agents.jobs._internal import (
     Done,
     Flush,
     Freed,
+    Lease,
     Probe,
     Refresh,
     Retry,
@@ -227,6 +246,7 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
         except StoreError as exc:
             degrade_for(self, exc)
             return
+        store.owner = uuid.uuid4().hex  # this incarnation, as the holder of leases
         self._jobs = Recorder(store, self.write_failed, self.write_succeeded)
         try:
             self._start_engine()
@@ -406,6 +426,11 @@ class Jobs(GuardedWrites, Agent[Submit | Status | List | Cancel]):
     def _freed(self, msg: Freed) -> None:
         if msg.incarnation == self.incarnation and self._engine is not None:
             self._engine.freed(msg)
+
+    @handler
+    def _lease(self, msg: Lease) -> None:
+        if self._engine is not None:
+            self._engine.lease()
 
     @handler
     def _refresh(self, msg: Refresh) -> None:

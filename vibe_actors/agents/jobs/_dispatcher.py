@@ -31,6 +31,7 @@ from vibe_actors.agents.jobs._internal import (
     Done,
     Flight,
     Freed,
+    Lease,
     Probe,
     Refresh,
     Retry,
@@ -42,6 +43,7 @@ from vibe_actors.agents.jobs._process import START_TIMEOUT
 from vibe_actors.agents.jobs._store import JobRow, Transition
 from vibe_actors.agents.jobs._worker import Run, RunResult
 from vibe_actors.agents.jobs.protocol import JobsConfig
+from vibe_actors.store import StoreError
 
 __all__ = ["JobDispatcher"]
 
@@ -75,10 +77,14 @@ class JobDispatcher:
         self._idle: dict[str, None] = {}  #: workers known to be idle (an ordered set)
         self._probing: set[str] = set()  #: workers with a Ping outstanding
         self._finished = 0
+        #: A shared store: jobs are taken from the table by claims (leases), not from _ready.
+        self._shared = jobs.store.shared
 
     def start(self, requeued: int, failed: int) -> None:
         """Queue the jobs the store holds as queued, find the workers, follow the pool."""
-        queued = self.jobs.store.ids("queued")
+        queued = [] if self._shared else self.jobs.store.ids("queued")
+        if self._shared:
+            self._agent.start_timer("lease", Lease(), self._settings.lease / 3, repeat=True)
         self._ready.extend(queued)
         self._queued.update(queued)
         self._agent.log.info("jobs_started", queued=len(queued), requeued=requeued, failed=failed)
@@ -89,7 +95,7 @@ class JobDispatcher:
     def submitted(self, job_ids: Iterable[str]) -> None:
         """Jobs just committed as queued: dispatch them."""
         count = 0
-        for job_id in job_ids:
+        for job_id in [] if self._shared else job_ids:
             self._ready.append(job_id)
             self._queued.add(job_id)
             count += 1
@@ -124,6 +130,9 @@ class JobDispatcher:
 
     def _pump(self) -> None:
         """Start queued jobs while a slot and an idle worker are free."""
+        if self._shared:
+            self._claim()
+            return
         jobs, limit = self.jobs, self._settings.max_concurrency
         while self._ready and self._idle and len(self._flights) < limit:
             job_id = self._ready.popleft()
@@ -142,6 +151,43 @@ class JobDispatcher:
             jobs.record(Transition(job_id, "running"))
             self._dispatch(row, target, worker, row.attempts + 1)
         self._gauges()
+
+    def _claim(self) -> None:
+        """A shared store: take as many queued jobs as there are free slots and idle
+        workers (oldest first, whichever replica submitted them), and start them."""
+        free = min(len(self._idle), self._settings.max_concurrency - len(self._flights))
+        now = time.time()
+        try:
+            taken = self.jobs.store.claim(free, now, now + self._settings.lease) if free else []
+        except StoreError as exc:
+            self.jobs.report_failure(exc, "claim of queued jobs")
+            return
+        for job_id in taken:
+            row = self.jobs.get(job_id)
+            if row is None:
+                continue
+            target = self._settings.kinds.get(row.kind)
+            if target is None:  # the configuration changed since it was submitted
+                self._fail(row.id, row.kind, f"unknown kind {row.kind!r}", row.attempts)
+                continue
+            worker = next(iter(self._idle))
+            del self._idle[worker]
+            self._dispatch(row, target, worker, row.attempts)
+        self._gauges()
+
+    def lease(self) -> None:
+        """A shared store: renew this coordinator's leases, requeue the jobs whose
+        coordinator stopped renewing its own (another replica died), take queued jobs."""
+        store, now = self.jobs.store, time.time()
+        try:
+            store.renew(now + self._settings.lease)
+            requeued, failed = store.expire(now)
+        except StoreError as exc:
+            self.jobs.report_failure(exc, "renewal of job leases")
+            return
+        if requeued or failed:
+            self._agent.log.warning("jobs_leases_expired", requeued=requeued, failed=failed)
+        self._pump()
 
     def _dispatch(self, row: JobRow, target: str, worker: str, attempt: int) -> None:
         agent = self._agent
@@ -227,7 +273,8 @@ class JobDispatcher:
             maximum=settings.backoff_max,
             jitter=settings.backoff_jitter,
         )
-        self.jobs.record(Transition(flight.job_id, "queued", error=error))
+        # On a shared store ``at`` is when any replica may take the job again.
+        self.jobs.record(Transition(flight.job_id, "queued", error=error, at=time.time() + delay))
         self._backoff.add(flight.job_id)
         self._agent.start_timer(("retry", flight.job_id), Retry(flight.job_id), delay)
         self._metrics.total.labels(kind=flight.kind, outcome="retried").inc()
@@ -251,8 +298,9 @@ class JobDispatcher:
         """A retry backoff is over: queue the job again (unless it was cancelled meanwhile)."""
         if job_id in self._backoff:
             self._backoff.discard(job_id)
-            self._ready.append(job_id)
-            self._queued.add(job_id)
+            if not self._shared:  # a shared store's claim finds it due in the table
+                self._ready.append(job_id)
+                self._queued.add(job_id)
             self._pump()
 
     # -- workers ------------------------------------------------------------------------
@@ -311,5 +359,11 @@ class JobDispatcher:
     # -- metrics ----------------------------------------------------------------------
 
     def _gauges(self) -> None:
-        self._metrics.queued.set(len(self._queued) + len(self._backoff))
+        if self._shared:  # the queue is every replica's: the gauge is the table's count
+            try:
+                self._metrics.queued.set(self.jobs.store.count("queued"))
+            except StoreError as exc:
+                self.jobs.report_failure(exc, "count of queued jobs")
+        else:
+            self._metrics.queued.set(len(self._queued) + len(self._backoff))
         self._metrics.running.set(sum(1 for f in self._flights.values() if not f.cancelled))

@@ -54,6 +54,10 @@ class Recorder:
         #: Each job a kept change is about, as it is now (the file holds it as it was).
         self._jobs: dict[str, JobRow] = {}
 
+    def report_failure(self, error: StoreError, what: str) -> None:
+        """A write of the agent's own (a claim, a lease) failed: impaired, probing."""
+        self._failed(error, what)
+
     @property
     def kept(self) -> int:
         """How many changes wait to be recorded."""

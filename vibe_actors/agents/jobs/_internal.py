@@ -22,6 +22,7 @@ __all__ = [
     "Flight",
     "Flush",
     "Freed",
+    "Lease",
     "Probe",
     "Refresh",
     "Retry",
@@ -69,6 +70,11 @@ class Freed(msgspec.Struct, frozen=True):
 
 class Refresh(msgspec.Struct, frozen=True):
     pass
+
+
+class Lease(msgspec.Struct, frozen=True):
+    """Renew this coordinator's leases, requeue the expired ones, take queued jobs (a shared
+    store only)."""
 
 
 @dataclass(slots=True)

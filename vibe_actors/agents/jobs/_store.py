@@ -60,6 +60,34 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 """
 
+#: The same table on PostgreSQL (migration 1), with the lease of a running job: which
+#: coordinator runs it (``owner``) and until when it vouches for it (``lease_until``), and
+#: when a job waiting out a retry backoff may run again (``run_after``).
+POSTGRES_V1 = """
+CREATE TABLE jobs (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    args BYTEA NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL,
+    timeout DOUBLE PRECISION NOT NULL,
+    result BYTEA,
+    error TEXT,
+    submitted_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION,
+    caller TEXT,
+    traceparent TEXT,
+    owner TEXT,
+    lease_until DOUBLE PRECISION,
+    run_after DOUBLE PRECISION
+);
+CREATE INDEX jobs_state ON jobs (state, seq);
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_leases ON jobs (lease_until) WHERE state = 'running';
+"""
+
 _COLUMNS = (
     "id, kind, args, state, attempts, retries, timeout, result, error, submitted_at, finished_at,"
     " caller, traceparent"
@@ -176,10 +204,54 @@ def _row(values: tuple[Any, ...]) -> JobRow:
     )
 
 
-class JobStore(Store):
-    """The jobs table of one coordinator (see the module docstring)."""
+# -- a shared store (several coordinators, one per replica): leases ----------------------
 
-    schema = Schema(_SCHEMA, upgrades=(_TRACEPARENT,), legacy_columns=(_LEGACY_CALLER,))
+#: Take the oldest queued jobs that may run now: a lease each, one more attempt. Those
+#: another coordinator is taking at the same moment are skipped, not waited for.
+_CLAIM = (
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?,"
+    " run_after = NULL WHERE id IN (SELECT id FROM jobs WHERE state = 'queued'"
+    " AND (run_after IS NULL OR run_after <= ?) ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED)"
+    " RETURNING id"
+)
+_RENEW = "UPDATE jobs SET lease_until = ? WHERE owner = ? AND state = 'running'"
+_EXPIRED_FAIL = (
+    "UPDATE jobs SET state = 'failed', finished_at = ?, owner = NULL,"
+    " error = 'interrupted: its coordinator stopped renewing the lease during the last attempt'"
+    " WHERE state = 'running' AND lease_until < ? AND attempts > retries"
+)
+_EXPIRED_REQUEUE = (
+    "UPDATE jobs SET state = 'queued', owner = NULL,"
+    " error = 'interrupted: its coordinator stopped renewing the lease during the attempt'"
+    " WHERE state = 'running' AND lease_until < ?"
+)
+#: A change of a running job by the coordinator that holds it: none once its lease moved on.
+_SHARED_REQUEUE = (
+    "UPDATE jobs SET state = 'queued', error = ?, owner = NULL, run_after = ?"
+    " WHERE id = ? AND state = 'running' AND owner = ?"
+)
+_SHARED_FINISH = (
+    "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, owner = NULL"
+    " WHERE id = ? AND (state = 'queued' OR (state = 'running' AND owner = ?))"
+)
+
+
+class JobStore(Store):
+    """The jobs table of one coordinator (see the module docstring).
+
+    On a shared store (PostgreSQL, a coordinator per replica) ``owner`` names
+    this coordinator's incarnation: a job starts only by a claim that takes
+    its lease, and an attempt's outcome is recorded only while this
+    coordinator still holds the job (a cancel applies whoever holds it).
+    """
+
+    schema = Schema(
+        _SCHEMA,
+        upgrades=(_TRACEPARENT,),
+        legacy_columns=(_LEGACY_CALLER,),
+        postgres=(POSTGRES_V1,),
+    )
+    owner = ""
 
     # -- reads -----------------------------------------------------------------------
 
@@ -188,6 +260,12 @@ class JobStore(Store):
         sql = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"  # nosec B608
         found = self._db.execute(sql, (job_id,)).fetchone()
         return None if found is None else _row(found)
+
+    def count(self, state: str) -> int:
+        """How many jobs are in ``state``."""
+        return int(
+            self._db.execute("SELECT count(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+        )
 
     def ids(self, state: str) -> list[str]:
         """Ids of the jobs in ``state``, oldest submission first."""
@@ -201,6 +279,12 @@ class JobStore(Store):
         if state is None:
             sql = f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?"  # nosec B608
             rows = self._db.execute(sql, (limit,))
+        elif also and self._db.dialect == "postgresql":
+            sql = (
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"  # nosec B608
+                " OR id = ANY(?) ORDER BY seq DESC LIMIT ?"
+            )
+            rows = self._db.execute(sql, (state, list(also), limit))
         elif also:
             sql = (
                 f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"  # nosec B608
@@ -230,17 +314,49 @@ class JobStore(Store):
         return now
 
     def record(self, changes: Sequence[Transition]) -> None:
-        """Apply ``changes`` in order, in one transaction."""
+        """Apply ``changes`` in order, in one transaction.
+
+        On a shared store a requeue's ``at`` is when the job may run again (its
+        backoff), and only this coordinator's jobs move (see the class docstring).
+        """
+        shared = self._db.shared
         with self._db.transaction() as db:
             for change in changes:
                 if change.state == "running":
                     db.execute(_START, (change.job_id,))
+                elif change.state == "queued" and shared:
+                    values = (change.error, change.at, change.job_id, self.owner)
+                    db.execute(_SHARED_REQUEUE, values)
                 elif change.state == "queued":
                     db.execute(_REQUEUE, (change.error, change.job_id))
                 else:
                     at = time.time() if change.at is None else change.at
-                    values = (change.state, change.result, change.error, at, change.job_id)
-                    db.execute(_FINISH, values)
+                    finish = (change.state, change.result, change.error, at, change.job_id)
+                    if shared and change.state != "cancelled":
+                        db.execute(_SHARED_FINISH, (*finish, self.owner))
+                    else:
+                        db.execute(_FINISH, finish)
+
+    def claim(self, limit: int, now: float, lease_until: float) -> list[str]:
+        """Take up to ``limit`` queued jobs that may run at ``now``, oldest first, for this
+        coordinator until ``lease_until`` (each one attempt more). Shared store only;
+        raises StoreError (nothing taken)."""
+        with self._db.transaction() as db:
+            rows = db.execute(_CLAIM, (self.owner, lease_until, now, limit)).fetchall()
+        return [job_id for (job_id,) in rows]
+
+    def renew(self, lease_until: float) -> int:
+        """Extend this coordinator's leases to ``lease_until``; returns how many it holds."""
+        with self._db.transaction() as db:
+            return db.execute(_RENEW, (lease_until, self.owner)).rowcount
+
+    def expire(self, now: float) -> tuple[int, int]:
+        """Jobs whose coordinator stopped renewing its lease: requeued, their attempt counted
+        (or failed, with no attempt left). Returns (requeued, failed)."""
+        with self._db.transaction() as db:
+            failed = db.execute(_EXPIRED_FAIL, (now, now)).rowcount
+            requeued = db.execute(_EXPIRED_REQUEUE, (now,)).rowcount
+        return requeued, failed
 
     def start_attempt(self, job_id: str) -> int:
         """queued -> running with one more attempt; returns the attempt number (1-based)."""
@@ -263,7 +379,12 @@ class JobStore(Store):
 
     def recover(self) -> tuple[int, int]:
         """After an incarnation died: its running jobs go back to queued, their attempt
-        counted; one that has no attempt left fails. Returns (requeued, failed)."""
+        counted; one that has no attempt left fails. Returns (requeued, failed).
+
+        On a shared store the running jobs are those of every coordinator: only those whose
+        lease expired go back (:meth:`expire`)."""
+        if self._db.shared:
+            return self.expire(time.time())
         with self._db.transaction() as db:
             failed = db.execute(
                 "UPDATE jobs SET state = 'failed', finished_at = ?,"
@@ -280,9 +401,10 @@ class JobStore(Store):
 
     def prune(self, keep: int) -> int:
         """Delete finished jobs beyond the ``keep`` most recently finished; returns how many."""
+        everything = "ALL" if self._db.dialect == "postgresql" else "-1"
         with self._db.transaction() as db:
             return db.execute(
                 "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL"
-                " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
+                f" ORDER BY finished_at DESC, seq DESC LIMIT {everything} OFFSET ?)",  # nosec B608
                 (keep,),
             ).rowcount

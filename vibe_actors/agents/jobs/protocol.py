@@ -85,6 +85,9 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     #: :func:`vibe_actors.backoff_delay`): jobs that failed together retry apart.
     backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     keep_finished: int = 10_000
+    #: On a shared store: how long a coordinator's claim on a running job holds unless
+    #: renewed (every ``lease / 3`` s); past it another replica runs the job again.
+    lease: float = 30.0
 
     def __post_init__(self) -> None:
         for kind, target in self.kinds.items():
@@ -99,6 +102,8 @@ class JobsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if not 0 < self.default_timeout <= MAX_TIMEOUT:
             raise ValueError(f"default_timeout must be > 0 and <= {MAX_TIMEOUT:g}, "
                              f"got {self.default_timeout}")  # fmt: skip
+        if not 0 < self.lease <= MAX_TIMEOUT:
+            raise ValueError(f"lease must be > 0 and <= {MAX_TIMEOUT:g}, got {self.lease}")
         if not 0 <= self.backoff_initial <= self.backoff_max <= MAX_TIMEOUT:
             raise ValueError(
                 f"backoff needs 0 <= backoff_initial <= backoff_max <= {MAX_TIMEOUT:g}"

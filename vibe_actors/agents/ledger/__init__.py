@@ -1,4 +1,5 @@
-"""Ledger: append-only, keyed hash-chained streams in one SQLite file.
+"""Ledger: append-only, keyed hash-chained streams in one SQLite file (or a PostgreSQL
+database shared by replicas).
 
 Each stream is a sequence of records numbered 1, 2, 3... without gaps; each
 record carries ``hash = HMAC-SHA256(key, previous hash + canonical msgpack of
@@ -71,6 +72,24 @@ incarnation loads each stream's head (count and hash) from it, so sequence
 numbers continue. A corrupt or truncated file degrades the agent (every
 message but Ping gets ``Unavailable`` naming the file); the rest of the
 system starts and serves.
+
+Shared store (``store: postgresql://...``): every replica's ledger of this
+name appends to the same streams. A commit locks its batch's streams (an
+advisory lock per stream, in stream order) and reads their stored heads; if
+another replica appended since the batch was made, the batch's records are
+re-numbered and re-hashed onto the stored heads before they are written
+(``vibe_ledger_rechained_batches_total``), and each acknowledgement names the
+seq and hash committed. So seqs stay gapless and the chain unbroken across
+replicas, and group commit is kept. The chain key must be the same file on
+every replica (``key_file`` pointing at a mounted secret): a replica holding
+another key is degraded naming it, as above. Each replica keeps its own
+signed checkpoint (in its own data directory) of what it committed: a
+replica new to the database starts one (``ledger_checkpoint_started``)
+instead of failing Verify, which also means a checkpoint file deleted from a
+replica goes unnoticed there. ``Streams`` and ``Verify`` read the heads other
+replicas committed first; ``max_streams`` counts the streams this replica
+knows (it may be exceeded by the new streams of the others). A read that
+fails for want of the database is answered :class:`LedgerUnavailable` (503).
 
 Streams: at most ``max_streams`` (committed or in the pending batch; a restart
 counts them from the file). A new stream's first ``Append`` past it is
@@ -174,6 +193,16 @@ class _Flush(msgspec.Struct, frozen=True):
     """Commit what is pending (private: sent by the ledger to itself)."""
 
 
+class _Pending:
+    """An append waiting for its batch's commit: its row, re-numbered and re-chained by the
+    commit if another replica appended to its stream first (a shared store)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+
+
 # -- the agent ---------------------------------------------------------------------------
 
 
@@ -190,7 +219,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         self._heads: dict[str, Head] = {}
         self._tentative: dict[str, Head] = {}
         #: The appends waiting for their batch's commit (group commit).
-        self._batch: GroupCommit[Row] = GroupCommit(_appended, self._commit_failed)
+        self._batch: GroupCommit[_Pending] = GroupCommit(_appended, self._commit_failed)
         self._flush_queued = False
         self._checkpoints = CheckpointWriter(
             checkpoint_path(data_dir, self.name, config.checkpoint_file),
@@ -264,12 +293,12 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         ts = time.time()
         previous = None if head is None else head.hash
         digest = record_hash(previous, stream, seq, ts, data, self._chain.key)
-        row = Row(stream, seq, ts, data, digest)
+        pending = _Pending(Row(stream, seq, ts, data, digest))
         self._tentative[stream] = Head(seq, digest)
         if not self.config.group_commit:
-            self._batch.submit(row)
-            return self._commit() or Appended(stream=stream, seq=seq, hash=digest)
-        self._batch.submit(row, self.defer())
+            self._batch.submit(pending)
+            return self._commit() or _appended(pending)
+        self._batch.submit(pending, self.defer())
         if len(self._batch) >= self.config.max_batch or self.mailbox_size == 0:
             self._commit()
         elif not self._flush_queued:
@@ -302,31 +331,68 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         tentative, self._tentative = self._tentative, {}
         if not self._batch:
             return None
+        committed = tentative
+
+        def transaction(batch: list[_Pending]) -> None:
+            nonlocal committed
+            committed = self._write(batch, tentative)
+
         try:
-            self._batch.commit(lambda rows: self._write(rows, tentative))
+            self._batch.commit(transaction)
         except BatchNotCommitted as failed:
-            # The heads in memory may no longer match the file: reload them. If the
-            # file cannot even be read, this raises and the agent crashes on
-            # purpose (the supervisor restarts it; a new incarnation reopens the file).
             assert self._store is not None
-            self._heads = self._store.heads()
-            self._streams_gauge.set(len(self._heads))
+            if not self._store.shared:
+                # The heads in memory may no longer match the file: reload them. If the
+                # file cannot even be read, this raises and the agent crashes on
+                # purpose (the supervisor restarts it; a new incarnation reopens the file).
+                # A shared store needs none: each commit reads the stored heads it builds on.
+                self._heads = self._store.heads()
+                self._streams_gauge.set(len(self._heads))
             reply: LedgerUnavailable = failed.reply
             return reply
-        self._checkpoint(tentative)
+        self._checkpoint(committed)
         return None
 
-    def _write(self, rows: list[Row], heads: dict[str, Head]) -> None:
-        """A batch's transaction, then what its commit changes here (before any reply)."""
+    def _write(self, batch: list[_Pending], heads: dict[str, Head]) -> dict[str, Head]:
+        """A batch's transaction, then what its commit changes here (before any reply);
+        returns the heads committed."""
         assert self._store is not None
         started = time.perf_counter()
-        self._store.commit(rows, heads)
+        rows = [pending.row for pending in batch]
+        heads = self._store.commit(rows, heads, lambda stored: self._rechain(batch, stored))
         metrics = self._metrics
         metrics.commit_seconds.observe(time.perf_counter() - started)
         metrics.batch_size.observe(len(rows))
         metrics.appends.inc(len(rows))
         self._heads.update(heads)
         self._streams_gauge.set(len(self._heads))
+        return heads
+
+    def _rechain(
+        self, batch: list[_Pending], stored: dict[str, Head]
+    ) -> tuple[list[Row], dict[str, Head]]:
+        """The batch's rows and heads on top of ``stored`` (the heads in the database now,
+        under the streams' locks): as made if no other replica appended meanwhile, else
+        re-numbered and re-hashed from the stored heads (each pending row updated, so its
+        reply names the seq and hash committed)."""
+        streams = {pending.row.stream for pending in batch}
+        if all(stored.get(stream) == self._heads.get(stream) for stream in streams):
+            heads = {}
+            for pending in batch:
+                heads[pending.row.stream] = Head(pending.row.seq, pending.row.hash)
+            return [pending.row for pending in batch], heads
+        self._metrics.rechained.inc()
+        heads = dict(stored)
+        key = self._chain.key
+        for pending in batch:
+            row = pending.row
+            base = heads.get(row.stream)
+            seq = 1 if base is None else base.seq + 1
+            previous = None if base is None else base.hash
+            digest = record_hash(previous, row.stream, seq, row.ts, row.data, key)
+            pending.row = Row(row.stream, seq, row.ts, row.data, digest)
+            heads[row.stream] = Head(seq, digest)
+        return [pending.row for pending in batch], {s: heads[s] for s in streams}
 
     def _checkpoint(self, committed: dict[str, Head]) -> None:
         """Hand the durably committed heads to the checkpoint writer (once per commit)."""
@@ -342,7 +408,9 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
         self._metrics.checkpoint_failures.inc()
         self.log.error("ledger_checkpoint_write_failed", path=error.path, error=error.reason)
 
-    def _commit_failed(self, exc: StoreError | StoreRejected, rows: list[Row]) -> LedgerUnavailable:
+    def _commit_failed(
+        self, exc: StoreError | StoreRejected, rows: list[_Pending]
+    ) -> LedgerUnavailable:
         """The reply of every append of a batch whose commit failed (logged and counted)."""
         self._metrics.failures.inc()
         self.log.error("ledger_commit_failed", path=exc.path, error=exc.reason, batch=len(rows))
@@ -350,7 +418,7 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
 
     def _abandon_pending(self, reason: str) -> None:
         self._tentative = {}
-        batch: GroupCommit[Row] | None = getattr(self, "_batch", None)
+        batch: GroupCommit[_Pending] | None = getattr(self, "_batch", None)
         if batch is not None:
             batch.abandon(LedgerUnavailable(detail=f"not stored: {reason}"))
 
@@ -367,6 +435,8 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             rows = self._store.read(msg.stream, msg.after, msg.limit)
         except LedgerRangeError as exc:  # the store's own bound, should the checks above miss
             return InvalidInput(field=exc.field, detail=str(exc))
+        except StoreError as exc:
+            return self._read_failed(exc)
         return records(msg.stream, rows, self.log)
 
     @handler
@@ -376,21 +446,32 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             return problem
         self._commit()
         assert self._store is not None
-        return records(msg.stream, self._store.tail(msg.stream, msg.limit), self.log)
+        try:
+            return records(msg.stream, self._store.tail(msg.stream, msg.limit), self.log)
+        except StoreError as exc:
+            return self._read_failed(exc)
 
     @handler
-    def verify(self, msg: Verify) -> Verified | InvalidInput:
+    def verify(self, msg: Verify) -> Verified | InvalidInput | LedgerUnavailable:
         problem = stream_problem(msg.stream)
         if problem is not None:
             return problem
         self._commit()
         assert self._store is not None
-        expected = self._heads.get(msg.stream)
-        return verified(self._store, self._chain, msg.stream, expected, self.log)
+        try:
+            self._catch_up()
+            expected = self._heads.get(msg.stream)
+            return verified(self._store, self._chain, msg.stream, expected, self.log)
+        except StoreError as exc:
+            return self._read_failed(exc)
 
     @handler
-    def streams(self, msg: Streams) -> StreamList:
+    def streams(self, msg: Streams) -> StreamList | LedgerUnavailable:
         self._commit()
+        try:
+            self._catch_up()
+        except StoreError as exc:
+            return self._read_failed(exc)
         return StreamList(
             streams=[
                 StreamInfo(stream=name, count=head.seq, head=head.hash)
@@ -398,7 +479,25 @@ class Ledger(ClosesStore, Agent[Append | Read | Tail | Verify | Streams]):
             ]
         )
 
+    def _catch_up(self) -> None:
+        """On a shared store, take the heads other replicas committed (never one behind
+        what this replica committed: a stored head that went back is for Verify to find)."""
+        assert self._store is not None
+        if not self._store.shared:
+            return
+        heads = self._heads
+        for stream, head in self._store.heads().items():
+            known = heads.get(stream)
+            if known is None or head.seq > known.seq:
+                heads[stream] = head
+        self._streams_gauge.set(len(heads))
 
-def _appended(row: Row) -> Appended:
+    def _read_failed(self, exc: StoreError) -> LedgerUnavailable:
+        self.log.error("ledger_read_failed", path=exc.path, error=exc.reason)
+        return LedgerUnavailable(detail=f"cannot read: {exc}")
+
+
+def _appended(pending: _Pending) -> Appended:
     """The reply to an append whose record committed."""
+    row = pending.row
     return Appended(stream=row.stream, seq=row.seq, hash=row.hash)

@@ -58,7 +58,7 @@ class ChainState:
         anchor = self.anchors.get(stream)
         if anchor is not None:
             return anchor.unkeyed_until
-        return self._unkeyed.get(stream, 0) if self.problem is not None else 0
+        return self._unkeyed.get(stream, 0)
 
     def advance(self, heads: dict[str, Head]) -> None:
         """Move the anchors of ``heads``' streams to these durably committed heads."""
@@ -94,7 +94,11 @@ def open_chain(
             "ledger_key_file_exposed", key_file=str(key_file), mode=oct(loaded.exposed_mode)
         )
     if marker is None:
-        return ChainState(key, _adopt_unkeyed(store, key, checkpoints, log))
+        adopted = _adopt_unkeyed(store, key, checkpoints, log)
+        if not store.shared:
+            return ChainState(key, adopted)
+        marker = store.marker()  # another replica may have keyed it first, with its key
+        assert marker is not None
     if marker.rule != CHAIN_RULE:
         raise StoreError(store.path, f"unknown chain rule {marker.rule[:64]!r}")
     if marker.key_id != key.key_id:
@@ -109,6 +113,11 @@ def open_chain(
     except CheckpointError as exc:
         log.error("ledger_checkpoint_unusable", path=exc.path, error=exc.reason)
         return ChainState(key, {}, problem=str(exc), unkeyed=unkeyed)
+    if anchors is None and store.shared:
+        # A replica's own checkpoint vouches for what it committed: a replica new to a shared
+        # database has none yet, and starts one with its first commit.
+        log.warning("ledger_checkpoint_started", path=str(checkpoints.path))
+        return ChainState(key, {}, unkeyed=unkeyed)
     if anchors is None:
         problem = f"{checkpoints.path}: the checkpoint file is missing"
         log.error("ledger_checkpoint_unusable", path=str(checkpoints.path), error="missing")

@@ -19,6 +19,7 @@ class Metrics:
     checkpoint_seconds: Histogram
     streams: Gauge
     refused: Counter
+    rechained: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -59,6 +60,12 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "vibe_ledger_refused",
             "Appends to a new stream refused because max_streams streams are held.",
             ["agent"],
+            registry=registry,
+        ),
+        rechained=Counter(
+            "vibe_ledger_rechained_batches",
+            "Batches re-numbered at commit because another replica appended to their streams"
+            " first (a shared store only).",
             registry=registry,
         ),
     )

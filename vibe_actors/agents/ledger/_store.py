@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from hashlib import sha256
 from typing import Any, NamedTuple
 
@@ -95,6 +95,44 @@ CREATE TABLE IF NOT EXISTS unkeyed_prefix (
 """
 
 
+#: The same tables on PostgreSQL (migration 1); ``COLLATE "C"`` lists streams in code-point
+#: order, as SQLite does.
+POSTGRES_V1 = """
+CREATE TABLE records (
+    stream TEXT COLLATE "C" NOT NULL,
+    seq BIGINT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    data BYTEA NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE TABLE streams (
+    stream TEXT COLLATE "C" PRIMARY KEY,
+    count BIGINT NOT NULL,
+    head TEXT NOT NULL
+);
+CREATE TABLE chain_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE unkeyed_prefix (
+    stream TEXT COLLATE "C" PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
+"""
+
+#: Takes the batch's streams' locks (one advisory lock per stream, in stream order, so two
+#: replicas locking the same streams cannot deadlock), held until the transaction ends.
+_LOCK_STREAMS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(name, 0))"
+    " FROM (SELECT ? || ':' || s AS name FROM unnest(?::text[]) AS s ORDER BY s) AS locked"
+)
+#: The locks' names: ``vibe-ledger:<stream>`` (two ledger agents with a stream of the same
+#: name share its lock: they take turns, which is all it costs).
+_LOCK_PREFIX = "vibe-ledger"
+_STORED_HEADS = "SELECT stream, count, head FROM streams WHERE stream = ANY(?)"
+
+
 class LedgerRangeError(VibeError):
     """An integer handed to the store is outside what it accepts (``field`` names it).
 
@@ -127,6 +165,12 @@ class Row(NamedTuple):
     ts: float
     data: bytes
     hash: str
+
+
+#: What a shared store's commit asks the ledger, under the streams' locks: given the heads
+#: stored now, the rows and heads to write (re-numbered and re-chained if another replica
+#: appended since the batch was made).
+Rechain = Callable[[dict[str, Head]], tuple[list[Row], dict[str, Head]]]
 
 
 class ChainCheck(NamedTuple):
@@ -280,21 +324,32 @@ def verify_rows(
 class LedgerStore(Store):
     """The ledger's tables. Use from one thread (the agent's)."""
 
-    schema = Schema(SCHEMA)
+    schema = Schema(SCHEMA, postgres=(POSTGRES_V1,))
 
     def heads(self) -> dict[str, Head]:
         """Every stream's head, as last committed. Raises StoreError."""
         rows = self._db.execute("SELECT stream, count, head FROM streams").fetchall()
         return {stream: Head(count, head) for stream, count, head in rows}
 
-    def commit(self, rows: list[Row], heads: dict[str, Head]) -> None:
-        """Insert ``rows`` and move ``heads`` in one durable transaction.
+    def commit(
+        self, rows: list[Row], heads: dict[str, Head], rechain: Rechain | None = None
+    ) -> dict[str, Head]:
+        """Insert ``rows`` and move ``heads`` in one durable transaction; returns the heads
+        committed.
 
-        Returns only after the commit; raises :class:`StoreError` (nothing of
-        the batch is kept) if any part fails.
+        On a shared database (several replicas append) the batch's streams are
+        locked first and ``rechain`` is given their stored heads: what it
+        returns is written, so seqs stay gapless and the chain unbroken
+        whichever replica committed last. Returns only after the commit;
+        raises :class:`StoreError` (nothing of the batch is kept) if any part fails.
         """
         try:
             with self._db.transaction() as db:
+                if self._db.shared and rechain is not None:
+                    streams = sorted(heads)
+                    db.execute(_LOCK_STREAMS, (_LOCK_PREFIX, streams))
+                    stored = db.execute(_STORED_HEADS, (streams,)).fetchall()
+                    rows, heads = rechain({name: Head(n, head) for name, n, head in stored})
                 db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
                 db.executemany(
                     "INSERT INTO streams VALUES (?, ?, ?) ON CONFLICT (stream) "
@@ -303,6 +358,7 @@ class LedgerStore(Store):
                 )
         except StoreRejected as exc:  # a record that is there already: rolled back
             raise StoreError(self.path, f"write failed: {exc.reason}") from exc
+        return heads
 
     def read(self, stream: str, after: int, limit: int) -> list[Row]:
         """Up to ``limit`` records of ``stream`` with seq > ``after``, in order.
@@ -364,6 +420,12 @@ class LedgerStore(Store):
 
     def chain_ends(self) -> dict[str, Head]:
         """Each stream's last stored record (highest seq), read from the records themselves."""
+        if self._db.dialect == "postgresql":
+            rows = self._db.execute(
+                "SELECT DISTINCT ON (stream) stream, seq, hash FROM records"
+                " ORDER BY stream, seq DESC"
+            )
+            return {stream: Head(seq, digest) for stream, seq, digest in rows}
         # SQLite takes the bare column `hash` from the row holding MAX(seq).
         rows = self._db.execute("SELECT stream, MAX(seq), hash FROM records GROUP BY stream")
         return {stream: Head(seq, digest) for stream, seq, digest in rows}
@@ -380,9 +442,14 @@ class LedgerStore(Store):
         """
         try:
             with self._db.transaction() as db:
-                db.executemany("INSERT INTO unkeyed_prefix VALUES (?, ?)", unkeyed.items())
+                # Another replica of a shared database may have marked it first: its marker
+                # stays (the caller reads it back and compares the key).
                 db.executemany(
-                    "INSERT INTO chain_meta VALUES (?, ?)",
+                    "INSERT INTO unkeyed_prefix VALUES (?, ?) ON CONFLICT (stream) DO NOTHING",
+                    unkeyed.items(),
+                )
+                db.executemany(
+                    "INSERT INTO chain_meta VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                     [("rule", CHAIN_RULE), ("key_id", key_id)],
                 )
         except StoreRejected as exc:

@@ -49,6 +49,14 @@ in the same step). An interval keeps a fixed rate (due times ``t``,
 ``t+every``, ...) but never bursts to catch up: if a due time has already
 passed when the previous one fires, the next is ``every`` from now.
 
+Replicas (``store: postgresql://...``): every replica's scheduler of this
+name holds the same reminders, reads what the others wrote every
+``sync_interval`` seconds, and fires a reminder only by moving its stored due
+time on in one conditional write, so each due time fires once across
+replicas (at most once: a replica that dies between that write and the tell
+loses that fire), and a replica that dies leaves its reminders to the others
+(see :mod:`vibe_actors.agents.scheduler._shared`). Timers stay per replica.
+
 Missed while down: on start, every reminder whose time passed while the
 agent was not running fires **once**, immediately (not once per missed
 interval), then resumes its interval from now. A reminder's firing is
@@ -81,6 +89,7 @@ import msgspec
 
 from vibe_actors import Agent, Caller, Forbidden, Message, UnknownAgent, _tracing, handler
 from vibe_actors.agents.scheduler._metrics import build_metrics
+from vibe_actors.agents.scheduler._shared import claim, sync
 from vibe_actors.agents.scheduler._store import Entry, ScheduleBook, SchedulerStore
 from vibe_actors.agents.scheduler.protocol import (
     Cancel,
@@ -139,6 +148,10 @@ class _Fire(msgspec.Struct, frozen=True):
     """Fire what is due (a plain Struct: outside the public protocol)."""
 
 
+class _Sync(msgspec.Struct, frozen=True):
+    """Read the reminders other replicas wrote (a shared store only)."""
+
+
 _KINDS = ("timer", "reminder")
 
 
@@ -183,6 +196,8 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         # Runtime timers started in on_start could fire before this agent
         # runs (and be dropped), so the first firing is a plain self-message.
         self.ref(self.name).tell(_Fire())
+        if self._store.shared:
+            self.start_timer("sync", _Sync(), self.config.sync_interval, repeat=True)
 
     @property
     def _db(self) -> SchedulerStore:
@@ -242,6 +257,7 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
         try:
             if entry.durable:
                 self._db.save(entry.row())
+                entry.stored_next_at = entry.next_at
             elif previous is not None and previous.durable:
                 self._db.delete(msg.name)
         except StoreError as exc:
@@ -293,6 +309,17 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
     def list_schedules(self, msg: List) -> Schedules:
         items = sorted(self._book, key=lambda e: (e.next_at, e.name))
         return Schedules(items=[schedule_info(e) for e in items])
+
+    @handler
+    def _sync(self, msg: _Sync) -> None:
+        try:
+            rows = self._db.load()
+        except StoreError as exc:
+            self.read_failed(exc, "sync of reminders")
+            return
+        if sync(self._book, rows, time.time()):
+            self._count()
+            self._arm()
 
     @handler
     def _fire(self, msg: _Fire) -> None:
@@ -351,20 +378,27 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
     def _deliver(self, due: list[Entry], now: float) -> None:
         fires: dict[str, tuple[float, int] | None] = {}
         removed = False
+        shared = self._db.shared
         for entry in due:
+            following = None
+            if entry.every is not None:
+                following = entry.next_at + entry.every
+                following = following if following > now else now + entry.every
+            if shared and entry.durable and not self._claimed(entry, following, now):
+                removed = True  # the book changed: count again
+                continue
             outcome = self._tell(entry)
             self._fired.labels(agent=self.name, kind=entry.kind, outcome=outcome).inc()
             entry.fired += 1
-            if entry.every is None:
+            if following is None:
                 self._book.remove(entry)
                 removed = True
-                if entry.durable:
+                if entry.durable and not shared:
                     fires[entry.name] = None
                 continue
-            following = entry.next_at + entry.every
-            entry.next_at = following if following > now else now + entry.every
+            entry.next_at = following
             self._book.put(entry)
-            if entry.durable:
+            if entry.durable and not shared:
                 fires[entry.name] = (entry.next_at, entry.fired)
         if fires or self._unrecorded:
             try:
@@ -375,6 +409,17 @@ class Scheduler(GuardedWrites, ClosesStore, Agent[Schedule | Cancel | List]):
                 self.write_succeeded()
         if removed:
             self._count()
+
+    def _claimed(self, entry: Entry, following: float | None, now: float) -> bool:
+        """Whether this replica fires ``entry`` (a shared store); a claim that cannot be
+        written retries after ``store_retry_interval`` seconds."""
+        try:
+            return claim(self._db, self._book, entry, following)
+        except StoreError as exc:
+            self.write_failed(exc, "claim of a due reminder")
+            entry.next_at = now + self.store_retry_interval
+            self._book.put(entry)
+            return False
 
     def _record_fires(self, fires: dict[str, tuple[float, int] | None]) -> None:
         """Record ``fires`` and any left unrecorded by a failed write; raises StoreError.

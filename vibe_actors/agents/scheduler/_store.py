@@ -39,6 +39,21 @@ CREATE TABLE IF NOT EXISTS reminders (
     caller TEXT
 ) WITHOUT ROWID;
 """
+#: The same table on PostgreSQL (migration 1).
+POSTGRES_V1 = """
+CREATE TABLE reminders (
+    name TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at DOUBLE PRECISION,
+    every DOUBLE PRECISION,
+    next_at DOUBLE PRECISION NOT NULL,
+    fired BIGINT NOT NULL DEFAULT 0,
+    caller TEXT,
+    traceparent TEXT
+);
+"""
+_COLUMNS = "name, target, message, at, every, next_at, fired, caller, traceparent"
 #: A reminder stored before callers were recorded is delivered as an anonymous caller's:
 #: it may have come from any request, so it gets no more authority than the least one.
 _LEGACY_CALLER = ("reminders", "caller", "TEXT DEFAULT '{\"principal\":null}'")
@@ -80,7 +95,11 @@ class Entry:
     #: The decoded message; None until known (a reloaded reminder decodes at first fire).
     decoded: Any = None
     caller: Caller | None = None
+    #: The trace it was scheduled in (W3C traceparent; None: tracing was off, or no trace).
     traceparent: str | None = None
+    #: The due time in the database as this replica last read or wrote it (a shared store
+    #: fires a reminder only by moving exactly this due time on: see ``claim``).
+    stored_next_at: float | None = None
 
     @property
     def kind(self) -> str:
@@ -91,7 +110,7 @@ class Entry:
         return cls(
             name=row.name, target=row.target, message=row.message, at=row.at,
             every=row.every, durable=True, next_at=next_at, fired=row.fired,
-            caller=row.caller, traceparent=row.traceparent,
+            caller=row.caller, traceparent=row.traceparent, stored_next_at=row.next_at,
         )  # fmt: skip
 
     def row(self) -> ReminderRow:
@@ -160,35 +179,51 @@ class ScheduleBook:
 class SchedulerStore(Store):
     """The reminders of one scheduler agent; used from the agent's thread only."""
 
-    schema = Schema(SCHEMA, upgrades=(_TRACEPARENT,), legacy_columns=(_LEGACY_CALLER,))
+    schema = Schema(
+        SCHEMA, upgrades=(_TRACEPARENT,), legacy_columns=(_LEGACY_CALLER,), postgres=(POSTGRES_V1,)
+    )
 
     def load(self) -> list[ReminderRow]:
-        rows = self._db.execute(
-            "SELECT name, target, message, at, every, next_at, fired, caller, traceparent"
-            " FROM reminders"
-        ).fetchall()
-        return [
-            ReminderRow(
-                name,
-                target,
-                msgspec.json.decode(message),
-                at,
-                every,
-                next_at,
-                fired,
-                None if caller is None else _decode_caller(caller),
-                traceparent,
-            )  # fmt: skip
-            for name, target, message, at, every, next_at, fired, caller, traceparent in rows
-        ]
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM reminders").fetchall()  # nosec B608
+        return [_row(*row) for row in rows]
+
+    def get(self, name: str) -> ReminderRow | None:
+        """The reminder ``name`` as stored now, None if there is none."""
+        found = self._db.execute(
+            f"SELECT {_COLUMNS} FROM reminders WHERE name = ?",  # nosec B608
+            (name,),
+        ).fetchone()
+        return None if found is None else _row(*found)
+
+    def claim(self, name: str, due: float, following: float | None) -> bool:
+        """Take the fire of ``name`` due at ``due``: move it on to ``following`` (None: it
+        fired for the last time, delete it), only if it is still due at ``due``.
+
+        False: another replica fired it (or it was replaced or cancelled) first. What
+        makes a reminder fire once per due time across replicas; raises StoreError.
+        """
+        with self._db.transaction() as db:
+            if following is None:
+                cursor = db.execute(
+                    "DELETE FROM reminders WHERE name = ? AND next_at = ?", (name, due)
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE reminders SET next_at = ?, fired = fired + 1"
+                    " WHERE name = ? AND next_at = ?",
+                    (following, name, due),
+                )
+        return cursor.rowcount == 1
 
     def save(self, row: ReminderRow) -> None:
         """Insert or replace the reminder ``row.name``."""
         with self._db.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO reminders"
-                " (name, target, message, at, every, next_at, fired, caller, traceparent)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO reminders ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608
+                " ON CONFLICT (name) DO UPDATE SET target = excluded.target,"
+                " message = excluded.message, at = excluded.at, every = excluded.every,"
+                " next_at = excluded.next_at, fired = excluded.fired, caller = excluded.caller,"
+                " traceparent = excluded.traceparent",
                 (
                     row.name,
                     row.target,
@@ -217,3 +252,14 @@ class SchedulerStore(Store):
                 [(next_at, fired, name) for name, next_at, fired in advanced],
             )
             db.executemany("DELETE FROM reminders WHERE name = ?", [(name,) for name in finished])
+
+
+def _row(
+    name: str, target: str, message: str, at: Any, every: Any, next_at: float, fired: int,
+    caller: str | None, traceparent: str | None,
+) -> ReminderRow:  # fmt: skip
+    decoded = None if caller is None else _decode_caller(caller)
+    return ReminderRow(
+        name, target, msgspec.json.decode(message), at, every, next_at, fired, decoded,
+        traceparent,
+    )  # fmt: skip

@@ -70,11 +70,13 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     caller_min_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     #: ...and in number: schedules held per caller principal (the anonymous one included).
     max_schedules_per_caller: Annotated[int, msgspec.Meta(gt=0)] = 100
+    #: On a shared store: seconds between reads of the reminders other replicas wrote.
+    sync_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 
     def __post_init__(self) -> None:
         if self.max_schedules <= 0 or self.max_schedules_per_caller <= 0:
             raise ValueError("max_schedules and max_schedules_per_caller must be > 0")
-        for name in ("min_interval", "caller_min_interval"):
+        for name in ("min_interval", "caller_min_interval", "sync_interval"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")

@@ -33,7 +33,18 @@ purged lazily (by the Get or write that finds it) and by a sweep every
 Durability: every acknowledged write is committed (WAL, ``synchronous=FULL``)
 before the reply is sent, so an acknowledged Put or Delete survives a process
 kill. Across a restart of the agent (or of the process) everything is
-persisted in ``<data_dir>/<name>.db``; nothing is rebuilt. A database that
+persisted in ``<data_dir>/<name>.db``; nothing is rebuilt.
+
+Shared store (``store: postgresql://...``): the keys live in the PostgreSQL
+namespace named after the agent, and every replica's agent of that name
+serves the same keys. ``expected_version`` holds across replicas (a write
+locks the key's row before it decides: of two Puts expecting one version,
+whichever commits second gets ``Conflict``), and an expired key is purged,
+and counted in ``vibe_state_expired_total``, by one replica only.
+``max_keys`` is checked against the count this replica last read (at start
+and at every sweep), so replicas may together exceed it by the keys added
+between two sweeps. A read that fails for want of the database is answered
+``StorageUnavailable`` (503) like a write. A database that
 cannot be opened (corrupt or truncated file, unusable directory) degrades the
 agent: it answers ``Unavailable`` with the reason while the rest of the
 system serves; a restart tries again. A failing write at run time (disk full,
@@ -126,12 +137,13 @@ def invalid_field(msg: msgspec.Struct) -> InvalidRequest | None:
 
 
 class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
-    """Versioned key-value store on SQLite; see the module docstring for guarantees.
+    """Versioned key-value store (SQLite, or PostgreSQL shared by replicas); see the module
+    docstring for guarantees.
 
     Protocol: ``Put`` -> ``Stored | Conflict | InvalidRequest | StorageUnavailable``;
-    ``Get`` -> ``Entry | NotFound | InvalidRequest``; ``Delete`` -> ``Deleted |
-    NotFound | Conflict | InvalidRequest | StorageUnavailable``; ``Keys`` ->
-    ``KeyList | InvalidRequest``.
+    ``Get`` -> ``Entry | NotFound | InvalidRequest | StorageUnavailable``; ``Delete`` ->
+    ``Deleted | NotFound | Conflict | InvalidRequest | StorageUnavailable``; ``Keys`` ->
+    ``KeyList | InvalidRequest | StorageUnavailable``.
     """
 
     Config: ClassVar = StateConfig
@@ -189,7 +201,11 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
                 f"{self.config.max_value_bytes} allowed",
             )
         limit = self.config.max_keys
-        if self._rows >= limit and self._db.get(msg.key) is None:
+        try:
+            full = self._rows >= limit and self._db.get(msg.key) is None
+        except StoreError as exc:
+            return self.read_failed(exc, "Put")
+        if full:
             self._metrics.refused.labels(agent=self.name).inc()
             return TooManyKeys(limit=limit, detail=f"{limit} keys are held already")
         now = time.time()
@@ -210,11 +226,14 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
         return Stored(key=msg.key, version=outcome.version)
 
     @handler
-    def get(self, msg: Get) -> Entry | NotFound | InvalidRequest:
+    def get(self, msg: Get) -> Entry | NotFound | InvalidRequest | StorageUnavailable:
         invalid = invalid_field(msg)
         if invalid is not None:
             return invalid
-        row = self._db.get(msg.key)
+        try:
+            row = self._db.get(msg.key)
+        except StoreError as exc:
+            return self.read_failed(exc, "Get")
         if row is None:
             return _not_found(msg.key)
         now = time.time()
@@ -254,17 +273,23 @@ class State(GuardedWrites, ClosesStore, Agent[Put | Get | Delete | Keys]):
         return Deleted(key=msg.key)
 
     @handler
-    def keys(self, msg: Keys) -> KeyList | InvalidRequest:
+    def keys(self, msg: Keys) -> KeyList | InvalidRequest | StorageUnavailable:
         invalid = invalid_field(msg)
         if invalid is not None:
             return invalid
-        keys, truncated = self._db.keys(msg.prefix, msg.limit, time.time())
+        try:
+            keys, truncated = self._db.keys(msg.prefix, msg.limit, time.time())
+        except StoreError as exc:
+            return self.read_failed(exc, "Keys")
         return KeyList(keys=keys, truncated=truncated)
 
     @handler
     def _sweep(self, msg: _Sweep) -> None:
         try:
             removed = self._db.sweep(time.time())
+            if self._db.shared:  # other replicas add and remove keys: count them again
+                self._rows = self._db.count()
+                self._keys_gauge.set(self._rows)
         except StoreError as exc:
             self.write_failed(exc, "sweep")  # expired keys read as absent meanwhile
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vibe_actors.store import Connection, Schema, Store
+from vibe_actors.store import Connection, Schema, Store, StoreError
 
 __all__ = ["Created", "Deletion", "Mismatch", "Row", "StateStore", "prefix_bound"]
 
@@ -27,7 +27,30 @@ CREATE INDEX IF NOT EXISTS entries_by_expiry ON entries (expires_at)
     WHERE expires_at IS NOT NULL;
 """
 
+#: The same table on PostgreSQL (migration 1). ``COLLATE "C"`` orders keys by code point,
+#: as SQLite does: :func:`prefix_bound` depends on it.
+POSTGRES_V1 = """
+CREATE TABLE entries (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    value BYTEA NOT NULL,
+    version BIGINT NOT NULL CHECK (version >= 1),
+    expires_at DOUBLE PRECISION
+);
+CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+"""
+
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_CURRENT = "SELECT version, expires_at FROM entries WHERE key = ?"
+#: The write of a put: it takes effect only if the row is still the one read (``version``
+#: as read; 0 when there was none), so a replica that wrote meanwhile is never overwritten.
+_UPSERT = (
+    "INSERT INTO entries (key, value, version, expires_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,"
+    " expires_at = excluded.expires_at WHERE entries.version = ?"
+)
+#: A put retries when another writer's row appeared between its read and its write: that
+#: row is locked by then, so the second attempt succeeds unless the database misbehaves.
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +104,15 @@ def prefix_bound(prefix: str) -> str | None:
 
 
 class StateStore(Store):
-    """The table of one state agent; used from the agent's thread only."""
+    """The table of one state agent; used from the agent's thread only.
 
-    schema = Schema(SCHEMA)
+    On a shared database (PostgreSQL, several replicas) a write locks the
+    key's row (``SELECT ... FOR UPDATE``) before it decides, and writes only
+    if the row is still the one it read: ``expected_version`` holds across
+    replicas. SQLite needs no lock (``BEGIN IMMEDIATE`` serializes writers).
+    """
+
+    schema = Schema(SCHEMA, postgres=(POSTGRES_V1,))
 
     def count(self) -> int:
         """Rows held, expired ones not yet purged included."""
@@ -96,41 +125,42 @@ class StateStore(Store):
         ).fetchone()
         return None if found is None else Row(found[0], found[1], found[2])
 
-    @staticmethod
-    def _current(db: Connection, key: str, now: float) -> tuple[int, bool]:
-        """The live version of ``key`` (0: absent or expired) and whether it has a row."""
-        found = db.execute(
-            "SELECT version, expires_at FROM entries WHERE key = ?", (key,)
-        ).fetchone()
+    def _current(self, db: Connection, key: str, now: float) -> tuple[int, int | None]:
+        """The live version of ``key`` (0: absent or expired) and its row's stored version
+        (None: no row); the row is locked until the transaction ends on a shared database."""
+        statement = _CURRENT + " FOR UPDATE" if self._db.shared else _CURRENT
+        found = db.execute(statement, (key,)).fetchone()
         if found is None:
-            return 0, False
+            return 0, None
         live = found[1] is None or found[1] > now
-        return (int(found[0]) if live else 0), True
+        return (int(found[0]) if live else 0), int(found[0])
 
     def put(
         self, key: str, value: bytes, expected: int | None, expires_at: float | None, now: float
     ) -> Created | Mismatch:
         """Write ``key`` if its current version (0: absent or expired) is ``expected``."""
         with self._db.transaction() as db:
-            current, had_row = self._current(db, key, now)
-            if expected is not None and expected != current:
-                return Mismatch(current)
-            db.execute(
-                "INSERT OR REPLACE INTO entries (key, value, version, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (key, value, current + 1, expires_at),
-            )
-        return Created(current + 1, added=not had_row)
+            for _ in range(_ATTEMPTS):
+                current, stored = self._current(db, key, now)
+                if expected is not None and expected != current:
+                    return Mismatch(current)
+                written = db.execute(
+                    _UPSERT, (key, value, current + 1, expires_at, stored or 0)
+                ).rowcount
+                if written == 1:
+                    return Created(current + 1, added=stored is None)
+        raise StoreError(self.path, f"write failed: {key!r} kept changing during the write")
 
     def delete(self, key: str, expected: int | None, now: float) -> Deletion | Mismatch:
         """Remove ``key`` if live (and at ``expected``); an expired row is purged either way."""
         with self._db.transaction() as db:
-            current, had_row = self._current(db, key, now)
+            current, stored = self._current(db, key, now)
             if current and expected is not None and expected != current:
                 return Mismatch(current)
-            if had_row:
-                db.execute("DELETE FROM entries WHERE key = ?", (key,))
-        return Deletion(found=current > 0, removed=int(had_row))
+            removed = 0
+            if stored is not None:
+                removed = db.execute("DELETE FROM entries WHERE key = ?", (key,)).rowcount
+        return Deletion(found=current > 0 and removed > 0, removed=removed)
 
     def purge(self, key: str, now: float) -> int:
         """Remove ``key`` if it has expired; returns the rows removed (0 or 1)."""

