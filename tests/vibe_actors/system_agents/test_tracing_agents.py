@@ -5,9 +5,11 @@ was asked for in, after a restart of the system too (the context is stored with 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from vibe_actors.agents.scheduler import Schedule, Scheduled
 
+from tests.conftest import wait_until
 from tests.vibe_actors.system_agents.scheduler.test_scheduler import Inbox, call, note, specs
 
 
@@ -134,9 +136,16 @@ def test_store_writes_are_child_spans_and_a_group_commit_links_its_writers(
     writers = {first.get_span_context().trace_id, second.get_span_context().trace_id}
     linked = {link.context.trace_id for c in commits for link in c.links}
     assert linked == writers  # each writer's span is linked from the commit that wrote it
-    by_id = {s.context.span_id: s for s in spans.get_finished_spans()}
-    assert all(by_id[c.parent.span_id].name.startswith("ledger ") for c in commits)
+
+    def finished() -> dict[int, Any]:
+        return {s.context.span_id: s for s in spans.get_finished_spans()}
+
+    # A store span's parent, the message's span, ends after the reply left: wait for it.
     (write,) = _named(spans, "store write")
+    parents = [c.parent.span_id for c in commits] + [write.parent.span_id]
+    wait_until(lambda: all(p in finished() for p in parents), what="the messages' spans")
+    by_id = finished()
+    assert all(by_id[c.parent.span_id].name.startswith("ledger ") for c in commits)
     assert write.attributes["vibe.store.operation"] == "put"
     assert by_id[write.parent.span_id].name == "state Put"
     assert write.context.trace_id == second.get_span_context().trace_id
