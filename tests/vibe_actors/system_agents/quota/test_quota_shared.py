@@ -131,3 +131,19 @@ def test_an_unreachable_store_at_start_degrades_the_agent(make_system, tmp_path)
                          store=url)  # fmt: skip
     reply = call(system, Acquire(agent="kv"))
     assert reply.http_status == 503 and "quota" in reply.reason
+
+
+def test_a_failing_sweep_impairs_the_agent_until_the_store_is_back(
+    make_system, tmp_path, postgres_url
+):
+    system = make_system(
+        [spec(Limit(agent="kv", rate=1.0, burst=1.0), sweep_interval=0.05)],
+        data_dir=str(tmp_path),
+        store=postgres_url,
+    )
+    agent_sql(tmp_path, postgres_url, "quota", "ALTER TABLE buckets RENAME TO gone")
+    wait_until(lambda: system.cell("quota").impaired is not None, what="the sweep failed")
+    assert isinstance(call(system, Acquire(agent="kv")), StorageUnavailable)
+    agent_sql(tmp_path, postgres_url, "quota", "ALTER TABLE gone RENAME TO buckets")
+    wait_until(lambda: system.cell("quota").impaired is None, what="a probe or sweep succeeded")
+    assert isinstance(call(system, Acquire(agent="kv")), Granted)
