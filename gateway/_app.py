@@ -121,7 +121,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         self._limit_digits = len(str(self.settings.max_body_bytes))
         self._max_body = self.settings.max_body_bytes
         guards = Guards(system)
-        self.guards = guards if (guards.quota is not None or guards.policy_agent) else None
+        self.guards = guards if (guards.limits or guards.policy_agent) else None
         self.router = Router(
             r
             for r in ROUTES
@@ -254,12 +254,12 @@ class Gateway(EntityRoutes, ConsoleRoutes):
 
     async def agents(self, request: Request) -> int:
         # The views expose failure texts: authorised as the introspect agent's asks.
-        self._guard(request, self.settings.introspect, "Agents")
+        await self._guard(request, self.settings.introspect, "Agents")
         views = await self.views.agents(request.request_id, self._request_timeout(request))
         return await self._json(request, _viewed(views, request.request_id))
 
     async def agent(self, request: Request) -> int:
-        self._guard(request, self.settings.introspect, "Describe")
+        await self._guard(request, self.settings.introspect, "Describe")
         (name,) = request.params
         view = await self.views.agent(name, request.request_id, self._request_timeout(request))
         info = msgspec.structs.asdict(_viewed(view, request.request_id))
@@ -267,7 +267,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         return await self._json(request, info)
 
     async def tree(self, request: Request) -> int:
-        self._guard(request, self.settings.introspect, "Tree")
+        await self._guard(request, self.settings.introspect, "Tree")
         tree = await self.views.tree(request.request_id, self._request_timeout(request))
         return await self._json(request, _viewed(tree, request.request_id))
 
@@ -295,7 +295,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
     async def chaos(self, request: Request) -> int:
         name, kind = request.params[0], request.path.rstrip("/").rsplit("/", 1)[1]
         # A fault is authorised like a message of that name to its target.
-        self._guard(request, name, _CHAOS[kind])
+        await self._guard(request, name, _CHAOS[kind])
         inject_chaos(self.system, name, kind, request.scope, request.request_id)
         await respond(request.send, 202, b'{"status":"accepted"}', extra=request.ok)
         return 202
@@ -311,7 +311,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         (supervisor,) = request.params
         request_id = request.request_id
         templates = children.templates_of(self.system, supervisor, request_id)  # 404 first
-        self._guard(request, supervisor, children.START_CHILD)
+        await self._guard(request, supervisor, children.START_CHILD)
         body = await self._body(request)
         child = children.decode_request(body, request_id)
         if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
@@ -330,7 +330,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         (name,) = request.params
         request_id = request.request_id
         supervisor = children.dynamic_supervisor_of(self.system, name, request_id)
-        self._guard(request, supervisor, children.TERMINATE_CHILD)
+        await self._guard(request, supervisor, children.TERMINATE_CHILD)
         timeout = None if request.timeout is None else self._request_timeout(request)
         await children.terminate(self.system, name, request_id, timeout)
         await respond(request.send, 204, b"", extra=request.ok)
@@ -371,7 +371,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         message_type, decoder, ref, cell = found
         request_id = request.request_id
         if self.guards is not None:  # policy or quota in the wiring
-            self._guard(request, name, tag)
+            await self._guard(request, name, tag)
         if request.content_type != b"application/json":  # else: nothing to check
             require_json(request.content_type, request_id)
         timeout = (
@@ -461,18 +461,7 @@ class Gateway(EntityRoutes, ConsoleRoutes):
     async def events(self, request: Request) -> int:
         """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""
         (topic,) = request.params
-        if self.guards is not None:
-            verdict = self.guards.check(
-                request.principal,
-                self.settings.pubsub,
-                "Subscribe",
-                authenticated=bool(self._tokens),
-            )
-            if verdict is not None:
-                problem = make_problem(
-                    verdict.status, verdict.slug, verdict.detail, request.request_id
-                )
-                raise Reject(problem)
+        await self._guard(request, self.settings.pubsub, "Subscribe")
         resume = header(request.scope, b"last-event-id")
         try:
             await self.streams.stream(
@@ -483,12 +472,12 @@ class Gateway(EntityRoutes, ConsoleRoutes):
             raise Reject(problem, (RETRY_AFTER,) if exc.status == 503 else ()) from None
         return 200
 
-    def _guard(self, request: Request, agent: str, message: str) -> None:
+    async def _guard(self, request: Request, agent: str, message: str) -> None:
         """Policy (403) and quota (429) for sending ``message`` to ``agent``; raises Reject."""
         if self.guards is None:
             return
-        verdict = self.guards.check(
-            request.principal, agent, message, authenticated=bool(self._tokens)
+        verdict = await self.guards.check(
+            request.principal, agent, message, bool(self._tokens), request.request_id
         )
         if verdict is not None:
             retry = (

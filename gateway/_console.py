@@ -222,7 +222,7 @@ class ConsoleRoutes:
 
     if TYPE_CHECKING:  # provided by Gateway
 
-        def _guard(self, request: Request, agent: str, message: str) -> None: ...
+        async def _guard(self, request: Request, agent: str, message: str) -> None: ...
 
         async def _json(self, request: Request, value: Any) -> int: ...
 
@@ -245,7 +245,7 @@ class ConsoleRoutes:
 
     async def runtime_stream(self, request: Request) -> int:
         """``GET /v1/events``: the runtime events (gateway._runtime_events)."""
-        self._guard(request, self.settings.introspect, "Agents")
+        await self._guard(request, self.settings.introspect, "Agents")
         resume = header(request.scope, b"last-event-id")
         try:
             await self.runtime_events.stream(
@@ -258,7 +258,7 @@ class ConsoleRoutes:
 
     async def dead_letter_report(self, request: Request) -> int:
         """``GET /v1/dead-letters``."""
-        self._guard(request, self.settings.introspect, "Agents")
+        await self._guard(request, self.settings.introspect, "Agents")
         letters = self.system.dead_letters
         counts = letters.counts()
         recent = [
@@ -277,7 +277,7 @@ class ConsoleRoutes:
 
     async def system_view(self, request: Request) -> int:
         """``GET /v1/system``."""
-        self._guard(request, self.settings.introspect, "Agents")
+        await self._guard(request, self.settings.introspect, "Agents")
         system = self.system
         reloads = [
             _reload(event) for event in self.runtime_events.recent((TreeReloaded, ReloadRejected))

@@ -38,19 +38,19 @@ class EntityRoutes:
 
     if TYPE_CHECKING:  # provided by Gateway
 
-        def _guard(self, request: Request, agent: str, message: str) -> None: ...
+        async def _guard(self, request: Request, agent: str, message: str) -> None: ...
 
         def _request_timeout(self, request: Request) -> float: ...
 
         async def _json(self, request: Request, value: Any) -> int: ...
 
     async def entity_kinds(self, request: Request) -> int:
-        self._guard(request, self.settings.introspect, "Describe")
+        await self._guard(request, self.settings.introspect, "Describe")
         system = self.system
         return await self._json(request, [system.entity_info(k) for k in system.entity_kinds()])
 
     async def entity_kind(self, request: Request) -> int:
-        self._guard(request, self.settings.introspect, "Describe")
+        await self._guard(request, self.settings.introspect, "Describe")
         (kind,) = request.params
         try:
             info = self.system.entity_info(kind)
@@ -60,7 +60,7 @@ class EntityRoutes:
 
     async def entity(self, request: Request) -> int:
         kind, entity_id = request.params
-        self._guard(request, kind, "InspectEntity")
+        await self._guard(request, kind, "InspectEntity")
         ref = self._entity_ref(kind, entity_id, request.request_id)
         principal = request.principal
         reply = await ref.ask_async(

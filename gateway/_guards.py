@@ -5,6 +5,13 @@ publishes ``PolicyChanged``) and its own :class:`QuotaBuckets` built from the
 quota agent's limits, so a request costs a dict lookup or two, not an ask.
 Either guard is off when its agent is not in the wiring.
 
+On a shared store (PostgreSQL, several replicas) the buckets must be every
+replica's, so the quota guard asks the quota agent instead (an ask and one
+database round trip per request; see :mod:`vibe_actors.agents.quota`): a
+``Denied`` is 429 as before, and an agent that cannot decide (its database
+out of reach, or restarting) is 503 ``quota-unavailable`` with
+``Retry-After``: fails closed.
+
 Fails closed: with authentication on and a policy agent present, a request
 that arrives before the first snapshot could be fetched is answered 503.
 """
@@ -16,9 +23,10 @@ import threading
 
 import structlog
 
-from vibe_actors import ActorSystem, AgentStatus, RuntimeEvent, UnknownAgent
+from vibe_actors import ActorSystem, AgentStatus, ErrorReply, RuntimeEvent, UnknownAgent
 from vibe_actors.agents.policy import PolicyChanged, PolicyDenied, PolicySnapshot, Snapshot
-from vibe_actors.agents.quota import Denied, QuotaBuckets, QuotaConfig
+from vibe_actors.agents.quota import Acquire, CostExceedsBurst, Denied, QuotaBuckets, QuotaConfig
+from vibe_actors.store import StoreUrlError, parse_store_url
 
 __all__ = ["Guards", "Verdict"]
 
@@ -47,7 +55,14 @@ class Guards:
         self.policy_agent = policy_agent if _exists(system, policy_agent) else None
         self.policy: PolicySnapshot | None = None
         self._refreshing = threading.Lock()
-        self.quota = _buckets(system, quota_agent)
+        self.quota: QuotaBuckets | None = None
+        #: The quota agent to ask, on a shared store (then ``quota`` is None).
+        self.quota_agent: str | None = None
+        limits = _limits(system, quota_agent)
+        if limits and _shared(system):
+            self.quota_agent = quota_agent
+        elif limits:
+            self.quota = QuotaBuckets(limits.limits)
         if self.policy_agent is not None:
             system.events.subscribe(self._on_event)
             self.refresh()
@@ -74,8 +89,18 @@ class Guards:
         if isinstance(event, PolicyChanged):
             self.refresh()
 
-    def check(
-        self, principal: str | None, agent: str, message: str, authenticated: bool
+    @property
+    def limits(self) -> bool:
+        """Whether the quota guard is on."""
+        return self.quota is not None or self.quota_agent is not None
+
+    async def check(
+        self,
+        principal: str | None,
+        agent: str,
+        message: str,
+        authenticated: bool,
+        request_id: str | None = None,
     ) -> Verdict | None:
         """None when the request may go on; else the reason to refuse it."""
         if authenticated and self.policy_agent is not None:
@@ -102,6 +127,23 @@ class Guards:
                 return Verdict(
                     429, "quota-exceeded", granted.detail, math.ceil(granted.retry_after)
                 )
+        elif self.quota_agent is not None:
+            return await self._ask_quota(self.quota_agent, principal, agent, request_id)
+        return None
+
+    async def _ask_quota(
+        self, quota: str, principal: str | None, agent: str, request_id: str | None
+    ) -> Verdict | None:
+        reply = await self._system.ref(quota).ask_async(
+            Acquire(principal=principal, agent=agent), request_id=request_id, raise_errors=False
+        )
+        if isinstance(reply, Denied):
+            return Verdict(429, "quota-exceeded", reply.detail, math.ceil(reply.retry_after))
+        if isinstance(reply, CostExceedsBurst):  # a burst below 1: let through, as in memory
+            return None
+        if isinstance(reply, ErrorReply):  # unavailable, crashed, timed out: fail closed
+            detail = getattr(reply, "detail", "") or type(reply).__name__
+            return Verdict(503, "quota-unavailable", f"{quota}: {detail}", 1)
         return None
 
 
@@ -112,10 +154,19 @@ def _exists(system: ActorSystem, name: str) -> bool:
         return False
 
 
-def _buckets(system: ActorSystem, name: str) -> QuotaBuckets | None:
+def _limits(system: ActorSystem, name: str) -> QuotaConfig | None:
+    """The quota agent's configuration, if it is wired and has limits."""
     if not _exists(system, name):
         return None
     config = system.cell(name).config
     if not isinstance(config, QuotaConfig) or not config.limits:
         return None
-    return QuotaBuckets(config.limits)
+    return config
+
+
+def _shared(system: ActorSystem) -> bool:
+    """Whether the system's store is shared by replicas (as the quota agent decides it)."""
+    try:
+        return parse_store_url(system.config.store).shared
+    except StoreUrlError:
+        return True

@@ -72,6 +72,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = _types(
     ("shutting-down", 503, "Shutting down", "The gateway is draining; retry on another replica or later."),
     ("start-failed", 503, "Start failed", "The child's `on_start` failed; the detail names the exception type, the server log the cause."),
     ("policy-unavailable", 503, "Policy not loaded", "The policy agent has not loaded its policy yet."),
+    ("quota-unavailable", 503, "Quota unavailable", "The quota agent could not decide: its shared store is out of reach, or it is restarting."),
 )  # fmt: skip
 
 

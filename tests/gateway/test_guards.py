@@ -8,6 +8,7 @@ from vibe_actors.agents.quota import Limit, Quota, QuotaConfig
 from vibe_actors.agents.scheduler import Scheduler
 
 from tests.conftest import wait_until, worker
+from tests.postgres import agent_sql
 from tests.vibe_actors.agents import GetTotal
 
 ALICE = {"authorization": "Bearer alice-token"}
@@ -44,14 +45,45 @@ def test_policy_allows_and_denies_per_principal_and_message(gateway, tmp_path):
     assert client.post("/v1/agents/w/Add", json={"n": 1}, headers=ALICE).status_code == 403
 
 
-def test_quota_exceeded_is_429_with_retry_after(gateway):
+def test_quota_exceeded_is_429_with_retry_after(gateway, tmp_path, store):
     quota = QuotaConfig(limits=[Limit(agent="w", rate=0.01, burst=2)])
-    _, client = gateway(tree(quota=quota))
+    _, client = gateway(
+        tree(quota=quota), system_config={"data_dir": str(tmp_path), "store": store}
+    )
+    assert (client.app.guards.quota_agent is not None) == bool(store)  # shared: ask the agent
     codes = [client.post("/v1/agents/w/Ping", json={}).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     refused = client.post("/v1/agents/w/Ping", json={})
     assert refused.headers["retry-after"].isdigit() and int(refused.headers["retry-after"]) >= 1
     assert refused.json()["type"] == "/problems/quota-exceeded"
+
+
+def test_two_gateways_on_one_database_share_the_quota(gateway, tmp_path, postgres_url):
+    quota = QuotaConfig(limits=[Limit(principal="*", rate=0.01, burst=3)])
+    clients = [
+        gateway(
+            tree(quota=quota),
+            system_config={"data_dir": str(tmp_path / name), "store": postgres_url},
+            tokens={"alice": "alice-token", "bob": "bob-token"},
+        )[1]
+        for name in ("a", "b")
+    ]
+    codes = [clients[i % 2].post("/v1/agents/w/Ping", json={}, headers=ALICE) for i in range(4)]
+    assert [c.status_code for c in codes] == [200, 200, 200, 429]  # 3 in all, not 3 each
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    assert clients[1].post("/v1/agents/w/Ping", json={}, headers=BOB).status_code == 200
+
+
+def test_a_quota_agent_that_cannot_decide_is_503(gateway, tmp_path, postgres_url):
+    quota = QuotaConfig(limits=[Limit(agent="w", rate=0.01, burst=2)])
+    system, client = gateway(
+        tree(quota=quota), system_config={"data_dir": str(tmp_path), "store": postgres_url}
+    )
+    agent_sql(tmp_path, postgres_url, "quota", "ALTER FUNCTION acquire RENAME TO gone")
+    refused = client.post("/v1/agents/w/Ping", json={})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["type"] == "/problems/quota-unavailable"
+    assert "quota" in refused.json()["detail"]
 
 
 def test_a_caller_cannot_make_the_scheduler_send_what_it_may_not_send(gateway, tmp_path):

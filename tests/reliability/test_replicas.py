@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,19 +21,21 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reliability.conftest import ASK_HEADERS, Gateway
+from tests.reliability.conftest import ASK_HEADERS, ROOT, Gateway
 
 pytestmark = pytest.mark.timeout(300)  # two gateways boot per test (busy CI machines)
 
 
-def _pair(gateways: Callable[..., Gateway], tmp_path: Path, url: str) -> tuple[Gateway, Gateway]:
+def _pair(
+    gateways: Callable[..., Gateway], tmp_path: Path, url: str, wiring: Path = ROOT / "wiring.yaml"
+) -> tuple[Gateway, Gateway]:
     """Two replicas on one database, holding the same ledger chain key (as a mounted secret
     would give them: a replica with another key has its ledger degraded, see the ledger)."""
-    a = gateways(data_dir=tmp_path / "a", chaos=False, args=("--store", url))
+    a = gateways(wiring=wiring, data_dir=tmp_path / "a", chaos=False, args=("--store", url))
     keys = tmp_path / "b" / "keys"
     keys.mkdir(parents=True, mode=0o700)
     shutil.copy2(tmp_path / "a" / "keys" / "ledger.key", keys / "ledger.key")
-    return a, gateways(data_dir=tmp_path / "b", chaos=False, args=("--store", url))
+    return a, gateways(wiring=wiring, data_dir=tmp_path / "b", chaos=False, args=("--store", url))
 
 
 def _post(gateway: Gateway, message: str, body: dict[str, Any]) -> httpx.Response:
@@ -166,3 +169,46 @@ def test_appends_through_both_replicas_share_one_gapless_chain(gateways, tmp_pat
         assert verified["ok"] and verified["count"] == 80, verified
     records = b.ask("ledger", "Read", {"stream": "orders", "limit": 100})["records"]
     assert {r["seq"]: r["hash"] for r in records} == {ack["seq"]: ack["hash"] for ack in acks}
+
+
+def test_two_replicas_admit_at_most_the_configured_rate(gateways, tmp_path, postgres_url):
+    rate, burst = 20.0, 10.0
+    wiring = tmp_path / "wiring.yaml"
+    shipped = (ROOT / "wiring.yaml").read_text()
+    limit = f"limits: [{{agent: state, rate: {rate}, burst: {burst}}}]"
+    wiring.write_text(shipped.replace("limits: []", limit, 1))
+    a, b = _pair(gateways, tmp_path, postgres_url, wiring)
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    go = threading.Barrier(5)
+    stop = threading.Event()
+
+    def hammer(replica: Gateway) -> None:
+        mine: dict[int, int] = {}
+        with httpx.Client(timeout=30) as client:
+            go.wait(30)
+            while not stop.is_set():
+                answer = client.post(
+                    f"{replica.url}/v1/agents/state/Get", json={"key": "k"}, headers=ASK_HEADERS
+                )
+                mine[answer.status_code] = mine.get(answer.status_code, 0) + 1
+                if answer.status_code == 429:
+                    assert int(answer.headers["retry-after"]) >= 1
+        with lock:
+            for code, n in mine.items():
+                codes[code] = codes.get(code, 0) + n
+
+    threads = [threading.Thread(target=hammer, args=((a, b)[i % 2],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    go.wait(30)
+    started = time.monotonic()
+    stop.wait(3.0)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    elapsed = time.monotonic() - started
+    allowed = burst + rate * elapsed
+    assert set(codes) == {404, 429}, codes  # admitted (no such key) or refused, nothing else
+    # Each replica alone would admit `allowed`: the two together admit it once, within 10%.
+    assert 0.9 * allowed <= codes[404] <= 1.1 * allowed, (codes, allowed)

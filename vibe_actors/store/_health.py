@@ -44,8 +44,11 @@ class StorageUnavailable(ErrorReply):
     http_status: ClassVar[int] = 503
 
 
-class _ProbeStore(msgspec.Struct, frozen=True):
-    """Try a small write again (internal: not a Message, not routable over HTTP)."""
+class _ProbeStore(msgspec.Struct, frozen=True, tag=True):
+    """Try a small write again (internal: not a Message, not routable over HTTP).
+
+    Tagged so that an agent placeable on Ray (quota) can forward it in a msgpack union.
+    """
 
     incarnation: int
 

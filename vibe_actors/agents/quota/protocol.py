@@ -59,6 +59,14 @@ class QuotaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     limits: list[Limit] = []
     #: Above this many buckets, full ones (indistinguishable from new) are dropped.
     max_buckets: int = 100_000
+    #: On a shared store: seconds between deletions of the buckets full again.
+    sweep_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sweep_interval) and self.sweep_interval > 0):
+            raise ValueError(
+                f"sweep_interval must be a finite number > 0, got {self.sweep_interval}"
+            )
 
 
 # -- messages ---------------------------------------------------------------------

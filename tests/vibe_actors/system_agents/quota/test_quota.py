@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vibe_actors import AskError, Ping, WorkerSpec
+from vibe_actors import AskError, Ping, WorkerSpec, decode_msgpack, encode_msgpack
 from vibe_actors.agents.quota import (
     Acquire,
     CostExceedsBurst,
@@ -20,6 +20,7 @@ from vibe_actors.agents.quota import (
     QuotaBuckets,
     QuotaConfig,
 )
+from vibe_actors.ray._host import AgentHost
 
 
 class FakeClock:
@@ -212,8 +213,10 @@ def test_property_a_bucket_refills_to_burst_and_no_further(rate, burst, ops):
 SLOW = QuotaConfig(limits=[Limit(principal="*", rate=0.001, burst=2.0)])
 
 
-def test_agent_grants_then_denies_with_429(make_system):
-    system = make_system([WorkerSpec(name="quota", agent=Quota, config=SLOW)])
+def test_agent_grants_then_denies_with_429(make_system, tmp_path, store):
+    system = make_system(
+        [WorkerSpec(name="quota", agent=Quota, config=SLOW)], data_dir=str(tmp_path), store=store
+    )
     first = system.ask("quota", Acquire(principal="alice", agent="kv"))
     assert first.remaining == pytest.approx(1.0, abs=1e-3)  # the real clock refills a little
     assert system.ask("quota", Acquire(principal="alice", agent="kv")).remaining < 1e-3
@@ -239,7 +242,7 @@ def test_agent_restart_rebuilds_full_buckets_from_config(make_system):
     assert isinstance(again, Denied)
 
 
-def test_agent_defaults_and_mapping_config(make_system):
+def test_agent_defaults_and_mapping_config(make_system, tmp_path, store):
     system = make_system(
         [
             WorkerSpec(name="open", agent=Quota),
@@ -248,8 +251,24 @@ def test_agent_defaults_and_mapping_config(make_system):
                 agent=Quota,
                 config={"limits": [{"agent": "kv", "rate": 1, "burst": 1}]},
             ),
-        ]
+        ],
+        data_dir=str(tmp_path),
+        store=store,
     )
     assert system.ask("open", Acquire(agent="kv", cost=1e6)) == Granted(remaining=None)
     assert system.ask("mapped", Acquire(agent="kv")).remaining < 1e-3
     assert isinstance(system.ref("mapped").ask_future(Acquire(agent="kv")).wait(), Denied)
+
+
+def test_placed_on_ray_the_agent_keeps_its_buckets_in_memory():
+    # A Ray-placed agent's host offers self.system.clock only (no config, no metrics, no
+    # store): the agent must start and answer from memory there. No Ray needed for its host.
+    host = AgentHost("vibe_actors.agents.quota:Quota", "quota", encode_msgpack(SLOW), 1)
+    replies = [
+        decode_msgpack(
+            host.handle(encode_msgpack(Acquire(principal="alice", agent="kv"))),
+            Granted | Denied | CostExceedsBurst,
+        )
+        for _ in range(3)
+    ]
+    assert [type(r) for r in replies] == [Granted, Granted, Denied]
