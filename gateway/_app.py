@@ -39,7 +39,7 @@ from gateway._catalog import Catalog, HasStatus, HotEntry
 from gateway._console import ConsoleFiles, ConsoleRoutes
 from gateway._cors import Cors
 from gateway._entity_routes import EntityRoutes
-from gateway._guards import Guards
+from gateway._guards import Guards, Verdict
 from gateway._http import (
     ClientDisconnected,
     Receive,
@@ -370,8 +370,11 @@ class Gateway(EntityRoutes, ConsoleRoutes):
             found = self.entity_entry(name, entity_id, tag, request.request_id)
         message_type, decoder, ref, cell = found
         request_id = request.request_id
-        if self.guards is not None:  # policy or quota in the wiring
-            await self._guard(request, name, tag)
+        guards = self.guards
+        if guards is not None:  # policy or quota in the wiring
+            self._guard_local(request, name, tag)
+            if guards.quota_agent is not None:  # a shared store's quota: an ask
+                await self._guard_shared(request, name)
         if request.content_type != b"application/json":  # else: nothing to check
             require_json(request.content_type, request_id)
         timeout = (
@@ -474,19 +477,26 @@ class Gateway(EntityRoutes, ConsoleRoutes):
 
     async def _guard(self, request: Request, agent: str, message: str) -> None:
         """Policy (403) and quota (429) for sending ``message`` to ``agent``; raises Reject."""
-        if self.guards is None:
+        guards = self.guards
+        if guards is None:
             return
-        verdict = await self.guards.check(
-            request.principal, agent, message, bool(self._tokens), request.request_id
-        )
+        self._guard_local(request, agent, message)
+        if guards.quota_agent is not None:
+            await self._guard_shared(request, agent)
+
+    def _guard_local(self, request: Request, agent: str, message: str) -> None:
+        """The policy and the in-memory quota (no await: the ask's hot path); raises Reject."""
+        assert self.guards is not None
+        verdict = self.guards.check(request.principal, agent, message, bool(self._tokens))
         if verdict is not None:
-            retry = (
-                ()
-                if verdict.retry_after is None
-                else ((b"retry-after", str(verdict.retry_after).encode()),)
-            )
-            problem = make_problem(verdict.status, verdict.slug, verdict.detail, request.request_id)
-            raise Reject(problem, retry)
+            raise _rejection(verdict, request.request_id)
+
+    async def _guard_shared(self, request: Request, agent: str) -> None:
+        """A shared store's quota (an ask of the quota agent); raises Reject."""
+        assert self.guards is not None
+        verdict = await self.guards.check_shared(request.principal, agent, request.request_id)
+        if verdict is not None:
+            raise _rejection(verdict, request.request_id)
 
     def _request_timeout(self, request: Request) -> float:
         """The deadline of this request's ask: X-Timeout-Ms, else the default."""
@@ -542,3 +552,13 @@ def _viewed(view: Any, request_id: str) -> Any:
         problem = problem_for_reply(view, request_id)
         raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
     return view
+
+
+def _rejection(verdict: Verdict, request_id: str) -> Reject:
+    """The problem response of a guard's ``verdict``."""
+    retry = (
+        ()
+        if verdict.retry_after is None
+        else ((b"retry-after", str(verdict.retry_after).encode()),)
+    )
+    return Reject(make_problem(verdict.status, verdict.slug, verdict.detail, request_id), retry)

@@ -94,15 +94,11 @@ class Guards:
         """Whether the quota guard is on."""
         return self.quota is not None or self.quota_agent is not None
 
-    async def check(
-        self,
-        principal: str | None,
-        agent: str,
-        message: str,
-        authenticated: bool,
-        request_id: str | None = None,
+    def check(
+        self, principal: str | None, agent: str, message: str, authenticated: bool
     ) -> Verdict | None:
-        """None when the request may go on; else the reason to refuse it."""
+        """The policy and the in-memory quota, in the caller's thread: None when the request
+        may go on; else the reason to refuse it. A shared quota is :meth:`check_shared`'s."""
         if authenticated and self.policy_agent is not None:
             snapshot = self.policy
             if snapshot is None:
@@ -127,13 +123,16 @@ class Guards:
                 return Verdict(
                     429, "quota-exceeded", granted.detail, math.ceil(granted.retry_after)
                 )
-        elif self.quota_agent is not None:
-            return await self._ask_quota(self.quota_agent, principal, agent, request_id)
         return None
 
-    async def _ask_quota(
-        self, quota: str, principal: str | None, agent: str, request_id: str | None
+    async def check_shared(
+        self, principal: str | None, agent: str, request_id: str | None
     ) -> Verdict | None:
+        """The quota of a shared store (``quota_agent`` set): an ask of the quota agent;
+        None when the request may go on, else the reason to refuse it."""
+        quota = self.quota_agent
+        if quota is None:
+            return None
         reply = await self._system.ref(quota).ask_async(
             Acquire(principal=principal, agent=agent), request_id=request_id, raise_errors=False
         )
