@@ -30,6 +30,7 @@ from vibe_actors.agents.webhooks import (
     WebhooksConfig,
 )
 
+from tests.postgres import agent_sql
 from tests.vibe_actors.system_agents.ledger.test_ledger import ledger_spec
 from tests.vibe_actors.system_agents.registry.test_registry import member, registry, restart, tree
 from tests.vibe_actors.system_agents.webhooks.test_webhooks import LOCAL, SECRET
@@ -133,7 +134,7 @@ def test_webhook_subscriptions_are_capped_and_counted_again_after_a_restart(make
         # The subscriptions held are untouched.
         assert set(system.ask("hooks", Deliveries()).circuits) == {first.id, second.id}
 
-        restart(system, "hooks")  # the file is read again: still full
+        restart(system, "hooks")  # the store is read again: still full
         assert isinstance(subscribe(system, "v"), TooManySubscriptions)
 
         assert system.ask("hooks", Unsubscribe(id=first.id)).id == first.id
@@ -162,8 +163,8 @@ def test_a_callers_webhook_subscriptions_are_capped_across_restarts(make_system,
     assert isinstance(subscribe(system, "t", eve), Subscribed)
     assert isinstance(subscribe(system, "t"), Subscribed)
     assert isinstance(subscribe(system, "t"), Subscribed)
-    stored = json.loads((tmp_path / "webhooks" / "hooks.json").read_bytes())
-    callers = sorted(str(sub["caller"]) for sub in stored["subscriptions"])
+    stored = agent_sql(tmp_path, "", "hooks", "SELECT caller FROM subscriptions")
+    callers = sorted(str(row[0] and json.loads(row[0])) for row in stored)
     assert callers == [
         "None",
         "None",
