@@ -392,6 +392,10 @@ class Webhooks(
 
     @handler
     def _sync(self, msg: _Sync) -> None:
+        if self.impaired is not None:
+            # The store failed: a sync would block this thread until the pool gives up;
+            # the probe clears the impairment once the store answers, and syncs resume.
+            return
         try:
             changed = self._dispatcher.sync()
         except StoreError as exc:

@@ -63,12 +63,12 @@ LOCAL = ["127.0.0.1/32"]
 # -- helpers --------------------------------------------------------------------------------
 
 
-def hooks(tmp_path, make_system, agent: type[Webhooks] = Webhooks, **config: Any):
+def hooks(tmp_path, make_system, agent: type[Webhooks] = Webhooks, store: str = "", **config: Any):
     config.setdefault("backoff_initial", 0.05)
     config.setdefault("backoff_jitter", 0.0)  # exact delays; the jitter has its own test
     config.setdefault("timeout", 5.0)
     spec = WorkerSpec(name="hooks", agent=agent, config=WebhooksConfig(**config))
-    return make_system([spec], data_dir=str(tmp_path))
+    return make_system([spec], data_dir=str(tmp_path), store=store)
 
 
 def final_records(system, count: int = 1, sub: str | None = None) -> DeliveriesReply:
@@ -408,12 +408,13 @@ def test_a_slow_endpoint_does_not_stall_the_mailbox(make_system, tmp_path, hook)
     assert final_records(system).deliveries[0].outcome == "delivered"
 
 
-def test_subscriptions_survive_a_restart_but_history_does_not(make_system, tmp_path, hook):
-    system = hooks(tmp_path, make_system, allow=LOCAL)
+def test_subscriptions_survive_a_restart_but_history_does_not(make_system, tmp_path, hook, store):
+    system = hooks(tmp_path, make_system, allow=LOCAL, store=store)
     sub = system.ask("hooks", Subscribe(topic="t", url=hook.url, secret=SECRET)).id
     system.ask("hooks", Deliver(topic="t"))
     final_records(system)
-    assert stat.S_IMODE(os.stat(tmp_path / "hooks.db").st_mode) == 0o600
+    if not store:
+        assert stat.S_IMODE(os.stat(tmp_path / "hooks.db").st_mode) == 0o600
     system.inject_fault("hooks", "crash")
     assert system.ask("hooks", Ping()).incarnation == 2
     wait_until(lambda: not worker_threads(1), 5.0, "the first incarnation's threads to end")

@@ -31,6 +31,7 @@ from vibe_actors.agents.webhooks._store import Subscription, legacy_file
 
 from tests.conftest import wait_until
 from tests.postgres import agent_sql
+from tests.vibe_actors.store.test_postgres import _connections
 from tests.vibe_actors.system_agents.test_full_disk import (
     fast_probe,
     fill_disk,
@@ -49,9 +50,9 @@ def system_of(make_system, data_dir: Path, store: str = "", agent: type = Webhoo
     return make_system(root, data_dir=str(data_dir), store=store)
 
 
-def ask(system, message: Any, caller: Caller | None = None) -> Any:
+def ask(system, message: Any, caller: Caller | None = None, timeout: float = 10.0) -> Any:
     """The reply as data (error replies included), with a deadline."""
-    return system.ref("hooks").ask_future(message, caller=caller, timeout=10.0).wait()
+    return system.ref("hooks").ask_future(message, caller=caller, timeout=timeout).wait()
 
 
 def held(system) -> list[str]:
@@ -168,6 +169,32 @@ def test_a_full_disk_refuses_changes_with_503_and_the_agent_stays_up(make_system
     again = ask(system, Subscribe(topic="u", url=hook.url, secret=big))
     assert isinstance(again, Subscribed)
     assert held(system) == [kept.id, again.id]
+
+
+@pytest.mark.timeout(90)
+def test_while_postgresql_is_away_changes_are_503_and_deliveries_go_on(
+    make_system, tmp_path, postgres_url, hook: Hook
+):
+    system = system_of(make_system, tmp_path, postgres_url, sync_interval=0.05)
+    kept = ask(system, Subscribe(topic="t", url=hook.url, secret=SECRET))
+    _connections(postgres_url, allowed=False)
+    try:
+        # Each waits for the pool's timeout (5 s), perhaps behind a sync or a probe.
+        refused = ask(system, Subscribe(topic="u", url=hook.url, secret=SECRET), timeout=30)
+        assert isinstance(refused, WebhooksNotSaved) and refused.http_status == 503
+        assert "#hooks" in refused.detail and "postgresql://" in refused.detail
+        not_removed = ask(system, Unsubscribe(id=kept.id), timeout=30)
+        assert isinstance(not_removed, WebhooksNotSaved)
+        assert system.cell("hooks").impaired is not None
+        # What it holds is still delivered to (the failing syncs keep it).
+        assert list(ask(system, Deliveries(), timeout=30).circuits) == [kept.id]
+        assert len(ask(system, Deliver(topic="t"), timeout=30).deliveries) == 1
+        hook.received(1, timeout=30)
+    finally:
+        _connections(postgres_url, allowed=True)
+    wait_until(lambda: system.cell("hooks").impaired is None, 30.0, "the probe's recovery")
+    assert ask(system, Unsubscribe(id=kept.id)) == Unsubscribed(id=kept.id)
+    assert held(system) == []
 
 
 @pytest.mark.timeout(60)
