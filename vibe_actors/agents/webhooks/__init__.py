@@ -89,8 +89,8 @@ holds the same subscriptions. Each reads the table again every
 subscription made on one replica is delivered to by every replica after
 their next sync, and an ``Unsubscribe`` on one stops deliveries on all of
 them after theirs (a retry already scheduled is cancelled when it is due). An
-``Unsubscribe`` of a subscription this replica has not read yet is
-``UnknownSubscription`` until its sync. Deliveries stay per replica: each
+``Unsubscribe`` of an id this replica does not hold reads the table first, so
+it removes a subscription whichever replica made it. Deliveries stay per replica: each
 delivers the events published on it (at its own pubsub agent, and the
 ``Deliver`` asks it gets), with its own history, breakers and retries; an
 event is delivered once, by the replica it was published on. The limits are
@@ -372,11 +372,19 @@ class Webhooks(
     def unsubscribe(
         self, msg: Unsubscribe
     ) -> Unsubscribed | UnknownSubscription | WebhooksNotSaved:
-        sub = self._dispatcher.subs.get(msg.id)
+        engine = self._dispatcher
+        sub = engine.subs.get(msg.id)
+        try:
+            if sub is None and self._store is not None and self._store.shared:
+                engine.sync()  # another replica may have made it since the last sync
+                sub = engine.subs.get(msg.id)
+        except StoreError as exc:
+            self.read_failed(exc, "Unsubscribe")
+            return WebhooksNotSaved(detail=f"cannot read {exc.path}: {exc.reason}")
         if sub is None:
             return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
         try:
-            self._dispatcher.remove(sub)
+            engine.remove(sub)
         except StoreError as exc:
             return self._not_saved(exc, "Unsubscribe")
         self.write_succeeded()

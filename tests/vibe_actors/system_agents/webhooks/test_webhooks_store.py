@@ -21,6 +21,7 @@ from vibe_actors.agents.webhooks import (
     Subscribe,
     Subscribed,
     TooManySubscriptions,
+    UnknownSubscription,
     Unsubscribe,
     Unsubscribed,
     Webhooks,
@@ -210,7 +211,12 @@ def test_two_systems_on_one_postgresql_share_subscriptions(
     assert len(a.ask("hooks", Deliver(topic="t", data="from a")).deliveries) == 1
     datas = sorted(msgspec.json.decode(body)["data"] for _, body in hook.received(2))
     assert datas == ["from a", "from b"]
-    # One on B, removed on A: both stop delivering to it after their sync.
+    # One on B: A removes it before its sync has read it, and both stop delivering to it.
+    slow = system_of(make_system, tmp_path / "c", postgres_url, sync_interval=3600)
+    made_on_b = ask(b, Subscribe(topic="v", url=hook.url, secret=SECRET)).id
+    assert slow.ask("hooks", Unsubscribe(id=made_on_b)) == Unsubscribed(id=made_on_b)
+    assert isinstance(ask(slow, Unsubscribe(id="no-such-id")), UnknownSubscription)
+    wait_until(lambda: held(b) == [sub], 10.0, "B to read the unsubscribe")
     other = ask(b, Subscribe(topic="u", url=hook.url, secret=SECRET)).id
     wait_until(lambda: held(a) == [sub, other], 10.0, "A to read B's subscription")
     assert a.ask("hooks", Unsubscribe(id=sub)) == Unsubscribed(id=sub)
