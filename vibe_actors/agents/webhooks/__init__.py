@@ -89,8 +89,8 @@ holds the same subscriptions. Each reads the table again every
 subscription made on one replica is delivered to by every replica after
 their next sync, and an ``Unsubscribe`` on one stops deliveries on all of
 them after theirs (a retry already scheduled is cancelled when it is due). An
-``Unsubscribe`` of an id this replica does not hold reads the table first, so
-it removes a subscription whichever replica made it. Deliveries stay per replica: each
+``Unsubscribe`` of an id this replica does not hold is tried on the table too,
+so it removes a subscription whichever replica made it. Deliveries stay per replica: each
 delivers the events published on it (at its own pubsub agent, and the
 ``Deliver`` asks it gets), with its own history, breakers and retries; an
 event is delivered once, by the replica it was published on. The limits are
@@ -372,23 +372,24 @@ class Webhooks(
     def unsubscribe(
         self, msg: Unsubscribe
     ) -> Unsubscribed | UnknownSubscription | WebhooksNotSaved:
-        engine = self._dispatcher
-        sub = engine.subs.get(msg.id)
+        sub = self._dispatcher.subs.get(msg.id)
         try:
-            if sub is None and self._store is not None and self._store.shared:
-                engine.sync()  # another replica may have made it since the last sync
-                sub = engine.subs.get(msg.id)
-        except StoreError as exc:
-            self.read_failed(exc, "Unsubscribe")
-            return WebhooksNotSaved(detail=f"cannot read {exc.path}: {exc.reason}")
-        if sub is None:
-            return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
-        try:
-            engine.remove(sub)
+            if sub is not None:
+                self._dispatcher.remove(sub)
+            elif not self._remove_unread(msg.id):
+                return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
         except StoreError as exc:
             return self._not_saved(exc, "Unsubscribe")
         self.write_succeeded()
-        return Unsubscribed(id=sub.id)
+        return Unsubscribed(id=msg.id)
+
+    def _remove_unread(self, id: str) -> bool:
+        """Remove subscription ``id`` that another replica made since this one's last sync
+        (a shared store); False if there is none. Raises StoreError."""
+        if self._store is None or not self._store.shared or not self._store.remove(id):
+            return False
+        self.log.info("webhook_unsubscribed", subscription=id, held=False)
+        return True
 
     def _not_saved(self, error: StoreError, what: str) -> WebhooksNotSaved:
         """The reply to a change that could not be stored (logged, counted, the agent
