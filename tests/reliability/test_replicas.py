@@ -5,7 +5,9 @@ directory, both started with ``--store`` naming one fresh database: a write on
 A reads on B; compare-and-set races between the replicas lose no update and
 let exactly one of two equal expectations win; a replica killed with SIGKILL
 during writes loses none of the writes it acknowledged; appends through both
-replicas to one stream get gapless seqs and one chain that verifies on both.
+replicas to one stream get gapless seqs and one chain that verifies on both;
+a webhook subscription made on A is held by B after its sync, and removed on B,
+by A after its.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import wait_until
 from tests.reliability.conftest import ASK_HEADERS, ROOT, Gateway
 
 pytestmark = pytest.mark.timeout(300)  # two gateways boot per test (busy CI machines)
@@ -212,3 +215,27 @@ def test_two_replicas_admit_at_most_the_configured_rate(gateways, tmp_path, post
     assert set(codes) == {404, 429}, codes  # admitted (no such key) or refused, nothing else
     # Each replica alone would admit `allowed`: the two together admit it once, within 10%.
     assert 0.9 * allowed <= codes[404] <= 1.1 * allowed, (codes, allowed)
+
+
+def test_webhook_subscriptions_made_on_one_replica_are_held_by_both(
+    gateways, tmp_path, postgres_url
+):
+    a, b = _pair(gateways, tmp_path, postgres_url)
+    # A public address (a literal: the SSRF guard resolves nothing); nothing is delivered.
+    body = {"topic": "orders", "url": "http://93.184.216.34/hook", "secret": "s3cret-shh"}
+    sub = a.ask("webhooks", "Subscribe", body)["id"]
+
+    def held(replica: Gateway) -> list[str]:
+        return list(replica.ask("webhooks", "Deliveries", {})["circuits"])
+
+    wait_until(lambda: held(b) == [sub], 30, "B to read A's subscription")
+    assert b.ask("webhooks", "Unsubscribe", {"id": sub})["id"] == sub
+    wait_until(lambda: held(a) == [], 30, "A to read B's unsubscribe")
+    for replica in (a, b):
+        stores = {
+            dict(labels)["agent"]: dict(labels)["backend"]
+            for (name, labels), _ in replica.metrics().items()
+            if name == "vibe_store_info"
+        }
+        assert stores["webhooks"] == "postgresql"
+        assert "s3cret-shh" not in replica.logs()

@@ -117,9 +117,9 @@ def test_every_store_creates_owner_only_files_under_a_permissive_umask(tmp_path,
     after = assert_private(data_dir)
     for name in ("state.db", "state.db-wal", "state.db-shm", "jobs.db", "ledger.db"):
         assert name in running
-    for name in ("registry.db", "pubsub.db", "scheduler.db", "policy", "webhooks"):
+    for name in ("registry.db", "pubsub.db", "scheduler.db", "policy", "hooks.db"):
         assert name in after
-    assert "policy/policy.json" in after and "webhooks/hooks.json" in after
+    assert "policy/policy.json" in after
 
 
 def test_files_and_directories_left_open_are_tightened_at_start(tmp_path, umask):

@@ -30,6 +30,7 @@ from vibe_actors.agents.webhooks import (
     WebhooksConfig,
 )
 
+from tests.postgres import agent_sql
 from tests.vibe_actors.system_agents.ledger.test_ledger import ledger_spec
 from tests.vibe_actors.system_agents.registry.test_registry import member, registry, restart, tree
 from tests.vibe_actors.system_agents.webhooks.test_webhooks import LOCAL, SECRET
@@ -102,9 +103,9 @@ def test_registry_config_refuses_more_static_entries_than_max_names():
 URL = "http://127.0.0.1:9/hook"
 
 
-def hooks(make_system, tmp_path, agent: type[Webhooks] = Webhooks, **config: Any):
+def hooks(make_system, tmp_path, agent: type[Webhooks] = Webhooks, store: str = "", **config: Any):
     spec = WorkerSpec(name="hooks", agent=agent, config=WebhooksConfig(allow=LOCAL, **config))
-    return make_system(tree(spec), data_dir=str(tmp_path))
+    return make_system(tree(spec), data_dir=str(tmp_path), store=store)
 
 
 def subscribe(system, topic: str = "t", caller: Caller | None = None) -> Any:
@@ -112,11 +113,13 @@ def subscribe(system, topic: str = "t", caller: Caller | None = None) -> Any:
     return system.ref("hooks").ask_future(message, caller=caller).wait()
 
 
-def test_webhook_subscriptions_are_capped_and_counted_again_after_a_restart(make_system, tmp_path):
+def test_webhook_subscriptions_are_capped_and_counted_again_after_a_restart(
+    make_system, tmp_path, store
+):
     from vibe_actors.agents.webhooks import TooManySubscriptions
 
     with capture_logs() as logs:
-        system = hooks(make_system, tmp_path, max_subscriptions=2)
+        system = hooks(make_system, tmp_path, store=store, max_subscriptions=2)
         first, second = subscribe(system, "t"), subscribe(system, "u")
         assert isinstance(first, Subscribed) and isinstance(second, Subscribed)
         over = subscribe(system, "t")
@@ -133,7 +136,7 @@ def test_webhook_subscriptions_are_capped_and_counted_again_after_a_restart(make
         # The subscriptions held are untouched.
         assert set(system.ask("hooks", Deliveries()).circuits) == {first.id, second.id}
 
-        restart(system, "hooks")  # the file is read again: still full
+        restart(system, "hooks")  # the store is read again: still full
         assert isinstance(subscribe(system, "v"), TooManySubscriptions)
 
         assert system.ask("hooks", Unsubscribe(id=first.id)).id == first.id
@@ -148,11 +151,13 @@ def test_webhook_subscriptions_are_capped_and_counted_again_after_a_restart(make
     assert sample("vibe_webhooks_subscriptions", {"agent": "hooks"}) == 2
 
 
-def test_a_callers_webhook_subscriptions_are_capped_across_restarts(make_system, tmp_path):
+def test_a_callers_webhook_subscriptions_are_capped_across_restarts(make_system, tmp_path, store):
     from vibe_actors.agents.webhooks import TooManySubscriptions
 
     mallory, eve = Caller("mallory"), Caller("eve")
-    system = hooks(make_system, tmp_path, max_subscriptions=10, max_subscriptions_per_caller=2)
+    system = hooks(
+        make_system, tmp_path, store=store, max_subscriptions=10, max_subscriptions_per_caller=2
+    )
     mine = [subscribe(system, "t", mallory) for _ in range(2)]
     assert all(isinstance(reply, Subscribed) for reply in mine)
     over = subscribe(system, "t", mallory)
@@ -162,8 +167,8 @@ def test_a_callers_webhook_subscriptions_are_capped_across_restarts(make_system,
     assert isinstance(subscribe(system, "t", eve), Subscribed)
     assert isinstance(subscribe(system, "t"), Subscribed)
     assert isinstance(subscribe(system, "t"), Subscribed)
-    stored = json.loads((tmp_path / "webhooks" / "hooks.json").read_bytes())
-    callers = sorted(str(sub["caller"]) for sub in stored["subscriptions"])
+    stored = agent_sql(tmp_path, store, "hooks", "SELECT caller FROM subscriptions")
+    callers = sorted(str(row[0] and json.loads(row[0])) for row in stored)
     assert callers == [
         "None",
         "None",

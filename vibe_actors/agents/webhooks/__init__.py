@@ -63,13 +63,41 @@ and ``on_failure`` (a request in flight finishes within its timeout and its
 result is discarded). At most ``max_pending`` deliveries are unfinished at a
 time; more are dropped (recorded, counted in ``Queued.dropped``).
 
-Across a restart: subscriptions survive (with ``persist``, the default, they
-are written atomically to ``<data_dir>/webhooks/<name>.json`` with mode
-0600, secrets and callers included, before the reply; otherwise they are
-lost), and count against the limits again.
+Across a restart: subscriptions survive (with ``persist``, the default, each
+is stored before the reply, secrets and callers included, by the store seam:
+the SQLite file ``<data_dir>/<name>.db`` with mode 0600, or the agent's
+namespace of the system's PostgreSQL database; without ``persist`` they are
+kept in memory only and lost), and count against the limits again. A file
+of subscriptions that an older version wrote (``<data_dir>/webhooks/<name>.json``)
+is imported at start, in one transaction, and renamed
+``<name>.json.migrated`` (see :func:`~vibe_actors.agents.webhooks._store.import_file`).
 Delivery history, circuit states, scheduled retries and deliveries in flight
 are per incarnation and lost (delivery is at most once past a crash). A
 subscribe whose check was pending gets ``Unavailable``.
+
+Storage: a store that cannot be opened (or an old file that cannot be
+imported) degrades the agent (``Unavailable`` naming it; the next start tries
+again). A subscription that cannot be stored or removed at run time (a full
+disk, the database out of reach) is answered ``WebhooksNotSaved`` (503) and
+nothing changes; the agent stays up, delivers to the subscriptions it holds,
+is reported impaired and resumes by itself once a probe write succeeds
+(:mod:`vibe_actors.store._health`).
+
+Replicas (``store: postgresql://...``): every replica's agent of this name
+holds the same subscriptions. Each reads the table again every
+``sync_interval`` seconds and takes what the others added and removed, so a
+subscription made on one replica is delivered to by every replica after
+their next sync, and an ``Unsubscribe`` on one stops deliveries on all of
+them after theirs (a retry already scheduled is cancelled when it is due). An
+``Unsubscribe`` of an id this replica does not hold is tried on the table too,
+so it removes a subscription whichever replica made it. Deliveries stay per replica: each
+delivers the events published on it (at its own pubsub agent, and the
+``Deliver`` asks it gets), with its own history, breakers and retries; an
+event is delivered once, by the replica it was published on. The limits are
+checked against the subscriptions this replica holds (its own writes and the
+last sync), so replicas subscribing at once may together exceed them by what
+was added between two syncs. The secrets are in the database: give its
+access the care the secrets need.
 
 Secrets are never logged or returned: only ids, topics and URL origins
 (``scheme://host:port``) appear in logs, replies and errors.
@@ -83,7 +111,6 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
@@ -99,6 +126,12 @@ from vibe_actors.agents.webhooks._http_client import (
     url_problem,
 )
 from vibe_actors.agents.webhooks._metrics import build_metrics
+from vibe_actors.agents.webhooks._store import (
+    Subscription,
+    SubscriptionStore,
+    import_file,
+    legacy_file,
+)
 from vibe_actors.agents.webhooks.protocol import (
     Deliver,
     Deliveries,
@@ -116,6 +149,13 @@ from vibe_actors.agents.webhooks.protocol import (
     WebhooksBusy,
     WebhooksConfig,
     WebhooksNotSaved,
+)
+from vibe_actors.store import (
+    ClosesStore,
+    GuardedWrites,
+    StoreError,
+    degrade_for,
+    open_store,
 )
 
 __all__ = [
@@ -152,10 +192,18 @@ class _Retry(msgspec.Struct, frozen=True):
     delivery: str
 
 
+class _Sync(msgspec.Struct, frozen=True):
+    """Timer: read the subscriptions other replicas wrote (a shared store only)."""
+
+
 # -- the agent ----------------------------------------------------------------------------
 
 
-class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveries]):
+class Webhooks(
+    GuardedWrites,
+    ClosesStore,
+    Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveries],
+):
     """Outbound webhook delivery (see the module docstring for the whole contract).
 
     It answers the public protocol; the subscriptions, deliveries, breakers
@@ -170,16 +218,39 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     def on_start(self) -> None:
         settings = self._settings = self.config
         self._allow = parse_allow(settings.allow)
-        path = (
-            Path(self.system.config.data_dir) / "webhooks" / f"{self.name}.json"
-            if settings.persist
-            else None
-        )
+        self._engine: WebhookDispatcher | None = None
+        self._store: SubscriptionStore | None = None
+        subs: dict[str, Subscription] = {}
+        if settings.persist:
+            try:
+                self._store = open_store(SubscriptionStore, self)
+                legacy = legacy_file(self.system.config.data_dir, self.name)
+                if imported := import_file(self._store, legacy):
+                    self.log.info(
+                        "webhooks_file_imported", path=str(legacy), subscriptions=imported
+                    )
+                subs = self._store.load()
+            except StoreError as exc:
+                self._close()
+                degrade_for(self, exc)
+                return
         metrics = self.system.shared_metrics("webhooks", build_metrics)
         self._engine = WebhookDispatcher(
-            self, settings, path, self._make_client, self._retry_later, metrics
+            self, settings, self._store, subs, self._make_client, self._retry_later, metrics
         )
-        self.log.info("webhooks_started", subscriptions=len(self._engine.subs))
+        if self._store is not None and self._store.shared:
+            self.start_timer("sync", _Sync(), settings.sync_interval, repeat=True)
+        self.log.info("webhooks_started", subscriptions=len(subs),
+                      store=None if self._store is None else self._store.path)  # fmt: skip
+
+    @property
+    def _dispatcher(self) -> WebhookDispatcher:
+        assert self._engine is not None  # a degraded agent never reaches a handler
+        return self._engine
+
+    def _probe_store_write(self) -> None:
+        assert self._store is not None  # only a store's writes fail
+        self._store.probe_write()
 
     def _retry_later(self, delivery: str, delay: float) -> None:
         self.start_timer(("retry", delivery), _Retry(delivery), delay)
@@ -196,12 +267,16 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
 
     def on_stop(self) -> None:
         self._release("stopped")
+        self._close()
 
     def on_failure(self, error: BaseException) -> None:
         self._release("crashed")
+        self._close()
 
     def _release(self, why: str) -> None:
         engine = self._engine
+        if engine is None:  # degraded: no threads, nothing pending
+            return
         engine.workers.stop()
         for check in engine.checks.values():
             check.deferred.resolve(
@@ -238,7 +313,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         # Checked now too, so that a full agent resolves no host for a request it refuses.
         if (full := self._full(msg, caller, request_id)) is not None:
             return full
-        engine = self._engine
+        engine = self._dispatcher
         if len(engine.checks) + len(engine.pending) >= self._settings.max_pending:
             return WebhooksBusy(detail="too many deliveries and checks pending; retry later")
         token = uuid.uuid4().hex
@@ -248,7 +323,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
 
     @handler
     def _checked(self, msg: Checked) -> None:
-        entry = self._engine.checks.pop(msg.token, None)
+        entry = self._dispatcher.checks.pop(msg.token, None)
         if msg.incarnation != self.incarnation or entry is None:
             return
         deferred, request = entry.deferred, entry.request
@@ -261,10 +336,12 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
         if (full := self._full(request, entry.caller, entry.request_id)) is not None:
             deferred.resolve(full)
             return
-        sub = self._engine.add(request, entry.caller)
-        if sub is None:
-            deferred.resolve(WebhooksNotSaved(detail="cannot write the subscriptions file"))
+        try:
+            sub = self._dispatcher.add(request, entry.caller)
+        except StoreError as exc:
+            deferred.resolve(self._not_saved(exc, "Subscribe"))
             return
+        self.write_succeeded()
         deferred.resolve(Subscribed(id=sub.id))
 
     def _full(
@@ -272,7 +349,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     ) -> TooManySubscriptions | None:
         """The refusal of one more subscription for ``caller`` (None: trusted code, which
         has only the total limit), or None if it fits."""
-        settings, subs = self._settings, self._engine.subs
+        settings, subs = self._settings, self._dispatcher.subs
         limit, setting, who = settings.max_subscriptions, "max_subscriptions", "the agent"
         held = len(subs)
         if held < limit and caller is not None:
@@ -281,7 +358,7 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
             who = "anonymous" if caller.principal is None else repr(caller.principal)
         if held < limit:
             return None
-        self._engine.refused(setting)
+        self._dispatcher.refused(setting)
         self.log.warning(
             "webhooks_limit_reached", limit=setting, held=held, topic=request.topic,
             origin=origin(request.url), request_id=request_id,
@@ -295,18 +372,54 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
     def unsubscribe(
         self, msg: Unsubscribe
     ) -> Unsubscribed | UnknownSubscription | WebhooksNotSaved:
-        sub = self._engine.subs.get(msg.id)
-        if sub is None:
-            return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
-        if not self._engine.remove(sub):
-            return WebhooksNotSaved(detail="cannot write the subscriptions file")
-        return Unsubscribed(id=sub.id)
+        sub = self._dispatcher.subs.get(msg.id)
+        try:
+            if sub is not None:
+                self._dispatcher.remove(sub)
+            elif not self._remove_unread(msg.id):
+                return UnknownSubscription(id=msg.id, detail=f"no subscription {msg.id!r}")
+        except StoreError as exc:
+            return self._not_saved(exc, "Unsubscribe")
+        self.write_succeeded()
+        return Unsubscribed(id=msg.id)
+
+    def _remove_unread(self, id: str) -> bool:
+        """Remove subscription ``id`` that another replica made since this one's last sync
+        (a shared store); False if there is none. Raises StoreError."""
+        if self._store is None or not self._store.shared or not self._store.remove(id):
+            return False
+        self.log.info("webhook_unsubscribed", subscription=id, held=False)
+        return True
+
+    def _not_saved(self, error: StoreError, what: str) -> WebhooksNotSaved:
+        """The reply to a change that could not be stored (logged, counted, the agent
+        impaired and probing: see ``GuardedWrites``)."""
+        self.write_failed(error, what)
+        return WebhooksNotSaved(
+            detail=f"cannot save to {error.path}: {error.reason}; nothing of this {what} was kept"
+        )
+
+    @handler
+    def _sync(self, msg: _Sync) -> None:
+        if self.impaired is not None:
+            # The store failed: a sync would block this thread until the pool gives up;
+            # the probe clears the impairment once the store answers, and syncs resume.
+            return
+        try:
+            changed = self._dispatcher.sync()
+        except StoreError as exc:
+            self.read_failed(exc, "sync of subscriptions")  # the ones held keep being served
+            return
+        if changed:
+            self.log.debug(
+                "webhooks_synced", changed=changed, subscriptions=len(self._dispatcher.subs)
+            )
 
     # -- deliveries ----------------------------------------------------------------------
 
     @handler
     def deliver(self, msg: Deliver) -> Queued:
-        started, dropped = self._engine.deliver(msg)
+        started, dropped = self._dispatcher.deliver(msg)
         return Queued(deliveries=started, dropped=dropped)
 
     @handler
@@ -316,15 +429,15 @@ class Webhooks(Agent[Subscribe | Unsubscribe | Deliver | pubsub.Event | Deliveri
 
     @handler
     def _attempted(self, msg: Attempted) -> None:
-        self._engine.attempted(msg)
+        self._dispatcher.attempted(msg)
 
     @handler
     def _retry(self, msg: _Retry) -> None:
-        self._engine.retry(msg.delivery)
+        self._dispatcher.retry(msg.delivery)
 
     @handler
     def deliveries(self, msg: Deliveries) -> DeliveriesReply:
-        engine = self._engine
+        engine = self._dispatcher
         records = [r for r in engine.history if msg.id is None or r.subscription == msg.id]
         limit = max(0, msg.limit)
         return DeliveriesReply(

@@ -3,12 +3,13 @@
 The :class:`~vibe_actors.agents.webhooks.Webhooks` agent owns one
 :class:`WebhookDispatcher` per incarnation and delegates to it everything past its
 public protocol: following topics at pubsub, adding and removing
-subscriptions (written to the file before the change counts), starting
+subscriptions (written to the store before the change counts), taking the
+subscriptions other replicas wrote (:meth:`WebhookDispatcher.sync`), starting
 deliveries, ending attempts (retry after a backoff, or final) and recording
 them. Used from the agent's thread only; it acts through the agent (``ref``,
 timers, ``log``, clock), and HTTP runs on its :class:`Workers`. The
-subscriptions are reloaded from the file at every start; everything else
-here belongs to one incarnation and is lost with it.
+subscriptions are read from the store at every start; everything else here
+belongs to one incarnation and is lost with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind
@@ -41,7 +41,7 @@ from vibe_actors.agents.webhooks._http_client import (
     standard_signature,
 )
 from vibe_actors.agents.webhooks._metrics import Metrics
-from vibe_actors.agents.webhooks._store import Subscription, load, save
+from vibe_actors.agents.webhooks._store import Subscription, SubscriptionStore
 from vibe_actors.agents.webhooks.protocol import Deliver, DeliveryRecord, Subscribe, WebhooksConfig
 
 CLIENT = SpanKind.CLIENT
@@ -65,18 +65,20 @@ class WebhookDispatcher:
         self,
         agent: Agent,
         settings: WebhooksConfig,
-        path: Path | None,
+        store: SubscriptionStore | None,
+        subs: dict[str, Subscription],
         make_client: Callable[[], PinnedClient],
         retry_later: Callable[[str, float], None],
         metrics: Metrics,
     ) -> None:
         self._agent = agent
         self._settings = settings
-        self._path = path
+        #: Where subscriptions are kept (None: ``persist`` off, in memory only).
+        self._store = store
         #: ``retry_later(delivery, delay)`` starts the agent's timer for a retry (its ``_Retry``).
         self._retry_later = retry_later
         self._metrics = metrics
-        self.subs = load(path)  # before the threads start: a bad file fails the start
+        self.subs = subs
         self._count()
         self.pending: dict[str, Pending] = {}
         self.checks: dict[str, PendingCheck] = {}
@@ -104,33 +106,48 @@ class WebhookDispatcher:
 
     # -- subscriptions ---------------------------------------------------------------
 
-    def add(self, request: Subscribe, caller: Caller | None) -> Subscription | None:
-        """Subscribe for ``caller`` (the URL passed its check); None if the file could not
-        be written (nothing is kept then)."""
+    def add(self, request: Subscribe, caller: Caller | None) -> Subscription:
+        """Subscribe for ``caller`` (the URL passed its check).
+
+        Raises StoreError if it cannot be stored: nothing is kept then.
+        """
         sub = Subscription(uuid.uuid4().hex, request.topic, request.url, request.secret, caller)
-        new_topic = all(s.topic != sub.topic for s in self.subs.values())
-        self.subs[sub.id] = sub
-        if not self._persist():
-            del self.subs[sub.id]
-            return None
-        self._count()
-        if new_topic:
-            self._follow(sub.topic)
+        if self._store is not None:
+            self._store.add(sub)
+        self._take({**self.subs, sub.id: sub})
         self._agent.log.info("webhook_subscribed", subscription=sub.id, topic=sub.topic,
                              origin=origin(sub.url))  # fmt: skip
         return sub
 
-    def remove(self, sub: Subscription) -> bool:
-        """Unsubscribe ``sub`` (one of :attr:`subs`); False if the file could not be written."""
-        del self.subs[sub.id]
-        if not self._persist():
-            self.subs[sub.id] = sub
-            return False
-        self._count()
+    def remove(self, sub: Subscription) -> None:
+        """Unsubscribe ``sub`` (one of :attr:`subs`; another replica may have removed it from
+        the store already). Raises StoreError if it cannot be removed: it is kept then."""
+        if self._store is not None:
+            self._store.remove(sub.id)
+        self._take({id: s for id, s in self.subs.items() if id != sub.id})
         self._agent.log.info("webhook_unsubscribed", subscription=sub.id, topic=sub.topic)
-        if all(s.topic != sub.topic for s in self.subs.values()):
-            self._follow(sub.topic, unfollow=True)
-        return True
+
+    def sync(self) -> int:
+        """Take the subscriptions as stored now (other replicas add and remove them); returns
+        how many changed. Raises StoreError if they cannot be read (nothing changes then)."""
+        assert self._store is not None  # only a shared store is synced
+        stored = self._store.load()
+        changed = len(stored.keys() ^ self.subs.keys())
+        if changed:
+            self._take(stored)
+        return changed
+
+    def _take(self, subs: dict[str, Subscription]) -> None:
+        """Make ``subs`` the subscriptions held, following the topics that came and
+        unfollowing those that went (retries of a subscription gone are cancelled when due)."""
+        before = {s.topic for s in self.subs.values()}
+        self.subs = subs
+        after = {s.topic for s in subs.values()}
+        for topic in sorted(after - before):
+            self._follow(topic)
+        for topic in sorted(before - after):
+            self._follow(topic, unfollow=True)
+        self._count()
 
     def _count(self) -> None:
         self._metrics.subscriptions.labels(self._agent.name).set(len(self.subs))
@@ -138,16 +155,6 @@ class WebhookDispatcher:
     def refused(self, limit: str) -> None:
         """Count a ``Subscribe`` refused by the setting ``limit``."""
         self._metrics.refused.labels(self._agent.name, limit).inc()
-
-    def _persist(self) -> bool:
-        if self._path is None:
-            return True
-        try:
-            save(self._path, list(self.subs.values()))
-        except OSError as exc:
-            self._agent.log.error("webhooks_not_saved", path=str(self._path), error=exc.strerror)
-            return False
-        return True
 
     # -- deliveries ----------------------------------------------------------------------
 

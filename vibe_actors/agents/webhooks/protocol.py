@@ -8,6 +8,7 @@ names those schemas by the module they are imported from, :mod:`vibe_actors.agen
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -70,10 +71,13 @@ class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     breaker_cooldown: float = 30.0
     max_pending: int = 10_000
     history: int = 1_000
+    #: Keep subscriptions in the store (see the agent's docstring); False: in memory only.
     persist: bool = True
+    #: On a shared store: seconds between reads of the subscriptions other replicas wrote.
+    sync_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     user_agent: str = "vibe-actors-webhooks/1"
-    #: Subscriptions held at most (each is kept, secret included, and rewritten to the
-    #: file at every change): a ``Subscribe`` past it is ``TooManySubscriptions`` (429).
+    #: Subscriptions held at most (each is kept, secret included, in the store and in
+    #: memory): a ``Subscribe`` past it is ``TooManySubscriptions`` (429).
     max_subscriptions: Annotated[int, msgspec.Meta(gt=0)] = 10_000
     #: ...and at most this many per caller principal (trusted code, with no caller, has
     #: only the total): one principal cannot take every slot.
@@ -83,6 +87,8 @@ class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         parse_allow(self.allow)
         if min(self.workers, self.max_attempts, self.breaker_threshold, self.history) < 1:
             raise ValueError("workers, max_attempts, breaker_threshold and history must be >= 1")
+        if not math.isfinite(self.sync_interval) or self.sync_interval <= 0:
+            raise ValueError(f"sync_interval must be a finite number > 0, got {self.sync_interval}")
         if min(self.timeout, self.connect_timeout) <= 0 or self.max_pending < 1:
             raise ValueError("timeouts must be > 0 and max_pending >= 1")
         if self.backoff_initial < 0 or self.backoff_multiplier < 1 or self.breaker_cooldown < 0:

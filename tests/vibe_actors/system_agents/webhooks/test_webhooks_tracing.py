@@ -11,8 +11,6 @@ from tests.conftest import wait_until
 from tests.vibe_actors.system_agents.test_tracing_agents import _wait_for_span
 from tests.vibe_actors.system_agents.webhooks import test_webhooks as webhooks
 
-hook = webhooks.hook  # the receiving server (a fixture)
-
 
 def test_a_published_event_reaches_the_webhook_in_the_publisher_s_trace(
     make_system, tmp_path, spans, hook
