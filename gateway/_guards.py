@@ -123,6 +123,8 @@ class Guards:
                 return Verdict(
                     429, "quota-exceeded", granted.detail, math.ceil(granted.retry_after)
                 )
+            if isinstance(granted, CostExceedsBurst):
+                return _never(granted)
         return None
 
     async def check_shared(
@@ -138,12 +140,19 @@ class Guards:
         )
         if isinstance(reply, Denied):
             return Verdict(429, "quota-exceeded", reply.detail, math.ceil(reply.retry_after))
-        if isinstance(reply, CostExceedsBurst):  # a burst below 1: let through, as in memory
-            return None
+        if isinstance(reply, CostExceedsBurst):
+            return _never(reply)
         if isinstance(reply, ErrorReply):  # unavailable, crashed, timed out: fail closed
             detail = getattr(reply, "detail", "") or type(reply).__name__
             return Verdict(503, "quota-unavailable", f"{quota}: {detail}", 1)
         return None
+
+
+def _never(refused: CostExceedsBurst) -> Verdict:
+    """A limit whose burst is below a request's cost (1) admits no request: refused, with no
+    Retry-After (waiting changes nothing), rather than let through unlimited."""
+    detail = f"limit {refused.limit} admits no request: its burst is below a request's cost of 1"
+    return Verdict(429, "quota-exceeded", detail)
 
 
 def _exists(system: ActorSystem, name: str) -> bool:

@@ -58,6 +58,19 @@ def test_quota_exceeded_is_429_with_retry_after(gateway, tmp_path, store):
     assert refused.json()["type"] == "/problems/quota-exceeded"
 
 
+def test_a_limit_that_admits_no_request_refuses_it_instead_of_letting_it_through(
+    gateway, tmp_path, store
+):
+    quota = QuotaConfig(limits=[Limit(agent="w", rate=10, burst=0.5)])  # below a request's 1
+    _, client = gateway(
+        tree(quota=quota), system_config={"data_dir": str(tmp_path), "store": store}
+    )
+    refused = client.post("/v1/agents/w/Ping", json={})
+    assert refused.status_code == 429 and "retry-after" not in refused.headers
+    assert "admits no request" in refused.json()["detail"]
+    assert client.post("/v1/agents/quota/Ping", json={}).status_code == 200  # not limited
+
+
 def test_two_gateways_on_one_database_share_the_quota(gateway, tmp_path, postgres_url):
     quota = QuotaConfig(limits=[Limit(principal="*", rate=0.01, burst=3)])
     clients = [
