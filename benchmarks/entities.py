@@ -65,7 +65,7 @@ from vibe_actors._entity_kind import shard_of
 from vibe_actors.store._sqlite import open_database, transaction
 from vibe_actors.testing import ManualClock
 
-from benchmarks._common import main_for, percentiles
+from benchmarks._common import Writer, drive_writers, main_for, percentiles
 from benchmarks.core import Count, Inc, VibeCounter, configure_logging
 
 perf = time.perf_counter
@@ -451,61 +451,6 @@ def part_hop(tells: int, asks: int, repeats: int) -> dict[str, Any]:
     return results
 
 
-#: A writer thread's (write, close): ``close`` (or None) runs in the writer's thread at its end.
-Writer = tuple[Callable[[], Any], Callable[[], Any] | None]
-
-
-def _drive(writers: int, seconds: float, make_writer: Callable[[int], Writer]) -> dict[str, Any]:
-    """``writers`` threads write in a loop until the deadline; writes/s and latencies."""
-    barrier = threading.Barrier(writers + 1)
-    counts = [0] * writers
-    latencies: list[list[float]] = [[] for _ in range(writers)]
-    stop = [float("inf")]
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            write, close = make_writer(index)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-            barrier.abort()
-            return
-        mine = latencies[index]
-        barrier.wait()
-        n = 0
-        try:
-            while (started := perf()) < stop[0]:
-                write()
-                mine.append(perf() - started)
-                n += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            if close is not None:
-                close()
-        counts[index] = n
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = perf()
-    stop[0] = began + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = perf() - began
-    if errors:
-        raise RuntimeError(f"{len(errors)} writer(s) failed: {errors[0]!r}")
-    samples = [s for per_thread in latencies for s in per_thread]
-    figures = percentiles(samples, scale=1e3)
-    return {
-        "writes": sum(counts),
-        "writes_per_s": sum(counts) / elapsed,
-        "p50_ms": figures["p50_us"],  # scale 1e3: milliseconds
-        "p99_ms": figures["p99_us"],
-    }
-
-
 def part_durable(writers: int, seconds: float, shard_counts: list[int]) -> dict[str, Any]:
     """Durable entity writes from ``writers`` threads, per shard count, against one
     transaction per write (measured between them, in the same process)."""
@@ -539,9 +484,9 @@ def _durable_entities(data_dir: Path, writers: int, seconds: float, shards: int)
 
         def entity_writer(index: int) -> Writer:
             ask = system.entity(KIND, f"acct{index}").ask
-            return (lambda: ask(deposit)), None
+            return (lambda n: ask(deposit)), None
 
-        result = _drive(writers, seconds, entity_writer)
+        result = _driven(writers, seconds, entity_writer)
         result["commits"] = stats.commits - commits_before
     finally:
         system.shutdown(timeout=60.0)
@@ -559,7 +504,7 @@ def _one_tx(path: Path, writers: int, seconds: float) -> dict[str, Any]:
         db = open_database(path, SCHEMA)  # in the writer's thread: SQLite's thread check
         entity_id, state = f"acct{index}", Account()
 
-        def write() -> None:
+        def write(n: int) -> None:
             state.balance += 1
             state.deposits += 1
             with write_lock, transaction(db, path) as tx:
@@ -567,7 +512,14 @@ def _one_tx(path: Path, writers: int, seconds: float) -> dict[str, Any]:
 
         return write, db.close
 
-    return _drive(writers, seconds, writer)
+    return _driven(writers, seconds, writer)
+
+
+def _driven(writers: int, seconds: float, make_writer: Callable[[int], Writer]) -> dict[str, Any]:
+    """:func:`drive_writers`, its figures named as this benchmark's report reads them."""
+    result = drive_writers(writers, seconds, make_writer)
+    result["writes_per_s"] = result.pop("per_s")
+    return result
 
 
 def part_ray(n: int) -> dict[str, Any]:

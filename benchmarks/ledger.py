@@ -32,7 +32,7 @@ from typing import Any
 import vibe_actors as va
 from vibe_actors.agents.ledger import Append, Ledger, LedgerConfig
 
-from benchmarks._common import main_for
+from benchmarks._common import Writer, drive_writers, main_for
 from benchmarks.core import machine
 
 perf = time.perf_counter
@@ -47,41 +47,14 @@ Appender = Callable[[int, int], Any]
 
 def drive(writers: int, seconds: float, make_appender: Callable[[int], Appender]) -> dict[str, Any]:
     """``writers`` threads append until the deadline; durable appends/s and latencies."""
-    barrier = threading.Barrier(writers + 1)
-    counts = [0] * writers
-    latencies: list[list[float]] = [[] for _ in range(writers)]
-    stop = [float("inf")]
 
-    def run(index: int) -> None:
+    def writer(index: int) -> Writer:
         append = make_appender(index)
-        mine = latencies[index]
-        barrier.wait()
-        n = 0
-        while True:
-            started = perf()
-            if started >= stop[0]:
-                break
-            append(index, n)
-            mine.append(perf() - started)
-            n += 1
-        counts[index] = n
+        return (lambda n: append(index, n)), None
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = perf()
-    stop[0] = began + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = perf() - began
-    samples = sorted(s for per_thread in latencies for s in per_thread)
-    return {
-        "appends": sum(counts),
-        "per_s": sum(counts) / elapsed,
-        "p50_ms": samples[len(samples) // 2] * 1e3,
-        "p99_ms": samples[int(len(samples) * 0.99)] * 1e3,
-    }
+    result = drive_writers(writers, seconds, writer)
+    result["appends"] = result.pop("writes")
+    return result
 
 
 def run_ledger(writers: int, seconds: float, group_commit: bool) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,7 +43,7 @@ import vibe_actors as va
 from vibe_actors.agents.ledger import Append, Ledger
 from vibe_actors.agents.state import Put, State
 
-from benchmarks._common import main_for
+from benchmarks._common import drive_writers, main_for
 from benchmarks.core import machine
 
 perf = time.perf_counter
@@ -80,38 +79,7 @@ def fresh_database(server: str) -> str:
 
 def drive(writers: int, seconds: float, make_writer: Callable[[int], Callable[[int], Any]]) -> Any:
     """``writers`` threads write until the deadline; durable writes/s and latencies."""
-    barrier = threading.Barrier(writers + 1)
-    counts = [0] * writers
-    latencies: list[list[float]] = [[] for _ in range(writers)]
-    stop = [float("inf")]
-
-    def run(index: int) -> None:
-        write = make_writer(index)
-        mine = latencies[index]
-        barrier.wait()
-        n = 0
-        while (started := perf()) < stop[0]:
-            write(n)
-            mine.append(perf() - started)
-            n += 1
-        counts[index] = n
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = perf()
-    stop[0] = began + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = perf() - began
-    samples = sorted(s for per_thread in latencies for s in per_thread)
-    return {
-        "writes": sum(counts),
-        "per_s": sum(counts) / elapsed,
-        "p50_ms": samples[len(samples) // 2] * 1e3,
-        "p99_ms": samples[int(len(samples) * 0.99)] * 1e3,
-    }
+    return drive_writers(writers, seconds, lambda index: (make_writer(index), None))
 
 
 def run_agent(agent: str, store: str, seconds: float, replicas: int = 1) -> dict[str, Any]:

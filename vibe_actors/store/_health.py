@@ -73,40 +73,32 @@ class GuardedWrites:
 
         Returns the reply for the asker (503).
         """
-        agent = self._as_agent()
-        env = agent.envelope
-        agent.log.error(
-            "store_write_failed", path=error.path, error=error.reason, write=what,
-            request_id=env.request_id if env is not None else None,
-        )  # fmt: skip
-        metrics = agent.system.shared_metrics("store_health", build_metrics)
-        metrics.failures.labels(agent=agent.name).inc()
-        agent.impair(f"durable writes fail: {error}")
-        agent.start_timer(_ProbeStore, _ProbeStore(agent.incarnation), self.store_retry_interval)
-        return StorageUnavailable(
-            agent=agent.name,
-            path=error.path,
-            detail=f"cannot write {error.path}: {error.reason}; nothing of this {what} was kept",
-        )
+        detail = f"cannot write {error.path}: {error.reason}; nothing of this {what} was kept"
+        return self._failed(error, what, write=True, detail=detail)
 
     def read_failed(self, error: StoreError, what: str) -> StorageUnavailable:
         """Like :meth:`write_failed`, for a read (a shared database out of reach): logged,
         counted, the agent impaired until a probe write succeeds; returns the 503 reply."""
+        return self._failed(
+            error, what, write=False, detail=f"cannot read {error.path}: {error.reason}"
+        )
+
+    def _failed(
+        self, error: StoreError, what: str, *, write: bool, detail: str
+    ) -> StorageUnavailable:
         agent = self._as_agent()
         env = agent.envelope
         agent.log.error(
-            "store_read_failed", path=error.path, error=error.reason, read=what,
+            "store_write_failed" if write else "store_read_failed",
+            path=error.path, error=error.reason, **{"write" if write else "read": what},
             request_id=env.request_id if env is not None else None,
         )  # fmt: skip
         metrics = agent.system.shared_metrics("store_health", build_metrics)
-        metrics.read_failures.labels(agent=agent.name).inc()
-        agent.impair(f"reads fail: {error}")
+        counter = metrics.failures if write else metrics.read_failures
+        counter.labels(agent=agent.name).inc()
+        agent.impair(f"durable writes fail: {error}" if write else f"reads fail: {error}")
         agent.start_timer(_ProbeStore, _ProbeStore(agent.incarnation), self.store_retry_interval)
-        return StorageUnavailable(
-            agent=agent.name,
-            path=error.path,
-            detail=f"cannot read {error.path}: {error.reason}",
-        )
+        return StorageUnavailable(agent=agent.name, path=error.path, detail=detail)
 
     def write_succeeded(self) -> None:
         """A write committed: if the agent was impaired, it is not any more."""
