@@ -209,8 +209,7 @@ class Agent(Generic[M]):
         fan-out) must be sent with ``caller=self.caller``, so that it is
         authorised as the caller's own send would be (:mod:`vibe_actors._authz`).
         """
-        env = self._host.current
-        return env.caller if env is not None else None
+        return self._host.current_caller()
 
     @property
     def stopping(self) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from vibe_actors._tracing import answered
 
 if TYPE_CHECKING:
+    from vibe_actors._authz import Caller
     from vibe_actors._envelope import Envelope, ReplySlot
     from vibe_actors._system import ActorSystem
 
@@ -117,4 +118,9 @@ class Host(Protocol):
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         """A handle on ``slot`` (the current ask's reply), answered by the host if it ends
         before the handle is resolved."""
+        ...
+
+    def current_caller(self) -> Caller | None:
+        """On whose behalf the message being handled was sent (None: trusted code, or no
+        message); a host that cannot know raises rather than answer None."""
         ...

@@ -58,6 +58,7 @@ from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
+    from vibe_actors._authz import Caller
     from vibe_actors._cell import Cell
     from vibe_actors._future import ReplyFuture
     from vibe_actors._system import ActorSystem
@@ -182,6 +183,10 @@ class Incarnation(pykka.ThreadingActor):
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         trace = _tracing.current_context() if _tracing.ON else None
         return Deferred(slot, self.deferred, trace)
+
+    def current_caller(self) -> Caller | None:
+        env = self.current
+        return env.caller if env is not None else None
 
     def stash_current(self, capacity: int) -> None:
         env = self.current

@@ -102,6 +102,15 @@ class UsesTimers(Agent):
         self.start_timer("tick", Read(), 1.0)
 
 
+class UsesCaller(Agent):
+    """Decides by ``self.caller``: not available on Ray, where None would mean trusted code."""
+
+    @handler
+    def read(self, msg: Read) -> Total:
+        trusted = self.caller is None
+        return Total(value=int(trusted), pid=os.getpid())
+
+
 class PlainA(msgspec.Struct, frozen=True):
     a: int
 

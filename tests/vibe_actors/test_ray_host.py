@@ -26,6 +26,7 @@ from tests.ray.agents import (
     Tally,
     TallyConfig,
     Total,
+    UsesCaller,
     UsesTimers,
 )
 
@@ -65,6 +66,14 @@ def test_features_a_placed_agent_lacks_raise_plainly() -> None:
     assert import_agent("tests.ray.agents:UsesTimers") is UsesTimers
     with pytest.raises(TypeError, match="not a vibe_actors.Agent subclass"):
         import_agent("tests.ray.agents:TallyConfig")
+
+
+def test_a_placed_agent_cannot_read_its_caller_as_trusted_code() -> None:
+    host = AgentHost("tests.ray.agents:UsesCaller", "caller", encode_msgpack(None), 1)
+    crashed = decode_msgpack(host.handle(encode_msgpack(Read())), reply_targets(UsesCaller)[Read])
+    assert isinstance(crashed, HostCrashed)  # not Total(value=1): "trusted" was never said
+    assert "RemoteFeatureUnavailable" in crashed.error and "caller" in crashed.error
+    host.stop()
 
 
 def test_replies_must_form_one_msgpack_union() -> None:

@@ -15,7 +15,8 @@ to the remote handler table only: the local tree does not show it),
 ``on_start``, ``on_stop`` (run on a graceful stop) and handlers returning
 replies or typed :class:`ErrorReply` values. Not available remotely: the rest
 of ``self.system`` (and so ``ref``, ``start_timer``, ``watch``, events, the
-registry and ``data_dir``), ``defer()`` and ``on_unhandled``; using one raises
+registry and ``data_dir``), ``self.caller`` (the envelope does not cross: None
+would read as trusted code), ``defer()`` and ``on_unhandled``; using one raises
 :class:`RemoteFeatureUnavailable` (``defer()`` a RuntimeError), which crashes
 the incarnation like any handler error (in ``on_start``: a start failure).
 
@@ -173,6 +174,10 @@ class RemoteContext:
     def defer_reply(self, slot: ReplySlot) -> Deferred:
         # Not reached: no handler runs with ``current`` set here, so defer() raises first.
         return Deferred(slot)
+
+    def current_caller(self) -> NoReturn:
+        # Messages cross to Ray, envelopes do not: None would read as "trusted code".
+        self._unavailable("the caller (on whose behalf the message was sent)")
 
     def _unavailable(self, feature: str) -> NoReturn:
         raise RemoteFeatureUnavailable(
