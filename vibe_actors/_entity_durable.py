@@ -119,9 +119,10 @@ class DurableStates:
     def path(self) -> str:
         return self._store.path
 
-    def close(self) -> None:
-        """Leave the writer (it goes on writing what was handed over) and close the reads."""
-        self._writer.leave(self._index, self._incarnation)
+    def close(self, *, stopping: bool = True) -> None:
+        """Leave the writer (it goes on writing what was handed over) and close the reads;
+        ``stopping`` False: the shard crashed (the writer keeps running for its next one)."""
+        self._writer.leave(self._index, self._incarnation, stopping=stopping)
         self._store.close()
 
     def flush(self, timeout: float) -> bool:

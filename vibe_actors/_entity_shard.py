@@ -127,8 +127,8 @@ class Shard(Agent):
         self._cancel_all_timers()
         self.active = {}
         self._stats.active[self._index] = None
-        if self._durable is not None:
-            self._durable.close()
+        if self._durable is not None:  # what it handed over is still written
+            self._durable.close(stopping=False)
         self.log.error("entity_shard_crashed", lost_entities=lost, error=str(error))
 
     # -- the dispatch ----------------------------------------------------------

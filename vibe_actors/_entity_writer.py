@@ -26,12 +26,16 @@ What a shard may rely on:
   After a failure, the next transaction that succeeds ends every shard's
   impairment.
 * **Fencing.** A hand-over from an incarnation that is no longer its shard's
-  current one (a hung shard that was replaced, waking up) is refused.
+  current one (a hung shard that was replaced, waking up) is refused when it is
+  made: never written, never offered to reads. What a current incarnation
+  handed over is written even if it crashes before the commit (a reload may
+  already have read it).
 
 Lifecycle: shards :meth:`~KindWriter.join` when they start (the first opens the
 store in the writer's thread and starts it; a store that cannot be opened
 raises :class:`StoreError`) and :meth:`~KindWriter.leave` when they end; the
-last one to leave drains the queue and stops the thread. :meth:`~KindWriter.flush`
+last one to leave on a graceful stop drains the queue and stops the thread (a
+crashed one leaves it running for its next incarnation). :meth:`~KindWriter.flush`
 waits for everything handed over so far (a shard's graceful stop).
 """
 
@@ -159,8 +163,13 @@ class KindWriter:
                 self._closing = False
             opened: list[WriterStore | StoreError] = []
             ready = threading.Event()
+            # A daemon: a kind whose last shard crashed for good leaves it idle, and it
+            # holds nothing acknowledged (a reply is sent only after its commit).
             thread = threading.Thread(
-                target=self._run, args=(open_store, opened, ready), name=f"vibe:{self.kind}:writer"
+                target=self._run,
+                args=(open_store, opened, ready),
+                name=f"vibe:{self.kind}:writer",
+                daemon=True,
             )
             thread.start()
             ready.wait()
@@ -171,15 +180,17 @@ class KindWriter:
                 raise opened[0]
             self._thread = thread
 
-    def leave(self, index: int, incarnation: int) -> None:
-        """Shard ``index``'s incarnation ends; the last shard to leave stops the writer
-        once what was handed over is written."""
+    def leave(self, index: int, incarnation: int, *, stopping: bool = True) -> None:
+        """Shard ``index``'s incarnation ends. The last shard to leave on a graceful stop
+        (``stopping``) stops the writer once what was handed over is written; one that
+        crashed leaves it running for its next incarnation (what it handed over is
+        written meanwhile: a reload may already have read it)."""
         with self._lifecycle:
             with self._lock:
                 shard = self._shards.get(index)
                 if shard is not None and shard.incarnation == incarnation:
                     del self._shards[index]
-                if self._shards or self._thread is None:
+                if self._shards or self._thread is None or not stopping:
                     return
                 thread, self._thread = self._thread, None
                 self._closing = True
@@ -198,7 +209,19 @@ class KindWriter:
         result: Any,
     ) -> None:
         """Queue ``state`` (None: nothing to write) of ``entity_id``; ``reply`` (None: a
-        tell) is answered ``result`` once it is written, ``Unavailable`` if it is not."""
+        tell) is answered ``result`` once it is written, ``Unavailable`` if it is not.
+
+        Refused at once (``Unavailable``, never written nor offered to reads) when
+        ``incarnation`` is no longer shard ``index``'s: a replaced shard woken up.
+        What a current incarnation hands over is written whatever becomes of it.
+        """
+        with self._lock:
+            shard = self._shards.get(index)
+            stale = shard is None or shard.incarnation != incarnation
+        if stale:
+            refused = _HandOver(index, incarnation, entity_id, state, reply, result, None)
+            self._refuse(refused, "its shard was replaced")
+            return
         with self._lock:
             entry = None
             if state is not None:
@@ -310,18 +333,15 @@ class KindWriter:
             self._wakeup.notify_all()
 
     def _plan(self, queued: list[_HandOver | _Forgive]) -> _Turn:
-        """Split ``queued`` into what is written and what is refused (poisoned or fenced).
-        Called with the lock held."""
+        """Split ``queued`` into what is written and what is refused (a change of the
+        entity was lost before). Called with the lock held."""
         turn = _Turn()
-        poisoned, shards = self._poisoned, self._shards
+        poisoned = self._poisoned
         for item in queued:
             if isinstance(item, _Forgive):
                 poisoned.difference_update(item.ids)
                 continue
-            shard = shards.get(item.shard)
-            if shard is None or shard.incarnation != item.incarnation:
-                turn.refused.append((item, "its shard was replaced"))
-            elif item.entity_id in poisoned:
+            if item.entity_id in poisoned:
                 turn.refused.append((item, "an earlier change was not saved"))
             else:
                 turn.items.append(item)
@@ -354,6 +374,9 @@ class KindWriter:
                 shard.agent.impair(f"entity state not saved: {error}")
                 message = SaveFailed(tuple(dict.fromkeys(ids)), str(error))
                 shard.agent.shard_cell.mailbox.put_system(Envelope(message))
+            else:  # no incarnation holds them (it crashed): the next one reloads them
+                with self._lock:
+                    self._poisoned.difference_update(ids)
         for item in turn.items:
             if item.entity_id in turn.rows:
                 self._refuse(item, error.reason)

@@ -135,3 +135,24 @@ def test_the_writer_thread_ends_with_the_kind(make_system, tmp_path):
     system.shutdown()
     assert writers() == []
     assert _saved(tmp_path / "entities.bags.db", "a") == {"x": 1}
+
+
+def test_writes_handed_over_before_a_shard_crash_are_written_and_acknowledged(
+    make_system, tmp_path, monkeypatch
+):
+    gate = _Gate(EntityStateStore.put_many)
+    gate.install(monkeypatch)
+    system = make_system([durable(shards=1)], data_dir=str(tmp_path))
+    first = system.entity("bags", "first").ask_future(Put(key="k", value=0))
+    assert gate.entered.wait(WAIT)  # the writer is in its first transaction
+    handed = system.entity("bags", "a").ask_future(Put(key="x", value=1))
+    system.entity("bags", "other").ask(Read())  # the shard handed a's write over
+    system.inject_fault("bags.1", "crash")  # its incarnation ends with the write queued
+    wait_until(lambda: system.cell("bags.1").incarnation == 2, what="the shard restarted")
+    wait_until(lambda: system.status("bags.1") == "running", what="the shard serving")
+    reread = system.entity("bags", "a").ask_future(Read())  # reads the write in flight
+    gate.release.set()
+    assert first.result().values == {"k": 0}
+    assert handed.result().values == {"x": 1}  # acknowledged: it was written
+    assert reread.result().values == {"x": 1}
+    assert _saved(tmp_path / "entities.bags.db", "a") == {"x": 1}
