@@ -61,7 +61,8 @@ from gateway._problems import (
 from gateway._request import Request, lifespan
 from gateway._routes import ROUTES, UNMATCHED, MethodNotAllowed, NotFound, Route, Router
 from gateway._runtime_events import RuntimeEvents
-from gateway._sse import StreamRefused, TopicStreams
+from gateway._sse import TopicStreams
+from gateway._sse_wire import StreamRefused
 from gateway._tracing import traced
 from gateway._views import Views
 from vibe_actors import (

@@ -27,7 +27,7 @@ import msgspec
 
 from gateway._http import header, respond
 from gateway._problems import RETRY_AFTER, Reject, make_problem
-from gateway._sse import StreamRefused
+from gateway._sse_wire import StreamRefused
 from vibe_actors import (
     ActorSystem,
     AgentAbandoned,

@@ -23,7 +23,8 @@ from gateway._openapi_console import console_paths
 from gateway._openapi_entities import entity_paths
 from gateway._ops import MAX_HANG_SECONDS, Health, Readiness
 from gateway._problem_types import ProblemType
-from gateway._sse import LAST_EVENT_ID_PATTERN, TOPIC_PATTERN
+from gateway._sse import TOPIC_PATTERN
+from gateway._sse_wire import LAST_EVENT_ID_PATTERN
 from vibe_actors import ActorSystem
 from vibe_actors.agents import introspect, schema
 

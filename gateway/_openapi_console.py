@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from gateway._console import DeadLetterReport, SystemView
-from gateway._sse import LAST_EVENT_ID_PATTERN
+from gateway._sse_wire import LAST_EVENT_ID_PATTERN
 
 __all__ = ["RUNTIME_EVENT_NAMES", "console_paths"]
 

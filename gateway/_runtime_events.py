@@ -33,13 +33,20 @@ import msgspec
 import structlog
 
 from gateway._app_settings import AppSettings
-from gateway._sse import StreamRefused, parse_last_event_id, run_on_loop, sse_pump
+from gateway._sse_wire import (
+    CLOSED,
+    Dropped,
+    StreamQueue,
+    StreamRefused,
+    parse_last_event_id,
+    run_on_loop,
+    sse_pump,
+)
 from vibe_actors import ActorSystem, RuntimeEvent
 
 __all__ = ["RuntimeEvents"]
 
 _log = structlog.get_logger("gateway.events")
-_CLOSE = object()
 
 
 class RuntimeEvents:
@@ -63,7 +70,7 @@ class RuntimeEvents:
         self._keepalive = keepalive
         self._max_streams = max_streams
         self._opening = b"retry: %d\n: subscribed\n\n" % retry_ms
-        self._streams: set[_EventQueue] = set()
+        self._streams: set[StreamQueue] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.events_sent = 0
@@ -135,7 +142,7 @@ class RuntimeEvents:
     ) -> None:
         """Serve one stream until the client leaves or the server shuts down.
 
-        Raises :class:`~gateway._sse.StreamRefused` before the response starts:
+        Raises :class:`~gateway._sse_wire.StreamRefused` before the response starts:
         a malformed Last-Event-ID (400), too many streams or shutting down (503).
         """
         resume = parse_last_event_id(resume_header)
@@ -144,7 +151,7 @@ class RuntimeEvents:
         if len(self._streams) >= self._max_streams:
             raise StreamRefused(503, "too-many-streams", "too many open event streams")
         self._loop = asyncio.get_running_loop()
-        stream = _EventQueue(self._buffer)
+        stream = StreamQueue(self._buffer)
         with self._lock:  # the replay and the live events meet without a gap or a duplicate
             backlog = b"" if resume is None else self._replay(resume)
             self._streams.add(stream)
@@ -157,19 +164,21 @@ class RuntimeEvents:
             )  # fmt: skip
         finally:
             self._streams.discard(stream)
-            log.info("events_stream_closed", streams=len(self._streams), dropped=stream.dropped)
+            log.info(
+                "events_stream_closed", streams=len(self._streams), dropped=stream.dropped_total
+            )
 
-    def _encode_next(self, stream: _EventQueue) -> Callable[[Any], bytes | None]:
+    def _encode_next(self, stream: StreamQueue) -> Callable[[Any], bytes | None]:
         def encode(item: Any) -> bytes | None:
-            if item is _CLOSE:
+            if item is CLOSED:
                 return None
-            prefix = b""
-            if stream.pending_drops:
-                count, stream.pending_drops = stream.pending_drops, 0
-                prefix = b"event: dropped\ndata: %s\n\n" % msgspec.json.encode({"dropped": count})
+            if isinstance(item, Dropped):
+                return b"event: dropped\ndata: %s\n\n" % msgspec.json.encode(
+                    {"dropped": item.count}
+                )
             self.events_sent += 1
             kept: _Kept = item
-            return prefix + kept.frame()
+            return kept.frame()
 
         return encode
 
@@ -206,32 +215,3 @@ class _Kept:
             data = msgspec.json.encode(fields)
             self._frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, name.encode(), data)
         return self._frame
-
-
-class _EventQueue:
-    """One connection's bounded queue, and how many events it had to drop."""
-
-    __slots__ = ("dropped", "pending_drops", "queue")
-
-    def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(max(size, 1))
-        self.dropped = 0
-        self.pending_drops = 0
-
-    async def get(self) -> Any:
-        return await self.queue.get()
-
-    def offer(self, item: Any) -> bool:
-        """Queue ``item``; False (counted, told to the client later) when it is full."""
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self.pending_drops += 1
-            return False
-        return True
-
-    def close(self) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(_CLOSE)

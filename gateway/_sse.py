@@ -8,8 +8,9 @@ there it is added to the topic's history and offered to each open stream of
 the topic, into that stream's bounded queue: a slow HTTP client never slows
 the publisher or other subscribers. When a stream's queue is full new events
 are dropped for that client, counted in ``vibe_sse_dropped_total``, and the
-client is told how many with an ``event: dropped`` message before the next
-event it gets.
+client is told how many with an ``event: dropped`` message where they were
+lost, at the latest once it has read what was queued before them
+(:mod:`gateway._sse_wire`).
 
 Resuming: a client that reconnects with ``Last-Event-ID: N`` (browsers'
 ``EventSource`` do by themselves) first gets, from the topic's history, every
@@ -53,47 +54,32 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import structlog
 
+from gateway._sse_wire import (
+    CLOSED,
+    Dropped,
+    Receive,
+    Send,
+    StreamQueue,
+    StreamRefused,
+    parse_last_event_id,
+    run_on_loop,
+    sse_pump,
+)
 from vibe_actors import ActorSystem, AskError, ErrorReply, UnknownAgent
 from vibe_actors.agents import pubsub
 
-__all__ = [
-    "LAST_EVENT_ID_PATTERN",
-    "TOPIC_PATTERN",
-    "StreamRefused",
-    "TopicStreams",
-    "parse_last_event_id",
-    "run_on_loop",
-    "sse_pump",
-]
+__all__ = ["TOPIC_PATTERN", "TopicStreams"]
 
 _log = structlog.get_logger("gateway.sse")
-
-Send = Callable[[dict[str, Any]], Any]
-Receive = Callable[[], Any]
 
 #: A topic a stream may name (the OpenAPI document states it as the path parameter's pattern).
 TOPIC_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}"
 _TOPIC = re.compile(TOPIC_PATTERN)
-#: A Last-Event-ID the gateway can have sent (empty: none, as after an id-less event).
-LAST_EVENT_ID_PATTERN = r"[0-9]{0,18}"
-_LAST_EVENT_ID = re.compile(LAST_EVENT_ID_PATTERN)
-_CLOSE = object()
-
-
-class StreamRefused(Exception):
-    """A stream cannot start: ``status`` and ``slug`` say why (raised before any byte is sent)."""
-
-    def __init__(self, status: int, slug: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
 
 
 class TopicStreams:
@@ -281,60 +267,12 @@ class TopicStreams:
         self, stream: _Stream, send: Send, receive: Receive, request_id: str, backlog: bytes
     ) -> None:
         def encode(item: Any) -> bytes | None:
-            return None if item is _CLOSE else stream.encode(item)
+            return None if item is CLOSED else stream.encode(item)
 
         await sse_pump(
-            send, receive, request_id, self._opening + backlog, stream.queue.get,
+            send, receive, request_id, self._opening + backlog, stream.get,
             self._keepalive, encode,
         )  # fmt: skip
-
-
-async def sse_pump(
-    send: Send,
-    receive: Receive,
-    request_id: str,
-    opening: bytes,
-    get: Callable[[], Any],
-    keepalive: float,
-    encode: Callable[[Any], bytes | None],
-) -> None:
-    """Serve an event stream: the headers and ``opening``, then ``encode(await get())``
-    until it is None (the server closes the stream) or the client disconnects; a
-    keep-alive comment after ``keepalive`` idle seconds."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
-    await send(_chunk(opening))
-    disconnected = asyncio.ensure_future(_disconnect(receive))
-    try:
-        while True:
-            getting = asyncio.ensure_future(get())
-            done, _ = await asyncio.wait(
-                {getting, disconnected}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
-            )
-            if disconnected in done:
-                getting.cancel()
-                return
-            if getting not in done:
-                getting.cancel()
-                await send(_chunk(b": keepalive\n\n"))
-                continue
-            body = encode(getting.result())
-            if body is None:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await send(_chunk(body))
-    finally:
-        disconnected.cancel()
 
 
 class _Topic:
@@ -402,77 +340,40 @@ class _Topic:
             self.listener = None
 
 
-class _Stream:
-    """One connection's bounded queue of events, and what it had to drop."""
+class _Stream(StreamQueue):
+    """One connection's bounded queue of events (:class:`~gateway._sse_wire.StreamQueue`),
+    and the id of the last event it was sent."""
 
-    __slots__ = ("dropped", "dropped_total", "owner", "position", "queue")
+    __slots__ = ("owner", "position")
 
     def __init__(self, owner: TopicStreams, size: int, position: int) -> None:
+        super().__init__(size)
         self.owner = owner
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(size)
-        self.dropped = 0  # since the last event sent (reported to the client)
-        self.dropped_total = 0
         #: The id of the last event this client was sent (or resumed from).
         self.position = position
 
-    def offer(self, event: pubsub.Event) -> None:
+    def offer(self, event: pubsub.Event) -> bool:
         """On the loop: queue ``event``, or drop and count it if the client is behind."""
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self.dropped_total += 1
-            self.owner.dropped += 1
+        if super().offer(event):
+            return True
+        self.owner.dropped += 1
+        return False
 
-    def close(self) -> None:
-        """Make the stream end after what is queued (a full queue loses its oldest)."""
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(_CLOSE)
-
-    def encode(self, event: pubsub.Event) -> bytes:
-        prefix = b""
-        if self.dropped:
-            count, self.dropped = self.dropped, 0
-            data = msgspec.json.encode({"dropped": count})
-            prefix = b"id: %d\nevent: dropped\ndata: %s\n\n" % (self.position, data)
+    def encode(self, item: pubsub.Event | Dropped) -> bytes:
+        if isinstance(item, Dropped):
+            data = msgspec.json.encode({"dropped": item.count})
+            return b"id: %d\nevent: dropped\ndata: %s\n\n" % (self.position, data)
         self.owner.events_sent += 1
-        self.position = event.seq
+        self.position = item.seq
         data = msgspec.json.encode(
             {
-                "topic": event.topic,
-                "seq": event.seq,
-                "data": event.data,
-                "published_at": event.published_at,
+                "topic": item.topic,
+                "seq": item.seq,
+                "data": item.data,
+                "published_at": item.published_at,
             }
         )
-        return prefix + b"id: %d\nevent: message\ndata: %s\n\n" % (event.seq, data)
-
-
-def run_on_loop(loop: asyncio.AbstractEventLoop | None, work: Callable[[], None]) -> None:
-    """Run ``work`` on ``loop`` (the streams' loop): now if this thread runs it, else
-    handed to it; nothing if there is no loop or it is closed. Safe from any thread."""
-    if loop is None or loop.is_closed():
-        return
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:  # not on an event loop: hand the work to the streams' loop
-        running = None
-    if running is loop:
-        work()
-    else:
-        loop.call_soon_threadsafe(work)
-
-
-def parse_last_event_id(raw: bytes | None) -> int | None:
-    """The id a client resumes after (None: a new stream); raises StreamRefused (400)."""
-    if not raw:
-        return None
-    text = raw.decode("latin-1").strip()
-    if not _LAST_EVENT_ID.fullmatch(text):
-        detail = "Last-Event-ID must be an id this stream sent: up to 18 digits"
-        raise StreamRefused(400, "bad-last-event-id", detail)
-    return int(text) if text else None
+        return b"id: %d\nevent: message\ndata: %s\n\n" % (item.seq, data)
 
 
 def _unavailable(exc: AskError) -> StreamRefused:
@@ -480,14 +381,3 @@ def _unavailable(exc: AskError) -> StreamRefused:
     status = reply.http_status if isinstance(reply, ErrorReply) else 503
     detail = f"the pubsub agent cannot take the stream ({type(reply).__name__})"
     return StreamRefused(status, "pubsub-unavailable", detail)
-
-
-def _chunk(body: bytes) -> dict[str, Any]:
-    return {"type": "http.response.body", "body": body, "more_body": True}
-
-
-async def _disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return

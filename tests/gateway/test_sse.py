@@ -81,38 +81,44 @@ def test_every_event_is_delivered_or_reported_dropped(gateway, tmp_path):
         for event in iter_events(lines):
             if event["event"] == "dropped":
                 dropped += json.loads(event["data"])["dropped"]
-                continue
-            payload = json.loads(event["data"])
-            seen.append(payload["seq"])
-            if payload["data"] == "last" or len(seen) + dropped >= 201:
+            else:
+                seen.append(json.loads(event["data"])["seq"])
+            if len(seen) + dropped >= 201:
                 break
     assert seen == sorted(seen)
-    assert len(seen) + dropped == 201 or seen[-1] == 201  # the tail may drop after "last"
+    assert len(seen) + dropped == 201  # a loss at the tail is told too
     assert client.app.streams.dropped >= dropped
 
 
-def test_a_full_stream_drops_counts_and_reports_before_the_next_event():
+def test_a_full_stream_reports_its_drops_where_they_were_lost():
     import asyncio
 
     from gateway._sse import TopicStreams, _Stream
+    from gateway._sse_wire import CLOSED
     from vibe_actors.agents.pubsub import Event
 
     async def scenario():
         owner = TopicStreams(system=None, buffer=2)  # type: ignore[arg-type]
         stream = _Stream(owner, 2, 0)
-        events = [Event(topic="t", data=n, seq=n + 1, published_at=1.0) for n in range(5)]
-        for event in events:
+        events = [Event(topic="t", data=n, seq=n + 1, published_at=1.0) for n in range(7)]
+        for event in events[:5]:  # 1 and 2 are queued; 3, 4 and 5 find the queue full
             stream.offer(event)
-        first = stream.encode(stream.queue.get_nowait())
-        # The drop's id is the last event sent before it (here: where the stream started).
-        assert first.startswith(b'id: 0\nevent: dropped\ndata: {"dropped":3}\n\nid: 1\n')
-        second = stream.encode(stream.queue.get_nowait())
-        assert second.startswith(b"id: 2\nevent: message\n")
-        assert (owner.dropped, owner.events_sent, stream.dropped_total) == (3, 2, 3)
-        stream.offer(events[0])
-        stream.offer(events[1])
-        stream.close()  # a full queue gives up its oldest for the end marker
-        assert stream.queue.qsize() == 2
+        assert stream.encode(await stream.get()).startswith(b"id: 1\nevent: message\n")
+        stream.offer(events[5])  # queued after the loss: the notice goes before it
+        assert stream.encode(await stream.get()).startswith(b"id: 2\nevent: message\n")
+        # The drop's id is the last event sent before it: resuming there replays 3, 4, 5.
+        notice = stream.encode(await stream.get())
+        assert notice == b'id: 2\nevent: dropped\ndata: {"dropped":3}\n\n'
+        assert stream.encode(await stream.get()).startswith(b"id: 6\nevent: message\n")
+        assert (owner.dropped, owner.events_sent, stream.dropped_total) == (3, 3, 3)
+        # A loss at the end of a burst is told once the client has read what was queued.
+        for event in events[:3]:
+            stream.offer(event)
+        assert [(await stream.get()).seq for _ in range(2)] == [1, 2]
+        assert b'"dropped":1' in stream.encode(await stream.get())
+        stream.offer(events[6])
+        stream.close()  # the end comes after what is queued
+        assert (await stream.get()).seq == 7 and await stream.get() is CLOSED
 
     asyncio.run(scenario())
 
