@@ -22,7 +22,7 @@ from vibe_actors import (
     WorkerSpec,
     handler,
 )
-from vibe_actors._entity_durable import EntityStateStore
+from vibe_actors._entity_store import EntityStateStore
 from vibe_actors.store import StoreError
 from vibe_actors.testing import hang
 
@@ -123,7 +123,7 @@ def test_a_failed_commit_answers_unavailable_and_recovers(make_system, tmp_path,
     bag.ask(Put(key="x", value=1))
     real = EntityStateStore.put_many
 
-    def full_disk(self, states):
+    def full_disk(self, writes):
         raise StoreError(self.path, "database or disk is full")
 
     monkeypatch.setattr(EntityStateStore, "put_many", full_disk)
