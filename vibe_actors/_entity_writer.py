@@ -15,7 +15,8 @@ What a shard may rely on:
 * **Reads see every hand-over.** :meth:`KindWriter.unsaved` gives the newest
   state handed over and not yet committed, so an entity passivated with a
   write in flight is reloaded with it (an entry leaves only once committed).
-* **A failed transaction keeps nothing of its writes.** Each reply is answered
+* **A failed transaction keeps nothing of its writes** (:class:`StoreError`, or
+  :class:`StoreRejected`: the database refused a statement). Each reply is answered
   ``Unavailable`` (``state not saved``), after each shard that lost a change
   was impaired (so readiness says so before any client hears of it) and told
   which of its entities lost one (:class:`SaveFailed`, as a system message):
@@ -67,7 +68,7 @@ from vibe_actors._entity_writes import (
 )
 from vibe_actors._envelope import Envelope
 from vibe_actors._messages import EntityConflict, Unavailable
-from vibe_actors.store import StoreError
+from vibe_actors.store import StoreError, StoreRejected
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -272,11 +273,11 @@ class KindWriter:
         with self._lock:
             turn = plan(queued, self._poisoned)
             shards = dict(self._shards)
-        error: StoreError | None = None
+        error: StoreError | StoreRejected | None = None
         if turn.rows:
             try:
                 turn.conflicts = store.put_many(turn.rows)
-            except StoreError as exc:
+            except (StoreError, StoreRejected) as exc:  # nothing saved: answered, never raised
                 error = exc
         with self._lock:
             unsaved = self._unsaved
@@ -305,7 +306,9 @@ class KindWriter:
             self._done += sum(1 for item in queued if isinstance(item, HandOver))
             self._wakeup.notify_all()
 
-    def _answer(self, turn: Turn, error: StoreError | None, shards: dict[int, ShardSlot]) -> None:
+    def _answer(
+        self, turn: Turn, error: StoreError | StoreRejected | None, shards: dict[int, ShardSlot]
+    ) -> None:
         for item, conflict in turn.refused:
             if conflict:
                 self._conflict(item, _CONFLICT_BEFORE)

@@ -5,6 +5,7 @@ message is answered EntityConflict, 409) and no acknowledged increment is ever l
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,13 +20,21 @@ from vibe_actors import (
     EntitySpec,
     EntityState,
     Message,
+    UnavailableError,
     WorkerSpec,
     handler,
 )
-from vibe_actors._entity_store import SCHEMA, EntityStateStore
-from vibe_actors.store import PostgresDatabase, SqliteDatabase, database_path, parse_store_url
+from vibe_actors._entity_store import SCHEMA, EntityStateStore, Write
+from vibe_actors.store import (
+    PostgresDatabase,
+    SqliteDatabase,
+    StoreRejected,
+    database_path,
+    parse_store_url,
+)
 
 from tests.postgres import agent_sql
+from tests.vibe_actors.test_entity_writer import WAIT, _Gate
 
 KIND = "tallies"
 NAMESPACE = f"entities.{KIND}"
@@ -236,3 +245,43 @@ def test_replicas_hammering_the_same_ids_lose_no_acknowledged_increment(
         assert final[entity_id] == (len(values), len(values))
     counted = sum(r.routes.entity_kind(KIND).stats.conflicts for r in replicas)
     assert counted >= 1
+
+
+def test_what_a_stale_activation_handled_behind_its_conflict_is_refused_too(
+    make_system, tmp_path, postgres_url, monkeypatch
+):
+    a, b = _replicas(make_system, tmp_path, postgres_url, shards=1)
+    a.entity(KIND, "x").ask(Inc())
+    b.entity(KIND, "x").ask(Inc())  # a's activation of x is stale from here
+    gate = _Gate(EntityStateStore.put_many)
+    gate.install(monkeypatch)
+    stale = a.entity(KIND, "x").ask_future(Inc())
+    assert gate.entered.wait(WAIT)  # its commit is under way (and will conflict)
+    built_on_it = a.entity(KIND, "x").ask_future(Inc())  # handed over behind it
+    read_of_it = a.entity(KIND, "x").ask_future(Peek())  # held behind the write in flight
+    a.entity(KIND, "other").ask(Peek())  # the shard handled both (one mailbox, in order)
+    gate.release.set()
+    replies = [future.wait(WAIT) for future in (stale, built_on_it, read_of_it)]
+    assert all(isinstance(reply, EntityConflict) for reply in replies), replies
+    assert "earlier change" in replies[1].reason  # refused without being written
+    assert a.entity(KIND, "x").ask(Inc()).value == 3  # reloaded: b's 2, then this one
+    assert saved(tmp_path, postgres_url)["x"] == (3, 3)
+
+
+def test_a_write_the_database_refuses_is_not_saved_and_the_writer_goes_on(
+    make_system, tmp_path, store, monkeypatch
+):
+    system = make_system([kind(shards=1)], data_dir=str(tmp_path), store=store)
+    counter = system.entity(KIND, "x")
+    assert counter.ask(Inc()).value == 1
+    real = EntityStateStore.put_many
+
+    def refuse(states: EntityStateStore, writes: dict[str, Write]) -> Collection[str]:
+        monkeypatch.setattr(EntityStateStore, "put_many", real)  # once
+        raise StoreRejected(states.path, "value too long for type")
+
+    monkeypatch.setattr(EntityStateStore, "put_many", refuse)
+    with pytest.raises(UnavailableError, match="state not saved"):
+        counter.ask(Inc())
+    assert counter.ask(Inc()).value == 2  # reloaded from 1; the writer still writes
+    assert counter.ask(Peek()).value == 2
