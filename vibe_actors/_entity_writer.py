@@ -212,7 +212,7 @@ class KindWriter:
     def pending(self, entity_id: str) -> bool:
         """Whether a state of ``entity_id`` was handed over and is not written yet, or its
         last change was lost (its replies must wait for the writer: it refuses them)."""
-        # Reads of a dict and a set: atomic under the GIL, no lock on the hot path.
+        # Reads of two dicts: atomic under the GIL, no lock on the hot path.
         return entity_id in self._unsaved or entity_id in self._poisoned
 
     def unsaved(self, entity_id: str) -> tuple[bytes, int] | None:
