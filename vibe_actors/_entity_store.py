@@ -19,6 +19,10 @@ fail the others. The rows of the transaction are locked in id order
 (``SELECT ... ORDER BY id FOR UPDATE``) and the new ones inserted in id
 order, so that two replicas committing overlapping ids wait for each other
 instead of deadlocking; the versions are then compared under those locks.
+A lock held longer than :data:`LOCK_TIMEOUT_MS` (another replica stalled in
+the middle of its commit) fails the transaction as any storage failure does
+(:class:`~vibe_actors.store.StoreError`: its replies are 503, and the next
+commit tries again), so one stalled replica never stalls the others' writers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Collection
 
 from vibe_actors.store import Connection, Schema, Store
 
-__all__ = ["SCHEMA", "EntityStateStore", "Saved", "Write"]
+__all__ = ["LOCK_TIMEOUT_MS", "SCHEMA", "EntityStateStore", "Saved", "Write"]
 
 #: SQLite, version 1 (unchanged since entities began: no version column, one writer).
 _SQLITE = """
@@ -74,6 +78,8 @@ _UPDATE = (
     " WHERE s.id = b.id AND s.version = b.expected RETURNING s.id"
 )
 _NO_CONFLICTS: frozenset[str] = frozenset()
+#: How long a commit waits for another replica's lock on one of its rows (milliseconds).
+LOCK_TIMEOUT_MS = 5000
 
 
 class EntityStateStore(Store):
@@ -111,6 +117,7 @@ class EntityStateStore(Store):
 def _fenced(connection: Connection, writes: dict[str, Write]) -> set[str]:
     """Write each id of ``writes`` whose row is at its expected version; the others' ids."""
     ids = sorted(writes)
+    connection.execute("SELECT set_config('lock_timeout', ?, true)", (f"{LOCK_TIMEOUT_MS}ms",))
     current = {row[0]: int(row[1]) for row in connection.execute(_LOCK, (ids,))}
     new: list[str] = []
     changed: list[str] = []

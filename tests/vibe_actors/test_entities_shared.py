@@ -10,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from prometheus_client import generate_latest
+from psycopg import sql
 
 from vibe_actors import (
     Entity,
@@ -24,6 +26,7 @@ from vibe_actors import (
     WorkerSpec,
     handler,
 )
+from vibe_actors import _entity_store as entity_store
 from vibe_actors._entity_store import SCHEMA, EntityStateStore, Write
 from vibe_actors.store import (
     PostgresDatabase,
@@ -285,3 +288,21 @@ def test_a_write_the_database_refuses_is_not_saved_and_the_writer_goes_on(
         counter.ask(Inc())
     assert counter.ask(Inc()).value == 2  # reloaded from 1; the writer still writes
     assert counter.ask(Peek()).value == 2
+
+
+def test_a_row_another_replica_keeps_locked_fails_the_commit_in_time(
+    make_system, tmp_path, postgres_url, monkeypatch
+):
+    monkeypatch.setattr(entity_store, "LOCK_TIMEOUT_MS", 200)
+    system = make_system([kind(shards=1)], data_dir=str(tmp_path), store=postgres_url)
+    counter = system.entity(KIND, "x")
+    assert counter.ask(Inc()).value == 1
+    with psycopg.connect(postgres_url) as stalled:  # a replica stopped in the middle of its commit
+        stalled.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(NAMESPACE)))
+        stalled.execute("SELECT 1 FROM entity_state WHERE id = 'x' FOR UPDATE")
+        with pytest.raises(UnavailableError, match="state not saved"):
+            counter.ask(Inc())  # 503 after the lock timeout, not a writer stuck behind it
+        assert system.cell(f"{KIND}.1").impaired is not None
+        stalled.rollback()
+    assert counter.ask(Inc()).value == 2  # reloaded from 1: the failed write was not kept
+    assert system.cell(f"{KIND}.1").impaired is None
