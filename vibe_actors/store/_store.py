@@ -77,7 +77,8 @@ def open_store(kind: type[S], agent: Agent[Any], *, namespace: str | None = None
 
     ``namespace`` names the data instead of the agent's name, for a store that
     several agents share (the shards of an entity kind and its writer each open
-    ``entities.<kind>``); metrics still name the agent.
+    ``entities.<kind>``); ``vibe_store_info`` still names the agent, the
+    PostgreSQL pool's metrics name the namespace.
     """
     config = agent.system.config
     name = agent.name if namespace is None else namespace
