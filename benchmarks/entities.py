@@ -60,8 +60,8 @@ import msgspec
 import pykka
 
 import vibe_actors as va
-from vibe_actors._entity_durable import _UPSERT, SCHEMA
 from vibe_actors._entity_kind import shard_of
+from vibe_actors._entity_store import _UPSERT, SCHEMA
 from vibe_actors.store._sqlite import open_database, transaction
 from vibe_actors.testing import ManualClock
 

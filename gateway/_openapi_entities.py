@@ -1,7 +1,8 @@
 """The entity routes of the OpenAPI document (see :mod:`gateway._openapi`).
 
 One ``POST /v1/entities/{kind}/{id}/{Type}`` operation per entity kind and
-message type (its body, its replies, the agents' error responses), and the
+message type (its body, its replies, the agents' error responses; a durable
+kind's 409 :class:`~vibe_actors.EntityConflict`), and the
 entity views: ``GET /v1/entities``, ``/v1/entities/{kind}`` and
 ``/v1/entities/{kind}/{id}``. Bodies are described by the msgspec types that
 encode them (:class:`vibe_actors.EntityKindInfo`, :class:`vibe_actors.EntitySnapshot`).
@@ -13,7 +14,14 @@ from typing import Any
 
 import msgspec
 
-from vibe_actors import ActorSystem, EntityKindInfo, EntitySnapshot, ErrorReply, Message
+from vibe_actors import (
+    ActorSystem,
+    EntityConflict,
+    EntityKindInfo,
+    EntitySnapshot,
+    ErrorReply,
+    Message,
+)
 from vibe_actors.agents import schema
 
 __all__ = ["entity_paths"]
@@ -37,8 +45,11 @@ def entity_paths(system: ActorSystem, components: dict[str, Any]) -> dict[str, A
     every: list[type] = [EntityKindInfo, EntitySnapshot]
     for kind in system.entity_kinds():
         entity_class = system.agent_class(kind)
+        # A durable kind's write may conflict with another replica's (a shared store): 409.
+        durable = [EntityConflict] if system.entity_info(kind).state == "durable" else []
         for message_type in entity_class.message_types():
             replies = [t for t in entity_class.reply_types(message_type) if issubclass(t, Message)]
+            replies += durable
             empty = schema.replies_none(system, kind, message_type)
             operations.append((kind, message_type.__name__, message_type, replies, empty))
             every.extend([message_type, *replies])

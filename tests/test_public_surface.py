@@ -43,6 +43,8 @@ SURFACE: dict[str, set[str]] = {
         "Directive",
         "ChildEscalated",
         "Entity",
+        "EntityConflict",
+        "EntityConflictError",
         "EntityKindInfo",
         "EntitySnapshot",
         "EntitySpec",

@@ -20,6 +20,7 @@ name                                                   type       labels
 ``vibe_entity_crashes_total``                          counter    kind
 ``vibe_entity_commits_total``                          counter    kind
 ``vibe_entity_state_writes_total``                     counter    kind
+``vibe_entity_conflicts_total``                        counter    kind
 ``vibe_dynamic_children``                              gauge      supervisor
 ``vibe_dynamic_child_starts_total``                    counter    supervisor, outcome
 =====================================================  =========  ==========================
@@ -176,6 +177,11 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
         "Entity states written by a durable kind's commits (writes per commit: the grouping).",
         labels=["kind"],
     )
+    conflicts = CounterMetricFamily(
+        "vibe_entity_conflicts",
+        "Entity writes refused because another replica saved a newer state first (409).",
+        labels=["kind"],
+    )
     for router in kinds:
         stats, kind = router.stats, router.name
         active.add_metric([kind], stats.total_active())
@@ -192,7 +198,8 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
         crashes.add_metric([kind], sum(stats.crashes))
         commits.add_metric([kind], stats.commits)
         writes.add_metric([kind], stats.committed_writes)
-    yield from (active, activations, durations, passivations, crashes, commits, writes)
+        conflicts.add_metric([kind], stats.conflicts)
+    yield from (active, activations, durations, passivations, crashes, commits, writes, conflicts)
 
 
 def _dynamic(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:

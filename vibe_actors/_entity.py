@@ -113,7 +113,7 @@ class Entity(Generic[S]):
       arguments and must call ``super().__init__()``.
     """
 
-    __slots__ = ("__dict__", "_last_used", "_shard", "id", "state")
+    __slots__ = ("__dict__", "_last_used", "_shard", "_version", "id", "state")
 
     #: The state's msgspec Struct, from ``Entity[State]`` (None: no state).
     State: ClassVar[type | None] = None
@@ -125,6 +125,8 @@ class Entity(Generic[S]):
     state: Any
     _shard: Shard
     _last_used: float
+    #: Durable kinds: the version of ``state`` (see vibe_actors._entity_store); unset otherwise.
+    _version: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,15 +1,18 @@
 """Durable entity state: saved before the reply leaves, committed by the kind's writer.
 
-One store per entity kind (``<data_dir>/entities.<kind>.db``), one row per
-id: the state encoded with msgpack. Each shard reads it on its own connection
+One store per entity kind (:mod:`vibe_actors._entity_store`: the SQLite file
+``<data_dir>/entities.<kind>.db``, or the namespace ``entities.<kind>`` of the
+system's PostgreSQL store), one row per id: the state encoded with msgpack,
+and on PostgreSQL its version. Each shard reads it on its own connection
 (activation); every write goes through the kind's one
 :class:`~vibe_actors._entity_writer.KindWriter`, which commits the writes of all
 its shards in groups on its own thread:
 
 * After a message, the entity's state is encoded and compared with its
   encoding before the message. A changed state is handed to the writer with
-  the message's reply, and the shard goes on with its next message: the
-  writer answers the reply once the state is on disk.
+  the message's reply and its new version (the activation's version + 1), and
+  the shard goes on with its next message: the writer answers the reply once
+  the state is on disk.
 * A reply from an entity that still has a write in flight is handed over too
   (answered after that write commits), so no reply ever shows a state that is
   not on disk.
@@ -19,6 +22,10 @@ its shards in groups on its own thread:
   saved``) and sends the shard :class:`~vibe_actors._entity_writer.SaveFailed`:
   the shard drops those entities (their next message reloads the last saved
   state) and is impaired until a commit succeeds again.
+* On PostgreSQL, a write whose row another replica moved since this
+  activation read it is a conflict: its reply is :class:`EntityConflict` (409)
+  and the shard drops the entity (``SaveFailed`` with ``conflict``), so its next
+  message reloads the newer state. The shard is not impaired: the store works.
 
 """
 
@@ -28,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from vibe_actors.store import Schema, SqliteDatabase, Store, StoreError, database_path
+from vibe_actors._entity_store import EntityStateStore
+from vibe_actors.store import StoreError, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from vibe_actors._entity import Entity
     from vibe_actors._entity_kind import ShardSettings
@@ -40,44 +47,9 @@ if TYPE_CHECKING:
     from vibe_actors._entity_writer import KindWriter
     from vibe_actors._envelope import Envelope
 
-__all__ = ["DurableStates", "EntityStateStore", "open_writer_store", "store_path"]
+__all__ = ["DurableStates", "namespace"]
 
 _encode = msgspec.msgpack.Encoder().encode
-
-SCHEMA = Schema(
-    tables="""
-CREATE TABLE IF NOT EXISTS entity_state (
-    id TEXT PRIMARY KEY,
-    state BLOB NOT NULL
-) WITHOUT ROWID;
-"""
-)
-
-_UPSERT = (
-    "INSERT INTO entity_state (id, state) VALUES (?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
-)
-
-
-class EntityStateStore(Store):
-    """An entity kind's states: one row per id (msgpack bytes)."""
-
-    schema = SCHEMA
-
-    def get(self, entity_id: str) -> bytes | None:
-        """The saved state of ``entity_id``, None if it has none; raises StoreError."""
-        row = self._db.execute(
-            "SELECT state FROM entity_state WHERE id = ?", (entity_id,)
-        ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def put_many(self, states: dict[str, bytes]) -> None:
-        """Save ``states`` (id -> bytes) in one transaction; raises StoreError (nothing saved)."""
-        with self._db.transaction() as connection:
-            connection.executemany(_UPSERT, list(states.items()))
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM entity_state").fetchone()[0])
 
 
 class DurableStates:
@@ -104,11 +76,14 @@ class DurableStates:
         """The shard's reads and its kind's writer, joined; raises :class:`StoreError` if the
         store cannot be used."""
         assert settings.writer is not None  # a durable kind has one
-        path = store_path(shard, settings.kind)
-        store = EntityStateStore(SqliteDatabase(path, SCHEMA))
+        name = namespace(settings.kind)
+        store = open_store(EntityStateStore, shard, namespace=name)
         try:
             settings.writer.join(
-                settings.index, shard, shard.incarnation, lambda: open_writer_store(path)
+                settings.index,
+                shard,
+                shard.incarnation,
+                lambda: open_store(EntityStateStore, shard, namespace=name),
             )
         except StoreError:
             store.close()
@@ -131,21 +106,23 @@ class DurableStates:
 
     # -- loading -----------------------------------------------------------------
 
-    def load(self, entity_id: str) -> Any:
-        """The state of ``entity_id`` (a new one if none); raises StoreError."""
-        saved = self._saved_bytes(entity_id)
-        if saved is None or self._decode is None:
-            return self._shard.new_state()
-        return self._decode(saved)
+    def load(self, entity_id: str) -> tuple[Any, int]:
+        """The state of ``entity_id`` (a new one if none) and its version; raises StoreError."""
+        saved = self._saved(entity_id)
+        if saved is None:
+            return self._shard.new_state(), 0
+        if self._decode is None:
+            return self._shard.new_state(), saved[1]
+        return self._decode(saved[0]), saved[1]
 
     def load_saved(self, entity_id: str) -> Any:
         """The state of ``entity_id``, None if it has none; raises StoreError."""
-        saved = self._saved_bytes(entity_id)
+        saved = self._saved(entity_id)
         if saved is None or self._decode is None:
             return None
-        return self._decode(saved)
+        return self._decode(saved[0])
 
-    def _saved_bytes(self, entity_id: str) -> bytes | None:
+    def _saved(self, entity_id: str) -> tuple[bytes, int] | None:
         unsaved = self._writer.unsaved(entity_id)  # handed over, not committed yet: newer
         return unsaved if unsaved is not None else self._store.get(entity_id)
 
@@ -167,8 +144,13 @@ class DurableStates:
             shard.after_message()
             return result  # nothing to wait for
         reply = shard.hand_off_reply()
-        state = after if after != before else None
-        writer.hand_over(self._index, self._incarnation, entity.id, state, reply, result)
+        if after != before:
+            entity._version = version = entity._version + 1  # noqa: SLF001 - the shard's entity
+            writer.hand_over(
+                self._index, self._incarnation, entity.id, after, version, reply, result
+            )
+        else:
+            writer.hand_over(self._index, self._incarnation, entity.id, None, 0, reply, result)
         shard.after_message()
         return None  # the writer answers (the loop sends nothing: the reply was taken)
 
@@ -183,18 +165,17 @@ class DurableStates:
         """Hand ``entity``'s state over if it differs from ``before`` (a hook changed it)."""
         after = _encode(entity.state)
         if after != before:
-            self._writer.hand_over(self._index, self._incarnation, entity.id, after, None, None)
+            entity._version = version = entity._version + 1  # noqa: SLF001 - the shard's entity
+            self._writer.hand_over(
+                self._index, self._incarnation, entity.id, after, version, None, None
+            )
 
     @staticmethod
     def encode(state: Any) -> bytes:
         return _encode(state)
 
 
-def store_path(shard: Shard, kind: str) -> Path:
-    """The file of ``kind``'s entity states in ``shard``'s system."""
-    return database_path(shard.system.config.data_dir, f"entities.{kind}")
-
-
-def open_writer_store(path: Path) -> EntityStateStore:
-    """A kind writer's connection (opened in its thread); raises StoreError."""
-    return EntityStateStore(SqliteDatabase(path, SCHEMA))
+def namespace(kind: str) -> str:
+    """Where ``kind``'s states are: the SQLite file ``<data_dir>/<namespace>.db``, or the
+    PostgreSQL namespace."""
+    return f"entities.{kind}"

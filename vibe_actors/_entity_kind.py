@@ -76,7 +76,9 @@ class PassivationReason:
     REQUESTED = "requested"  #: the entity called passivate()
     SHUTDOWN = "shutdown"  #: its shard stopped (shutdown, reload, restart by a sibling)
     SAVE_FAILED = "save_failed"  #: its durable state could not be saved: reloaded on next use
-    ALL = (IDLE, MAX_ACTIVE, REQUESTED, SHUTDOWN, SAVE_FAILED)
+    #: another replica saved a newer state of it (shared store): reloaded on next use
+    CONFLICT = "conflict"
+    ALL = (IDLE, MAX_ACTIVE, REQUESTED, SHUTDOWN, SAVE_FAILED, CONFLICT)
 
 
 @dataclass(eq=False)
@@ -85,7 +87,7 @@ class KindStats:
 
     Written by the kind's shard threads (one per shard, each its own counters
     where it matters: the lists are indexed by shard), by a durable kind's
-    writer (``commits``, ``committed_writes``) and, for a kind placed on Ray,
+    writer (``commits``, ``committed_writes``, ``conflicts``) and, for a kind placed on Ray,
     by its proxy shards from the Ray side's reports (under their lock).
     """
 
@@ -102,6 +104,8 @@ class KindStats:
     #: Durable kinds: transactions committed by the kind's writer, and the states they wrote.
     commits: int = 0
     committed_writes: int = 0
+    #: Durable kinds on a shared store: writes refused because another replica wrote first.
+    conflicts: int = 0
 
     def __post_init__(self) -> None:
         n = self.shards
@@ -199,7 +203,7 @@ class EntityKindInfo(msgspec.Struct, frozen=True):
     shards: int
     active: int
     activations: int
-    #: reason -> count (idle, max_active, requested, shutdown, save_failed).
+    #: reason -> count (idle, max_active, requested, shutdown, save_failed, conflict).
     passivations: dict[str, int]
     crashes: int
     #: ``memory`` or ``durable``.

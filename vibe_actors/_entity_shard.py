@@ -216,8 +216,9 @@ class Shard(Agent):
 
     @handler
     def _save_failed(self, lost: SaveFailed) -> None:
+        reason = PassivationReason.CONFLICT if lost.conflict else PassivationReason.SAVE_FAILED
         for entity_id in lost.ids:
-            self.passivate(entity_id, PassivationReason.SAVE_FAILED, save=False)
+            self.passivate(entity_id, reason, save=False)
         if self._durable is not None:
             self._durable.forgive(lost.ids)
 
@@ -257,10 +258,12 @@ class Shard(Agent):
         started = _perf()
         try:
             if self._durable is not None:
-                state = self._durable.load(entity_id)
+                state, version = self._durable.load(entity_id)
+                entity = self._entity_class.hosted_by(self, entity_id, state)
+                entity._version = version  # noqa: SLF001 - the shard keeps its entities' versions
             else:
                 state = self._entity_class.new_state()
-            entity = self._entity_class.hosted_by(self, entity_id, state)
+                entity = self._entity_class.hosted_by(self, entity_id, state)
             entity.on_activate()
         except Exception as exc:  # noqa: BLE001 - reported to the asker; the next message retries
             self._cancel_timers(entity_id)

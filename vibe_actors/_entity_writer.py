@@ -15,7 +15,8 @@ What a shard may rely on:
 * **Reads see every hand-over.** :meth:`KindWriter.unsaved` gives the newest
   state handed over and not yet committed, so an entity passivated with a
   write in flight is reloaded with it (an entry leaves only once committed).
-* **A failed transaction keeps nothing of its writes.** Each reply is answered
+* **A failed transaction keeps nothing of its writes** (:class:`StoreError`, or
+  :class:`StoreRejected`: the database refused a statement). Each reply is answered
   ``Unavailable`` (``state not saved``), after each shard that lost a change
   was impaired (so readiness says so before any client hears of it) and told
   which of its entities lost one (:class:`SaveFailed`, as a system message):
@@ -25,6 +26,14 @@ What a shard may rely on:
   change that was not saved can never reach the store through a later write.
   After a failure, the next transaction that succeeds ends every shard's
   impairment.
+* **Conflicts** (PostgreSQL, several replicas). Each write names the version
+  it builds on; the store writes it only if the row still has that version
+  (:mod:`vibe_actors._entity_store`). The ids it did not write are conflicts:
+  their shard is told to drop them (:class:`SaveFailed` with ``conflict``,
+  not impaired: the store works), then their replies are answered
+  :class:`~vibe_actors.EntityConflict` (409), and their later hand-overs are
+  refused the same way until the shard has dropped them, as after a failure.
+  The rest of the transaction is committed.
 * **Fencing.** A hand-over from an incarnation that is no longer its shard's
   current one (a hung shard that was replaced, waking up) is refused when it is
   made: never written, never offered to reads. What a current incarnation
@@ -43,15 +52,23 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 
+from vibe_actors._entity import entity_address
+from vibe_actors._entity_writes import (
+    Forgive,
+    HandOver,
+    SaveFailed,
+    ShardSlot,
+    Turn,
+    WriterStore,
+    plan,
+)
 from vibe_actors._envelope import Envelope
-from vibe_actors._messages import Unavailable
-from vibe_actors.store import StoreError
+from vibe_actors._messages import EntityConflict, Unavailable
+from vibe_actors.store import StoreError, StoreRejected
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,61 +80,10 @@ if TYPE_CHECKING:
 __all__ = ["KindWriter", "SaveFailed", "WriterStore"]
 
 _log = structlog.get_logger("vibe_actors.entity")
-
-
-class SaveFailed(msgspec.Struct, frozen=True):
-    """To a shard: these entities' changes were not saved (drop them, then forgive)."""
-
-    ids: tuple[str, ...]
-    reason: str
-
-
-class WriterStore(Protocol):
-    """What the writer needs of a kind's store (:class:`EntityStateStore` is one)."""
-
-    @property
-    def path(self) -> str: ...  # pragma: no cover - protocol
-
-    def put_many(self, states: dict[str, bytes]) -> None: ...  # pragma: no cover - protocol
-
-    def close(self) -> None: ...  # pragma: no cover - protocol
-
-
-@dataclass(eq=False, slots=True)
-class _HandOver:
-    """One hand-over: a write (``state`` None: a reply only) and the reply waiting on it."""
-
-    shard: int
-    incarnation: int
-    entity_id: str
-    state: bytes | None
-    reply: Deferred | None
-    result: Any
-    #: The ``unsaved`` entry this write counts in (None for a reply only).
-    entry: list[Any] | None
-
-
-@dataclass(eq=False, slots=True)
-class _Forgive:
-    """Queued by a shard once it dropped ``ids``: their later hand-overs are accepted again."""
-
-    ids: tuple[str, ...]
-
-
-@dataclass(eq=False)
-class _Shard:
-    agent: Shard
-    incarnation: int
-
-
-@dataclass(eq=False)
-class _Turn:
-    """What one transaction carries, and what it decided."""
-
-    items: list[_HandOver] = field(default_factory=list)
-    rows: dict[str, bytes] = field(default_factory=dict)
-    #: Hand-overs refused without being written, and why.
-    refused: list[tuple[_HandOver, str]] = field(default_factory=list)
+#: How many conflicting ids one log event names (the count is always complete).
+_LOGGED_IDS = 20
+_CONFLICT = "another replica saved a newer state since this activation read it"
+_CONFLICT_BEFORE = "an earlier change of this activation conflicted with another replica's"
 
 
 class KindWriter:
@@ -131,12 +97,14 @@ class KindWriter:
         self._wakeup = threading.Condition(self._lock)
         #: Serialises starting and stopping the thread (held while it starts or drains).
         self._lifecycle = threading.Lock()
-        self._queue: deque[_HandOver | _Forgive] = deque()
-        #: Id -> [newest state handed over, hand-overs with a state not yet committed].
+        self._queue: deque[HandOver | Forgive] = deque()
+        #: Id -> [newest state handed over, hand-overs with a state not yet committed,
+        #: the newest state's version].
         self._unsaved: dict[str, list[Any]] = {}
-        #: Ids whose change was lost, until their shard forgives them.
-        self._poisoned: set[str] = set()
-        self._shards: dict[int, _Shard] = {}
+        #: Ids whose change was lost, until their shard forgives them -> whether it was
+        #: lost to a conflict (else to a failed commit).
+        self._poisoned: dict[str, bool] = {}
+        self._shards: dict[int, ShardSlot] = {}
         self._failing = False
         #: Hand-overs queued so far / written or answered so far (flush waits on these).
         self._queued = 0
@@ -157,7 +125,7 @@ class KindWriter:
         """
         with self._lifecycle:
             with self._lock:
-                self._shards[index] = _Shard(shard, incarnation)
+                self._shards[index] = ShardSlot(shard, incarnation)
                 if self._thread is not None:
                     return
                 self._closing = False
@@ -205,11 +173,14 @@ class KindWriter:
         incarnation: int,
         entity_id: str,
         state: bytes | None,
+        version: int,
         reply: Deferred | None,
         result: Any,
     ) -> None:
-        """Queue ``state`` (None: nothing to write) of ``entity_id``; ``reply`` (None: a
-        tell) is answered ``result`` once it is written, ``Unavailable`` if it is not.
+        """Queue ``state`` (None: nothing to write) of ``entity_id``, to be saved as
+        ``version`` over ``version - 1``; ``reply`` (None: a tell) is answered ``result``
+        once it is written, ``Unavailable`` if it is not, ``EntityConflict`` if another
+        replica wrote the entity first.
 
         Refused at once (``Unavailable``, never written nor offered to reads) when
         ``incarnation`` is no longer shard ``index``'s: a replaced shard woken up.
@@ -219,7 +190,7 @@ class KindWriter:
             shard = self._shards.get(index)
             stale = shard is None or shard.incarnation != incarnation
         if stale:
-            refused = _HandOver(index, incarnation, entity_id, state, reply, result, None)
+            refused = HandOver(index, incarnation, entity_id, state, version, reply, result, None)
             self._refuse(refused, "its shard was replaced")
             return
         with self._lock:
@@ -227,11 +198,12 @@ class KindWriter:
             if state is not None:
                 entry = self._unsaved.get(entity_id)
                 if entry is None:
-                    entry = self._unsaved[entity_id] = [state, 1]
+                    entry = self._unsaved[entity_id] = [state, 1, version]
                 else:
                     entry[0] = state
                     entry[1] += 1
-            item = _HandOver(index, incarnation, entity_id, state, reply, result, entry)
+                    entry[2] = version
+            item = HandOver(index, incarnation, entity_id, state, version, reply, result, entry)
             self._queue.append(item)
             self._queued += 1
             if len(self._queue) == 1:
@@ -240,17 +212,17 @@ class KindWriter:
     def pending(self, entity_id: str) -> bool:
         """Whether a state of ``entity_id`` was handed over and is not written yet, or its
         last change was lost (its replies must wait for the writer: it refuses them)."""
-        # Reads of a dict and a set: atomic under the GIL, no lock on the hot path.
+        # Reads of two dicts: atomic under the GIL, no lock on the hot path.
         return entity_id in self._unsaved or entity_id in self._poisoned
 
-    def unsaved(self, entity_id: str) -> bytes | None:
-        """The newest state of ``entity_id`` handed over and not yet written, else None
-        (read the store); never a state built on a change that was lost."""
+    def unsaved(self, entity_id: str) -> tuple[bytes, int] | None:
+        """The newest state of ``entity_id`` handed over and not yet written, and its
+        version, else None (read the store); never a state built on a change that was lost."""
         with self._lock:
             entry = self._unsaved.get(entity_id)
             if entry is None or entity_id in self._poisoned:
                 return None
-            return entry[0]  # type: ignore[no-any-return]
+            return entry[0], entry[2]
 
     def forgive(self, ids: tuple[str, ...]) -> None:
         """The shard dropped ``ids`` (after :class:`SaveFailed`): what it hands over from now
@@ -258,7 +230,7 @@ class KindWriter:
         with self._lock:
             for entity_id in ids:
                 self._unsaved.pop(entity_id, None)
-            self._queue.append(_Forgive(ids))
+            self._queue.append(Forgive(ids))
             if len(self._queue) == 1:
                 self._wakeup.notify()
 
@@ -297,15 +269,15 @@ class KindWriter:
         finally:
             store.close()
 
-    def _write(self, store: WriterStore, queued: list[_HandOver | _Forgive]) -> None:
+    def _write(self, store: WriterStore, queued: list[HandOver | Forgive]) -> None:
         with self._lock:
-            turn = self._plan(queued)
+            turn = plan(queued, self._poisoned)
             shards = dict(self._shards)
-        error: StoreError | None = None
+        error: StoreError | StoreRejected | None = None
         if turn.rows:
             try:
-                store.put_many(turn.rows)
-            except StoreError as exc:
+                turn.conflicts = store.put_many(turn.rows)
+            except (StoreError, StoreRejected) as exc:  # nothing saved: answered, never raised
                 error = exc
         with self._lock:
             unsaved = self._unsaved
@@ -315,75 +287,90 @@ class KindWriter:
                     entry[1] -= 1
                     if entry[1] == 0 and unsaved.get(item.entity_id) is entry:
                         del unsaved[item.entity_id]
-            if error is not None:
-                self._poisoned.update(turn.rows)
+            lost = turn.rows if error is not None else turn.conflicts
+            for entity_id in lost:
+                self._poisoned.setdefault(entity_id, error is None)
             recovered = error is None and bool(turn.rows) and self._failing
             if turn.rows:
                 self._failing = error is not None
         if error is None and turn.rows:
             self._stats.commits += 1
-            self._stats.committed_writes += len(turn.rows)
+            self._stats.committed_writes += len(turn.rows) - len(turn.conflicts)
+            self._stats.conflicts += len(turn.conflicts)
         if recovered:  # before the replies: whoever hears of the commit sees the recovery
             _log.info("entity_state_saved_again", agent=self.kind)
             for shard in shards.values():
                 shard.agent.impair(None)
         self._answer(turn, error, shards)
         with self._lock:
-            self._done += sum(1 for item in queued if isinstance(item, _HandOver))
+            self._done += sum(1 for item in queued if isinstance(item, HandOver))
             self._wakeup.notify_all()
 
-    def _plan(self, queued: list[_HandOver | _Forgive]) -> _Turn:
-        """Split ``queued`` into what is written and what is refused (a change of the
-        entity was lost before). Called with the lock held."""
-        turn = _Turn()
-        poisoned = self._poisoned
-        for item in queued:
-            if isinstance(item, _Forgive):
-                poisoned.difference_update(item.ids)
-                continue
-            if item.entity_id in poisoned:
-                turn.refused.append((item, "an earlier change was not saved"))
+    def _answer(
+        self, turn: Turn, error: StoreError | StoreRejected | None, shards: dict[int, ShardSlot]
+    ) -> None:
+        for item, conflict in turn.refused:
+            if conflict:
+                self._conflict(item, _CONFLICT_BEFORE)
             else:
-                turn.items.append(item)
-                if item.state is not None:
-                    turn.rows[item.entity_id] = item.state  # the newest state of an id wins
-        return turn
-
-    def _answer(self, turn: _Turn, error: StoreError | None, shards: dict[int, _Shard]) -> None:
-        for item, reason in turn.refused:
-            self._refuse(item, reason)
-        if error is None:
-            for item in turn.items:
+                self._refuse(item, "an earlier change was not saved")
+        if error is not None:
+            _log.error(
+                "entity_state_not_saved",
+                agent=self.kind,
+                path=error.path,
+                error=error.reason,
+                writes=len(turn.rows),
+            )
+            self._drop(turn, turn.rows, shards, f"entity state not saved: {error}")
+        elif turn.conflicts:
+            ids = sorted(turn.conflicts)
+            _log.warning(
+                "entity_state_conflict",
+                agent=self.kind,
+                conflicts=len(ids),
+                entities=ids[:_LOGGED_IDS],
+                writes=len(turn.rows),
+            )
+            self._drop(turn, turn.conflicts, shards, None)
+        lost = turn.rows if error is not None else turn.conflicts
+        for item in turn.items:
+            if item.entity_id not in lost:  # written (or a reply held for a write before)
                 if item.reply is not None:
                     item.reply.resolve(item.result)
-            return
-        _log.error(
-            "entity_state_not_saved",
-            agent=self.kind,
-            path=error.path,
-            error=error.reason,
-            writes=len(turn.rows),
-        )
+            elif error is not None:
+                self._refuse(item, error.reason)
+            else:
+                self._conflict(item, _CONFLICT)
+
+    def _drop(
+        self, turn: Turn, ids: Any, shards: dict[int, ShardSlot], impairment: str | None
+    ) -> None:
+        """Tell each shard which of its entities lost a change (``ids``), before any asker
+        hears of it; impaired first when the store failed (``impairment``)."""
         lost: dict[int, list[str]] = {}
         for item in turn.items:
-            if item.entity_id in turn.rows:
+            if item.entity_id in ids:
                 lost.setdefault(item.shard, []).append(item.entity_id)
-        for index, ids in lost.items():  # before any asker hears of it
+        for index, dropped in lost.items():
             shard = shards.get(index)
             if shard is not None:
-                shard.agent.impair(f"entity state not saved: {error}")
-                message = SaveFailed(tuple(dict.fromkeys(ids)), str(error))
+                if impairment is not None:
+                    shard.agent.impair(impairment)
+                reason = impairment or _CONFLICT
+                message = SaveFailed(tuple(dict.fromkeys(dropped)), reason, impairment is None)
                 shard.agent.shard_cell.mailbox.put_system(Envelope(message))
             else:  # no incarnation holds them (it crashed): the next one reloads them
                 with self._lock:
-                    self._poisoned.difference_update(ids)
-        for item in turn.items:
-            if item.entity_id in turn.rows:
-                self._refuse(item, error.reason)
-            elif item.reply is not None:  # a reply held for a write committed before
-                item.reply.resolve(item.result)
+                    for entity_id in dropped:
+                        self._poisoned.pop(entity_id, None)
 
-    def _refuse(self, item: _HandOver, reason: str) -> None:
+    def _refuse(self, item: HandOver, reason: str) -> None:
         if item.reply is not None:
             address = f"{self.kind}/{item.entity_id}"
             item.reply.resolve(Unavailable(agent=address, reason=f"state not saved ({reason})"))
+
+    def _conflict(self, item: HandOver, reason: str) -> None:
+        if item.reply is not None:
+            address = entity_address(self.kind, item.entity_id)
+            item.reply.resolve(EntityConflict(agent=address, reason=reason))

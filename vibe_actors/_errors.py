@@ -10,6 +10,7 @@ __all__ = [
     "AskError",
     "ChildEscalated",
     "DeadlineExceededError",
+    "EntityConflictError",
     "ForbiddenError",
     "InjectedCrash",
     "MailboxFullError",
@@ -64,6 +65,11 @@ class MailboxFullError(AskError):
 
 class DeadlineExceededError(AskError):
     """No reply within the ask's timeout (reply :class:`DeadlineExceeded`)."""
+
+
+class EntityConflictError(AskError):
+    """Another replica saved a newer state of the entity: this message's change was not saved
+    (reply :class:`EntityConflict`); retrying runs it on the newer state."""
 
 
 class UnavailableError(AskError):

@@ -17,6 +17,7 @@ from vibe_actors._errors import (
     AgentCrashedError,
     AskError,
     DeadlineExceededError,
+    EntityConflictError,
     ForbiddenError,
     MailboxFullError,
     UnavailableError,
@@ -26,6 +27,7 @@ from vibe_actors._messages import (
     IS_ERROR_REPLY,
     AgentCrashed,
     DeadlineExceeded,
+    EntityConflict,
     Forbidden,
     MailboxFull,
     Unavailable,
@@ -43,6 +45,7 @@ _ERROR_CLASSES: dict[type, type[AskError]] = {
     Unavailable: UnavailableError,
     UnknownMessage: UnknownMessageError,
     Forbidden: ForbiddenError,
+    EntityConflict: EntityConflictError,
 }
 
 

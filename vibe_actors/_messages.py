@@ -22,6 +22,7 @@ import msgspec
 __all__ = [
     "AgentCrashed",
     "DeadlineExceeded",
+    "EntityConflict",
     "ErrorReply",
     "Forbidden",
     "HandlerFailed",
@@ -185,6 +186,21 @@ class Unavailable(ErrorReply):
     agent: str
     reason: str
     http_status: ClassVar[int] = 503
+
+
+class EntityConflict(ErrorReply):
+    """The entity's state was changed by another replica since this activation read it.
+
+    Answered by a durable entity kind on a shared store (PostgreSQL, several
+    replicas) when the message changed the entity's state but another replica
+    saved a newer state of it meanwhile: nothing of this message's change was
+    saved, and the stale activation was dropped, so the next message (a retry)
+    runs on the newer state. ``agent`` is the entity's address (``kind/id``).
+    """
+
+    agent: str
+    reason: str
+    http_status: ClassVar[int] = 409
 
 
 class HandlerFailed(ErrorReply):

@@ -192,6 +192,7 @@ def test_passivation_by_idle_time_by_count_and_on_request(
             "max_active": 1,
             "requested": 1,
             "save_failed": 0,
+            "conflict": 0,
             "shutdown": 0,
         }
         assert info.active == 1

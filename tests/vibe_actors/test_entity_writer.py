@@ -5,13 +5,14 @@ store through a later write."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 import msgspec
 import pytest
 from prometheus_client import generate_latest
 
 from vibe_actors import UnavailableError
-from vibe_actors._entity_durable import EntityStateStore
+from vibe_actors._entity_store import EntityStateStore, Write
 from vibe_actors.store import StoreError
 
 from tests.conftest import wait_until
@@ -31,18 +32,18 @@ class _Gate:
         self.release = threading.Event()
         self.calls = 0
 
-    def __call__(self, store: EntityStateStore, states: dict[str, bytes]) -> None:
+    def __call__(self, store: EntityStateStore, writes: dict[str, Write]) -> Collection[str]:
         self.calls += 1
         if self.calls == 1:
             self.entered.set()
             assert self.release.wait(WAIT)
             if self.fail:
                 raise StoreError(store.path, "database or disk is full")
-        self.real(store, states)
+        return self.real(store, writes)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        def put_many(store: EntityStateStore, states: dict[str, bytes]) -> None:
-            self(store, states)
+        def put_many(store: EntityStateStore, writes: dict[str, Write]) -> Collection[str]:
+            return self(store, writes)
 
         monkeypatch.setattr(EntityStateStore, "put_many", put_many)
 
@@ -54,7 +55,7 @@ def _saved(path, entity_id: str) -> dict[str, int]:
     finally:
         store.close()
     assert raw is not None
-    return msgspec.msgpack.decode(raw, type=Bag).values
+    return msgspec.msgpack.decode(raw[0], type=Bag).values
 
 
 def test_one_transaction_carries_the_writes_of_every_shard(make_system, tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ class Store:
         self._db.close()
 
 
-def open_store(kind: type[S], agent: Agent[Any]) -> S:
+def open_store(kind: type[S], agent: Agent[Any], *, namespace: str | None = None) -> S:
     """``agent``'s store of class ``kind`` on the system's backend; raises :class:`StoreError`.
 
     The one place a backend is chosen, from the system's ``store`` (see
@@ -74,8 +74,14 @@ def open_store(kind: type[S], agent: Agent[Any]) -> S:
     else the SQLite file ``database_path(data_dir, agent.name)`` (a store not
     yet on PostgreSQL logs ``store_kept_local`` once per start: its data is
     this replica's own). Counted in ``vibe_store_info``.
+
+    ``namespace`` names the data instead of the agent's name, for a store that
+    several agents share (the shards of an entity kind and its writer each open
+    ``entities.<kind>``); ``vibe_store_info`` still names the agent, the
+    PostgreSQL pool's metrics name the namespace.
     """
     config = agent.system.config
+    name = agent.name if namespace is None else namespace
     metrics = agent.system.shared_metrics("store", build_store_metrics)
     try:
         location = parse_store_url(config.store)
@@ -83,11 +89,11 @@ def open_store(kind: type[S], agent: Agent[Any]) -> S:
         raise StoreError("store", str(exc)) from exc
     database: Database
     if location.shared and kind.schema.postgres:
-        database = PostgresDatabase(location, agent.name, kind.schema, metrics=metrics)
+        database = PostgresDatabase(location, name, kind.schema, metrics=metrics)
     else:
         if location.shared:
             agent.log.warning("store_kept_local", backend="sqlite", shared=location.shown)
-        database = SqliteDatabase(database_path(config.data_dir, agent.name), kind.schema)
+        database = SqliteDatabase(database_path(config.data_dir, name), kind.schema)
     where = _where(database)
     metrics.info.labels(agent=agent.name, backend=database.dialect, location=where).set(1)
     metrics.used[agent.name] = where if database.shared else f"sqlite:{where}"
