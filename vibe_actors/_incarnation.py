@@ -23,8 +23,8 @@ What an incarnation owes when it ends: the replies it deferred
 set costs nothing to an agent that never defers) and answers the rest when
 it ends (:meth:`Incarnation.fail_deferred`).
 
-Its thread knows its incarnation (:data:`serving`, a thread-local set once
-per thread), so that a blocking ask made in it can be refused when it could
+Its thread knows its incarnation (:data:`~vibe_actors._serving.serving`, a
+thread-local set once per thread), so that a blocking ask made in it can be refused when it could
 never be answered (:meth:`Incarnation.blocking_ask`, :class:`SelfAsk`).
 """
 
@@ -53,6 +53,7 @@ from vibe_actors._messages import (
     ReceiveTimeout,
     Unavailable,
 )
+from vibe_actors._serving import serving
 from vibe_actors._spec import Directive
 from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 
@@ -64,20 +65,16 @@ if TYPE_CHECKING:
     from vibe_actors._system import ActorSystem
     from vibe_actors._timers import TimerHandle
 
-__all__ = ["Incarnation", "run_hook", "serving", "thread_stack"]
+__all__ = ["Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
 
 _perf = time.perf_counter
 _monotonic = time.monotonic
 
 
-class _Serving(threading.local):
-    """Per thread: the incarnation whose thread it is (None in any other thread)."""
-
-    host: Incarnation | None = None  # a class default: no lookup miss in other threads
-
-
-#: ``serving.host``: the incarnation running in the current thread, else None.
-serving = _Serving()
+def serving_incarnation() -> Incarnation | None:
+    """The incarnation running in the current thread, else None."""
+    host = serving.host
+    return host if isinstance(host, Incarnation) else None
 
 
 class Incarnation(pykka.ThreadingActor):
