@@ -30,22 +30,23 @@ never be answered (:meth:`Incarnation.blocking_ask`, :class:`SelfAsk`).
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
 import traceback
 from bisect import bisect_left as _bisect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 import pykka
 
 from vibe_actors import _tracing
-from vibe_actors._agent import Deferred
 from vibe_actors._cell_directives import EscalationRequested, directive_for
 from vibe_actors._envelope import Control, Envelope, ReplySlot
 from vibe_actors._errors import SelfAsk, StashOverflow, StoppedByDirective
+from vibe_actors._host import Deferred
 from vibe_actors._messages import (
     IS_ERROR_REPLY,
     AgentCrashed,
@@ -60,15 +61,74 @@ from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
     from vibe_actors._authz import Caller
-    from vibe_actors._cell import Cell
     from vibe_actors._future import ReplyFuture
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._mailbox import Mailbox
+    from vibe_actors._runtime import Runtime
     from vibe_actors._timers import TimerHandle
 
-__all__ = ["Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
+__all__ = ["HostingCell", "Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
 
 _perf = time.perf_counter
 _monotonic = time.monotonic
+
+
+class HostingCell(Protocol):
+    """The cell an incarnation runs in, as the incarnation uses it: what outlives it (the
+    name, mailbox, statistics and stash) and where it reports its start, failures and end
+    (:class:`~vibe_actors._cell.Cell` is one)."""
+
+    #: Why the current incarnation refuses work (Agent.degrade), else None.
+    degraded: str | None
+    #: Why it cannot do all its work while it serves the rest (Agent.impair), else None.
+    impaired: str | None
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parent(self) -> HostingCell | None:
+        """The supervisor's cell (None for the root)."""
+        ...
+
+    @property
+    def agent_class(self) -> type[Agent]: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def system(self) -> Runtime: ...
+
+    @property
+    def mailbox(self) -> Mailbox: ...
+
+    @property
+    def stats(self) -> AgentStats: ...
+
+    @property
+    def directives(self) -> dict[type, Directive]: ...
+
+    @property
+    def stash(self) -> list[Envelope]: ...
+
+    @property
+    def unstashed(self) -> collections.deque[Envelope]: ...
+
+    def deliver_timer(self, incarnation: int, message: Any) -> None: ...
+
+    def expired(self, env: Envelope) -> None: ...
+
+    def unhandled(self, env: Envelope) -> None: ...
+
+    def mark_running(self) -> None: ...
+
+    def incarnation_crashed(self, host: Incarnation, error: BaseException) -> None: ...
+
+    def incarnation_stopped(self, host: Incarnation) -> None: ...
+
+    def log_crash(self, host: Incarnation, env: Envelope, error: BaseException) -> None: ...
+
+    def log_resumed(self, host: Incarnation, env: Envelope, error: BaseException) -> None: ...
 
 
 def serving_incarnation() -> Incarnation | None:
@@ -88,7 +148,7 @@ class Incarnation(pykka.ThreadingActor):
 
     use_daemon_thread: ClassVar[bool] = True
 
-    def __init__(self, cell: Cell, incarnation: int) -> None:
+    def __init__(self, cell: HostingCell, incarnation: int) -> None:
         self.cell = cell
         self.incarnation = incarnation
         super().__init__()  # Pykka: the urn, the inbox (the cell's mailbox), actor_stopped
@@ -134,7 +194,7 @@ class Incarnation(pykka.ThreadingActor):
         return self.cell.config
 
     @property
-    def system(self) -> ActorSystem:
+    def system(self) -> Runtime:
         return self.cell.system
 
     def mailbox_size(self) -> int:
@@ -323,7 +383,7 @@ class Incarnation(pykka.ThreadingActor):
             self._finish()
             cell.incarnation_stopped(self)
 
-    def _serve(self, cell: Cell, agent: Agent) -> BaseException | None:
+    def _serve(self, cell: HostingCell, agent: Agent) -> BaseException | None:
         # One function, longer than most here, on purpose: the receive loop is the
         # hot path, and a call per message to a helper would cost more than it reads
         # better. The hot path: everything is a local, statistics are updated inline
