@@ -30,105 +30,42 @@ never be answered (:meth:`Incarnation.blocking_ask`, :class:`SelfAsk`).
 
 from __future__ import annotations
 
-import collections
 import sys
 import threading
 import time
 import traceback
 from bisect import bisect_left as _bisect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgspec
 import pykka
 
 from vibe_actors import _tracing
 from vibe_actors._cell_directives import EscalationRequested, directive_for
-from vibe_actors._envelope import Control, Envelope, ReplySlot
-from vibe_actors._errors import SelfAsk, StashOverflow, StoppedByDirective
+from vibe_actors._envelope import Control, Envelope
+from vibe_actors._errors import SelfAsk, StoppedByDirective
+from vibe_actors._handler_api import HandlerApi
 from vibe_actors._host import Deferred
 from vibe_actors._messages import (
     IS_ERROR_REPLY,
     AgentCrashed,
     HandlerFailed,
-    ReceiveTimeout,
     Unavailable,
 )
 from vibe_actors._serving import serving
 from vibe_actors._spec import Directive
-from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
+from vibe_actors._stats import DURATION_BUCKETS, Outcome
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
-    from vibe_actors._authz import Caller
     from vibe_actors._future import ReplyFuture
-    from vibe_actors._mailbox import Mailbox
-    from vibe_actors._runtime import Runtime
+    from vibe_actors._hosting_cell import HostingCell
     from vibe_actors._timers import TimerHandle
 
-__all__ = ["HostingCell", "Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
+__all__ = ["Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
 
 _perf = time.perf_counter
 _monotonic = time.monotonic
-
-
-class HostingCell(Protocol):
-    """The cell an incarnation runs in, as the incarnation uses it: what outlives it (the
-    name, mailbox, statistics and stash) and where it reports its start, failures and end
-    (:class:`~vibe_actors._cell.Cell` is one)."""
-
-    #: Why the current incarnation refuses work (Agent.degrade), else None.
-    degraded: str | None
-    #: Why it cannot do all its work while it serves the rest (Agent.impair), else None.
-    impaired: str | None
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def parent(self) -> HostingCell | None:
-        """The supervisor's cell (None for the root)."""
-        ...
-
-    @property
-    def agent_class(self) -> type[Agent]: ...
-
-    @property
-    def config(self) -> Any: ...
-
-    @property
-    def system(self) -> Runtime: ...
-
-    @property
-    def mailbox(self) -> Mailbox: ...
-
-    @property
-    def stats(self) -> AgentStats: ...
-
-    @property
-    def directives(self) -> dict[type, Directive]: ...
-
-    @property
-    def stash(self) -> list[Envelope]: ...
-
-    @property
-    def unstashed(self) -> collections.deque[Envelope]: ...
-
-    def deliver_timer(self, incarnation: int, message: Any) -> None: ...
-
-    def expired(self, env: Envelope) -> None: ...
-
-    def unhandled(self, env: Envelope) -> None: ...
-
-    def mark_running(self) -> None: ...
-
-    def incarnation_crashed(self, host: Incarnation, error: BaseException) -> None: ...
-
-    def incarnation_stopped(self, host: Incarnation) -> None: ...
-
-    def log_crash(self, host: Incarnation, env: Envelope, error: BaseException) -> None: ...
-
-    def log_resumed(self, host: Incarnation, env: Envelope, error: BaseException) -> None: ...
 
 
 def serving_incarnation() -> Incarnation | None:
@@ -137,7 +74,7 @@ def serving_incarnation() -> Incarnation | None:
     return host if isinstance(host, Incarnation) else None
 
 
-class Incarnation(pykka.ThreadingActor):
+class Incarnation(HandlerApi, pykka.ThreadingActor):
     """One incarnation of the agent of ``cell``: its thread, its loop, its stop protocol.
 
     Constructing one builds the behaviour (the agent class's ``__init__`` runs
@@ -148,8 +85,8 @@ class Incarnation(pykka.ThreadingActor):
 
     use_daemon_thread: ClassVar[bool] = True
 
-    def __init__(self, cell: HostingCell, incarnation: int) -> None:
-        self.cell = cell
+    def __init__(self, cell: HostingCell[Incarnation], incarnation: int) -> None:
+        self.cell: HostingCell[Incarnation] = cell
         self.incarnation = incarnation
         super().__init__()  # Pykka: the urn, the inbox (the cell's mailbox), actor_stopped
         #: Set to make the loop return after the current message (stop or retire).
@@ -182,95 +119,6 @@ class Incarnation(pykka.ThreadingActor):
         self.handlers: dict[type, Callable[..., Any]] = agent_class.handler_table()
         self.fallback: Callable[..., Any] | None = agent_class.unhandled_hook()
         self.behaviour: Agent = agent_class.hosted_by(self)
-
-    # -- what the behaviour sees (vibe_actors._agent.Host) ----------------------
-
-    @property
-    def name(self) -> str:
-        return self.cell.name
-
-    @property
-    def config(self) -> Any:
-        return self.cell.config
-
-    @property
-    def system(self) -> Runtime:
-        return self.cell.system
-
-    def mailbox_size(self) -> int:
-        return self.cell.mailbox.qsize()
-
-    def report_degraded(self, reason: str) -> None:
-        self.cell.degraded = reason
-
-    @property
-    def impaired(self) -> str | None:
-        return self.cell.impaired
-
-    def report_impaired(self, reason: str | None) -> bool:
-        """Record ``reason`` (None: recovered); returns whether it changed."""
-        if self.cell.impaired == reason:
-            return False
-        self.cell.impaired = reason
-        return True
-
-    def watch(self, name: str) -> None:
-        self.cell.system.deathwatch.watch(self.cell.name, name)
-
-    def unwatch(self, name: str) -> None:
-        self.cell.system.deathwatch.unwatch(self.cell.name, name)
-
-    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None:
-        self.cancel_timer(key)
-        timers = self.cell.system.timers
-        deliver = self.cell.deliver_timer
-        if repeat:
-            handle = timers.call_every(delay, deliver, self.incarnation, message)
-        else:
-            handle = timers.call_later(delay, deliver, self.incarnation, message)
-        self.timers[key] = handle
-
-    def cancel_timer(self, key: Any) -> bool:
-        handle = self.timers.pop(key, None)
-        if handle is None:
-            return False
-        handle.cancel()
-        return True
-
-    def defer_reply(self, slot: ReplySlot) -> Deferred:
-        trace = _tracing.current_context() if _tracing.ON else None
-        return Deferred(slot, self.deferred, trace)
-
-    def current_caller(self) -> Caller | None:
-        env = self.current
-        return env.caller if env is not None else None
-
-    def stash_current(self, capacity: int) -> None:
-        env = self.current
-        if env is None:
-            raise RuntimeError("stash() is only valid inside a handler")
-        stash = self.cell.stash
-        if len(stash) >= capacity:
-            raise StashOverflow(self.cell.name, capacity)
-        stash.append(msgspec.structs.replace(env))  # keeps the reply slot
-        env.reply = None  # the loop will not answer for this message
-
-    def unstash_all(self) -> int:
-        cell = self.cell
-        count = len(cell.stash)
-        cell.unstashed.extendleft(reversed(cell.stash))
-        cell.stash.clear()
-        return count
-
-    def stash_size(self) -> int:
-        return len(self.cell.stash)
-
-    def set_receive_timeout(self, seconds: float | None) -> None:
-        self.cancel_timer(_RECEIVE_TIMEOUT)
-        if seconds is None:
-            return
-        watch = _IdleWatch(self, self.cell.stats)
-        self.timers[_RECEIVE_TIMEOUT] = self.cell.system.timers.call_every(seconds / 2, watch.tick)
 
     # -- what this incarnation owes ------------------------------------------------
 
@@ -383,7 +231,7 @@ class Incarnation(pykka.ThreadingActor):
             self._finish()
             cell.incarnation_stopped(self)
 
-    def _serve(self, cell: HostingCell, agent: Agent) -> BaseException | None:
+    def _serve(self, cell: HostingCell[Incarnation], agent: Agent) -> BaseException | None:
         # One function, longer than most here, on purpose: the receive loop is the
         # hot path, and a call per message to a helper would cost more than it reads
         # better. The hot path: everything is a local, statistics are updated inline
@@ -468,45 +316,6 @@ class Incarnation(pykka.ThreadingActor):
         self.cancel_timers()
         self.unstash_all()  # what is still stashed goes first to the next incarnation
         self.actor_stopped.set()
-
-
-#: The key of the receive-timeout check among an incarnation's timers.
-_RECEIVE_TIMEOUT = object()
-
-
-class _IdleWatch:
-    """The receive timeout's check, on the timer thread every ``seconds / 2``.
-
-    Idle means no message finished since the previous check, none in progress
-    and none waiting; two idle checks in a row (at least ``seconds`` without a
-    message) deliver one ReceiveTimeout. Handling a ReceiveTimeout is not
-    activity.
-    """
-
-    __slots__ = ("_host", "_quiet", "_seen", "_stats")
-
-    def __init__(self, host: Incarnation, stats: AgentStats) -> None:
-        self._host = host
-        self._stats = stats
-        self._seen = self._activity()
-        self._quiet = 0
-
-    def _activity(self) -> int:
-        """Messages finished, ReceiveTimeouts aside (every finished one fills one bucket)."""
-        stats = self._stats
-        own = sum(counts.get(ReceiveTimeout, 0) for counts in stats.by_outcome.values())
-        return sum(stats.buckets) - own
-
-    def tick(self) -> None:
-        handled = self._activity()
-        host = self._host
-        if handled != self._seen or host.current is not None or host.cell.mailbox.qsize():
-            self._seen, self._quiet = handled, 0  # busy, or work is waiting: not idle
-            return
-        self._quiet += 1
-        if self._quiet >= 2:
-            self._quiet = 0
-            host.cell.deliver_timer(host.incarnation, ReceiveTimeout())
 
 
 def run_hook(agent: Agent, hook: str, fn: Callable[..., None], *args: Any) -> None:
