@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vibe_actors.agents.ledger._chain import CHAIN_RULE, Head
 from vibe_actors.agents.ledger._checkpoints import (
     Anchor,
     CheckpointError,
@@ -20,7 +21,7 @@ from vibe_actors.agents.ledger._checkpoints import (
     read_checkpoint,
 )
 from vibe_actors.agents.ledger._keys import KeyFileError, LedgerKey, load_key
-from vibe_actors.agents.ledger._store import CHAIN_RULE, Head, LedgerStore
+from vibe_actors.agents.ledger._store import LedgerStore
 from vibe_actors.store import StoreError
 
 __all__ = ["ChainState", "open_chain"]

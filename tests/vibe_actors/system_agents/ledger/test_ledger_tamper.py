@@ -31,6 +31,7 @@ from vibe_actors.agents.ledger import (
     Verify,
 )
 from vibe_actors.agents.ledger import _store as _ledger_store
+from vibe_actors.agents.ledger._chain import LedgerRangeError
 from vibe_actors.store._sqlite import database_path
 
 from tests.conftest import wait_until
@@ -434,7 +435,7 @@ def test_the_store_refuses_out_of_range_integers_with_a_typed_error(tmp_path):
             lambda: store.tail("s", 2**63),
             lambda: store.hash_at("s", 2**63),
         ):
-            with pytest.raises(_ledger_store.LedgerRangeError):
+            with pytest.raises(LedgerRangeError):
                 call()
         assert store.read("s", 2**63 - 1, 1) == []
     finally:
