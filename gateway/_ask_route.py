@@ -69,6 +69,9 @@ class AskRoute:
 
         def _request_timeout(self, request: Request) -> float: ...
 
+    # One method, longer than most, on purpose: it is every ask's way through the gateway
+    # (the hot path), and the body is decoded here, not in a helper, because every frame
+    # on the stack is a level of nesting the decoder cannot use (see below).
     async def ask(self, request: Request) -> int:
         """``POST /v1/agents/{name}/{type}`` and ``POST /v1/entities/{kind}/{id}/{type}``:
         the body decoded as that type, asked of the agent (or entity).
