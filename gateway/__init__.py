@@ -12,7 +12,8 @@ from gateway._app_settings import AppSettings
 from gateway._breaker import BreakerSettings
 from gateway._factory import FactoryApp, app_factory
 from gateway._server import GatewayServer, ServerLimits, tune_gc, uvicorn_config
-from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._settings import GatewaySettings, SettingsError
+from gateway._settings_cli import parse_settings
 
 __all__ = [
     "AppSettings",

@@ -23,19 +23,15 @@ from typing import Any
 import msgspec
 import structlog
 
-from gateway import _children as children
 from gateway._access import AccessLog
 from gateway._app_settings import AppSettings
+from gateway._ask_route import AskRoute
 from gateway._body import (
-    check_declared_length,
-    check_json_nesting,
-    invalid_body,
     parse_timeout,
-    read_rest,
-    require_json,
 )
 from gateway._breaker import CrashBreaker
-from gateway._catalog import Catalog, HasStatus, HotEntry
+from gateway._catalog import Catalog
+from gateway._children_routes import ChildrenRoutes
 from gateway._console import ConsoleFiles, ConsoleRoutes
 from gateway._cors import Cors
 from gateway._entity_routes import EntityRoutes
@@ -66,13 +62,9 @@ from gateway._sse_wire import StreamRefused
 from gateway._tracing import traced
 from gateway._views import Views
 from vibe_actors import (
-    MAX_NESTING,
     ActorSystem,
-    AgentCrashed,
-    AgentStatus,
     Caller,
     ErrorReply,
-    UnknownAgent,
     tracing,
 )
 from vibe_actors.agents import schema
@@ -82,12 +74,11 @@ __all__ = ["AppSettings", "Gateway", "create_app"]
 _log = structlog.get_logger("gateway")
 _encode = msgspec.json.Encoder().encode
 _PROBLEM = b"application/problem+json"
-_JSON = (b"content-type", b"application/json")
 #: The message names policy rules use for chaos (the views use the introspect agent's).
 _CHAOS = {"crash": "Crash", "hang": "Hang"}
 
 
-class Gateway(EntityRoutes, ConsoleRoutes):
+class Gateway(AskRoute, ChildrenRoutes, EntityRoutes, ConsoleRoutes):
     """The ASGI callable. See the module docstring."""
 
     def __init__(self, system: ActorSystem, settings: AppSettings | None = None) -> None:
@@ -305,163 +296,6 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         await respond(request.send, 200, _encode(value), extra=request.ok)
         return 200
 
-    # -- dynamic children (gateway._children) ----------------------------------------
-
-    async def start_child(self, request: Request) -> int:
-        """``POST /v1/supervisors/{name}/children``: start a child from one of its templates."""
-        (supervisor,) = request.params
-        request_id = request.request_id
-        templates = children.templates_of(self.system, supervisor, request_id)  # 404 first
-        await self._guard(request, supervisor, children.START_CHILD)
-        body = await self._body(request)
-        child = children.decode_request(body, request_id)
-        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
-            check_json_nesting(child, body, request_id)
-        timeout = None if request.timeout is None else self._request_timeout(request)
-        created = await children.start(
-            self.system, supervisor, templates, child, request_id, timeout
-        )
-        root = request.scope.get("root_path") or ""
-        location = (b"location", f"{root}/v1/agents/{created.name}".encode())
-        await respond(request.send, 201, _encode(created), extra=(*request.ok, location))
-        return 201
-
-    async def terminate_child(self, request: Request) -> int:
-        """``DELETE /v1/agents/{name}``: stop a dynamic child for good (409 for a static one)."""
-        (name,) = request.params
-        request_id = request.request_id
-        supervisor = children.dynamic_supervisor_of(self.system, name, request_id)
-        await self._guard(request, supervisor, children.TERMINATE_CHILD)
-        timeout = None if request.timeout is None else self._request_timeout(request)
-        await children.terminate(self.system, name, request_id, timeout)
-        await respond(request.send, 204, b"", extra=request.ok)
-        return 204
-
-    async def _body(self, request: Request) -> bytes:
-        """The whole JSON body, within the size limit; raises Reject (413, 415)."""
-        request_id = request.request_id
-        if request.content_type != b"application/json":
-            require_json(request.content_type, request_id)
-        declared = request.content_length
-        if declared is not None and len(declared) >= self._limit_digits:
-            check_declared_length(declared, self._max_body, request_id)
-        first = await request.receive()
-        body: bytes = first.get("body", b"")
-        if first.get("more_body") or len(body) > self._max_body:
-            body = body + await read_rest(request.receive, len(body), self._max_body, request_id)
-        return body
-
-    # -- asks ------------------------------------------------------------------
-
-    async def ask(self, request: Request) -> int:
-        """``POST /v1/agents/{name}/{type}`` and ``POST /v1/entities/{kind}/{id}/{type}``:
-        the body decoded as that type, asked of the agent (or entity).
-
-        Policy and quota are checked for the type sent to the agent (the entity's
-        kind); the agent (the entity's shard) must be running.
-        """
-        params = request.params
-        if len(params) == 2:
-            name, tag = params
-            found = self.catalog.lookup(name, tag) or self._message_type(
-                name, tag, request.request_id
-            )
-        else:
-            name, entity_id, tag = params
-            found = self.entity_entry(name, entity_id, tag, request.request_id)
-        message_type, decoder, ref, cell = found
-        request_id = request.request_id
-        guards = self.guards
-        if guards is not None:  # policy or quota in the wiring
-            self._guard_local(request, name, tag)
-            if guards.quota_agent is not None:  # a shared store's quota: an ask
-                await self._guard_shared(request, name)
-        if request.content_type != b"application/json":  # else: nothing to check
-            require_json(request.content_type, request_id)
-        timeout = (
-            self._default_timeout if request.timeout is None else self._request_timeout(request)
-        )
-        declared = request.content_length
-        if declared is not None and len(declared) >= self._limit_digits:
-            # Before the first receive(): a client declaring too much may send nothing more.
-            check_declared_length(declared, self._max_body, request_id)
-        first = await request.receive()  # almost always the whole body, in one message
-        body: bytes = first.get("body", b"")
-        if first.get("more_body") or len(body) > self._max_body:
-            body = body + await read_rest(request.receive, len(body), self._max_body, request_id)
-        # Decoded here, not in a helper: every frame on the stack is a level of nesting
-        # the decoder cannot use (its limit is the interpreter's recursion limit).
-        try:
-            message = decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            # Besides DecodeError, msgspec refuses bad input with UnicodeDecodeError
-            # (invalid UTF-8 in a string, before 0.23) and RecursionError (nesting
-            # past ~1000 levels in free-form `Any` fields).
-            message = self._decode_http_named(message_type, decoder, body, exc, request_id)
-        if len(body) > MAX_NESTING:  # shorter bodies cannot nest that deep
-            check_json_nesting(message, body, request_id)
-        self._admit(name, tag, cell, request_id)
-        breaker = self.breaker
-        principal = request.principal
-        reply = await ref.ask_async(
-            message,
-            timeout=timeout,
-            request_id=request_id,
-            raise_errors=False,
-            caller=None if principal is None else self._callers[principal],
-        )
-        if reply.__class__ is AgentCrashed:
-            breaker.crashed(name, tag, request_id)
-        elif breaker.tripped:
-            breaker.answered(name, tag)
-        if isinstance(reply, ErrorReply):
-            problem = problem_for_reply(reply, request_id)
-            raise Reject(problem, (RETRY_AFTER,) if problem.status in (429, 503) else ())
-        if reply is None:
-            await respond(request.send, 204, b"", extra=request.ok)
-            return 204
-        body = schema.http_json(reply)  # a namespaced tag shown as the type's HTTP name
-        send = request.send  # the response in two sends here: this is every ask's way out
-        headers_out = [_JSON, (b"content-length", b"%d" % len(body)), *request.ok]
-        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
-        await send({"type": "http.response.body", "body": body})
-        return 200
-
-    @staticmethod
-    def _decode_http_named(
-        message_type: type,
-        decoder: Any,
-        body: bytes,
-        error: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
-        request_id: str,
-    ) -> Any:
-        """A body whose ``type`` is the HTTP name of a namespaced message type, decoded;
-        raises Reject (422) with ``error``, or with the retagged body's own, otherwise."""
-        retagged = schema.retagged(message_type, body)
-        if retagged is None:
-            raise invalid_body(message_type, error, request_id) from None
-        try:
-            return decoder.decode(retagged)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as again:
-            raise invalid_body(message_type, again, request_id) from None
-
-    def _admit(self, name: str, tag: str, cell: HasStatus | None, request_id: str) -> None:
-        """503 while ``tag`` requests to ``name`` are refused by the circuit breaker, or while
-        the agent is not running (restarting, stopped); raises Reject with Retry-After."""
-        breaker = self.breaker
-        if breaker.tripped and (wait := breaker.refuse(name, tag)) is not None:
-            detail = (
-                f"{tag} requests to {name!r} are refused for now: they kept crashing its"
-                " handler (a circuit breaker); retry later"
-            )
-            problem = make_problem(503, "circuit-open", detail, request_id)
-            raise Reject(problem, ((b"retry-after", str(wait).encode()),))
-        status = cell.status if cell is not None else self.system.status(name)
-        if status is not AgentStatus.RUNNING:
-            detail = f"agent {name!r} is {status.value}"
-            problem = make_problem(503, "agent-unavailable", detail, request_id)
-            raise Reject(problem, (RETRY_AFTER,))
-
     async def events(self, request: Request) -> int:
         """``GET /v1/topics/{topic}/events``: a Server-Sent Events stream (gateway._sse)."""
         (topic,) = request.params
@@ -505,24 +339,6 @@ class Gateway(EntityRoutes, ConsoleRoutes):
         if raw is None:
             return self._default_timeout
         return parse_timeout(raw, self.settings.max_timeout_ms, request.request_id)
-
-    def _message_type(self, name: str, tag: str, request_id: str) -> HotEntry:
-        """The entry the catalogue's lookup did not have, or a 404 naming what is unknown."""
-        if name in self.system.entity_kinds():
-            detail = f"{name!r} is an entity kind: POST /v1/entities/{name}/{{id}}/{tag}"
-            raise Reject(make_problem(404, "unknown-agent", detail, request_id))
-        try:
-            types = self.catalog.types(name)
-        except UnknownAgent:
-            raise Reject(
-                make_problem(404, "unknown-agent", f"no agent named {name!r}", request_id)
-            ) from None
-        message_type = types.get(tag)
-        if message_type is None:
-            known = ", ".join(sorted(types))
-            detail = f"agent {name!r} has no message type {tag!r} (it accepts: {known})"
-            raise Reject(make_problem(404, "unknown-message-type", detail, request_id))
-        return self.catalog.entry(name, message_type)
 
     # -- the rest ----------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from gateway._main import boot
 from gateway._problems import make_problem
 from gateway._request import request_id
 from gateway._server import tune_gc
-from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._settings import GatewaySettings, SettingsError
+from gateway._settings_cli import parse_settings
 from gateway._tracing import TracingNotInstalled
 from gateway._tracing import configure as configure_tracing
 from vibe_actors import ActorSystem, StartFailed, SystemFailed

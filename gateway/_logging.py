@@ -54,6 +54,17 @@ class JsonLines:
 _json_lines: JsonLines | None = None
 
 
+def _route_uvicorn_loggers() -> None:
+    # uvicorn's loggers (configured by uvicorn's own dictConfig when `uvicorn` starts the
+    # process) go to the one handler; its access logger has none, so uvicorn skips it.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+
+
 def json_lines() -> JsonLines | None:
     """Where pre-encoded JSON lines go: the process's log stream when configured by
     :func:`configure_logging` with the json format, else None (emit through structlog)."""
@@ -99,14 +110,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's loggers (configured by uvicorn's own dictConfig when `uvicorn` starts the
-    # process) go to the one handler; its access logger has none, so uvicorn skips it.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    access = logging.getLogger("uvicorn.access")
-    access.handlers[:] = []
-    access.propagate = False
+    _route_uvicorn_loggers()
     logging.captureWarnings(True)  # a library's warning is a record too, not a raw stderr line
     sys.excepthook = _uncaught
     threading.excepthook = _uncaught_in_thread

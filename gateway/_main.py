@@ -27,7 +27,8 @@ from gateway._server import (
     uvicorn_config,
     watch_system,
 )
-from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._settings import GatewaySettings, SettingsError
+from gateway._settings_cli import parse_settings
 from gateway._tracing import TracingNotInstalled
 from gateway._tracing import configure as configure_tracing
 from vibe_actors import ActorSystem, ReloadRejected, StartFailed

@@ -38,6 +38,9 @@ Configure with :func:`header_limited` (the gateway's ``--header-timeout``,
 class goes to uvicorn's ``Config(http=...)``.
 """
 
+# Past ~400 lines by its docstrings: the code is about 280 lines, one HTTP/1.1 protocol
+# class on uvicorn's hot path, kept whole rather than spread over modules.
+
 from __future__ import annotations
 
 import asyncio

@@ -106,7 +106,8 @@ from vibe_actors._spec import (
     WorkerSpec,
 )
 from vibe_actors._supervisor import Supervisor
-from vibe_actors._system import ActorSystem, SystemConfig
+from vibe_actors._system import ActorSystem
+from vibe_actors._system_config import SystemConfig
 from vibe_actors._tree import TreeNode
 
 __all__ = [

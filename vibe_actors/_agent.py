@@ -8,13 +8,16 @@ under Ray placement the remote host (:mod:`vibe_actors.ray`). The handler API
 reaches the host only through the small :class:`Host` protocol.
 """
 
+# Past ~400 lines by its docstrings: the handler API's reference (what users read in
+# docs/reference); the code is about 240 lines, one class (see the note on Agent).
+
 from __future__ import annotations
 
 import threading
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, overload
 
 import structlog
 
@@ -194,7 +197,10 @@ class Agent(Generic[M]):
     @property
     def system(self) -> ActorSystem:
         """The system this agent runs in."""
-        return self._host.system
+        # The host knows the system as the engine's Runtime; handlers get the embedding API
+        # it is (under Ray placement, its stand-in with the same API). The one type-only
+        # import of ActorSystem below it: a protocol would copy the whole embedding API.
+        return cast("ActorSystem", self._host.system)
 
     @property
     def envelope(self) -> Envelope | None:
@@ -236,7 +242,7 @@ class Agent(Generic[M]):
         ``class Store(Agent[Put | Get])``, ``self.ref("store", agent=Store)`` is a
         ``Ref[Put | Get]``. It is not checked at runtime (the name may not exist yet).
         """
-        return self._host.system.ref(name, sender=self._host.name)
+        return self.system.ref(name, sender=self._host.name)
 
     def defer(self) -> Deferred:
         """Reply later: the current ask stays open until the returned handle resolves.

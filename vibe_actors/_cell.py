@@ -39,7 +39,7 @@ from vibe_actors._stats import AgentStats
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._runtime import Runtime
 
 __all__ = ["Cell"]
 
@@ -57,7 +57,7 @@ class Cell:
 
     def __init__(
         self,
-        system: ActorSystem,
+        system: Runtime,
         spec: WorkerSpec | SupervisorSpec,
         agent_class: type[Agent],
         config: Any,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -43,21 +43,40 @@ from prometheus_client.registry import Collector
 from vibe_actors._entity_kind import PassivationReason
 from vibe_actors._signals import AgentStatus
 from vibe_actors._spec import SupervisorSpec
-from vibe_actors._stats import DURATION_BUCKETS, ChildStarts
+from vibe_actors._stats import DURATION_BUCKETS, ChildStarts, FailureCounts
 from vibe_actors._tree import is_dynamic
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
+    from vibe_actors._deadletters import DeadLetters
     from vibe_actors._entity_kind import EntityRouter
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._route_table import RouteTable
 
-__all__ = ["SystemCollector"]
+__all__ = ["Observed", "SystemCollector"]
+
+
+class Observed(Protocol):
+    """The system, as a scrape reads it (:class:`~vibe_actors.ActorSystem` is one)."""
+
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+
+    @property
+    def failures(self) -> FailureCounts: ...
+
+    @property
+    def dynamic_starts(self) -> ChildStarts: ...
+
+    @property
+    def routes(self) -> RouteTable: ...
+
+    def cells(self) -> list[Cell]: ...
 
 
 class SystemCollector(Collector):
     """Reads one system's cells, dead letters and supervisor counters on each scrape."""
 
-    def __init__(self, system: ActorSystem) -> None:
+    def __init__(self, system: Observed) -> None:
         self._system = system
 
     def collect(self) -> Iterator[Metric]:
@@ -124,7 +143,7 @@ def _agents_by_state(cells: list[Cell]) -> Metric:
     return agents
 
 
-def _failures(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
+def _failures(system: Observed, cells: list[Cell]) -> Iterator[Metric]:
     """Escalations per supervisor and abandoned incarnations per agent (zeros included)."""
     escalations = CounterMetricFamily(
         "vibe_escalations",
@@ -202,7 +221,7 @@ def _entities(kinds: list[EntityRouter]) -> Iterator[Metric]:
     yield from (active, activations, durations, passivations, crashes, commits, writes, conflicts)
 
 
-def _dynamic(system: ActorSystem, cells: list[Cell]) -> Iterator[Metric]:
+def _dynamic(system: Observed, cells: list[Cell]) -> Iterator[Metric]:
     """Children per dynamic supervisor, and start requests by outcome (zeros included)."""
     children = GaugeMetricFamily(
         "vibe_dynamic_children",

@@ -10,22 +10,38 @@ stopped cell is skipped).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vibe_actors._envelope import Envelope
 from vibe_actors._messages import Terminated
 from vibe_actors._signals import AgentStatus
 
 if TYPE_CHECKING:
-    from vibe_actors._cell import Cell
+    from vibe_actors._mailbox import Mailbox
 
-__all__ = ["DeathWatch"]
+__all__ = ["DeathWatch", "Watched"]
+
+
+class Watched(Protocol):
+    """An agent's cell, as death-watch uses it (:class:`~vibe_actors._cell.Cell` is one)."""
+
+    #: The names told Terminated when this agent stops for good.
+    watchers: set[str]
+
+    @property
+    def status(self) -> AgentStatus: ...
+
+    @property
+    def last_failure(self) -> str | None: ...
+
+    @property
+    def mailbox(self) -> Mailbox: ...
 
 
 class DeathWatch:
     """Death-watch over the cells of one system (``cells``: name -> cell, live view)."""
 
-    def __init__(self, cells: Mapping[str, Cell]) -> None:
+    def __init__(self, cells: Mapping[str, Watched]) -> None:
         self._cells = cells
 
     def watch(self, watcher: str, target: str) -> None:

@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vibe_actors._asyncio import LoopBridge
 from vibe_actors._dynamic import StartChild, TerminateChild
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import NotDynamic, SelfAsk, SystemNotRunning
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._incarnation import serving
+from vibe_actors._incarnation import serving_incarnation
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
 from vibe_actors._tree import all_specs, is_dynamic, validate_tree
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
     from vibe_actors._ref import Ref
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._system_config import SystemConfig
 
 __all__ = [
+    "RunningTree",
     "check_reload",
     "dynamic_parent",
     "dynamic_supervisor",
@@ -48,7 +49,24 @@ __all__ = [
 ]
 
 
-def dynamic_supervisor(system: ActorSystem, name: str) -> Cell:
+class RunningTree(Protocol):
+    """The system, as starting and stopping dynamic children uses it
+    (:class:`~vibe_actors.ActorSystem` is one; it mixes this module's API in)."""
+
+    @property
+    def config(self) -> SystemConfig: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def cell(self, name: str) -> Cell:
+        """Raises UnknownAgent."""
+        ...
+
+    def cells(self) -> list[Cell]: ...
+
+
+def dynamic_supervisor(system: RunningTree, name: str) -> Cell:
     """The cell of dynamic supervisor ``name``. Raises UnknownAgent, :class:`NotDynamic`."""
     cell = system.cell(name)
     if not is_dynamic(cell.spec):
@@ -56,7 +74,7 @@ def dynamic_supervisor(system: ActorSystem, name: str) -> Cell:
     return cell
 
 
-def dynamic_parent(system: ActorSystem, name: str) -> Cell:
+def dynamic_parent(system: RunningTree, name: str) -> Cell:
     """The dynamic supervisor's cell of child ``name``. Raises UnknownAgent,
     :class:`NotDynamic` (``name`` is declared in the tree)."""
     parent = system.cell(name).parent
@@ -77,14 +95,14 @@ def _check_spec(spec: Any) -> None:
     )  # an Agent, its config valid
 
 
-def _check_running(system: ActorSystem) -> None:
+def _check_running(system: RunningTree) -> None:
     if not system.running:
         raise SystemNotRunning("start_child and terminate_child need a running system")
 
 
 def _check_caller(supervisor: Cell) -> None:
     """SelfAsk if the calling thread is one the supervisor could be waiting for."""
-    host = serving.host
+    host = serving_incarnation()
     if host is None:
         return
     if host.cell is supervisor:
@@ -100,7 +118,7 @@ def _check_caller(supervisor: Cell) -> None:
 
 def _in_subtree_of(cell: Cell) -> bool:
     """Whether the calling thread is ``cell``'s own incarnation or one below it."""
-    host = serving.host
+    host = serving_incarnation()
     current = None if host is None else host.cell
     while current is not None:
         if current is cell:
@@ -119,13 +137,13 @@ def _envelope(signal: Any, slot: Any, request_id: str | None, timeout: float) ->
     return Envelope(signal, slot, request_id, None, time.monotonic() + timeout)
 
 
-def _start_timeout(system: ActorSystem, timeout: float | None) -> float:
+def _start_timeout(system: RunningTree, timeout: float | None) -> float:
     if timeout is not None:
         return timeout
     return system.config.start_timeout + system.config.ask_timeout
 
 
-def _stop_timeout(system: ActorSystem, child: Cell, timeout: float | None) -> float:
+def _stop_timeout(system: RunningTree, child: Cell, timeout: float | None) -> float:
     if timeout is not None:
         return timeout
     shutdown = child.spec.shutdown
@@ -133,7 +151,7 @@ def _stop_timeout(system: ActorSystem, child: Cell, timeout: float | None) -> fl
 
 
 def start_child(
-    system: ActorSystem,
+    system: RunningTree,
     supervisor: str,
     spec: WorkerSpec,
     *,
@@ -153,7 +171,7 @@ def start_child(
 
 
 async def start_child_async(
-    system: ActorSystem,
+    system: RunningTree,
     supervisor: str,
     spec: WorkerSpec,
     *,
@@ -170,7 +188,7 @@ async def start_child_async(
 
 
 def terminate_child(
-    system: ActorSystem, name: str, *, timeout: float | None = None, request_id: str | None = None
+    system: RunningTree, name: str, *, timeout: float | None = None, request_id: str | None = None
 ) -> None:
     """See :meth:`ActorSystem.terminate_child`."""
     _check_running(system)
@@ -187,7 +205,7 @@ def terminate_child(
 
 
 async def terminate_child_async(
-    system: ActorSystem, name: str, *, timeout: float | None = None, request_id: str | None = None
+    system: RunningTree, name: str, *, timeout: float | None = None, request_id: str | None = None
 ) -> None:
     """See :meth:`ActorSystem.terminate_child_async`."""
     _check_running(system)
@@ -207,7 +225,7 @@ async def _on_loop(cell: Cell, signal: Any, request_id: str | None, timeout: flo
         bridge.close(slot)
 
 
-def check_reload(system: ActorSystem, current: SupervisorSpec, new_root: SupervisorSpec) -> None:
+def check_reload(system: RunningTree, current: SupervisorSpec, new_root: SupervisorSpec) -> None:
     """Refuse a reload that the running dynamic children would make fail (ValueError).
 
     The root cannot turn dynamic or static (it cannot be restarted by a

@@ -15,7 +15,7 @@ from vibe_actors._tracing import answered
 if TYPE_CHECKING:
     from vibe_actors._authz import Caller
     from vibe_actors._envelope import Envelope, ReplySlot
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._runtime import Runtime
 
 __all__ = ["Deferred", "Host"]
 
@@ -82,7 +82,10 @@ class Host(Protocol):
     def config(self) -> Any: ...
 
     @property
-    def system(self) -> ActorSystem: ...
+    def system(self) -> Runtime:
+        """The system running the agent (:class:`~vibe_actors.ActorSystem` locally; what
+        :attr:`Agent.system` hands the handlers)."""
+        ...
 
     def mailbox_size(self) -> int: ...
 

@@ -23,8 +23,8 @@ What an incarnation owes when it ends: the replies it deferred
 set costs nothing to an agent that never defers) and answers the rest when
 it ends (:meth:`Incarnation.fail_deferred`).
 
-Its thread knows its incarnation (:data:`serving`, a thread-local set once
-per thread), so that a blocking ask made in it can be refused when it could
+Its thread knows its incarnation (:data:`~vibe_actors._serving.serving`, a
+thread-local set once per thread), so that a blocking ask made in it can be refused when it could
 never be answered (:meth:`Incarnation.blocking_ask`, :class:`SelfAsk`).
 """
 
@@ -38,49 +38,43 @@ from bisect import bisect_left as _bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgspec
 import pykka
 
 from vibe_actors import _tracing
-from vibe_actors._agent import Deferred
 from vibe_actors._cell_directives import EscalationRequested, directive_for
-from vibe_actors._envelope import Control, Envelope, ReplySlot
-from vibe_actors._errors import SelfAsk, StashOverflow, StoppedByDirective
+from vibe_actors._envelope import Control, Envelope
+from vibe_actors._errors import SelfAsk, StoppedByDirective
+from vibe_actors._handler_api import HandlerApi
+from vibe_actors._host import Deferred
 from vibe_actors._messages import (
     IS_ERROR_REPLY,
     AgentCrashed,
     HandlerFailed,
-    ReceiveTimeout,
     Unavailable,
 )
+from vibe_actors._serving import serving
 from vibe_actors._spec import Directive
-from vibe_actors._stats import DURATION_BUCKETS, AgentStats, Outcome
+from vibe_actors._stats import DURATION_BUCKETS, Outcome
 
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
-    from vibe_actors._authz import Caller
-    from vibe_actors._cell import Cell
     from vibe_actors._future import ReplyFuture
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._hosting_cell import HostingCell
     from vibe_actors._timers import TimerHandle
 
-__all__ = ["Incarnation", "run_hook", "serving", "thread_stack"]
+__all__ = ["Incarnation", "run_hook", "serving_incarnation", "thread_stack"]
 
 _perf = time.perf_counter
 _monotonic = time.monotonic
 
 
-class _Serving(threading.local):
-    """Per thread: the incarnation whose thread it is (None in any other thread)."""
-
-    host: Incarnation | None = None  # a class default: no lookup miss in other threads
-
-
-#: ``serving.host``: the incarnation running in the current thread, else None.
-serving = _Serving()
+def serving_incarnation() -> Incarnation | None:
+    """The incarnation running in the current thread, else None."""
+    host = serving.host
+    return host if isinstance(host, Incarnation) else None
 
 
-class Incarnation(pykka.ThreadingActor):
+class Incarnation(HandlerApi, pykka.ThreadingActor):
     """One incarnation of the agent of ``cell``: its thread, its loop, its stop protocol.
 
     Constructing one builds the behaviour (the agent class's ``__init__`` runs
@@ -91,8 +85,8 @@ class Incarnation(pykka.ThreadingActor):
 
     use_daemon_thread: ClassVar[bool] = True
 
-    def __init__(self, cell: Cell, incarnation: int) -> None:
-        self.cell = cell
+    def __init__(self, cell: HostingCell[Incarnation], incarnation: int) -> None:
+        self.cell: HostingCell[Incarnation] = cell
         self.incarnation = incarnation
         super().__init__()  # Pykka: the urn, the inbox (the cell's mailbox), actor_stopped
         #: Set to make the loop return after the current message (stop or retire).
@@ -125,95 +119,6 @@ class Incarnation(pykka.ThreadingActor):
         self.handlers: dict[type, Callable[..., Any]] = agent_class.handler_table()
         self.fallback: Callable[..., Any] | None = agent_class.unhandled_hook()
         self.behaviour: Agent = agent_class.hosted_by(self)
-
-    # -- what the behaviour sees (vibe_actors._agent.Host) ----------------------
-
-    @property
-    def name(self) -> str:
-        return self.cell.name
-
-    @property
-    def config(self) -> Any:
-        return self.cell.config
-
-    @property
-    def system(self) -> ActorSystem:
-        return self.cell.system
-
-    def mailbox_size(self) -> int:
-        return self.cell.mailbox.qsize()
-
-    def report_degraded(self, reason: str) -> None:
-        self.cell.degraded = reason
-
-    @property
-    def impaired(self) -> str | None:
-        return self.cell.impaired
-
-    def report_impaired(self, reason: str | None) -> bool:
-        """Record ``reason`` (None: recovered); returns whether it changed."""
-        if self.cell.impaired == reason:
-            return False
-        self.cell.impaired = reason
-        return True
-
-    def watch(self, name: str) -> None:
-        self.cell.system.deathwatch.watch(self.cell.name, name)
-
-    def unwatch(self, name: str) -> None:
-        self.cell.system.deathwatch.unwatch(self.cell.name, name)
-
-    def start_timer(self, key: Any, message: Any, delay: float, repeat: bool) -> None:
-        self.cancel_timer(key)
-        timers = self.cell.system.timers
-        deliver = self.cell.deliver_timer
-        if repeat:
-            handle = timers.call_every(delay, deliver, self.incarnation, message)
-        else:
-            handle = timers.call_later(delay, deliver, self.incarnation, message)
-        self.timers[key] = handle
-
-    def cancel_timer(self, key: Any) -> bool:
-        handle = self.timers.pop(key, None)
-        if handle is None:
-            return False
-        handle.cancel()
-        return True
-
-    def defer_reply(self, slot: ReplySlot) -> Deferred:
-        trace = _tracing.current_context() if _tracing.ON else None
-        return Deferred(slot, self.deferred, trace)
-
-    def current_caller(self) -> Caller | None:
-        env = self.current
-        return env.caller if env is not None else None
-
-    def stash_current(self, capacity: int) -> None:
-        env = self.current
-        if env is None:
-            raise RuntimeError("stash() is only valid inside a handler")
-        stash = self.cell.stash
-        if len(stash) >= capacity:
-            raise StashOverflow(self.cell.name, capacity)
-        stash.append(msgspec.structs.replace(env))  # keeps the reply slot
-        env.reply = None  # the loop will not answer for this message
-
-    def unstash_all(self) -> int:
-        cell = self.cell
-        count = len(cell.stash)
-        cell.unstashed.extendleft(reversed(cell.stash))
-        cell.stash.clear()
-        return count
-
-    def stash_size(self) -> int:
-        return len(self.cell.stash)
-
-    def set_receive_timeout(self, seconds: float | None) -> None:
-        self.cancel_timer(_RECEIVE_TIMEOUT)
-        if seconds is None:
-            return
-        watch = _IdleWatch(self, self.cell.stats)
-        self.timers[_RECEIVE_TIMEOUT] = self.cell.system.timers.call_every(seconds / 2, watch.tick)
 
     # -- what this incarnation owes ------------------------------------------------
 
@@ -326,7 +231,7 @@ class Incarnation(pykka.ThreadingActor):
             self._finish()
             cell.incarnation_stopped(self)
 
-    def _serve(self, cell: Cell, agent: Agent) -> BaseException | None:
+    def _serve(self, cell: HostingCell[Incarnation], agent: Agent) -> BaseException | None:
         # One function, longer than most here, on purpose: the receive loop is the
         # hot path, and a call per message to a helper would cost more than it reads
         # better. The hot path: everything is a local, statistics are updated inline
@@ -411,45 +316,6 @@ class Incarnation(pykka.ThreadingActor):
         self.cancel_timers()
         self.unstash_all()  # what is still stashed goes first to the next incarnation
         self.actor_stopped.set()
-
-
-#: The key of the receive-timeout check among an incarnation's timers.
-_RECEIVE_TIMEOUT = object()
-
-
-class _IdleWatch:
-    """The receive timeout's check, on the timer thread every ``seconds / 2``.
-
-    Idle means no message finished since the previous check, none in progress
-    and none waiting; two idle checks in a row (at least ``seconds`` without a
-    message) deliver one ReceiveTimeout. Handling a ReceiveTimeout is not
-    activity.
-    """
-
-    __slots__ = ("_host", "_quiet", "_seen", "_stats")
-
-    def __init__(self, host: Incarnation, stats: AgentStats) -> None:
-        self._host = host
-        self._stats = stats
-        self._seen = self._activity()
-        self._quiet = 0
-
-    def _activity(self) -> int:
-        """Messages finished, ReceiveTimeouts aside (every finished one fills one bucket)."""
-        stats = self._stats
-        own = sum(counts.get(ReceiveTimeout, 0) for counts in stats.by_outcome.values())
-        return sum(stats.buckets) - own
-
-    def tick(self) -> None:
-        handled = self._activity()
-        host = self._host
-        if handled != self._seen or host.current is not None or host.cell.mailbox.qsize():
-            self._seen, self._quiet = handled, 0  # busy, or work is waiting: not idle
-            return
-        self._quiet += 1
-        if self._quiet >= 2:
-            self._quiet = 0
-            host.cell.deliver_timer(host.incarnation, ReceiveTimeout())
 
 
 def run_hook(agent: Agent, hook: str, fn: Callable[..., None], *args: Any) -> None:

@@ -15,16 +15,15 @@ from vibe_actors._codec import roundtrip
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import NotAMessage, SystemNotRunning
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._incarnation import serving
 from vibe_actors._messages import ErrorReply, Ping, Request
+from vibe_actors._serving import ServingHost, serving
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from typing_extensions import TypeVar
 
-    from vibe_actors._incarnation import Incarnation
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._routing import SendContext
 
     # The message type a ref accepts. Contravariant: a Ref[Message] may stand where a
     # Ref[Put] is expected. Defaults to Any (PEP 696), so a bare ``Ref`` is ``Ref[Any]``.
@@ -48,7 +47,7 @@ _NOT_MESSAGES = frozenset(
 _monotonic = time.monotonic
 
 
-def _unknown(system: ActorSystem, name: str, envelope: Envelope) -> None:
+def _unknown(system: SendContext, name: str, envelope: Envelope) -> None:
     """A send to a name with no route: refused before the system's start, else undeliverable.
 
     Raises :class:`SystemNotRunning` if ``system`` was never started: nothing
@@ -86,7 +85,7 @@ class Ref(Generic[M_contra]):
 
     def __init__(
         self,
-        system: ActorSystem,
+        system: SendContext,
         name: str,
         sender: str | None = None,
         entity: str | None = None,
@@ -217,7 +216,7 @@ class Ref(Generic[M_contra]):
         callback: Callable[[Any], None] | None,
         blocking: bool,
         caller: Caller | None = None,
-        asker: Incarnation | None = None,
+        asker: ServingHost | None = None,
     ) -> ReplyFuture:
         if message.__class__ in _NOT_MESSAGES:
             raise NotAMessage(message)

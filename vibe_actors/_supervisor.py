@@ -18,7 +18,7 @@ This module only carries those decisions out:
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from msgspec import structs
 
@@ -41,6 +41,7 @@ from vibe_actors._restart_policy import (
     BackoffState,
     ChildState,
     IntensityWindow,
+    RestartPlan,
     next_backoff,
     restart_plan,
 )
@@ -114,19 +115,7 @@ class Supervisor(Agent):
             raise ChildEscalated(self.name, child.name, error.error) from error.error
         spec = self.config
         children = self._cell.children
-        # Stopped for good by its directives: as a transient child that stopped normally
-        # (kept in the tree, stopped; its siblings untouched; no restart counted).
-        stopping = isinstance(error, StoppedByDirective)
-        states = [
-            ChildState(
-                name,
-                RestartType.TRANSIENT if stopping and cell is child else cell.spec.restart,
-                cell is not child and cell.status is AgentStatus.STOPPED,
-            )
-            for name, cell in children.items()
-        ]
-        abnormal = error is not None and not stopping
-        plan = restart_plan(spec.strategy, states, child.name, abnormal=abnormal)
+        plan = self._plan_for(child, error)
         reason = "normal" if error is None else f"{type(error).__name__}: {error}"
         if not plan.start and not plan.stop:
             for name in (*plan.remove, *plan.keep_stopped):
@@ -135,27 +124,7 @@ class Supervisor(Agent):
         now = self.system.clock()
         self._window, exceeded = self._window.add_restart(now, spec.intensity, spec.period)
         if exceeded:
-            error = RestartIntensityExceeded(
-                self.name,
-                spec.intensity,
-                spec.period,
-                reason,
-                child=child.name,
-                setting=self._limit_setting(),
-            )
-            self.system.failures.escalated(self.name)
-            self.system.events.publish(SupervisorGaveUp(supervisor=self.name, reason=str(error)))
-            self.log.error(
-                "supervisor_gave_up",
-                supervisor=self.name,
-                child=child.name,
-                intensity=spec.intensity,
-                period=spec.period,
-                last_failure=reason,
-                setting=error.setting,
-                error=str(error),
-            )
-            raise error
+            self._give_up(child, reason)
         for name in plan.stop:
             children[name].stop()
             _await_restart(children[name])
@@ -180,6 +149,48 @@ class Supervisor(Agent):
         else:
             self._tokens += 1
             self.start_timer(("restart", self._tokens), RestartDue(plan.start, self._tokens), delay)
+
+    def _plan_for(self, child: Cell, error: BaseException | None) -> RestartPlan:
+        """What the strategy does about ``child``'s exit with ``error`` (None: normal)."""
+        # Stopped for good by its directives: as a transient child that stopped normally
+        # (kept in the tree, stopped; its siblings untouched; no restart counted).
+        stopping = isinstance(error, StoppedByDirective)
+        states = [
+            ChildState(
+                name,
+                RestartType.TRANSIENT if stopping and cell is child else cell.spec.restart,
+                cell is not child and cell.status is AgentStatus.STOPPED,
+            )
+            for name, cell in self._cell.children.items()
+        ]
+        abnormal = error is not None and not stopping
+        return restart_plan(self.config.strategy, states, child.name, abnormal=abnormal)
+
+    def _give_up(self, child: Cell, reason: str) -> NoReturn:
+        """Raise :class:`RestartIntensityExceeded`: restarts came too often (counted, told
+        as a runtime event and logged first)."""
+        spec = self.config
+        error = RestartIntensityExceeded(
+            self.name,
+            spec.intensity,
+            spec.period,
+            reason,
+            child=child.name,
+            setting=self._limit_setting(),
+        )
+        self.system.failures.escalated(self.name)
+        self.system.events.publish(SupervisorGaveUp(supervisor=self.name, reason=str(error)))
+        self.log.error(
+            "supervisor_gave_up",
+            supervisor=self.name,
+            child=child.name,
+            intensity=spec.intensity,
+            period=spec.period,
+            last_failure=reason,
+            setting=error.setting,
+            error=str(error),
+        )
+        raise error
 
     def _limit_setting(self) -> str | None:
         """Where this supervisor's restart limit is set, for the give-up message.

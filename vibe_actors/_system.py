@@ -8,13 +8,11 @@ stops the tree last-started first, each agent within its shutdown timeout.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -25,33 +23,30 @@ from vibe_actors._cell import Cell
 from vibe_actors._collector import SystemCollector
 from vibe_actors._deadletters import DeadLetter, DeadLetterReason, DeadLetters
 from vibe_actors._deathwatch import DeathWatch
-from vibe_actors._dynamic import DynamicSupervisor
 from vibe_actors._entity import check_id, split_address
-from vibe_actors._entity_kind import EntityRouter, ShardSettings, entity_supervisor
 from vibe_actors._envelope import Envelope
 from vibe_actors._errors import (
-    NameTaken,
     StartFailed,
     SystemFailed,
     SystemNotRunning,
 )
 from vibe_actors._events import DeadLettered, EventStream, TreeReloaded
 from vibe_actors._future import ReplyFuture, raise_for_error
-from vibe_actors._messages import Forbidden, Unavailable
+from vibe_actors._messages import Unavailable
 from vibe_actors._ref import Ref
 from vibe_actors._reload import ApplyReport, ApplySpec
 from vibe_actors._route_table import RouteTable
-from vibe_actors._router import Router
-from vibe_actors._signals import AgentStatus, ChildExited
+from vibe_actors._signals import ChildExited
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
 from vibe_actors._stats import ChildStarts, FailureCounts
-from vibe_actors._supervisor import Supervisor
+from vibe_actors._system_authz import Authorization
+from vibe_actors._system_cells import CellRegistry
+from vibe_actors._system_config import SystemConfig
 from vibe_actors._system_dynamic import DynamicChildren
 from vibe_actors._system_entities import EntityAccess
 from vibe_actors._system_inspect import Introspection
 from vibe_actors._timers import TimerService
 from vibe_actors._tree import (
-    pool_supervisor,
     validate_tree,
 )
 
@@ -68,47 +63,14 @@ T = TypeVar("T")
 _log = structlog.get_logger("vibe_actors.system")
 
 
-class SystemConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """System-wide settings."""
-
-    #: Default ask timeout (and deadline), seconds. An ask always has one.
-    ask_timeout: float = 5.0
-    #: How long an agent may take to confirm its start (``on_start``), seconds.
-    start_timeout: float = 10.0
-    #: Round-trip every sent message and reply through msgpack (Akka's
-    #: ``serialize-messages``): proves messages can cross a process boundary.
-    serialize_messages: bool = False
-    #: Dead letters kept for inspection, and logged per second at most.
-    dead_letters_kept: int = 1000
-    dead_letter_log_rate: float = 10.0
-    #: Where agents that keep data put their files (``VIBE_DATA_DIR`` at the edge).
-    data_dir: str = "./var"
-    #: Where the durable agents keep their data: "" for SQLite files in ``data_dir``, or
-    #: ``postgresql://...`` for one database shared by every replica (``VIBE_STORE``).
-    store: str = ""
-
-    def __post_init__(self) -> None:
-        if self.ask_timeout <= 0 or self.start_timeout <= 0:
-            raise ValueError("ask_timeout and start_timeout must be > 0")
-
-    def __repr__(self) -> str:
-        # The store URL may hold a password: never in a repr, a log line or an error message.
-        shown = {f: getattr(self, f) for f in self.__struct_fields__}
-        shown["store"] = _PASSWORD.sub(r"\1***@", self.store)
-        return "SystemConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
-
-
-#: The password of a URL's userinfo (``scheme://user:password@``).
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-
-
 # ActorSystem has more methods than a class here should: it is the embedding API, the
 # one object a program holds. Each method is a few lines over a part that owns the
 # work (the route table, death-watch, failure counts, timers, the cells, the tree's
-# supervisors, vibe_actors._reload); a new capability adds a part, not logic here. This
-# module is over 400 lines for that reason; the entity and introspection parts of the
-# API are mixins in their own modules (_system_entities, _system_inspect).
-class ActorSystem(EntityAccess, Introspection, DynamicChildren):
+# supervisors, vibe_actors._reload); a new capability adds a part, not logic here. The
+# cell registry, authorisation, entity, introspection and dynamic-children parts of the
+# API are mixins in their own modules (_system_cells, _system_authz, _system_entities,
+# _system_inspect, _system_dynamic).
+class ActorSystem(CellRegistry, Authorization, EntityAccess, Introspection, DynamicChildren):
     """A supervision tree of agents, started from a :class:`SupervisorSpec`.
 
     ``root`` may also be a sequence of child specs, wrapped in a one_for_one
@@ -360,48 +322,6 @@ class ActorSystem(EntityAccess, Introspection, DynamicChildren):
             message, timeout=timeout, request_id=request_id, caller=caller
         )
 
-    # -- on behalf of callers ----------------------------------------------------
-
-    def set_authorizer(self, authorizer: Authorizer | None) -> None:
-        """Install what decides the sends made on behalf of a caller (None: allow all).
-
-        The policy agent installs its policy on start and on every reload; the
-        last installed stays in force while that agent restarts. See
-        :mod:`vibe_actors._authz`.
-        """
-        self._authorizer = authorizer
-
-    def authorize(
-        self, caller: Caller | None, agent: str, message_type: str, sender: str | None = None
-    ) -> str | None:
-        """None if ``caller`` may send ``message_type`` to ``agent``, else why not.
-
-        Trusted code (``caller`` None) and a system without an authorizer are
-        always allowed. For agents that accept work to do later on a caller's
-        behalf: refuse it when accepted, rather than fail it when delivered.
-        """
-        authorizer = self._authorizer
-        if caller is None or authorizer is None:
-            return None
-        if "/" in agent:  # an entity: policy names its kind
-            agent = agent.partition("/")[0]
-        return authorizer.authorize(caller, agent, message_type, sender)
-
-    def forbids(self, name: str, envelope: Envelope) -> bool:
-        """Whether ``envelope`` (which carries a caller) may not go to ``name``.
-
-        A forbidden ask is answered :class:`Forbidden`; a forbidden message
-        becomes a dead letter with reason ``forbidden``.
-        """
-        message_type = type(envelope.message).__name__
-        reason = self.authorize(envelope.caller, name, message_type, envelope.sender)
-        if reason is None:
-            return False
-        if envelope.reply is not None:
-            envelope.reply.resolve(Forbidden(agent=name, message_type=message_type, detail=reason))
-        self.dead_letters.publish(name, envelope, DeadLetterReason.FORBIDDEN)
-        return True
-
     def _dead_letter_event(self, letter: DeadLetter) -> None:
         self.events.publish(
             DeadLettered(
@@ -416,50 +336,6 @@ class ActorSystem(EntityAccess, Introspection, DynamicChildren):
         if envelope.reply is not None:
             envelope.reply.resolve(Unavailable(agent=name, reason="unknown agent"))
         self.dead_letters.publish(name, envelope, DeadLetterReason.UNKNOWN_AGENT)
-
-    # -- cells -----------------------------------------------------------------
-
-    def make_cell(
-        self, spec: WorkerSpec | SupervisorSpec, parent: Cell | None, *, exclusive: bool = False
-    ) -> Cell:
-        """A new cell for ``spec`` under ``parent`` (a supervisor's, when it starts a child),
-        registered and routable; not started.
-
-        Raises :class:`NameTaken` (a ValueError) if a live agent has the name, or with
-        ``exclusive`` (a dynamic child) if any agent has it, stopped ones included.
-        """
-        with self._lock:
-            held = self._cells.get(spec.name)
-            if held is not None and (exclusive or held.status is not AgentStatus.STOPPED):
-                raise NameTaken(spec.name, held.path)
-            if exclusive and spec.name in self.routes:
-                raise NameTaken(spec.name)
-            if isinstance(spec, SupervisorSpec):
-                kind = DynamicSupervisor if spec.dynamic else Supervisor
-                cell = Cell(self, spec, kind, spec, parent, self._root_exited)
-            elif spec.pool is not None:
-                pool = pool_supervisor(spec, parent)
-                cell = Cell(self, pool, Supervisor, None, parent, self._root_exited)
-                cell.config = cell.spec
-                self.routes.add(spec.name, Router(spec.name, spec.pool, cell))
-            elif spec.entity is not None:
-                parent_spec = parent.spec if parent is not None else None
-                shards, stats = entity_supervisor(
-                    spec, parent_spec if isinstance(parent_spec, SupervisorSpec) else None
-                )
-                cell = Cell(self, shards, Supervisor, None, parent, self._root_exited)
-                cell.config = cell.spec
-                self.routes.add(spec.name + "/", EntityRouter(spec.name, spec, cell, stats))
-            else:
-                cell = Cell(self, spec, spec.agent, spec.config, parent, self._root_exited)
-            self._cells[spec.name] = cell
-            if spec.name not in self.routes:
-                self.routes.add(spec.name, cell)
-            if isinstance(cell.config, ShardSettings):  # an entity kind's shard: refs send here
-                self.routes.add(cell.config.route, cell)
-            if parent is not None:
-                parent.children[spec.name] = cell
-            return cell
 
     def apply(self, new_root: SupervisorSpec, timeout: float = 300.0) -> ApplyReport:
         """Live reload: change the running tree to ``new_root``, touching only what changed.
@@ -499,19 +375,6 @@ class ActorSystem(EntityAccess, Introspection, DynamicChildren):
             failed=list(report.failed),
         )
         return report
-
-    def forget(self, cell: Cell) -> None:
-        """Unregister ``cell`` and its descendants (a supervisor removing a child for good);
-        sends to their names are undeliverable from now on."""
-        with self._lock:
-            for child in cell.children.values():
-                self.forget(child)
-            if self._cells.get(cell.name) is cell:
-                del self._cells[cell.name]
-                self.routes.remove(cell.name)
-                self.routes.remove(cell.name + "/")  # an entity kind's router, if it was one
-                if isinstance(cell.config, ShardSettings):
-                    self.routes.remove(cell.config.route, cell)
 
     def shared_metrics(self, key: str, build: Callable[[CollectorRegistry], T]) -> T:
         """The metrics ``build(self.registry)`` made under ``key``, built once per system.

@@ -4,7 +4,7 @@ children started and stopped at run time. See :mod:`vibe_actors._dynamic` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from vibe_actors import _dynamic_api as dynamic
 from vibe_actors._spec import SupervisorSpec, WorkerSpec
@@ -13,20 +13,16 @@ from vibe_actors._tree import template_classes
 if TYPE_CHECKING:
     from vibe_actors._agent import Agent
     from vibe_actors._ref import Ref
-    from vibe_actors._system import ActorSystem
 
 __all__ = ["DynamicChildren"]
 
 
-def _system(mixin: DynamicChildren) -> ActorSystem:
-    return cast("ActorSystem", mixin)
-
-
 class DynamicChildren:
-    """Mixed into :class:`~vibe_actors.ActorSystem`."""
+    """Mixed into :class:`~vibe_actors.ActorSystem` (its methods take it as a
+    :class:`~vibe_actors._dynamic_api.RunningTree`)."""
 
     def start_child(
-        self,
+        self: dynamic.RunningTree,
         supervisor: str,
         spec: WorkerSpec,
         *,
@@ -47,12 +43,10 @@ class DynamicChildren:
         :class:`SystemNotRunning`; TypeError/ValueError for a spec that is not one
         valid worker (a pool, ``depends_on``, not an Agent, a bad config).
         """
-        return dynamic.start_child(
-            _system(self), supervisor, spec, timeout=timeout, request_id=request_id
-        )
+        return dynamic.start_child(self, supervisor, spec, timeout=timeout, request_id=request_id)
 
     async def start_child_async(
-        self,
+        self: dynamic.RunningTree,
         supervisor: str,
         spec: WorkerSpec,
         *,
@@ -61,11 +55,15 @@ class DynamicChildren:
     ) -> Ref[Any]:
         """:meth:`start_child` for asyncio code: awaiting never blocks the event loop."""
         return await dynamic.start_child_async(
-            _system(self), supervisor, spec, timeout=timeout, request_id=request_id
+            self, supervisor, spec, timeout=timeout, request_id=request_id
         )
 
     def terminate_child(
-        self, name: str, *, timeout: float | None = None, request_id: str | None = None
+        self: dynamic.RunningTree,
+        name: str,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         """Stop dynamic child ``name`` for good (within its shutdown) and free its name.
 
@@ -77,21 +75,23 @@ class DynamicChildren:
         ``timeout`` (default: ``ask_timeout`` plus the child's shutdown),
         :class:`SelfAsk` from the supervisor's thread, :class:`SystemNotRunning`.
         """
-        dynamic.terminate_child(_system(self), name, timeout=timeout, request_id=request_id)
+        dynamic.terminate_child(self, name, timeout=timeout, request_id=request_id)
 
     async def terminate_child_async(
-        self, name: str, *, timeout: float | None = None, request_id: str | None = None
+        self: dynamic.RunningTree,
+        name: str,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         """:meth:`terminate_child` for asyncio code: awaiting never blocks the event loop."""
-        await dynamic.terminate_child_async(
-            _system(self), name, timeout=timeout, request_id=request_id
-        )
+        await dynamic.terminate_child_async(self, name, timeout=timeout, request_id=request_id)
 
-    def dynamic_templates(self, supervisor: str) -> dict[str, type[Agent]]:
+    def dynamic_templates(self: dynamic.RunningTree, supervisor: str) -> dict[str, type[Agent]]:
         """The templates of dynamic supervisor ``supervisor`` by class name (what HTTP may start).
 
         Raises :class:`UnknownAgent`, :class:`NotDynamic`.
         """
-        spec = dynamic.dynamic_supervisor(_system(self), supervisor).spec
+        spec = dynamic.dynamic_supervisor(self, supervisor).spec
         assert isinstance(spec, SupervisorSpec)  # dynamic_supervisor checked it
         return template_classes(spec)

@@ -12,7 +12,7 @@ from vibe_actors._ref import Ref
 
 if TYPE_CHECKING:
     from vibe_actors._route_table import RouteTable
-    from vibe_actors._system import ActorSystem
+    from vibe_actors._routing import SendContext
 
 __all__ = ["EntityAccess"]
 
@@ -34,7 +34,7 @@ class EntityAccess:
         check_id(entity_id)
         if self._state == "running" and self.routes.entity_kind(kind) is None:
             raise UnknownAgent(kind)
-        return Ref(cast("ActorSystem", self), kind, sender, entity_id)
+        return Ref(cast("SendContext", self), kind, sender, entity_id)
 
     def entity_kinds(self) -> list[str]:
         """The names of the entity kinds in the running tree."""

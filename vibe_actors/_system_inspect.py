@@ -143,7 +143,7 @@ class Introspection:
         """A snapshot of the supervision tree. Raises :class:`SystemNotRunning` before start."""
         if self._root is None:
             raise SystemNotRunning("the system has not been started")
-        return snapshot(self._root)
+        return snapshot(self._root, self.routes)
 
     def walk(self) -> Iterator[TreeNode]:
         """Every node of :meth:`tree`, depth first."""

@@ -22,6 +22,7 @@ from vibe_actors._spec import BackoffSpec, Strategy, SupervisorSpec, WorkerSpec
 
 if TYPE_CHECKING:
     from vibe_actors._cell import Cell
+    from vibe_actors._route_table import RouteTable
 
 __all__ = [
     "TreeNode",
@@ -168,15 +169,16 @@ def pool_supervisor(spec: WorkerSpec, parent: Cell | None) -> SupervisorSpec:
     )
 
 
-def snapshot(cell: Cell) -> TreeNode:
+def snapshot(cell: Cell, routes: RouteTable) -> TreeNode:
+    """The tree below ``cell``, as it is now; ``routes`` tells pools and entity kinds."""
     spec = cell.spec
     is_supervisor = isinstance(spec, SupervisorSpec)
     agent_class: type = cell.agent_class
-    router = cell.system.routes.entity_kind(cell.name)
+    router = routes.entity_kind(cell.name)
     if router is not None:
         kind = "entities"
         agent_class = router.entity_class
-    elif cell.system.routes.is_pool(cell.name):
+    elif routes.is_pool(cell.name):
         kind = "pool"
     else:
         kind = "supervisor" if is_supervisor else "worker"
@@ -191,7 +193,7 @@ def snapshot(cell: Cell) -> TreeNode:
         last_failure=cell.last_failure,
         restart=spec.restart.value,
         strategy=spec.strategy.value if isinstance(spec, SupervisorSpec) else None,
-        children=tuple(snapshot(child) for child in list(cell.children.values())),
+        children=tuple(snapshot(child, routes) for child in list(cell.children.values())),
         degraded=cell.degraded,
         impaired=cell.impaired,
         dynamic=is_dynamic(spec) or (cell.parent is not None and is_dynamic(cell.parent.spec)),

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gateway._settings import parse_settings
+from gateway._settings_cli import parse_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -15,7 +15,7 @@ import pytest
 
 from gateway import create_app
 from gateway._admission import is_stream_path
-from gateway._settings import parse_settings
+from gateway._settings_cli import parse_settings
 from vibe_actors import (
     AgentAbandoned,
     AgentRestarted,

@@ -15,7 +15,8 @@ import pytest
 
 from gateway import AppSettings, GatewayServer, create_app, uvicorn_config
 from gateway._protocol import GatewayHttpProtocol, header_limited
-from gateway._settings import SettingsError, parse_settings
+from gateway._settings import SettingsError
+from gateway._settings_cli import parse_settings
 from vibe_actors import SupervisorSpec, WorkerSpec
 
 from tests.conftest import worker

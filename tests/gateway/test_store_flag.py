@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway._main import boot
-from gateway._settings import GatewaySettings, SettingsError, parse_settings
+from gateway._settings import GatewaySettings, SettingsError
+from gateway._settings_cli import parse_settings
 from vibe_actors.store import parse_store_url
 
 ROOT = Path(__file__).resolve().parents[2]

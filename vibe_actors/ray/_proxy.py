@@ -52,19 +52,18 @@ import ray.exceptions
 
 from vibe_actors import _tracing
 from vibe_actors._agent import Agent, Deferred
-from vibe_actors._codec import CodecError, decode_msgpack, encode_msgpack
+from vibe_actors._codec import decode_msgpack, encode_msgpack
 from vibe_actors._envelope import Envelope
 from vibe_actors._handlers import handler
-from vibe_actors._messages import AgentCrashed, DeadlineExceeded, Ping, Pong, Unavailable
+from vibe_actors._messages import DeadlineExceeded, Ping, Pong
 from vibe_actors._signals import AgentStatus
 from vibe_actors.ray._cluster import connect
 from vibe_actors.ray._host import (
     AgentHost,
-    HostCrashed,
-    HostRefused,
 )
 from vibe_actors.ray._lane import ReplyLane, settle_future
 from vibe_actors.ray._proxy_metrics import proxy_metrics
+from vibe_actors.ray._proxy_replies import Lost, ProxyReplies, first_line
 from vibe_actors.ray._settings import RaySettings
 
 __all__ = ["RayActorLost", "RayProxy"]
@@ -76,16 +75,6 @@ _remote_lock = threading.Lock()
 
 class RayActorLost(RuntimeError):
     """The Ray actor behind a proxy died, was unreachable or its handler raised."""
-
-
-class _Lost:
-    """Private self-message: raise RayActorLost in the proxy's thread (not a Message)."""
-
-    __slots__ = ("error", "incarnation")
-
-    def __init__(self, incarnation: int, error: str) -> None:
-        self.incarnation = incarnation
-        self.error = error
 
 
 class _Flush:
@@ -105,7 +94,7 @@ def _host_class() -> Any:
         return _RemoteHost
 
 
-class RayProxy(Agent):
+class RayProxy(ProxyReplies, Agent):
     """Base of the generated proxies; see the module docstring."""
 
     #: Where the agent runs (introspect's ``placement``).
@@ -220,7 +209,7 @@ class RayProxy(Agent):
             self._slots.release(taken)
 
     def on_failure(self, error: BaseException) -> None:
-        self._abandon_batch(f"crashed: {_first_line(error)}")
+        self._abandon_batch(f"crashed: {first_line(error)}")
         actor = getattr(self, "_actor", None)
         if actor is not None:  # the next incarnation must start from a fresh actor
             ray.kill(actor, no_restart=True)
@@ -305,7 +294,7 @@ class RayProxy(Agent):
         return pong  # not sent: the reply was deferred
 
     @handler
-    def _lost_actor(self, msg: _Lost) -> None:
+    def _lost_actor(self, msg: Lost) -> None:
         if msg.incarnation == self.incarnation:
             raise RayActorLost(msg.error)
 
@@ -357,87 +346,10 @@ class RayProxy(Agent):
     def _completed(self, done: Any, result: Any, error: ray.exceptions.RayError | None) -> None:
         """Outside the proxy's thread. ``done`` gets the result, or the error of a failed call."""
         if error is not None:  # actor died, unavailable, task error
-            self._fail(_first_line(error), "lost")
+            self._fail(first_line(error), "lost")
             done(error)
             return
         done(result)
-
-    def _answer_ping(self, deferred: Deferred, pong: Pong, result: Any) -> None:
-        if isinstance(result, BaseException):
-            deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(result)))
-        else:
-            deferred.resolve(pong)
-
-    def _answer_one(self, batch: list[tuple[Any, Deferred, Any, Any]], reply: Any) -> None:
-        self._answer_batch(batch, reply if isinstance(reply, BaseException) else [reply])
-
-    def _answer_batch(self, batch: list[tuple[Any, Deferred, Any, Any]], replies: Any) -> None:
-        # Every asker is answered, then the slots released, whatever happens below
-        # (on_stop waits for the slots: a free slot is an answered call).
-        try:
-            error: BaseException | None = None
-            if isinstance(replies, BaseException):  # the whole call failed
-                error, replies = replies, [None] * len(batch)
-            for (_, deferred, target, span), data in zip(batch, replies, strict=True):
-                if error is not None:
-                    deferred.resolve(AgentCrashed(agent=self.name, error=_first_line(error)))
-                    if span is not None:
-                        _tracing.finish(span, "lost", _first_line(error))
-                    continue
-                try:
-                    reply = self._decode_reply(data, target)
-                except CodecError as exc:
-                    deferred.resolve(AgentCrashed(agent=self.name, error=str(exc)))
-                    self._fail(f"undecodable reply: {exc}", "lost")
-                    if span is not None:
-                        _tracing.finish(span, "lost", str(exc))
-                    continue
-                outcome = self._answer(deferred, reply)
-                if span is not None:
-                    failed = outcome != "ok"
-                    _tracing.finish(
-                        span, outcome, getattr(reply, "error", outcome) if failed else None
-                    )
-        finally:
-            self._slots.release(len(batch))
-
-    def _answer(self, deferred: Deferred, reply: Any) -> str:
-        """Answer ``deferred`` with the host's ``reply``; returns the call's outcome."""
-        if isinstance(reply, HostCrashed):
-            deferred.resolve(AgentCrashed(agent=self.name, error=reply.error))
-            self._fail(reply.error, "crashed")
-            return "crashed"
-        if isinstance(reply, HostRefused):
-            deferred.resolve(Unavailable(agent=self.name, reason=f"crashed: {reply.error}"))
-            self._count("refused")
-            return "refused"
-        deferred.resolve(reply)
-        self._count("ok")
-        return "ok"
-
-    def _fail(self, error: str, outcome: str) -> None:
-        self._count(outcome)
-        if self._lost:
-            return
-        self._lost = True
-        self.log.error("ray_actor_lost", error=error)
-        self._cell.mailbox.put_system(Envelope(_Lost(self.incarnation, error)))
-
-    def _count(self, outcome: str) -> None:
-        self._metrics.calls.labels(self.name, "ray", outcome).inc()
-
-    def _abandon_batch(self, reason: str) -> None:
-        """Answer the messages batched but never sent (the incarnation is ending)."""
-        batch, self._batch = getattr(self, "_batch", []), []
-        for _, deferred, _, span in batch:
-            deferred.resolve(Unavailable(agent=self.name, reason=reason))
-            if span is not None:
-                _tracing.finish(span, "unavailable", reason)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
 
 
 def ray_call_span(name: str, env: Envelope, parent: Any) -> Any:

@@ -3,7 +3,7 @@ database shared by replicas).
 
 Each stream is a sequence of records numbered 1, 2, 3... without gaps; each
 record carries ``hash = HMAC-SHA256(key, previous hash + canonical msgpack of
-{stream, seq, data, ts})`` (see :mod:`vibe_actors.agents.ledger._store`), so
+{stream, seq, data, ts})`` (see :mod:`vibe_actors.agents.ledger._chain`), so
 changing, removing or reordering a stored record breaks the chain, and
 ``Verify`` finds where.
 
@@ -112,6 +112,13 @@ from typing import ClassVar
 import msgspec
 
 from vibe_actors import Agent, handler
+from vibe_actors.agents.ledger._chain import (
+    Head,
+    LedgerRangeError,
+    Row,
+    encode_data,
+    record_hash,
+)
 from vibe_actors.agents.ledger._checkpoints import (
     CheckpointError,
     CheckpointWriter,
@@ -121,14 +128,7 @@ from vibe_actors.agents.ledger._integrity import ChainState, open_chain
 from vibe_actors.agents.ledger._keys import key_path
 from vibe_actors.agents.ledger._metrics import build_metrics
 from vibe_actors.agents.ledger._records import records, verified
-from vibe_actors.agents.ledger._store import (
-    Head,
-    LedgerRangeError,
-    LedgerStore,
-    Row,
-    encode_data,
-    record_hash,
-)
+from vibe_actors.agents.ledger._store import LedgerStore
 from vibe_actors.agents.ledger.protocol import (
     MAX_LIMIT,
     Append,

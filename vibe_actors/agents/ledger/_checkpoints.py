@@ -41,8 +41,8 @@ from typing import Annotated
 import msgspec
 
 from vibe_actors import VibeError
+from vibe_actors.agents.ledger._chain import MAX_SEQ, Head
 from vibe_actors.agents.ledger._keys import LedgerKey, fsync_directory
-from vibe_actors.agents.ledger._store import MAX_SEQ, Head
 from vibe_actors.store import StoreError
 
 __all__ = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vibe_actors.agents.ledger._chain import CHAIN_RULE, Head
 from vibe_actors.agents.ledger._checkpoints import (
     Anchor,
     CheckpointError,
@@ -20,7 +21,7 @@ from vibe_actors.agents.ledger._checkpoints import (
     read_checkpoint,
 )
 from vibe_actors.agents.ledger._keys import KeyFileError, LedgerKey, load_key
-from vibe_actors.agents.ledger._store import CHAIN_RULE, Head, LedgerStore
+from vibe_actors.agents.ledger._store import LedgerStore
 from vibe_actors.store import StoreError
 
 __all__ = ["ChainState", "open_chain"]
@@ -107,6 +108,18 @@ def open_chain(
             f"holds the key {key.key_id}, but this ledger's records are chained with the key "
             f"{marker.key_id[:16]}: restore the key file from its backup",
         )
+    return _checkpointed(store, heads, key, checkpoints, log)
+
+
+def _checkpointed(
+    store: LedgerStore,
+    heads: dict[str, Head],
+    key: LedgerKey,
+    checkpoints: CheckpointWriter,
+    log: Any,
+) -> ChainState:
+    """The chain of a keyed database, anchored at its signed checkpoint (with the problem
+    that makes every Verify fail when the checkpoint is unusable or missing)."""
     unkeyed = store.unkeyed_prefixes()
     try:
         anchors = read_checkpoint(checkpoints.path, key)

@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 
+from vibe_actors.agents.ledger._chain import Head, Row, verify_rows
 from vibe_actors.agents.ledger._integrity import ChainState
-from vibe_actors.agents.ledger._store import Head, LedgerStore, Row, verify_rows
+from vibe_actors.agents.ledger._store import LedgerStore
 from vibe_actors.agents.ledger.protocol import LedgerUnavailable, Record, Records, Verified
 
 __all__ = ["records", "verified"]

@@ -14,7 +14,7 @@ import msgspec
 
 from vibe_actors import ErrorReply, Message
 from vibe_actors._messages import namespaced
-from vibe_actors.agents.ledger._store import (
+from vibe_actors.agents.ledger._chain import (
     MAX_SEQ,
     MAX_STREAM_LENGTH,
     STREAM_PATTERN,

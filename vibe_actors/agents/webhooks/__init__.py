@@ -106,6 +106,9 @@ Metrics: ``vibe_webhooks_subscriptions{agent}``,
 ``vibe_webhooks_refused_total{agent, limit}`` (``limit``: the setting that refused).
 """
 
+# Past ~400 lines only by the docstring above: it is the agent's whole contract (its
+# reference page), and the code it describes is about 340 lines.
+
 from __future__ import annotations
 
 import socket

@@ -31,6 +31,7 @@ from vibe_actors.agents.ledger import (
     Verify,
 )
 from vibe_actors.agents.ledger import _store as _ledger_store
+from vibe_actors.agents.ledger._chain import LedgerRangeError
 from vibe_actors.store._sqlite import database_path
 
 from tests.conftest import wait_until
@@ -225,8 +226,11 @@ def test_the_checkpoint_is_signed_once_per_commit_with_the_committed_heads(make_
         for last in [max((a for a in acks if a.stream == name), key=lambda a: a.seq)]
     }
     wait_until(lambda: checkpointed(tmp_path) == heads, what="the last commit's checkpoint")
-    commits = system.registry.get_sample_value("vibe_ledger_commit_batch_size_count")
-    writes = system.registry.get_sample_value("vibe_ledger_checkpoint_seconds_count")
+    # The file is in place before the writer's thread counts its write: wait for the count.
+    sample = system.registry.get_sample_value
+    wait_until(lambda: (sample("vibe_ledger_checkpoint_seconds_count") or 0) >= 1, what="a write")
+    commits = sample("vibe_ledger_commit_batch_size_count")
+    writes = sample("vibe_ledger_checkpoint_seconds_count")
     assert 1 <= writes <= commits <= 60  # one per commit at most (coalesced while busy)
 
 
@@ -434,7 +438,7 @@ def test_the_store_refuses_out_of_range_integers_with_a_typed_error(tmp_path):
             lambda: store.tail("s", 2**63),
             lambda: store.hash_at("s", 2**63),
         ):
-            with pytest.raises(_ledger_store.LedgerRangeError):
+            with pytest.raises(LedgerRangeError):
                 call()
         assert store.read("s", 2**63 - 1, 1) == []
     finally:
