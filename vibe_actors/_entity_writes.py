@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from vibe_actors._entity_shard import Shard
     from vibe_actors._entity_store import Write
     from vibe_actors._host import Deferred
+    from vibe_actors._mailbox import Mailbox
 
-__all__ = ["Forgive", "HandOver", "SaveFailed", "ShardSlot", "Turn", "WriterStore", "plan"]
+__all__ = [
+    "Forgive",
+    "HandOver",
+    "SaveFailed",
+    "ShardAgent",
+    "ShardSlot",
+    "Turn",
+    "WriterStore",
+    "plan",
+]
 
 
 class SaveFailed(msgspec.Struct, frozen=True):
@@ -70,11 +79,26 @@ class Forgive:
     ids: tuple[str, ...]
 
 
+class _ShardCell(Protocol):
+    @property
+    def mailbox(self) -> Mailbox: ...
+
+
+class ShardAgent(Protocol):
+    """What the writer needs of a shard (:class:`~vibe_actors._entity_shard.Shard`): to
+    report the store impaired or well, and its cell's mailbox for ``SaveFailed``."""
+
+    def impair(self, reason: str | None) -> None: ...
+
+    @property
+    def shard_cell(self) -> _ShardCell: ...
+
+
 @dataclass(eq=False)
 class ShardSlot:
     """A shard of the kind, as the writer knows it: its current incarnation."""
 
-    agent: Shard
+    agent: ShardAgent
     incarnation: int
 
 
